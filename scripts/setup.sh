@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Set up a Debian 12 machine for tfforge: Debian packages, a running Docker engine, the local
+# base image the tests build on, and a virtual environment (.venv) with tfforge installed.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# Debian packages: Docker engine + BuildKit-capable client (docker.io), debootstrap for the
+# base image, qemu-user for emulated runs (`verify --emulate`), binutils/gcc for test libraries.
+PKGS=(docker.io debootstrap ca-certificates qemu-user binutils gcc python3-venv)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Docker engine: Debian's client is /usr/bin/docker (a newer client elsewhere on PATH may lack
+# buildx; see docs). Start dockerd when nothing answers.
+if ! /usr/bin/docker info >/dev/null 2>&1; then
+    log "starting dockerd (log: /tmp/dockerd.log)"
+    $SUDO sh -c 'nohup dockerd --storage-driver=overlay2 >/tmp/dockerd.log 2>&1 &'
+    for _ in $(seq 60); do /usr/bin/docker info >/dev/null 2>&1 && break; sleep 1; done
+    /usr/bin/docker info >/dev/null 2>&1 || { log "dockerd did not start; see /tmp/dockerd.log"; exit 1; }
+fi
+
+# The base image builds start from (no registry is reachable: made with debootstrap).
+if [ -f scripts/make-base-image.sh ]; then
+    bash scripts/make-base-image.sh
+fi
+
+# Python environment.
+if [ ! -x .venv/bin/python ]; then
+    log "creating .venv"
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+log "ready: . .venv/bin/activate"

@@ -1,0 +1,144 @@
+"""Matching build targets to one host or a fleet, and explaining refusals. Touches no Docker.
+
+Targets are archspec microarchitectures (psABI levels are archspec's x86_64_vN). A host can run
+a target when the vendor fits (or the target is generic) and it has every target feature.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+
+import archspec.cpu
+from archspec.cpu.detect import compatibility_check_for_x86_64, partial_uarch
+
+from . import isa
+from .cpu import HostProfile
+from .errors import ConfigError
+
+GENERIC = "generic"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A build target and the flags the configured GCC gives for it."""
+
+    name: str                 # archspec name, e.g. 'haswell', 'x86_64_v3'
+    vendor: str
+    features: frozenset[str]  # canonical names
+    level: int                # psABI level the target's features satisfy
+    flags: str | None         # e.g. '-march=haswell -mtune=haswell'; None when refused
+    refused: str | None       # why the compiler cannot emit it
+    skipped: tuple[str, ...] = ()  # better shared targets this GCC refused, with reasons
+
+    @property
+    def display(self) -> str:
+        return self.name.replace("_", "-") if self.name.startswith("x86_64") else self.name
+
+    def copts(self, gcc_version: str) -> list[str]:
+        """The explicit `-m` equivalent of the target, as --copt values."""
+        return isa.gcc_flags(self.features, gcc_version)
+
+
+def candidate_names() -> list[str]:
+    raw = tomllib.loads(resources.files("tfforge.data").joinpath("targets.toml").read_text())
+    return list(raw["candidates"])
+
+
+def _uarch(name: str) -> archspec.cpu.Microarchitecture:
+    try:
+        return archspec.cpu.TARGETS[name]
+    except KeyError:
+        known = ", ".join(n for n, t in archspec.cpu.TARGETS.items() if t.family.name == "x86_64")
+        raise ConfigError(f"unknown target {name!r}; known: {known}")
+
+
+def target(name: str, gcc_version: str) -> Target:
+    """A named target (archspec name or psABI level such as 'x86-64-v3') for the given GCC."""
+    level = isa.parse_level(name)
+    key = f"x86_64_v{level}" if level and level > 1 else ("x86_64" if level == 1 else name)
+    u = _uarch(key)
+    feats = isa.normalize(u.features)
+    try:
+        flags, refused = u.optimization_flags("gcc", gcc_version), None
+    except ValueError as exc:  # archspec.cpu.UnsupportedMicroarchitecture
+        flags, refused = None, str(exc)
+    return Target(u.name, u.vendor, feats, isa.psabi_level(feats), flags, refused)
+
+
+def _info(host: HostProfile):
+    return partial_uarch(vendor=host.vendor, features=set(host.flags_raw))
+
+
+def runs_on(t: Target, host: HostProfile) -> bool:
+    return host.is_x86 and compatibility_check_for_x86_64(_info(host), _uarch(t.name))
+
+
+def why_not(t: Target, host: HostProfile) -> str | None:
+    """None when the host can run the target, else the reason (archspec's wording)."""
+    if not host.is_x86:
+        return f"{host.name} is {host.arch}; x86 targets do not apply"
+    u = _uarch(t.name)
+    if u.vendor not in (host.vendor, GENERIC):
+        return f"{u.name} targets vendor {u.vendor}, but {host.name} is {host.vendor}"
+    missing = u.features - _info(host).features
+    if missing:
+        names = sorted(isa.normalize(missing) | {m for m in missing if isa.lookup(m) is None},
+                       key=isa.sort_key)
+        return "missing " + ", ".join(names)
+    return None
+
+
+def _ranked(hosts: list[HostProfile]) -> list[archspec.cpu.Microarchitecture]:
+    """Targets every host can run, best first (archspec's own order for a host)."""
+    if not hosts:
+        raise ConfigError("no hosts given; pass snapshot files (hosts/*.json or raw cpuinfo)")
+    for h in hosts:
+        if not h.is_x86:
+            raise ConfigError(f"{h.source}: {h.name} is {h.arch}; x86 ISA targets do not apply "
+                              "(tfforge builds x86_64 wheels)")
+    common = [u for u in archspec.cpu.TARGETS.values()
+              if u.family.name == "x86_64" and all(
+                  compatibility_check_for_x86_64(_info(h), u) for h in hosts)]
+    generic = max((u for u in common if u.vendor == GENERIC),
+                  key=lambda u: (len(u.ancestors), len(u.features)))
+    best = [u for u in common if u > generic] or []
+    ranked = sorted(best, key=lambda u: (len(u.ancestors), len(u.features)), reverse=True)
+    generics = sorted((u for u in common if u.vendor == GENERIC),
+                      key=lambda u: (len(u.ancestors), len(u.features)), reverse=True)
+    return ranked + generics
+
+
+def best_target(hosts: list[HostProfile], gcc_version: str) -> Target:
+    """The most capable target every host can run that this GCC can emit."""
+    skipped = []
+    for u in _ranked(hosts):
+        t = target(u.name, gcc_version)
+        if t.flags is not None:
+            return dataclasses.replace(t, skipped=tuple(skipped))
+        skipped.append(f"{u.name}: {t.refused}")
+    raise ConfigError(f"GCC {gcc_version} can emit none of the targets these hosts share")
+
+
+def best_for_host(host: HostProfile, gcc_version: str) -> tuple[str, Target]:
+    """(archspec's microarchitecture for the host, the best target GCC can emit for it)."""
+    ranked = _ranked([host])
+    return ranked[0].name, best_target([host], gcc_version)
+
+
+def check_fleet(hosts: list[HostProfile]) -> None:
+    """Refuse duplicated hosts: the same name twice, or the same file twice."""
+    seen: dict[str, str] = {}
+    for h in hosts:
+        for key in (f"name {h.name!r}", f"file {h.source}"):
+            if key in seen:
+                raise ConfigError(f"{h.source}: duplicated host ({key} also given by "
+                                  f"{seen[key]}); pass each machine once")
+            seen[key] = h.source
+
+
+def common_features(hosts: list[HostProfile]) -> frozenset[str]:
+    feats = [h.features for h in hosts]
+    return frozenset.intersection(*feats) if feats else frozenset()
