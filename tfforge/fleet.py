@@ -38,8 +38,8 @@ class Target:
         return self.name.replace("_", "-") if self.name.startswith("x86_64") else self.name
 
     def copts(self, gcc_version: str) -> list[str]:
-        """The explicit `-m` equivalent of the target, as --copt values."""
-        return isa.gcc_flags(self.features, gcc_version)
+        """The explicit `-m` equivalent of the target (x86-64 baseline SSE/SSE2 left out)."""
+        return isa.gcc_flags(self.features - isa.level_features(1), gcc_version)
 
 
 def candidate_names() -> list[str]:

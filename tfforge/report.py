@@ -206,6 +206,17 @@ def match_command(hosts: str | list[str], *, as_json: bool, gcc_version: str | N
     return doc
 
 
+def _short(why: str, keep: int = 4) -> str:
+    """A table-sized reason; --json keeps the whole one."""
+    if why.startswith("missing "):
+        names = why.removeprefix("missing ").split(", ")
+        more = f" +{len(names) - keep} more" if len(names) > keep else ""
+        return "lacks " + ", ".join(names[:keep]) + more
+    if "targets vendor" in why:
+        return "other vendor"
+    return why
+
+
 def _show_match(doc: dict) -> None:
     out = console.out
     t = Table(title=f"Targets for {len(doc['hosts'])} hosts (GCC {doc['gcc_version']})")
@@ -217,7 +228,7 @@ def _show_match(doc: dict) -> None:
     for r in doc["candidates"]:
         runs = f"{len(r['runs_on'])}/{total}"
         style = "green" if len(r["runs_on"]) == total else ""
-        why = "; ".join(f"{h}: {m}" for h, m in r["missing"].items())
+        why = "; ".join(f"{h}: {_short(m)}" for h, m in r["missing"].items())
         t.add_row(r["target"], f"[{style}]{runs}[/]" if style else runs, why,
                   r["flags"] or f"[red]refused[/]: {r['refused']}")
     out.print(t)
