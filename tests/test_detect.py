@@ -42,8 +42,7 @@ EXPECTED = [
     ("sapphirerapids", "sapphirerapids", 4, "sapphirerapids"),
     # A Zen 2 guest whose hypervisor hides CLZERO: archspec (rightly) cannot call it zen2.
     ("zen2", "x86_64_v3", 3, "x86_64_v3"),
-    # archspec knows zen4 but refuses -march=znver4 for GCC 12.2: the next best is v4.
-    ("zen4", "zen4", 4, "x86_64_v4"),
+    ("zen4", "zen4", 4, "zen4"),
 ]
 
 
@@ -77,9 +76,16 @@ def test_feature_presence_matches_the_cpu_generation():
     assert {"avx512f", "avx512_bf16"} <= host("zen4").features
 
 
-def test_zen4_refusal_is_reported_with_the_reason():
-    doc = report.host_report(host("zen4"), GCC)
-    assert any("zen4" in r and "gcc@12.2.0" in r for r in doc["recommended"]["refused"])
+def test_zen4_flags_follow_the_gcc_version():
+    # GCC 12.2 has no -march=znver4: archspec gives znver3 plus the AVX-512 flags; 13+ znver4.
+    flags = report.host_report(host("zen4"), "12.2.0")["recommended"]["flags"]
+    assert flags.startswith("-march=znver3") and "-mavx512f" in flags
+    assert report.host_report(host("zen4"), "13.2.0")["recommended"]["flags"].startswith(
+        "-march=znver4")
+    # GCC 9.4 cannot target zen4 at all: refused with archspec's reason, next best chosen.
+    doc = report.host_report(host("zen4"), "9.4.0")
+    assert doc["recommended"]["target"] == "x86_64_v4"
+    assert any(r.startswith("zen4:") and "gcc@9.4" in r for r in doc["recommended"]["refused"])
 
 
 def test_old_gcc_refuses_new_march_and_steps_down():

@@ -7,9 +7,10 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def is_tty() -> bool:
@@ -23,7 +24,7 @@ def print_json(doc: Any) -> None:
 
 
 def warn(message: str) -> None:
-    err.print(f"[yellow]warning:[/] {message}", markup=True)
+    err.print(f"[yellow]warning:[/] {escape(message)}", markup=True)
 
 
 def info(message: str) -> None:

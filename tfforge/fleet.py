@@ -47,23 +47,51 @@ def candidate_names() -> list[str]:
     return list(raw["candidates"])
 
 
-def _uarch(name: str) -> archspec.cpu.Microarchitecture:
-    try:
-        return archspec.cpu.TARGETS[name]
-    except KeyError:
+def target_key(name: str, *, source: str = "target") -> str:
+    """The archspec key for a target name ('haswell', 'skylake-avx512') or psABI level."""
+    level = isa.parse_level(name)
+    key = ((f"x86_64_v{level}" if level > 1 else "x86_64") if level
+           else name.strip().lower().replace("-", "_"))  # GCC spells skylake-avx512
+    u = archspec.cpu.TARGETS.get(key)
+    if u is None or u.family.name != "x86_64":
         known = ", ".join(n for n, t in archspec.cpu.TARGETS.items() if t.family.name == "x86_64")
-        raise ConfigError(f"unknown target {name!r}; known: {known}")
+        raise ConfigError(f"{source} {name!r}: not an x86_64 target; known: {known}, "
+                          "x86-64-v2/v3/v4")
+    return key
+
+
+def _uarch(name: str) -> archspec.cpu.Microarchitecture:
+    return archspec.cpu.TARGETS[target_key(name)]
+
+
+def optimization_flags(key: str, compiler: str, version: str) -> str:
+    """archspec's flags for a target; raises archspec.cpu.UnsupportedMicroarchitecture.
+
+    archspec's compiler ranges are inclusive major.minor bounds ("10.3:12.2") compared as version
+    tuples, so a full '12.2.0' falls outside '12.2' and zen4 is refused for GCC 12.2.0. When the
+    full version is refused, ask again with major.minor, which archspec's ranges are written in.
+    """
+    u = archspec.cpu.TARGETS[key]
+    try:
+        return u.optimization_flags(compiler, version)
+    except archspec.cpu.UnsupportedMicroarchitecture:
+        short = ".".join(version.split(".")[:2])
+        if short == version:
+            raise
+        try:
+            return u.optimization_flags(compiler, short)
+        except archspec.cpu.UnsupportedMicroarchitecture:
+            pass
+        raise
 
 
 def target(name: str, gcc_version: str) -> Target:
     """A named target (archspec name or psABI level such as 'x86-64-v3') for the given GCC."""
-    level = isa.parse_level(name)
-    key = f"x86_64_v{level}" if level and level > 1 else ("x86_64" if level == 1 else name)
-    u = _uarch(key)
+    u = _uarch(name)
     feats = isa.normalize(u.features)
     try:
-        flags, refused = u.optimization_flags("gcc", gcc_version), None
-    except ValueError as exc:  # archspec.cpu.UnsupportedMicroarchitecture
+        flags, refused = optimization_flags(u.name, "gcc", gcc_version), None
+    except archspec.cpu.UnsupportedMicroarchitecture as exc:
         flags, refused = None, str(exc)
     return Target(u.name, u.vendor, feats, isa.psabi_level(feats), flags, refused)
 
