@@ -1,0 +1,72 @@
+# tfforge build 2.19.0-x86.64.v3-52eba1e543ef
+# Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
+# Build it from the project root:
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --target export --output type=local,dest=OUT builds/2.19.0-x86.64.v3-52eba1e543ef
+
+# ---- toolchain: base image, compiler, Python, git, Bazel (image), non-root user
+FROM debian:bookworm-slim@sha256:88200866dfff7ea7f5cbcb6ec7c8a701889efe6fe859fe64d6990e4b07ea4171 AS toolchain
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+ && for p in clang-18 lld-18; do \
+      apt-cache show "$p" >/dev/null 2>&1 || { echo "tfforge: the base image's archive has no package $p; pick a compiler version it ships or another --base-image" >&2; exit 1; }; \
+    done \
+ && apt-get install -y --no-install-recommends ca-certificates clang-18 git lld-18 patch python3 python3-dev unzip zip \
+ && rm -rf /var/lib/apt/lists/* \
+ && dpkg-query -W ca-certificates clang-18 git lld-18 patch python3 python3-dev unzip zip
+RUN have="$(clang-18 -dumpversion)" \
+ && if ! dpkg --compare-versions "$have" ge "18"; then \
+      echo "tfforge: clang-18 is $have, older than the required 18; use --clang-version $have or a base image with a newer compiler" >&2; exit 1; \
+    fi \
+ && echo "tfforge: clang-18 $have (required >= 18)"
+RUN command -v bazel >/dev/null \
+ || { echo "tfforge: bazel provider 'image' but the base image has no bazel on PATH; use --bazel-provider bazelisk" >&2; exit 1; }
+RUN groupadd --gid 10001 builder \
+ && useradd --uid 10001 --gid 10001 --create-home --shell /bin/sh builder \
+ && install -d -o builder -g builder /dist
+USER builder
+ENV HOME=/home/builder
+WORKDIR /home/builder
+RUN bazel --version
+
+# ---- source: the pinned tag v2.19.0, its commit verified
+FROM toolchain AS source
+RUN git -c advice.detachedHead=false clone --quiet --depth 1 --branch v2.19.0 https://github.com/tensorflow/tensorflow.git /home/builder/src \
+ && got="$(git -C /home/builder/src rev-parse HEAD)" \
+ && if [ "$got" != "e36baa302922ea3c7131b302c2996bd2051ee5c4" ]; then \
+      echo "tfforge: tag v2.19.0 is commit $got, expected e36baa302922ea3c7131b302c2996bd2051ee5c4 (tfforge/data/toolchains.toml); refusing to build" >&2; exit 1; \
+    fi \
+ && echo "tfforge: v2.19.0 is e36baa302922ea3c7131b302c2996bd2051ee5c4"
+
+# ---- build: configure without questions, bazel build, wheel(s) into /dist
+FROM source AS build
+WORKDIR /home/builder/src
+ENV PYTHON_BIN_PATH="/usr/bin/python3" \
+    USE_DEFAULT_PYTHON_LIB_PATH="1" \
+    TF_NEED_CLANG="1" \
+    CLANG_COMPILER_PATH="/usr/lib/llvm-18/bin/clang" \
+    CC_OPT_FLAGS="-march=x86-64-v3 -mtune=generic -Wno-sign-compare" \
+    TF_NEED_CUDA="0" \
+    TF_NEED_ROCM="0" \
+    TF_SET_ANDROID_WORKSPACE="0" \
+    TF_CONFIGURE_IOS="0" \
+    SOURCE_DATE_EPOCH="315532800"
+RUN ./configure < /dev/null
+RUN --mount=type=cache,id=tfforge-bazel-10001,target=/home/builder/.cache/bazel,uid=10001,gid=10001,sharing=locked \
+    bazel build \
+      --config=opt \
+      --copt=-march=x86-64-v3 \
+      --copt=-mtune=generic \
+      --action_env=SOURCE_DATE_EPOCH=315532800 \
+      --disk_cache=/home/builder/.cache/bazel/disk \
+      --remote_cache=grpcs://cache.example.com:9092 \
+      --repo_env=HERMETIC_PYTHON_VERSION=3.11 \
+      --repo_env=WHEEL_NAME=tensorflow_cpu \
+      //tensorflow/tools/pip_package:wheel \
+ && cp bazel-bin/tensorflow/tools/pip_package/wheel_house/*.whl /dist/ \
+ && if ! ls /dist/*.whl >/dev/null 2>&1; then echo "tfforge: the build produced no wheel" >&2; exit 1; fi \
+ && bazel shutdown
+COPY build.json /dist/build.json
+
+# ---- export: only the wheel(s) and build.json
+FROM scratch AS export
+COPY --from=build /dist/ /

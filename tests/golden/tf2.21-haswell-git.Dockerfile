@@ -1,0 +1,75 @@
+# tfforge build 2.21.0-haswell-ffee8709fa87
+# Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
+# Build it from the project root:
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --target export --output type=local,dest=OUT builds/2.21.0-haswell-ffee8709fa87
+
+# ---- toolchain: base image, compiler, Python, git, Bazel (bazelisk), non-root user
+FROM debian:bookworm-slim@sha256:88200866dfff7ea7f5cbcb6ec7c8a701889efe6fe859fe64d6990e4b07ea4171 AS toolchain
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+ && for p in gcc-12 g++-12; do \
+      apt-cache show "$p" >/dev/null 2>&1 || { echo "tfforge: the base image's archive has no package $p; pick a compiler version it ships or another --base-image" >&2; exit 1; }; \
+    done \
+ && apt-get install -y --no-install-recommends ca-certificates curl g++-12 gcc-12 git patch python3 python3-dev unzip zip \
+ && rm -rf /var/lib/apt/lists/* \
+ && dpkg-query -W ca-certificates curl g++-12 gcc-12 git patch python3 python3-dev unzip zip
+RUN have="$(gcc-12 -dumpfullversion)" \
+ && if ! dpkg --compare-versions "$have" ge "12.2.0"; then \
+      echo "tfforge: gcc-12 is $have, older than the required 12.2.0; use --gcc-version $have or a base image with a newer compiler" >&2; exit 1; \
+    fi \
+ && echo "tfforge: gcc-12 $have (required >= 12.2.0)"
+RUN curl --proto =https --tlsv1.2 -fsSL -o /usr/local/bin/bazel https://github.com/bazelbuild/bazelisk/releases/download/v1.17.0/bazelisk-linux-amd64 \
+ && echo "61699e22abb2a26304edfa1376f65ad24191f94a4ffed68a58d42b6fee01e124  /usr/local/bin/bazel" | sha256sum -c - \
+ && chmod 0755 /usr/local/bin/bazel
+RUN groupadd --gid 10001 builder \
+ && useradd --uid 10001 --gid 10001 --create-home --shell /bin/sh builder \
+ && install -d -o builder -g builder /dist
+ENV CC=/usr/bin/gcc-12 \
+    CXX=/usr/bin/g++-12 \
+    USE_BAZEL_VERSION=7.4.1 \
+    BAZELISK_VERIFY_SHA256=c97f02133adce63f0c28678ac1f21d65fa8255c80429b588aeeba8a1fac6202b
+USER builder
+ENV HOME=/home/builder
+WORKDIR /home/builder
+RUN bazel --version
+
+# ---- source: the pinned tag v2.21.0, its commit verified
+FROM toolchain AS source
+RUN git -c advice.detachedHead=false clone --quiet --depth 1 --branch v2.21.0 https://github.com/tensorflow/tensorflow.git /home/builder/src \
+ && got="$(git -C /home/builder/src rev-parse HEAD)" \
+ && if [ "$got" != "a481b10260dfdf833a1b16007eead49c1d7febf3" ]; then \
+      echo "tfforge: tag v2.21.0 is commit $got, expected a481b10260dfdf833a1b16007eead49c1d7febf3 (tfforge/data/toolchains.toml); refusing to build" >&2; exit 1; \
+    fi \
+ && echo "tfforge: v2.21.0 is a481b10260dfdf833a1b16007eead49c1d7febf3"
+
+# ---- build: configure without questions, bazel build, wheel(s) into /dist
+FROM source AS build
+WORKDIR /home/builder/src
+ENV PYTHON_BIN_PATH="/usr/bin/python3" \
+    USE_DEFAULT_PYTHON_LIB_PATH="1" \
+    TF_NEED_CLANG="0" \
+    CC_OPT_FLAGS="-march=haswell -mtune=haswell -Wno-sign-compare" \
+    TF_NEED_CUDA="0" \
+    TF_NEED_ROCM="0" \
+    TF_SET_ANDROID_WORKSPACE="0" \
+    TF_CONFIGURE_IOS="0" \
+    SOURCE_DATE_EPOCH="315532800"
+RUN ./configure < /dev/null
+RUN --mount=type=cache,id=tfforge-bazel-10001,target=/home/builder/.cache/bazel,uid=10001,gid=10001,sharing=locked \
+    bazel build \
+      --config=opt \
+      --copt=-march=haswell \
+      --copt=-mtune=haswell \
+      --action_env=SOURCE_DATE_EPOCH=315532800 \
+      --disk_cache=/home/builder/.cache/bazel/disk \
+      --repo_env=HERMETIC_PYTHON_VERSION=3.11 \
+      --repo_env=WHEEL_NAME=tensorflow_cpu \
+      //tensorflow/tools/pip_package:wheel \
+ && cp bazel-bin/tensorflow/tools/pip_package/wheel_house/*.whl /dist/ \
+ && if ! ls /dist/*.whl >/dev/null 2>&1; then echo "tfforge: the build produced no wheel" >&2; exit 1; fi \
+ && bazel shutdown
+COPY build.json /dist/build.json
+
+# ---- export: only the wheel(s) and build.json
+FROM scratch AS export
+COPY --from=build /dist/ /

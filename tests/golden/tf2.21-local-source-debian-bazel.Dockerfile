@@ -1,0 +1,77 @@
+# tfforge build 2.21.0-avx2.fma.mkl-9fdfded84dc6
+# Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
+# Build it from the project root:
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --target export --output type=local,dest=OUT builds/2.21.0-avx2.fma.mkl-9fdfded84dc6
+
+# ---- toolchain: base image, compiler, Python, git, Bazel (debian), non-root user
+FROM local/bookworm:base AS toolchain
+ARG DEBIAN_FRONTEND=noninteractive
+RUN apt-get update \
+ && for p in gcc-12 g++-12; do \
+      apt-cache show "$p" >/dev/null 2>&1 || { echo "tfforge: the base image's archive has no package $p; pick a compiler version it ships or another --base-image" >&2; exit 1; }; \
+    done \
+ && apt-get install -y --no-install-recommends bazel-bootstrap ca-certificates g++-12 gcc-12 git patch python3 python3-dev unzip zip \
+ && rm -rf /var/lib/apt/lists/* \
+ && dpkg-query -W bazel-bootstrap ca-certificates g++-12 gcc-12 git patch python3 python3-dev unzip zip
+RUN have="$(gcc-12 -dumpfullversion)" \
+ && if ! dpkg --compare-versions "$have" ge "12.2.0"; then \
+      echo "tfforge: gcc-12 is $have, older than the required 12.2.0; use --gcc-version $have or a base image with a newer compiler" >&2; exit 1; \
+    fi \
+ && echo "tfforge: gcc-12 $have (required >= 12.2.0)"
+RUN groupadd --gid 10001 builder \
+ && useradd --uid 10001 --gid 10001 --create-home --shell /bin/sh builder \
+ && install -d -o builder -g builder /dist
+ENV CC=/usr/bin/gcc-12 \
+    CXX=/usr/bin/g++-12
+USER builder
+ENV HOME=/home/builder
+WORKDIR /home/builder
+RUN bazel --version
+
+# ---- source: a local folder, tree sha256 a3dd0e24a1943b996da9d2341e78d7f56da2de7d607d4a7ba0b27beea1d7c0c8
+FROM toolchain AS source
+COPY --chown=builder:builder src/ /home/builder/src/
+
+# ---- build: configure without questions, bazel build, wheel(s) into /dist
+FROM source AS build
+WORKDIR /home/builder/src
+ENV PYTHON_BIN_PATH="/usr/bin/python3" \
+    USE_DEFAULT_PYTHON_LIB_PATH="1" \
+    TF_NEED_CLANG="0" \
+    CC_OPT_FLAGS="-msse -msse2 -msse3 -mssse3 -msse4.1 -msse4.2 -mpopcnt -mavx -mxsave -mfma -mavx2 -Wno-sign-compare" \
+    TF_NEED_CUDA="0" \
+    TF_NEED_ROCM="0" \
+    TF_SET_ANDROID_WORKSPACE="0" \
+    TF_CONFIGURE_IOS="0" \
+    SOURCE_DATE_EPOCH="315532800"
+RUN ./configure < /dev/null
+RUN --mount=type=cache,id=tfforge-bazel-10001,target=/home/builder/.cache/bazel,uid=10001,gid=10001,sharing=locked \
+    bazel build \
+      --config=opt \
+      --config=mkl \
+      --copt=-msse \
+      --copt=-msse2 \
+      --copt=-msse3 \
+      --copt=-mssse3 \
+      --copt=-msse4.1 \
+      --copt=-msse4.2 \
+      --copt=-mpopcnt \
+      --copt=-mavx \
+      --copt=-mxsave \
+      --copt=-mfma \
+      --copt=-mavx2 \
+      --action_env=SOURCE_DATE_EPOCH=315532800 \
+      --disk_cache=/home/builder/.cache/bazel/disk \
+      --repo_env=HERMETIC_PYTHON_VERSION=3.11 \
+      --repo_env=WHEEL_NAME=tensorflow_cpu \
+      --override_repository=rules_cc=/home/builder/src/third_party/rules_cc \
+      --override_repository=rules_java=/home/builder/src/third_party/rules_java \
+      //tensorflow/tools/pip_package:wheel \
+ && cp bazel-bin/tensorflow/tools/pip_package/wheel_house/*.whl /dist/ \
+ && if ! ls /dist/*.whl >/dev/null 2>&1; then echo "tfforge: the build produced no wheel" >&2; exit 1; fi \
+ && bazel shutdown
+COPY build.json /dist/build.json
+
+# ---- export: only the wheel(s) and build.json
+FROM scratch AS export
+COPY --from=build /dist/ /

@@ -1,0 +1,166 @@
+"""Toolchain pins: agree with tf-facts.md, are complete and well-formed, and bad data is refused."""
+
+from __future__ import annotations
+
+import copy
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from tfforge import toolchains
+from tfforge.errors import ConfigError
+from tfforge.spec import check_image_ref
+
+from conftest import ROOT
+
+# The "Tested build configurations (Linux CPU)" table of ../shared/tf-facts.md.
+FACTS = {
+    "2.21.0": ("3.10", "3.13", "18.1.8", "7.4.1"),
+    "2.20.0": ("3.9", "3.13", "18.1.8", "7.4.1"),
+    "2.19.0": ("3.9", "3.12", "18.1.8", "6.5.0"),
+    "2.18.0": ("3.9", "3.12", "17.0.6", "6.5.0"),
+    "2.17.0": ("3.9", "3.12", "17.0.6", "6.5.0"),
+    "2.16.1": ("3.9", "3.12", "17.0.6", "6.5.0"),
+    "2.15.0": ("3.9", "3.11", "16.0.0", "6.1.0"),
+    "2.14.0": ("3.9", "3.11", "16.0.0", "6.1.0"),
+}
+
+
+def _raw() -> dict:
+    return tomllib.loads(resources.files("tfforge.data").joinpath("toolchains.toml").read_text())
+
+
+def test_every_fact_row_is_pinned_and_agrees():
+    assert toolchains.known_versions() == sorted(FACTS, key=lambda v: tuple(map(int, v.split("."))))
+    for ver, (py_lo, py_hi, clang, bazel) in FACTS.items():
+        tc = toolchains.toolchain(ver)
+        assert (tc.pythons[0], tc.pythons[-1]) == (py_lo, py_hi), ver
+        assert (tc.official_compiler, tc.official_compiler_version) == ("clang", clang), ver
+        assert tc.bazel == bazel, ver
+        assert tc.git_tag == f"v{ver}"
+
+
+def test_agrees_with_the_shared_facts_file_when_present():
+    facts = ROOT.parent / "shared" / "tf-facts.md"
+    if not facts.exists():
+        pytest.skip(f"{facts} is not beside this checkout")
+    rows = re.findall(r"^\| (\d+\.\d+\.\d+)\s*\| (3\.\d+) – (3\.\d+)\s*\| Clang ([\d.]+)\s*\| "
+                      r"([\d.]+)\s*\|$", facts.read_text(), re.M)
+    assert len(rows) == len(FACTS)
+    for ver, lo, hi, clang, bazel in rows:
+        assert FACTS[ver] == (lo, hi, clang, bazel)
+
+
+def test_pythons_are_contiguous_minor_versions():
+    for ver in toolchains.known_versions():
+        minors = [int(p.split(".")[1]) for p in toolchains.toolchain(ver).pythons]
+        assert minors == list(range(minors[0], minors[-1] + 1)), ver
+
+
+def test_wheel_target_and_hermetic_python_by_version():
+    # r2.16 has no :wheel target (tensorflow/tensorflow#68702); 2.17 introduced it together with
+    # HERMETIC_PYTHON_VERSION; 2.14-2.16 select the hermetic Python with TF_PYTHON_VERSION.
+    old = {"2.14.0", "2.15.0", "2.16.1"}
+    for ver in toolchains.known_versions():
+        tc = toolchains.toolchain(ver)
+        if ver in old:
+            assert (tc.wheel_target, tc.hermetic_python_env) == ("build_pip_package",
+                                                                 "TF_PYTHON_VERSION")
+        else:
+            assert (tc.wheel_target, tc.hermetic_python_env) == ("wheel",
+                                                                 "HERMETIC_PYTHON_VERSION")
+
+
+def test_pins_are_complete_and_distinct():
+    pins = toolchains.pins()
+    commits = [toolchains.toolchain(v).git_commit for v in toolchains.known_versions()]
+    assert len(set(commits)) == len(commits)
+    assert all(re.fullmatch(r"[0-9a-f]{40}", c) for c in commits)
+    for v in toolchains.known_versions():
+        assert re.fullmatch(r"[0-9a-f]{64}", toolchains.toolchain(v).bazel_sha256)
+    assert pins.bazelisk.version == "1.17.0"  # first bazelisk with BAZELISK_VERIFY_SHA256
+    assert pins.bazelisk.url.endswith(f"/v{pins.bazelisk.version}/bazelisk-linux-amd64")
+    assert re.fullmatch(r"[0-9a-f]{64}", pins.bazelisk.sha256)
+    assert pins.git_url.startswith("https://")
+
+
+def test_default_base_image_is_pinned_by_digest():
+    ref = toolchains.pins().image.default_base
+    assert check_image_ref(ref) is True
+    assert re.search(r"@sha256:[0-9a-f]{64}$", ref)
+
+
+def test_unknown_version_lists_the_known_ones():
+    with pytest.raises(ConfigError) as exc:
+        toolchains.toolchain("9.9")
+    msg = str(exc.value)
+    assert "'9.9' is not pinned" in msg
+    assert all(v in msg for v in FACTS)
+    assert "tfforge/data/toolchains.toml" in msg and "\n" not in msg
+
+
+def test_unknown_patch_release_suggests_the_pinned_one():
+    with pytest.raises(ConfigError, match=r"did you mean 2\.16\.1\?"):
+        toolchains.toolchain("2.16.0")
+    with pytest.raises(ConfigError) as exc:
+        toolchains.toolchain("3.0.0")
+    assert "did you mean" not in str(exc.value)
+
+
+def test_python_check_names_supported_versions_and_a_fix():
+    tc = toolchains.toolchain("2.19.0")
+    toolchains.check_python(tc, "3.12")
+    with pytest.raises(ConfigError, match=r"Python 3\.13 is not supported by TensorFlow 2\.19\.0 "
+                                          r"\(supported: 3\.9, 3\.10, 3\.11, 3\.12\); "
+                                          r"pick --python-version 3\.12"):
+        toolchains.check_python(tc, "3.13")
+    with pytest.raises(ConfigError, match="pick --python-version 3.10"):
+        toolchains.check_python(toolchains.toolchain("2.21.0"), "3.9")
+
+
+def _mutate(path: tuple, value):
+    raw = copy.deepcopy(_raw())
+    node = raw
+    for key in path[:-1]:
+        node = node[key]
+    if value is KeyError:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return raw
+
+
+@pytest.mark.parametrize("path,value,needle", [
+    (("tensorflow", "2.21.0", "bazel"), "7.9.9", "has no sha256"),
+    (("tensorflow", "2.21.0", "wheel_target"), "pip", "wheel_target must be one of"),
+    (("tensorflow", "2.21.0", "git_tag"), "v2.20.0", "does not name version"),
+    (("tensorflow", "2.21.0", "git_commit"), "a481b10", "git_commit"),
+    (("tensorflow", "2.21.0", "pythons"), ["3.11; rm -rf /"], "pythons"),
+    (("tensorflow", "2.21.0", "hermetic_python_env"), "PYTHON", "hermetic_python_env"),
+    (("tensorflow", "2.21.0", "official_compiler"), KeyError, "official_compiler"),
+    (("bazelisk", "sha256"), "0" * 63, "sha256"),
+    (("bazelisk", "url"), "http://example.com/bazelisk", "url"),
+    (("image", "apt"), ["gcc; curl evil"], "apt"),
+    (("image", "uid"), 0, "uid"),
+    (("schema",), 2, "schema"),
+])
+def test_broken_data_is_refused_when_loaded(path, value, needle):
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        toolchains.parse(_mutate(path, value))
+
+
+def test_adding_a_version_is_one_table():
+    raw = _raw()
+    raw["tensorflow"]["2.22.0"] = {**raw["tensorflow"]["2.21.0"], "git_tag": "v2.22.0",
+                                   "git_commit": "0" * 40}
+    pins = toolchains.parse(raw)
+    assert list(pins.toolchains)[-1] == "2.22.0"
+    assert pins.toolchains["2.22.0"].bazel == "7.4.1"
+
+
+def test_data_file_is_where_the_errors_say():
+    assert (ROOT / toolchains.DATA_FILE).is_file()
+    assert Path(toolchains.__file__).parent == ROOT / "tfforge"
