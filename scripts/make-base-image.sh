@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Make the local base image builds use when no registry is reachable: a minimal Debian bookworm
+# root filesystem from debootstrap, imported into the Docker engine.
+#
+#   bash scripts/make-base-image.sh [IMAGE]      (default IMAGE: local/bookworm:base)
+#
+# Idempotent: if IMAGE already exists in the engine, nothing is done. Needs root, debootstrap and
+# a running engine. apt keeps working inside containers: the image gets the host's Debian
+# sources (same mirror, same suites) so `apt-get update && apt-get install` works in a build.
+set -euo pipefail
+
+IMAGE="${1:-local/bookworm:base}"
+SUITE=bookworm
+# Debian's client runs BuildKit builds itself; a newer /usr/local/bin/docker may lack buildx.
+DOCKER=/usr/bin/docker
+[ -x "$DOCKER" ] || DOCKER="$(command -v docker || true)"
+if [ -z "$DOCKER" ]; then
+    echo "make-base-image: no docker client; apt-get install -y docker.io" >&2
+    exit 1
+fi
+if ! "$DOCKER" info >/dev/null 2>&1; then
+    echo "make-base-image: Docker engine not reachable; start it: dockerd & (or systemctl start docker)" >&2
+    exit 1
+fi
+if "$DOCKER" image inspect "$IMAGE" >/dev/null 2>&1; then
+    echo "make-base-image: $IMAGE already exists ($("$DOCKER" image inspect -f '{{.Id}}' "$IMAGE"))"
+    exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "make-base-image: debootstrap needs root; run as root" >&2
+    exit 1
+fi
+command -v debootstrap >/dev/null || {
+    echo "make-base-image: debootstrap missing; apt-get install -y debootstrap" >&2
+    exit 1
+}
+
+# The mirror the host uses (deb822 sources first, then the one-line format, then Debian's CDN).
+SOURCES=/etc/apt/sources.list.d/debian.sources
+MIRROR=""
+if [ -r "$SOURCES" ]; then
+    MIRROR="$(awk '/^URIs:/ {print $2; exit}' "$SOURCES")"
+fi
+if [ -z "$MIRROR" ] && [ -r /etc/apt/sources.list ]; then
+    MIRROR="$(awk '$1 == "deb" {print $2; exit}' /etc/apt/sources.list)"
+fi
+MIRROR="${MIRROR:-http://deb.debian.org/debian}"
+
+ROOTFS="$(mktemp -d /tmp/tfforge-rootfs.XXXXXX)"
+trap 'rm -rf "$ROOTFS"' EXIT
+
+echo "make-base-image: debootstrap --variant=minbase $SUITE from $MIRROR"
+debootstrap --variant=minbase "$SUITE" "$ROOTFS" "$MIRROR"
+
+# The engine provides /dev; caches and package lists only bloat the image (builds run
+# `apt-get update` first anyway).
+rm -rf "$ROOTFS"/dev/* "$ROOTFS"/var/cache/apt/*.bin "$ROOTFS"/var/cache/apt/archives/*.deb \
+       "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/tmp/* "$ROOTFS"/var/log/*.log
+# Same sources as the host (incl. updates/security suites) so apt works inside containers.
+if [ -r "$SOURCES" ]; then
+    rm -f "$ROOTFS/etc/apt/sources.list"
+    cp "$SOURCES" "$ROOTFS/etc/apt/sources.list.d/debian.sources"
+fi
+# A mirror serving a dated snapshot has expired Release files; keep the host's apt setting.
+for conf in /etc/apt/apt.conf.d/*; do
+    if [ -f "$conf" ] && grep -q 'Check-Valid-Until' "$conf"; then
+        cp "$conf" "$ROOTFS/etc/apt/apt.conf.d/"
+    fi
+done
+
+echo "make-base-image: importing as $IMAGE"
+tar --numeric-owner -C "$ROOTFS" -c . | "$DOCKER" import \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["/bin/bash"]' - "$IMAGE"
+"$DOCKER" run --rm "$IMAGE" test -r /etc/apt/sources.list.d/debian.sources -o -r /etc/apt/sources.list
+echo "make-base-image: $IMAGE ready ($("$DOCKER" image inspect -f '{{.Id}}' "$IMAGE"))"

@@ -1,0 +1,218 @@
+"""End to end: `invoke build` on the real Docker engine with the shared templates, building the
+tfws fixture workspace (tests/fixtures/tfws, TensorFlow's build interface) with Debian's Bazel.
+
+Builds (in a throwaway TFFORGE_ROOT, so the repo's builds/ and wheels/ stay untouched):
+  A  --avx2 --fma                    -> the .so holds AVX2 and FMA instructions in ordinary code
+  B  --mkl --target x86-64-v2        -> no AVX at all; reports MKL at import
+  A again, unchanged                 -> served from the cache (time ratio printed)
+  a broken variant (tfws_broken)     -> fails, prints the cause, wheels/ unchanged
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURES, invoke, need
+from tfforge import engine, wheel_edit
+from tfforge.errors import TfforgeError
+
+pytestmark = pytest.mark.integration
+BASE = "local/bookworm:base"
+SRC = "/home/builder/src"  # where the template copies a local source inside the image
+COMMON = ("--base-image", BASE, "--bazel-provider", "debian",
+          f"--bazel-arg=--override_repository=rules_cc={SRC}/third_party/rules_cc",
+          f"--bazel-arg=--override_repository=rules_java={SRC}/third_party/rules_java")
+SO = "tensorflow/python/_pywrap_tfws.so"
+AVX_FAMILY = {"avx", "avx2", "fma", "f16c", "avx512f"}
+
+
+def host_flags() -> set[str]:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def baseline_features(library: Path) -> set[str]:
+    """ISA features the library's ordinary (not runtime-dispatched) code needs."""
+    try:
+        from tfforge.elfscan import scan_library
+    except ImportError:  # the verify module is not there: count with iced-x86 directly
+        return iced_features(library)
+    return set(scan_library(library).baseline)
+
+
+def iced_features(library: Path) -> set[str]:
+    import iced_x86
+    from elftools.elf.elffile import ELFFile
+
+    from tfforge import isa
+
+    names = {getattr(iced_x86.CpuidFeature, n): n for n in dir(iced_x86.CpuidFeature)
+             if not n.startswith("_")}
+    found: set[str] = set()
+    with open(library, "rb") as handle:
+        text = ELFFile(handle).get_section_by_name(".text")
+        decoder = iced_x86.Decoder(64, text.data(), ip=text["sh_addr"])
+        for instr in decoder:
+            for feature in instr.cpuid_features():
+                canonical = isa.lookup(names[feature])
+                if canonical:
+                    found.add(canonical)
+    return found
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    try:
+        client = engine.resolve_client()
+        engine.engine_facts(client)
+        engine.image_facts(client, [BASE])
+    except TfforgeError as exc:
+        need(False, f"Docker engine with {BASE} (bash scripts/make-base-image.sh): {exc}")
+    return tmp_path_factory.mktemp("e2e")
+
+
+@pytest.fixture(scope="module")
+def source(project) -> Path:
+    """The fixture with a fresh nonce file: a new source digest, so the first build of this run
+    really configures and runs Bazel (the toolchain stage may come from an earlier run's cache)."""
+    folder = project / "src" / "tfws"
+    shutil.copytree(FIXTURES / "tfws", folder)
+    (folder / "NONCE").write_text(f"{time.time_ns()}\n")
+    return folder
+
+
+def build(project: Path, *flags: str, source: Path):
+    start = time.monotonic()
+    proc = invoke("build", *flags, "--source-dir", str(source), *COMMON, "--json",
+                  env={"TFFORGE_ROOT": str(project), "TFFORGE_CACHE": str(project / "cache")},
+                  timeout=1500)
+    return proc, time.monotonic() - start
+
+
+@pytest.fixture(scope="module")
+def builds(project, source):
+    """Build A, B and A again once for the module's checks."""
+    results = {}
+    for key, flags in (("avx2_fma", ("--avx2", "--fma")),
+                       ("v2_mkl", ("--mkl", "--target", "x86-64-v2")),
+                       ("avx2_fma_again", ("--avx2", "--fma"))):
+        proc, seconds = build(project, *flags, source=source)
+        assert proc.returncode == 0, f"build {flags} failed:\n{proc.stderr[-4000:]}"
+        results[key] = {**json.loads(proc.stdout), "wall_s": seconds}
+    return results
+
+
+def library(wheel: str, dest: Path) -> Path:
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extract(SO, dest)
+    return dest / SO
+
+
+def venv_run(wheel: str, folder: Path, code: str) -> subprocess.CompletedProcess:
+    """Install the wheel alone into a fresh venv and run code there."""
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+    python = folder / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
+                    wheel], check=True, capture_output=True, text=True)
+    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=folder)
+
+
+PROBE = """
+import json, importlib.metadata as md
+import tensorflow as tf
+from tensorflow.python import _pywrap_tfws as ext
+print(json.dumps({"version": md.version("tensorflow-cpu"), "tf": tf.__version__,
+                  "info": tf.sysconfig.get_build_info(),
+                  "dot": ext.dot([1.5] * 37, [2.0] * 37), "imad": ext.imad(3, 4, 5)}))
+"""
+
+
+def test_avx2_fma_build_uses_avx2_and_fma_in_ordinary_code(builds, tmp_path):
+    result = builds["avx2_fma"]
+    wheel = Path(result["wheel"])
+    assert wheel.name.startswith("tensorflow_cpu-2.21.0+") and "avx2" in wheel.name
+    features = baseline_features(library(result["wheel"], tmp_path))
+    print(f"\n{wheel.name}: baseline features {sorted(features)}")
+    assert {"avx2", "fma"} <= features
+    provenance = wheel_edit.read_provenance(wheel)
+    assert provenance["id"] == result["build_id"]
+    assert {"avx2", "fma"} <= set(provenance["derived"]["features"])
+    assert provenance["engine"]["base_images"][0]["ref"] == BASE
+    assert "-mavx2" in provenance["derived"]["copts"]
+
+
+def test_v2_mkl_build_has_no_avx(builds, tmp_path):
+    result = builds["v2_mkl"]
+    features = baseline_features(library(result["wheel"], tmp_path))
+    print(f"\n{Path(result['wheel']).name}: baseline features {sorted(features)}")
+    assert not features & AVX_FAMILY
+    assert "sse4_2" in features or "sse4_1" in features or "pni" in features
+
+
+def test_wheels_install_and_import_in_fresh_venvs(builds, tmp_path):
+    mkl = venv_run(builds["v2_mkl"]["wheel"], tmp_path / "mkl", PROBE)
+    assert mkl.returncode == 0, mkl.stderr
+    doc = json.loads(mkl.stdout)
+    assert doc["version"].endswith("+x86.64.v2.mkl") and doc["tf"] == "2.21.0"
+    assert doc["info"]["is_mkl_build"] is True and doc["info"]["is_openmp_build"] is True
+    assert not {"-mavx", "-mavx2", "-mfma"} & set(doc["info"]["m_flags"])
+    assert doc["dot"] == pytest.approx(111.0) and doc["imad"] == 17
+    assert "tfws: built with MKL: yes" in mkl.stderr
+
+    if not {"avx2", "fma"} <= host_flags():
+        print("\nthis CPU lacks AVX2/FMA: the avx2+fma wheel is not imported here")
+        return
+    avx = venv_run(builds["avx2_fma"]["wheel"], tmp_path / "avx", PROBE)
+    assert avx.returncode == 0, avx.stderr
+    doc = json.loads(avx.stdout)
+    assert doc["info"]["is_mkl_build"] is False
+    assert {"__AVX2__", "__FMA__"} <= set(doc["info"]["isa_macros"])
+    assert {"-mavx2", "-mfma"} <= set(doc["info"]["m_flags"])
+    assert doc["dot"] == pytest.approx(111.0) and doc["imad"] == 17
+    assert "tfws: built with MKL: no" in avx.stderr
+
+
+def test_unchanged_spec_reuses_the_cache(builds):
+    first, again = builds["avx2_fma"], builds["avx2_fma_again"]
+    assert again["build_id"] == first["build_id"] and again["created"] is False
+    ratio = again["durations"]["total_s"] / first["durations"]["total_s"]
+    print(f"\ncache reuse: first build {first['durations']['total_s']:.1f}s "
+          f"(wall {first['wall_s']:.1f}s), unchanged rebuild {again['durations']['total_s']:.1f}s "
+          f"(wall {again['wall_s']:.1f}s): ratio {ratio:.3f}; "
+          f"steps cached {again['cache']['steps_cached']}, run {again['cache']['steps_run']}")
+    assert first["durations"]["stages_s"]["build"] > 0  # the first one really ran Bazel
+    # Every Dockerfile step came from the cache: nothing in the toolchain/source/build stages ran.
+    assert again["durations"]["stages_s"].get("build", 0.0) == 0.0
+    assert again["durations"]["stages_s"].get("toolchain", 0.0) == 0.0
+    assert again["cache"]["steps_cached"] > first["cache"]["steps_cached"]
+    assert ratio < 0.5
+    assert Path(again["wheel"]).name == Path(first["wheel"]).name
+
+
+def test_failing_build_leaves_wheels_unchanged(builds, project, tmp_path):
+    broken = tmp_path / "tfws_broken"
+    shutil.copytree(FIXTURES / "tfws", broken)
+    shutil.copytree(FIXTURES / "tfws_broken", broken, dirs_exist_ok=True)
+    wheels = project / "wheels"
+    before = {p.name: p.read_bytes() for p in wheels.iterdir()}
+    assert len(before) == 2
+    proc, _ = build(project, "--avx2", "--fma", source=broken)
+    print("\n" + proc.stderr.strip().splitlines()[-1])
+    assert proc.returncode == 1
+    assert re.search(r"error: build step failed: \[build \d+/\d+\] RUN ", proc.stderr)
+    assert "(exit code 1)" in proc.stderr and "build.log" in proc.stderr
+    assert "vector_kernels.c" in proc.stderr and "error: expected ';'" in proc.stderr
+    assert {p.name: p.read_bytes() for p in wheels.iterdir()} == before
+    assert proc.stdout == ""
