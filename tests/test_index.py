@@ -1,0 +1,311 @@
+"""The static simple index (PEP 503 HTML + PEP 691 JSON) and its atomic rebuild; pip installs
+from it via file:// and via http with content negotiation."""
+
+from __future__ import annotations
+
+import hashlib
+import html.parser
+import http.server
+import json
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from conftest import invoke
+from publish_helpers import fresh_venv, isolated_pip_env, make_wheel, pip_install
+from tfforge import index
+from tfforge.errors import ConfigError
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    """Every wheel in folder with its sha256: what 'left exactly as it was' means."""
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.glob("*.whl"))}
+
+
+class _Links(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.anchors: list[dict] = []
+        self.meta: dict[str, str] = {}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "a":
+            self.anchors.append(attrs)
+        if tag == "meta" and "name" in attrs:
+            self.meta[attrs["name"]] = attrs["content"]
+
+
+def _parse(text: str) -> _Links:
+    parser = _Links()
+    parser.feed(text)
+    return parser
+
+
+# ---- unit ----------------------------------------------------------------------------------
+
+def test_pages_have_normalized_names_hashes_and_escaped_requires_python(tmp_path):
+    wheels = tmp_path / "wheels"
+    a = make_wheel(wheels, "Tf_Demo.Pkg", "1.0.0+avx2.fma", requires_python=">=3.8, <4")
+    make_wheel(wheels, "Tf_Demo.Pkg", "0.9", requires_python=None)
+    found, skipped = index.scan_wheels(wheels)
+    assert skipped == []
+    tree = index.render_index(found)
+
+    assert sorted(tree) == ["index.html", "index.json", "tf-demo-pkg/index.html",
+                            "tf-demo-pkg/index.json"]
+    root = _parse(tree["index.html"])
+    assert [x["href"] for x in root.anchors] == ["tf-demo-pkg/"]
+    assert root.meta["pypi:repository-version"] == index.API_VERSION
+
+    page_text = tree["tf-demo-pkg/index.html"]
+    assert 'data-requires-python="&gt;=3.8, &lt;4"' in page_text  # escaped in the markup
+    page = _parse(page_text)
+    # sorted by version: 0.9 first; the '+' of the local label is quoted as %2B
+    assert [x["href"].split("#")[0] for x in page.anchors] == [
+        "../../Tf_Demo.Pkg-0.9-py3-none-any.whl",
+        "../../Tf_Demo.Pkg-1.0.0%2Bavx2.fma-py3-none-any.whl"]
+    sha = hashlib.sha256(a.read_bytes()).hexdigest()
+    assert page.anchors[1]["href"].endswith(f"#sha256={sha}")
+    assert page.anchors[1]["data-requires-python"] == ">=3.8, <4"  # what pip reads back
+    assert "data-requires-python" not in page.anchors[0]
+
+
+def test_json_form_follows_pep_691_and_700(tmp_path):
+    wheels = tmp_path / "wheels"
+    a = make_wheel(wheels, "tfdemo", "1.0.0+avx2.fma")
+    tree = index.render_index(index.scan_wheels(wheels)[0])
+    root = json.loads(tree["index.json"])
+    assert root == {"meta": {"api-version": "1.1"}, "projects": [{"name": "tfdemo"}]}
+    project = json.loads(tree["tfdemo/index.json"])
+    assert project["name"] == "tfdemo" and project["versions"] == ["1.0.0+avx2.fma"]
+    (entry,) = project["files"]
+    assert entry == {"filename": a.name, "url": "../../tfdemo-1.0.0%2Bavx2.fma-py3-none-any.whl",
+                     "hashes": {"sha256": hashlib.sha256(a.read_bytes()).hexdigest()},
+                     "size": a.stat().st_size, "requires-python": ">=3.8, <4"}
+
+
+def test_same_wheels_give_identical_bytes(tmp_path):
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "tfdemo", "1.0.0+avx2.fma")
+    make_wheel(wheels, "other", "3.1")
+    first = index.render_index(index.scan_wheels(wheels)[0])
+    second = index.render_index(list(reversed(index.scan_wheels(wheels)[0])))
+    assert first == second
+
+
+def test_unreadable_wheels_are_skipped_with_the_reason(tmp_path):
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "tfdemo", "1.0.0")
+    (wheels / "broken-1.0-py3-none-any.whl").write_bytes(b"not a zip")
+    (wheels / "no_version.whl").write_bytes(b"")
+    found, skipped = index.scan_wheels(wheels)
+    assert [w.filename for w in found] == ["tfdemo-1.0.0-py3-none-any.whl"]
+    reasons = {s.filename: s.reason for s in skipped}
+    assert "zip" in reasons["broken-1.0-py3-none-any.whl"]
+    assert "file name" in reasons["no_version.whl"]
+
+
+def test_rebuild_swaps_the_whole_index_and_leaves_wheels_alone(tmp_path):
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "tfdemo", "1.0.0+avx2.fma")
+    before = _snapshot(wheels)
+    index.build_index(wheels)
+    link = wheels / "simple"
+    first_target = os.readlink(link)
+    assert link.is_symlink() and (link / "tfdemo" / "index.html").is_file()
+
+    make_wheel(wheels, "newpkg", "2.0")
+    result = index.build_index(wheels)
+    assert os.readlink(link) != first_target
+    assert not (wheels / first_target).exists()  # the old tree is gone, no stale copies
+    assert sorted(result["projects"]) == ["newpkg", "tfdemo"]
+    assert (link / "newpkg" / "index.json").is_file()
+    hidden = [p.name for p in wheels.iterdir() if p.name.startswith(".")]
+    assert hidden == [os.readlink(link)]
+    assert {k: v for k, v in _snapshot(wheels).items() if k in before} == before
+    # readable by a static server running as another user
+    assert (wheels / os.readlink(link)).stat().st_mode & 0o755 == 0o755
+    assert (link / "index.html").stat().st_mode & 0o644 == 0o644
+
+
+def test_failed_rebuild_keeps_the_previous_index(tmp_path, monkeypatch):
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "tfdemo", "1.0.0")
+    index.build_index(wheels)
+    target = os.readlink(wheels / "simple")
+    old_page = (wheels / "simple" / "tfdemo" / "index.html").read_text()
+    make_wheel(wheels, "newpkg", "2.0")
+
+    real_write = Path.write_text
+    calls = []
+
+    def failing_write(self, *args, **kwargs):
+        calls.append(self)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", failing_write)
+    with pytest.raises(OSError):
+        index.build_index(wheels)
+    monkeypatch.undo()
+    assert os.readlink(wheels / "simple") == target
+    assert (wheels / "simple" / "tfdemo" / "index.html").read_text() == old_page
+    assert [p.name for p in wheels.iterdir() if p.name.startswith(".")] == [target]
+
+
+def test_a_plain_simple_folder_is_replaced(tmp_path):
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "tfdemo", "1.0.0")
+    (wheels / "simple" / "stale").mkdir(parents=True)
+    index.build_index(wheels)
+    assert (wheels / "simple").is_symlink()
+    assert not (wheels / "simple" / "stale").exists()
+    assert [p.name for p in wheels.iterdir() if p.name.startswith(".")] == [
+        os.readlink(wheels / "simple")]
+
+
+def test_missing_wheels_folder_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="no wheels folder"):
+        index.build_index(tmp_path / "nope")
+
+
+def test_pypiserver_command_is_loopback_only_and_read_only_without_htpasswd(tmp_path):
+    argv = index.pypiserver_argv(tmp_path, 9000, None)
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    assert "--disable-fallback" in argv and "--passwords" not in argv
+    assert argv[-1] == str(tmp_path)
+    pw = tmp_path / "htpasswd"
+    argv = index.pypiserver_argv(tmp_path, 9000, pw)
+    assert argv[argv.index("--passwords") + 1] == str(pw)
+    assert argv[argv.index("--authenticate") + 1] == "update"
+    assert "--overwrite" not in argv
+
+
+def test_index_task_json_and_bad_input(tmp_path):
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "tfdemo", "1.0.0+avx2.fma")
+    proc = invoke("index", "--json", env={"TFFORGE_ROOT": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["projects"] == {"tfdemo": ["tfdemo-1.0.0+avx2.fma-py3-none-any.whl"]}
+    assert doc["url"] == (wheels / "simple").as_uri() + "/"
+
+    proc = invoke("index", env={"TFFORGE_ROOT": str(tmp_path / "empty")})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "no wheels folder" in proc.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--port", "99999"], "is not a TCP port"),
+    (["--port", "http"], "is not a number"),
+    (["--htpasswd", "/nonexistent/htpasswd"], "does not exist"),
+])
+def test_serve_rejects_bad_input_in_one_line(tmp_path, args, message):
+    (tmp_path / "wheels").mkdir()
+    proc = invoke("serve", *args, env={"TFFORGE_ROOT": str(tmp_path)}, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and message in proc.stderr
+
+
+def test_serve_refuses_a_port_in_use(tmp_path):
+    import socket
+    (tmp_path / "wheels").mkdir()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = invoke("serve", "--port", str(port), env={"TFFORGE_ROOT": str(tmp_path)},
+                      timeout=60)
+    assert proc.returncode == 2 and "in use" in proc.stderr
+
+
+# ---- integration: pip really installs from the index ---------------------------------------
+
+@pytest.mark.integration
+def test_pip_installs_from_the_static_index_via_file_url(tmp_path):
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "tfdemo", "1.0.0+avx2.fma", value=7)
+    make_wheel(wheels, "tfdemo", "0.5.0", value=5)
+    proc = invoke("index", env={"TFFORGE_ROOT": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    python = fresh_venv(tmp_path / "venv")
+    env = isolated_pip_env(tmp_path)
+    url = (wheels / "simple").as_uri() + "/"
+    # ==1.0.0 matches the local version 1.0.0+avx2.fma (PEP 440), which is what gets installed
+    res = pip_install(python, env, "--index-url", url, "tfdemo==1.0.0")
+    assert res.returncode == 0, res.stdout + res.stderr
+    got = subprocess.run([str(python), "-c", "import importlib.metadata as m, tfdemo; "
+                          "print(m.version('tfdemo'), tfdemo.VALUE)"],
+                         capture_output=True, text=True, check=True)
+    assert got.stdout.split() == ["1.0.0+avx2.fma", "7"]
+    # a project the index does not have is not found elsewhere: pip saw only this index
+    res = pip_install(python, env, "--index-url", url, "six")
+    assert res.returncode != 0 and "No matching distribution" in res.stderr
+
+
+class _NegotiatingHandler(http.server.SimpleHTTPRequestHandler):
+    """A static server that maps Accept: application/vnd.pypi.simple.v1+json to index.json,
+    as the README tells nginx users to do; it logs which files it served."""
+
+    served: list[str] = []
+
+    def send_head(self):
+        path = self.translate_path(self.path)
+        if os.path.isdir(path) and index.JSON_TYPE in self.headers.get("Accept", ""):
+            target = os.path.join(path, "index.json")
+            if os.path.isfile(target):
+                self.served.append(target)
+                body = open(target, "rb").read()
+                self.send_response(200)
+                self.send_header("Content-Type", index.JSON_TYPE)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                return _BytesFile(body)
+        self.served.append(path)
+        return super().send_head()
+
+    def log_message(self, *args):
+        pass
+
+
+class _BytesFile:
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def read(self, *_):
+        data, self.data = self.data, b""
+        return data
+
+    def close(self):
+        pass
+
+
+@pytest.mark.integration
+def test_pip_reads_the_json_form_over_http(tmp_path):
+    wheels = tmp_path / "wheels"
+    make_wheel(wheels, "tfdemo", "1.0.0+avx2.fma", value=9)
+    index.build_index(wheels)
+    handler = type("H", (_NegotiatingHandler,), {"served": []})
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), lambda *a, **k: handler(*a, directory=str(wheels), **k))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/simple/"
+        python = fresh_venv(tmp_path / "venv")
+        res = pip_install(python, isolated_pip_env(tmp_path), "--index-url", url,
+                          "tfdemo==1.0.0+avx2.fma")
+        assert res.returncode == 0, res.stdout + res.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert str(wheels / "simple" / "tfdemo" / "index.json") in handler.served
+    got = subprocess.run([str(python), "-c", "import tfdemo; print(tfdemo.VALUE)"],
+                         capture_output=True, text=True, check=True)
+    assert got.stdout.strip() == "9"
