@@ -10,8 +10,9 @@ SUDO=""
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 # Debian packages: Docker engine + BuildKit-capable client (docker.io), debootstrap for the
-# base image, qemu-user for emulated runs (`verify --emulate`), binutils/gcc for test libraries.
-PKGS=(docker.io debootstrap ca-certificates qemu-user binutils gcc python3-venv)
+# base image, qemu-user for emulated runs (`verify --emulate`), binutils/gcc for test libraries,
+# wamerican (the word list the g2p golden data was drawn from).
+PKGS=(docker.io debootstrap ca-certificates qemu-user binutils gcc python3-venv wamerican)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,82 @@
+"""smoke: failure explanations, golden comparison, bad input (unit tests, no TensorFlow)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import zipfile
+
+import pytest
+
+from tfforge import smoke
+from tfforge.errors import ConfigError
+
+from conftest import ROOT, invoke
+
+
+def _proc(returncode: int, stderr: str = "") -> subprocess.CompletedProcess:
+    return subprocess.CompletedProcess(["python"], returncode, "", stderr)
+
+
+def test_sigill_is_reported_as_a_missing_cpu_feature():
+    text = smoke.explain_failure(_proc(-signal.SIGILL), None)
+    assert "SIGILL" in text and "CPU feature" in text
+    text = smoke.explain_failure(_proc(132, "bash: line 1: 42 Illegal instruction"), None)
+    assert "SIGILL" in text
+
+
+def test_cpu_feature_guard_abort_names_the_feature():
+    log = ("2024-01-01 F tensorflow/core/platform/cpu_feature_guard.cc:37] The TensorFlow "
+           "library was compiled to use AVX512F instructions, but these aren't available on "
+           "your machine.\nAborted (core dumped)")
+    text = smoke.explain_failure(_proc(-signal.SIGABRT, log), None)
+    assert "AVX512F" in text and "missing CPU feature" in text
+
+
+def test_other_import_failures_show_the_cause():
+    doc = {"error": "import", "message": "AttributeError: _ARRAY_API not found",
+           "traceback": "Traceback ...\nAttributeError: _ARRAY_API not found"}
+    assert smoke.explain_failure(_proc(3), doc) == "AttributeError: _ARRAY_API not found"
+    tb = "Traceback (most recent call last):\n  File x\nImportError: libfoo.so: cannot open"
+    assert smoke.explain_failure(_proc(1, tb), None) == "ImportError: libfoo.so: cannot open"
+    assert "SIGKILL" in smoke.explain_failure(_proc(-signal.SIGKILL), None)
+
+
+def test_compare_lists_differing_words_in_order():
+    golden = [("cat", ["K", "AE1", "T"]), ("dog", ["D", "AO1", "G"]), ("emu", ["IY1", "M"])]
+    got = [["K", "AE1", "T"], ["D", "AA1", "G"], ["IY1"]]
+    diff = smoke.compare(golden, got)
+    assert [m.word for m in diff] == ["dog", "emu"]
+    assert diff[0].expected == ("D", "AO1", "G") and diff[0].got == ("D", "AA1", "G")
+
+
+def test_bad_options_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="--mode 'fast' is not one of"):
+        smoke.smoke_command("tensorflow-cpu==2.21.0", mode="fast")
+    with pytest.raises(ConfigError, match="--batch 'x' is not an integer"):
+        smoke.smoke_command("tensorflow-cpu==2.21.0", batch="x")
+    with pytest.raises(ConfigError, match="golden file .* not found"):
+        smoke.smoke_command("tensorflow-cpu==2.21.0", golden=str(tmp_path / "none.txt"))
+
+
+def test_wheel_for_another_python_fails_in_one_line_without_a_venv(tmp_path):
+    wheel = tmp_path / "tensorflow_cpu-2.21.0-cp312-cp312-manylinux_2_27_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("tensorflow_cpu-2.21.0.dist-info/WHEEL", "Wheel-Version: 1.0\n")
+    cache = tmp_path / "cache"
+    proc = invoke("smoke", str(wheel), env={"TFFORGE_CACHE": str(cache)})
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: tensorflow_cpu-2.21.0-cp312-cp312-manylinux_2_27_x86_64"
+                               ".whl is not installable on this interpreter (CPython 3.")
+    assert "cp312" in lines[0]
+    assert not (cache / "venvs").exists() or not any((cache / "venvs").iterdir())
+
+
+def test_missing_wheel_file_is_a_config_error(tmp_path):
+    proc = invoke("smoke", str(tmp_path / "nope.whl"), env={"TFFORGE_CACHE": str(tmp_path)})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: wheel {str(tmp_path / 'nope.whl')!r} not found (looked in . and "
+        f"{ROOT / 'wheels'}); pass an existing .whl or a PyPI pin like tensorflow-cpu==2.21.0"]
