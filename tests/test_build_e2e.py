@@ -20,9 +20,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, invoke, need
+
 from tfforge import engine, wheel_edit
+from tfforge.elfscan import scan_library
 from tfforge.errors import TfforgeError
 
 pytestmark = pytest.mark.integration
@@ -43,32 +44,8 @@ def host_flags() -> set[str]:
 
 
 def baseline_features(library: Path) -> set[str]:
-    """ISA features the library's ordinary (not runtime-dispatched) code needs."""
-    try:
-        from tfforge.elfscan import scan_library
-    except ImportError:  # the verify module is not there: count with iced-x86 directly
-        return iced_features(library)
+    """ISA features the library's ordinary (not runtime-dispatched) code needs (the verify scan)."""
     return set(scan_library(library).baseline)
-
-
-def iced_features(library: Path) -> set[str]:
-    import iced_x86
-    from elftools.elf.elffile import ELFFile
-
-    from tfforge import isa
-
-    names = {getattr(iced_x86.CpuidFeature, n): n for n in dir(iced_x86.CpuidFeature)
-             if not n.startswith("_")}
-    found: set[str] = set()
-    with open(library, "rb") as handle:
-        text = ELFFile(handle).get_section_by_name(".text")
-        decoder = iced_x86.Decoder(64, text.data(), ip=text["sh_addr"])
-        for instr in decoder:
-            for feature in instr.cpuid_features():
-                canonical = isa.lookup(names[feature])
-                if canonical:
-                    found.add(canonical)
-    return found
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from tfforge import venvs
+from tfforge import files, venvs
 from tfforge.errors import ConfigError, TfforgeError
 
 
@@ -60,7 +60,7 @@ def test_second_call_reuses_the_venv_without_reinstalling(tmp_path, cache):
     assert record.stat().st_mtime_ns == stamp
     assert log.read_text().count(" -m venv ") == 1  # no second install
     assert python.parent.parent.name.startswith(
-        "demo-pkg-1.0-" + venvs.sha256_file(wheel)[:12])
+        "demo-pkg-1.0-" + files.sha256_file(wheel)[:12])
 
 
 def test_a_different_wheel_gets_a_different_venv(tmp_path, cache):

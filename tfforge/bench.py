@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import __version__, g2p, venvs
+from . import __version__, files, g2p, venvs
 from .config import settings
 from .console import err, info, is_tty, out, print_json
 from .errors import ConfigError, Interrupted, TfforgeError
@@ -297,7 +296,7 @@ def run(plan: Plan) -> dict:
         except TfforgeError as exc:
             probe = {"error": str(exc)}
         targets[label] = target
-        wheels.append({"label": label, "wheel": str(wheel), "sha256": venvs.sha256_file(wheel),
+        wheels.append({"label": label, "wheel": str(wheel), "sha256": files.sha256_file(wheel),
                        "tensorflow": probe.get("version"),
                        "onednn_default": probe.get("onednn_on"),
                        "mkl_enabled": probe.get("mkl_enabled"),
@@ -341,7 +340,7 @@ def markdown(doc: dict) -> str:
              + (" (one word per call)." if doc["baseline"] == REFERENCE
                 else " at the same batch size."), "",
              "| wheel | threads | oneDNN | mode | batch | words/s (median) | min | max | "
-             f"speedup | golden |",
+             "speedup | golden |",
              "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
     for r in doc["rows"]:
         w = r["words_per_s"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import isa
 from .errors import ConfigError
+from .files import write_json_atomic
 
 SCHEMA = "tfforge-host/1"
 X86 = "x86_64"
@@ -173,7 +174,4 @@ def save_host(host: HostProfile, path: str | Path) -> Path:
     if path.suffix != ".json":
         raise ConfigError(f"--save {path}: snapshots are JSON; use a name ending in .json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(host.to_snapshot(), indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json_atomic(path, host.to_snapshot())

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import queue
@@ -34,6 +33,7 @@ from typing import Iterable, Iterator, Sequence
 
 from . import console, paths
 from .errors import BuildError, ConfigError, Interrupted
+from .files import sha256_file, write_json_atomic
 
 DEBIAN_CLIENT = "/usr/bin/docker"
 START_ENGINE = "start it: `dockerd > /tmp/dockerd.log 2>&1 &` or `systemctl start docker`"
@@ -665,18 +665,6 @@ def run_docker_build(client: Client, build_dir: Path, dest: Path, log_path: Path
     return steps
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write_json_atomic(path: Path, doc: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def _move_into(src: Path, wheels_dir: Path) -> Path:
@@ -778,9 +766,9 @@ def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float,
                          "total_s": round(time.monotonic() - t0, 3)}
             provenance = {**record, "engine": engine_doc, "durations": durations,
                           "cache": cache, "wheel": {"name": final.name, "raw_name": raw.name,
-                                                    "sha256": _sha256(final)}}
+                                                    "sha256": sha256_file(final)}}
             target = _move_into(final, Path(wheels_dir))
-            _write_json_atomic(build_dir / "provenance.json", provenance)
+            write_json_atomic(build_dir / "provenance.json", provenance)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
     say(f"built {target} in {durations['total_s']:.1f}s "

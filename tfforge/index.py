@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import hashlib
 import html
 import json
 import os
@@ -40,6 +39,7 @@ from . import config
 from .console import info, is_tty, out, print_json, warn
 from .errors import ConfigError, PublishError
 from .paths import wheels_dir
+from .files import sha256_file
 
 SIMPLE = "simple"
 API_VERSION = "1.1"
@@ -73,11 +73,6 @@ class Skipped:
 
 # ---- reading wheels ------------------------------------------------------------------------
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def _requires_python(path: Path, project: str) -> str | None:
     """Requires-Python from the wheel's METADATA (None when absent); ValueError when unreadable."""
     try:
@@ -109,7 +104,7 @@ def scan_wheels(folder: Path) -> tuple[list[IndexedWheel], list[Skipped]]:
         except ValueError as exc:
             skipped.append(Skipped(path.name, str(exc)))
             continue
-        wheels.append(IndexedWheel(path.name, name, version, _sha256(path), path.stat().st_size,
+        wheels.append(IndexedWheel(path.name, name, version, sha256_file(path), path.stat().st_size,
                                    requires))
     return wheels, skipped
 

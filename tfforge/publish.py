@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import glob
-import hashlib
 import io
 import ipaddress
 import logging
@@ -30,6 +29,7 @@ from urllib.parse import urlsplit
 from . import config
 from .console import info, is_tty, out, print_json, warn
 from .errors import ConfigError, Interrupted, PublishError, TfforgeError, VerifyError
+from .files import sha256_file
 
 USER_VAR, PASSWORD_VAR = "TWINE_USERNAME", "TWINE_PASSWORD"
 CREDENTIALS_HINT = (f"set {USER_VAR} and {PASSWORD_VAR}, or store the password with "
@@ -258,18 +258,13 @@ def _size(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
 def publish(paths: list[Path], url: str, creds: Credentials, *, skip_existing: bool = False,
             timeout_s: float = 3600.0, show_progress: bool = False) -> list[dict]:
     """Upload each wheel in turn; one TfforgeError names the first failure."""
     results: list[dict] = []
     done: list[str] = []
     for path in paths:
-        entry = {"file": path.name, "sha256": _sha256(path), "size": path.stat().st_size}
+        entry = {"file": path.name, "sha256": sha256_file(path), "size": path.stat().st_size}
         info(f"uploading {path.name} ({_size(entry['size'])}) to {url}")
         started = time.monotonic()
         try:

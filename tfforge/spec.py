@@ -26,6 +26,7 @@ from packaging.version import InvalidVersion, Version
 
 from . import __version__, isa, toolchains
 from .errors import BuildError, ConfigError
+from .files import sha256_file
 
 SCHEMA = "tfforge-build/1"
 # The Dockerfile template decides bytes too, so its digest is part of the build id.
@@ -575,20 +576,13 @@ def walk_source(root: Path) -> tuple[SourceEntry, ...]:
                                            hashlib.sha256(target.encode()).hexdigest(), target))
             elif stat.S_ISREG(st.st_mode):
                 mode = 0o755 if st.st_mode & 0o111 else 0o644
-                entries.append(SourceEntry(rel, "file", mode, _file_sha256(full)))
+                entries.append(SourceEntry(rel, "file", mode, sha256_file(full)))
             else:
                 raise ConfigError(f"--source-dir: {rel} is not a regular file, folder or "
                                   "symlink; remove it")
     entries.sort(key=lambda e: e.path)
     return tuple(entries)
 
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def tree_digest(entries: Iterable[SourceEntry]) -> str:

@@ -26,13 +26,17 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.tags import sys_tags
-from packaging.utils import (InvalidWheelFilename, canonicalize_name,
-                             parse_wheel_filename)
+from packaging.utils import (
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_wheel_filename,
+)
 from packaging.version import Version
 
 from . import pypi
 from .console import info
 from .errors import ConfigError, TfforgeError
+from .files import sha256_file
 from .paths import cache_dir, wheels_dir
 
 RECORD = "tfforge-venv.json"
@@ -75,13 +79,6 @@ def constraints_for(project: str, version: Version) -> tuple[str, ...]:
             pins.extend(rule.pins)
     return tuple(pins)
 
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_installable(wheel: Path) -> tuple[str, Version]:

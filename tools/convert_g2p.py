@@ -37,7 +37,7 @@ def convert(out_dir: Path) -> None:
     """Runs inside the converter venv (TensorFlow + g2p-en)."""
     import numpy as np
     import tensorflow as tf
-    from importlib.metadata import files, version
+    from importlib.metadata import files
 
     sys.path.insert(0, str(G2P_DIR))
     import reference

@@ -1,0 +1,137 @@
+"""Wall time and peak RSS of a full `verify` of the stock tensorflow-cpu 2.21.0 wheel, beside
+a plain decode-and-count pass over the same code bytes in the same run.
+
+Targets (team machine): full verify under 60 s, under 1 GiB RSS, within 2x of the plain pass.
+The verify runs without the scan cache (a cold verify) through tfforge.verify.verify, i.e.
+everything `invoke verify` measures: reading and hashing all members against RECORD, extracting
+the ELF libraries, the ISA scan with per-function attribution and classification, the host check.
+Peak RSS is sampled every 20 ms over the whole process tree (this process + scan workers),
+because worker processes are not in this process's ru_maxrss.
+The plain pass: iced-x86 decode of every SHF_EXECINSTR section of the same 77 libraries, in
+bounded chunks, one counter increment per instruction, nothing else (elfscan.plain_decode_count).
+
+Usage: python benchmarks/bench_verify.py [--jobs N ...]   (default: --jobs 1 and the configured
+value; each verify is a cold run)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tfforge import config, cpu, elfscan, pypi, verify, wheel  # noqa: E402
+from tfforge.paths import cache_dir  # noqa: E402
+
+
+def tree_rss_kib(pid: int) -> int:
+    """VmRSS of pid and all its descendants, from /proc."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo += [int(c) for c in fh.read().split()]
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
+class PeakSampler:
+    def __init__(self, every: float = 0.02):
+        self.every, self.peak, self._stop = every, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_rss_kib(os.getpid()))
+            time.sleep(self.every)
+
+    def __enter__(self) -> "PeakSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, tree_rss_kib(os.getpid()))
+
+
+def plain_pass(whl: Path) -> tuple[int, int, float, int]:
+    """(libraries, instructions, seconds, code bytes) of the plain decode over the same .so."""
+    libs = instrs = code = 0
+    seconds = 0.0
+    with tempfile.TemporaryDirectory(dir=cache_dir("tmp")) as tmp, zipfile.ZipFile(whl) as z:
+        for info in z.infolist():
+            if not wheel.LIBRARY_NAME.search(info.filename):
+                continue
+            dest = Path(tmp) / "lib.so"
+            with z.open(info) as src, open(dest, "wb") as out:     # not timed
+                while block := src.read(1 << 20):
+                    out.write(block)
+            if dest.read_bytes()[:4] != b"\x7fELF":
+                continue
+            n, s = elfscan.plain_decode_count(dest)                # timed inside
+            libs, instrs, seconds = libs + 1, instrs + n, seconds + s
+            with open(dest, "rb") as f:
+                code += sum(sec.size for sec in elfscan._exec_sections(
+                    elfscan._open_elf(dest, f)[1]))
+    return libs, instrs, seconds, code
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jobs", type=int, action="append",
+                    help="scan processes for verify; repeat to compare (default: 1 and config)")
+    args = ap.parse_args()
+    configured = int(config.settings()["verify_jobs"]) or min(os.cpu_count() or 1, 4)
+    jobs_list = args.jobs or sorted({1, configured})
+    whl = pypi.fetch("tensorflow-cpu==2.21.0")
+    host = cpu.detect_host()
+    py = f"{sys.version_info.major}.{sys.version_info.minor}"
+    print(f"wheel: {whl.name} ({whl.stat().st_size / 1e6:.1f} MB); machine: "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+
+    results = []
+    for jobs in jobs_list:
+        with PeakSampler() as peak:
+            t0 = time.perf_counter()
+            cpu0 = time.process_time()
+            report = verify.verify(whl, hosts=[host], python=py, jobs=jobs, use_cache=False)
+            wall = time.perf_counter() - t0
+        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        results.append((jobs, wall, peak.peak, report))
+        print(f"verify --jobs {jobs}: {wall:.1f} s wall, peak RSS {peak.peak / 1024:.0f} MiB "
+              f"(process tree), main process CPU {time.process_time() - cpu0:.1f} s, largest "
+              f"worker ru_maxrss {children / 1024:.0f} MiB; "
+              f"{sum(s.instructions for s in report.libraries) / 1e6:.1f} M instructions in "
+              f"{len(report.libraries)} libraries")
+
+    libs, instrs, plain, code = plain_pass(whl)
+    print(f"plain decode-and-count pass: {plain:.1f} s over {libs} libraries, "
+          f"{code / 1e6:.1f} MB code, {instrs / 1e6:.1f} M instructions "
+          f"({plain / max(instrs, 1) * 1e9:.0f} ns/instruction)")
+    for jobs, wall, peak_kib, report in results:
+        ok = wall < 60 and peak_kib < 1 << 20 and wall <= 2 * plain
+        print(f"--jobs {jobs}: {wall:.1f} s = {wall / plain:.2f}x plain; peak "
+              f"{peak_kib / 1024:.0f} MiB; targets (< 60 s, < 1024 MiB, <= 2x plain): "
+              f"{'met' if ok else 'NOT met'}")
+    r = results[-1][3]
+    print(f"verdict: baseline {', '.join(r.baseline)}; dispatched only: {', '.join(r.dispatched)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,144 @@
+"""Small shared libraries compiled with the real gcc, and wheels built around them, for the
+ISA-scan and verify tests. Each source exercises one thing the classifier must get right."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import subprocess
+import zipfile
+from pathlib import Path
+
+# Code every flag set compiles: GCC vector extensions give deterministic SIMD (plain loops are
+# not vectorised at -O2 by GCC 12's cheap cost model), and a few scalar idioms map to BMI/LZCNT.
+KERNELS = r"""
+#include <stddef.h>
+typedef float v8sf __attribute__((vector_size(32)));
+typedef int v8si __attribute__((vector_size(32)));
+v8sf axpy8(v8sf a, v8sf x, v8sf y) { return a * x + y; }          /* FMA with -mfma */
+v8si add8(v8si a, v8si b) { return a + b; }                       /* AVX2 vpaddd ymm */
+unsigned shifts(unsigned x, unsigned s) { return (x << s) ^ (x >> (s & 7)); } /* BMI2 shlx */
+int lz(unsigned x) { return __builtin_clz(x); }                   /* LZCNT with -mlzcnt */
+int tz(unsigned x) { return __builtin_ctz(x); }                   /* tzcnt (rep bsf) always */
+double u2d(unsigned long x) { return (double)x; }                 /* vcvtusi2sd: AVX-512F */
+void scale(float *p, size_t n, float k) { for (size_t i = 0; i < n; i++) p[i] *= k; }
+"""
+
+# An AVX-512 function with an ordinary name, called only behind __builtin_cpu_supports.
+GUARDED = r"""
+#include <stddef.h>
+#include <immintrin.h>
+__attribute__((target("avx512f"), noinline))
+static void add_wide(float *c, const float *a, const float *b, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(c + i, _mm512_add_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i)));
+    for (; i < n; i++) c[i] = a[i] + b[i];
+}
+void add(float *c, const float *a, const float *b, size_t n) {
+    if (__builtin_cpu_supports("avx512f")) { add_wide(c, a, b, n); return; }
+    for (size_t i = 0; i < n; i++) c[i] = a[i] + b[i];
+}
+"""
+
+# Dispatch through a function pointer chosen once after a CPU check: the AVX2 function is only
+# referenced by a LEA in the CPU-check function.
+POINTER = r"""
+#include <stddef.h>
+typedef int v8si __attribute__((vector_size(32)));
+__attribute__((target("avx2"), noinline)) static void sum_fast(int *d, const int *s) {
+    *(v8si *)d += *(const v8si *)s;
+}
+__attribute__((noinline)) static void sum_slow(int *d, const int *s) {
+    for (int i = 0; i < 8; i++) d[i] += s[i];
+}
+static void (*impl)(int *, const int *);
+__attribute__((noinline)) void pick(void) {
+    impl = __builtin_cpu_supports("avx2") ? sum_fast : sum_slow;
+}
+void sum8(int *d, const int *s) { if (!impl) pick(); impl(d, s); }
+"""
+
+# Kernels that say what they are: an ISA-named function and GCC multi-versioning clones.
+NAMED = r"""
+typedef int v8si __attribute__((vector_size(32)));
+__attribute__((target("avx2"))) void add_avx2(v8si *d, const v8si *s) { *d += *s; }
+__attribute__((target_clones("avx2", "default"))) int sum(const int *p, int n) {
+    int t = 0; for (int i = 0; i < n; i++) t += p[i]; return t;
+}
+"""
+
+# Code that runs when the library loads: a constructor calling an AVX2 function.
+CONSTRUCTOR = r"""
+typedef int v8si __attribute__((vector_size(32)));
+v8si table;
+__attribute__((target("avx2"), noinline)) void fill(v8si *t) { *t = *t + *t; }
+__attribute__((constructor)) static void at_load(void) { fill(&table); }
+"""
+
+# A library that needs a newer glibc than manylinux_2_17 (reallocarray: GLIBC_2.26).
+GLIBC = r"""
+#include <stdlib.h>
+void *grow(void *p, size_t n) { return reallocarray(p, n, 16); }
+"""
+
+
+def many_functions(n: int = 300) -> str:
+    """Source with many AVX2 functions, to test splitting a library into parts."""
+    body = ["typedef int v8si __attribute__((vector_size(32)));"]
+    for i in range(n):
+        body.append(f"v8si f{i}(v8si a, v8si b) {{ return a * b + (v8si){{{i}}}; }}")
+    return "\n".join(body)
+
+
+def compile_so(directory: Path, name: str, source: str, flags: list[str]) -> Path:
+    """gcc -shared -fPIC FLAGS; returns the library path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    src = directory / f"{name}.c"
+    src.write_text(source)
+    out = directory / f"lib{name}.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", *flags, "-o", str(out), str(src)], check=True,
+                   capture_output=True)
+    return out
+
+
+def record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(
+        b"=").decode()
+
+
+def make_wheel(directory: Path, *, name: str = "demo", version: str = "1.0",
+               tag: str = "cp311-cp311-linux_x86_64", files: dict[str, bytes] | None = None,
+               wheel_tag: str | None = None, extra: dict[str, bytes] | None = None,
+               record_override: dict[str, str] | None = None, filename: str | None = None,
+               symlinks: dict[str, str] | None = None) -> Path:
+    """A wheel with a correct RECORD unless told otherwise.
+
+    extra: members added without a RECORD line; record_override: RECORD lines replaced
+    (member -> 'hash,size'); symlinks: member -> link target (stored as a Unix symlink).
+    """
+    dist_info = f"{name}-{version}.dist-info"
+    files = dict(files or {f"{name}/__init__.py": b""})
+    files[f"{dist_info}/METADATA"] = (f"Metadata-Version: 2.1\nName: {name}\n"
+                                      f"Version: {version}\n").encode()
+    files[f"{dist_info}/WHEEL"] = (f"Wheel-Version: 1.0\nGenerator: tests\n"
+                                   f"Root-Is-Purelib: false\nTag: {wheel_tag or tag}\n").encode()
+    lines = []
+    for member, data in files.items():
+        line = (record_override or {}).get(member, f"{record_hash(data)},{len(data)}")
+        lines.append(f"{member},{line}\n")
+    for member, target in (symlinks or {}).items():
+        lines.append(f"{member},{record_hash(target.encode())},{len(target)}\n")
+    lines.append(f"{dist_info}/RECORD,,\n")
+    path = directory / (filename or f"{name}-{version}-{tag}.whl")
+    directory.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for member, data in {**files, **(extra or {})}.items():
+            z.writestr(member, data)
+        for member, target in (symlinks or {}).items():
+            info = zipfile.ZipInfo(member)
+            info.create_system = 3
+            info.external_attr = (0o120777 << 16)
+            z.writestr(info, target)
+        z.writestr(f"{dist_info}/RECORD", "".join(lines))
+    return path

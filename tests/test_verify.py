@@ -1,0 +1,335 @@
+"""`invoke verify`: the verdict and its exit codes, on wheels built here around gcc-compiled
+libraries, and (integration) on the stock tensorflow-cpu 2.21.0 wheel from PyPI, checked
+against host snapshots and confirmed by running it under qemu as older CPUs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+import elf_samples as samples
+from conftest import FIXTURES, invoke, need, need_tool
+from tfforge import cpu, isa, pypi, verify, wheel_edit
+from tfforge.errors import ConfigError
+
+HOSTS = FIXTURES / "hosts"
+PY = f"{sys.version_info.major}.{sys.version_info.minor}"
+TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
+
+
+# ---- pure functions --------------------------------------------------------------------------
+@pytest.mark.parametrize("label,claimed,other", [
+    ("avx2.fma", {"avx2", "fma"}, []),
+    ("avx2.fma.mkl", {"avx2", "fma"}, ["mkl"]),
+    ("avx512.vnni", {"avx512_vnni"}, []),          # PEP 440 turned avx512_vnni into this
+    ("x86.64.v3", {"avx2", "fma"}, []),             # psABI level: its vector features
+    ("haswell", {"avx2", "fma"}, []),               # archspec target
+    ("skylake.avx512", {"avx512f"}, []),
+    ("generic.mkl", set(), ["generic", "mkl"]),
+])
+def test_claimed_features(label, claimed, other):
+    assert verify.claimed_features(label) == (frozenset(claimed), other)
+
+
+def test_manylinux_promise():
+    from packaging.tags import parse_tag
+    tags = lambda s: set(parse_tag(s))   # noqa: E731
+    assert verify.manylinux_glibc(tags("cp311-cp311-manylinux_2_27_x86_64")) == (2, 27)
+    assert verify.manylinux_glibc(tags("cp311-cp311-manylinux2014_x86_64")) == (2, 17)
+    assert verify.manylinux_glibc(
+        tags("cp311-cp311-manylinux_2_17_x86_64.manylinux_2_28_x86_64")) == (2, 17)
+    assert verify.manylinux_glibc(tags("cp311-cp311-linux_x86_64")) is None
+
+
+def test_host_verdicts_fail_only_on_baseline():
+    sandy = cpu.load_host(HOSTS / "qemu-sandybridge.json")
+    haswell = cpu.load_host(HOSTS / "qemu-haswell.json")
+    v = verify.host_verdicts([sandy, haswell], frozenset({"avx", "f16c"}),
+                             frozenset({"avx2", "avx512f"}))
+    assert (v[0].ok, v[0].missing) == (False, ("f16c",))
+    assert (v[1].ok, v[1].missing, v[1].missing_dispatched) == (True, (), ("avx512f",))
+
+
+def test_short_name():
+    long = ("void tensorflow::functor::ApplyAdamNonCuda<Eigen::ThreadPoolDevice, Eigen::half>"
+            "::operator()(Eigen::ThreadPoolDevice const&, Eigen::TensorMap<Eigen::Tensor<"
+            "Eigen::half, 1, 1, long>, 16, Eigen::MakePointer>) const")
+    assert verify.short_name(long, 200) == ("void tensorflow::functor::ApplyAdamNonCuda<"
+                                            "Eigen::ThreadPoolDevice, Eigen::half>::operator")
+
+
+# ---- the command on small wheels ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def libs(tmp_path_factory) -> dict[str, Path]:
+    need_tool("gcc")
+    d = tmp_path_factory.mktemp("vlibs")
+    return {
+        "O2": samples.compile_so(d, "o2", samples.KERNELS, ["-O2"]),
+        "avx2fma": samples.compile_so(d, "avx2fma", samples.KERNELS,
+                                      ["-O2", "-mavx2", "-mfma"]),
+        "guarded": samples.compile_so(d, "guarded", samples.GUARDED, ["-O2"]),
+        "glibc": samples.compile_so(d, "glibc", samples.GLIBC, ["-O2"]),
+    }
+
+
+def provenance(label: str, features: list[str]) -> dict:
+    return {"id": f"1.0-{label}-0123456789ab", "schema": "tfforge-build/1",
+            "spec": {"tf_version": "1.0", "python_version": PY},
+            "derived": {"local_version": label, "version": f"1.0+{label}",
+                        "features": features, "copts": ["-mavx2", "-mfma"]},
+            "engine": {"name": "test"}, "durations": {"build_s": 1.0}}
+
+
+def tfforge_wheel(tmp: Path, lib: Path, label: str = "avx2.fma",
+                  record: dict | None = None) -> Path:
+    """A wheel finalized the way the build engine does it (tfforge.wheel_edit)."""
+    raw = samples.make_wheel(tmp / "raw", tag=f"{TAG}-{TAG}-linux_x86_64",
+                             files={"demo/__init__.py": b"", "demo/libk.so": lib.read_bytes()})
+    out = tmp / "wheels"
+    out.mkdir(exist_ok=True)
+    return wheel_edit.finalize(raw, out, local_version=label, provenance=record or provenance(
+        label, sorted(isa.closure(["avx2", "fma"]), key=isa.sort_key)))
+
+
+def run_verify(tmp: Path, whl: Path, *hosts: str, extra: tuple[str, ...] = (), python=PY,
+               jobs: int = 1):
+    args = ["verify", str(whl), "--json", "--jobs", str(jobs), "--python", python]
+    for h in hosts:
+        args += ["--host", str(HOSTS / h)]
+    proc = invoke(*args, *extra, env={"TFFORGE_CACHE": str(tmp / "cache")})
+    doc = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else None
+    return proc, doc
+
+
+def checks(doc: dict) -> dict[str, dict]:
+    return {c["name"]: c for c in doc["checks"]}
+
+
+def test_tfforge_avx2_wheel_passes_on_haswell(tmp_path, libs):
+    whl = tfforge_wheel(tmp_path, libs["avx2fma"])
+    proc, doc = run_verify(tmp_path, whl, "qemu-haswell.json")
+    assert proc.returncode == 0, proc.stderr
+    c = checks(doc)
+    assert {k: v["status"] for k, v in c.items()} == {
+        "structure": "pass", "python": "pass", "manylinux": "skip", "provenance": "pass",
+        "isa": "pass", "compatibility": "pass", "claim": "pass"}
+    assert {"avx", "avx2", "fma"} <= set(doc["baseline"])
+    assert "avx2 in 1 ordinary functions" in c["claim"]["summary"]
+    lib = doc["libraries"][0]
+    assert lib["path"] == "demo/libk.so"
+    assert {f["name"]: f["examples"][0] for f in lib["features"]}["avx2"] == "add8"
+
+
+def test_same_wheel_fails_on_sandybridge_naming_what_is_missing(tmp_path, libs):
+    whl = tfforge_wheel(tmp_path, libs["avx2fma"])
+    # two scan processes: the worker-pool path gives the same verdict
+    proc, doc = run_verify(tmp_path, whl, "qemu-haswell.json", "qemu-sandybridge.json", jobs=2)
+    assert proc.returncode == 1
+    host = {h["name"]: h for h in doc["hosts"]}
+    assert host["qemu-haswell"]["ok"] is True
+    assert host["qemu-sandybridge"]["ok"] is False
+    assert host["qemu-sandybridge"]["missing"] == ["fma", "avx2"]
+    assert checks(doc)["compatibility"]["status"] == "fail"
+    assert "compatibility" in proc.stderr and proc.stderr.count("\n") >= 1
+
+
+def test_label_claims_avx2_but_code_has_none(tmp_path, libs):
+    whl = tfforge_wheel(tmp_path, libs["O2"])
+    proc, doc = run_verify(tmp_path, whl, "qemu-haswell.json")
+    assert proc.returncode == 1
+    claim = checks(doc)["claim"]
+    assert claim["status"] == "fail"
+    assert claim["summary"].startswith("label +avx2.fma claims fma, avx2 but no ordinary code")
+
+
+def test_provenance_must_agree_with_the_label(tmp_path, libs):
+    record = provenance("avx512f", ["avx512f"])         # says another build
+    whl = tfforge_wheel(tmp_path, libs["avx2fma"], record=record)
+    proc, doc = run_verify(tmp_path, whl, "qemu-haswell.json")
+    assert proc.returncode == 1
+    prov = checks(doc)["provenance"]
+    assert prov["status"] == "fail"
+    assert "local version 'avx512f', the wheel has 'avx2.fma'" in prov["summary"]
+
+
+def test_dispatched_avx512_never_fails_a_host(tmp_path, libs):
+    whl = samples.make_wheel(tmp_path, tag=f"{TAG}-{TAG}-linux_x86_64",
+                             files={"demo/__init__.py": b"",
+                                    "demo/libg.so": libs["guarded"].read_bytes()})
+    proc, doc = run_verify(tmp_path, whl, "qemu-nehalem.json")
+    assert proc.returncode == 0, proc.stderr
+    assert doc["baseline"] == [] and "avx512f" in doc["dispatched"]
+    assert doc["hosts"][0]["missing_dispatched"] == ["avx", "avx512f"]
+
+
+def test_manylinux_tag_vs_glibc_symbol_versions(tmp_path, libs):
+    whl = samples.make_wheel(tmp_path, tag=f"{TAG}-{TAG}-manylinux_2_17_x86_64",
+                             files={"demo/__init__.py": b"",
+                                    "demo/libgrow.so": libs["glibc"].read_bytes()})
+    proc, doc = run_verify(tmp_path, whl, "qemu-nehalem.json")
+    assert proc.returncode == 1
+    m = checks(doc)["manylinux"]
+    assert m["status"] == "fail"
+    assert m["summary"] == ("tag promises glibc 2.17 but glibc 2.26 (demo/libgrow.so) is "
+                            "needed")
+
+
+def test_python_tag_vs_interpreter(tmp_path, libs):
+    whl = samples.make_wheel(tmp_path, tag="cp312-cp312-linux_x86_64")
+    proc, doc = run_verify(tmp_path, whl, "qemu-nehalem.json")
+    assert proc.returncode == 1 and checks(doc)["python"]["status"] == "fail"
+    assert "do not install on Python 3.11" in checks(doc)["python"]["summary"] or PY != "3.11"
+    proc, doc = run_verify(tmp_path, whl, "qemu-nehalem.json", python="3.12")
+    assert checks(doc)["python"]["status"] == "pass"
+
+
+def test_crafted_bad_wheels_through_the_command(tmp_path):
+    bad_hash = samples.make_wheel(tmp_path / "h", files={"demo/__init__.py": b"x = 1\n"},
+                                  record_override={"demo/__init__.py": "sha256=AAAA,6"})
+    proc, doc = run_verify(tmp_path, bad_hash, "qemu-nehalem.json")
+    assert proc.returncode == 1
+    assert checks(doc)["structure"]["summary"].startswith(
+        "1 problem(s): RECORD hash mismatch for demo/__init__.py")
+
+    traversal = samples.make_wheel(tmp_path / "t", files={"../evil.py": b""})
+    proc, doc = run_verify(tmp_path, traversal, "qemu-nehalem.json")
+    assert proc.returncode == 1
+    assert "unsafe member path '../evil.py'" in checks(doc)["structure"]["summary"]
+
+    tags = samples.make_wheel(tmp_path / "g", tag=f"{TAG}-{TAG}-linux_x86_64",
+                              wheel_tag="cp27-cp27mu-linux_x86_64")
+    proc, doc = run_verify(tmp_path, tags, "qemu-nehalem.json")
+    assert proc.returncode == 1
+    assert "differ from WHEEL Tag lines" in checks(doc)["structure"]["summary"]
+
+    truncated = samples.make_wheel(tmp_path / "c", files={"demo/x.py": b"y" * 4000})
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    proc, doc = run_verify(tmp_path, truncated, "qemu-nehalem.json")
+    assert proc.returncode == 2 and doc is None
+    assert "truncated or damaged zip" in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 or "error:" in proc.stderr.splitlines()[-1]
+
+
+def test_unusable_inputs_exit_2(tmp_path):
+    proc, _ = run_verify(tmp_path, tmp_path / "missing-1.0-py3-none-any.whl")
+    assert proc.returncode == 2 and "not found" in proc.stderr
+    whl = samples.make_wheel(tmp_path)
+    proc, _ = run_verify(tmp_path, whl, "does-not-exist.json")
+    assert proc.returncode == 2 and "does-not-exist.json" in proc.stderr
+    if shutil.which("qemu-x86_64"):
+        proc, _ = run_verify(tmp_path, whl, "qemu-nehalem.json",
+                             extra=("--emulate", "SandyBrige"))
+        assert proc.returncode == 2 and "did you mean SandyBridge" in proc.stderr
+
+
+def test_rich_report_names_the_evidence(tmp_path, libs):
+    whl = tfforge_wheel(tmp_path, libs["avx2fma"])
+    proc = invoke("verify", str(whl), "--jobs", "1", "--python", PY,
+                  "--host", str(HOSTS / "qemu-sandybridge.json"),
+                  env={"TFFORGE_CACHE": str(tmp_path / "cache"), "COLUMNS": "160"})
+    assert proc.returncode == 1
+    out = proc.stdout
+    for text in ("Checks", "compatibility", "FAIL", "AVX2", "baseline", "add8",
+                 "qemu-sandybridge", "R4 rest"):
+        assert text in out, text
+
+
+# ---- the real stock wheel (integration) ----------------------------------------------------
+STOCK = "tensorflow-cpu==2.21.0"
+
+
+@pytest.fixture(scope="module")
+def stock_wheel() -> Path:
+    try:
+        return pypi.fetch(STOCK)
+    except Exception as exc:  # noqa: BLE001 - reported through need()
+        need(False, f"cannot fetch {STOCK} from PyPI: {exc}")
+
+
+@pytest.fixture(scope="module")
+def stock(stock_wheel) -> dict:
+    """One verify of the stock wheel against five host snapshots. The ISA scan is cached per
+    wheel sha256 in the cache dir, so later verifies of this wheel do not scan it again."""
+    args = ["verify", str(stock_wheel), "--json", "--jobs", "1", "--python", "3.11"]
+    for h in ("qemu-nehalem.json", "qemu-sandybridge.json", "qemu-ivybridge.json",
+              "qemu-haswell.json", "skylake-sp-8175m.json"):
+        args += ["--host", str(HOSTS / h)]
+    proc = invoke(*args, timeout=900)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.integration
+def test_stock_wheel_structure_and_tags(stock):
+    c = checks(stock)
+    assert c["structure"]["status"] == "pass" and stock["members"] > 10000
+    assert c["python"]["status"] == "pass"
+    assert c["manylinux"]["status"] == "pass" and "glibc 2.27" in c["manylinux"]["summary"]
+    assert c["provenance"]["status"] == "skip" and c["claim"]["status"] == "skip"
+    assert len(stock["libraries"]) == 77
+
+
+@pytest.mark.integration
+def test_stock_wheel_baseline_is_avx_class_plus_f16c(stock):
+    baseline, dispatched = set(stock["baseline"]), set(stock["dispatched"])
+    # What the scan finds: AVX everywhere (TensorFlow builds with -mavx) and F16C in ordinary
+    # Eigen::half code; everything newer only in dispatched kernels.
+    assert {"avx", "f16c"} <= baseline
+    assert baseline <= set(cpu.load_host(HOSTS / "qemu-ivybridge.json").features)
+    assert not baseline & {"avx2", "fma", "bmi1", "bmi2", "avx512f", "avx512_vnni", "amx_tile"}
+    assert {"avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx_vnni",
+            "amx_tile", "amx_int8"} <= dispatched
+    cc = next(lib for lib in stock["libraries"] if lib["path"].endswith("libtensorflow_cc.so.2"))
+    f16c = next(f for f in cc["features"] if f["name"] == "f16c")
+    assert f16c["cls"] == "baseline" and f16c["ordinary"] > 1000
+    assert any("Eigen::half" in x for x in f16c["examples"])
+    avx512 = next(f for f in cc["features"] if f["name"] == "avx512f")
+    assert avx512["cls"] == "dispatched" and avx512["ordinary"] == 0 and avx512["named"] > 100
+    avx = next(f for f in cc["features"] if f["name"] == "avx")
+    assert avx["load_time"] > 0 and "runs at load" in avx["reason"]
+
+
+@pytest.mark.integration
+def test_stock_wheel_against_host_snapshots(stock):
+    hosts = {h["name"]: h for h in stock["hosts"]}
+    assert hosts["qemu-nehalem"]["missing"][:1] == ["avx"]
+    assert (hosts["qemu-sandybridge"]["ok"], hosts["qemu-sandybridge"]["missing"]) == (
+        False, ["f16c"])
+    for name in ("qemu-ivybridge", "qemu-haswell", "skylake-sp-8175m"):
+        assert hosts[name]["ok"], hosts[name]
+    # Haswell lacks AVX-512 (and more), all of it dispatched-only: it passes.
+    assert {"avx512f", "avx512_vnni"} <= set(hosts["qemu-haswell"]["missing_dispatched"])
+
+
+@pytest.mark.integration
+def test_stock_wheel_emulated_confirms_the_static_verdict(stock, stock_wheel):
+    """Under qemu, SandyBridge (no F16C) dies with SIGILL at the float16 cast, as the scan
+    predicts; IvyBridge (F16C, no AVX2) runs everything."""
+    need_tool("qemu-x86_64")
+    proc = invoke("verify", str(stock_wheel), "--json", "--jobs", "1", "--python", "3.11",
+                  "--host", str(HOSTS / "qemu-ivybridge.json"),
+                  "--emulate", "SandyBridge", "--emulate", "IvyBridge", timeout=1800)
+    doc = json.loads(proc.stdout)
+    assert doc["scan_cached"] is True                   # the stock wheel is scanned once
+    em = {e["result"]["model"]: e for e in doc["emulation"]}
+    sandy, ivy = em["SandyBridge"], em["IvyBridge"]
+    assert sandy["result"]["status"] == "signal" and sandy["result"]["signal"] == "SIGILL"
+    assert sandy["result"]["stage"] == "float16 cast"
+    assert sandy["predicted_missing"] == ["f16c"] and sandy["agrees"] is True
+    assert ivy["result"]["status"] == "pass" and ivy["predicted_missing"] == []
+    assert checks(doc)["emulate"]["status"] == "fail" and proc.returncode == 1
+    assert checks(doc)["compatibility"]["status"] == "pass"
+
+
+def test_emulate_needs_a_known_model():
+    if shutil.which("qemu-x86_64") is None:
+        with pytest.raises(ConfigError, match="qemu-user"):
+            verify.emulate.check_model("Haswell")
+        return
+    assert verify.emulate.check_model("haswell") == "Haswell"
+    with pytest.raises(ConfigError, match="no such CPU model"):
+        verify.emulate.check_model("Pentium9")
