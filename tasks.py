@@ -45,7 +45,6 @@ def match(c, hosts, json=False, gcc_version=None, require=None, debug=False):
 
 
 # ---- render / build (issues 3, 4) ---------------------------------------------------------
-# (tasks for issues 3 and 4 go here)
 from tfforge import isa as _isa  # noqa: E402 - the titles in the feature flags' help
 
 # Boolean feature flags (invoke spells sse4_2 as --sse4-2); any other feature: --feature NAME.
@@ -130,7 +129,6 @@ def build(c, tf_version=None, python_version=None, target=None, host=None, featu
         as_json=json, debug=debug)
 
 
-
 @task(help={
     "image": "base image to look for (default: local/bookworm:base, made by "
              "scripts/make-base-image.sh)",
@@ -141,6 +139,7 @@ def engine(c, image="local/bookworm:base", json=False, debug=False):
     """Which docker client builds use, the engine's version, BuildKit, and the base image."""
     from tfforge import engine as engine_mod
     run(engine_mod.engine_command, image=image, as_json=json, debug=debug)
+
 
 # ---- verify (issue 5) ---------------------------------------------------------------------
 @task(
@@ -169,9 +168,7 @@ def verify(c, wheel, host=None, python=None, emulate=None, json=False, jobs=None
         examples=examples, debug=debug)
 
 
-
 # ---- smoke / bench (issue 6) --------------------------------------------------------------
-# (tasks for issue 6 go here)
 @task(
     positional=["wheel"],
     help={
@@ -233,7 +230,6 @@ def bench(c, wheels, wheel=None, threads=None, onednn=None, modes=None, batches=
 
 
 # ---- index / serve / publish (issue 7) ----------------------------------------------------
-# (tasks for issue 7 go here)
 @task(
     help={
         "json": "print one JSON document (index path, file:// URL, wheels with sha256)",

@@ -189,13 +189,7 @@ def run_config(target: Target, cfg: Config, plan: Plan, words_file: Path,
     except TfforgeError as exc:  # a timeout: record it, go on with the other rows
         row.error = str(exc)
         return row
-    if proc.returncode != 0 or doc is None or "times_s" not in doc:
-        row.error = explain_failure(proc, doc)
-        return row
-    row.times_s = doc["times_s"]
-    row.words_per_s = stats(doc["words"], doc["times_s"])
-    row.mismatches = sum(want != got for (_, want), got in zip(golden, doc["predictions"]))
-    return row
+    return _fill(row, proc, doc, golden)
 
 
 def run_reference(plan: Plan, words_file: Path, golden) -> Row:
@@ -205,7 +199,12 @@ def run_reference(plan: Plan, words_file: Path, golden) -> Row:
     args = [str(g2p.REFERENCE), "--words", str(words_file), "--warmup", str(plan.warmup),
             "--repeat", str(plan.repeat)]
     proc, doc = run_script(target, args, {**os.environ, "OMP_NUM_THREADS": "1"}, plan.timeout)
-    if proc.returncode != 0 or doc is None:
+    return _fill(row, proc, doc, golden)
+
+
+def _fill(row: Row, proc, doc: dict | None, golden) -> Row:
+    """The row's timings and golden mismatches from a runner's JSON, or its failure."""
+    if proc.returncode != 0 or doc is None or "times_s" not in doc:
         row.error = explain_failure(proc, doc)
         return row
     row.times_s = doc["times_s"]
