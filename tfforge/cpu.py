@@ -7,6 +7,7 @@ or a raw cpuinfo text copied from another machine (`cat /proc/cpuinfo > hosts/we
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import platform
@@ -166,6 +167,38 @@ def load_host(path: str | Path) -> HostProfile:
                               f"({exc.msg}); re-save it with `invoke detect --save`")
         return _from_json(doc, str(path), default_name)
     return parse_cpuinfo(text, name=default_name, source=str(path))
+
+
+def host_files(items: str | list[str], *, option: str = "hosts") -> list[Path]:
+    """Snapshot paths from files, folders (their *.json and *.cpuinfo), globs or comma lists."""
+    paths: list[Path] = []
+    for item in [items] if isinstance(items, str) else items:
+        for part in filter(None, (p.strip() for p in item.split(","))):
+            p = Path(part).expanduser()
+            if p.is_dir():
+                found = sorted(q for q in p.iterdir()
+                               if q.suffix in (".json", ".cpuinfo") and q.is_file())
+                if not found:
+                    raise ConfigError(f"{option} {p}: the folder has no .json or .cpuinfo "
+                                      "snapshots; add them with `invoke detect --save` or "
+                                      "`cat /proc/cpuinfo > FILE.cpuinfo`")
+                paths.extend(found)
+            elif any(ch in part for ch in "*?["):
+                found = sorted(Path(x) for x in glob.glob(str(p)))
+                if not found:
+                    raise ConfigError(f"{option} {part}: the pattern matches no files")
+                paths.extend(found)
+            else:
+                paths.append(p)
+    if not paths:
+        raise ConfigError(f"{option}: no hosts given; pass a folder, glob or comma-separated "
+                          "list of snapshot files, e.g. hosts/")
+    return paths
+
+
+def load_hosts(items: str | list[str], *, option: str = "hosts") -> list[HostProfile]:
+    """Every host named by files, folders, globs or comma lists (see host_files)."""
+    return [load_host(p) for p in host_files(items, option=option)]
 
 
 def save_host(host: HostProfile, path: str | Path) -> Path:

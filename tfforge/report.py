@@ -5,7 +5,6 @@ Each command builds a plain dict (the --json output) and renders the same dict a
 
 from __future__ import annotations
 
-import glob
 import importlib.util
 import json
 import subprocess
@@ -15,7 +14,6 @@ from pathlib import Path
 from rich.table import Table
 
 from . import config, console, cpu, fleet, isa
-from .errors import ConfigError
 
 # The official x86 wheel baseline: TensorFlow's `avx_linux` config compiles with -mavx only.
 STOCK_BASELINE = isa.closure(["avx"])
@@ -132,32 +130,6 @@ def _show_detect(doc: dict) -> None:
         out.print(f"snapshot saved to {doc['saved']}")
 
 
-def expand_hosts(spec: str | list[str]) -> list[Path]:
-    """Files from a directory, glob or comma-separated list (or a list of those)."""
-    items = spec if isinstance(spec, list) else [spec]
-    paths: list[Path] = []
-    for item in items:
-        for part in filter(None, (p.strip() for p in item.split(","))):
-            p = Path(part)
-            if p.is_dir():
-                found = sorted(q for q in p.iterdir() if q.is_file() and not q.name.startswith("."))
-                if not found:
-                    raise ConfigError(f"{p}: the folder has no host files; add snapshots with "
-                                      "`invoke detect --save` or raw /proc/cpuinfo copies")
-                paths.extend(found)
-            elif any(ch in part for ch in "*?["):
-                found = sorted(Path(x) for x in glob.glob(part))
-                if not found:
-                    raise ConfigError(f"{part}: the pattern matches no files")
-                paths.extend(found)
-            else:
-                paths.append(p)
-    if not paths:
-        raise ConfigError("no hosts given; pass a folder, glob or comma-separated list of "
-                          "snapshot files, e.g. `invoke match hosts/`")
-    return paths
-
-
 def match_report(hosts: list[cpu.HostProfile], gcc_version: str,
                  require: frozenset[str] = frozenset()) -> dict:
     fleet.check_fleet(hosts)
@@ -193,7 +165,7 @@ def match_command(hosts: str | list[str], *, as_json: bool, gcc_version: str | N
     opts = config.settings({"gcc_version": gcc_version})
     wanted = frozenset(isa.canonical(n, source="--require")
                        for n in (require or "").split(",") if n.strip())
-    profiles = [cpu.load_host(p) for p in expand_hosts(hosts)]
+    profiles = cpu.load_hosts(hosts)
     doc = match_report(profiles, str(opts["gcc_version"]), isa.closure(wanted) if wanted else wanted)
     if as_json:
         console.print_json(doc)

@@ -454,21 +454,6 @@ def _host_snapshot_sha(host) -> str:
     return hashlib.sha256(canonical_json(host.to_snapshot()).encode()).hexdigest()
 
 
-def _host_paths(paths: Iterable[str]) -> list[Path]:
-    out: list[Path] = []
-    for p in paths:
-        path = Path(p).expanduser()
-        if path.is_dir():
-            found = sorted(q for q in path.iterdir()
-                           if q.suffix in (".json", ".cpuinfo") and q.is_file())
-            if not found:
-                raise ConfigError(f"--host {p}: the folder has no .json or .cpuinfo snapshots")
-            out += found
-        else:
-            out.append(path)
-    return out
-
-
 def _host_target(host_files: list[str], this_host: bool, compiler: str, version: str,
                  gcc_version: str) -> TargetChoice:
     from . import cpu, fleet  # the lead's modules: host snapshots and fleet matching
@@ -476,7 +461,7 @@ def _host_target(host_files: list[str], this_host: bool, compiler: str, version:
     if this_host:
         hosts = [cpu.detect_host()]
     else:
-        hosts = [cpu.load_host(p) for p in _host_paths(host_files)]
+        hosts = cpu.load_hosts(list(host_files), option="--host")
         fleet.check_fleet(hosts)
     best = fleet.best_target(hosts, gcc_version)
     kind = "fleet" if len(hosts) > 1 else "host"

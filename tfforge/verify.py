@@ -592,7 +592,7 @@ def verify_command(wheel_spec: str, *, hosts: list[str], python: str | None,
                           "at most 2)")
     n_jobs = n_jobs or min(os.cpu_count() or 1, 2)
     path = venvs.wheel_from_spec(wheel_spec)
-    profiles = [cpu.load_host(h) for h in hosts] if hosts else [cpu.detect_host()]
+    profiles = cpu.load_hosts(hosts, option="--host") if hosts else [cpu.detect_host()]
     python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
     kwargs = dict(hosts=profiles, python=python, emulate_models=emulate, jobs=n_jobs,
                   examples=n_examples, use_cache=not no_cache,
