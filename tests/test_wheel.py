@@ -1,4 +1,4 @@
-"""Reading wheels: crafted bad wheels each fail with their own reason (contract 4)."""
+"""Reading wheels: crafted bad wheels each fail with their own reason."""
 
 from __future__ import annotations
 

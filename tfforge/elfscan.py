@@ -81,7 +81,7 @@ class FeatureEvidence:
 
 @dataclass(frozen=True)
 class LibraryScan:
-    """The ISA facts of one ELF library (contract 5: .baseline / .dispatched)."""
+    """The ISA facts of one ELF library: `.baseline`, `.dispatched` and per-feature evidence."""
 
     path: str
     size: int
@@ -1150,7 +1150,7 @@ def _open_file(path: Path):
 def scan_library(path: Path | str, *, display_name: str | None = None,
                  progress: Callable[[int], None] | None = None,
                  examples: int = EXAMPLES, readable: bool = True) -> LibraryScan:
-    """Contract 5: scan one ELF library in this process; ConfigError if it is not a
+    """Scan one ELF library in this process; ConfigError if it is not a
     readable x86-64 ELF file.
 
     display_name: the name reported (a wheel member path); allow-list globs match its

@@ -122,7 +122,7 @@ def resolve_wheels(items: list[str]) -> list[Path]:
 
 def check_wheels(paths: list[Path]) -> None:
     """Refuse to upload anything unless every wheel passes the structure and hash checks."""
-    from .wheel import structure_problems  # contract 4 (issue 5)
+    from .wheel import structure_problems
     failing = [(p, problems) for p in paths if (problems := structure_problems(p))]
     if failing:
         path, problems = failing[0]

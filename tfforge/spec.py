@@ -456,7 +456,7 @@ def _host_snapshot_sha(host) -> str:
 
 def _host_target(host_files: list[str], this_host: bool, compiler: str, version: str,
                  gcc_version: str) -> TargetChoice:
-    from . import cpu, fleet  # the lead's modules: host snapshots and fleet matching
+    from . import cpu, fleet
 
     if this_host:
         hosts = [cpu.detect_host()]

@@ -2,7 +2,7 @@
 
 `check(path)` reads every member once, hashing it against RECORD; `verify` also has it extract
 the ELF libraries on the way (largest first), so the ISA scan can start while the rest is
-still being hashed. `structure_problems(path)` (contract 4) is the same pass without
+still being hashed. `structure_problems(path)` (used by publish) is the same pass without
 extraction. Decides nothing about CPUs.
 """
 
