@@ -412,7 +412,7 @@ def test_cli_host_target_and_archspec_reasons_survive_the_console(tmp_path):
 
 
 def test_build_hands_the_rendered_folder_to_the_engine(tmp_path, monkeypatch):
-    """Contract 2: engine.run_build(build_dir, wheels_dir=..., timeout_s=...)."""
+    """build hands the folder to engine.run_build(build_dir, wheels_dir=..., timeout_s=...)."""
     from tfforge import build, engine
 
     calls = []

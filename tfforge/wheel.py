@@ -79,7 +79,7 @@ class WheelCheck:
 
 
 def structure_problems(path: Path) -> list[str]:
-    """Contract 4: what is wrong with the wheel's structure (empty list = sound).
+    """What is wrong with the wheel's structure (empty list = sound).
 
     ConfigError when the file is not a readable wheel at all.
     """
