@@ -33,6 +33,23 @@ def need_tool(name: str) -> str:
     return path
 
 
+BASE_IMAGE = "local/bookworm:base"  # made by scripts/make-base-image.sh
+
+
+def need_engine(image: str = BASE_IMAGE):
+    """The docker client when an engine holding `image` answers; `need` fails/skips otherwise."""
+    from tfforge import engine
+    from tfforge.errors import TfforgeError
+
+    try:
+        client = engine.resolve_client()
+        engine.engine_facts(client)
+        engine.image_facts(client, [image])
+    except TfforgeError as exc:
+        need(False, f"Docker engine with {image} (bash scripts/make-base-image.sh): {exc}")
+    return client
+
+
 def invoke(*args: str, cwd: Path | None = None, env: dict | None = None,
            timeout: float = 600) -> subprocess.CompletedProcess:
     """Run `invoke ARGS` the way a user does, from the project root (or cwd)."""

@@ -20,11 +20,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, invoke, need
+from conftest import FIXTURES, invoke, need_engine
 
-from tfforge import engine, wheel_edit
+from tfforge import wheel_edit
 from tfforge.elfscan import scan_library
-from tfforge.errors import TfforgeError
 
 pytestmark = pytest.mark.integration
 BASE = "local/bookworm:base"
@@ -50,12 +49,7 @@ def baseline_features(library: Path) -> set[str]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    try:
-        client = engine.resolve_client()
-        engine.engine_facts(client)
-        engine.image_facts(client, [BASE])
-    except TfforgeError as exc:
-        need(False, f"Docker engine with {BASE} (bash scripts/make-base-image.sh): {exc}")
+    need_engine(BASE)
     return tmp_path_factory.mktemp("e2e")
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, need
+from conftest import ROOT, need_engine
 from tfforge import engine, wheel_edit
-from tfforge.errors import BuildError, Interrupted, TfforgeError
+from tfforge.errors import BuildError, Interrupted
 from test_engine import raw_wheel, record_problems
 
 pytestmark = pytest.mark.integration
@@ -28,13 +28,7 @@ BASE = "local/bookworm:base"
 
 @pytest.fixture(scope="module")
 def client() -> engine.Client:
-    try:
-        found = engine.resolve_client()
-        engine.engine_facts(found)
-        engine.image_facts(found, [BASE])
-    except TfforgeError as exc:
-        need(False, f"Docker engine with {BASE}: {exc}")
-    return found
+    return need_engine(BASE)
 
 
 @pytest.fixture
