@@ -119,24 +119,27 @@ def why_not(t: Target, host: HostProfile) -> str | None:
     return None
 
 
+def _rank(u: archspec.cpu.Microarchitecture) -> tuple[int, int]:
+    """archspec's own order for a host's candidates: deeper, then more features."""
+    return len(u.ancestors), len(u.features)
+
+
 def _ranked(hosts: list[HostProfile]) -> list[archspec.cpu.Microarchitecture]:
-    """Targets every host can run, best first (archspec's own order for a host)."""
+    """Targets every host can run, best first: descendants of the best shared generic level,
+    then the generic levels."""
     if not hosts:
         raise ConfigError("no hosts given; pass snapshot files (hosts/*.json or raw cpuinfo)")
     for h in hosts:
         if not h.is_x86:
             raise ConfigError(f"{h.source}: {h.name} is {h.arch}; x86 ISA targets do not apply "
                               "(tfforge builds x86_64 wheels)")
+    infos = [_info(h) for h in hosts]
     common = [u for u in archspec.cpu.TARGETS.values()
               if u.family.name == "x86_64" and all(
-                  compatibility_check_for_x86_64(_info(h), u) for h in hosts)]
-    generic = max((u for u in common if u.vendor == GENERIC),
-                  key=lambda u: (len(u.ancestors), len(u.features)))
-    best = [u for u in common if u > generic] or []
-    ranked = sorted(best, key=lambda u: (len(u.ancestors), len(u.features)), reverse=True)
-    generics = sorted((u for u in common if u.vendor == GENERIC),
-                      key=lambda u: (len(u.ancestors), len(u.features)), reverse=True)
-    return ranked + generics
+                  compatibility_check_for_x86_64(info, u) for info in infos)]
+    generics = sorted((u for u in common if u.vendor == GENERIC), key=_rank, reverse=True)
+    specific = sorted((u for u in common if u > generics[0]), key=_rank, reverse=True)
+    return specific + generics
 
 
 def best_target(hosts: list[HostProfile], gcc_version: str) -> Target:
@@ -150,10 +153,9 @@ def best_target(hosts: list[HostProfile], gcc_version: str) -> Target:
     raise ConfigError(f"GCC {gcc_version} can emit none of the targets these hosts share")
 
 
-def best_for_host(host: HostProfile, gcc_version: str) -> tuple[str, Target]:
-    """(archspec's microarchitecture for the host, the best target GCC can emit for it)."""
-    ranked = _ranked([host])
-    return ranked[0].name, best_target([host], gcc_version)
+def microarchitecture(host: HostProfile) -> str:
+    """archspec's microarchitecture for one host (whatever the compiler can emit)."""
+    return _ranked([host])[0].name
 
 
 def check_fleet(hosts: list[HostProfile]) -> None:

@@ -19,10 +19,6 @@ def wheels_dir() -> Path:
     return project_root() / "wheels"
 
 
-def hosts_dir() -> Path:
-    return project_root() / "hosts"
-
-
 def cache_dir(*parts: str) -> Path:
     """TFFORGE_CACHE, else $XDG_CACHE_HOME/tfforge, else ~/.cache/tfforge; created on demand."""
     base = os.environ.get("TFFORGE_CACHE") or os.path.join(

@@ -14,6 +14,7 @@ from pathlib import Path
 from rich.table import Table
 
 from . import config, console, cpu, fleet, isa
+from .errors import TfforgeError
 
 # The official x86 wheel baseline: TensorFlow's `avx_linux` config compiles with -mavx only.
 STOCK_BASELINE = isa.closure(["avx"])
@@ -54,7 +55,7 @@ def host_report(host: cpu.HostProfile, gcc_version: str) -> dict:
                        "apply; tfforge builds and verifies x86_64 wheels")
         return doc
     present = host.features
-    uarch, best = fleet.best_for_host(host, gcc_version)
+    uarch, best = fleet.microarchitecture(host), fleet.best_target([host], gcc_version)
     level = isa.psabi_level(present)
     doc.update({
         "x86": True,
@@ -146,7 +147,7 @@ def match_report(hosts: list[cpu.HostProfile], gcc_version: str,
     return {
         "hosts": [{"name": h.name, "source": h.source, "vendor": h.vendor,
                    "model_name": h.model_name,
-                   "microarchitecture": fleet.best_for_host(h, gcc_version)[0],
+                   "microarchitecture": fleet.microarchitecture(h),
                    "psabi_level": isa.level_name(isa.psabi_level(h.features))} for h in hosts],
         "best": {"target": best.display, "name": best.name, "flags": best.flags,
                  "copts": [f"--copt={f}" for f in best.copts(gcc_version)],
@@ -172,7 +173,6 @@ def match_command(hosts: str | list[str], *, as_json: bool, gcc_version: str | N
     else:
         _show_match(doc)
     if doc["require_missing"]:
-        from .errors import TfforgeError
         who = "; ".join(f"{h} lacks {', '.join(m)}" for h, m in doc["require_missing"].items())
         raise TfforgeError(f"--require {require}: not every host has it ({who})")
     return doc
