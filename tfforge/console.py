@@ -23,6 +23,11 @@ def print_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
+def say(line: str) -> None:
+    """One plain line of results on stdout: no markup, no wrapping."""
+    out.print(line, markup=False, soft_wrap=True)
+
+
 def warn(message: str) -> None:
     err.print(f"[yellow]warning:[/] {escape(message)}", markup=True)
 

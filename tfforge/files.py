@@ -15,9 +15,12 @@ def sha256_file(path: Path) -> str:
 
 
 def write_json_atomic(path: Path, doc: object) -> Path:
-    """Write sorted, indented JSON beside the target, then rename it into place."""
+    """Write sorted, indented JSON beside the target, then rename it into place.
+
+    The temporary name carries the process id: two processes writing the same file (a shared
+    cache) never write into each other's temporary file."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path
