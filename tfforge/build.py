@@ -11,7 +11,6 @@ import shlex
 from pathlib import Path
 from typing import Any, Mapping
 
-
 from . import config, console, isa, paths, render, spec
 from .errors import ConfigError
 
@@ -36,17 +35,9 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def _say(line: str) -> None:
-    console.out.print(line, markup=False, highlight=False, soft_wrap=True)
-
-
-def _warn(message: str) -> None:
-    console.warn(message)  # escapes rich markup: archspec's reasons contain "[...]"
-
-
 def _warn_all(s: spec.BuildSpec) -> None:
     for w in s.warnings:
-        _warn(w)
+        console.warn(w)
 
 
 def _summary(s: spec.BuildSpec, r: render.Rendered) -> list[str]:
@@ -86,7 +77,7 @@ def render_command(cli: Mapping[str, Any], *, as_json: bool = False) -> dict:
         console.print_json(result)
     else:
         for line in _summary(s, r):
-            _say(line)
+            console.say(line)
     return result
 
 
@@ -131,7 +122,7 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
     _warn_all(s)
     warning = _host_isa_warning(s)
     if warning:
-        _warn(warning)
+        console.warn(warning)
     r = render.render(s, paths.builds_dir())
     p = plan(s, r)
     if warning:
@@ -148,7 +139,7 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
                 f"bazel:      (in {s.src_dir}) {shlex.join(p['bazel_command'])}",
                 "dry run: nothing was built (OUT is the folder that receives the wheel)",
             ):
-                _say(line)
+                console.say(line)
         return {**p, "dry_run": True}
 
     from . import engine  # issue 4's module; imported only when a build really runs
@@ -159,9 +150,9 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
     if as_json:
         console.print_json(out)
     else:
-        _say(f"wheel: {result.get('wheel')}")
+        console.say(f"wheel: {result.get('wheel')}")
         for step, secs in sorted((result.get("durations") or {}).items()):
             if isinstance(secs, (int, float)):
-                _say(f"  {step}: {secs:.1f} s")
+                console.say(f"  {step}: {secs:.1f} s")
     return out
 

@@ -214,7 +214,7 @@ def engine_command(*, image: str = "local/bookworm:base", as_json: bool = False)
                      f"{facts.os_arch}, storage {facts.storage_driver or '?'}",
                      f"buildkit: {'available' if facts.buildkit else 'NOT available'}",
                      f"base:    {image} " + (base.get('id', '') or base.get('missing', ''))):
-            console.out.print(line, markup=False, highlight=False, soft_wrap=True)
+            console.say(line)
     return doc
 
 
@@ -255,20 +255,22 @@ def image_facts(client: Client, refs: Iterable[str], *, pull: bool = False) -> l
 
     pull=True first tries `docker pull` for an image the engine lacks (the default base image
     is a public one pinned by digest); without a registry that fails at once."""
+    def inspect(ref: str):
+        return _docker(client, "image", "inspect", "--format",
+                       "{{json .Id}} {{json .RepoDigests}}", ref)
+
     facts = []
     for ref in refs:
-        proc = _docker(client, "image", "inspect", "--format",
-                       "{{json .Id}} {{json .RepoDigests}}", ref)
+        proc = inspect(ref)
         if proc.returncode != 0 and pull and "No such" in proc.stderr:
-            say(f"pulling base image {ref}")
+            console.info(f"pulling base image {ref}")
             pulled = _docker(client, "pull", "--quiet", ref, timeout=PULL_TIMEOUT_S)
             if pulled.returncode != 0:
                 why = short(pulled.stderr.strip().splitlines()[-1] if pulled.stderr.strip()
                             else f"exit {pulled.returncode}", 120)
                 raise BuildError(f"base image {ref!r} is not in the engine and `docker pull` "
                                  f"failed ({why}); " + MAKE_BASE.format(ref=ref))
-            proc = _docker(client, "image", "inspect", "--format",
-                           "{{json .Id}} {{json .RepoDigests}}", ref)
+            proc = inspect(ref)
         if proc.returncode != 0:
             if "No such image" in proc.stderr or "No such object" in proc.stderr:
                 raise BuildError(f"base image {ref!r} is not in the engine; "
@@ -530,15 +532,14 @@ class Progress:
 
     HEARTBEAT_S = 60.0
 
-    def __init__(self, build_id: str):
-        self.build_id = build_id
+    def __init__(self):
         self.start = time.monotonic()
         self.last_plain = self.start
         self.step = "starting"
         self.rich = None
         if console.err.is_terminal:
-            from rich.progress import (Progress as RichProgress, SpinnerColumn, TextColumn,
-                                       TimeElapsedColumn)
+            from rich.progress import Progress as RichProgress
+            from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
             # No markup: step names such as "[build 3/4]" are text, not rich tags.
             self.rich = RichProgress(SpinnerColumn(), TimeElapsedColumn(),
                                      TextColumn("{task.description}", markup=False),
@@ -569,7 +570,7 @@ class Progress:
 
     def _plain(self, text: str) -> None:
         self.last_plain = time.monotonic()
-        say(text)
+        console.info(text)
 
     def close(self) -> None:
         if self.rich:
@@ -578,11 +579,6 @@ class Progress:
 
 
 # ---- the build ------------------------------------------------------------------------------
-def say(text: str) -> None:
-    """A status line on stderr, never wrapped (logs and CI output stay greppable)."""
-    console.err.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
 def build_command(client: Client, build_dir: Path, dest: Path) -> list[str]:
     return [client.path, "build", "--progress=plain", "--target", "export",
             "--output", f"type=local,dest={dest}", str(build_dir)]
@@ -609,7 +605,7 @@ def run_docker_build(client: Client, build_dir: Path, dest: Path, log_path: Path
 
     The timeout counts from `started` (time.monotonic(); default now)."""
     cmd = build_command(client, build_dir, dest)
-    say("$ DOCKER_BUILDKIT=1 " + " ".join(cmd))
+    console.info("$ DOCKER_BUILDKIT=1 " + " ".join(cmd))
     env = {**os.environ, "DOCKER_BUILDKIT": "1"}
     steps = StepLog()
     kept: list[str] = []
@@ -621,7 +617,7 @@ def run_docker_build(client: Client, build_dir: Path, dest: Path, log_path: Path
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 preexec_fn=_interrupt_when_parent_dies)
-        progress = Progress(build_id)
+        progress = Progress()
         lines: queue.Queue[str | None] = queue.Queue()
         reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
         reader.start()
@@ -641,9 +637,9 @@ def run_docker_build(client: Client, build_dir: Path, dest: Path, log_path: Path
                 log.flush()
                 kept.append(line)
                 del kept[:-400]
-                started = steps.feed(line.rstrip("\n"))
-                if started:
-                    progress.step_started(started)
+                new_step = steps.feed(line.rstrip("\n"))
+                if new_step:
+                    progress.step_started(new_step)
             proc.wait()
         except (KeyboardInterrupt, TimeoutError) as exc:
             progress.close()
@@ -740,7 +736,7 @@ def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float,
         images = image_facts(client, dockerfile_images((build_dir / "Dockerfile").read_text()),
                              pull=True)
         engine_doc = {**facts.as_dict(), "base_images": images}
-        say(f"engine: Docker {facts.server_version} (API {facts.api_version}, BuildKit) via "
+        console.info(f"engine: Docker {facts.server_version} (API {facts.api_version}, BuildKit) via "
             f"{client.path} {client.version}")
         t_checked = time.monotonic()
         log_path = build_dir / "build.log"
@@ -771,7 +767,7 @@ def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float,
             write_json_atomic(build_dir / "provenance.json", provenance)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
-    say(f"built {target} in {durations['total_s']:.1f}s "
+    console.info(f"built {target} in {durations['total_s']:.1f}s "
         f"({steps.cached} steps cached, {steps.ran} run)")
     return {"wheel": str(target), "build_id": build_id, "durations": durations,
             "engine": engine_doc, "cache": cache, "log": str(log_path),

@@ -27,18 +27,13 @@ from typing import Mapping
 from urllib.parse import urlsplit
 
 from . import config
-from .console import info, is_tty, out, print_json, warn
+from .console import info, is_tty, print_json, say, warn
 from .errors import ConfigError, Interrupted, PublishError, TfforgeError, VerifyError
 from .files import sha256_file
 
 USER_VAR, PASSWORD_VAR = "TWINE_USERNAME", "TWINE_PASSWORD"
 CREDENTIALS_HINT = (f"set {USER_VAR} and {PASSWORD_VAR}, or store the password with "
                     "`keyring set URL USER` and set only " + USER_VAR)
-
-
-def _say(line: str) -> None:
-    """A result line on stdout, never wrapped or read as rich markup (file names hold '[')."""
-    out.print(line, soft_wrap=True, markup=False)
 
 
 @dataclass(frozen=True)
@@ -324,6 +319,6 @@ def publish_command(wheels: list[str], *, repository: str | None = None,
         print_json(doc)
     else:
         for r in results:
-            _say(f"{r['status']:<9} {r['file']}  sha256={r['sha256']}  {_size(r['size'])}  "
+            say(f"{r['status']:<9} {r['file']}  sha256={r['sha256']}  {_size(r['size'])}  "
                  f"{r['seconds']:.1f}s")
     return doc
