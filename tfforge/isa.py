@@ -148,14 +148,16 @@ def parse_level(text: str) -> int | None:
     return None
 
 
-def gcc_flags(names: Iterable[str], gcc_version: str) -> list[str]:
-    """`-m` flags for the features, in vocabulary order; ConfigError if the GCC is too old."""
+def gcc_flags(names: Iterable[str], gcc_version: str | None) -> list[str]:
+    """`-m` flags for the features, in vocabulary order; ConfigError if the GCC is too old.
+
+    gcc_version None skips the version gate (Clang accepts GCC's spellings for these)."""
     wanted = frozenset(names)
     flags, too_new = [], []
     for f in features().values():
         if f.name not in wanted or not f.gcc_flag:
             continue
-        if Version(gcc_version) < Version(f.gcc_since):
+        if gcc_version is not None and Version(gcc_version) < Version(f.gcc_since):
             too_new.append(f"{f.gcc_flag} needs GCC >= {f.gcc_since}")
         flags.append(f.gcc_flag)
     if too_new:
@@ -167,6 +169,12 @@ def title(name: str) -> str:
     return features()[name].title
 
 
+@cache
+def _order() -> dict[str, int]:
+    return {name: i for i, name in enumerate(features())}
+
+
 def sort_key(name: str) -> int:
-    """Vocabulary order (roughly oldest to newest) for stable display."""
-    return list(features()).index(name) if name in features() else len(features())
+    """Vocabulary order (roughly oldest to newest) for stable display; unknown names last."""
+    order = _order()
+    return order.get(name, len(order))

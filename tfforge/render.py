@@ -44,9 +44,6 @@ def build_document(spec: BuildSpec) -> dict:
 
 
 def _environment() -> jinja2.Environment:
-    if not (TEMPLATES / DOCKERFILE_TEMPLATE).is_file():
-        raise BuildError(f"template {TEMPLATES / DOCKERFILE_TEMPLATE} is missing; tfforge must "
-                         "run from its checkout (pip install -e .)")
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)),
                               undefined=jinja2.StrictUndefined, autoescape=False,
                               keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)

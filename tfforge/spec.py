@@ -24,7 +24,7 @@ import archspec
 import archspec.cpu
 from packaging.version import InvalidVersion, Version
 
-from . import __version__, isa, toolchains
+from . import __version__, cpu, fleet, isa, toolchains
 from .errors import BuildError, ConfigError
 from .files import sha256_file
 
@@ -44,7 +44,6 @@ PYTHON_BIN = "/usr/bin/python3"
 
 # Free-text inputs. Every value that reaches the Dockerfile matches one of these.
 _GCC_VERSION = re.compile(r"^\d{1,2}(\.\d{1,2}){0,2}$")
-_PY_VERSION = re.compile(r"^3\.\d{1,2}$")
 _BAZEL_ARG = re.compile(r"^--[A-Za-z][A-Za-z0-9_]*(=[A-Za-z0-9_.,:/@%+=-]*)?$")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN = (r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)"
@@ -164,8 +163,7 @@ class BuildSpec:
             # the requested features no other requested one implies, newest first:
             # --avx2 --fma -> avx2.fma; --avx512f --avx2 -> avx512f
             parts = [f for f in sorted(self.target.requested, key=isa.sort_key, reverse=True)
-                     if not any(f in isa.closure([g]) - {g}
-                                for g in self.target.requested if g != f)]
+                     if not any(f in isa.closure([g]) for g in self.target.requested if g != f)]
         else:
             parts = [self.target.name or "generic"]
         if self.mkl:
@@ -320,7 +318,7 @@ class BuildSpec:
 @cache
 def template_sha256() -> str:
     try:
-        return hashlib.sha256(TEMPLATE.read_bytes()).hexdigest()
+        return sha256_file(TEMPLATE)
     except OSError:
         raise BuildError(f"template {TEMPLATE} is missing; tfforge must run from its checkout "
                          "(pip install -e .)")
@@ -366,7 +364,7 @@ def _check_gcc_version(text: str) -> str:
 
 
 def _check_python(text: str, tc: toolchains.Toolchain) -> str:
-    if not _PY_VERSION.match(text):
+    if not toolchains.PY_VERSION.match(text):
         raise ConfigError(f"--python-version {_short(text)}: expected a version such as 3.11")
     toolchains.check_python(tc, text)
     return text
@@ -422,17 +420,8 @@ def check_bazel_args(args: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _x86_target_name(name: str) -> str:
-    """The archspec key for a target name or psABI level; ConfigError for unknown ones."""
-    from . import fleet
-
-    return fleet.target_key(name, source="--target")
-
-
 def _flags_for(name: str, compiler: str, version: str, asked: str) -> tuple[str, ...]:
     """archspec's optimization flags for a named target; ConfigError with archspec's reason."""
-    from . import fleet
-
     try:
         flags = fleet.optimization_flags(name, compiler, version)
     except archspec.cpu.UnsupportedMicroarchitecture as exc:
@@ -442,7 +431,7 @@ def _flags_for(name: str, compiler: str, version: str, asked: str) -> tuple[str,
 
 
 def _named_target(name: str, compiler: str, version: str) -> TargetChoice:
-    key = _x86_target_name(name)
+    key = fleet.target_key(name, source="--target")
     u = archspec.cpu.TARGETS[key]
     flags = _flags_for(key, compiler, version, f"--target {name}")
     kind = "psabi" if key.startswith("x86_64") else "archspec"
@@ -456,8 +445,6 @@ def _host_snapshot_sha(host) -> str:
 
 def _host_target(host_files: list[str], this_host: bool, compiler: str, version: str,
                  gcc_version: str) -> TargetChoice:
-    from . import cpu, fleet
-
     if this_host:
         hosts = [cpu.detect_host()]
     else:
@@ -476,12 +463,6 @@ def _host_target(host_files: list[str], this_host: bool, compiler: str, version:
                         tuple((h.name, _host_snapshot_sha(h)) for h in hosts), best.skipped)
 
 
-def _m_flags(features: frozenset[str]) -> tuple[str, ...]:
-    """`-m` flags in vocabulary order; Clang accepts GCC's spellings for these."""
-    return tuple(f.gcc_flag for f in isa.features().values()
-                 if f.name in features and f.gcc_flag)
-
-
 def _feature_target(names: list[str], compiler: str, version: str) -> TargetChoice:
     requested = frozenset(isa.canonical(n, source="feature flag") for n in names)
     full = isa.closure(requested)
@@ -489,7 +470,7 @@ def _feature_target(names: list[str], compiler: str, version: str) -> TargetChoi
         flags = tuple(isa.gcc_flags(full, version))
         how = f"tfforge.isa.gcc_flags(closure of the requested features, {version!r})"
     else:
-        flags = _m_flags(full)
+        flags = tuple(isa.gcc_flags(full, None))
         how = "tfforge.isa -m flags (closure of the requested features)"
     return TargetChoice("features", tuple(sorted(requested, key=isa.sort_key)), None, full,
                         requested, full - requested, flags, how)

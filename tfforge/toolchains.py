@@ -23,7 +23,7 @@ HERMETIC_ENVS = ("TF_PYTHON_VERSION", "HERMETIC_PYTHON_VERSION")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")
-_PY = re.compile(r"^3\.\d{1,2}$")
+PY_VERSION = re.compile(r"^3\.\d{1,2}$")
 _TAG = re.compile(r"^v\d+\.\d+\.\d+$")
 _PKG = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
 _URL = re.compile(r"^https://[A-Za-z0-9.-]+(/[A-Za-z0-9._~%/-]*)?$")
@@ -144,7 +144,7 @@ def parse(raw: dict) -> Pins:
         toolchains[ver] = Toolchain(
             ver, bazel, bazel_sha[bazel], _str(row, "official_compiler", where),
             _str(row, "official_compiler_version", where, _VERSION),
-            _strs(row, "pythons", where, _PY), wheel_target, hermetic, tag,
+            _strs(row, "pythons", where, PY_VERSION), wheel_target, hermetic, tag,
             _str(row, "git_commit", where, _COMMIT))
     if not toolchains:
         raise _bad("top", "no [tensorflow.\"X.Y.Z\"] tables")
