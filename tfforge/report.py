@@ -33,7 +33,10 @@ def probe_tensorflow(python: str = sys.executable, timeout: float = 60) -> dict:
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
         return {"installed": None, "reason": f"import failed: {tail}"}
-    doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    try:
+        doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {"installed": None, "reason": "the TensorFlow probe printed no JSON document"}
     # TensorFlow names features its own way (AVX512_VNNI); add tfforge's canonical names.
     doc["unused_features"] = sorted({isa.lookup(n) or n.lower()
                                      for n in doc.get("unused_cpu_features", [])},
