@@ -86,9 +86,7 @@ def plain_pass(whl: Path) -> tuple[int, int, float, int]:
                 continue
             n, s = elfscan.plain_decode_count(dest)                # timed inside
             libs, instrs, seconds = libs + 1, instrs + n, seconds + s
-            with open(dest, "rb") as f:
-                code += sum(sec.size for sec in elfscan._exec_sections(
-                    elfscan._open_elf(dest, f)[1]))
+            code += elfscan.code_bytes(dest)
     return libs, instrs, seconds, code
 
 
@@ -97,7 +95,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, action="append",
                     help="scan processes for verify; repeat to compare (default: 1 and config)")
     args = ap.parse_args()
-    configured = int(config.settings()["verify_jobs"]) or min(os.cpu_count() or 1, 4)
+    configured = int(config.settings()["verify_jobs"]) or verify.default_jobs()
     jobs_list = args.jobs or sorted({1, configured})
     whl = pypi.fetch("tensorflow-cpu==2.21.0")
     host = cpu.detect_host()

@@ -292,8 +292,8 @@ class Matcher:
     an ISA word at all.
     """
 
-    def __init__(self, lib_name: str, r: Rules | None = None):
-        r = r or rules()
+    def __init__(self, lib_name: str):
+        r = rules()
         self.generic = [p for p in r.generic if p.applies(lib_name)]
         allow = [p for p in r.allow if p.applies(lib_name)]
         self.anchored = [p for p in allow if p.regex.pattern.startswith("^")]
@@ -439,6 +439,32 @@ def _exec_sections(sections: list[Section]) -> list[Section]:
             and s.size]
 
 
+def _eh_frame_hdr_starts(fd: int, sections: list[Section]) -> np.ndarray:
+    """Function starts (int64, in table order) from the .eh_frame_hdr binary-search table;
+    empty when there is none or it is not in the one layout linkers write."""
+    sec = next((s for s in sections if s.name == ".eh_frame_hdr"), None)
+    if sec is None or sec.size < 12 or sec.type == _SHT_NOBITS:
+        return np.zeros(0, np.int64)
+    raw = os.pread(fd, sec.size, sec.offset)
+    if len(raw) < 12:
+        return np.zeros(0, np.int64)
+    version, _ptr_enc, count_enc, table_enc = raw[:4]
+    # udata4 count and datarel|sdata4 table: what GNU ld, gold and LLD all write.
+    if version != 1 or count_enc != 0x03 or table_enc != 0x3B:
+        return np.zeros(0, np.int64)
+    count = min(int.from_bytes(raw[8:12], "little"), (len(raw) - 12) // 8)
+    table = np.frombuffer(raw, "<i4", count * 2, 12)[0::2]
+    return table.astype(np.int64) + sec.addr
+
+
+def code_bytes(path: Path | str) -> int:
+    """Bytes of machine code in a library: the size of its executable (SHF_EXECINSTR)
+    sections; ConfigError if it is not an x86-64 ELF file."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        return sum(s.size for s in _exec_sections(_open_elf(path, f)[1]))
+
+
 class _Library:
     """One open ELF library: sections, symbol tables and the function table."""
 
@@ -453,7 +479,8 @@ class _Library:
         self.symbol_source = (".symtab" if len(fsyms[0]) else
                               ".dynsym" if len(fsyms[1]) else ".eh_frame_hdr")
         starts = _unique(np.concatenate(
-            [fsyms[0]["value"], fsyms[1]["value"], self._eh_frame_starts(),
+            [fsyms[0]["value"], fsyms[1]["value"],
+             _eh_frame_hdr_starts(self.fd, self.sections).astype(np.uint64),
              np.array([s.addr for s in self.exec_secs], np.uint64)]).astype(np.uint64))
         self.fsyms = fsyms
         self.starts = starts
@@ -494,20 +521,6 @@ class _Library:
             inside |= (value >= s.addr) & (value < s.addr + s.size)
         syms = syms[inside]
         return syms[np.argsort(syms["value"], kind="stable")]
-
-    def _eh_frame_starts(self) -> np.ndarray:
-        """Function starts from the .eh_frame_hdr binary-search table."""
-        sec = self.section(".eh_frame_hdr")
-        if sec is None or sec.size < 12 or sec.type == _SHT_NOBITS:
-            return np.zeros(0, np.uint64)
-        raw = os.pread(self.fd, sec.size, sec.offset)
-        version, _ptr_enc, count_enc, table_enc = raw[:4]
-        # udata4 count and datarel|sdata4 table: what GNU ld, gold and LLD all write.
-        if version != 1 or count_enc != 0x03 or table_enc != 0x3B:
-            return np.zeros(0, np.uint64)
-        count = min(int.from_bytes(raw[8:12], "little"), (len(raw) - 12) // 8)
-        table = np.frombuffer(raw, "<i4", count * 2, 12)[0::2]
-        return (table.astype(np.int64) + sec.addr).astype(np.uint64)
 
     @cached_property
     def special(self) -> dict[str, np.ndarray]:
@@ -1049,26 +1062,22 @@ def _merge(parts: list[_Streamed]) -> _Streamed:
                      max(p.seconds for p in parts))
 
 
-def split_points(path: Path | str, parts: int) -> list[tuple[int, int]]:
+def split_points(path: Path | str, parts: int, *,
+                 min_bytes: int = 0) -> list[tuple[int, int]]:
     """Address ranges that split a library's code into `parts` pieces of similar size, cut
     at function starts (from .eh_frame_hdr), so each piece decodes from an instruction
-    boundary. One range covering everything when the library cannot be split."""
+    boundary. One range covering everything when the library cannot be split, or has no
+    more than `min_bytes` of code (code_bytes)."""
     path = Path(path)
     with open(path, "rb") as f:
-        elf, sections = _open_elf(path, f)
+        sections = _open_elf(path, f)[1]
         execs = _exec_sections(sections)
-        hdr = next((s for s in sections if s.name == ".eh_frame_hdr"), None)
-        everything = [(0, 1 << 64)]
-        if parts < 2 or not execs or hdr is None:
-            return everything
-        raw = os.pread(f.fileno(), hdr.size, hdr.offset)
-    if len(raw) < 12 or raw[0] != 1 or raw[2] != 0x03 or raw[3] != 0x3B:
-        return everything
-    count = min(int.from_bytes(raw[8:12], "little"), (len(raw) - 12) // 8)
-    starts = np.sort(np.frombuffer(raw, "<i4", count * 2, 12)[0::2].astype(np.int64) + hdr.addr)
+        total = sum(s.size for s in execs)
+        if parts < 2 or not execs or total <= min_bytes:
+            return [(0, 1 << 64)]
+        starts = np.sort(_eh_frame_hdr_starts(f.fileno(), sections))
     # Cumulative code bytes at each address, over the executable sections in address order.
     execs.sort(key=lambda s: s.addr)
-    total = sum(s.size for s in execs)
     cuts = []
     for i in range(1, parts):
         goal, acc = total * i // parts, 0

@@ -18,12 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from . import cpu, isa
+from . import cpu
 from .errors import ConfigError, TfforgeError
+from .files import write_json_atomic
 from .paths import cache_dir
 
 # Runs inside the venv under qemu: stdlib + numpy + TensorFlow only. Stage markers go to stdout
@@ -69,9 +70,6 @@ class EmulationResult:
     where: str | None                # innermost Python frame faulthandler printed
     seconds: float
     detail: str                      # result line or the last lines of output
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def qemu() -> str:
@@ -130,9 +128,7 @@ def model_host(model: str) -> cpu.HostProfile:
     snapshot = {"schema": cpu.SCHEMA, "name": f"qemu-{model}", "vendor": doc["vendor"],
                 "model_name": f"{doc['brand']} [qemu-x86_64 -cpu {model}]", "arch": cpu.X86,
                 "flags": sorted(doc["flags"])}
-    tmp = cached.with_name(f".{cached.name}.tmp")
-    tmp.write_text(json.dumps(snapshot, indent=2) + "\n")
-    os.replace(tmp, cached)
+    write_json_atomic(cached, snapshot)
     return cpu.load_host(cached)
 
 
@@ -187,7 +183,3 @@ def _where(stderr: str) -> str | None:
             return f"{Path(path.strip(chr(34))).name}:{rest}"
     return None
 
-
-def predicted_missing(baseline: frozenset[str], model: str) -> tuple[str, ...]:
-    """Baseline features the model lacks: what the static verdict predicts will trap."""
-    return tuple(sorted(baseline - model_host(model).features, key=isa.sort_key))

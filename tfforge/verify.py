@@ -31,7 +31,7 @@ from packaging.version import InvalidVersion, Version
 
 from . import config, console, cpu, elfscan, emulate, isa, wheel
 from .errors import ConfigError, VerifyError
-from .files import sha256_file
+from .files import sha256_file, write_json_atomic
 from .paths import cache_dir
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
@@ -115,6 +115,8 @@ def scanner_key(examples: int) -> str:
 # Libraries with more code than this are decoded in parts by several workers (jobs > 1):
 # libtensorflow_cc alone is four fifths of a TensorFlow wheel's code.
 SPLIT_BYTES = 64 << 20
+# --jobs 0: one scan process per CPU, at most this many (default_jobs).
+MAX_DEFAULT_JOBS = 2
 
 
 def _scan_worker(path: str, member: str, examples: int) -> elfscan.LibraryScan:
@@ -130,11 +132,6 @@ def readable(scans: list[elfscan.LibraryScan]) -> list[elfscan.LibraryScan]:
     return [dataclasses.replace(s, features=tuple(
         dataclasses.replace(f, examples=tuple(shown.get(x, x) for x in f.examples))
         for f in s.features)) for s in scans]
-
-
-def _code_bytes(path: Path) -> int:
-    with open(path, "rb") as f:
-        return sum(s.size for s in elfscan._exec_sections(elfscan._open_elf(path, f)[1]))
 
 
 class _Scanner:
@@ -159,8 +156,7 @@ class _Scanner:
             return
         t0 = time.perf_counter()
         try:
-            bounds = (elfscan.split_points(path, self.jobs)
-                      if _code_bytes(path) > SPLIT_BYTES else [(0, 1 << 64)])
+            bounds = elfscan.split_points(path, self.jobs, min_bytes=SPLIT_BYTES)
         except ConfigError as exc:
             self._failed(member, path, exc)
             return
@@ -274,10 +270,8 @@ def scan_wheel(wheel_path: Path, *, jobs: int = 1, examples: int = elfscan.EXAMP
            f"{sum(s.instructions for s in scans) / 1e6:.1f} M instructions) in "
            f"{time.perf_counter() - t0:.1f} s")
     scans.sort(key=lambda s: s.path)
-    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"wheel": wheel_path.name, "sha256": sha,
-                               "libraries": [s.to_dict() for s in scans], "errors": errors}))
-    os.replace(tmp, cached)
+    write_json_atomic(cached, {"wheel": wheel_path.name, "sha256": sha,
+                               "libraries": [s.to_dict() for s in scans], "errors": errors})
     return checked, scans, errors, sha, False
 
 
@@ -390,11 +384,13 @@ def claimed_features(label: str) -> tuple[frozenset[str], list[str]]:
 
 
 def claim_check(facts: wheel.WheelFacts, baseline: frozenset[str],
-                scans: list[elfscan.LibraryScan]) -> Check:
+                scans: list[elfscan.LibraryScan],
+                claim: tuple[frozenset[str], list[str]]) -> Check:
+    """claim: claimed_features(facts.local_label), computed once by the caller."""
     label = facts.local_label
     if not label:
         return Check("claim", SKIP, "no local version label, so no ISA claim to check")
-    claimed, other = claimed_features(label)
+    claimed, other = claim
     if not claimed:
         return Check("claim", SKIP, f"label +{label} names no ISA feature"
                      + (f" ({', '.join(other)})" if other else ""))
@@ -478,9 +474,8 @@ def compatibility_check(verdicts: list[HostVerdict]) -> Check:
 
 # ---- the whole verdict ---------------------------------------------------------------------
 def union(scans: list[elfscan.LibraryScan]) -> tuple[frozenset[str], frozenset[str]]:
-    baseline = frozenset().union(*(s.baseline for s in scans)) if scans else frozenset()
-    dispatched = frozenset().union(*(s.dispatched for s in scans)) - baseline if scans \
-        else frozenset()
+    baseline = frozenset().union(*(s.baseline for s in scans))
+    dispatched = frozenset().union(*(s.dispatched for s in scans)) - baseline
     return baseline, dispatched
 
 
@@ -501,7 +496,7 @@ def verify(wheel_path: Path, *, hosts: list[cpu.HostProfile], python: str,
     timings.append(("read + scan", time.perf_counter() - t0))
     facts = checked.facts
     baseline, dispatched = union(scans)
-    claimed = claimed_features(facts.local_label)[0] if facts.local_label else frozenset()
+    claim = claimed_features(facts.local_label) if facts.local_label else (frozenset(), [])
     members = [s.path for s in scans]
 
     isa_summary = (f"{len(scans)} ELF libraries; requires "
@@ -513,8 +508,8 @@ def verify(wheel_path: Path, *, hosts: list[cpu.HostProfile], python: str,
                        if errors else isa_summary), tuple(errors))
     verdicts = host_verdicts(hosts, baseline, dispatched)
     checks = [structure_check(checked), python_check(facts, python, members),
-              glibc_check(facts, scans), provenance_check(facts, claimed), isa_check,
-              compatibility_check(verdicts), claim_check(facts, baseline, scans)]
+              glibc_check(facts, scans), provenance_check(facts, claim[0]), isa_check,
+              compatibility_check(verdicts), claim_check(facts, baseline, scans, claim)]
 
     emulations = []
     if models:
@@ -525,7 +520,8 @@ def verify(wheel_path: Path, *, hosts: list[cpu.HostProfile], python: str,
         for model in models:
             status(f"running TensorFlow under qemu-x86_64 -cpu {model} ...")
             res = emulate.run(py, model, timeout=emulate_timeout)
-            missing = emulate.predicted_missing(baseline, model)
+            # What the static verdict predicts will trap: the model as a host.
+            missing = host_verdicts([emulate.model_host(model)], baseline, frozenset())[0].missing
             # A predicted trap may not be reached by the few ops run; an unpredicted one
             # means the static scan missed a requirement.
             agrees = res.status == "pass" or (res.status == "signal" and bool(missing))
@@ -589,8 +585,8 @@ def verify_command(wheel_spec: str, *, hosts: list[str], python: str | None,
         _count("--examples", opts["verify_examples"])
     if n_jobs < 0:
         raise ConfigError(f"--jobs {n_jobs}: give a positive number (0 = one per CPU, "
-                          "at most 2)")
-    n_jobs = n_jobs or min(os.cpu_count() or 1, 2)
+                          f"at most {MAX_DEFAULT_JOBS})")
+    n_jobs = n_jobs or default_jobs()
     path = venvs.wheel_from_spec(wheel_spec)
     profiles = cpu.load_hosts(hosts, option="--host") if hosts else [cpu.detect_host()]
     python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -622,6 +618,12 @@ def verify_command(wheel_spec: str, *, hosts: list[str], python: str | None,
         raise VerifyError(f"{Path(report.wheel).name}: {len(report.failed)} check(s) failed "
                           f"({names}); see the report")
     return report
+
+
+def default_jobs() -> int:
+    """What --jobs 0 (the verify_jobs default) means: one scan process per CPU, at most
+    MAX_DEFAULT_JOBS (each worker adds ~200-450 MB)."""
+    return min(os.cpu_count() or 1, MAX_DEFAULT_JOBS)
 
 
 def _count(flag: str, value) -> int:
