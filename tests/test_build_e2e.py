@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, invoke, need_engine
 
-from tfforge import wheel_edit
 from tfforge.elfscan import scan_library
+from tfforge.wheel import check as check_wheel
 
 pytestmark = pytest.mark.integration
 BASE = "local/bookworm:base"
@@ -117,7 +117,7 @@ def test_avx2_fma_build_uses_avx2_and_fma_in_ordinary_code(builds, tmp_path):
     features = baseline_features(library(result["wheel"], tmp_path))
     print(f"\n{wheel.name}: baseline features {sorted(features)}")
     assert {"avx2", "fma"} <= features
-    provenance = wheel_edit.read_provenance(wheel)
+    provenance = check_wheel(wheel).facts.provenance
     assert provenance["id"] == result["build_id"]
     assert {"avx2", "fma"} <= set(provenance["derived"]["features"])
     assert provenance["engine"]["base_images"][0]["ref"] == BASE

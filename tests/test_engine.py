@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from tfforge import engine, wheel_edit
+from tfforge import engine, wheel, wheel_edit
 from tfforge.errors import BuildError, ConfigError
 
 # ---- client resolution -----------------------------------------------------------------------
@@ -339,7 +339,7 @@ def test_finalize_sets_label_provenance_and_record(tmp_path):
         so = archive.getinfo("tensorflow/python/_pywrap_tfws.so")
         assert (so.external_attr >> 16) & 0o777 == 0o755 and so.date_time == wheel_edit.ZIP_DATE
         assert archive.read("tensorflow/python/_pywrap_tfws.so") == bytes(range(256)) * 64
-    assert wheel_edit.read_provenance(out) == provenance
+    assert wheel.check(out).facts.provenance == provenance
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, "raw"])  # no temp
 
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, need_engine
-from tfforge import engine, wheel_edit
+from tfforge import engine
 from tfforge.errors import BuildError, Interrupted
+from tfforge.wheel import check as check_wheel
 from test_engine import raw_wheel, record_problems
 
 pytestmark = pytest.mark.integration
@@ -79,7 +80,7 @@ def test_build_exports_finalized_wheel(client, project):
     assert wheel.name == "tensorflow_cpu-2.21.0+avx2-cp311-cp311-linux_x86_64.whl"
     assert set(snapshot(project / "wheels")) == set(before) | {wheel.name}
     assert record_problems(wheel) == []
-    inside = wheel_edit.read_provenance(wheel)
+    inside = check_wheel(wheel).facts.provenance
     beside = json.loads((folder / "provenance.json").read_text())
     assert inside["id"] == beside["id"] == result["build_id"] == folder.name
     assert inside["engine"]["client"] == client.path and inside["engine"]["buildkit"] is True

@@ -27,8 +27,6 @@ import tempfile
 import time
 import zipfile
 from dataclasses import dataclass
-from email.parser import BytesParser
-from email.policy import compat32
 from pathlib import Path
 from urllib.parse import quote
 
@@ -36,21 +34,17 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import Version
 
 from . import config
-from .console import info, is_tty, out, print_json, warn
+from .console import info, is_tty, print_json, say, warn
 from .errors import ConfigError, PublishError
 from .paths import wheels_dir
 from .files import sha256_file
+from .wheel import headers, open_wheel
 
 SIMPLE = "simple"
 API_VERSION = "1.1"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 LOOPBACK = "127.0.0.1"
 LOCK_WAIT_S = 30.0
-
-
-def _say(line: str) -> None:
-    """A result line on stdout, never wrapped or read as rich markup (file names hold '[')."""
-    out.print(line, soft_wrap=True, markup=False)
 
 
 @dataclass(frozen=True)
@@ -76,18 +70,21 @@ class Skipped:
 def _requires_python(path: Path, project: str) -> str | None:
     """Requires-Python from the wheel's METADATA (None when absent); ValueError when unreadable."""
     try:
-        with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist()
+        archive = open_wheel(path)[0]
+    except ConfigError as exc:  # the skip line names the file already
+        raise ValueError(str(exc).removeprefix(f"{path.name}: ")) from None
+    try:
+        with archive:
+            names = [n for n in archive.namelist()
                      if n.endswith(".dist-info/METADATA") and n.count("/") == 1]
             # A wheel holds one top-level .dist-info; pick the one named after the project.
             mine = [n for n in names if canonicalize_name(n.split("-")[0]) == project] or names
             if not mine:
                 raise ValueError("no .dist-info/METADATA inside")
-            meta = BytesParser(policy=compat32).parsebytes(zf.read(mine[0]), headersonly=True)
+            meta = headers(archive.read(mine[0]))
     except (zipfile.BadZipFile, OSError, KeyError) as exc:
         raise ValueError(f"not a readable zip ({exc})") from None
-    value = str(meta.get("Requires-Python") or "").strip()
-    return value or None
+    return (meta.get("requires-python") or [""])[0] or None
 
 
 def scan_wheels(folder: Path) -> tuple[list[IndexedWheel], list[Skipped]]:
@@ -250,10 +247,10 @@ def index_command(*, as_json: bool = False) -> dict:
     if not result["wheels"]:
         warn(f"no wheels in {wheels_dir()}; the index is empty")
     for w in result["wheels"]:
-        _say(f"{w['project']:<24} {w['version']:<28} {w['filename']}")
-    _say(f"index: {result['index']}/ ({len(result['projects'])} project(s), "
-              f"{len(result['wheels'])} wheel(s))")
-    _say(f"use:   pip install --index-url {result['url']} <project>==<version>")
+        say(f"{w['project']:<24} {w['version']:<28} {w['filename']}")
+    say(f"index: {result['index']}/ ({len(result['projects'])} project(s), "
+        f"{len(result['wheels'])} wheel(s))")
+    say(f"use:   pip install --index-url {result['url']} <project>==<version>")
     return result
 
 
@@ -357,11 +354,11 @@ def serve_command(*, port: int | str | None = None, htpasswd: str | None = None,
             print_json(doc)
         else:
             mode = f"uploads need a user from {pw}" if pw else "read-only (no --htpasswd)"
-            _say(f"serving {root} at {doc['url']} ({mode})")
-            _say(f"install: pip install --index-url {doc['url']} <project>==<version>")
+            say(f"serving {root} at {doc['url']} ({mode})")
+            say(f"install: pip install --index-url {doc['url']} <project>==<version>")
             if pw:
-                _say(f"publish: invoke publish --repository {doc['upload_url']}")
-            _say("Ctrl-C stops it" if is_tty() else "SIGINT or SIGTERM stops it")
+                say(f"publish: invoke publish --repository {doc['upload_url']}")
+            say("Ctrl-C stops it" if is_tty() else "SIGINT or SIGTERM stops it")
         sys.stdout.flush()
         code = proc.wait()
         if code != 0:

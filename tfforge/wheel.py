@@ -16,7 +16,6 @@ import json
 import os
 import re
 import stat
-import time
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -39,7 +38,8 @@ LIBRARY_NAME = re.compile(r"\.so(\.\d+)*$")
 BLOCK = 1 << 20
 # RECORD may use any hashlib algorithm except these (PEP 376 / the binary distribution spec).
 WEAK_HASHES = {"md5", "sha1"}
-_RECORD_FILES = ("RECORD", "RECORD.jws", "RECORD.p7s")
+# RECORD and its signatures, which RECORD does not list.
+RECORD_FILES = ("RECORD", "RECORD.jws", "RECORD.p7s")
 
 
 @dataclass(frozen=True)
@@ -51,13 +51,10 @@ class WheelFacts:
     version: Version
     tags: frozenset[Tag]
     dist_info: str | None            # the .dist-info folder, when there is exactly one
-    metadata_name: str | None
-    metadata_version: str | None
     requires_python: str | None
     wheel_tags: frozenset[str]       # Tag lines of WHEEL
     members: int
     size: int                        # bytes of the .whl file
-    uncompressed: int
     provenance: dict | None          # .dist-info/tfforge.json, parsed
     provenance_error: str | None
 
@@ -74,8 +71,6 @@ class WheelFacts:
 class WheelCheck:
     facts: WheelFacts
     problems: tuple[str, ...]
-    libraries: tuple[tuple[str, Path], ...]   # (member, extracted path) of ELF libraries
-    seconds: float
 
 
 def structure_problems(path: Path) -> list[str]:
@@ -136,7 +131,8 @@ def _is_link(info: zipfile.ZipInfo) -> bool:
     return info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16)
 
 
-def _headers(data: bytes) -> dict[str, list[str]]:
+def headers(data: bytes) -> dict[str, list[str]]:
+    """The header block of WHEEL or METADATA: lower-cased name -> stripped values, in order."""
     msg = HeaderParser().parsestr(data.decode("utf-8", "replace"))
     out: dict[str, list[str]] = {}
     for key, value in msg.items():
@@ -144,7 +140,13 @@ def _headers(data: bytes) -> dict[str, list[str]]:
     return out
 
 
-def _record(data: bytes) -> tuple[dict[str, tuple[str, str]], list[str]]:
+def record_digest(digest: "hashlib._Hash") -> str:
+    """A hash as RECORD writes it: <algorithm>=<urlsafe base64 without padding>."""
+    return f"{digest.name}=" + base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+
+def parse_record(data: bytes) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    """RECORD's rows as {path: (hash, size)} and what is wrong with its text."""
     rows, problems = {}, []
     try:
         for row in csv.reader(io.StringIO(data.decode("utf-8"))):
@@ -153,6 +155,8 @@ def _record(data: bytes) -> tuple[dict[str, tuple[str, str]], list[str]]:
             if len(row) != 3:
                 problems.append(f"RECORD line {row!r} does not have 3 fields")
                 continue
+            if row[2] and not row[2].isdigit():
+                problems.append(f"RECORD size {row[2]!r} of {row[0]} is not a byte count")
             if row[0] in rows:
                 problems.append(f"RECORD lists {row[0]} twice")
             rows[row[0]] = (row[1], row[2])
@@ -166,7 +170,6 @@ def check(path: Path, *, extract_dir: Path | None = None,
           progress: Callable[[int, int], None] | None = None) -> WheelCheck:
     """Read the whole wheel once: structure problems, facts, and (with extract_dir) the ELF
     libraries written there, largest first, each handed to on_library when complete."""
-    t0 = time.perf_counter()
     path = Path(path)
     archive, name, version, tags = open_wheel(path)
     problems: list[str] = []
@@ -223,7 +226,7 @@ def check(path: Path, *, extract_dir: Path | None = None,
         if wheel_meta is None and dist_info:
             problems.append(f"{dist_info}/WHEEL is missing")
         elif wheel_meta:
-            hdr = _headers(wheel_meta)
+            hdr = headers(wheel_meta)
             wv = (hdr.get("wheel-version") or [""])[0]
             if not wv.startswith("1."):
                 problems.append(f"WHEEL has Wheel-Version {wv or 'missing'!r}; expected 1.x")
@@ -245,7 +248,7 @@ def check(path: Path, *, extract_dir: Path | None = None,
         if metadata is None and dist_info:
             problems.append(f"{dist_info}/METADATA is missing")
         elif metadata:
-            hdr = _headers(metadata)
+            hdr = headers(metadata)
             meta_name = (hdr.get("name") or [None])[0]
             meta_version = (hdr.get("version") or [None])[0]
             requires_python = (hdr.get("requires-python") or [None])[0]
@@ -278,9 +281,9 @@ def check(path: Path, *, extract_dir: Path | None = None,
         if record_data is None and dist_info:
             problems.append(f"{dist_info}/RECORD is missing")
         elif record_data:
-            listed, rec_problems = _record(record_data)
+            listed, rec_problems = parse_record(record_data)
             problems += rec_problems
-        record_names = {f"{dist_info}/{r}" for r in _RECORD_FILES} if dist_info else set()
+        record_names = {f"{dist_info}/{r}" for r in RECORD_FILES} if dist_info else set()
         unlisted = sorted(n for n in seen if n not in listed and n not in record_names)
         if record_data is not None and unlisted:
             problems.append(f"{len(unlisted)} member(s) not in RECORD: "
@@ -297,13 +300,14 @@ def check(path: Path, *, extract_dir: Path | None = None,
         order = sorted(files, key=lambda i: (not wanted(i), -i.file_size if wanted(i) else 0))
         total = sum(i.file_size for i in files)
         done = 0
-        libraries = []
         for n, info in enumerate(order):
             dest = extract_dir / f"{n:05d}-{PurePosixPath(info.filename).name}" \
                 if wanted(info) else None
             digest_line, size_line = listed.get(info.filename, ("", ""))
-            algo, _, expected = digest_line.partition("=")
-            if algo and (algo in WEAK_HASHES or algo not in hashlib.algorithms_guaranteed):
+            algo = digest_line.partition("=")[0]
+            # shake_* are variable-length: RECORD cannot name their length, so they never fit.
+            if algo and (algo in WEAK_HASHES or algo.startswith("shake_")
+                         or algo not in hashlib.algorithms_guaranteed):
                 problems.append(f"RECORD uses hash {algo!r} for {info.filename}; "
                                 "use sha256")
                 algo = ""
@@ -334,10 +338,10 @@ def check(path: Path, *, extract_dir: Path | None = None,
             if error:
                 problems.append(f"member {info.filename} cannot be read ({error})")
             elif digest_line and algo:
-                got = base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
-                if got != expected:
+                got = record_digest(digest)
+                if got != digest_line:
                     problems.append(f"RECORD hash mismatch for {info.filename} "
-                                    f"(RECORD {digest_line}, file {algo}={got})")
+                                    f"(RECORD {digest_line}, file {got})")
                 if size_line and size_line != str(size):
                     problems.append(f"RECORD size mismatch for {info.filename} "
                                     f"(RECORD {size_line}, file {size})")
@@ -345,16 +349,14 @@ def check(path: Path, *, extract_dir: Path | None = None,
                 problems.append(f"RECORD has no hash for {info.filename}")
             if dest is not None:
                 if not error and _is_elf(dest):
-                    libraries.append((info.filename, dest))
                     if on_library:
                         on_library(info.filename, dest)
                 else:
                     dest.unlink(missing_ok=True)
 
-    facts = WheelFacts(path, name, version, tags, dist_info, meta_name, meta_version,
-                       requires_python, wheel_tags, len(files), path.stat().st_size, total,
-                       provenance, provenance_error)
-    return WheelCheck(facts, tuple(problems), tuple(libraries), time.perf_counter() - t0)
+    facts = WheelFacts(path, name, version, tags, dist_info, requires_python, wheel_tags,
+                       len(files), path.stat().st_size, provenance, provenance_error)
+    return WheelCheck(facts, tuple(problems))
 
 
 def _is_elf(path: Path) -> bool:

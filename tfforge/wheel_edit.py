@@ -10,30 +10,24 @@ in a fixed order with a fixed timestamp, so the same inputs give the same bytes.
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import io
 import json
 import os
 import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Mapping
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from .errors import BuildError, ConfigError
+from .wheel import PROVENANCE, RECORD_FILES, parse_record, record_digest, unsafe_reason
 
-PROVENANCE = "tfforge.json"
 # The earliest date a zip entry can carry; fixed so rebuilding the same wheel gives the same bytes.
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 CHUNK = 1 << 20
-
-
-def record_hash(digest: "hashlib._Hash") -> str:
-    """RECORD's hash form: sha256=<urlsafe base64 without padding>."""
-    return "sha256=" + base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
 
 
 def labelled_version(version: str, label: str) -> Version:
@@ -50,16 +44,6 @@ def labelled_version(version: str, label: str) -> Version:
     except InvalidVersion:
         raise ConfigError(f"local version label {label!r} is not valid PEP 440 (letters, "
                           f"digits and dots); fix derived.local_version in build.json")
-
-
-def _read_record(archive: zipfile.ZipFile, name: str) -> dict[str, tuple[str, str]]:
-    text = archive.read(name).decode("utf-8")
-    return {row[0]: (row[1], row[2]) for row in csv.reader(io.StringIO(text)) if row}
-
-
-def _safe(name: str) -> bool:
-    path = PurePosixPath(name)
-    return not path.is_absolute() and ".." not in path.parts and "\\" not in name
 
 
 def _rewrite_metadata(data: bytes, version: str) -> bytes:
@@ -113,14 +97,19 @@ def finalize(raw: Path, out_dir: Path, *, local_version: str,
     try:
         with archive:
             members = [i for i in archive.infolist() if not i.is_dir()]
-            unsafe = [i.filename for i in members if not _safe(i.filename)]
+            unsafe = [i.filename for i in members if unsafe_reason(i)]
             if unsafe:
                 raise BuildError(f"built wheel {raw.name} has unsafe member paths: {unsafe[:3]}")
             names = {i.filename for i in members}
             if f"{old_info}/METADATA" not in names or f"{old_info}/RECORD" not in names:
                 raise BuildError(f"built wheel {raw.name} lacks {old_info}/METADATA or RECORD")
-            listed = _read_record(archive, f"{old_info}/RECORD")
-            unlisted = sorted(names - set(listed) - {f"{old_info}/RECORD"})
+            listed, problems = parse_record(archive.read(f"{old_info}/RECORD"))
+            if problems:
+                raise BuildError(f"built wheel {raw.name}: {problems[0]}")
+            # RECORD and its signatures are not listed in RECORD; the signatures are dropped
+            # below, since they sign the RECORD that is rewritten.
+            record_files = {f"{old_info}/{r}" for r in RECORD_FILES}
+            unlisted = sorted(names - set(listed) - record_files)
             missing = sorted(set(listed) - names)
             if unlisted or missing:
                 raise BuildError(f"built wheel {raw.name}: RECORD does not match the files "
@@ -131,7 +120,7 @@ def finalize(raw: Path, out_dir: Path, *, local_version: str,
             record: list[tuple[str, str, int]] = []
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as out:
                 for member in members:
-                    if member.filename == f"{old_info}/RECORD":
+                    if member.filename in record_files:
                         continue
                     target = renamed(member.filename)
                     if member.filename == f"{old_info}/METADATA":
@@ -139,7 +128,7 @@ def finalize(raw: Path, out_dir: Path, *, local_version: str,
                         _check(member.filename, hashlib.sha256(data), len(data), listed)
                         data = _rewrite_metadata(data, new_version)
                         out.writestr(_zip_info(target, member), data)
-                        record.append((target, record_hash(hashlib.sha256(data)), len(data)))
+                        record.append((target, record_digest(hashlib.sha256(data)), len(data)))
                         continue
                     digest, size = hashlib.sha256(), 0
                     with archive.open(member) as src, out.open(
@@ -150,11 +139,11 @@ def finalize(raw: Path, out_dir: Path, *, local_version: str,
                             size += len(block)
                             dst.write(block)
                     _check(member.filename, digest, size, listed)
-                    record.append((target, record_hash(digest), size))
+                    record.append((target, record_digest(digest), size))
                 doc = (json.dumps(dict(provenance), indent=2, sort_keys=True, default=str)
                        + "\n").encode("utf-8")
                 out.writestr(_zip_info(f"{new_info}/{PROVENANCE}"), doc)
-                record.append((f"{new_info}/{PROVENANCE}", record_hash(hashlib.sha256(doc)),
+                record.append((f"{new_info}/{PROVENANCE}", record_digest(hashlib.sha256(doc)),
                                len(doc)))
                 text = io.StringIO()
                 writer = csv.writer(text, lineterminator="\n")
@@ -171,16 +160,6 @@ def finalize(raw: Path, out_dir: Path, *, local_version: str,
 def _check(name: str, digest, size: int, listed: Mapping[str, tuple[str, str]]) -> None:
     """A member must match its RECORD line where that line has a hash."""
     want_hash, want_size = listed[name]
-    if want_hash and (want_hash != record_hash(digest) or (want_size and int(want_size) != size)):
+    if want_hash and (want_hash != record_digest(digest) or (want_size and int(want_size) != size)):
         raise BuildError(f"built wheel member {name} does not match its RECORD line "
                          f"({want_hash}, {want_size} bytes); the export is corrupt, rebuild")
-
-
-def read_provenance(wheel: Path) -> dict:
-    """The tfforge.json inside a finalized wheel; ConfigError if it has none."""
-    with zipfile.ZipFile(wheel) as archive:
-        for name in archive.namelist():
-            parts = name.split("/")
-            if len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == PROVENANCE:
-                return json.loads(archive.read(name))
-    raise ConfigError(f"{wheel} has no .dist-info/{PROVENANCE}; it was not built by tfforge")
