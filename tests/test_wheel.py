@@ -38,6 +38,19 @@ def test_wrong_record_size(tmp_path):
         "RECORD size mismatch for demo/__init__.py (RECORD 99, file 6)"]
 
 
+def test_unusable_record_hash_and_size_are_problems_not_crashes(tmp_path):
+    # shake_* digests have no fixed length; a size must be a byte count
+    w = samples.make_wheel(tmp_path, files={"demo/__init__.py": b"x = 1\n"},
+                           record_override={"demo/__init__.py": "shake_128=abc,6"})
+    assert any("RECORD uses hash 'shake_128' for demo/__init__.py" in p
+               for p in wheel.structure_problems(w))
+    data = b"x = 1\n"
+    w = samples.make_wheel(tmp_path / "b", files={"demo/__init__.py": data},
+                           record_override={"demo/__init__.py": f"{samples.record_hash(data)},six"})
+    assert "RECORD size 'six' of demo/__init__.py is not a byte count" in \
+        wheel.structure_problems(w)
+
+
 def test_path_traversal_member(tmp_path):
     w = samples.make_wheel(tmp_path, files={"demo/__init__.py": b"",
                                             "demo/../../evil.pth": b"import os\n"})
