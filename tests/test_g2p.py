@@ -43,6 +43,14 @@ def test_runner_imports_only_numpy_tensorflow_and_stdlib():
     assert third_party == {"numpy", "tensorflow"}
 
 
+def test_runner_modes_are_the_packages_modes():
+    # runner.py keeps its own copy (it never imports tfforge); module level needs no TensorFlow.
+    spec = importlib.util.spec_from_file_location("g2p_runner", g2p.RUNNER)
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    assert runner.MODES == g2p.MODES
+
+
 def test_reference_uses_g2p_en_but_not_tfforge():
     imports = _top_level_imports(g2p.REFERENCE)
     assert {"g2p_en", "nltk", "numpy"} <= imports

@@ -20,15 +20,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import __version__, files, g2p, venvs
+from . import __version__, g2p, venvs
 from .config import settings
-from .console import err, info, is_tty, out, print_json
+from .console import err, info, is_tty, print_json, say
 from .errors import ConfigError, Interrupted, TfforgeError
+from .g2p import MODES
 from .paths import project_root
-from .smoke import Target, explain_failure, number, run_script
+from .smoke import Target, compare, explain_failure, number, run_script, single_thread_env
 from .smoke import probe as tf_probe
 
-MODES = ("eager", "graph", "frozen", "xla")
 THREADS = ("default", "1")  # TensorFlow's defaults; intra=inter=1 with OMP_NUM_THREADS=1
 ONEDNN = ("0", "1")  # TF_ENABLE_ONEDNN_OPTS
 BATCHES = (1, 64)
@@ -67,6 +67,8 @@ class Plan:
     baseline: str | None
     out_dir: Path
     timeout: float
+    # The golden (word, phonemes) pairs, read once; the first `words` are benchmarked.
+    golden: tuple[tuple[str, list[str]], ...] = field(repr=False)
 
 
 @dataclass
@@ -106,7 +108,8 @@ def _choices(name: str, given: str | tuple | list | None, allowed: tuple, fallba
 def make_plan(specs: list[str], *, threads=None, onednn=None, modes=None, batches=None,
               warmup=None, repeat=None, words=None, quick=False, reference=False,
               baseline=None, out_dir=None, timeout=None) -> Plan:
-    """Validate the options (no I/O); --quick fills in whatever was not given."""
+    """Validate the options (reads only the golden file); --quick fills in whatever was not
+    given."""
     if not specs:
         raise ConfigError("no wheel given; pass wheel files, names in wheels/ or PyPI pins "
                           "(e.g. invoke bench tensorflow-cpu==2.21.0)")
@@ -128,9 +131,10 @@ def make_plan(specs: list[str], *, threads=None, onednn=None, modes=None, batche
                      if words is None else words, int, 1),
         reference=reference, baseline=baseline or None,
         out_dir=Path(opts["bench_out"]) if opts["bench_out"] else project_root() / "bench",
-        timeout=number("timeout", opts["bench_timeout"], float, 1))
-    if plan.words > len(g2p.read_golden()):
-        raise ConfigError(f"--words {plan.words}: choose 1 to {len(g2p.read_golden())} "
+        timeout=number("timeout", opts["bench_timeout"], float, 1),
+        golden=tuple(g2p.read_golden()))
+    if plan.words > len(plan.golden):
+        raise ConfigError(f"--words {plan.words}: choose 1 to {len(plan.golden)} "
                           "(the golden words)")
     return plan
 
@@ -176,30 +180,44 @@ def config_env(threads: str, onednn: str) -> dict[str, str]:
     return env
 
 
-def run_config(target: Target, cfg: Config, plan: Plan, words_file: Path,
+def config_row(cfg: Config) -> Row:
+    return Row(cfg.key, cfg.wheel, cfg.threads, cfg.onednn, cfg.mode, cfg.batch)
+
+
+def reference_row() -> Row:
+    return Row(REFERENCE, REFERENCE, "1", "-", "numpy", 1)
+
+
+def run_config(row: Row, target: Target, plan: Plan, words_file: Path,
                golden: list[tuple[str, list[str]]]) -> Row:
-    row = Row(cfg.key, cfg.wheel, cfg.threads, cfg.onednn, cfg.mode, cfg.batch)
-    args = [str(g2p.RUNNER), "--words", str(words_file), "--mode", cfg.mode,
-            "--batch", str(cfg.batch), "--warmup", str(plan.warmup),
+    """Fill a configuration's row (config_row) from the runner; TfforgeError on a timeout."""
+    args = [str(g2p.RUNNER), "--words", str(words_file), "--mode", row.mode,
+            "--batch", str(row.batch), "--warmup", str(plan.warmup),
             "--repeat", str(plan.repeat)]
-    if cfg.threads == "1":
+    if row.threads == "1":
         args += ["--intra", "1", "--inter", "1"]
-    try:
-        proc, doc = run_script(target, args, config_env(cfg.threads, cfg.onednn), plan.timeout)
-    except TfforgeError as exc:  # a timeout: record it, go on with the other rows
-        row.error = str(exc)
-        return row
+    proc, doc = run_script(target, args, config_env(row.threads, row.onednn), plan.timeout)
     return _fill(row, proc, doc, golden)
 
 
-def run_reference(plan: Plan, words_file: Path, golden) -> Row:
-    row = Row(REFERENCE, REFERENCE, "1", "-", "numpy", 1)
+def run_reference(row: Row, plan: Plan, words_file: Path, golden) -> Row:
+    """Fill the reference row (reference_row); TfforgeError on a timeout or a failed venv."""
     python = venvs.venv_python(None, requirements=g2p.REFERENCE_REQUIREMENTS)
     target = Target(python, None)
     args = [str(g2p.REFERENCE), "--words", str(words_file), "--warmup", str(plan.warmup),
             "--repeat", str(plan.repeat)]
-    proc, doc = run_script(target, args, {**os.environ, "OMP_NUM_THREADS": "1"}, plan.timeout)
+    proc, doc = run_script(target, args, single_thread_env(), plan.timeout)
     return _fill(row, proc, doc, golden)
+
+
+def _measure(row: Row, fill: Callable[..., Row], *args) -> Row:
+    """fill(row, *args); its TfforgeError (a timeout, a venv that would not build) becomes the
+    row's error, so the other rows still run."""
+    try:
+        return fill(row, *args)
+    except TfforgeError as exc:
+        row.error = str(exc)
+        return row
 
 
 def _fill(row: Row, proc, doc: dict | None, golden) -> Row:
@@ -209,7 +227,7 @@ def _fill(row: Row, proc, doc: dict | None, golden) -> Row:
         return row
     row.times_s = doc["times_s"]
     row.words_per_s = stats(doc["words"], doc["times_s"])
-    row.mismatches = sum(want != got for (_, want), got in zip(golden, doc["predictions"]))
+    row.mismatches = len(compare(golden, doc["predictions"]))
     return row
 
 
@@ -277,7 +295,7 @@ def _done_line(row: Row) -> str:
 
 def run(plan: Plan) -> dict:
     """Run the whole matrix; returns the results document (also when rows failed)."""
-    golden = g2p.read_golden()[:plan.words]
+    golden = list(plan.golden[:plan.words])
     targets: dict[str, Target] = {}
     wheels: list[dict] = []
     # Every spec is checked (and downloaded) before any venv is built: bad input fails fast.
@@ -288,14 +306,17 @@ def run(plan: Plan) -> dict:
     todo = configs(plan, list(resolved))
     keys = list(dict.fromkeys(c.key for c in todo))
     baseline = find_baseline(plan, keys)
+    broken: dict[str, str | None] = {}  # label -> why the wheel's TensorFlow is unusable
     for label, wheel in resolved.items():
-        target = Target(venvs.venv_python(wheel), wheel)
+        venv = venvs.plan(wheel)
+        target = Target(venvs.ensure(venv), wheel)
         try:
             probe = tf_probe(target, dict(os.environ), plan.timeout)
         except TfforgeError as exc:
             probe = {"error": str(exc)}
         targets[label] = target
-        wheels.append({"label": label, "wheel": str(wheel), "sha256": files.sha256_file(wheel),
+        broken[label] = probe.get("error")
+        wheels.append({"label": label, "wheel": str(wheel), "sha256": venv.wheel_sha256,
                        "tensorflow": probe.get("version"),
                        "onednn_default": probe.get("onednn_on"),
                        "mkl_enabled": probe.get("mkl_enabled"),
@@ -311,16 +332,16 @@ def run(plan: Plan) -> dict:
         try:
             if plan.reference:
                 step(f"{REFERENCE} (g2p-en's numpy model, one word per call)")
-                rows.append(run_reference(plan, words_file, golden))
+                rows.append(_measure(reference_row(), run_reference, plan, words_file, golden))
                 step("", _done_line(rows[-1]))
             for cfg in todo:
                 step(f"{cfg.key} batch {cfg.batch}")
-                broken = next(w["error"] for w in wheels if w["label"] == cfg.wheel)
-                if broken:
-                    row = Row(cfg.key, cfg.wheel, cfg.threads, cfg.onednn, cfg.mode, cfg.batch,
-                              error=broken)
+                row = config_row(cfg)
+                if broken[cfg.wheel]:
+                    row.error = broken[cfg.wheel]
                 else:
-                    row = run_config(targets[cfg.wheel], cfg, plan, words_file, golden)
+                    row = _measure(row, run_config, targets[cfg.wheel], plan, words_file,
+                                   golden)
                 rows.append(row)
                 step("", _done_line(row))
         except KeyboardInterrupt:
@@ -452,9 +473,8 @@ def bench_command(specs: list[str], *, as_json: bool = False, **options) -> dict
     if as_json:
         print_json(doc)
     else:
-        out.print(markdown(doc), markup=False, soft_wrap=True)
-        out.print("wrote " + ", ".join(str(p) for p in paths.values()), markup=False,
-                  soft_wrap=True)
+        say(markdown(doc))
+        say("wrote " + ", ".join(str(p) for p in paths.values()))
     if doc.get("interrupted"):
         raise Interrupted(f"interrupted; {len(doc['rows'])} finished rows kept in "
                           f"{paths['json']}")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import g2p, venvs
 from .config import settings
-from .console import info, out, print_json
+from .console import info, print_json, say
 from .errors import ConfigError, TfforgeError, VerifyError
 
 CURRENT = "current"  # the wheel spec meaning: this interpreter's TensorFlow
@@ -67,8 +67,8 @@ def resolve(spec: str | None) -> Target:
     return Target(venvs.venv_python(wheel), wheel)
 
 
-def single_thread_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", **(extra or {})}
+def single_thread_env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def run_script(target: Target, args: list[str], env: dict[str, str],
@@ -163,9 +163,6 @@ def smoke(spec: str | None, *, golden: Path, mode: str, batch: int, repeat: int,
 
 
 def _print(doc: dict) -> None:
-    def say(text: str) -> None:
-        out.print(text, markup=False, soft_wrap=True)
-
     tf = doc["tensorflow"]
     build = ", ".join(f"{k}={v}" for k, v in sorted((tf.get("build_info") or {}).items()))
     onednn = "on" if tf.get("onednn_on") else "off"
@@ -190,9 +187,8 @@ def smoke_command(wheel: str | None = None, *, golden: str | None = None,
                   as_json: bool = False) -> dict:
     opts = settings({"smoke_mode": mode, "smoke_batch": batch, "smoke_repeat": repeat,
                      "smoke_timeout": timeout})
-    if opts["smoke_mode"] not in ("eager", "graph", "frozen", "xla"):
-        raise ConfigError(f"--mode {opts['smoke_mode']!r} is not one of eager, graph, "
-                          "frozen, xla")
+    if opts["smoke_mode"] not in g2p.MODES:
+        raise ConfigError(f"--mode {opts['smoke_mode']!r} is not one of {', '.join(g2p.MODES)}")
     batch = number("batch", opts["smoke_batch"], int, 1)
     repeat = number("repeat", opts["smoke_repeat"], int, 1)
     timeout = number("timeout", opts["smoke_timeout"], float, 1)

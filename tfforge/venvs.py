@@ -36,7 +36,7 @@ from packaging.version import Version
 from . import pypi
 from .console import info
 from .errors import ConfigError, TfforgeError
-from .files import sha256_file
+from .files import sha256_file, write_json_atomic
 from .paths import cache_dir, wheels_dir
 
 RECORD = "tfforge-venv.json"
@@ -59,6 +59,7 @@ class VenvPlan:
     wheel_sha256: str | None
     requirements: tuple[str, ...]
     constraints: tuple[str, ...]
+    why: tuple[str, ...] = ()  # the reasons for the constraints (data/venvs.toml), recorded
 
 
 def rules() -> tuple[Rule, ...]:
@@ -68,17 +69,18 @@ def rules() -> tuple[Rule, ...]:
                  for r in doc["rule"])
 
 
+def matching_rules(project: str, version: Version) -> tuple[Rule, ...]:
+    """The rules of data/venvs.toml that apply to a wheel of this project and version."""
+    name = canonicalize_name(project)
+    # Compare the public version: local labels (2.14.0+avx2.fma) do not change the API.
+    return tuple(rule for rule in rules()
+                 if name in rule.projects and rule.versions.contains(Version(version.public),
+                                                                     prereleases=True))
+
+
 def constraints_for(project: str, version: Version) -> tuple[str, ...]:
     """Pins tfforge adds for a wheel of this project and version (see data/venvs.toml)."""
-    name = canonicalize_name(project)
-    pins: list[str] = []
-    for rule in rules():
-        # Compare the public version: local labels (2.14.0+avx2.fma) do not change the API.
-        if name in rule.projects and rule.versions.contains(Version(version.public),
-                                                            prereleases=True):
-            pins.extend(rule.pins)
-    return tuple(pins)
-
+    return tuple(pin for rule in matching_rules(project, version) for pin in rule.pins)
 
 
 def check_installable(wheel: Path) -> tuple[str, Version]:
@@ -115,16 +117,22 @@ def plan(wheel: Path | None, requirements: tuple[str, ...] = ()) -> VenvPlan:
     wheel = wheel.resolve()
     project, version = check_installable(wheel)
     sha = sha256_file(wheel)
-    constraints = constraints_for(project, version)
+    applied = matching_rules(project, version)
+    constraints = tuple(pin for rule in applied for pin in rule.pins)
     key = hashlib.sha256(json.dumps(
         [interpreter, sha, list(requirements), list(constraints)]).encode()).hexdigest()
     return VenvPlan(f"{canonicalize_name(project)}-{version}-{sha[:12]}-{key[:8]}",
-                    wheel, sha, tuple(requirements), constraints)
+                    wheel, sha, tuple(requirements), constraints,
+                    tuple(rule.why for rule in applied))
 
 
 def venv_python(wheel: Path | None, *, requirements: tuple[str, ...] = ()) -> Path:
     """The python of an isolated venv holding `wheel` (and `requirements`), built once."""
-    p = plan(wheel, tuple(requirements))
+    return ensure(plan(wheel, tuple(requirements)))
+
+
+def ensure(p: VenvPlan) -> Path:
+    """The python of the venv a plan names, built once (the plan already hashed the wheel)."""
     root = cache_dir("venvs")
     target = root / p.name
     python = target / "bin" / "python"
@@ -156,11 +164,10 @@ def _build(p: VenvPlan, target: Path, log: Path) -> None:
         _run(cmd, log, p)
         record = {"wheel": str(p.wheel) if p.wheel else None, "wheel_sha256": p.wheel_sha256,
                   "requirements": list(p.requirements), "constraints": list(p.constraints),
-                  "python": sys.version, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  "why": list(p.why), "python": sys.version,
+                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                   "seconds": round(time.monotonic() - started, 1)}
-        tmp = target / (RECORD + ".tmp")
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
-        os.replace(tmp, target / RECORD)
+        write_json_atomic(target / RECORD, record)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise

@@ -14,6 +14,8 @@ MODEL = HERE / "g2p.pb"
 GOLDEN = HERE / "golden.txt"
 RUNNER = HERE / "runner.py"
 REFERENCE = HERE / "reference.py"
+# The runner's execution modes (runner.py keeps its own copy: it never imports tfforge).
+MODES = ("eager", "graph", "frozen", "xla")
 # g2p-en's numpy model (golden data, the benchmark's yardstick); numpy pinned so every
 # machine computes the golden phonemes with the same numpy.
 REFERENCE_REQUIREMENTS = ("g2p-en==2.1.0", "numpy==1.26.4")

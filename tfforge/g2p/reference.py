@@ -7,7 +7,7 @@ dictionary and part-of-speech tagger are not. Importing g2p_en tries to download
 sets, which cannot work offline and are not needed here, so downloads are disabled, and the
 CMU dictionary it would load in G2p() is replaced by an empty one.
 
-    python reference.py --words FILE [--warmup K --repeat N] [--no-predictions]
+    python reference.py --words FILE [--warmup K --repeat N]
 
 prints one JSON document: {"predictions": [[phoneme, ...], ...], "times_s": [...], ...}.
 """
@@ -43,8 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--words", required=True, help="one word per line (or a golden file)")
     parser.add_argument("--warmup", type=int, default=0, help="untimed passes first")
     parser.add_argument("--repeat", type=int, default=1, help="timed passes over all words")
-    parser.add_argument("--no-predictions", action="store_true",
-                        help="leave the phonemes out of the output")
     args = parser.parse_args(argv)
     with open(args.words, encoding="utf-8") as fh:
         # One word per line; a golden file's `word<TAB>phonemes` lines and # comments work too.
@@ -64,9 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         times.append(time.perf_counter() - start)
     doc = {"engine": "g2p-en numpy", "g2p_en": version, "numpy": np.__version__,
            "python": platform.python_version(), "words": len(words), "batch": 1,
-           "times_s": times}
-    if not args.no_predictions:
-        doc["predictions"] = predictions
+           "times_s": times, "predictions": predictions}
     json.dump(doc, sys.stdout)
     sys.stdout.write("\n")
     return 0

@@ -5,7 +5,7 @@ Standalone on purpose: it runs inside a wheel's venv, so it imports only numpy a
 the frozen graph, so the graph and the Python modes run the same code.
 
     python runner.py --words FILE [--model g2p.pb] [--mode graph] [--batch 64]
-                     [--intra N --inter N] [--warmup K --repeat N] [--no-predictions]
+                     [--intra N --inter N] [--warmup K --repeat N]
 
 Modes: eager (ops one by one), graph (tf.function), xla (tf.function(jit_compile=True)),
 frozen (the GraphDef in a tf.compat.v1.Session). Greedy decoding runs inside the graph: one
@@ -106,6 +106,7 @@ class Model:
         self.graph_def = read_graph(tf, path)
         consts = graph_constants(tf, self.graph_def)
         self.graphemes = [g.decode() for g in consts["vocab/graphemes"]]
+        self.index = {g: i for i, g in enumerate(self.graphemes)}
         self.phonemes = [p.decode() for p in consts["vocab/phonemes"]]
         self.mode = mode
         if mode == "frozen":
@@ -134,7 +135,7 @@ class Model:
         self.call = lambda c, n: concrete(tf.constant(c), tf.constant(n)).numpy()
 
     def encode(self, words, width, np):
-        index = {g: i for i, g in enumerate(self.graphemes)}
+        index = self.index
         unk = index["<unk>"]
         chars = np.zeros((len(words), width), np.int32)
         lengths = np.zeros(len(words), np.int32)
@@ -155,15 +156,20 @@ class Model:
         return result
 
 
+def set_threads(tf, args):
+    """Apply --intra/--inter (when given) to TensorFlow's thread pools."""
+    if args.intra is not None:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra)
+    if args.inter is not None:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter)
+
+
 def peak(args, n=1024, calls=8, repeat=5):
     """Best float32 GFLOP/s of n x n matmuls under the given threading: this machine's
     achievable FLOP rate as this TensorFlow sees it."""
     import tensorflow as tf
 
-    if args.intra is not None:
-        tf.config.threading.set_intra_op_parallelism_threads(args.intra)
-    if args.inter is not None:
-        tf.config.threading.set_inter_op_parallelism_threads(args.inter)
+    set_threads(tf, args)
     a = tf.random.stateless_uniform([n, n], seed=[1, 2])
     b = tf.random.stateless_uniform([n, n], seed=[3, 4]) / n  # keeps the chain bounded
 
@@ -195,8 +201,6 @@ def main(argv=None):
     parser.add_argument("--inter", type=int, default=None, help="inter-op threads (TF default)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed passes over all words")
     parser.add_argument("--repeat", type=int, default=1, help="timed passes over all words")
-    parser.add_argument("--no-predictions", action="store_true",
-                        help="leave the phonemes out of the output")
     parser.add_argument("--peak", action="store_true",
                         help="instead: measure float32 matmul GFLOP/s (the FLOP bound)")
     args = parser.parse_args(argv)
@@ -217,10 +221,7 @@ def main(argv=None):
         sys.stdout.write("\n")
         return 3
     import_s = time.perf_counter() - started
-    if args.intra is not None:
-        tf.config.threading.set_intra_op_parallelism_threads(args.intra)
-    if args.inter is not None:
-        tf.config.threading.set_inter_op_parallelism_threads(args.inter)
+    set_threads(tf, args)
 
     started = time.perf_counter()
     model = Model(tf, args.model, args.mode, args.intra, args.inter)
@@ -239,9 +240,7 @@ def main(argv=None):
            "mode": args.mode, "batch": args.batch, "intra": args.intra, "inter": args.inter,
            "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TF_ENABLE_ONEDNN_OPTS")},
            "words": len(words), "import_s": import_s, "load_s": load_s,
-           "warmup_s": warmup, "times_s": times}
-    if not args.no_predictions:
-        doc["predictions"] = predictions
+           "warmup_s": warmup, "times_s": times, "predictions": predictions}
     json.dump(doc, sys.stdout)
     sys.stdout.write("\n")
     return 0
