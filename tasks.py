@@ -21,7 +21,7 @@ from tfforge.cli import run
 )
 def detect(c, json=False, save=None, cpuinfo=None, gcc_version=None, no_tf=False, debug=False):
     """What this CPU supports, what the installed TensorFlow uses, and the build target for it."""
-    from tfforge import report
+    from tfforge.commands import detect as report
     run(report.detect_command, as_json=json, save=save, cpuinfo=cpuinfo,
         gcc_version=gcc_version, probe_tf=not no_tf, debug=debug)
 
@@ -39,13 +39,13 @@ def detect(c, json=False, save=None, cpuinfo=None, gcc_version=None, no_tf=False
 )
 def match(c, hosts, json=False, gcc_version=None, require=None, debug=False):
     """The best build target every host in a fleet can run, and why others are refused."""
-    from tfforge import report
+    from tfforge.commands import detect as report
     run(report.match_command, hosts, as_json=json, gcc_version=gcc_version, require=require,
         debug=debug)
 
 
 # ---- render / build (issues 3, 4) ---------------------------------------------------------
-from tfforge import isa as _isa  # noqa: E402 - the titles in the feature flags' help
+from tfforge.host import isa as _isa  # noqa: E402 - the titles in the feature flags' help
 
 # Boolean feature flags (invoke spells sse4_2 as --sse4-2); any other feature: --feature NAME.
 _FEATURE_FLAGS = ("sse3", "ssse3", "sse4_1", "sse4_2", "popcnt", "avx", "f16c", "fma", "avx2",
@@ -104,7 +104,7 @@ def render(c, tf_version=None, python_version=None, target=None, host=None, feat
            avx512_bf16=False, avx512_fp16=False, avx_vnni=False, amx_tile=False,
            amx_int8=False, amx_bf16=False, json=False, debug=False):
     """Render a pinned, reproducible build context into builds/<id>/ (Dockerfile, build.json)."""
-    from tfforge import build
+    from tfforge.commands import build
     run(build.render_command, _spec_cli(locals()), as_json=json, debug=debug)
 
 
@@ -124,7 +124,7 @@ def build(c, tf_version=None, python_version=None, target=None, host=None, featu
           amx_int8=False, amx_bf16=False, dry_run=False, timeout=None, json=False,
           debug=False):
     """Build a tuned TensorFlow wheel into wheels/ (renders first; --dry-run prints the plan)."""
-    from tfforge import build as build_mod
+    from tfforge.commands import build as build_mod
     run(build_mod.build_command, _spec_cli(locals()), dry_run=dry_run, timeout=timeout,
         as_json=json, debug=debug)
 
@@ -137,7 +137,7 @@ def build(c, tf_version=None, python_version=None, target=None, host=None, featu
 })
 def engine(c, image="local/bookworm:base", json=False, debug=False):
     """Which docker client builds use, the engine's version, BuildKit, and the base image."""
-    from tfforge import engine as engine_mod
+    from tfforge.docker import engine as engine_mod
     run(engine_mod.engine_command, image=image, as_json=json, debug=debug)
 
 
@@ -162,7 +162,7 @@ def engine(c, image="local/bookworm:base", json=False, debug=False):
 def verify(c, wheel, host=None, python=None, emulate=None, json=False, jobs=None,
            no_cache=False, examples=None, debug=False):
     """Prove what a wheel is and which CPUs can run it: structure, provenance, ISA, hosts."""
-    from tfforge import verify as verify_mod
+    from tfforge.verify import checks as verify_mod
     run(verify_mod.verify_command, wheel, hosts=list(host or []), python=python,
         emulate=list(emulate or []), as_json=json, jobs=jobs, no_cache=no_cache,
         examples=examples, debug=debug)
@@ -187,7 +187,7 @@ def verify(c, wheel, host=None, python=None, emulate=None, json=False, jobs=None
 def smoke(c, wheel, golden=None, mode=None, batch=None, repeat=None, timeout=None,
           json=False, debug=False):
     """Install a wheel in its cached venv, import TensorFlow, check g2p on the golden words."""
-    from tfforge import smoke as smoke_mod
+    from tfforge.runtime import smoke as smoke_mod
     run(smoke_mod.smoke_command, wheel, golden=golden, mode=mode, batch=batch, repeat=repeat,
         timeout=timeout, as_json=json, debug=debug)
 
@@ -222,7 +222,7 @@ def bench(c, wheels, wheel=None, threads=None, onednn=None, modes=None, batches=
           warmup=None, repeat=None, words=None, quick=False, reference=False, baseline=None,
           out=None, timeout=None, json=False, debug=False):
     """Benchmark g2p over wheels x threading x oneDNN x mode x batch; table, JSON and chart."""
-    from tfforge import bench as bench_mod
+    from tfforge.runtime import bench as bench_mod
     run(bench_mod.bench_command, [wheels, *(wheel or [])], threads=threads, onednn=onednn,
         modes=modes, batches=batches, warmup=warmup, repeat=repeat, words=words, quick=quick,
         reference=reference, baseline=baseline, out_dir=out, timeout=timeout, as_json=json,
@@ -238,7 +238,7 @@ def bench(c, wheels, wheel=None, threads=None, onednn=None, modes=None, batches=
 )
 def index(c, json=False, debug=False):
     """Write the static PEP 503 + PEP 691 simple index of wheels/ into wheels/simple/."""
-    from tfforge import index as index_mod
+    from tfforge.publish import index as index_mod
     run(index_mod.index_command, as_json=json, debug=debug)
 
 
@@ -253,7 +253,7 @@ def index(c, json=False, debug=False):
 )
 def serve(c, port=None, htpasswd=None, json=False, debug=False):
     """Serve wheels/ with pypiserver on 127.0.0.1 until Ctrl-C (a team's quick private index)."""
-    from tfforge import index as index_mod
+    from tfforge.publish import index as index_mod
     run(index_mod.serve_command, port=port, htpasswd=htpasswd, as_json=json, debug=debug)
 
 
@@ -276,6 +276,6 @@ def publish(c, wheels, wheel=None, repository=None, skip_existing=False, timeout
     """Check wheels (structure, hashes) and upload them with twine.
 
     Credentials: TWINE_USERNAME and TWINE_PASSWORD, or keyring; never a flag."""
-    from tfforge import publish as publish_mod
+    from tfforge.publish import upload as publish_mod
     run(publish_mod.publish_command, [wheels, *(wheel or [])], repository=repository,
         skip_existing=skip_existing, timeout=timeout, as_json=json, debug=debug)

@@ -22,8 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tfforge import bench, g2p, venvs  # noqa: E402
-from tfforge.smoke import Target, run_script  # noqa: E402
+from tfforge.runtime import bench  # noqa: E402
+from tfforge.runtime import g2p
+from tfforge.runtime import venvs
+from tfforge.runtime.smoke import Target, run_script  # noqa: E402
 
 WHEELS = ("tensorflow-cpu==2.14.1", "intel-tensorflow-avx512==2.14.0", "tensorflow-cpu==2.21.0")
 BASELINE = "tensorflow-cpu-2.14.1 threads=default onednn=1 graph"  # stock TF 2.14 as installed

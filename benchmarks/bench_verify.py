@@ -28,7 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tfforge import config, cpu, elfscan, pypi, verify, wheel  # noqa: E402
+from tfforge import settings  # noqa: E402
+from tfforge.host import cpu
+from tfforge.elfscan import scan as elfscan
+from tfforge.wheel import fetch as pypi
+from tfforge.verify import checks as verify
+from tfforge.wheel import read as wheel
 from tfforge.paths import cache_dir  # noqa: E402
 
 
@@ -95,7 +100,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, action="append",
                     help="scan processes for verify; repeat to compare (default: 1 and config)")
     args = ap.parse_args()
-    configured = int(config.settings()["verify_jobs"]) or verify.default_jobs()
+    configured = int(settings.load()["verify_jobs"]) or verify.default_jobs()
     jobs_list = args.jobs or sorted({1, configured})
     whl = pypi.fetch("tensorflow-cpu==2.21.0")
     host = cpu.detect_host()

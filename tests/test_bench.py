@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tfforge import bench
+from tfforge.runtime import bench
 from tfforge.errors import ConfigError
 
 

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tfforge import pypi, venvs
+from tfforge.wheel import fetch as pypi
+from tfforge.runtime import venvs
 from tfforge.errors import TfforgeError
 
 from conftest import invoke, need

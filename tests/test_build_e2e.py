@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from conftest import FIXTURES, invoke, need_engine
 
-from tfforge.elfscan import scan_library
-from tfforge.wheel import check as check_wheel
+from tfforge.elfscan.scan import scan_library
+from tfforge.wheel.read import check as check_wheel
 
 pytestmark = pytest.mark.integration
 BASE = "local/bookworm:base"

@@ -7,7 +7,10 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURES, invoke
-from tfforge import cpu, fleet, isa, report
+from tfforge.host import cpu
+from tfforge.host import fleet
+from tfforge.host import isa
+from tfforge.commands import detect as report
 from tfforge.errors import ConfigError
 
 CPUS = FIXTURES / "cpuinfo"

@@ -13,7 +13,7 @@ import pytest
 
 import elf_samples as samples
 from conftest import need_tool
-from tfforge import elfscan
+from tfforge.elfscan import scan as elfscan
 from tfforge.errors import ConfigError
 
 

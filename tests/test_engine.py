@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from tfforge import engine, wheel, wheel_edit
+from tfforge.docker import engine
+from tfforge.wheel import read as wheel
+from tfforge.wheel import edit as wheel_edit
 from tfforge.errors import BuildError, ConfigError
 
 # ---- client resolution -----------------------------------------------------------------------

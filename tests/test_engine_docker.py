@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, need_engine
-from tfforge import engine
+from tfforge.docker import engine
 from tfforge.errors import BuildError, Interrupted
-from tfforge.wheel import check as check_wheel
+from tfforge.wheel.read import check as check_wheel
 from test_engine import raw_wheel, record_problems
 
 pytestmark = pytest.mark.integration

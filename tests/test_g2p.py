@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tfforge import g2p
+from tfforge.runtime import g2p
 from tfforge.errors import ConfigError
 
 from conftest import ROOT

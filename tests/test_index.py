@@ -16,7 +16,7 @@ import pytest
 
 from conftest import invoke
 from publish_helpers import fresh_venv, isolated_pip_env, make_wheel, pip_install
-from tfforge import index
+from tfforge.publish import index
 from tfforge.errors import ConfigError
 
 
@@ -203,7 +203,7 @@ def test_index_task_json_and_bad_input(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--port", "99999"], "is not a TCP port"),
-    (["--port", "http"], "is not a number"),
+    (["--port", "http"], "--port='http' is not a whole number"),
     (["--htpasswd", "/nonexistent/htpasswd"], "does not exist"),
 ])
 def test_serve_rejects_bad_input_in_one_line(tmp_path, args, message):

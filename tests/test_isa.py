@@ -2,7 +2,7 @@
 
 import pytest
 
-from tfforge import isa
+from tfforge.host import isa
 from tfforge.errors import ConfigError
 
 

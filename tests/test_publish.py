@@ -21,7 +21,7 @@ import requests
 
 from conftest import ROOT, invoke, need
 from publish_helpers import fresh_venv, isolated_pip_env, make_wheel, pip_install
-from tfforge import publish
+from tfforge.publish import upload as publish
 from tfforge.errors import ConfigError, PublishError
 
 USER, PASSWORD = "ci-publisher", "pw-Zq8#tfforge-secret"

@@ -15,7 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tfforge import config, isa, render, spec, toolchains
+from tfforge import settings
+from tfforge.host import isa
+from tfforge.build import render
+from tfforge.build import spec
+from tfforge.build import toolchains
 from tfforge.errors import BuildError
 
 from conftest import ROOT, invoke, need
@@ -27,7 +31,7 @@ FIXTURE_ARGS = ["--override_repository=rules_cc=/home/builder/src/third_party/ru
 
 
 def make(**kw) -> spec.BuildSpec:
-    return spec.make({**config.defaults(), "target": "haswell", **kw})
+    return spec.make({**settings.defaults(), "target": "haswell", **kw})
 
 
 def small_tree(root: Path) -> Path:
@@ -413,7 +417,8 @@ def test_cli_host_target_and_archspec_reasons_survive_the_console(tmp_path):
 
 def test_build_hands_the_rendered_folder_to_the_engine(tmp_path, monkeypatch):
     """build hands the folder to engine.run_build(build_dir, wheels_dir=..., timeout_s=...)."""
-    from tfforge import build, engine
+    from tfforge.commands import build
+    from tfforge.docker import engine
 
     calls = []
 

@@ -8,7 +8,7 @@ import zipfile
 
 import pytest
 
-from tfforge import smoke
+from tfforge.runtime import smoke
 from tfforge.errors import ConfigError
 
 from conftest import ROOT, invoke
@@ -53,7 +53,7 @@ def test_compare_lists_differing_words_in_order():
 def test_bad_options_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="--mode 'fast' is not one of"):
         smoke.smoke_command("tensorflow-cpu==2.21.0", mode="fast")
-    with pytest.raises(ConfigError, match="--batch 'x' is not an integer"):
+    with pytest.raises(ConfigError, match="--batch='x' is not a whole number"):
         smoke.smoke_command("tensorflow-cpu==2.21.0", batch="x")
     with pytest.raises(ConfigError, match="golden file .* not found"):
         smoke.smoke_command("tensorflow-cpu==2.21.0", golden=str(tmp_path / "none.txt"))

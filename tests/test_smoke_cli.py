@@ -8,7 +8,9 @@ import subprocess
 
 import pytest
 
-from tfforge import g2p, pypi, venvs
+from tfforge.runtime import g2p
+from tfforge.wheel import fetch as pypi
+from tfforge.runtime import venvs
 from tfforge.errors import TfforgeError
 
 from conftest import ROOT, invoke, need

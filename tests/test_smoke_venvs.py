@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from tfforge import files, venvs
+from tfforge import files
+from tfforge.runtime import venvs
 from tfforge.errors import ConfigError, TfforgeError
 
 

@@ -8,9 +8,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+
+from tfforge import resources
 from packaging.version import Version
 
-from tfforge import config, cpu, isa, spec, toolchains
+from tfforge import settings
+from tfforge.host import cpu
+from tfforge.host import isa
+from tfforge.build import spec
+from tfforge.build import toolchains
 from tfforge.errors import ConfigError
 
 from conftest import FIXTURES
@@ -20,7 +26,7 @@ CPUINFO = FIXTURES / "cpuinfo"
 
 def make(**kw) -> spec.BuildSpec:
     """A spec from the packaged defaults (no tfforge.toml, no environment) plus overrides."""
-    opts = {**config.defaults(), "target": "haswell", **kw}
+    opts = {**settings.defaults(), "target": "haswell", **kw}
     return spec.make(opts)
 
 
@@ -70,7 +76,7 @@ def test_feature_set_adds_implied_features_and_reports_them():
     assert t.features == isa.closure(["avx512f"])
     assert "-mavx512f" in s.copts and "-mavx2" in s.copts and "-mfma" in s.copts
     assert s.copts == tuple(isa.gcc_flags(t.features, "12.2.0"))
-    assert t.flags_from.startswith("tfforge.isa.gcc_flags")
+    assert t.flags_from.startswith("tfforge.host.isa.gcc_flags")
     assert any(w.startswith("implied features added:") and "avx2" in w for w in s.warnings)
     doc = s.document()
     assert "avx2" in doc["derived"]["implied_features"]
@@ -426,8 +432,8 @@ def test_random_specs_id_is_a_function_of_the_inputs():
 def test_the_template_is_an_input_of_the_id(tmp_path, monkeypatch):
     before = make().build_id
     edited = tmp_path / "Dockerfile.j2"
-    edited.write_text(spec.TEMPLATE.read_text() + "# one more line\n")
-    monkeypatch.setattr(spec, "TEMPLATE", edited)
+    edited.write_text(resources.template_path().read_text() + "# one more line\n")
+    monkeypatch.setattr(resources, "template_path", lambda: edited)
     spec.template_sha256.cache_clear()
     try:
         assert make().build_id != before

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tfforge import toolchains
+from tfforge.build import toolchains
 from tfforge.errors import ConfigError
-from tfforge.spec import check_image_ref
+from tfforge.build.spec import check_image_ref
 
 from conftest import ROOT
 
@@ -163,4 +163,4 @@ def test_adding_a_version_is_one_table():
 
 def test_data_file_is_where_the_errors_say():
     assert (ROOT / toolchains.DATA_FILE).is_file()
-    assert Path(toolchains.__file__).parent == ROOT / "tfforge"
+    assert Path(toolchains.__file__).parent == ROOT / "tfforge" / "build"

@@ -13,7 +13,11 @@ import pytest
 
 import elf_samples as samples
 from conftest import FIXTURES, invoke, need, need_tool
-from tfforge import cpu, isa, pypi, verify, wheel_edit
+from tfforge.host import cpu
+from tfforge.host import isa
+from tfforge.wheel import fetch as pypi
+from tfforge.verify import checks as verify
+from tfforge.wheel import edit as wheel_edit
 from tfforge.errors import ConfigError
 
 HOSTS = FIXTURES / "hosts"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import elf_samples as samples
-from tfforge import wheel
+from tfforge.wheel import read as wheel
 from tfforge.errors import ConfigError
 
 

@@ -9,7 +9,7 @@ from typing import Callable, TypeVar
 
 from invoke.exceptions import Exit
 
-from .errors import BuildError, Interrupted, TfforgeError
+from tfforge.errors import BuildError, Interrupted, TfforgeError
 
 T = TypeVar("T")
 

@@ -111,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     sys.path.insert(0, str(ROOT))
-    from tfforge import g2p, pypi, venvs
+    from tfforge.runtime import g2p
+    from tfforge.wheel import fetch as pypi
+    from tfforge.runtime import venvs
 
     # g2p-en and numpy pinned as for the golden data (tfforge.g2p.REFERENCE_REQUIREMENTS).
     python = venvs.venv_python(pypi.fetch(args.tf), requirements=g2p.REFERENCE_REQUIREMENTS)

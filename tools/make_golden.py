@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="compare with the committed golden file instead of writing")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from tfforge import g2p, venvs
+    from tfforge.runtime import g2p
+    from tfforge.runtime import venvs
 
     if not args.words.is_file():
         print(f"error: {args.words} not found; install Debian's word list: "

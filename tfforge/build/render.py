@@ -1,0 +1,160 @@
+"""Rendering a BuildSpec into builds/<id>/: Dockerfile, build.json and, for a local source, src/.
+
+Rendering is pure templating plus an atomic write: everything goes into a hidden temporary folder
+beside the final one, which is then renamed into place. Re-rendering an id that exists with the
+same bytes is a no-op. Nothing here runs a build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from tfforge.build import toolchains
+from tfforge import resources
+from tfforge.errors import BuildError
+from tfforge.build.spec import DIST, BuildSpec, canonical_json, docker_command
+
+OWNED = ("Dockerfile", "build.json")  # what render writes; the engine adds its own files
+
+
+@dataclass(frozen=True)
+class Rendered:
+    build_id: str
+    path: Path
+    created: bool     # False: an identical rendering already existed
+    document: dict    # build.json content
+
+
+def build_document(spec: BuildSpec) -> dict:
+    """The full build.json: the spec's document plus its id and the docker command."""
+    doc = spec.document()
+    doc["id"] = spec.build_id
+    doc["commands"]["docker"] = docker_command(spec.build_id)
+    return doc
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(resources.template_path().parent)),
+                              undefined=jinja2.StrictUndefined, autoescape=False,
+                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+
+
+def context(spec: BuildSpec, doc: dict) -> dict:
+    """The one context the template sees; plain values only."""
+    pins = toolchains.pins()
+    apt = list(pins.image.apt) + list(spec.compiler_packages)
+    if spec.toolchain.wheel_target == "build_pip_package":
+        apt += pins.image.apt_build_pip_package
+    if spec.bazel_provider == "bazelisk":
+        apt += pins.image.apt_bazelisk
+    elif spec.bazel_provider == "debian":
+        apt.append(pins.debian_bazel_package)
+    docker = doc["commands"]["docker"]
+    return {
+        "id": spec.build_id,
+        "docker_command": " ".join(f"{k}={v}" for k, v in docker["env"].items()) + " "
+                          + shlex.join(docker["argv"]),
+        "base_image": spec.base_image,
+        "bazel_provider": spec.bazel_provider,
+        "compiler_packages": list(spec.compiler_packages),
+        "apt_packages": sorted(set(apt)),
+        "compiler_version_command": spec.compiler_check[0],
+        "compiler_required": spec.compiler_check[1],
+        "compiler_flag": f"--{spec.compiler}-version",
+        "bazelisk_url": pins.bazelisk.url,
+        "bazelisk_sha256": pins.bazelisk.sha256,
+        "user": pins.image.user,
+        "uid": pins.image.uid,
+        "dist": DIST,
+        "toolchain_env": [f"{k}={v}" for k, v in spec.toolchain_env],
+        "source_kind": spec.source.kind,
+        "source_note": (f"the pinned tag {spec.source.tag}, its commit verified"
+                        if spec.source.kind == "git" else
+                        f"a local folder, tree sha256 {spec.source.tree_sha256}"),
+        "git_url": spec.source.url or "",
+        "git_tag": spec.source.tag or "",
+        "git_commit": spec.source.commit or "",
+        "src_dir": spec.src_dir,
+        "configure_env": [f'{k}="{v}"' for k, v in spec.configure_env],
+        "bazel_cache": spec.bazel_cache,
+        "bazel_command": list(spec.bazel_command),
+        "collect_command": list(spec.collect_command),
+    }
+
+
+def dockerfile(spec: BuildSpec, doc: dict | None = None) -> str:
+    doc = doc if doc is not None else build_document(spec)
+    return _environment().get_template(resources.DOCKERFILE_TEMPLATE).render(context(spec, doc))
+
+
+def files(spec: BuildSpec) -> tuple[dict[str, bytes], dict]:
+    """The bytes render owns, by file name, and the build document."""
+    doc = build_document(spec)
+    return ({"Dockerfile": dockerfile(spec, doc).encode(),
+             "build.json": canonical_json(doc).encode()}, doc)
+
+
+def _same(folder: Path, owned: dict[str, bytes]) -> bool:
+    try:
+        return all((folder / name).read_bytes() == data for name, data in owned.items())
+    except OSError:
+        return False
+
+
+def _copy_source(spec: BuildSpec, dest: Path) -> None:
+    """Copy exactly the hashed entries; refuse if a file changed since it was hashed."""
+    root = spec.source.path
+    for e in spec.source.entries:
+        out = dest / e.path
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if e.kind == "link":
+            os.symlink(e.target, out)
+            continue
+        h = hashlib.sha256()
+        with open(root / e.path, "rb") as src, open(out, "wb") as dst:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                h.update(chunk)
+                dst.write(chunk)
+        if h.hexdigest() != e.digest:
+            raise BuildError(f"{root / e.path} changed while it was being copied; render again "
+                             "when the source tree is quiet")
+        os.chmod(out, e.mode)
+
+
+def render(spec: BuildSpec, builds_dir: Path) -> Rendered:
+    """Write builds/<id>/ atomically; a no-op when an identical rendering exists."""
+    owned, doc = files(spec)
+    final = builds_dir / spec.build_id
+    if final.exists():
+        if _same(final, owned):
+            return Rendered(spec.build_id, final, False, doc)
+        raise BuildError(f"{final} exists but differs from what this spec renders (edited by "
+                         "hand?); move it away and render again")
+    builds_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.build_id}-", dir=builds_dir))
+    try:
+        for name, data in owned.items():
+            (tmp / name).write_bytes(data)
+            os.chmod(tmp / name, 0o644)
+        if spec.source.kind == "local":
+            _copy_source(spec, tmp / "src")
+        os.chmod(tmp, 0o755)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            # Someone rendered the same id meanwhile: fine if it is the same bytes.
+            if final.exists() and _same(final, owned):
+                return Rendered(spec.build_id, final, False, doc)
+            raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return Rendered(spec.build_id, final, True, doc)

@@ -1,0 +1,210 @@
+"""Detecting this host and loading/saving host snapshots. Decides no targets (fleet.py does).
+
+A snapshot is the raw facts of one machine: vendor, model, raw /proc/cpuinfo flags, topology.
+It can come from this host (py-cpuinfo's /proc/cpuinfo source), a saved `detect --save` JSON,
+or a raw cpuinfo text copied from another machine (`cat /proc/cpuinfo > hosts/web-1.cpuinfo`).
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import platform
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from tfforge.host import isa
+from tfforge.errors import ConfigError
+from tfforge.files import write_json_atomic
+
+SCHEMA = "tfforge-host/1"
+X86 = "x86_64"
+
+
+@dataclass(frozen=True)
+class HostProfile:
+    """What one machine offers. `features` are canonical names (tfforge.isa)."""
+
+    name: str
+    vendor: str
+    model_name: str
+    arch: str
+    flags_raw: tuple[str, ...]
+    physical_cores: int | None
+    logical_cpus: int | None
+    source: str
+
+    @property
+    def features(self) -> frozenset[str]:
+        return isa.normalize(self.flags_raw)
+
+    @property
+    def is_x86(self) -> bool:
+        return self.arch == X86
+
+    def to_snapshot(self) -> dict:
+        return {"schema": SCHEMA, "name": self.name, "vendor": self.vendor,
+                "model_name": self.model_name, "arch": self.arch, "flags": list(self.flags_raw),
+                "physical_cores": self.physical_cores, "logical_cpus": self.logical_cpus,
+                "features": sorted(self.features, key=isa.sort_key)}
+
+
+def _blocks(text: str) -> list[dict[str, str]]:
+    """Processor blocks of a cpuinfo text as key -> value dicts (blank lines separate)."""
+    blocks, cur = [], {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep:
+            if cur:
+                blocks.append(cur)
+                cur = {}
+            continue
+        cur[key.strip()] = value.strip()
+    if cur:
+        blocks.append(cur)
+    return [b for b in blocks if "processor" in b or "flags" in b or "Features" in b]
+
+
+def parse_cpuinfo(text: str, *, name: str, source: str) -> HostProfile:
+    """A HostProfile from /proc/cpuinfo text; ConfigError naming `source` when unusable."""
+    blocks = _blocks(text)
+    if not blocks:
+        raise ConfigError(f"{source}: no processor entries; expected the text of /proc/cpuinfo "
+                          "(copy it with `cat /proc/cpuinfo > FILE`)")
+    first = blocks[0]
+    if "flags" not in first and "Features" in first:
+        features = first["Features"].split()
+        model = first.get("model name") or f"CPU part {first.get('CPU part', '?')}"
+        return HostProfile(name, first.get("CPU implementer", "unknown"), model, "aarch64",
+                           tuple(sorted(set(features))), None, len(blocks), source)
+    if "flags" not in first:
+        raise ConfigError(f"{source}: no 'flags' line in the first processor entry; expected "
+                          "the full text of /proc/cpuinfo from an x86 Linux machine")
+    vendors = {b.get("vendor_id") for b in blocks if "vendor_id" in b}
+    if len(vendors) > 1:
+        raise ConfigError(f"{source}: processor entries from several vendors "
+                          f"({', '.join(sorted(vendors))}); one file must describe one machine")
+    flags = first["flags"].split()
+    if not flags:
+        raise ConfigError(f"{source}: the 'flags' line is empty")
+    cores = {(b.get("physical id"), b.get("core id")) for b in blocks}
+    physical = len(cores) if all("core id" in b for b in blocks) else None
+    return HostProfile(name, first.get("vendor_id", "unknown"), first.get("model name", "unknown"),
+                       X86, tuple(sorted(set(flags))), physical, len(blocks), source)
+
+
+def _physical_cores_here() -> int | None:
+    try:
+        return parse_cpuinfo(Path("/proc/cpuinfo").read_text(), name="", source="").physical_cores
+    except (OSError, ConfigError):
+        return None
+
+
+def detect_host(name: str | None = None) -> HostProfile:
+    """This machine, via py-cpuinfo's /proc/cpuinfo source on Linux (no ~1 s CPUID probe)."""
+    import cpuinfo  # py-cpuinfo; imported here so snapshot-only commands do not pay for it
+
+    name = name or socket.gethostname()
+    arch = platform.machine().lower()
+    arch = {"amd64": X86, "x64": X86, "arm64": "aarch64"}.get(arch, arch)
+    if platform.system() == "Linux" and os.path.exists("/proc/cpuinfo"):
+        # py-cpuinfo's private /proc/cpuinfo reader: the documented get_cpu_info() would also
+        # run its CPUID probe (~1 s) and mix its own flag names into the kernel's.
+        info = cpuinfo.cpuinfo._get_cpu_info_from_proc_cpuinfo()
+        physical = _physical_cores_here()
+    else:
+        info = cpuinfo.get_cpu_info()
+        physical = None
+    flags = info.get("flags") or []
+    if arch == "aarch64" and not flags:
+        text = Path("/proc/cpuinfo").read_text() if os.path.exists("/proc/cpuinfo") else ""
+        return parse_cpuinfo(text, name=name, source="/proc/cpuinfo") if text else HostProfile(
+            name, "unknown", "unknown", arch, (), None, os.cpu_count(), "this host")
+    return HostProfile(name, info.get("vendor_id_raw", "unknown"), info.get("brand_raw", "unknown"),
+                       arch, tuple(sorted(set(flags))), physical, os.cpu_count(), "this host")
+
+
+def _from_json(doc: object, source: str, default_name: str) -> HostProfile:
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        raise ConfigError(f"{source}: not a tfforge host snapshot (expected \"schema\": "
+                          f"\"{SCHEMA}\"; make one with `invoke detect --save FILE`)")
+    flags = doc.get("flags")
+    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        raise ConfigError(f"{source}: \"flags\" must be a list of /proc/cpuinfo flag names")
+    arch = doc.get("arch", X86)
+    if arch == X86 and not flags:
+        raise ConfigError(f"{source}: \"flags\" is empty; re-save it with `invoke detect --save`")
+    if arch == X86:
+        unknown_feats = [f for f in doc.get("features", []) if isa.lookup(f) is None]
+        if unknown_feats:
+            isa.canonical(unknown_feats[0], source=source)  # raises, listing the valid names
+    return HostProfile(str(doc.get("name") or default_name), str(doc.get("vendor", "unknown")),
+                       str(doc.get("model_name", "unknown")), arch, tuple(sorted(set(flags))),
+                       doc.get("physical_cores"), doc.get("logical_cpus"), source)
+
+
+def load_host(path: str | Path) -> HostProfile:
+    """A snapshot (`detect --save` JSON) or a raw /proc/cpuinfo text, by content."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file; save one with `invoke detect --save {path}` "
+                          "or `cat /proc/cpuinfo > FILE` on that machine")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it as text ({exc.__class__.__name__})")
+    if not text.strip():
+        raise ConfigError(f"{path}: the file is empty; save a snapshot with "
+                          "`invoke detect --save FILE` or `cat /proc/cpuinfo > FILE`")
+    default_name = path.name.split(".")[0]
+    if text.lstrip().startswith("{"):
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno} "
+                              f"({exc.msg}); re-save it with `invoke detect --save`")
+        return _from_json(doc, str(path), default_name)
+    return parse_cpuinfo(text, name=default_name, source=str(path))
+
+
+def host_files(items: str | list[str], *, option: str = "hosts") -> list[Path]:
+    """Snapshot paths from files, folders (their *.json and *.cpuinfo), globs or comma lists."""
+    paths: list[Path] = []
+    for item in [items] if isinstance(items, str) else items:
+        for part in filter(None, (p.strip() for p in item.split(","))):
+            p = Path(part).expanduser()
+            if p.is_dir():
+                found = sorted(q for q in p.iterdir()
+                               if q.suffix in (".json", ".cpuinfo") and q.is_file())
+                if not found:
+                    raise ConfigError(f"{option} {p}: the folder has no .json or .cpuinfo "
+                                      "snapshots; add them with `invoke detect --save` or "
+                                      "`cat /proc/cpuinfo > FILE.cpuinfo`")
+                paths.extend(found)
+            elif any(ch in part for ch in "*?["):
+                found = sorted(Path(x) for x in glob.glob(str(p)))
+                if not found:
+                    raise ConfigError(f"{option} {part}: the pattern matches no files")
+                paths.extend(found)
+            else:
+                paths.append(p)
+    if not paths:
+        raise ConfigError(f"{option}: no hosts given; pass a folder, glob or comma-separated "
+                          "list of snapshot files, e.g. hosts/")
+    return paths
+
+
+def load_hosts(items: str | list[str], *, option: str = "hosts") -> list[HostProfile]:
+    """Every host named by files, folders, globs or comma lists (see host_files)."""
+    return [load_host(p) for p in host_files(items, option=option)]
+
+
+def save_host(host: HostProfile, path: str | Path) -> Path:
+    """Write a snapshot atomically; the parent folder is created."""
+    path = Path(path)
+    if path.suffix != ".json":
+        raise ConfigError(f"--save {path}: snapshots are JSON; use a name ending in .json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_json_atomic(path, host.to_snapshot())

@@ -1,0 +1,372 @@
+"""The private index: a static PEP 503 + PEP 691 simple index of wheels/; pypiserver on loopback.
+
+The static index lives in `wheels/simple/`, so the whole `wheels/` folder is what a static server
+or bucket publishes: `simple/index.html` lists the projects, `simple/<project>/index.html` links
+each wheel as `../../<wheel>#sha256=<hex>`. Beside every `index.html` sits an `index.json`, the
+same page in the PEP 691 JSON form (api-version 1.1, PEP 700 `versions` and `size`); a server that
+answers `Accept: application/vnd.pypi.simple.v1+json` with it serves both forms (README, publish).
+
+`wheels/simple` is a symlink to a hidden `.simple-XXXX` folder: a rebuild writes a new folder and
+swaps the link with one rename, so a reader sees either the old index or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import html
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import Version
+
+from tfforge import settings
+from tfforge.console import info, is_tty, print_json, say, warn
+from tfforge.errors import ConfigError, PublishError
+from tfforge.paths import wheels_dir
+from tfforge.files import sha256_file
+from tfforge.wheel.read import headers, open_wheel
+
+SIMPLE = "simple"
+API_VERSION = "1.1"
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+LOOPBACK = "127.0.0.1"
+LOCK_WAIT_S = 30.0
+
+
+@dataclass(frozen=True)
+class IndexedWheel:
+    """One wheel as the index lists it."""
+
+    filename: str
+    project: str  # normalized name
+    version: Version
+    sha256: str
+    size: int
+    requires_python: str | None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    filename: str
+    reason: str
+
+
+# ---- reading wheels ------------------------------------------------------------------------
+
+def _requires_python(path: Path, project: str) -> str | None:
+    """Requires-Python from the wheel's METADATA (None when absent); ValueError when unreadable."""
+    try:
+        archive = open_wheel(path)[0]
+    except ConfigError as exc:  # the skip line names the file already
+        raise ValueError(str(exc).removeprefix(f"{path.name}: ")) from None
+    try:
+        with archive:
+            names = [n for n in archive.namelist()
+                     if n.endswith(".dist-info/METADATA") and n.count("/") == 1]
+            # A wheel holds one top-level .dist-info; pick the one named after the project.
+            mine = [n for n in names if canonicalize_name(n.split("-")[0]) == project] or names
+            if not mine:
+                raise ValueError("no .dist-info/METADATA inside")
+            meta = headers(archive.read(mine[0]))
+    except (zipfile.BadZipFile, OSError, KeyError) as exc:
+        raise ValueError(f"not a readable zip ({exc})") from None
+    return (meta.get("requires-python") or [""])[0] or None
+
+
+def scan_wheels(folder: Path) -> tuple[list[IndexedWheel], list[Skipped]]:
+    """Each *.whl directly in folder with hash, size, Requires-Python; unreadable ones skipped."""
+    wheels, skipped = [], []
+    for path in sorted(p for p in folder.glob("*.whl") if p.is_file()):
+        try:
+            name, version, _build, _tags = parse_wheel_filename(path.name)
+        except InvalidWheelFilename as exc:
+            skipped.append(Skipped(path.name, f"not a valid wheel file name ({exc})"))
+            continue
+        try:
+            requires = _requires_python(path, name)
+        except ValueError as exc:
+            skipped.append(Skipped(path.name, str(exc)))
+            continue
+        wheels.append(IndexedWheel(path.name, name, version, sha256_file(path), path.stat().st_size,
+                                   requires))
+    return wheels, skipped
+
+
+# ---- rendering (pure) ----------------------------------------------------------------------
+
+def _page(title: str, links: list[str]) -> str:
+    body = "".join(f"    {link}<br>\n" for link in links)
+    return ("<!DOCTYPE html>\n<html>\n  <head>\n"
+            f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+            f"    <title>{html.escape(title)}</title>\n  </head>\n  <body>\n"
+            f"    <h1>{html.escape(title)}</h1>\n{body}  </body>\n</html>\n")
+
+
+def _json(doc: dict) -> str:
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def wheel_href(filename: str) -> str:
+    """The link from a project page to a wheel in the folder two levels up.
+
+    Quoted because local version labels put '+' in file names, which S3-style servers read as a
+    space in an unquoted path."""
+    return "../../" + quote(filename)
+
+
+def render_index(wheels: list[IndexedWheel]) -> dict[str, str]:
+    """The whole index as {relative path: text}; same wheels, same bytes (no timestamps)."""
+    meta = {"api-version": API_VERSION}
+    projects: dict[str, list[IndexedWheel]] = {}
+    for wheel in wheels:
+        projects.setdefault(wheel.project, []).append(wheel)
+    names = sorted(projects)
+    tree = {
+        "index.html": _page("Simple index",
+                            [f'<a href="{quote(n)}/">{html.escape(n)}</a>' for n in names]),
+        "index.json": _json({"meta": meta, "projects": [{"name": n} for n in names]}),
+    }
+    for name in names:
+        files = sorted(projects[name], key=lambda w: (w.version, w.filename))
+        links, entries = [], []
+        for w in files:
+            attrs = f'href="{html.escape(wheel_href(w.filename))}#sha256={w.sha256}"'
+            if w.requires_python:
+                attrs += f' data-requires-python="{html.escape(w.requires_python)}"'
+            links.append(f"<a {attrs}>{html.escape(w.filename)}</a>")
+            entry = {"filename": w.filename, "url": wheel_href(w.filename),
+                     "hashes": {"sha256": w.sha256}, "size": w.size}
+            if w.requires_python:
+                entry["requires-python"] = w.requires_python
+            entries.append(entry)
+        versions = sorted({w.version for w in files})
+        tree[f"{name}/index.html"] = _page(f"Links for {name}", links)
+        tree[f"{name}/index.json"] = _json({"meta": meta, "name": name, "files": entries,
+                                            "versions": [str(v) for v in versions]})
+    return tree
+
+
+# ---- writing atomically --------------------------------------------------------------------
+
+class _Lock:
+    """flock on the wheels folder itself, so two index runs do not swap at the same time."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.fd = -1
+
+    def __enter__(self):
+        self.fd = os.open(self.folder, os.O_RDONLY)
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(self.fd)
+                    raise PublishError(f"another process holds the lock on {self.folder} for "
+                                       f"over {LOCK_WAIT_S:.0f}s; wait for it and re-run")
+                time.sleep(0.2)
+
+    def __exit__(self, *exc):
+        os.close(self.fd)  # closing releases the flock
+
+
+def write_index(folder: Path, tree: dict[str, str]) -> Path:
+    """Write tree into a fresh hidden folder and point folder/simple at it with one rename."""
+    link = folder / SIMPLE
+    with _Lock(folder):
+        staging = Path(tempfile.mkdtemp(prefix=f".{SIMPLE}-", dir=folder))
+        try:
+            # mkdtemp makes 0700; a static server usually runs as another user.
+            staging.chmod(0o755)
+            for rel, text in tree.items():
+                path = staging / rel
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+                path.write_text(text, encoding="utf-8")
+                path.chmod(0o644)
+            if link.exists() and not link.is_symlink():
+                # A plain folder (written by hand or another tool) cannot be swapped in one
+                # rename; move it aside first, the only moment the index is briefly absent.
+                link.rename(Path(tempfile.mkdtemp(prefix=f".{SIMPLE}-old-", dir=folder)) / SIMPLE)
+            tmp_link = folder / f".{SIMPLE}-link-{os.getpid()}"
+            tmp_link.unlink(missing_ok=True)
+            tmp_link.symlink_to(staging.name)
+            os.replace(tmp_link, link)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        # Under the lock no other run is staging, so every other hidden index folder is stale.
+        for old in folder.glob(f".{SIMPLE}-*"):
+            if old != staging and old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+    return link
+
+
+def build_index(folder: Path) -> dict:
+    """Scan folder's wheels and (re)write folder/simple; return what was indexed."""
+    if not folder.is_dir():
+        raise ConfigError(f"no wheels folder at {folder}; build a wheel first (invoke build) or "
+                          "set TFFORGE_ROOT to the project folder")
+    wheels, skipped = scan_wheels(folder)
+    link = write_index(folder, render_index(wheels))
+    projects: dict[str, list[str]] = {}
+    for w in wheels:
+        projects.setdefault(w.project, []).append(w.filename)
+    return {"index": str(link), "url": (folder.resolve() / SIMPLE).as_uri() + "/",
+            "projects": {k: sorted(v) for k, v in sorted(projects.items())},
+            "wheels": [{"filename": w.filename, "project": w.project, "version": str(w.version),
+                        "sha256": w.sha256, "size": w.size, "requires_python": w.requires_python}
+                       for w in wheels],
+            "skipped": [{"filename": s.filename, "reason": s.reason} for s in skipped]}
+
+
+def index_command(*, as_json: bool = False) -> dict:
+    """`invoke index`."""
+    result = build_index(wheels_dir())
+    for s in result["skipped"]:
+        warn(f"not indexed: {s['filename']}: {s['reason']}")
+    if as_json:
+        print_json(result)
+        return result
+    if not result["wheels"]:
+        warn(f"no wheels in {wheels_dir()}; the index is empty")
+    for w in result["wheels"]:
+        say(f"{w['project']:<24} {w['version']:<28} {w['filename']}")
+    say(f"index: {result['index']}/ ({len(result['projects'])} project(s), "
+        f"{len(result['wheels'])} wheel(s))")
+    say(f"use:   pip install --index-url {result['url']} <project>==<version>")
+    return result
+
+
+# ---- serving with pypiserver ---------------------------------------------------------------
+
+def load_htpasswd(path: Path) -> Path:
+    """The htpasswd file, checked to be readable and to hold at least one user."""
+    from passlib.apache import HtpasswdFile
+    if not path.is_file():
+        raise ConfigError(f"htpasswd file {str(path)!r} does not exist; create it (README, "
+                          "section publish) or leave --htpasswd out for a read-only index")
+    try:
+        users = HtpasswdFile(str(path)).users()
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"htpasswd file {str(path)!r} is not readable ({exc}); recreate it")
+    if not users:
+        raise ConfigError(f"htpasswd file {str(path)!r} has no users; add one (README, section "
+                          "publish)")
+    return path.resolve()
+
+
+def pypiserver_argv(root: Path, port: int, htpasswd: Path | None) -> list[str]:
+    """The pypiserver command: loopback only, no PyPI fallback, sha256 links, no overwrite.
+
+    Without an htpasswd file pypiserver refuses every upload (it has no way to authenticate), so
+    the index is read-only; with one, uploads need a user from it and downloads stay open."""
+    argv = [sys.executable, "-m", "pypiserver", "run", "--host", LOOPBACK, "--port", str(port),
+            "--disable-fallback", "--hash-algo", "sha256"]
+    if htpasswd is not None:
+        argv += ["--passwords", str(htpasswd), "--authenticate", "update"]
+    return argv + [str(root)]
+
+
+def _check_port(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError as exc:
+            why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc})"
+            raise ConfigError(f"port {port} on {LOOPBACK} {why}; pick another with --port")
+
+
+def _wait_listening(proc: subprocess.Popen, port: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise PublishError(f"pypiserver exited with code {proc.returncode} before it "
+                               "listened; see its messages above")
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise PublishError(f"pypiserver did not listen on {LOOPBACK}:{port} within {timeout_s:.0f}s")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _port(value) -> int:
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--port {value!r} is not a number; pass a TCP port, e.g. 8080")
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port {port} is not a TCP port; pick 1-65535, e.g. 8080")
+    return port
+
+
+def serve_command(*, port: int | str | None = None, htpasswd: str | None = None,
+                  as_json: bool = False) -> int:
+    """`invoke serve`: run pypiserver on wheels/ until Ctrl-C or SIGTERM; returns its exit code."""
+    port = _port(settings.load({"serve_port": port}, prefix="serve_")["serve_port"])
+    root = wheels_dir()
+    if not root.is_dir():
+        raise ConfigError(f"no wheels folder at {root}; build a wheel first (invoke build) or "
+                          "create the folder for uploads")
+    pw = load_htpasswd(Path(htpasswd).expanduser()) if htpasswd else None
+    _check_port(port)
+    argv = pypiserver_argv(root, port, pw)
+    info("running: " + shlex.join(argv))
+
+    def _terminate(signum, _frame):
+        raise KeyboardInterrupt  # SIGTERM stops the server the same way Ctrl-C does
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    proc = subprocess.Popen(argv)
+    try:
+        _wait_listening(proc, port)
+        base = f"http://{LOOPBACK}:{port}/"
+        doc = {"url": base + "simple/", "upload_url": base, "root": str(root),
+               "uploads": pw is not None, "pid": proc.pid}
+        if as_json:
+            print_json(doc)
+        else:
+            mode = f"uploads need a user from {pw}" if pw else "read-only (no --htpasswd)"
+            say(f"serving {root} at {doc['url']} ({mode})")
+            say(f"install: pip install --index-url {doc['url']} <project>==<version>")
+            if pw:
+                say(f"publish: invoke publish --repository {doc['upload_url']}")
+            say("Ctrl-C stops it" if is_tty() else "SIGINT or SIGTERM stops it")
+        sys.stdout.flush()
+        code = proc.wait()
+        if code != 0:
+            raise PublishError(f"pypiserver exited with code {code}; see its messages above")
+        return code
+    except KeyboardInterrupt:
+        info("stopping pypiserver")
+        return 0
+    finally:
+        _stop(proc)
+        signal.signal(signal.SIGTERM, previous)

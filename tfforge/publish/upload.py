@@ -1,0 +1,324 @@
+"""Uploading wheels to an index with twine, after the structure/hash checks pass.
+
+Credentials come from TWINE_USERNAME / TWINE_PASSWORD (twine's own variables, which CI secret
+stores already use) or, when the password is not set, from keyring (`keyring set URL USER`).
+There is no command-line flag for them, and they never reach a message: every text shown is
+scrubbed of both values first. Publishing writes nothing locally.
+
+twine runs in-process (its Python API) so failures arrive as typed exceptions with the server's
+answer; the upload runs in a worker thread so Ctrl-C and --timeout stop it at any moment.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import glob
+import io
+import ipaddress
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from tfforge import settings
+from tfforge.console import info, is_tty, print_json, say, warn
+from tfforge.errors import ConfigError, Interrupted, PublishError, TfforgeError, VerifyError
+from tfforge.files import sha256_file
+
+USER_VAR, PASSWORD_VAR = "TWINE_USERNAME", "TWINE_PASSWORD"
+CREDENTIALS_HINT = (f"set {USER_VAR} and {PASSWORD_VAR}, or store the password with "
+                    "`keyring set URL USER` and set only " + USER_VAR)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What the environment offers; repr hides the values so they never reach a traceback."""
+
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> "Credentials":
+        return cls(env.get(USER_VAR) or None, env.get(PASSWORD_VAR) or None)
+
+    def scrub(self, text: str) -> str:
+        """text with the username, password and their Basic-auth form replaced by ***."""
+        secrets = [s for s in (self.username, self.password) if s]
+        if self.username and self.password:
+            pair = f"{self.username}:{self.password}".encode()
+            secrets.append(base64.b64encode(pair).decode())
+        for secret in sorted(secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        return text
+
+
+# ---- inputs --------------------------------------------------------------------------------
+
+def repository_url(url: str | None) -> str:
+    """The upload URL, checked: http(s), a host, and no credentials inside it."""
+    if not url:
+        raise ConfigError("no index to upload to; pass --repository URL (e.g. "
+                          "http://127.0.0.1:8080/ from `invoke serve`) or set "
+                          "TFFORGE_PUBLISH_REPOSITORY")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--repository {url!r} is not an http(s) URL; write it like "
+                          "https://index.example.com/legacy/")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError("--repository has credentials in the URL; remove them and "
+                          + CREDENTIALS_HINT)
+    return url
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_wheels(items: list[str]) -> list[Path]:
+    """Wheel paths from paths, globs and comma lists, in order, each named once."""
+    specs = [s.strip() for item in items for s in item.split(",") if s.strip()]
+    if not specs:
+        raise ConfigError("no wheel named; pass a wheel file, a quoted glob like "
+                          "'wheels/*.whl' or a comma-separated list")
+    paths: list[Path] = []
+    for spec in specs:
+        if glob.has_magic(spec):
+            matched = sorted(Path(p) for p in glob.glob(os.path.expanduser(spec)))
+            if not matched:
+                raise ConfigError(f"no file matches {spec!r}; check the pattern (quote it so the "
+                                  "shell does not expand it)")
+        else:
+            matched = [Path(spec).expanduser()]
+        for path in matched:
+            if not path.is_file():
+                raise ConfigError(f"wheel {str(path)!r} does not exist; pass a .whl file path")
+            if path.suffix != ".whl":
+                raise ConfigError(f"{str(path)!r} is not a wheel (.whl); pass only wheel files")
+            paths.append(path)
+    unique: dict[str, Path] = {}
+    for path in paths:
+        other = unique.setdefault(path.name, path)
+        if other.resolve() != path.resolve():
+            raise ConfigError(f"two different files are both named {path.name} ({other} and "
+                              f"{path}); an index holds one file per name, pass one of them")
+    return list(unique.values())
+
+
+def check_wheels(paths: list[Path]) -> None:
+    """Refuse to upload anything unless every wheel passes the structure and hash checks."""
+    from tfforge.wheel.read import structure_problems
+    failing = [(p, problems) for p in paths if (problems := structure_problems(p))]
+    if failing:
+        path, problems = failing[0]
+        more = f" (+{len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        others = f"; {len(failing) - 1} other wheel(s) fail too" if len(failing) > 1 else ""
+        raise VerifyError(f"refusing to publish {path.name}: {problems[0]}{more}{others}; "
+                          f"nothing was uploaded (run `invoke verify {path}` for details)")
+
+
+# ---- failures -> one line ------------------------------------------------------------------
+
+def is_conflict(status: int, reason: str, text: str) -> bool:
+    """The index already has this file: 409 (pypiserver, devpi), or 400 'already exists' (PyPI;
+    pypiserver too when the client says it is twine)."""
+    said = f"{reason} {text}".lower()
+    return status == 409 or (status == 400 and "already exist" in said)
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _body_text(body: str, limit: int = 160) -> str:
+    """A server's error body as one short line: HTML error pages lose their tags."""
+    if body.lstrip().startswith("<"):
+        titles = re.findall(r"<(?:title|h1|p|pre)[^>]*>(.*?)</", body, re.S | re.I)
+        body = " ".join(t for t in titles if t.strip()) or re.sub(r"<[^>]+>", " ", body)
+    return " ".join(body.split())[:limit]
+
+
+def explain(exc: BaseException, wheel: str, url: str, creds: Credentials,
+            done: list[str]) -> TfforgeError:
+    """The one-line error for an upload failure of `wheel`; `done` = wheels uploaded before."""
+    import requests
+    from twine import exceptions as twine_errors
+
+    before = f"; uploaded before it: {', '.join(done)}" if done else ""
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        resp = exc.response
+        status, reason, body = resp.status_code, resp.reason or "", resp.text or ""
+        if is_conflict(status, reason, body):
+            return PublishError(f"{wheel} already exists on {url} (HTTP {status}); an index never "
+                                "replaces a file: give the build a new local version label, or "
+                                f"pass --skip-existing to leave the index's copy{before}")
+        if status in (401, 403):
+            return PublishError(f"{url} refused the credentials (HTTP {status} {reason}) for "
+                                f"{wheel}; check {USER_VAR}/{PASSWORD_VAR} or the keyring entry "
+                                f"for {url}{before}")
+        if status in (404, 405):
+            return PublishError(f"{url} answered HTTP {status} {reason}: not an upload URL; pass "
+                                "the index's upload endpoint (pypiserver: http://HOST:PORT/, "
+                                "devpi: .../USER/INDEX/, PyPI: https://upload.pypi.org/legacy/),"
+                                f" not its /simple/ page{before}")
+        detail = creds.scrub(_body_text(body) or reason)
+        return PublishError(f"{url} answered HTTP {status} {reason} to {wheel}: {detail}{before}")
+    if isinstance(exc, requests.exceptions.SSLError):
+        return PublishError(f"TLS with {url} failed for {wheel} "
+                            f"({creds.scrub(_first_line(str(exc)))[:160]}); "
+                            f"set REQUESTS_CA_BUNDLE to the index's CA file{before}")
+    if isinstance(exc, requests.ConnectionError):
+        text = str(exc)
+        if "refused" in text.lower():
+            why = "connection refused: is the index running? (`invoke serve` starts one)"
+        elif "NameResolution" in text or "Name or service not known" in text:
+            why = "host name not found: check the URL"
+        elif "timed out" in text.lower():
+            why = "the connection timed out"
+        else:
+            why = ("the server closed the connection during the upload: the index may hold a "
+                   "partial file, check it before re-running")
+        return PublishError(f"cannot upload {wheel} to {url}: {why}{before}")
+    if isinstance(exc, twine_errors.NonInteractive) or (
+            isinstance(exc, twine_errors.InvalidConfiguration) and "credential" in str(exc)):
+        return ConfigError(f"no credentials for {url}: {CREDENTIALS_HINT}")
+    if isinstance(exc, twine_errors.InvalidDistribution):
+        return VerifyError(f"twine refused {wheel}: {creds.scrub(_first_line(str(exc)))}")
+    if isinstance(exc, twine_errors.RedirectDetected):
+        return PublishError(f"{url} redirects uploads ({creds.scrub(_first_line(str(exc)))}); "
+                            f"pass the final upload URL with --repository{before}")
+    if isinstance(exc, twine_errors.TwineException):
+        return PublishError(f"twine could not upload {wheel} to {url}: "
+                            f"{creds.scrub(_first_line(str(exc)))}{before}")
+    return PublishError(f"uploading {wheel} to {url} failed: {type(exc).__name__}: "
+                        f"{creds.scrub(_first_line(str(exc)))}{before}")
+
+
+# ---- uploading -----------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _quiet_twine(show_progress: bool):
+    """Keep twine's log lines and prints away from the user (they are replaced by ours)."""
+    logger = logging.getLogger("twine")
+    saved = (logger.handlers[:], logger.propagate)
+    logger.handlers, logger.propagate = [logging.NullHandler()], False
+    sink = contextlib.nullcontext() if show_progress else contextlib.redirect_stdout(io.StringIO())
+    try:
+        with sink:
+            yield
+    finally:
+        logger.handlers, logger.propagate = saved
+
+
+def _upload_one(path: Path, url: str, creds: Credentials, show_progress: bool) -> None:
+    from twine.commands.upload import upload
+    from twine.settings import Settings
+    settings = Settings(repository_url=url, username=creds.username, password=creds.password,
+                        non_interactive=True, disable_progress_bar=not show_progress)
+    upload(settings, [str(path)])
+
+
+def _run_with_timeout(fn, timeout_s: float) -> None:
+    """fn() in a daemon thread; the main thread stays free for Ctrl-C and the deadline.
+
+    A thread that is still blocked when we give up dies with the process."""
+    failure: list[BaseException] = []
+
+    def target():
+        try:
+            fn()
+        except BaseException as exc:  # handed to the main thread, which decides
+            failure.append(exc)
+
+    worker = threading.Thread(target=target, name="twine-upload", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        raise TimeoutError
+    if failure:
+        raise failure[0]
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
+
+def publish(paths: list[Path], url: str, creds: Credentials, *, skip_existing: bool = False,
+            timeout_s: float = 3600.0, show_progress: bool = False) -> list[dict]:
+    """Upload each wheel in turn; one TfforgeError names the first failure."""
+    results: list[dict] = []
+    done: list[str] = []
+    for path in paths:
+        entry = {"file": path.name, "sha256": sha256_file(path), "size": path.stat().st_size}
+        info(f"uploading {path.name} ({_size(entry['size'])}) to {url}")
+        started = time.monotonic()
+        try:
+            with _quiet_twine(show_progress):
+                _run_with_timeout(lambda: _upload_one(path, url, creds, show_progress), timeout_s)
+        except KeyboardInterrupt:
+            raise Interrupted(f"upload of {path.name} to {url} interrupted; nothing changed "
+                              "locally; the index may hold a partial file, check it before "
+                              "re-running" + (f" (uploaded before it: {', '.join(done)})"
+                                              if done else ""))
+        except TimeoutError:
+            raise PublishError(f"upload of {path.name} to {url} did not finish within "
+                               f"{timeout_s:.0f}s (--timeout); check the index, then re-run")
+        except Exception as exc:
+            if not (skip_existing and _is_conflict_error(exc)):
+                raise explain(exc, path.name, url, creds, done) from None
+            entry.update(status="skipped", seconds=round(time.monotonic() - started, 2))
+            warn(f"{path.name} is already on {url}; skipped (--skip-existing)")
+            results.append(entry)
+            continue
+        entry.update(status="uploaded", seconds=round(time.monotonic() - started, 2))
+        done.append(path.name)
+        results.append(entry)
+    return results
+
+
+def _is_conflict_error(exc: BaseException) -> bool:
+    import requests
+    resp = getattr(exc, "response", None)
+    return (isinstance(exc, requests.HTTPError) and resp is not None
+            and is_conflict(resp.status_code, resp.reason or "", resp.text or ""))
+
+
+def publish_command(wheels: list[str], *, repository: str | None = None,
+                    skip_existing: bool = False, timeout: float | None = None,
+                    as_json: bool = False, environ: Mapping[str, str] | None = None) -> dict:
+    """`invoke publish`: check, then upload; nothing is written locally."""
+    opts = settings.load({"publish_repository": repository, "publish_timeout": timeout}, prefix="publish_")
+    url = repository_url(opts["publish_repository"])
+    try:
+        timeout_s = float(opts["publish_timeout"])
+    except (TypeError, ValueError):
+        timeout_s = -1.0
+    if not timeout_s > 0:
+        raise ConfigError(f"--timeout {opts['publish_timeout']!r} is not a positive number of "
+                          "seconds; pass e.g. --timeout 600")
+    paths = resolve_wheels(wheels)
+    check_wheels(paths)
+    creds = Credentials.from_environ(os.environ if environ is None else environ)
+    host = urlsplit(url).hostname or ""
+    if urlsplit(url).scheme == "http" and not is_loopback(host):
+        warn(f"{host} is reached over plain http: the password travels unencrypted; use https")
+    results = publish(paths, url, creds, skip_existing=skip_existing, timeout_s=timeout_s,
+                      show_progress=is_tty() and not as_json)
+    doc = {"repository": url, "wheels": results}
+    if as_json:
+        print_json(doc)
+    else:
+        for r in results:
+            say(f"{r['status']:<9} {r['file']}  sha256={r['sha256']}  {_size(r['size'])}  "
+                 f"{r['seconds']:.1f}s")
+    return doc
