@@ -62,3 +62,13 @@ def invoke(*args: str, cwd: Path | None = None, env: dict | None = None,
 @pytest.fixture
 def fixtures() -> Path:
     return FIXTURES
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tree is the tier: tests/integration/ is marked `integration`; tests/unit/ may not be."""
+    for item in items:
+        tier = Path(str(item.fspath)).parent.name
+        if tier == "integration":
+            item.add_marker(pytest.mark.integration)
+        elif item.get_closest_marker("integration"):
+            raise pytest.UsageError(f"{item.nodeid}: integration tests live in tests/integration/")

@@ -8,11 +8,15 @@ import hashlib
 import os
 import random
 import subprocess
+import shutil
+import socket
 import sys
 import zipfile
 from pathlib import Path
 
 from conftest import need
+
+USER, PASSWORD = "ci-publisher", "pw-Zq8#tfforge-secret"
 
 
 def _record_hash(data: bytes) -> str:
@@ -78,3 +82,41 @@ def pip_install(python: Path, env: dict, *args: str) -> subprocess.CompletedProc
     return subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install",
                            "--no-deps", *args], env=env, capture_output=True, text=True,
                           timeout=300)
+
+
+# ---- shared by the unit and the real-server publish tests ----
+def tree(root: Path) -> dict[str, str]:
+    """Every file under root with its sha256: 'nothing changed locally' is equality of these."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def one_line_error(proc: subprocess.CompletedProcess, code: int) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and proc.stdout == "", (proc.stdout, proc.stderr)
+    return errors[0]
+
+
+def no_secrets(*texts: str) -> None:
+    for text in texts:
+        assert PASSWORD not in text and USER not in text
+
+
+def env_for(root: Path, user: str | None = USER, password: str | None = PASSWORD) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TWINE_")}
+    # keyring off, so a developer's stored passwords cannot make these runs pass or fail
+    env.update(TFFORGE_ROOT=str(root), PYTHON_KEYRING_BACKEND="keyring.backends.null.Keyring")
+    if user is not None:
+        env["TWINE_USERNAME"] = user
+    if password is not None:
+        env["TWINE_PASSWORD"] = password
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+

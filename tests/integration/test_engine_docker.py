@@ -21,7 +21,7 @@ from conftest import ROOT, need_engine
 from tfforge.docker import engine
 from tfforge.errors import BuildError, Interrupted
 from tfforge.wheel.read import check as check_wheel
-from test_engine import raw_wheel, record_problems
+from wheel_samples import raw_wheel, record_problems
 
 pytestmark = pytest.mark.integration
 BASE = "local/bookworm:base"

@@ -1,0 +1,128 @@
+"""`invoke verify`: the verdict and its exit codes, on wheels built here around gcc-compiled
+libraries, and (integration) on the stock tensorflow-cpu 2.21.0 wheel from PyPI, checked
+against host snapshots and confirmed by running it under qemu as older CPUs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+import elf_samples as samples
+from conftest import FIXTURES, invoke, need, need_tool
+from tfforge.host import cpu
+from tfforge.host import isa
+from tfforge.wheel import fetch as pypi
+from tfforge.verify import checks as verify
+from tfforge.wheel import edit as wheel_edit
+from tfforge.errors import ConfigError
+
+HOSTS = FIXTURES / "hosts"
+PY = f"{sys.version_info.major}.{sys.version_info.minor}"
+TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
+
+
+def checks(doc: dict) -> dict[str, dict]:
+    return {c["name"]: c for c in doc["checks"]}
+
+
+
+# ---- pure functions --------------------------------------------------------------------------
+# ---- the real stock wheel (integration) ----------------------------------------------------
+STOCK = "tensorflow-cpu==2.21.0"
+
+
+@pytest.fixture(scope="module")
+def stock_wheel() -> Path:
+    try:
+        return pypi.fetch(STOCK)
+    except Exception as exc:  # noqa: BLE001 - reported through need()
+        need(False, f"cannot fetch {STOCK} from PyPI: {exc}")
+
+
+@pytest.fixture(scope="module")
+def stock(stock_wheel) -> dict:
+    """One verify of the stock wheel against five host snapshots. The ISA scan is cached per
+    wheel sha256 in the cache dir, so later verifies of this wheel do not scan it again."""
+    args = ["verify", str(stock_wheel), "--json", "--jobs", "1", "--python", "3.11"]
+    for h in ("qemu-nehalem.json", "qemu-sandybridge.json", "qemu-ivybridge.json",
+              "qemu-haswell.json", "skylake-sp-8175m.json"):
+        args += ["--host", str(HOSTS / h)]
+    proc = invoke(*args, timeout=900)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.integration
+def test_stock_wheel_structure_and_tags(stock):
+    c = checks(stock)
+    assert c["structure"]["status"] == "pass" and stock["members"] > 10000
+    assert c["python"]["status"] == "pass"
+    assert c["manylinux"]["status"] == "pass" and "glibc 2.27" in c["manylinux"]["summary"]
+    assert c["provenance"]["status"] == "skip" and c["claim"]["status"] == "skip"
+    assert len(stock["libraries"]) == 77
+
+
+@pytest.mark.integration
+def test_stock_wheel_baseline_is_avx_class_plus_f16c(stock):
+    baseline, dispatched = set(stock["baseline"]), set(stock["dispatched"])
+    # What the scan finds: AVX everywhere (TensorFlow builds with -mavx) and F16C in ordinary
+    # Eigen::half code; everything newer only in dispatched kernels.
+    assert {"avx", "f16c"} <= baseline
+    assert baseline <= set(cpu.load_host(HOSTS / "qemu-ivybridge.json").features)
+    assert not baseline & {"avx2", "fma", "bmi1", "bmi2", "avx512f", "avx512_vnni", "amx_tile"}
+    assert {"avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx_vnni",
+            "amx_tile", "amx_int8"} <= dispatched
+    cc = next(lib for lib in stock["libraries"] if lib["path"].endswith("libtensorflow_cc.so.2"))
+    f16c = next(f for f in cc["features"] if f["name"] == "f16c")
+    assert f16c["cls"] == "baseline" and f16c["ordinary"] > 1000
+    assert any("Eigen::half" in x for x in f16c["examples"])
+    avx512 = next(f for f in cc["features"] if f["name"] == "avx512f")
+    assert avx512["cls"] == "dispatched" and avx512["ordinary"] == 0 and avx512["named"] > 100
+    avx = next(f for f in cc["features"] if f["name"] == "avx")
+    assert avx["load_time"] > 0 and "runs at load" in avx["reason"]
+
+
+@pytest.mark.integration
+def test_stock_wheel_against_host_snapshots(stock):
+    hosts = {h["name"]: h for h in stock["hosts"]}
+    assert hosts["qemu-nehalem"]["missing"][:1] == ["avx"]
+    assert (hosts["qemu-sandybridge"]["ok"], hosts["qemu-sandybridge"]["missing"]) == (
+        False, ["f16c"])
+    for name in ("qemu-ivybridge", "qemu-haswell", "skylake-sp-8175m"):
+        assert hosts[name]["ok"], hosts[name]
+    # Haswell lacks AVX-512 (and more), all of it dispatched-only: it passes.
+    assert {"avx512f", "avx512_vnni"} <= set(hosts["qemu-haswell"]["missing_dispatched"])
+
+
+@pytest.mark.integration
+def test_stock_wheel_emulated_confirms_the_static_verdict(stock, stock_wheel):
+    """Under qemu, SandyBridge (no F16C) dies with SIGILL at the float16 cast, as the scan
+    predicts; IvyBridge (F16C, no AVX2) runs everything."""
+    need_tool("qemu-x86_64")
+    proc = invoke("verify", str(stock_wheel), "--json", "--jobs", "1", "--python", "3.11",
+                  "--host", str(HOSTS / "qemu-ivybridge.json"),
+                  "--emulate", "SandyBridge", "--emulate", "IvyBridge", timeout=1800)
+    doc = json.loads(proc.stdout)
+    assert doc["scan_cached"] is True                   # the stock wheel is scanned once
+    em = {e["result"]["model"]: e for e in doc["emulation"]}
+    sandy, ivy = em["SandyBridge"], em["IvyBridge"]
+    assert sandy["result"]["status"] == "signal" and sandy["result"]["signal"] == "SIGILL"
+    assert sandy["result"]["stage"] == "float16 cast"
+    assert sandy["predicted_missing"] == ["f16c"] and sandy["agrees"] is True
+    assert ivy["result"]["status"] == "pass" and ivy["predicted_missing"] == []
+    assert checks(doc)["emulate"]["status"] == "fail" and proc.returncode == 1
+    assert checks(doc)["compatibility"]["status"] == "pass"
+
+
+def test_emulate_needs_a_known_model():
+    if shutil.which("qemu-x86_64") is None:
+        with pytest.raises(ConfigError, match="qemu-user"):
+            verify.emulate.check_model("Haswell")
+        return
+    assert verify.emulate.check_model("haswell") == "Haswell"
+    with pytest.raises(ConfigError, match="no such CPU model"):
+        verify.emulate.check_model("Pentium9")
