@@ -149,7 +149,7 @@ def test_ctrl_c_stops_the_build_and_same_id_is_refused_meanwhile(client, project
     token = f"tfforge-ctrlc-{uuid.uuid4().hex[:8]}"
     folder = build_dir(project, f"RUN echo {token} && sleep 300")
     before = snapshot(project / "wheels")
-    script = ("import sys\nfrom pathlib import Path\nfrom tfforge import engine\n"
+    script = ("import sys\nfrom pathlib import Path\nfrom tfforge.docker import engine\n"
               "from tfforge.errors import TfforgeError\n"
               "try:\n"
               f"    engine.run_build(Path({str(folder)!r}),\n"
