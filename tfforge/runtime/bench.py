@@ -15,16 +15,15 @@ import platform
 import statistics
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from tfforge import __version__
 from tfforge.runtime import g2p
 from tfforge.runtime import venvs
 from tfforge.settings import load as settings
-from tfforge.console import err, info, is_tty, print_json, say
+from tfforge.console import Progress, print_json, say
 from tfforge.errors import ConfigError, Interrupted, TfforgeError
 from tfforge.runtime.g2p import MODES
 from tfforge.paths import project_root
@@ -256,36 +255,6 @@ def machine() -> dict:
             "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")}
 
 
-@contextmanager
-def progress(total: int) -> Iterator[Callable[[str, str | None], None]]:
-    """step(description, done_line): a rich bar on a terminal, plain lines otherwise."""
-    if is_tty():
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn)
-
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=False) as bar:
-            task = bar.add_task("bench", total=total)
-
-            def step(description: str, done: str | None = None) -> None:
-                if done is None:
-                    bar.update(task, description=description)
-                else:
-                    bar.console.print(done, markup=False, soft_wrap=True)
-                    bar.advance(task)
-
-            yield step
-        return
-    count = [0]
-
-    def step(description: str, done: str | None = None) -> None:
-        if done is not None:
-            count[0] += 1
-            info(f"[{count[0]}/{total}] {done}")
-
-    yield step
-
-
 def _done_line(row: Row) -> str:
     name = f"{row.key} batch {row.batch}"
     if row.error:
@@ -328,16 +297,17 @@ def run(plan: Plan) -> dict:
     doc = {"tfforge": __version__, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "machine": machine(), "words": len(golden), "warmup": plan.warmup,
            "repeat": plan.repeat, "baseline": baseline, "wheels": wheels, "rows": []}
-    with tempfile.TemporaryDirectory() as tmp, progress(len(todo) + plan.reference) as step:
+    with tempfile.TemporaryDirectory() as tmp, \
+            Progress("bench", total=len(todo) + plan.reference) as bar:
         words_file = Path(tmp, "words.txt")
         words_file.write_text("".join(w + "\n" for w, _ in golden), encoding="utf-8")
         try:
             if plan.reference:
-                step(f"{REFERENCE} (g2p-en's numpy model, one word per call)")
+                bar.step(f"{REFERENCE} (g2p-en's numpy model, one word per call)")
                 rows.append(_measure(reference_row(), run_reference, plan, words_file, golden))
-                step("", _done_line(rows[-1]))
+                bar.done(_done_line(rows[-1]))
             for cfg in todo:
-                step(f"{cfg.key} batch {cfg.batch}")
+                bar.step(f"{cfg.key} batch {cfg.batch}")
                 row = config_row(cfg)
                 if broken[cfg.wheel]:
                     row.error = broken[cfg.wheel]
@@ -345,7 +315,7 @@ def run(plan: Plan) -> dict:
                     row = _measure(row, run_config, targets[cfg.wheel], plan, words_file,
                                    golden)
                 rows.append(row)
-                step("", _done_line(row))
+                bar.done(_done_line(row))
         except KeyboardInterrupt:
             doc["interrupted"] = True
     add_speedups(rows, baseline)
