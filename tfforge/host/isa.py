@@ -74,6 +74,12 @@ def tf_features() -> list[str]:
     return [f.name for f in features().values() if f.tf]
 
 
+def tf_relevant(names: Iterable[str]) -> list[str]:
+    """The TensorFlow-relevant features among names, in vocabulary order."""
+    table = features()
+    return sorted((n for n in names if table[n].tf), key=sort_key)
+
+
 def lookup(name: str) -> str | None:
     """Canonical name for any known spelling, or None."""
     return vocabulary().aliases.get(name.strip().lower())
