@@ -5,7 +5,6 @@ and GCC flags. Data lives in ``data/isa.toml``; this module only reads it. No I/
 from __future__ import annotations
 
 import difflib
-import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from tfforge import resources
