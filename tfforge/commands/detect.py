@@ -35,7 +35,7 @@ def tensorflow_report(timeout: float) -> dict:
 
 def host_report(host: cpu.HostProfile, gcc_version: str) -> dict:
     """Everything detect says about one host except the TensorFlow probe."""
-    doc = {"host": {k: v for k, v in host.to_snapshot().items() if k not in ("flags", "schema")}}
+    doc = {"host": {k: v for k, v in host.to_dict().items() if k not in ("flags", "schema")}}
     doc["host"]["source"] = host.source
     if not host.is_x86:
         doc["x86"] = False

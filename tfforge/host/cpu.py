@@ -45,7 +45,8 @@ class HostProfile:
     def is_x86(self) -> bool:
         return self.arch == X86
 
-    def to_snapshot(self) -> dict:
+    def to_dict(self) -> dict:
+        """The snapshot document `detect --save` writes and load_host reads."""
         return {"schema": SCHEMA, "name": self.name, "vendor": self.vendor,
                 "model_name": self.model_name, "arch": self.arch, "flags": list(self.flags_raw),
                 "physical_cores": self.physical_cores, "logical_cpus": self.logical_cpus,
@@ -198,4 +199,4 @@ def save_host(host: HostProfile, path: str | Path) -> Path:
     if path.suffix != ".json":
         raise ConfigError(f"--save {path}: snapshots are JSON; use a name ending in .json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_json_atomic(path, host.to_snapshot())
+    return write_json_atomic(path, host.to_dict())

@@ -117,12 +117,6 @@ def closure(names: Iterable[str]) -> frozenset[str]:
     return frozenset(seen)
 
 
-def implied_additions(names: Iterable[str]) -> frozenset[str]:
-    """Features that `closure` adds to the given ones."""
-    names = frozenset(names)
-    return closure(names) - names
-
-
 def level_features(level: int) -> frozenset[str]:
     """Features required by psABI level x86-64-vN (cumulative)."""
     return frozenset(f.name for f in features().values() if f.level and f.level <= level)

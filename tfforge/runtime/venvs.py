@@ -78,11 +78,6 @@ def matching_rules(project: str, version: Version) -> tuple[Rule, ...]:
                                                                      prereleases=True))
 
 
-def constraints_for(project: str, version: Version) -> tuple[str, ...]:
-    """Pins tfforge adds for a wheel of this project and version (see data/venvs.toml)."""
-    return tuple(pin for rule in matching_rules(project, version) for pin in rule.pins)
-
-
 def check_installable(wheel: Path) -> tuple[str, Version]:
     """The wheel's (project, version); ConfigError when this interpreter cannot install it."""
     if not wheel.is_file():
