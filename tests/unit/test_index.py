@@ -1,21 +1,18 @@
-"""The static simple index (PEP 503 HTML + PEP 691 JSON) and its atomic rebuild; pip installs
-from it via file:// and via http with content negotiation."""
+"""The static simple index (PEP 503 HTML + PEP 691 JSON), its atomic rebuild, and the index and
+serve tasks' bad input (pip installing from it: tests/integration/test_index_real.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import html.parser
-import http.server
 import json
 import os
-import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
 from conftest import invoke
-from publish_helpers import fresh_venv, isolated_pip_env, make_wheel, pip_install
+from publish_helpers import make_wheel
 from tfforge.publish import index, serve
 from tfforge.errors import ConfigError
 
