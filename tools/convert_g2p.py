@@ -1,11 +1,12 @@
 """Convert g2p-en 2.1.0's trained weights into the frozen TensorFlow graph tfforge ships.
 
-    python tools/convert_g2p.py            # (re)write tfforge/g2p/g2p.pb, MODEL.json, LICENSE
+    python tools/convert_g2p.py            # (re)write tfforge/runtime/g2p/: g2p.pb, MODEL.json,
+                                           # LICENSE
     python tools/convert_g2p.py --check    # regenerate in a temp dir; exit 1 unless identical
 
 The conversion runs in an isolated venv holding a pinned TensorFlow and g2p-en==2.1.0 (both from
 PyPI), so the output is byte-identical on every run. The weights are loaded by g2p-en's own
-loader (G2p.load_variables); the graph is tfforge/g2p/runner.py's `translate`, so the frozen
+loader (G2p.load_variables); the graph is tfforge/runtime/g2p/runner.py's `translate`, so the frozen
 graph and the runner's Python modes run the same code. What the conversion changes, and why:
   * x @ w_ih.T + b_ih depends only on the input symbol, so it becomes a lookup table per
     symbol (enc_table [graphemes, 3H], dec_table [phonemes, 3H]), computed in float64 and
@@ -28,7 +29,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-G2P_DIR = ROOT / "tfforge" / "g2p"
+G2P_DIR = ROOT / "tfforge" / "runtime" / "g2p"
 CONVERTER_TF = "tensorflow-cpu==2.14.1"
 OUTPUTS = ("g2p.pb", "MODEL.json", "LICENSE.g2p-en")
 
@@ -102,7 +103,7 @@ def convert(out_dir: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true",
-                        help="regenerate into a temp dir and compare with tfforge/g2p/")
+                        help="regenerate into a temp dir and compare with tfforge/runtime/g2p/")
     parser.add_argument("--tf", default=CONVERTER_TF, help="TensorFlow pin for the conversion")
     parser.add_argument("--inside", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     from tfforge.wheel import fetch as pypi
     from tfforge.runtime import venvs
 
-    # g2p-en and numpy pinned as for the golden data (tfforge.g2p.REFERENCE_REQUIREMENTS).
+    # g2p-en and numpy pinned as for the golden data (tfforge.runtime.g2p.REFERENCE_REQUIREMENTS).
     python = venvs.venv_python(pypi.fetch(args.tf), requirements=g2p.REFERENCE_REQUIREMENTS)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) if args.check else G2P_DIR

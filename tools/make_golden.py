@@ -1,13 +1,14 @@
-"""Write tfforge/g2p/golden.txt: phonemes for 1,024 English words from g2p-en's own numpy model.
+"""Write tfforge/runtime/g2p/golden.txt: phonemes for 1,024 English words from g2p-en's own
+numpy model.
 
-    python tools/make_golden.py            # (re)write tfforge/g2p/golden.txt
+    python tools/make_golden.py            # (re)write tfforge/runtime/g2p/golden.txt
     python tools/make_golden.py --check    # regenerate and compare; exit 1 unless identical
 
 Words: Debian's `wamerican` list (/usr/share/dict/words, `apt-get install wamerican`), kept when
 plain lowercase a-z (no capitals, apostrophes or accents), then a fixed selection: the COUNT
 words with the smallest sha256(word), written in alphabetical order. Hash order spreads the
 pick over the whole alphabet and all lengths, and does not depend on the list's order.
-Phonemes: tfforge/g2p/reference.py (g2p-en 2.1.0's G2p.predict) in an isolated venv.
+Phonemes: tfforge/runtime/g2p/reference.py (g2p-en 2.1.0's G2p.predict) in an isolated venv.
 """
 
 from __future__ import annotations
