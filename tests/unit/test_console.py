@@ -43,3 +43,19 @@ def test_heartbeat_waits_for_silence(capsys):
 def test_long_step_names_are_cut_to_one_line():
     assert console._fit("a  b\nc", 10) == "a b c"
     assert console._fit("x" * 200, 20) == "x" * 17 + "..."
+
+
+def test_the_runner_shows_domain_status_logs_on_stderr(capsys):
+    import logging
+
+    from tfforge.commands.runner import run
+
+    def command():
+        logging.getLogger("tfforge.runtime.venvs").info("creating venv x")
+        logging.getLogger("tfforge.publish.upload").warning("already there")
+        logging.getLogger("elsewhere").warning("not ours")
+        return 7
+
+    assert run(command) == 7
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines() == ["creating venv x", "warning: already there"]
