@@ -57,7 +57,8 @@ def test_baseline_by_exact_key_or_unique_words():
     with pytest.raises(ConfigError, match="matches 3 configurations"):
         bench.find_baseline(vague, keys)
     assert bench.find_baseline(bench_cmd.bench_plan(["w.whl"]), keys) == keys[0]
-    assert bench.find_baseline(bench_cmd.bench_plan(["w.whl"], reference=True), keys) == "g2p-en-numpy"
+    with_reference = bench_cmd.bench_plan(["w.whl"], reference=True)
+    assert bench.find_baseline(with_reference, keys) == "g2p-en-numpy"
     with pytest.raises(ConfigError, match="needs --reference"):
         bench.find_baseline(bench_cmd.bench_plan(["w.whl"], baseline="g2p-en-numpy"), keys)
 

@@ -85,7 +85,8 @@ def _show_detect(doc: dict) -> None:
 
     out, h = console.out, doc["host"]
     out.print(f"[bold]{h['name']}[/]: {h['model_name']} ({h['vendor']}, {h['arch']}), "
-              f"{h['physical_cores'] or '?'} physical cores, {h['logical_cpus'] or '?'} logical CPUs")
+              f"{h['physical_cores'] or '?'} physical cores, "
+              f"{h['logical_cpus'] or '?'} logical CPUs")
     if not doc["x86"]:
         out.print(doc["note"])
     else:
@@ -108,8 +109,8 @@ def _show_detect(doc: dict) -> None:
         for why in rec["refused"]:
             out.print(f"  [yellow]refused[/] {why}")
         gain = doc["gain"]["would_add"]
-        out.print("a build for this host would add: " +
-                  (", ".join(isa.title(f) for f in gain) if gain else "nothing over the stock wheel"))
+        added = ", ".join(isa.title(f) for f in gain) if gain else "nothing over the stock wheel"
+        out.print("a build for this host would add: " + added)
     tf = doc["tensorflow"]
     if tf.get("installed"):
         unused = ", ".join(tf.get("unused_cpu_features") or []) or "none reported"

@@ -46,7 +46,8 @@ def match_command(hosts: str | list[str], *, as_json: bool, gcc_version: str | N
     wanted = frozenset(isa.canonical(n, source="--require")
                        for n in (require or "").split(",") if n.strip())
     profiles = cpu.load_hosts(hosts)
-    doc = match_report(profiles, str(opts["gcc_version"]), isa.closure(wanted) if wanted else wanted)
+    doc = match_report(profiles, str(opts["gcc_version"]),
+                       isa.closure(wanted) if wanted else wanted)
     if as_json:
         console.print_json(doc)
     else:

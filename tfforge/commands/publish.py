@@ -25,7 +25,7 @@ def publish_command(wheels: list[str], *, repository: str | None = None,
         console.warn(f"{host} is reached over plain http: the password travels unencrypted; "
                      "use https")
     results = upload.publish(paths, url, creds, skip_existing=skip_existing,
-                             timeout_s=timeout_s, show_progress=console.is_tty() and not as_json)
+                             timeout_s=timeout_s, show_progress=not as_json and console.is_tty())
     doc = {"repository": url, "wheels": results}
     if as_json:
         console.print_json(doc)
