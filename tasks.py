@@ -1,11 +1,24 @@
-"""tfforge tasks: each parses flags, calls one function in tfforge/, prints the result.
+"""tfforge tasks: each parses flags and calls one command in tfforge/commands/ through `run`.
 
-Run `invoke --list` for the tasks and `invoke --help TASK` for their flags.
+Run `invoke --list` for the tasks and `invoke --help TASK` for their flags. Commands are
+imported inside the tasks, so `invoke --list` and each task load only what they use. Defaults
+shown in the help come from tfforge/data/defaults.toml (tfforge.toml and TFFORGE_* override).
 """
 
 from invoke import task
 
-from tfforge.cli import run
+from tfforge.commands.runner import run
+from tfforge.settings import defaults as _defaults
+
+_DEFAULTS = _defaults()
+
+
+def _default(key: str, empty: str = "") -> str:
+    """'(default: VALUE)' for a help text, VALUE read from defaults.toml; `empty` explains ""."""
+    value = _DEFAULTS[key]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"(default: {empty if value == '' and empty else value})"
 
 
 # ---- detect / match (issue 2) -------------------------------------------------------------
@@ -14,7 +27,7 @@ from tfforge.cli import run
         "json": "print one JSON document instead of tables",
         "save": "write a host snapshot to this path (e.g. hosts/web-1.json)",
         "cpuinfo": "analyse a saved /proc/cpuinfo text from another machine instead of this host",
-        "gcc_version": "GCC version the recommended flags are for (default from config)",
+        "gcc_version": f"GCC version the recommended flags are for {_default('gcc_version')}",
         "no_tf": "skip probing the installed TensorFlow",
         "debug": "show a traceback on errors",
     }
@@ -31,7 +44,7 @@ def detect(c, json=False, save=None, cpuinfo=None, gcc_version=None, no_tf=False
         "hosts": "host files: a folder (e.g. hosts/), a glob, or a comma-separated list of "
                  "snapshots (.json from detect --save) and raw /proc/cpuinfo copies",
         "json": "print one JSON document instead of a table",
-        "gcc_version": "GCC version the recommended flags are for (default from config)",
+        "gcc_version": f"GCC version the recommended flags are for {_default('gcc_version')}",
         "require": "comma-separated features the target must have (e.g. avx512_vnni); "
                    "fails listing the hosts that lack them",
         "debug": "show a traceback on errors",
@@ -39,8 +52,8 @@ def detect(c, json=False, save=None, cpuinfo=None, gcc_version=None, no_tf=False
 )
 def match(c, hosts, json=False, gcc_version=None, require=None, debug=False):
     """The best build target every host in a fleet can run, and why others are refused."""
-    from tfforge.commands import detect as report
-    run(report.match_command, hosts, as_json=json, gcc_version=gcc_version, require=require,
+    from tfforge.commands import match as match_mod
+    run(match_mod.match_command, hosts, as_json=json, gcc_version=gcc_version, require=require,
         debug=debug)
 
 
@@ -54,8 +67,8 @@ _FEATURE_FLAGS = ("sse3", "ssse3", "sse4_1", "sse4_2", "popcnt", "avx", "f16c", 
                   "amx_int8", "amx_bf16")
 _SPEC_HELP = {
     "tf_version": "TensorFlow release to build, one pinned in tfforge/data/toolchains.toml "
-                  "(default from config: 2.21.0)",
-    "python_version": "Python the wheel is for (default from config: 3.11)",
+                  + _default("tf_version"),
+    "python_version": f"Python the wheel is for {_default('python_version')}",
     "target": "archspec name (haswell, skylake_avx512, zen3 ...), psABI level (x86-64-v3) "
               "or 'host' for this machine",
     "host": "host snapshot (detect --save JSON or raw cpuinfo) or a folder of them; repeat for "
@@ -63,16 +76,19 @@ _SPEC_HELP = {
     "feature": "ISA feature to target by name (e.g. sha_ni); repeatable, like the boolean "
                "feature flags",
     "mkl": "build with --config=mkl (oneDNN with OpenMP threading; needs GCC >= 6.2)",
-    "compiler": "gcc (default, TF_NEED_CLANG=0) or clang",
-    "gcc_version": "GCC version to install and require in the image (default from config: "
-                   "12.2.0)",
-    "clang_version": "Clang version with --compiler clang (default: TensorFlow's official one)",
-    "base_image": "base image (default: digest-pinned debian:bookworm-slim); an image without "
-                  "@sha256 is allowed and recorded as unpinned",
-    "source_dir": "local TensorFlow source folder to build (default: clone the pinned tag)",
-    "bazel_provider": "bazelisk (pinned download, default), debian (bazel-bootstrap) or image",
+    "compiler": f"gcc (TF_NEED_CLANG=0) or clang {_default('compiler')}",
+    "gcc_version": f"GCC version to install and require in the image {_default('gcc_version')}",
+    "clang_version": "Clang version with --compiler clang "
+                     + _default("clang_version", "TensorFlow's official one"),
+    "base_image": "base image; an image without @sha256 is allowed and recorded as unpinned "
+                  + _default("base_image", "the digest-pinned one in toolchains.toml"),
+    "source_dir": "local TensorFlow source folder to build "
+                  + _default("source_dir", "clone the pinned tag"),
+    "bazel_provider": "bazelisk (pinned download), debian (bazel-bootstrap) or image "
+                      + _default("bazel_provider"),
     "bazel_arg": "extra bazel build flag, --name or --name=value; repeatable",
-    "remote_cache": "Bazel remote cache URL (http, https, grpc, grpcs; no credentials)",
+    "remote_cache": "Bazel remote cache URL (http, https, grpc, grpcs; no credentials) "
+                    + _default("remote_cache", "none"),
     "json": "print one JSON document",
     "debug": "show a traceback on errors",
     **{f: f"target {_isa.title(_isa.canonical(f))} (implied features are added and reported)"
@@ -112,8 +128,8 @@ def render(c, tf_version=None, python_version=None, target=None, host=None, feat
       help={**_SPEC_HELP,
             "dry_run": "render and print the Dockerfile path, docker and bazel commands; "
                        "run nothing",
-            "timeout": "seconds the build may run before it is stopped (default from config: "
-                       "21600)"})
+            "timeout": "seconds the build may run before it is stopped "
+                       + _default("build_timeout")})
 def build(c, tf_version=None, python_version=None, target=None, host=None, feature=None,
           mkl=False, compiler=None, gcc_version=None, clang_version=None, base_image=None,
           source_dir=None, bazel_provider=None, bazel_arg=None, remote_cache=None,
@@ -153,9 +169,10 @@ def engine(c, image="local/bookworm:base", json=False, debug=False):
         "emulate": "also run TensorFlow from the wheel under qemu-x86_64 -cpu MODEL "
                    "(e.g. SandyBridge, IvyBridge, Haswell); repeatable",
         "json": "print one JSON document instead of tables",
-        "jobs": "processes scanning libraries in parallel (default: verify_jobs, 0 = per CPU)",
+        "jobs": "processes scanning libraries in parallel, 0 = one per CPU "
+                + _default("verify_jobs"),
         "no_cache": "scan again even when a cached scan of this wheel exists",
-        "examples": "example function names kept per feature (default: verify_examples)",
+        "examples": f"example function names kept per feature {_default('verify_examples')}",
         "debug": "show a traceback on errors",
     }
 )
@@ -176,10 +193,12 @@ def verify(c, wheel, host=None, python=None, emulate=None, json=False, jobs=None
                  "= the TensorFlow of the Python running invoke (invoke has no optional "
                  "positionals)",
         "golden": "golden file of `word<TAB>phonemes` lines (default: the bundled 1,024 words)",
-        "mode": "eager, graph (tf.function, default), frozen (GraphDef in a Session) or xla",
-        "batch": "words per model call (default 64)",
-        "repeat": "timed passes over the golden words; words/s is their median (default 3)",
-        "timeout": "seconds the probe or the runner may take (default 900)",
+        "mode": "eager, graph (tf.function), frozen (GraphDef in a Session) or xla "
+                + _default("smoke_mode"),
+        "batch": f"words per model call {_default('smoke_batch')}",
+        "repeat": "timed passes over the golden words; words/s is their median "
+                  + _default("smoke_repeat"),
+        "timeout": f"seconds the probe or the runner may take {_default('smoke_timeout')}",
         "json": "print one JSON document",
         "debug": "show a traceback on errors",
     }
@@ -187,7 +206,7 @@ def verify(c, wheel, host=None, python=None, emulate=None, json=False, jobs=None
 def smoke(c, wheel, golden=None, mode=None, batch=None, repeat=None, timeout=None,
           json=False, debug=False):
     """Install a wheel in its cached venv, import TensorFlow, check g2p on the golden words."""
-    from tfforge.runtime import smoke as smoke_mod
+    from tfforge.commands import smoke as smoke_mod
     run(smoke_mod.smoke_command, wheel, golden=golden, mode=mode, batch=batch, repeat=repeat,
         timeout=timeout, as_json=json, debug=debug)
 
@@ -199,21 +218,22 @@ def smoke(c, wheel, golden=None, mode=None, batch=None, repeat=None, timeout=Non
         "wheels": "wheel files, names in wheels/, globs or PyPI pins, comma-separated "
                   "(e.g. tensorflow-cpu==2.14.1,intel-tensorflow-avx512==2.14.0)",
         "wheel": "one more wheel spec; repeatable",
-        "threads": "comma list of: default (TensorFlow's), 1 (intra=inter=1, OMP_NUM_THREADS=1)",
-        "onednn": "comma list of TF_ENABLE_ONEDNN_OPTS values: 0,1",
-        "modes": "comma list of: eager, graph, frozen, xla",
-        "batches": "comma list of batch sizes (default 1,64)",
-        "warmup": "untimed passes before timing (default 1)",
-        "repeat": "timed passes per configuration (default 5)",
-        "words": "golden words per pass (default 1024)",
+        "threads": "comma list of: default (TensorFlow's), 1 (intra=inter=1, OMP_NUM_THREADS=1) "
+                   + _default("bench_threads"),
+        "onednn": f"comma list of TF_ENABLE_ONEDNN_OPTS values {_default('bench_onednn')}",
+        "modes": f"comma list of: eager, graph, frozen, xla {_default('bench_modes')}",
+        "batches": f"comma list of batch sizes {_default('bench_batches')}",
+        "warmup": f"untimed passes before timing {_default('bench_warmup')}",
+        "repeat": f"timed passes per configuration {_default('bench_repeat')}",
+        "words": f"golden words per pass {_default('bench_words')}",
         "quick": "small preset for tests: threads 1, oneDNN 0,1, graph+frozen, batch 64, "
                  "2 passes of 256 words (explicit options win)",
         "reference": "also time g2p-en's numpy model (row g2p-en-numpy)",
         "baseline": "row the speedups are against: 'WHEEL threads=T onednn=N MODE' or words "
                     "naming one row (e.g. '2.14.1 threads=default onednn=1 graph'); "
                     "default: g2p-en-numpy with --reference, else the first row",
-        "out": "folder for bench.json, bench.md, bench.png (default ./bench)",
-        "timeout": "seconds one configuration may take (default 1800)",
+        "out": f"folder for bench.json, bench.md, bench.png {_default('bench_out', './bench')}",
+        "timeout": f"seconds one configuration may take {_default('bench_timeout')}",
         "json": "print the results JSON instead of the table",
         "debug": "show a traceback on errors",
     }
@@ -222,7 +242,7 @@ def bench(c, wheels, wheel=None, threads=None, onednn=None, modes=None, batches=
           warmup=None, repeat=None, words=None, quick=False, reference=False, baseline=None,
           out=None, timeout=None, json=False, debug=False):
     """Benchmark g2p over wheels x threading x oneDNN x mode x batch; table, JSON and chart."""
-    from tfforge.runtime import bench as bench_mod
+    from tfforge.commands import bench as bench_mod
     run(bench_mod.bench_command, [wheels, *(wheel or [])], threads=threads, onednn=onednn,
         modes=modes, batches=batches, warmup=warmup, repeat=repeat, words=words, quick=quick,
         reference=reference, baseline=baseline, out_dir=out, timeout=timeout, as_json=json,
@@ -238,13 +258,13 @@ def bench(c, wheels, wheel=None, threads=None, onednn=None, modes=None, batches=
 )
 def index(c, json=False, debug=False):
     """Write the static PEP 503 + PEP 691 simple index of wheels/ into wheels/simple/."""
-    from tfforge.publish import index as index_mod
+    from tfforge.commands import index as index_mod
     run(index_mod.index_command, as_json=json, debug=debug)
 
 
 @task(
     help={
-        "port": "TCP port on 127.0.0.1 (default from config: 8080)",
+        "port": f"TCP port on 127.0.0.1 {_default('serve_port')}",
         "htpasswd": "Apache htpasswd file whose users may upload; without it the index is "
                     "read-only",
         "json": "print one JSON document (URLs, pid) once the server listens",
@@ -253,8 +273,8 @@ def index(c, json=False, debug=False):
 )
 def serve(c, port=None, htpasswd=None, json=False, debug=False):
     """Serve wheels/ with pypiserver on 127.0.0.1 until Ctrl-C (a team's quick private index)."""
-    from tfforge.publish import index as index_mod
-    run(index_mod.serve_command, port=port, htpasswd=htpasswd, as_json=json, debug=debug)
+    from tfforge.commands import serve as serve_mod
+    run(serve_mod.serve_command, port=port, htpasswd=htpasswd, as_json=json, debug=debug)
 
 
 @task(
@@ -264,9 +284,9 @@ def serve(c, port=None, htpasswd=None, json=False, debug=False):
         "wheels": "wheel file, glob (quoted, e.g. 'wheels/*.whl') or comma-separated list",
         "wheel": "another wheel file or glob; repeat for more",
         "repository": "upload URL of the index, e.g. http://127.0.0.1:8080/ "
-                      "(default from config: publish_repository)",
+                      + _default("publish_repository", "none; TFFORGE_PUBLISH_REPOSITORY"),
         "skip_existing": "leave wheels the index already has instead of failing",
-        "timeout": "seconds one upload may take (default from config: 3600)",
+        "timeout": f"seconds one upload may take {_default('publish_timeout')}",
         "json": "print one JSON document with each wheel's sha256 and status",
         "debug": "show a traceback on errors",
     }
@@ -276,6 +296,6 @@ def publish(c, wheels, wheel=None, repository=None, skip_existing=False, timeout
     """Check wheels (structure, hashes) and upload them with twine.
 
     Credentials: TWINE_USERNAME and TWINE_PASSWORD, or keyring; never a flag."""
-    from tfforge.publish import upload as publish_mod
+    from tfforge.commands import publish as publish_mod
     run(publish_mod.publish_command, [wheels, *(wheel or [])], repository=repository,
         skip_existing=skip_existing, timeout=timeout, as_json=json, debug=debug)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -10,6 +9,8 @@ from pathlib import Path
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, streamed (wheels can be hundreds of MB)."""
+    import hashlib  # loads OpenSSL (~5-9 ms): only for commands that hash (not detect)
+
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 

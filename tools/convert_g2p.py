@@ -1,6 +1,7 @@
 """Convert g2p-en 2.1.0's trained weights into the frozen TensorFlow graph tfforge ships.
 
-    python tools/convert_g2p.py            # (re)write tfforge/runtime/g2p/g2p.pb, MODEL.json, LICENSE
+    python tools/convert_g2p.py            # (re)write tfforge/runtime/g2p/: g2p.pb, MODEL.json,
+                                           # LICENSE
     python tools/convert_g2p.py --check    # regenerate in a temp dir; exit 1 unless identical
 
 The conversion runs in an isolated venv holding a pinned TensorFlow and g2p-en==2.1.0 (both from
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     from tfforge.wheel import fetch as pypi
     from tfforge.runtime import venvs
 
-    # g2p-en and numpy pinned as for the golden data (tfforge.g2p.REFERENCE_REQUIREMENTS).
+    # g2p-en and numpy pinned as for the golden data (tfforge.runtime.g2p.REFERENCE_REQUIREMENTS).
     python = venvs.venv_python(pypi.fetch(args.tf), requirements=g2p.REFERENCE_REQUIREMENTS)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) if args.check else G2P_DIR

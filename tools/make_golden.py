@@ -1,4 +1,5 @@
-"""Write tfforge/runtime/g2p/golden.txt: phonemes for 1,024 English words from g2p-en's own numpy model.
+"""Write tfforge/runtime/g2p/golden.txt: phonemes for 1,024 English words from g2p-en's own
+numpy model.
 
     python tools/make_golden.py            # (re)write tfforge/runtime/g2p/golden.txt
     python tools/make_golden.py --check    # regenerate and compare; exit 1 unless identical

@@ -11,13 +11,14 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, need_engine
+from conftest import ROOT, need, need_engine, need_tool
 from tfforge.docker import engine
 from tfforge.errors import BuildError, Interrupted
 from tfforge.wheel.read import check as check_wheel
@@ -132,10 +133,23 @@ def test_timeout_stops_the_build_in_the_engine(client, project):
     token = f"tfforge-timeout-{uuid.uuid4().hex[:8]}"
     folder = build_dir(project, f"RUN echo {token} && sleep 300")
     before = snapshot(project / "wheels")
+    seen: list[engine.EngineStep] = []  # engine_steps() while the step runs
+
+    def watch() -> None:
+        deadline = time.monotonic() + 8
+        while not seen and time.monotonic() < deadline:
+            seen.extend(s for s in engine.engine_steps() or [] if token in s.command)
+            time.sleep(0.2)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     start = time.monotonic()
     with pytest.raises(Interrupted) as exc:
         engine.run_build(folder, wheels_dir=project / "wheels", timeout_s=8)
     took = time.monotonic() - start
+    watcher.join()
+    assert seen, "engine_steps() never listed the running step"
+    assert seen[0].pid > 0 and abs(seen[0].started - time.time()) < 60
     print(f"\ntimeout 8s: stopped after {took:.1f}s: {exc.value}")
     assert "timed out after 8s" in str(exc.value)
     assert "cancelled the build in the engine" in str(exc.value)
@@ -188,3 +202,22 @@ def test_make_base_image_is_idempotent(client):
     assert proc.returncode == 0, proc.stderr
     assert f"{BASE} already exists (sha256:" in proc.stdout
     assert time.monotonic() - start < 10
+
+
+def test_this_machine_resolves_debian_client():
+    """Debian's client comes first when it can run BuildKit builds itself."""
+    need(os.access(engine.DEBIAN_CLIENT, os.X_OK), f"{engine.DEBIAN_CLIENT} (apt-get install "
+                                                   "docker.io)")
+    client = engine.resolve_client()
+    assert client.path == engine.DEBIAN_CLIENT and client.buildkit
+
+
+def test_unreachable_engine_is_a_one_line_build_error(monkeypatch):
+    need_tool("docker")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    client = engine.resolve_client()
+    with pytest.raises(BuildError) as exc:
+        engine.engine_facts(client)
+    text = str(exc.value)
+    assert "not reachable at unix:///nonexistent/docker.sock" in text and "\n" not in text
+    assert "dockerd" in text

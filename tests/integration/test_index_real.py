@@ -1,23 +1,18 @@
-"""The static simple index (PEP 503 HTML + PEP 691 JSON) and its atomic rebuild; pip installs
-from it via file:// and via http with content negotiation."""
+"""pip installs from the static simple index via file:// and via http with content
+negotiation."""
 
 from __future__ import annotations
 
-import hashlib
-import html.parser
 import http.server
-import json
 import os
 import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 
 from conftest import invoke
 from publish_helpers import fresh_venv, isolated_pip_env, make_wheel, pip_install
 from tfforge.publish import index
-from tfforge.errors import ConfigError
 
 
 # ---- integration: pip really installs from the index ---------------------------------------

@@ -14,15 +14,12 @@ import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-import requests
 
 from conftest import ROOT, invoke, need
-from publish_helpers import PASSWORD, USER, env_for, free_port, no_secrets, one_line_error, tree, fresh_venv, isolated_pip_env, make_wheel, pip_install
-from tfforge.publish import upload as publish
-from tfforge.errors import ConfigError, PublishError
+from publish_helpers import (PASSWORD, USER, env_for, free_port, fresh_venv, isolated_pip_env,
+                             make_wheel, no_secrets, one_line_error, pip_install, tree)
 
 
 

@@ -11,6 +11,7 @@ from tfforge.host import cpu
 from tfforge.host import fleet
 from tfforge.host import isa
 from tfforge.commands import detect as report
+from tfforge.commands import match as match_cmd
 from tfforge.errors import ConfigError
 
 CPUS = FIXTURES / "cpuinfo"
@@ -136,7 +137,7 @@ def test_fleet_best_common_target(stems, best):
 
 def test_match_table_explains_refusals():
     hosts = [host(s) for s in ("haswell", "skylake-sp", "zen2")]
-    doc = report.match_report(hosts, GCC)
+    doc = match_cmd.match_report(hosts, GCC)
     rows = {r["name"]: r for r in doc["candidates"]}
     assert doc["best"]["name"] == "x86_64_v3"
     assert sorted(rows["x86_64_v4"]["runs_on"]) == sorted([hosts[1].name])

@@ -1,22 +1,19 @@
-"""The static simple index (PEP 503 HTML + PEP 691 JSON) and its atomic rebuild; pip installs
-from it via file:// and via http with content negotiation."""
+"""The static simple index (PEP 503 HTML + PEP 691 JSON), its atomic rebuild, and the index and
+serve tasks' bad input (pip installing from it: tests/integration/test_index_real.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import html.parser
-import http.server
 import json
 import os
-import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
 from conftest import invoke
-from publish_helpers import fresh_venv, isolated_pip_env, make_wheel, pip_install
-from tfforge.publish import index
+from publish_helpers import make_wheel
+from tfforge.publish import index, serve
 from tfforge.errors import ConfigError
 
 
@@ -176,12 +173,12 @@ def test_missing_wheels_folder_is_a_config_error(tmp_path):
 
 
 def test_pypiserver_command_is_loopback_only_and_read_only_without_htpasswd(tmp_path):
-    argv = index.pypiserver_argv(tmp_path, 9000, None)
+    argv = serve.pypiserver_argv(tmp_path, 9000, None)
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
     assert "--disable-fallback" in argv and "--passwords" not in argv
     assert argv[-1] == str(tmp_path)
     pw = tmp_path / "htpasswd"
-    argv = index.pypiserver_argv(tmp_path, 9000, pw)
+    argv = serve.pypiserver_argv(tmp_path, 9000, pw)
     assert argv[argv.index("--passwords") + 1] == str(pw)
     assert argv[argv.index("--authenticate") + 1] == "update"
     assert "--overwrite" not in argv

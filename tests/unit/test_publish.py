@@ -1,26 +1,13 @@
-"""Publishing: credentials handling, input checks, and an end-to-end run against a real pypiserver
-(started with `invoke serve`, htpasswd authentication) that pip then installs from."""
+"""Publishing: credentials handling, input checks and one-line failures (the real pypiserver
+runs: tests/integration/test_publish_real.py)."""
 
 from __future__ import annotations
-
-import hashlib
-import importlib.util
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import ROOT, invoke, need
-from publish_helpers import PASSWORD, USER, env_for, free_port, no_secrets, one_line_error, tree, fresh_venv, isolated_pip_env, make_wheel, pip_install
+from conftest import invoke
+from publish_helpers import make_wheel
 from tfforge.publish import upload as publish
 from tfforge.errors import ConfigError, PublishError
 

@@ -8,7 +8,8 @@ import zipfile
 
 import pytest
 
-from tfforge.runtime import smoke
+from tfforge.commands import smoke as smoke_cmd
+from tfforge.runtime import probe, smoke
 from tfforge.errors import ConfigError
 
 from conftest import ROOT, invoke
@@ -19,9 +20,9 @@ def _proc(returncode: int, stderr: str = "") -> subprocess.CompletedProcess:
 
 
 def test_sigill_is_reported_as_a_missing_cpu_feature():
-    text = smoke.explain_failure(_proc(-signal.SIGILL), None)
+    text = probe.explain_failure(_proc(-signal.SIGILL), None)
     assert "SIGILL" in text and "CPU feature" in text
-    text = smoke.explain_failure(_proc(132, "bash: line 1: 42 Illegal instruction"), None)
+    text = probe.explain_failure(_proc(132, "bash: line 1: 42 Illegal instruction"), None)
     assert "SIGILL" in text
 
 
@@ -29,17 +30,17 @@ def test_cpu_feature_guard_abort_names_the_feature():
     log = ("2024-01-01 F tensorflow/core/platform/cpu_feature_guard.cc:37] The TensorFlow "
            "library was compiled to use AVX512F instructions, but these aren't available on "
            "your machine.\nAborted (core dumped)")
-    text = smoke.explain_failure(_proc(-signal.SIGABRT, log), None)
+    text = probe.explain_failure(_proc(-signal.SIGABRT, log), None)
     assert "AVX512F" in text and "missing CPU feature" in text
 
 
 def test_other_import_failures_show_the_cause():
     doc = {"error": "import", "message": "AttributeError: _ARRAY_API not found",
            "traceback": "Traceback ...\nAttributeError: _ARRAY_API not found"}
-    assert smoke.explain_failure(_proc(3), doc) == "AttributeError: _ARRAY_API not found"
+    assert probe.explain_failure(_proc(3), doc) == "AttributeError: _ARRAY_API not found"
     tb = "Traceback (most recent call last):\n  File x\nImportError: libfoo.so: cannot open"
-    assert smoke.explain_failure(_proc(1, tb), None) == "ImportError: libfoo.so: cannot open"
-    assert "SIGKILL" in smoke.explain_failure(_proc(-signal.SIGKILL), None)
+    assert probe.explain_failure(_proc(1, tb), None) == "ImportError: libfoo.so: cannot open"
+    assert "SIGKILL" in probe.explain_failure(_proc(-signal.SIGKILL), None)
 
 
 def test_compare_lists_differing_words_in_order():
@@ -52,11 +53,11 @@ def test_compare_lists_differing_words_in_order():
 
 def test_bad_options_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="--mode 'fast' is not one of"):
-        smoke.smoke_command("tensorflow-cpu==2.21.0", mode="fast")
+        smoke_cmd.smoke_command("tensorflow-cpu==2.21.0", mode="fast")
     with pytest.raises(ConfigError, match="--batch='x' is not a whole number"):
-        smoke.smoke_command("tensorflow-cpu==2.21.0", batch="x")
+        smoke_cmd.smoke_command("tensorflow-cpu==2.21.0", batch="x")
     with pytest.raises(ConfigError, match="golden file .* not found"):
-        smoke.smoke_command("tensorflow-cpu==2.21.0", golden=str(tmp_path / "none.txt"))
+        smoke_cmd.smoke_command("tensorflow-cpu==2.21.0", golden=str(tmp_path / "none.txt"))
 
 
 def test_wheel_for_another_python_fails_in_one_line_without_a_venv(tmp_path):

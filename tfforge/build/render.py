@@ -22,7 +22,6 @@ from tfforge import resources
 from tfforge.errors import BuildError
 from tfforge.build.spec import DIST, BuildSpec, canonical_json, docker_command
 
-OWNED = ("Dockerfile", "build.json")  # what render writes; the engine adds its own files
 
 
 @dataclass(frozen=True)

@@ -440,7 +440,7 @@ def _named_target(name: str, compiler: str, version: str) -> TargetChoice:
 
 
 def _host_snapshot_sha(host) -> str:
-    return hashlib.sha256(canonical_json(host.to_snapshot()).encode()).hexdigest()
+    return hashlib.sha256(canonical_json(host.to_dict()).encode()).hexdigest()
 
 
 def _host_target(host_files: list[str], this_host: bool, compiler: str, version: str,

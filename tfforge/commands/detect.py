@@ -1,45 +1,31 @@
-"""`invoke detect` and `invoke match`: gather facts into one document, then show it.
+"""`invoke detect`: this host's CPU, the installed TensorFlow and the build target for it.
 
-Each command builds a plain dict (the --json output) and renders the same dict as tables.
+The command builds a plain dict (the --json output) and renders the same dict as tables; rich
+is imported only for the tables.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import json
-import subprocess
-import sys
-from pathlib import Path
 
-from rich.table import Table
-
-from tfforge import settings, console
-from tfforge.host import cpu
-from tfforge.host import fleet
-from tfforge.host import isa
+from tfforge import console, settings
 from tfforge.errors import TfforgeError
+from tfforge.host import cpu, fleet, isa
+from tfforge.runtime import probe
 
 # The official x86 wheel baseline: TensorFlow's `avx_linux` config compiles with -mavx only.
 STOCK_BASELINE = isa.closure(["avx"])
-PROBE = Path(__file__).resolve().parents[1] / "runtime" / "tfprobe.py"
 
 
-def probe_tensorflow(python: str = sys.executable, timeout: float = 60) -> dict:
-    """The installed TensorFlow as seen by tfprobe.py in a subprocess (detect stays fast)."""
-    if python == sys.executable and importlib.util.find_spec("tensorflow") is None:
+def tensorflow_report(timeout: float) -> dict:
+    """The installed TensorFlow as tfprobe.py sees it in a subprocess (detect stays fast), or
+    why it cannot say."""
+    if importlib.util.find_spec("tensorflow") is None:
         return {"installed": False, "reason": "not installed in this environment"}
     try:
-        proc = subprocess.run([python, str(PROBE)], capture_output=True, text=True,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"installed": None, "reason": f"import tensorflow took over {timeout:g} s"}
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-        return {"installed": None, "reason": f"import failed: {tail}"}
-    try:
-        doc = json.loads(proc.stdout.strip().splitlines()[-1])
-    except (IndexError, json.JSONDecodeError):
-        return {"installed": None, "reason": "the TensorFlow probe printed no JSON document"}
+        doc = probe.probe_tensorflow(probe.current(), None, timeout)
+    except TfforgeError as exc:
+        return {"installed": None, "reason": str(exc)}
     # TensorFlow names features its own way (AVX512_VNNI); add tfforge's canonical names.
     doc["unused_features"] = sorted({isa.lookup(n) or n.lower()
                                      for n in doc.get("unused_cpu_features", [])},
@@ -47,13 +33,9 @@ def probe_tensorflow(python: str = sys.executable, timeout: float = 60) -> dict:
     return doc
 
 
-def _tf_names(features) -> list[str]:
-    return sorted((f for f in features if isa.features()[f].tf), key=isa.sort_key)
-
-
 def host_report(host: cpu.HostProfile, gcc_version: str) -> dict:
     """Everything detect says about one host except the TensorFlow probe."""
-    doc = {"host": {k: v for k, v in host.to_snapshot().items() if k not in ("flags", "schema")}}
+    doc = {"host": {k: v for k, v in host.to_dict().items() if k not in ("flags", "schema")}}
     doc["host"]["source"] = host.source
     if not host.is_x86:
         doc["x86"] = False
@@ -67,13 +49,13 @@ def host_report(host: cpu.HostProfile, gcc_version: str) -> dict:
         "x86": True,
         "microarchitecture": uarch,
         "psabi_level": isa.level_name(level),
-        "features": {"present": _tf_names(present),
-                     "absent": _tf_names(set(isa.tf_features()) - present)},
+        "features": {"present": isa.tf_relevant(present),
+                     "absent": isa.tf_relevant(set(isa.tf_features()) - present)},
         "recommended": {"target": best.name, "gcc_version": gcc_version, "flags": best.flags,
                         "copts": [f"--copt={f}" for f in best.copts(gcc_version)],
                         "refused": list(best.skipped)},
-        "gain": {"stock_baseline": _tf_names(STOCK_BASELINE),
-                 "would_add": _tf_names(present - STOCK_BASELINE)},
+        "gain": {"stock_baseline": isa.tf_relevant(STOCK_BASELINE),
+                 "would_add": isa.tf_relevant(present - STOCK_BASELINE)},
     })
     return doc
 
@@ -86,7 +68,7 @@ def detect_command(*, as_json: bool, save: str | None, cpuinfo: str | None,
     if cpuinfo:
         doc["tensorflow"] = {"installed": None, "reason": f"not probed: analysing {cpuinfo}"}
     elif probe_tf:
-        doc["tensorflow"] = probe_tensorflow(timeout=float(opts["tf_probe_timeout"]))
+        doc["tensorflow"] = tensorflow_report(float(opts["tf_probe_timeout"]))
     else:
         doc["tensorflow"] = {"installed": None, "reason": "not probed (--no-tf)"}
     if save:
@@ -99,9 +81,12 @@ def detect_command(*, as_json: bool, save: str | None, cpuinfo: str | None,
 
 
 def _show_detect(doc: dict) -> None:
+    from rich.table import Table
+
     out, h = console.out, doc["host"]
     out.print(f"[bold]{h['name']}[/]: {h['model_name']} ({h['vendor']}, {h['arch']}), "
-              f"{h['physical_cores'] or '?'} physical cores, {h['logical_cpus'] or '?'} logical CPUs")
+              f"{h['physical_cores'] or '?'} physical cores, "
+              f"{h['logical_cpus'] or '?'} logical CPUs")
     if not doc["x86"]:
         out.print(doc["note"])
     else:
@@ -124,8 +109,8 @@ def _show_detect(doc: dict) -> None:
         for why in rec["refused"]:
             out.print(f"  [yellow]refused[/] {why}")
         gain = doc["gain"]["would_add"]
-        out.print("a build for this host would add: " +
-                  (", ".join(isa.title(f) for f in gain) if gain else "nothing over the stock wheel"))
+        added = ", ".join(isa.title(f) for f in gain) if gain else "nothing over the stock wheel"
+        out.print("a build for this host would add: " + added)
     tf = doc["tensorflow"]
     if tf.get("installed"):
         unused = ", ".join(tf.get("unused_cpu_features") or []) or "none reported"
@@ -135,84 +120,3 @@ def _show_detect(doc: dict) -> None:
         out.print(f"TensorFlow: {tf.get('reason', 'not installed')}")
     if doc.get("saved"):
         out.print(f"snapshot saved to {doc['saved']}")
-
-
-def match_report(hosts: list[cpu.HostProfile], gcc_version: str,
-                 require: frozenset[str] = frozenset()) -> dict:
-    fleet.check_fleet(hosts)
-    best = fleet.best_target(hosts, gcc_version)
-    rows = []
-    for name in fleet.candidate_names():
-        t = fleet.target(name, gcc_version)
-        missing = {h.name: fleet.why_not(t, h) for h in hosts}
-        rows.append({"target": t.display, "name": t.name, "flags": t.flags, "refused": t.refused,
-                     "runs_on": [h for h, why in missing.items() if why is None],
-                     "missing": {h: why for h, why in missing.items() if why}})
-    lacking = {h.name: sorted(require - h.features, key=isa.sort_key) for h in hosts
-               if require - h.features}
-    return {
-        "hosts": [{"name": h.name, "source": h.source, "vendor": h.vendor,
-                   "model_name": h.model_name,
-                   "microarchitecture": fleet.microarchitecture(h),
-                   "psabi_level": isa.level_name(isa.psabi_level(h.features))} for h in hosts],
-        "best": {"target": best.display, "name": best.name, "flags": best.flags,
-                 "copts": [f"--copt={f}" for f in best.copts(gcc_version)],
-                 "features": sorted(best.features, key=isa.sort_key),
-                 "psabi_level": isa.level_name(best.level), "refused": list(best.skipped)},
-        "common_features": _tf_names(fleet.common_features(hosts)),
-        "gcc_version": gcc_version,
-        "require": sorted(require, key=isa.sort_key),
-        "require_missing": lacking,
-        "candidates": rows,
-    }
-
-
-def match_command(hosts: str | list[str], *, as_json: bool, gcc_version: str | None,
-                  require: str | None = None) -> dict:
-    opts = settings.load({"gcc_version": gcc_version})
-    wanted = frozenset(isa.canonical(n, source="--require")
-                       for n in (require or "").split(",") if n.strip())
-    profiles = cpu.load_hosts(hosts)
-    doc = match_report(profiles, str(opts["gcc_version"]), isa.closure(wanted) if wanted else wanted)
-    if as_json:
-        console.print_json(doc)
-    else:
-        _show_match(doc)
-    if doc["require_missing"]:
-        who = "; ".join(f"{h} lacks {', '.join(m)}" for h, m in doc["require_missing"].items())
-        raise TfforgeError(f"--require {require}: not every host has it ({who})")
-    return doc
-
-
-def _short(why: str, keep: int = 4) -> str:
-    """A table-sized reason; --json keeps the whole one."""
-    if why.startswith("missing "):
-        names = why.removeprefix("missing ").split(", ")
-        more = f" +{len(names) - keep} more" if len(names) > keep else ""
-        return "lacks " + ", ".join(names[:keep]) + more
-    if "targets vendor" in why:
-        return "other vendor"
-    return why
-
-
-def _show_match(doc: dict) -> None:
-    out = console.out
-    t = Table(title=f"Targets for {len(doc['hosts'])} hosts (GCC {doc['gcc_version']})")
-    t.add_column("target")
-    t.add_column("runs on")
-    t.add_column("cannot run it (why)")
-    t.add_column("GCC flags")
-    total = len(doc["hosts"])
-    for r in doc["candidates"]:
-        runs = f"{len(r['runs_on'])}/{total}"
-        style = "green" if len(r["runs_on"]) == total else ""
-        why = "; ".join(f"{h}: {_short(m)}" for h, m in r["missing"].items())
-        t.add_row(r["target"], f"[{style}]{runs}[/]" if style else runs, why,
-                  r["flags"] or f"[red]refused[/]: {r['refused']}")
-    out.print(t)
-    b = doc["best"]
-    out.print(f"best common target: [bold]{b['target']}[/] ({b['psabi_level']})  {b['flags']}")
-    out.print("  explicit: " + " ".join(b["copts"]))
-    for why in b["refused"]:
-        out.print(f"  [yellow]refused[/] {why}")
-    out.print("features every host has: " + ", ".join(isa.title(f) for f in doc["common_features"]))

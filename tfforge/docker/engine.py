@@ -526,58 +526,6 @@ def build_lock(build_id: str) -> Iterator[None]:
         handle.close()
 
 
-# ---- progress -----------------------------------------------------------------------------
-class Progress:
-    """Current step and elapsed time: a rich line on a terminal, plain lines otherwise."""
-
-    HEARTBEAT_S = 60.0
-
-    def __init__(self):
-        self.start = time.monotonic()
-        self.last_plain = self.start
-        self.step = "starting"
-        self.rich = None
-        if console.err.is_terminal:
-            from rich.progress import Progress as RichProgress
-            from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
-            # No markup: step names such as "[build 3/4]" are text, not rich tags.
-            self.rich = RichProgress(SpinnerColumn(), TimeElapsedColumn(),
-                                     TextColumn("{task.description}", markup=False),
-                                     console=console.err, transient=True)
-            self.task = self.rich.add_task(self._text(), total=None)
-            self.rich.start()
-
-    def _text(self) -> str:
-        # Spinner and clock take ~12 columns; the step gets the rest of one line.
-        return short(step_title(self.step), max(20, console.err.width - 14))
-
-    def elapsed(self) -> float:
-        return time.monotonic() - self.start
-
-    def step_started(self, name: str) -> None:
-        self.step = name
-        if self.rich:
-            self.rich.update(self.task, description=self._text())
-        else:
-            self._plain(f"[{self.elapsed():7.1f}s] {short(step_title(name), 110)}")
-
-    def tick(self) -> None:
-        if self.rich:
-            self.rich.refresh()
-        elif time.monotonic() - self.last_plain >= self.HEARTBEAT_S:
-            self._plain(f"[{self.elapsed():7.1f}s] still running: "
-                        f"{short(step_title(self.step), 90)}")
-
-    def _plain(self, text: str) -> None:
-        self.last_plain = time.monotonic()
-        console.info(text)
-
-    def close(self) -> None:
-        if self.rich:
-            self.rich.stop()
-            self.rich = None
-
-
 # ---- the build ------------------------------------------------------------------------------
 def build_command(client: Client, build_dir: Path, dest: Path) -> list[str]:
     return [client.path, "build", "--progress=plain", "--target", "export",
@@ -617,7 +565,7 @@ def run_docker_build(client: Client, build_dir: Path, dest: Path, log_path: Path
         proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True,
                                 preexec_fn=_interrupt_when_parent_dies)
-        progress = Progress()
+        progress = console.Progress(f"build {build_id}")
         lines: queue.Queue[str | None] = queue.Queue()
         reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
         reader.start()
@@ -639,7 +587,7 @@ def run_docker_build(client: Client, build_dir: Path, dest: Path, log_path: Path
                 del kept[:-400]
                 new_step = steps.feed(line.rstrip("\n"))
                 if new_step:
-                    progress.step_started(new_step)
+                    progress.step(step_title(new_step))
             proc.wait()
         except (KeyboardInterrupt, TimeoutError) as exc:
             progress.close()

@@ -1,12 +1,13 @@
 """Detecting this host and loading/saving host snapshots. Decides no targets (fleet.py does).
 
 A snapshot is the raw facts of one machine: vendor, model, raw /proc/cpuinfo flags, topology.
-It can come from this host (py-cpuinfo's /proc/cpuinfo source), a saved `detect --save` JSON,
+It can come from this host (/proc/cpuinfo, or py-cpuinfo off Linux), a saved `detect --save` JSON,
 or a raw cpuinfo text copied from another machine (`cat /proc/cpuinfo > hosts/web-1.cpuinfo`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -44,7 +45,8 @@ class HostProfile:
     def is_x86(self) -> bool:
         return self.arch == X86
 
-    def to_snapshot(self) -> dict:
+    def to_dict(self) -> dict:
+        """The snapshot document `detect --save` writes and load_host reads."""
         return {"schema": SCHEMA, "name": self.name, "vendor": self.vendor,
                 "model_name": self.model_name, "arch": self.arch, "flags": list(self.flags_raw),
                 "physical_cores": self.physical_cores, "logical_cpus": self.logical_cpus,
@@ -95,35 +97,25 @@ def parse_cpuinfo(text: str, *, name: str, source: str) -> HostProfile:
                        X86, tuple(sorted(set(flags))), physical, len(blocks), source)
 
 
-def _physical_cores_here() -> int | None:
-    try:
-        return parse_cpuinfo(Path("/proc/cpuinfo").read_text(), name="", source="").physical_cores
-    except (OSError, ConfigError):
-        return None
-
-
 def detect_host(name: str | None = None) -> HostProfile:
-    """This machine, via py-cpuinfo's /proc/cpuinfo source on Linux (no ~1 s CPUID probe)."""
-    import cpuinfo  # py-cpuinfo; imported here so snapshot-only commands do not pay for it
-
+    """This machine: on Linux the kernel's /proc/cpuinfo, parsed like a saved copy (a few ms,
+    the kernel's flag names); elsewhere py-cpuinfo's public get_cpu_info()."""
     name = name or socket.gethostname()
+    if platform.system() == "Linux" and os.path.exists("/proc/cpuinfo"):
+        try:
+            here = parse_cpuinfo(Path("/proc/cpuinfo").read_text(), name=name,
+                                 source="this host")
+            return dataclasses.replace(here, logical_cpus=os.cpu_count())
+        except (OSError, ConfigError):
+            pass  # an architecture whose cpuinfo has no flags line: ask py-cpuinfo
+    import cpuinfo  # py-cpuinfo (~30 ms to import, ~1 s CPUID probe): only when needed
+
     arch = platform.machine().lower()
     arch = {"amd64": X86, "x64": X86, "arm64": "aarch64"}.get(arch, arch)
-    if platform.system() == "Linux" and os.path.exists("/proc/cpuinfo"):
-        # py-cpuinfo's private /proc/cpuinfo reader: the documented get_cpu_info() would also
-        # run its CPUID probe (~1 s) and mix its own flag names into the kernel's.
-        info = cpuinfo.cpuinfo._get_cpu_info_from_proc_cpuinfo()
-        physical = _physical_cores_here()
-    else:
-        info = cpuinfo.get_cpu_info()
-        physical = None
-    flags = info.get("flags") or []
-    if arch == "aarch64" and not flags:
-        text = Path("/proc/cpuinfo").read_text() if os.path.exists("/proc/cpuinfo") else ""
-        return parse_cpuinfo(text, name=name, source="/proc/cpuinfo") if text else HostProfile(
-            name, "unknown", "unknown", arch, (), None, os.cpu_count(), "this host")
+    info = cpuinfo.get_cpu_info()
     return HostProfile(name, info.get("vendor_id_raw", "unknown"), info.get("brand_raw", "unknown"),
-                       arch, tuple(sorted(set(flags))), physical, os.cpu_count(), "this host")
+                       arch, tuple(sorted(set(info.get("flags") or []))), None, os.cpu_count(),
+                       "this host")
 
 
 def _from_json(doc: object, source: str, default_name: str) -> HostProfile:
@@ -207,4 +199,4 @@ def save_host(host: HostProfile, path: str | Path) -> Path:
     if path.suffix != ".json":
         raise ConfigError(f"--save {path}: snapshots are JSON; use a name ending in .json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_json_atomic(path, host.to_snapshot())
+    return write_json_atomic(path, host.to_dict())

@@ -7,19 +7,15 @@ a target when the vendor fits (or the target is generic) and it has every target
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass
 from tfforge import resources
 
 import archspec.cpu
-from archspec.cpu.detect import compatibility_check_for_x86_64, partial_uarch
 
 from tfforge.host import isa
+from tfforge.host.adapters import GENERIC, can_run, host_cpu
 from tfforge.host.cpu import HostProfile
 from tfforge.errors import ConfigError
-
-GENERIC = "generic"
-
 
 @dataclass(frozen=True)
 class Target:
@@ -96,12 +92,8 @@ def target(name: str, gcc_version: str) -> Target:
     return Target(u.name, u.vendor, feats, isa.psabi_level(feats), flags, refused)
 
 
-def _info(host: HostProfile):
-    return partial_uarch(vendor=host.vendor, features=set(host.flags_raw))
-
-
 def runs_on(t: Target, host: HostProfile) -> bool:
-    return host.is_x86 and compatibility_check_for_x86_64(_info(host), _uarch(t.name))
+    return host.is_x86 and can_run(_uarch(t.name), host_cpu(host.vendor, host.flags_raw))
 
 
 def why_not(t: Target, host: HostProfile) -> str | None:
@@ -111,7 +103,7 @@ def why_not(t: Target, host: HostProfile) -> str | None:
     u = _uarch(t.name)
     if u.vendor not in (host.vendor, GENERIC):
         return f"{u.name} targets vendor {u.vendor}, but {host.name} is {host.vendor}"
-    missing = u.features - _info(host).features
+    missing = u.features - host_cpu(host.vendor, host.flags_raw).features
     if missing:
         names = sorted(isa.normalize(missing) | {m for m in missing if isa.lookup(m) is None},
                        key=isa.sort_key)
@@ -133,10 +125,9 @@ def _ranked(hosts: list[HostProfile]) -> list[archspec.cpu.Microarchitecture]:
         if not h.is_x86:
             raise ConfigError(f"{h.source}: {h.name} is {h.arch}; x86 ISA targets do not apply "
                               "(tfforge builds x86_64 wheels)")
-    infos = [_info(h) for h in hosts]
+    cpus = [host_cpu(h.vendor, h.flags_raw) for h in hosts]
     common = [u for u in archspec.cpu.TARGETS.values()
-              if u.family.name == "x86_64" and all(
-                  compatibility_check_for_x86_64(info, u) for info in infos)]
+              if u.family.name == "x86_64" and all(can_run(u, c) for c in cpus)]
     generics = sorted((u for u in common if u.vendor == GENERIC), key=_rank, reverse=True)
     specific = sorted((u for u in common if u > generics[0]), key=_rank, reverse=True)
     return specific + generics

@@ -5,7 +5,6 @@ and GCC flags. Data lives in ``data/isa.toml``; this module only reads it. No I/
 from __future__ import annotations
 
 import difflib
-import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from tfforge import resources
@@ -74,6 +73,12 @@ def tf_features() -> list[str]:
     return [f.name for f in features().values() if f.tf]
 
 
+def tf_relevant(names: Iterable[str]) -> list[str]:
+    """The TensorFlow-relevant features among names, in vocabulary order."""
+    table = features()
+    return sorted((n for n in names if table[n].tf), key=sort_key)
+
+
 def lookup(name: str) -> str | None:
     """Canonical name for any known spelling, or None."""
     return vocabulary().aliases.get(name.strip().lower())
@@ -110,12 +115,6 @@ def closure(names: Iterable[str]) -> frozenset[str]:
             seen.add(n)
             todo.extend(features()[n].implies)
     return frozenset(seen)
-
-
-def implied_additions(names: Iterable[str]) -> frozenset[str]:
-    """Features that `closure` adds to the given ones."""
-    names = frozenset(names)
-    return closure(names) - names
 
 
 def level_features(level: int) -> frozenset[str]:

@@ -1,10 +1,11 @@
-"""The private index: a static PEP 503 + PEP 691 simple index of wheels/; pypiserver on loopback.
+"""The private index: a static PEP 503 + PEP 691 simple index of a wheels folder.
 
 The static index lives in `wheels/simple/`, so the whole `wheels/` folder is what a static server
 or bucket publishes: `simple/index.html` lists the projects, `simple/<project>/index.html` links
 each wheel as `../../<wheel>#sha256=<hex>`. Beside every `index.html` sits an `index.json`, the
 same page in the PEP 691 JSON form (api-version 1.1, PEP 700 `versions` and `size`); a server that
 answers `Accept: application/vnd.pypi.simple.v1+json` with it serves both forms (README, publish).
+publish/serve.py serves the folder with pypiserver instead.
 
 `wheels/simple` is a symlink to a hidden `.simple-XXXX` folder: a rebuild writes a new folder and
 swaps the link with one rename, so a reader sees either the old index or the new one, never a mix.
@@ -12,17 +13,11 @@ swaps the link with one rename, so a reader sees either the old index or the new
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import html
 import json
 import os
-import shlex
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 import zipfile
@@ -33,10 +28,7 @@ from urllib.parse import quote
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from tfforge import settings
-from tfforge.console import info, is_tty, print_json, say, warn
 from tfforge.errors import ConfigError, PublishError
-from tfforge.paths import wheels_dir
 from tfforge.files import sha256_file
 from tfforge.wheel.read import headers, open_wheel
 
@@ -234,139 +226,3 @@ def build_index(folder: Path) -> dict:
                         "sha256": w.sha256, "size": w.size, "requires_python": w.requires_python}
                        for w in wheels],
             "skipped": [{"filename": s.filename, "reason": s.reason} for s in skipped]}
-
-
-def index_command(*, as_json: bool = False) -> dict:
-    """`invoke index`."""
-    result = build_index(wheels_dir())
-    for s in result["skipped"]:
-        warn(f"not indexed: {s['filename']}: {s['reason']}")
-    if as_json:
-        print_json(result)
-        return result
-    if not result["wheels"]:
-        warn(f"no wheels in {wheels_dir()}; the index is empty")
-    for w in result["wheels"]:
-        say(f"{w['project']:<24} {w['version']:<28} {w['filename']}")
-    say(f"index: {result['index']}/ ({len(result['projects'])} project(s), "
-        f"{len(result['wheels'])} wheel(s))")
-    say(f"use:   pip install --index-url {result['url']} <project>==<version>")
-    return result
-
-
-# ---- serving with pypiserver ---------------------------------------------------------------
-
-def load_htpasswd(path: Path) -> Path:
-    """The htpasswd file, checked to be readable and to hold at least one user."""
-    from passlib.apache import HtpasswdFile
-    if not path.is_file():
-        raise ConfigError(f"htpasswd file {str(path)!r} does not exist; create it (README, "
-                          "section publish) or leave --htpasswd out for a read-only index")
-    try:
-        users = HtpasswdFile(str(path)).users()
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"htpasswd file {str(path)!r} is not readable ({exc}); recreate it")
-    if not users:
-        raise ConfigError(f"htpasswd file {str(path)!r} has no users; add one (README, section "
-                          "publish)")
-    return path.resolve()
-
-
-def pypiserver_argv(root: Path, port: int, htpasswd: Path | None) -> list[str]:
-    """The pypiserver command: loopback only, no PyPI fallback, sha256 links, no overwrite.
-
-    Without an htpasswd file pypiserver refuses every upload (it has no way to authenticate), so
-    the index is read-only; with one, uploads need a user from it and downloads stay open."""
-    argv = [sys.executable, "-m", "pypiserver", "run", "--host", LOOPBACK, "--port", str(port),
-            "--disable-fallback", "--hash-algo", "sha256"]
-    if htpasswd is not None:
-        argv += ["--passwords", str(htpasswd), "--authenticate", "update"]
-    return argv + [str(root)]
-
-
-def _check_port(port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError as exc:
-            why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc})"
-            raise ConfigError(f"port {port} on {LOOPBACK} {why}; pick another with --port")
-
-
-def _wait_listening(proc: subprocess.Popen, port: int, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise PublishError(f"pypiserver exited with code {proc.returncode} before it "
-                               "listened; see its messages above")
-        try:
-            with socket.create_connection((LOOPBACK, port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise PublishError(f"pypiserver did not listen on {LOOPBACK}:{port} within {timeout_s:.0f}s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _port(value) -> int:
-    try:
-        port = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"--port {value!r} is not a number; pass a TCP port, e.g. 8080")
-    if not 0 < port < 65536:
-        raise ConfigError(f"--port {port} is not a TCP port; pick 1-65535, e.g. 8080")
-    return port
-
-
-def serve_command(*, port: int | str | None = None, htpasswd: str | None = None,
-                  as_json: bool = False) -> int:
-    """`invoke serve`: run pypiserver on wheels/ until Ctrl-C or SIGTERM; returns its exit code."""
-    port = _port(settings.load({"serve_port": port}, prefix="serve_")["serve_port"])
-    root = wheels_dir()
-    if not root.is_dir():
-        raise ConfigError(f"no wheels folder at {root}; build a wheel first (invoke build) or "
-                          "create the folder for uploads")
-    pw = load_htpasswd(Path(htpasswd).expanduser()) if htpasswd else None
-    _check_port(port)
-    argv = pypiserver_argv(root, port, pw)
-    info("running: " + shlex.join(argv))
-
-    def _terminate(signum, _frame):
-        raise KeyboardInterrupt  # SIGTERM stops the server the same way Ctrl-C does
-
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    proc = subprocess.Popen(argv)
-    try:
-        _wait_listening(proc, port)
-        base = f"http://{LOOPBACK}:{port}/"
-        doc = {"url": base + "simple/", "upload_url": base, "root": str(root),
-               "uploads": pw is not None, "pid": proc.pid}
-        if as_json:
-            print_json(doc)
-        else:
-            mode = f"uploads need a user from {pw}" if pw else "read-only (no --htpasswd)"
-            say(f"serving {root} at {doc['url']} ({mode})")
-            say(f"install: pip install --index-url {doc['url']} <project>==<version>")
-            if pw:
-                say(f"publish: invoke publish --repository {doc['upload_url']}")
-            say("Ctrl-C stops it" if is_tty() else "SIGINT or SIGTERM stops it")
-        sys.stdout.flush()
-        code = proc.wait()
-        if code != 0:
-            raise PublishError(f"pypiserver exited with code {code}; see its messages above")
-        return code
-    except KeyboardInterrupt:
-        info("stopping pypiserver")
-        return 0
-    finally:
-        _stop(proc)
-        signal.signal(signal.SIGTERM, previous)

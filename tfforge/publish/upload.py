@@ -26,11 +26,10 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from tfforge import settings
-from tfforge.console import info, is_tty, print_json, say, warn
 from tfforge.errors import ConfigError, Interrupted, PublishError, TfforgeError, VerifyError
 from tfforge.files import sha256_file
 
+logger = logging.getLogger(__name__)
 USER_VAR, PASSWORD_VAR = "TWINE_USERNAME", "TWINE_PASSWORD"
 CREDENTIALS_HINT = (f"set {USER_VAR} and {PASSWORD_VAR}, or store the password with "
                     "`keyring set URL USER` and set only " + USER_VAR)
@@ -209,15 +208,15 @@ def explain(exc: BaseException, wheel: str, url: str, creds: Credentials,
 @contextlib.contextmanager
 def _quiet_twine(show_progress: bool):
     """Keep twine's log lines and prints away from the user (they are replaced by ours)."""
-    logger = logging.getLogger("twine")
-    saved = (logger.handlers[:], logger.propagate)
-    logger.handlers, logger.propagate = [logging.NullHandler()], False
+    twine_log = logging.getLogger("twine")
+    saved = (twine_log.handlers[:], twine_log.propagate)
+    twine_log.handlers, twine_log.propagate = [logging.NullHandler()], False
     sink = contextlib.nullcontext() if show_progress else contextlib.redirect_stdout(io.StringIO())
     try:
         with sink:
             yield
     finally:
-        logger.handlers, logger.propagate = saved
+        twine_log.handlers, twine_log.propagate = saved
 
 
 def _upload_one(path: Path, url: str, creds: Credentials, show_progress: bool) -> None:
@@ -249,7 +248,7 @@ def _run_with_timeout(fn, timeout_s: float) -> None:
         raise failure[0]
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
 
 
@@ -260,7 +259,7 @@ def publish(paths: list[Path], url: str, creds: Credentials, *, skip_existing: b
     done: list[str] = []
     for path in paths:
         entry = {"file": path.name, "sha256": sha256_file(path), "size": path.stat().st_size}
-        info(f"uploading {path.name} ({_size(entry['size'])}) to {url}")
+        logger.info(f"uploading {path.name} ({size_text(entry['size'])}) to {url}")
         started = time.monotonic()
         try:
             with _quiet_twine(show_progress):
@@ -277,7 +276,7 @@ def publish(paths: list[Path], url: str, creds: Credentials, *, skip_existing: b
             if not (skip_existing and _is_conflict_error(exc)):
                 raise explain(exc, path.name, url, creds, done) from None
             entry.update(status="skipped", seconds=round(time.monotonic() - started, 2))
-            warn(f"{path.name} is already on {url}; skipped (--skip-existing)")
+            logger.warning(f"{path.name} is already on {url}; skipped (--skip-existing)")
             results.append(entry)
             continue
         entry.update(status="uploaded", seconds=round(time.monotonic() - started, 2))
@@ -291,34 +290,3 @@ def _is_conflict_error(exc: BaseException) -> bool:
     resp = getattr(exc, "response", None)
     return (isinstance(exc, requests.HTTPError) and resp is not None
             and is_conflict(resp.status_code, resp.reason or "", resp.text or ""))
-
-
-def publish_command(wheels: list[str], *, repository: str | None = None,
-                    skip_existing: bool = False, timeout: float | None = None,
-                    as_json: bool = False, environ: Mapping[str, str] | None = None) -> dict:
-    """`invoke publish`: check, then upload; nothing is written locally."""
-    opts = settings.load({"publish_repository": repository, "publish_timeout": timeout}, prefix="publish_")
-    url = repository_url(opts["publish_repository"])
-    try:
-        timeout_s = float(opts["publish_timeout"])
-    except (TypeError, ValueError):
-        timeout_s = -1.0
-    if not timeout_s > 0:
-        raise ConfigError(f"--timeout {opts['publish_timeout']!r} is not a positive number of "
-                          "seconds; pass e.g. --timeout 600")
-    paths = resolve_wheels(wheels)
-    check_wheels(paths)
-    creds = Credentials.from_environ(os.environ if environ is None else environ)
-    host = urlsplit(url).hostname or ""
-    if urlsplit(url).scheme == "http" and not is_loopback(host):
-        warn(f"{host} is reached over plain http: the password travels unencrypted; use https")
-    results = publish(paths, url, creds, skip_existing=skip_existing, timeout_s=timeout_s,
-                      show_progress=is_tty() and not as_json)
-    doc = {"repository": url, "wheels": results}
-    if as_json:
-        print_json(doc)
-    else:
-        for r in results:
-            say(f"{r['status']:<9} {r['file']}  sha256={r['sha256']}  {_size(r['size'])}  "
-                 f"{r['seconds']:.1f}s")
-    return doc

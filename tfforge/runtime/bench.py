@@ -1,9 +1,9 @@
-"""`invoke bench`: the g2p model across wheels x threading x oneDNN x mode x batch size.
+"""The g2p benchmark: the model across wheels x threading x oneDNN x mode x batch size.
 
-Each wheel gets its own cached venv (tfforge.venvs); each configuration runs in its own process
-(tfforge/g2p/runner.py): warm-up passes, then timed passes over the same words. A row reports
-the median words/s with min and max, and is checked against the golden phonemes. Outputs:
-bench.json, bench.md (table with speedup against a named baseline row) and bench.png.
+Each wheel gets its own cached venv (runtime/venvs.py); each configuration runs in its own
+process (runtime/g2p/runner.py): warm-up passes, then timed passes over the same words. A row
+reports the median words/s with min and max, and is checked against the golden phonemes.
+Outputs: bench.json, bench.md (table with speedup against a named baseline row), bench.png.
 """
 
 from __future__ import annotations
@@ -15,21 +15,17 @@ import platform
 import statistics
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable
 
 from tfforge import __version__
-from tfforge.runtime import g2p
-from tfforge.runtime import venvs
-from tfforge.settings import load as settings
-from tfforge.console import err, info, is_tty, print_json, say
-from tfforge.errors import ConfigError, Interrupted, TfforgeError
-from tfforge.runtime.g2p import MODES
+from tfforge.errors import ConfigError, TfforgeError
 from tfforge.paths import project_root
-from tfforge.runtime.smoke import Target, compare, explain_failure, number, run_script, single_thread_env
-from tfforge.runtime.smoke import probe as tf_probe
+from tfforge.runtime import g2p, venvs
+from tfforge.runtime.g2p import MODES
+from tfforge.runtime.probe import TfPython, explain_failure, probe_tensorflow, run_script
+from tfforge.runtime.smoke import compare, single_thread_env
 
 THREADS = ("default", "1")  # TensorFlow's defaults; intra=inter=1 with OMP_NUM_THREADS=1
 ONEDNN = ("0", "1")  # TF_ENABLE_ONEDNN_OPTS
@@ -108,33 +104,23 @@ def _choices(name: str, given: str | tuple | list | None, allowed: tuple, fallba
 
 
 def make_plan(specs: list[str], *, threads=None, onednn=None, modes=None, batches=None,
-              warmup=None, repeat=None, words=None, quick=False, reference=False,
-              baseline=None, out_dir=None, timeout=None) -> Plan:
-    """Validate the options (reads only the golden file); --quick fills in whatever was not
-    given."""
+              warmup: int = 1, repeat: int = 5, words: int = 1024, reference: bool = False,
+              baseline: str | None = None, out_dir: Path | None = None,
+              timeout: float = 1800.0) -> Plan:
+    """Check the axes (comma lists or tuples; None = all) and read the golden words once."""
     if not specs:
         raise ConfigError("no wheel given; pass wheel files, names in wheels/ or PyPI pins "
                           "(e.g. invoke bench tensorflow-cpu==2.21.0)")
-    opts = settings({"bench_warmup": warmup, "bench_repeat": repeat, "bench_words": words,
-                     "bench_timeout": timeout, "bench_out": out_dir}, prefix="bench_")
-    q = QUICK if quick else {}
     batch_choices = tuple(sorted(set(BATCHES) | {2, 4, 8, 16, 32, 128, 256}))
     plan = Plan(
         specs=tuple(dict.fromkeys(specs)),
-        threads=_choices("threads", threads, THREADS, q.get("threads", THREADS)),
-        onednn=_choices("onednn", onednn, ONEDNN, q.get("onednn", ONEDNN)),
-        modes=_choices("modes", modes, MODES, q.get("modes", MODES)),
-        batches=_choices("batches", batches, batch_choices, q.get("batches", BATCHES), int),
-        warmup=number("warmup", q.get("warmup", opts["bench_warmup"])
-                      if warmup is None else warmup, int, 0),
-        repeat=number("repeat", q.get("repeat", opts["bench_repeat"])
-                      if repeat is None else repeat, int, 1),
-        words=number("words", q.get("words", opts["bench_words"])
-                     if words is None else words, int, 1),
-        reference=reference, baseline=baseline or None,
-        out_dir=Path(opts["bench_out"]) if opts["bench_out"] else project_root() / "bench",
-        timeout=number("timeout", opts["bench_timeout"], float, 1),
-        golden=tuple(g2p.read_golden()))
+        threads=_choices("threads", threads, THREADS, THREADS),
+        onednn=_choices("onednn", onednn, ONEDNN, ONEDNN),
+        modes=_choices("modes", modes, MODES, MODES),
+        batches=_choices("batches", batches, batch_choices, BATCHES, int),
+        warmup=warmup, repeat=repeat, words=words, reference=reference,
+        baseline=baseline or None, out_dir=out_dir or project_root() / "bench",
+        timeout=timeout, golden=tuple(g2p.read_golden()))
     if plan.words > len(plan.golden):
         raise ConfigError(f"--words {plan.words}: choose 1 to {len(plan.golden)} "
                           "(the golden words)")
@@ -190,7 +176,7 @@ def reference_row() -> Row:
     return Row(REFERENCE, REFERENCE, "1", "-", "numpy", 1)
 
 
-def run_config(row: Row, target: Target, plan: Plan, words_file: Path,
+def run_config(row: Row, target: TfPython, plan: Plan, words_file: Path,
                golden: list[tuple[str, list[str]]]) -> Row:
     """Fill a configuration's row (config_row) from the runner; TfforgeError on a timeout."""
     args = [str(g2p.RUNNER), "--words", str(words_file), "--mode", row.mode,
@@ -205,7 +191,7 @@ def run_config(row: Row, target: Target, plan: Plan, words_file: Path,
 def run_reference(row: Row, plan: Plan, words_file: Path, golden) -> Row:
     """Fill the reference row (reference_row); TfforgeError on a timeout or a failed venv."""
     python = venvs.venv_python(None, requirements=g2p.REFERENCE_REQUIREMENTS)
-    target = Target(python, None)
+    target = TfPython(python, None)
     args = [str(g2p.REFERENCE), "--words", str(words_file), "--warmup", str(plan.warmup),
             "--repeat", str(plan.repeat)]
     proc, doc = run_script(target, args, single_thread_env(), plan.timeout)
@@ -256,36 +242,6 @@ def machine() -> dict:
             "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")}
 
 
-@contextmanager
-def progress(total: int) -> Iterator[Callable[[str, str | None], None]]:
-    """step(description, done_line): a rich bar on a terminal, plain lines otherwise."""
-    if is_tty():
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn)
-
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=err, transient=False) as bar:
-            task = bar.add_task("bench", total=total)
-
-            def step(description: str, done: str | None = None) -> None:
-                if done is None:
-                    bar.update(task, description=description)
-                else:
-                    bar.console.print(done, markup=False, soft_wrap=True)
-                    bar.advance(task)
-
-            yield step
-        return
-    count = [0]
-
-    def step(description: str, done: str | None = None) -> None:
-        if done is not None:
-            count[0] += 1
-            info(f"[{count[0]}/{total}] {done}")
-
-    yield step
-
-
 def _done_line(row: Row) -> str:
     name = f"{row.key} batch {row.batch}"
     if row.error:
@@ -295,10 +251,13 @@ def _done_line(row: Row) -> str:
     return f"{name}: {w['median']:,.0f} words/s (min {w['min']:,.0f}, max {w['max']:,.0f}){check}"
 
 
-def run(plan: Plan) -> dict:
-    """Run the whole matrix; returns the results document (also when rows failed)."""
+def run(plan: Plan, progress: Callable[..., Any]) -> dict:
+    """Run the whole matrix; returns the results document (also when rows failed).
+
+    `progress(title, total=N)` makes the step display (console.Progress: a context manager with
+    step(text) and done(line)); Ctrl-C stops the matrix and marks the document interrupted."""
     golden = list(plan.golden[:plan.words])
-    targets: dict[str, Target] = {}
+    targets: dict[str, TfPython] = {}
     wheels: list[dict] = []
     # Every spec is checked (and downloaded) before any venv is built: bad input fails fast.
     resolved = {}
@@ -311,9 +270,9 @@ def run(plan: Plan) -> dict:
     broken: dict[str, str | None] = {}  # label -> why the wheel's TensorFlow is unusable
     for label, wheel in resolved.items():
         venv = venvs.plan(wheel)
-        target = Target(venvs.ensure(venv), wheel)
+        target = TfPython(venvs.ensure(venv), wheel)
         try:
-            probe = tf_probe(target, dict(os.environ), plan.timeout)
+            probe = probe_tensorflow(target, None, plan.timeout)
         except TfforgeError as exc:
             probe = {"error": str(exc)}
         targets[label] = target
@@ -328,16 +287,17 @@ def run(plan: Plan) -> dict:
     doc = {"tfforge": __version__, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
            "machine": machine(), "words": len(golden), "warmup": plan.warmup,
            "repeat": plan.repeat, "baseline": baseline, "wheels": wheels, "rows": []}
-    with tempfile.TemporaryDirectory() as tmp, progress(len(todo) + plan.reference) as step:
+    with tempfile.TemporaryDirectory() as tmp, \
+            progress("bench", total=len(todo) + plan.reference) as bar:
         words_file = Path(tmp, "words.txt")
         words_file.write_text("".join(w + "\n" for w, _ in golden), encoding="utf-8")
         try:
             if plan.reference:
-                step(f"{REFERENCE} (g2p-en's numpy model, one word per call)")
+                bar.step(f"{REFERENCE} (g2p-en's numpy model, one word per call)")
                 rows.append(_measure(reference_row(), run_reference, plan, words_file, golden))
-                step("", _done_line(rows[-1]))
+                bar.done(_done_line(rows[-1]))
             for cfg in todo:
-                step(f"{cfg.key} batch {cfg.batch}")
+                bar.step(f"{cfg.key} batch {cfg.batch}")
                 row = config_row(cfg)
                 if broken[cfg.wheel]:
                     row.error = broken[cfg.wheel]
@@ -345,7 +305,7 @@ def run(plan: Plan) -> dict:
                     row = _measure(row, run_config, targets[cfg.wheel], plan, words_file,
                                    golden)
                 rows.append(row)
-                step("", _done_line(row))
+                bar.done(_done_line(row))
         except KeyboardInterrupt:
             doc["interrupted"] = True
     add_speedups(rows, baseline)
@@ -465,26 +425,6 @@ def write_outputs(doc: dict, out_dir: Path, stem: str = "bench") -> dict[str, Pa
     for k, p in paths.items():
         os.replace(tmp[k], p)
     return paths
-
-
-def bench_command(specs: list[str], *, as_json: bool = False, **options) -> dict:
-    plan = make_plan(expand_specs(specs), **options)
-    doc = run(plan)
-    paths = write_outputs(doc, plan.out_dir)
-    doc["outputs"] = {k: str(p) for k, p in paths.items()}
-    if as_json:
-        print_json(doc)
-    else:
-        say(markdown(doc))
-        say("wrote " + ", ".join(str(p) for p in paths.values()))
-    if doc.get("interrupted"):
-        raise Interrupted(f"interrupted; {len(doc['rows'])} finished rows kept in "
-                          f"{paths['json']}")
-    failed = [r for r in doc["rows"] if r["error"] or r["mismatches"]]
-    if failed:
-        raise TfforgeError(f"{len(failed)} of {len(doc['rows'])} configurations failed or "
-                           f"differ from the golden phonemes (see {paths['markdown']})")
-    return doc
 
 
 def expand_specs(specs: list[str]) -> list[str]:

@@ -13,12 +13,12 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from dataclasses import dataclass
 from tfforge import resources
 from pathlib import Path
@@ -34,11 +34,11 @@ from packaging.utils import (
 from packaging.version import Version
 
 from tfforge.wheel import fetch as pypi
-from tfforge.console import info
 from tfforge.errors import ConfigError, TfforgeError
 from tfforge.files import sha256_file, write_json_atomic
 from tfforge.paths import cache_dir, wheels_dir
 
+logger = logging.getLogger(__name__)
 RECORD = "tfforge-venv.json"
 
 
@@ -62,7 +62,7 @@ class VenvPlan:
     why: tuple[str, ...] = ()  # the reasons for the constraints (data/venvs.toml), recorded
 
 
-def rules() -> tuple[Rule, ...]:
+def pin_rules() -> tuple[Rule, ...]:
     doc = resources.toml("venvs.toml")
     return tuple(Rule(frozenset(canonicalize_name(p) for p in r["projects"]),
                       SpecifierSet(r["versions"]), tuple(r["pins"]), r["why"])
@@ -73,14 +73,9 @@ def matching_rules(project: str, version: Version) -> tuple[Rule, ...]:
     """The rules of data/venvs.toml that apply to a wheel of this project and version."""
     name = canonicalize_name(project)
     # Compare the public version: local labels (2.14.0+avx2.fma) do not change the API.
-    return tuple(rule for rule in rules()
+    return tuple(rule for rule in pin_rules()
                  if name in rule.projects and rule.versions.contains(Version(version.public),
                                                                      prereleases=True))
-
-
-def constraints_for(project: str, version: Version) -> tuple[str, ...]:
-    """Pins tfforge adds for a wheel of this project and version (see data/venvs.toml)."""
-    return tuple(pin for rule in matching_rules(project, version) for pin in rule.pins)
 
 
 def check_installable(wheel: Path) -> tuple[str, Version]:
@@ -141,7 +136,7 @@ def ensure(p: VenvPlan) -> Path:
         if (target / RECORD).is_file() and python.exists():
             return python
         if target.exists():
-            info(f"venv {target} is incomplete (an earlier install failed); rebuilding it")
+            logger.info(f"venv {target} is incomplete (an earlier install failed); rebuilding it")
             shutil.rmtree(target)
         _build(p, target, root / f"{p.name}.log")
     return python
@@ -149,7 +144,7 @@ def ensure(p: VenvPlan) -> Path:
 
 def _build(p: VenvPlan, target: Path, log: Path) -> None:
     what = p.wheel.name if p.wheel else ", ".join(p.requirements)
-    info(f"creating venv {target.name} for {what} (once; pip fetches dependencies)")
+    logger.info(f"creating venv {target.name} for {what} (once; pip fetches dependencies)")
     started = time.monotonic()
     try:
         # --without-pip + the host's `pip --python` is seconds faster than ensurepip per venv.
@@ -171,7 +166,7 @@ def _build(p: VenvPlan, target: Path, log: Path) -> None:
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
-    info(f"venv ready in {time.monotonic() - started:.0f} s")
+    logger.info(f"venv ready in {time.monotonic() - started:.0f} s")
 
 
 def _run(cmd: list[str], log: Path, p: VenvPlan) -> None:

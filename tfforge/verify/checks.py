@@ -598,22 +598,8 @@ def verify_command(wheel_spec: str, *, hosts: list[str], python: str | None,
     kwargs = dict(hosts=profiles, python=python, emulate_models=emulate, jobs=n_jobs,
                   examples=n_examples, use_cache=not no_cache,
                   emulate_timeout=float(opts["emulate_timeout"]))
-    if console.err.is_terminal:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                      TimeElapsedColumn(), console=console.err, transient=True) as bar:
-            task = bar.add_task(f"verifying {path.name}", total=None)
-            report = verify(path, status=lambda m: bar.console.print(m, markup=False),
-                            progress=lambda done, total: bar.update(task, completed=done,
-                                                                    total=total), **kwargs)
-    else:
-        report = verify(path, status=console.info, **kwargs)
+    with console.Progress(f"verifying {path.name}", unit="bytes") as bar:
+        report = verify(path, status=bar.note, progress=bar.update, **kwargs)
     if as_json:
         console.print_json(report.to_dict())
     else:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from tfforge.host import cpu
+from tfforge.host import adapters, cpu
 from tfforge.errors import ConfigError, TfforgeError
 from tfforge.files import write_json_atomic
 from tfforge.paths import cache_dir
@@ -56,9 +56,7 @@ sys.exit(0 if ok else 3)
 
 # What a model offers, read by py-cpuinfo's own CPUID decoder under qemu (the kernel's
 # /proc/cpuinfo would describe the real host, not the model).
-MODEL_PROBE = ("import json, cpuinfo; d = cpuinfo.cpuinfo._get_cpu_info_from_cpuid(); "
-               "print(json.dumps({'brand': d.get('brand_raw', ''), "
-               "'vendor': d.get('vendor_id_raw', ''), 'flags': d.get('flags', [])}))")
+MODEL_PROBE = adapters.CPUID_PROBE
 
 
 @dataclass(frozen=True)

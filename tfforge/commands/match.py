@@ -1,0 +1,94 @@
+"""`invoke match`: the best build target every host of a fleet can run, and why others are refused.
+
+The command builds a plain dict (the --json output) and renders the same dict as a table.
+"""
+
+from __future__ import annotations
+
+from tfforge import console, settings
+from tfforge.errors import TfforgeError
+from tfforge.host import cpu, fleet, isa
+
+
+def match_report(hosts: list[cpu.HostProfile], gcc_version: str,
+                 require: frozenset[str] = frozenset()) -> dict:
+    fleet.check_fleet(hosts)
+    best = fleet.best_target(hosts, gcc_version)
+    rows = []
+    for name in fleet.candidate_names():
+        t = fleet.target(name, gcc_version)
+        missing = {h.name: fleet.why_not(t, h) for h in hosts}
+        rows.append({"target": t.display, "name": t.name, "flags": t.flags, "refused": t.refused,
+                     "runs_on": [h for h, why in missing.items() if why is None],
+                     "missing": {h: why for h, why in missing.items() if why}})
+    lacking = {h.name: sorted(require - h.features, key=isa.sort_key) for h in hosts
+               if require - h.features}
+    return {
+        "hosts": [{"name": h.name, "source": h.source, "vendor": h.vendor,
+                   "model_name": h.model_name,
+                   "microarchitecture": fleet.microarchitecture(h),
+                   "psabi_level": isa.level_name(isa.psabi_level(h.features))} for h in hosts],
+        "best": {"target": best.display, "name": best.name, "flags": best.flags,
+                 "copts": [f"--copt={f}" for f in best.copts(gcc_version)],
+                 "features": sorted(best.features, key=isa.sort_key),
+                 "psabi_level": isa.level_name(best.level), "refused": list(best.skipped)},
+        "common_features": isa.tf_relevant(fleet.common_features(hosts)),
+        "gcc_version": gcc_version,
+        "require": sorted(require, key=isa.sort_key),
+        "require_missing": lacking,
+        "candidates": rows,
+    }
+
+
+def match_command(hosts: str | list[str], *, as_json: bool, gcc_version: str | None,
+                  require: str | None = None) -> dict:
+    opts = settings.load({"gcc_version": gcc_version})
+    wanted = frozenset(isa.canonical(n, source="--require")
+                       for n in (require or "").split(",") if n.strip())
+    profiles = cpu.load_hosts(hosts)
+    doc = match_report(profiles, str(opts["gcc_version"]),
+                       isa.closure(wanted) if wanted else wanted)
+    if as_json:
+        console.print_json(doc)
+    else:
+        _show_match(doc)
+    if doc["require_missing"]:
+        who = "; ".join(f"{h} lacks {', '.join(m)}" for h, m in doc["require_missing"].items())
+        raise TfforgeError(f"--require {require}: not every host has it ({who})")
+    return doc
+
+
+def _short(why: str, keep: int = 4) -> str:
+    """A table-sized reason; --json keeps the whole one."""
+    if why.startswith("missing "):
+        names = why.removeprefix("missing ").split(", ")
+        more = f" +{len(names) - keep} more" if len(names) > keep else ""
+        return "lacks " + ", ".join(names[:keep]) + more
+    if "targets vendor" in why:
+        return "other vendor"
+    return why
+
+
+def _show_match(doc: dict) -> None:
+    from rich.table import Table
+
+    out = console.out
+    t = Table(title=f"Targets for {len(doc['hosts'])} hosts (GCC {doc['gcc_version']})")
+    t.add_column("target")
+    t.add_column("runs on")
+    t.add_column("cannot run it (why)")
+    t.add_column("GCC flags")
+    total = len(doc["hosts"])
+    for r in doc["candidates"]:
+        runs = f"{len(r['runs_on'])}/{total}"
+        style = "green" if len(r["runs_on"]) == total else ""
+        why = "; ".join(f"{h}: {_short(m)}" for h, m in r["missing"].items())
+        t.add_row(r["target"], f"[{style}]{runs}[/]" if style else runs, why,
+                  r["flags"] or f"[red]refused[/]: {r['refused']}")
+    out.print(t)
+    b = doc["best"]
+    out.print(f"best common target: [bold]{b['target']}[/] ({b['psabi_level']})  {b['flags']}")
+    out.print("  explicit: " + " ".join(b["copts"]))
+    for why in b["refused"]:
+        out.print(f"  [yellow]refused[/] {why}")
+    out.print("features every host has: " + ", ".join(isa.title(f) for f in doc["common_features"]))

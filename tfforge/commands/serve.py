@@ -1,0 +1,58 @@
+"""`invoke serve`: pypiserver on wheels/ (loopback) until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tfforge import console, paths, settings
+from tfforge.errors import ConfigError, PublishError
+from tfforge.publish import serve
+
+
+def serve_command(*, port: int | str | None = None, htpasswd: str | None = None,
+                  as_json: bool = False) -> int:
+    """Run the server in the foreground; returns its exit code (0 after Ctrl-C/SIGTERM)."""
+    port = settings.load({"serve_port": port}, prefix="serve_").serve_port
+    root = paths.wheels_dir()
+    if not root.is_dir():
+        raise ConfigError(f"no wheels folder at {root}; build a wheel first (invoke build) or "
+                          "create the folder for uploads")
+    pw = serve.load_htpasswd(Path(htpasswd).expanduser()) if htpasswd else None
+    serve.check_port(port)
+    argv = serve.pypiserver_argv(root, port, pw)
+    console.info("running: " + shlex.join(argv))
+
+    def _terminate(signum, _frame):
+        raise KeyboardInterrupt  # SIGTERM stops the server the same way Ctrl-C does
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    proc = subprocess.Popen(argv)
+    try:
+        serve.wait_listening(proc, port)
+        base = f"http://{serve.LOOPBACK}:{port}/"
+        doc = {"url": base + "simple/", "upload_url": base, "root": str(root),
+               "uploads": pw is not None, "pid": proc.pid}
+        if as_json:
+            console.print_json(doc)
+        else:
+            mode = f"uploads need a user from {pw}" if pw else "read-only (no --htpasswd)"
+            console.say(f"serving {root} at {doc['url']} ({mode})")
+            console.say(f"install: pip install --index-url {doc['url']} <project>==<version>")
+            if pw:
+                console.say(f"publish: invoke publish --repository {doc['upload_url']}")
+            console.say("Ctrl-C stops it" if console.is_tty() else "SIGINT or SIGTERM stops it")
+        sys.stdout.flush()
+        code = proc.wait()
+        if code != 0:
+            raise PublishError(f"pypiserver exited with code {code}; see its messages above")
+        return code
+    except KeyboardInterrupt:
+        console.info("stopping pypiserver")
+        return 0
+    finally:
+        serve.stop(proc)
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,79 @@
+"""Serving a wheels folder with pypiserver on loopback: the command line, start, wait, stop.
+
+Without an htpasswd file pypiserver refuses every upload (it has no way to authenticate), so the
+index is read-only; with one, uploads need a user from it and downloads stay open.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tfforge.errors import ConfigError, PublishError
+
+LOOPBACK = "127.0.0.1"
+
+
+def load_htpasswd(path: Path) -> Path:
+    """The htpasswd file, checked to be readable and to hold at least one user."""
+    from passlib.apache import HtpasswdFile
+    if not path.is_file():
+        raise ConfigError(f"htpasswd file {str(path)!r} does not exist; create it (README, "
+                          "section publish) or leave --htpasswd out for a read-only index")
+    try:
+        users = HtpasswdFile(str(path)).users()
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"htpasswd file {str(path)!r} is not readable ({exc}); recreate it")
+    if not users:
+        raise ConfigError(f"htpasswd file {str(path)!r} has no users; add one (README, section "
+                          "publish)")
+    return path.resolve()
+
+
+def pypiserver_argv(root: Path, port: int, htpasswd: Path | None) -> list[str]:
+    """The pypiserver command: loopback only, no PyPI fallback, sha256 links, no overwrite."""
+    argv = [sys.executable, "-m", "pypiserver", "run", "--host", LOOPBACK, "--port", str(port),
+            "--disable-fallback", "--hash-algo", "sha256"]
+    if htpasswd is not None:
+        argv += ["--passwords", str(htpasswd), "--authenticate", "update"]
+    return argv + [str(root)]
+
+
+def check_port(port: int) -> None:
+    """ConfigError unless `port` is a TCP port free on the loopback address."""
+    if not 0 < port < 65536:
+        raise ConfigError(f"--port {port} is not a TCP port; pick 1-65535, e.g. 8080")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError as exc:
+            why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc})"
+            raise ConfigError(f"port {port} on {LOOPBACK} {why}; pick another with --port")
+
+
+def wait_listening(proc: subprocess.Popen, port: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise PublishError(f"pypiserver exited with code {proc.returncode} before it "
+                               "listened; see its messages above")
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise PublishError(f"pypiserver did not listen on {LOOPBACK}:{port} within {timeout_s:.0f}s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
