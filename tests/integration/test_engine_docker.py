@@ -89,7 +89,7 @@ def test_build_exports_finalized_wheel(client, project):
     assert inside["durations"]["build_s"] > 0
     assert beside["wheel"]["sha256"] == result["sha256"] and "total_s" in beside["durations"]
     assert "exporting to client" in (folder / "build.log").read_text()
-    assert not list(folder.glob(".export-*"))
+    assert not (folder / ".export").exists()
 
 
 def test_failing_step_reports_cause_and_log_tail(client, project):
@@ -102,7 +102,7 @@ def test_failing_step_reports_cause_and_log_tail(client, project):
     assert "kernel.c:3: error: expected ;" in exc.value.detail
     assert exc.value.detail.splitlines()[-1] == f"full log: {folder / 'build.log'}"
     assert snapshot(project / "wheels") == before
-    assert not (folder / "provenance.json").exists() and not list(folder.glob(".export-*"))
+    assert not (folder / "provenance.json").exists() and not (folder / ".export").exists()
 
 
 def test_missing_base_image_is_named(client, project):
