@@ -243,7 +243,7 @@ def test_isa_level_note_makes_glibc_refuse_an_older_cpu(builds, tmp_path):
     notes = _readelf("-n", library(result["wheel"], tmp_path))
     assert "x86 ISA needed" in notes and "x86-64-v3" in notes, notes
     provenance = check_wheel(Path(result["wheel"])).facts.provenance
-    assert provenance["derived"]["isa_note"]["linkopt"] == "-Wl,-z,x86-64-v3"
+    assert provenance["derived"]["isa_note"]["linkopts"] == ["-fuse-ld=bfd", "-Wl,-z,x86-64-v3"]
     venv = tmp_path / "v3"
     probe = venv_run(result["wheel"], venv, "import sys; print(sys.version)")
     assert probe.returncode == 0, probe.stderr

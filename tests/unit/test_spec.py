@@ -227,7 +227,8 @@ def test_compiler_outside_the_release_range_is_refused(opts, message):
 def test_isa_note_for_gcc_levels_and_not_for_clang():
     v3 = make(target="x86-64-v3")
     assert v3.isa_note["stamped"] and "--linkopt=-Wl,-z,x86-64-v3" in v3.bazel_command
-    assert make(target="haswell").isa_note["linkopt"] == "-Wl,-z,x86-64-v3"
+    assert "--linkopt=-fuse-ld=bfd" in v3.bazel_command  # gold rejects -z x86-64-vN
+    assert make(target="haswell").isa_note["linkopts"] == ["-fuse-ld=bfd", "-Wl,-z,x86-64-v3"]
     base = make(target="x86-64")
     assert not base.isa_note["stamped"]
     clang = make(target="x86-64-v3", compiler="clang")

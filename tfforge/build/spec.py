@@ -241,9 +241,11 @@ class BuildSpec:
     def isa_note(self) -> dict:
         """Whether the libraries get the x86 ISA-level note glibc checks at load time.
 
-        GCC builds link with GNU ld, whose `-z x86-64-vN` writes GNU_PROPERTY_X86_ISA_1_NEEDED:
-        glibc (2.33+) then refuses to load a library on an older CPU ("CPU ISA level is lower
-        than required") instead of a SIGILL later."""
+        GCC builds are linked with GNU ld (BFD), whose `-z x86-64-vN` writes
+        GNU_PROPERTY_X86_ISA_1_NEEDED: glibc (2.33+) then refuses to load a library on an older
+        CPU ("CPU ISA level is lower than required") instead of a SIGILL later. -fuse-ld=bfd is
+        needed: Bazel's autoconfigured GCC toolchain links with gold, which rejects the option
+        (measured: "ld.gold: x86-64-v2: unknown -z option")."""
         level = isa.psabi_level(self.target.features)
         if self.compiler != "gcc":
             return {"stamped": False, "level": isa.level_name(level),
@@ -253,7 +255,7 @@ class BuildSpec:
             return {"stamped": False, "level": isa.level_name(level),
                     "why": "not stamped: the target is the x86-64 baseline"}
         return {"stamped": True, "level": isa.level_name(level),
-                "linkopt": f"-Wl,-z,x86-64-v{level}",
+                "linkopts": ["-fuse-ld=bfd", f"-Wl,-z,x86-64-v{level}"],
                 "why": f"GNU ld -z x86-64-v{level}: glibc refuses the libraries on older CPUs"}
 
     @property
@@ -321,7 +323,7 @@ class BuildSpec:
                  if f"--config={c}" not in self.bazel_args]
         argv += [f"--copt={f}" for f in self.copts]
         if self.isa_note["stamped"]:
-            argv.append(f"--linkopt={self.isa_note['linkopt']}")
+            argv += [f"--linkopt={o}" for o in self.isa_note["linkopts"]]
         argv += [f"--action_env=SOURCE_DATE_EPOCH={self.source_date_epoch}",
                  f"--disk_cache={self.bazel_cache}/disk"]
         if self.remote_cache:
