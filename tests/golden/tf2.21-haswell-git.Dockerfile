@@ -1,7 +1,7 @@
-# tfforge build 2.21.0-haswell-0777fa5857f2
+# tfforge build 2.21.0-haswell-bbf136887aef
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-haswell-0777fa5857f2/.export/export builds/2.21.0-haswell-0777fa5857f2
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-haswell-bbf136887aef/.export/export builds/2.21.0-haswell-bbf136887aef
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (bazelisk), non-root user
 FROM debian:bookworm-slim@sha256:88200866dfff7ea7f5cbcb6ec7c8a701889efe6fe859fe64d6990e4b07ea4171 AS toolchain
@@ -72,8 +72,7 @@ RUN --mount=type=cache,id=tfforge-bazel-10001,target=/home/builder/.cache/bazel,
       --config=clang_local \
       --copt=-march=haswell \
       --copt=-mtune=haswell \
-      --linkopt=-fuse-ld=bfd \
-      --linkopt=-Wl,-z,x86-64-v3 \
+      --copt=-mneeded \
       --action_env=SOURCE_DATE_EPOCH=315532800 \
       --disk_cache=/home/builder/.cache/bazel/disk \
       --repo_env=HERMETIC_PYTHON_VERSION=3.11 \

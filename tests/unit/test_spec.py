@@ -226,14 +226,15 @@ def test_compiler_outside_the_release_range_is_refused(opts, message):
 
 def test_isa_note_for_gcc_levels_and_not_for_clang():
     v3 = make(target="x86-64-v3")
-    assert v3.isa_note["stamped"] and "--linkopt=-Wl,-z,x86-64-v3" in v3.bazel_command
-    assert "--linkopt=-fuse-ld=bfd" in v3.bazel_command  # gold rejects -z x86-64-vN
-    assert make(target="haswell").isa_note["linkopts"] == ["-fuse-ld=bfd", "-Wl,-z,x86-64-v3"]
+    assert v3.isa_note["stamped"] and "--copt=-mneeded" in v3.bazel_command
+    assert v3.isa_note["level"] == "x86-64-v3"
+    assert make(target="haswell").isa_note["copt"] == "-mneeded"
+    assert "-mneeded" not in make(target="haswell").cc_opt_flags  # not for host tools
     base = make(target="x86-64")
     assert not base.isa_note["stamped"]
     clang = make(target="x86-64-v3", compiler="clang")
     assert not clang.isa_note["stamped"] and "LLD" in clang.isa_note["why"]
-    assert not any(a.startswith("--linkopt") for a in clang.bazel_command)
+    assert "--copt=-mneeded" not in clang.bazel_command
 
 
 def test_bazel_providers_record_their_bazel_and_warn():

@@ -241,11 +241,12 @@ class BuildSpec:
     def isa_note(self) -> dict:
         """Whether the libraries get the x86 ISA-level note glibc checks at load time.
 
-        GCC builds are linked with GNU ld (BFD), whose `-z x86-64-vN` writes
-        GNU_PROPERTY_X86_ISA_1_NEEDED: glibc (2.33+) then refuses to load a library on an older
-        CPU ("CPU ISA level is lower than required") instead of a SIGILL later. -fuse-ld=bfd is
-        needed: Bazel's autoconfigured GCC toolchain links with gold, which rejects the option
-        (measured: "ld.gold: x86-64-v2: unknown -z option")."""
+        GCC (>= 11) builds compile with `-mneeded`: every object carries
+        GNU_PROPERTY_X86_ISA_1_NEEDED for its -m flags, the linker ORs them into the library's
+        note, and glibc (2.33+) then refuses to load it on an older CPU ("CPU ISA level is lower
+        than required") instead of a SIGILL later. Not GNU ld's `-z x86-64-vN`: Bazel's
+        autoconfigured GCC toolchain links with gold, which rejects it, and forcing BFD breaks
+        the toolchain's --start-lib (both measured on the fixture)."""
         level = isa.psabi_level(self.target.features)
         if self.compiler != "gcc":
             return {"stamped": False, "level": isa.level_name(level),
@@ -254,9 +255,12 @@ class BuildSpec:
         if level < 2:
             return {"stamped": False, "level": isa.level_name(level),
                     "why": "not stamped: the target is the x86-64 baseline"}
-        return {"stamped": True, "level": isa.level_name(level),
-                "linkopts": ["-fuse-ld=bfd", f"-Wl,-z,x86-64-v{level}"],
-                "why": f"GNU ld -z x86-64-v{level}: glibc refuses the libraries on older CPUs"}
+        if Version(self.gcc_version) < Version("11"):
+            return {"stamped": False, "level": isa.level_name(level),
+                    "why": "not stamped: -mneeded needs GCC >= 11"}
+        return {"stamped": True, "level": isa.level_name(level), "copt": "-mneeded",
+                "why": f"GCC -mneeded: the libraries need {isa.level_name(level)} in their "
+                       "ISA note; glibc refuses them on older CPUs"}
 
     @property
     def repo_env(self) -> tuple[str, ...]:
@@ -323,7 +327,7 @@ class BuildSpec:
                  if f"--config={c}" not in self.bazel_args]
         argv += [f"--copt={f}" for f in self.copts]
         if self.isa_note["stamped"]:
-            argv += [f"--linkopt={o}" for o in self.isa_note["linkopts"]]
+            argv.append(f"--copt={self.isa_note['copt']}")
         argv += [f"--action_env=SOURCE_DATE_EPOCH={self.source_date_epoch}",
                  f"--disk_cache={self.bazel_cache}/disk"]
         if self.remote_cache:
