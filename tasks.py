@@ -64,11 +64,12 @@ _SPEC_HELP = {
                "feature flags",
     "mkl": "build with --config=mkl (oneDNN with OpenMP threading; needs GCC >= 6.2)",
     "compiler": "gcc (default, TF_NEED_CLANG=0) or clang",
-    "gcc_version": "GCC version to install and require in the image (default from config: "
-                   "12.2.0)",
+    "gcc_version": "GCC version to install and require in the image (default: the release "
+                   "recipe's, e.g. 13.3.0 for 2.18+; refused outside the recipe's range)",
     "clang_version": "Clang version with --compiler clang (default: TensorFlow's official one)",
-    "base_image": "base image (default: digest-pinned debian:bookworm-slim); an image without "
-                  "@sha256 is allowed and recorded as unpinned",
+    "base_image": "base image (default: the digest-pinned Debian image shipping the compiler: "
+                  "bookworm or trixie); an image without @sha256 is allowed, recorded as "
+                  "unpinned",
     "source_dir": "local TensorFlow source folder to build (default: clone the pinned tag)",
     "bazel_provider": "bazelisk (pinned download, default), debian (bazel-bootstrap) or image",
     "bazel_arg": "extra bazel build flag, --name or --name=value; repeatable",

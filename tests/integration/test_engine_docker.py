@@ -114,7 +114,7 @@ def test_missing_base_image_is_named(client, project):
         engine.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
     # No registry here (or no such image in one): the pull fails and the fix is named.
     assert str(exc.value).startswith("base image 'local/tfforge-absent:none' is not in the engine")
-    assert "make it: `bash scripts/make-base-image.sh local/tfforge-absent:none`" in str(exc.value)
+    assert "`bash scripts/make-base-image.sh local/tfforge-absent:none bookworm`" in str(exc.value)
     assert "`docker pull local/tfforge-absent:none`" in str(exc.value)
     assert snapshot(project / "wheels") == before
 
@@ -149,7 +149,7 @@ def test_ctrl_c_stops_the_build_and_same_id_is_refused_meanwhile(client, project
     token = f"tfforge-ctrlc-{uuid.uuid4().hex[:8]}"
     folder = build_dir(project, f"RUN echo {token} && sleep 300")
     before = snapshot(project / "wheels")
-    script = ("import sys\nfrom pathlib import Path\nfrom tfforge import engine\n"
+    script = ("import sys\nfrom pathlib import Path\nfrom tfforge.docker import engine\n"
               "from tfforge.errors import TfforgeError\n"
               "try:\n"
               f"    engine.run_build(Path({str(folder)!r}),\n"

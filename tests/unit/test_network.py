@@ -38,3 +38,16 @@ def test_a_closed_port_is_reported_fast_with_the_reason():
     assert message.startswith(f"cannot reach 127.0.0.1:{port} (")
     assert "--source-dir" in message and "make-base-image.sh local/trixie:base trixie" in message
     assert "--base-image local/trixie:base" in message
+
+
+def test_missing_base_image_advice_is_a_command_that_works():
+    """docker import cannot create a digest reference: the advice names a local image."""
+    from tfforge.docker import engine
+
+    ref = "debian:trixie-slim@sha256:" + "d" * 64
+    advice = engine.make_base(ref)
+    made = advice.split("`bash scripts/make-base-image.sh ")[1].split("`")[0]
+    assert made == "local/trixie:base trixie" and "@sha256" not in made
+    assert "--base-image local/trixie:base" in advice
+    assert engine.base_suite("debian:bookworm-slim@sha256:" + "8" * 64) == "bookworm"
+    assert "make-base-image.sh local/x:base bookworm`" in engine.make_base("local/x:base")

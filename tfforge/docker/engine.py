@@ -38,7 +38,7 @@ DEBIAN_CLIENT = "/usr/bin/docker"
 START_ENGINE = "start it: `dockerd > /tmp/dockerd.log 2>&1 &` or `systemctl start docker`"
 MAKE_BASE = ("pull it where a registry is reachable (`docker pull {ref}`), or offline make a "
              "local one with debootstrap and build on it: `bash scripts/make-base-image.sh "
-             "local/{suite}:base {suite}`, then pass --base-image local/{suite}:base")
+             "{local} {suite}`, then pass --base-image {local}")
 TAIL_LINES = 30
 # Seconds the client gets to send /build/cancel after SIGINT, and the engine to end the steps.
 CLIENT_GRACE_S = 15.0
@@ -269,12 +269,12 @@ def image_facts(client: Client, refs: Iterable[str], *, pull: bool = False) -> l
                 why = short(pulled.stderr.strip().splitlines()[-1] if pulled.stderr.strip()
                             else f"exit {pulled.returncode}", 120)
                 raise BuildError(f"base image {ref!r} is not in the engine and `docker pull` "
-                                 f"failed ({why}); " + MAKE_BASE.format(ref=ref, suite=base_suite(ref)))
+                                 f"failed ({why}); " + make_base(ref))
             proc = inspect(ref)
         if proc.returncode != 0:
             if "No such image" in proc.stderr or "No such object" in proc.stderr:
                 raise BuildError(f"base image {ref!r} is not in the engine; "
-                                 + MAKE_BASE.format(ref=ref, suite=base_suite(ref)))
+                                 + make_base(ref))
             raise BuildError(engine_error(proc.stderr))
         image_id, digests = proc.stdout.strip().split(" ", 1)
         facts.append({"ref": ref, "id": json.loads(image_id),
@@ -382,7 +382,7 @@ def classify_failure(lines: Sequence[str], returncode: int, steps: StepLog,
         ref = missing.group(1).rstrip(",:")
         ref = re.sub(r"^docker\.io/(library/)?", "", ref)
         return BuildError(f"base image {ref!r} is not in the engine and cannot be pulled; "
-                          + MAKE_BASE.format(ref=ref, suite=base_suite(ref)), detail)
+                          + make_base(ref), detail)
     if "Cannot connect to the Docker daemon" in text:
         return BuildError(engine_error(text), detail)
     if "buildx component is missing" in text:
@@ -589,6 +589,14 @@ def base_suite(ref: str) -> str:
     """The Debian suite a base image reference names (bookworm when it names none)."""
     found = re.search(r"(bookworm|trixie)", ref)
     return found.group(1) if found else "bookworm"
+
+
+def make_base(ref: str) -> str:
+    """How to get a missing base image: `docker import` cannot create a digest reference, so
+    a pinned public image is replaced by the local image of the same Debian suite."""
+    suite = base_suite(ref)
+    local = f"local/{suite}:base" if "@" in ref else ref
+    return MAKE_BASE.format(ref=ref, suite=suite, local=local)
 
 
 def _interrupt_when_parent_dies() -> None:
