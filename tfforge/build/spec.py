@@ -254,7 +254,8 @@ class BuildSpec:
                            "ISA-level note (only GCC + GNU ld builds are stamped)"}
         if level < 2:
             return {"stamped": False, "level": isa.level_name(level),
-                    "why": "not stamped: the target is the x86-64 baseline"}
+                    "why": "not stamped: the target's features complete no psABI level "
+                           "above the x86-64 baseline"}
         if Version(self.gcc_version) < Version("11"):
             return {"stamped": False, "level": isa.level_name(level),
                     "why": "not stamped: -mneeded needs GCC >= 11"}
