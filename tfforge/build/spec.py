@@ -459,12 +459,16 @@ def canonical_json(doc: object) -> str:
     return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
 
 
+def export_dir(build_dir: str | Path) -> Path:
+    """Where the build's export stage lands: <build_dir>/.export/export."""
+    return Path(build_dir) / EXPORT_STAGE / "export"
+
+
 def docker_argv(client: str, build_dir: str | Path) -> list[str]:
     """THE docker command that builds a rendered folder: `build --dry-run` prints it, the
     engine runs it (with DOCKER_ENV), build.json records it for the folder under builds/."""
-    dest = Path(build_dir) / EXPORT_STAGE / "export"
     return [client, "build", "--progress=plain", "--target", "export",
-            "--output", f"type=local,dest={dest}", str(build_dir)]
+            "--output", f"type=local,dest={export_dir(build_dir)}", str(build_dir)]
 
 
 def docker_command(build_id: str) -> dict:

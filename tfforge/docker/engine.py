@@ -614,7 +614,7 @@ def _read_lines(stream, lines: "queue.Queue[str | None]") -> None:
     lines.put(None)
 
 
-def run_docker_build(client: Client, build_dir: Path, dest: Path, log_path: Path, *,
+def run_docker_build(client: Client, build_dir: Path, log_path: Path, *,
                      build_id: str, timeout_s: float, started: float | None = None) -> StepLog:
     """Run the BuildKit build, streaming its log; stop it in the engine on timeout or Ctrl-C.
 
@@ -759,14 +759,16 @@ def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float,
         # Staged beside the build (same filesystem as wheels/ in a project): the final move is
         # one rename. Removed whatever happens.
         # A fixed folder (the argv `build --dry-run` prints names it); the build lock makes it ours.
-        stage = build_dir / ".export"
+        from tfforge.build.spec import export_dir
+
+        stage = export_dir(build_dir).parent
         shutil.rmtree(stage, ignore_errors=True)
         stage.mkdir()
         try:
-            steps = run_docker_build(client, build_dir, stage / "export", log_path,
+            steps = run_docker_build(client, build_dir, log_path,
                                      build_id=build_id, timeout_s=timeout_s, started=t0)
             t_built = time.monotonic()
-            raw = _exported_wheel(stage / "export", log_path)
+            raw = _exported_wheel(export_dir(build_dir), log_path)
             cache = {"steps_cached": steps.cached, "steps_run": steps.ran}
             durations = {"engine_check_s": round(t_checked - t0, 3),
                          "build_s": round(t_built - t_checked, 3),
