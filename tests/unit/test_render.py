@@ -455,3 +455,20 @@ def test_build_hands_the_rendered_folder_to_the_engine(tmp_path, monkeypatch):
     assert out["dry_run"] is False and out["wheel"].endswith("x.whl")
     build.build_command(local, timeout="120", as_json=True)
     assert calls[-1][2] == 120.0  # the command line wins over the environment
+
+
+@pytest.mark.parametrize("tf_version", toolchains.known_versions())
+def test_every_release_renders_with_its_evidence_shown(tf_version, tmp_path, monkeypatch, capsys):
+    from tfforge.commands import build
+
+    monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
+    tc = toolchains.toolchain(tf_version)
+    build.render_command({"tf_version": tf_version, "python_version": tc.pythons[-1],
+                          "target": "x86-64-v3"})
+    out = capsys.readouterr().out
+    recipe = next(line for line in out.splitlines() if line.strip().startswith("recipe:"))
+    assert f"bazel {tc.bazel} [{tc.evidence['bazel'].level}]" in recipe
+    assert f"gcc range [{tc.evidence['gcc'].level}]" in recipe
+    assert recipe.endswith("(secondary evidence only)") is tc.secondary_only
+    doc = json.loads(next((tmp_path / "builds").iterdir()).joinpath("build.json").read_text())
+    assert doc["recipe"]["evidence"] == {k: e.as_dict() for k, e in tc.evidence.items()}
