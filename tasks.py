@@ -77,11 +77,13 @@ _SPEC_HELP = {
                "feature flags",
     "mkl": "build with --config=mkl (oneDNN with OpenMP threading; needs GCC >= 6.2)",
     "compiler": f"gcc (TF_NEED_CLANG=0) or clang {_default('compiler')}",
-    "gcc_version": f"GCC version to install and require in the image {_default('gcc_version')}",
+    "gcc_version": "GCC version to install and require in the image (default: the release "
+                   "recipe's, e.g. 13.3.0 for 2.18+; refused outside the recipe's range)",
     "clang_version": "Clang version with --compiler clang "
                      + _default("clang_version", "TensorFlow's official one"),
     "base_image": "base image; an image without @sha256 is allowed and recorded as unpinned "
-                  + _default("base_image", "the digest-pinned one in toolchains.toml"),
+                  "(default: the digest-pinned Debian image shipping the compiler: bookworm "
+                  "or trixie)",
     "source_dir": "local TensorFlow source folder to build "
                   + _default("source_dir", "clone the pinned tag"),
     "bazel_provider": "bazelisk (pinned download), debian (bazel-bootstrap) or image "

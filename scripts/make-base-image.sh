@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Make the local base image builds use when no registry is reachable: a minimal Debian bookworm
-# root filesystem from debootstrap, imported into the Docker engine.
+# Make the local base image builds use when no registry is reachable: a minimal Debian root
+# filesystem from debootstrap, imported into the Docker engine.
 #
-#   bash scripts/make-base-image.sh [IMAGE]      (default IMAGE: local/bookworm:base)
+#   bash scripts/make-base-image.sh [IMAGE [SUITE]]   (default: local/bookworm:base bookworm)
+#
+# SUITE: bookworm (gcc-11/12, clang-14..16) or trixie (gcc-12/13/14, clang-17..19; the recipes
+# of TensorFlow 2.18+ default to gcc-13). Without SUITE it is read from IMAGE (local/trixie:base
+# -> trixie). IMAGE is a plain name[:tag]: `docker import` cannot create a digest reference.
 #
 # Idempotent: if IMAGE already exists in the engine, nothing is done. Needs root, debootstrap and
 # a running engine. apt keeps working inside containers: the image gets the host's Debian
@@ -10,7 +14,16 @@
 set -euo pipefail
 
 IMAGE="${1:-local/bookworm:base}"
-SUITE=bookworm
+case "$IMAGE" in
+    *@sha256:*)
+        echo "make-base-image: $IMAGE is a digest reference, which docker import cannot create; name it like local/bookworm:base and pass that as --base-image" >&2
+        exit 2 ;;
+esac
+case "${2:-$IMAGE}" in
+    *trixie*) SUITE=trixie ;;
+    *bookworm*|"$IMAGE") SUITE=bookworm ;;
+    *) echo "make-base-image: unknown suite ${2}; use bookworm or trixie" >&2; exit 2 ;;
+esac
 # Debian's client runs BuildKit builds itself; a newer /usr/local/bin/docker may lack buildx.
 DOCKER=/usr/bin/docker
 [ -x "$DOCKER" ] || DOCKER="$(command -v docker || true)"
@@ -57,9 +70,12 @@ debootstrap --variant=minbase "$SUITE" "$ROOTFS" "$MIRROR"
 rm -rf "$ROOTFS"/dev/* "$ROOTFS"/var/cache/apt/*.bin "$ROOTFS"/var/cache/apt/archives/*.deb \
        "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/tmp/* "$ROOTFS"/var/log/*.log
 # Same sources as the host (incl. updates/security suites) so apt works inside containers.
+# The host's suites are renamed to the image's (bookworm-updates -> trixie-updates ...).
 if [ -r "$SOURCES" ]; then
     rm -f "$ROOTFS/etc/apt/sources.list"
-    cp "$SOURCES" "$ROOTFS/etc/apt/sources.list.d/debian.sources"
+    HOST_SUITE="$(awk '/^Suites:/ {print $2; exit}' "$SOURCES")"
+    sed "/^Suites:/ s/\b${HOST_SUITE:-bookworm}\b/$SUITE/g" "$SOURCES" \
+        > "$ROOTFS/etc/apt/sources.list.d/debian.sources"
 fi
 # A mirror serving a dated snapshot has expired Release files; keep the host's apt setting.
 for conf in /etc/apt/apt.conf.d/*; do

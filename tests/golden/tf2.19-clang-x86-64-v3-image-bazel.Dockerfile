@@ -1,18 +1,18 @@
-# tfforge build 2.19.0-x86.64.v3-52eba1e543ef
+# tfforge build 2.19.0-x86.64.v3-4a40c3f14d3e
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --target export --output type=local,dest=OUT builds/2.19.0-x86.64.v3-52eba1e543ef
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.19.0-x86.64.v3-4a40c3f14d3e/.export/export builds/2.19.0-x86.64.v3-4a40c3f14d3e
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (image), non-root user
-FROM debian:bookworm-slim@sha256:88200866dfff7ea7f5cbcb6ec7c8a701889efe6fe859fe64d6990e4b07ea4171 AS toolchain
+FROM debian:trixie-slim@sha256:d7e12182ce18b85b93007c1dedf31f2d29e01ccf3182cc4017c709b6259bc132 AS toolchain
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && for p in clang-18 lld-18; do \
       apt-cache show "$p" >/dev/null 2>&1 || { echo "tfforge: the base image's archive has no package $p; pick a compiler version it ships or another --base-image" >&2; exit 1; }; \
     done \
- && apt-get install -y --no-install-recommends ca-certificates clang-18 git lld-18 patch python3 python3-dev unzip zip \
+ && apt-get install -y --no-install-recommends ca-certificates clang-18 git lld-18 patch patchelf python3 python3-dev unzip zip \
  && rm -rf /var/lib/apt/lists/* \
- && dpkg-query -W ca-certificates clang-18 git lld-18 patch python3 python3-dev unzip zip
+ && dpkg-query -W ca-certificates clang-18 git lld-18 patch patchelf python3 python3-dev unzip zip
 RUN have="$(clang-18 -dumpversion)" \
  && if ! dpkg --compare-versions "$have" ge "18"; then \
       echo "tfforge: clang-18 is $have, older than the required 18; use --clang-version $have or a base image with a newer compiler" >&2; exit 1; \
@@ -36,8 +36,13 @@ RUN git -c advice.detachedHead=false clone --quiet --depth 1 --branch v2.19.0 ht
       echo "tfforge: tag v2.19.0 is commit $got, expected e36baa302922ea3c7131b302c2996bd2051ee5c4 (tfforge/data/toolchains.toml); refusing to build" >&2; exit 1; \
     fi \
  && echo "tfforge: v2.19.0 is e36baa302922ea3c7131b302c2996bd2051ee5c4"
+# the tree against the recipe (.bazelversion, wheel target, configs, hermetic toolchain,
+# version type): seconds here instead of a failure hours into the compile
+COPY clone_check.py /usr/local/share/tfforge/clone_check.py
+RUN python3 /usr/local/share/tfforge/clone_check.py --root /home/builder/src --target //tensorflow/tools/pip_package:wheel
 
 # ---- build: configure without questions, bazel build, wheel(s) into /dist
+# compiler: clang 18 from the image, chosen by ./configure (TF_NEED_CLANG=1)
 FROM source AS build
 WORKDIR /home/builder/src
 ENV PYTHON_BIN_PATH="/usr/bin/python3" \
@@ -47,8 +52,13 @@ ENV PYTHON_BIN_PATH="/usr/bin/python3" \
     CC_OPT_FLAGS="-march=x86-64-v3 -mtune=generic -Wno-sign-compare" \
     TF_NEED_CUDA="0" \
     TF_NEED_ROCM="0" \
+    TF_NEED_TENSORRT="0" \
     TF_SET_ANDROID_WORKSPACE="0" \
     TF_CONFIGURE_IOS="0" \
+    TF_DOWNLOAD_CLANG="0" \
+    TF_NEED_MPI="0" \
+    TF_NEED_OPENCL="0" \
+    TF_ENABLE_XLA="1" \
     SOURCE_DATE_EPOCH="315532800"
 RUN ./configure < /dev/null
 RUN --mount=type=cache,id=tfforge-bazel-10001,target=/home/builder/.cache/bazel,uid=10001,gid=10001,sharing=locked \
@@ -60,6 +70,7 @@ RUN --mount=type=cache,id=tfforge-bazel-10001,target=/home/builder/.cache/bazel,
       --disk_cache=/home/builder/.cache/bazel/disk \
       --remote_cache=grpcs://cache.example.com:9092 \
       --repo_env=HERMETIC_PYTHON_VERSION=3.11 \
+      --repo_env=TF_PYTHON_VERSION=3.11 \
       --repo_env=WHEEL_NAME=tensorflow_cpu \
       //tensorflow/tools/pip_package:wheel \
  && cp bazel-bin/tensorflow/tools/pip_package/wheel_house/*.whl /dist/ \

@@ -1,7 +1,7 @@
-# tfforge build 2.21.0-haswell-ffee8709fa87
+# tfforge build 2.21.0-haswell-bbf136887aef
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --target export --output type=local,dest=OUT builds/2.21.0-haswell-ffee8709fa87
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-haswell-bbf136887aef/.export/export builds/2.21.0-haswell-bbf136887aef
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (bazelisk), non-root user
 FROM debian:bookworm-slim@sha256:88200866dfff7ea7f5cbcb6ec7c8a701889efe6fe859fe64d6990e4b07ea4171 AS toolchain
@@ -10,9 +10,9 @@ RUN apt-get update \
  && for p in gcc-12 g++-12; do \
       apt-cache show "$p" >/dev/null 2>&1 || { echo "tfforge: the base image's archive has no package $p; pick a compiler version it ships or another --base-image" >&2; exit 1; }; \
     done \
- && apt-get install -y --no-install-recommends ca-certificates curl g++-12 gcc-12 git patch python3 python3-dev unzip zip \
+ && apt-get install -y --no-install-recommends ca-certificates curl g++-12 gcc-12 git patch patchelf python3 python3-dev unzip zip \
  && rm -rf /var/lib/apt/lists/* \
- && dpkg-query -W ca-certificates curl g++-12 gcc-12 git patch python3 python3-dev unzip zip
+ && dpkg-query -W ca-certificates curl g++-12 gcc-12 git patch patchelf python3 python3-dev unzip zip
 RUN have="$(gcc-12 -dumpfullversion)" \
  && if ! dpkg --compare-versions "$have" ge "12.2.0"; then \
       echo "tfforge: gcc-12 is $have, older than the required 12.2.0; use --gcc-version $have or a base image with a newer compiler" >&2; exit 1; \
@@ -41,29 +41,46 @@ RUN git -c advice.detachedHead=false clone --quiet --depth 1 --branch v2.21.0 ht
       echo "tfforge: tag v2.21.0 is commit $got, expected a481b10260dfdf833a1b16007eead49c1d7febf3 (tfforge/data/toolchains.toml); refusing to build" >&2; exit 1; \
     fi \
  && echo "tfforge: v2.21.0 is a481b10260dfdf833a1b16007eead49c1d7febf3"
+# the tree against the recipe (.bazelversion, wheel target, configs, hermetic toolchain,
+# version type): seconds here instead of a failure hours into the compile
+COPY clone_check.py /usr/local/share/tfforge/clone_check.py
+RUN python3 /usr/local/share/tfforge/clone_check.py --root /home/builder/src --target //tensorflow/tools/pip_package:wheel --config=clang_local --bazel 7.4.1 --wheel-type release
 
 # ---- build: configure without questions, bazel build, wheel(s) into /dist
+# compiler: gcc 12.2.0 from the image; the release's hermetic clang is switched off with --config=clang_local
 FROM source AS build
 WORKDIR /home/builder/src
 ENV PYTHON_BIN_PATH="/usr/bin/python3" \
     USE_DEFAULT_PYTHON_LIB_PATH="1" \
     TF_NEED_CLANG="0" \
+    GCC_HOST_COMPILER_PATH="/usr/bin/gcc-12" \
     CC_OPT_FLAGS="-march=haswell -mtune=haswell -Wno-sign-compare" \
     TF_NEED_CUDA="0" \
     TF_NEED_ROCM="0" \
+    TF_NEED_TENSORRT="0" \
     TF_SET_ANDROID_WORKSPACE="0" \
     TF_CONFIGURE_IOS="0" \
+    TF_DOWNLOAD_CLANG="0" \
+    TF_NEED_MPI="0" \
+    TF_NEED_OPENCL="0" \
+    TF_ENABLE_XLA="1" \
     SOURCE_DATE_EPOCH="315532800"
 RUN ./configure < /dev/null
 RUN --mount=type=cache,id=tfforge-bazel-10001,target=/home/builder/.cache/bazel,uid=10001,gid=10001,sharing=locked \
     bazel build \
       --config=opt \
+      --config=clang_local \
       --copt=-march=haswell \
       --copt=-mtune=haswell \
+      --copt=-mneeded \
       --action_env=SOURCE_DATE_EPOCH=315532800 \
       --disk_cache=/home/builder/.cache/bazel/disk \
       --repo_env=HERMETIC_PYTHON_VERSION=3.11 \
+      --repo_env=TF_PYTHON_VERSION=3.11 \
       --repo_env=WHEEL_NAME=tensorflow_cpu \
+      --repo_env=ML_WHEEL_TYPE=release \
+      --repo_env=USE_PYWRAP_RULES=True \
+      --define=xnn_enable_avxvnniint8=false \
       //tensorflow/tools/pip_package:wheel \
  && cp bazel-bin/tensorflow/tools/pip_package/wheel_house/*.whl /dist/ \
  && if ! ls /dist/*.whl >/dev/null 2>&1; then echo "tfforge: the build produced no wheel" >&2; exit 1; fi \

@@ -4,8 +4,15 @@ tfws fixture workspace (tests/fixtures/tfws, TensorFlow's build interface) with 
 Builds (in a throwaway TFFORGE_ROOT, so the repo's builds/ and wheels/ stay untouched):
   A  --avx2 --fma                    -> the .so holds AVX2 and FMA instructions in ordinary code
   B  --mkl --target x86-64-v2        -> no AVX at all; reports MKL at import
+  C  --target x86-64-v3               -> GCC's ISA-level note: glibc refuses it on a
+                                        SandyBridge (qemu) instead of a SIGILL; runs on Haswell
   A again, unchanged                 -> served from the cache (time ratio printed)
   a broken variant (tfws_broken)     -> fails, prints the cause, wheels/ unchanged
+  a tree without the recipe's config -> the clone check stops it in the source stage
+
+The fixture mirrors TensorFlow 2.21's interfaces: its .bazelrc defaults ML_WHEEL_TYPE=snapshot
+(a .dev0 version) and a hermetic C++ toolchain (the build stops unless --config=clang_local),
+and its packaging calls patchelf. The 2.21 recipe overrides both; the wheels prove it.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, invoke, need_engine
+from conftest import FIXTURES, invoke, need, need_engine
 
 from tfforge.elfscan.scan import scan_library
 from tfforge.wheel.read import check as check_wheel
@@ -28,7 +35,9 @@ from tfforge.wheel.read import check as check_wheel
 pytestmark = pytest.mark.integration
 BASE = "local/bookworm:base"
 SRC = "/home/builder/src"  # where the template copies a local source inside the image
-COMMON = ("--base-image", BASE, "--bazel-provider", "debian",
+# bookworm ships gcc-12: inside TensorFlow 2.21's recipe range (12 to 13; its default 13 needs
+# a trixie image)
+COMMON = ("--base-image", BASE, "--bazel-provider", "debian", "--gcc-version", "12.2.0",
           f"--bazel-arg=--override_repository=rules_cc={SRC}/third_party/rules_cc",
           f"--bazel-arg=--override_repository=rules_java={SRC}/third_party/rules_java")
 SO = "tensorflow/python/_pywrap_tfws.so"
@@ -77,6 +86,7 @@ def builds(project, source):
     results = {}
     for key, flags in (("avx2_fma", ("--avx2", "--fma")),
                        ("v2_mkl", ("--mkl", "--target", "x86-64-v2")),
+                       ("v3", ("--target", "x86-64-v3")),
                        ("avx2_fma_again", ("--avx2", "--fma"))):
         proc, seconds = build(project, *flags, source=source)
         assert proc.returncode == 0, f"build {flags} failed:\n{proc.stderr[-4000:]}"
@@ -178,7 +188,7 @@ def test_failing_build_leaves_wheels_unchanged(builds, project, tmp_path):
     shutil.copytree(FIXTURES / "tfws_broken", broken, dirs_exist_ok=True)
     wheels = project / "wheels"
     before = {p.name: p.read_bytes() for p in wheels.iterdir()}
-    assert len(before) == 2
+    assert len(before) == 3
     proc, _ = build(project, "--avx2", "--fma", source=broken)
     print("\n" + proc.stderr.strip().splitlines()[-1])
     assert proc.returncode == 1
@@ -187,3 +197,82 @@ def test_failing_build_leaves_wheels_unchanged(builds, project, tmp_path):
     assert "vector_kernels.c" in proc.stderr and "error: expected ';'" in proc.stderr
     assert {p.name: p.read_bytes() for p in wheels.iterdir()} == before
     assert proc.stdout == ""
+
+
+def _readelf(flag: str, library: Path) -> str:
+    return subprocess.run(["readelf", flag, str(library)], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_recipe_overrides_the_fixture_defaults_and_packaging_ran_patchelf(builds, tmp_path):
+    """ML_WHEEL_TYPE=release beats the .bazelrc's snapshot (no .dev0 in the version), the
+    hermetic toolchain was switched off (the fixture stops otherwise), and the packaging step
+    ran patchelf (RUNPATH $ORIGIN on the library)."""
+    result = builds["avx2_fma"]
+    name = Path(result["wheel"]).name
+    assert name.startswith("tensorflow_cpu-2.21.0+avx2.fma-") and "dev0" not in name
+    doc = check_wheel(Path(result["wheel"])).facts.provenance
+    assert "ML_WHEEL_TYPE=release" in doc["derived"]["repo_env"]
+    assert doc["derived"]["configs"][:2] == ["opt", "clang_local"]
+    assert doc["recipe"]["evidence"]["wheel_type"]["level"] == "nearby-master"
+    dynamic = _readelf("-d", library(result["wheel"], tmp_path))
+    assert re.search(r"\((RUNPATH|RPATH)\)\s+Library r(un)?path: \[\$ORIGIN\]", dynamic), dynamic
+
+
+def test_dry_run_prints_the_argv_build_ran(builds, project, source):
+    """`build --dry-run` prints exactly the docker argv the engine then ran (its build.log)."""
+    result = builds["avx2_fma"]
+    proc = invoke("build", "--avx2", "--fma", "--source-dir", str(source), *COMMON, "--json",
+                  "--dry-run", env={"TFFORGE_ROOT": str(project),
+                                    "TFFORGE_CACHE": str(project / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    plan = json.loads(proc.stdout)
+    assert plan["id"] == result["build_id"]
+    ran = Path(result["log"]).read_text().splitlines()[0]
+    env = " ".join(f"{k}={v}" for k, v in plan["docker_env"].items())
+    assert ran == f"$ {env} " + " ".join(plan["docker_command"])
+
+
+def test_isa_level_note_makes_glibc_refuse_an_older_cpu(builds, tmp_path):
+    """Built for x86-64-v3 with GCC -mneeded (linked by gold): the note says v3; under qemu as a SandyBridge
+    glibc's loader refuses the library ("CPU ISA level is lower than required"), no SIGILL;
+    as a Haswell it imports and runs."""
+    qemu = shutil.which("qemu-x86_64")
+    need(qemu is not None, "qemu-x86_64 (apt-get install qemu-user)")
+    result = builds["v3"]
+    notes = _readelf("-n", library(result["wheel"], tmp_path))
+    assert "x86 ISA needed" in notes and "x86-64-v3" in notes, notes
+    provenance = check_wheel(Path(result["wheel"])).facts.provenance
+    assert provenance["derived"]["isa_note"]["copt"] == "-mneeded"
+    venv = tmp_path / "v3"
+    probe = venv_run(result["wheel"], venv, "import sys; print(sys.version)")
+    assert probe.returncode == 0, probe.stderr
+    python = str(venv / "bin" / "python")
+    code = "from tensorflow.python import _pywrap_tfws as e; print(e.imad(3, 4, 5))"
+    env = {"TF_CPP_MIN_LOG_LEVEL": "1", "PATH": "/usr/bin:/bin"}
+    old = subprocess.run([qemu, "-cpu", "SandyBridge", python, "-c", code], capture_output=True,
+                         text=True, timeout=300, cwd=venv, env=env)
+    print(f"\nSandyBridge: exit {old.returncode}: {old.stderr.strip().splitlines()[-1:]}")
+    assert old.returncode == 1, (old.returncode, old.stderr)  # an ImportError, not -SIGILL
+    assert "CPU ISA level is lower than required" in old.stderr
+    new = subprocess.run([qemu, "-cpu", "Haswell", python, "-c", code], capture_output=True,
+                         text=True, timeout=300, cwd=venv, env=env)
+    assert new.returncode == 0 and new.stdout.strip() == "17", new.stderr
+
+
+def test_clone_check_stops_a_tree_that_disagrees_with_the_recipe(builds, project, tmp_path):
+    """A tree whose .bazelrc lacks the recipe's clang_local config stops in the source stage,
+    with the reason, before configure or Bazel run."""
+    tree = tmp_path / "no_clang_local"
+    shutil.copytree(FIXTURES / "tfws", tree)
+    rc = tree / ".bazelrc"
+    rc.write_text("".join(line for line in rc.read_text().splitlines(keepends=True)
+                          if not line.startswith("build:clang_local")))
+    start = time.monotonic()
+    proc, _ = build(project, "--avx2", "--fma", source=tree)
+    seconds = time.monotonic() - start
+    print(f"\nclone check stopped the build after {seconds:.1f} s")
+    assert proc.returncode == 1
+    assert "[source " in proc.stderr and "clone_check.py" in proc.stderr
+    assert ".bazelrc defines no config clang_local" in proc.stderr
+    assert seconds < 120

@@ -90,7 +90,7 @@ def test_build_exports_finalized_wheel(client, project):
     assert inside["durations"]["build_s"] > 0
     assert beside["wheel"]["sha256"] == result["sha256"] and "total_s" in beside["durations"]
     assert "exporting to client" in (folder / "build.log").read_text()
-    assert not list(folder.glob(".export-*"))
+    assert not (folder / ".export").exists()
 
 
 def test_failing_step_reports_cause_and_log_tail(client, project):
@@ -103,7 +103,7 @@ def test_failing_step_reports_cause_and_log_tail(client, project):
     assert "kernel.c:3: error: expected ;" in exc.value.detail
     assert exc.value.detail.splitlines()[-1] == f"full log: {folder / 'build.log'}"
     assert snapshot(project / "wheels") == before
-    assert not (folder / "provenance.json").exists() and not list(folder.glob(".export-*"))
+    assert not (folder / "provenance.json").exists() and not (folder / ".export").exists()
 
 
 def test_missing_base_image_is_named(client, project):
@@ -115,7 +115,7 @@ def test_missing_base_image_is_named(client, project):
         engine.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
     # No registry here (or no such image in one): the pull fails and the fix is named.
     assert str(exc.value).startswith("base image 'local/tfforge-absent:none' is not in the engine")
-    assert "make it: `bash scripts/make-base-image.sh local/tfforge-absent:none`" in str(exc.value)
+    assert "`bash scripts/make-base-image.sh local/tfforge-absent:none bookworm`" in str(exc.value)
     assert "`docker pull local/tfforge-absent:none`" in str(exc.value)
     assert snapshot(project / "wheels") == before
 

@@ -154,8 +154,12 @@ def test_bazel_version_per_tensorflow_version(tf_version):
     # sha256sum's check format is "<hash><two spaces><file>" (the parser collapses spaces)
     assert f'echo "{pins.bazelisk.sha256}  /usr/local/bin/bazel" | sha256sum -c -' in text
     build_run = [r for r in runs(stage(st, "build")) if "bazel build" in r][0]
-    assert f"//tensorflow/tools/pip_package:{tc.wheel_target}" in build_run
-    assert f"--repo_env={tc.hermetic_python_env}={tc.pythons[-1]}" in build_run
+    assert build_run.split(" \\\n")[0] and f" {tc.wheel_target} " in build_run.replace("\n", " ")
+    for name in tc.python_env:
+        assert f"--repo_env={name}={tc.pythons[-1]}" in build_run
+    installed = [r for r in runs(stage(st, "toolchain")) if "apt-get install" in r][0]
+    for pkg in tc.packages:
+        assert f" {pkg} " in installed, (tf_version, pkg)
     clone = runs(stage(st, "source"))[0]
     assert f"--branch {tc.git_tag} " in clone and f'"$got" != "{tc.git_commit}"' in clone
 
@@ -206,19 +210,22 @@ def test_pinned_digests_and_no_frontend_image():
 
 
 def test_compiler_version_check_fails_clearly():
-    s = make(gcc_version="11.4.0")
+    s = make(gcc_version="12.4.0")
     check = [r for r in runs(stage(parse_dockerfile(render.dockerfile(s)), "toolchain"))
              if "-dumpfullversion" in r][0]
-    assert 'have="$(gcc-11 -dumpfullversion)"' in check
-    assert 'dpkg --compare-versions "$have" ge "11.4.0"' in check
-    assert "exit 1" in check and "older than the required 11.4.0" in check
+    assert 'have="$(gcc-12 -dumpfullversion)"' in check
+    assert 'dpkg --compare-versions "$have" ge "12.4.0"' in check
+    assert "exit 1" in check and "older than the required 12.4.0" in check
     assert "use --gcc-version $have" in check
 
 
 def test_local_source_is_copied_not_cloned(tmp_path):
     s = make(source_dir=str(small_tree(tmp_path / "src")))
     src_stage = stage(parse_dockerfile(render.dockerfile(s)), "source")
-    assert src_stage["ins"] == [("COPY", "--chown=builder:builder src/ /home/builder/src/")]
+    assert src_stage["ins"][0] == ("COPY", "--chown=builder:builder src/ /home/builder/src/")
+    # then the tree is checked against the recipe before anything compiles
+    assert src_stage["ins"][1] == ("COPY", f"clone_check.py {spec.CLONE_CHECK}")
+    assert src_stage["ins"][2] == ("RUN", " ".join(s.clone_check_argv))
 
 
 def test_the_build_steps_really_run_in_sh(tmp_path):
@@ -248,7 +255,8 @@ def test_render_writes_and_rerender_is_a_noop(tmp_path):
     s = make(target="", features=["avx2", "fma"], mkl=True)
     first = render.render(s, builds)
     assert first.created and first.path == builds / s.build_id
-    assert sorted(p.name for p in first.path.iterdir()) == ["Dockerfile", "build.json"]
+    assert sorted(p.name for p in first.path.iterdir()) == ["Dockerfile", "build.json",
+                                                            "clone_check.py"]
     stamp = {p.name: p.stat().st_mtime_ns for p in first.path.iterdir()}
     again = render.render(make(target="", features=["fma", "avx2"], mkl=True), builds)
     assert not again.created and again.build_id == first.build_id
@@ -267,9 +275,11 @@ def test_build_json_contract(tmp_path):
     assert doc["derived"]["features"] == sorted(s.target.features, key=isa.sort_key)
     assert doc["derived"]["copts"] == list(s.copts)
     assert doc["commands"]["bazel"] == list(s.bazel_command)
-    assert doc["commands"]["docker"]["argv"] == [
-        "/usr/bin/docker", "build", "--target", "export", "--output", "type=local,dest=OUT",
-        f"builds/{s.build_id}"]
+    assert doc["commands"]["docker"]["argv"] == spec.docker_argv("/usr/bin/docker",
+                                                                 f"builds/{s.build_id}")
+    assert doc["recipe"]["evidence"]["bazel"]["level"] == "nearby-master"
+    assert doc["derived"]["isa_note"]["stamped"] is False  # avx2+fma is no psABI level
+    assert doc["commands"]["clone_check"] == list(s.clone_check_argv)
     assert doc["commands"]["docker"]["env"] == {"DOCKER_BUILDKIT": "1"}
     assert doc["toolchain"]["bazel"] == "7.4.1" and doc["spec"]["mkl"] is True
     for key in ("spec", "derived", "toolchain", "tools", "commands"):
@@ -381,10 +391,13 @@ def test_cli_build_dry_run_prints_the_plan(tmp_path):
     [build_dir] = (tmp_path / "builds").iterdir()
     out = proc.stdout
     assert f"Dockerfile: {build_dir / 'Dockerfile'}" in out
-    assert (f"docker:     DOCKER_BUILDKIT=1 /usr/bin/docker build --target export --output "
-            f"type=local,dest=OUT {build_dir}") in out
+    docker_line = next(line for line in out.splitlines() if line.startswith("docker:"))
+    assert docker_line.endswith(f"--target export --output type=local,dest="
+                                f"{build_dir}/.export/export {build_dir}")
     bazel_line = next(line for line in out.splitlines() if line.startswith("bazel:"))
-    assert "bazel build --config=opt --copt=-march=haswell --copt=-mtune=haswell" in bazel_line
+    assert ("bazel build --config=opt --config=clang_local --copt=-march=haswell "
+            "--copt=-mtune=haswell") in bazel_line
+    assert "recipe:     bazel 7.4.1 [nearby-master]" in out
     assert bazel_line.endswith("//tensorflow/tools/pip_package:wheel")
     assert not (tmp_path / "wheels").exists()
 
@@ -406,12 +419,14 @@ def test_tasks_document_every_flag():
 
 def test_cli_host_target_and_archspec_reasons_survive_the_console(tmp_path):
     host = ROOT / "tests" / "fixtures" / "cpuinfo" / "zen4-epyc-9r14.cpuinfo"
-    # GCC 9.4 has no Zen 4 flags: the fleet match steps down and warns with archspec's reason
-    proc = _cli(tmp_path, "render", "--host", str(host), "--gcc-version", "9.4.0")
+    # GCC 12.2 spells Zen 4 with znver3 flags (archspec); the host target keeps its name
+    proc = _cli(tmp_path, "render", "--host", str(host), "--gcc-version", "12.2.0")
     assert proc.returncode == 0, proc.stderr
-    assert "target:  host zen4-epyc-9r14 -> x86_64_v4" in proc.stdout
+    assert "target:  host zen4-epyc-9r14 -> zen4" in proc.stdout
     # archspec's reason has "[...]" in it: printed as text, not eaten as console markup
-    assert "[supported compiler versions are" in " ".join(proc.stderr.split())
+    zen5 = _cli(tmp_path, "render", "--target", "zen5", "--gcc-version", "12.2.0")
+    assert zen5.returncode == 2
+    assert "[supported compiler versions are" in " ".join(zen5.stderr.split())
 
 
 def test_build_hands_the_rendered_folder_to_the_engine(tmp_path, monkeypatch):
@@ -429,10 +444,30 @@ def test_build_hands_the_rendered_folder_to_the_engine(tmp_path, monkeypatch):
     monkeypatch.setattr(engine, "run_build", fake_run_build)
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
     monkeypatch.setenv("TFFORGE_BUILD_TIMEOUT", "99")
-    out = build.build_command({"target": "haswell"}, as_json=True)
+    # a local tree and Debian's Bazel: nothing to reach on the network (this machine is offline)
+    local = {"target": "haswell", "source_dir": str(small_tree(tmp_path / "src")),
+             "bazel_provider": "debian"}
+    out = build.build_command(local, as_json=True)
     [(build_dir, wheels_dir, timeout_s)] = calls
     assert build_dir == tmp_path / "builds" / out["id"] and (build_dir / "Dockerfile").is_file()
     assert wheels_dir == tmp_path / "wheels" and timeout_s == 99.0  # TFFORGE_* environment
     assert out["dry_run"] is False and out["wheel"].endswith("x.whl")
-    build.build_command({"target": "haswell"}, timeout="120", as_json=True)
+    build.build_command(local, timeout="120", as_json=True)
     assert calls[-1][2] == 120.0  # the command line wins over the environment
+
+
+@pytest.mark.parametrize("tf_version", toolchains.known_versions())
+def test_every_release_renders_with_its_evidence_shown(tf_version, tmp_path, monkeypatch, capsys):
+    from tfforge.commands import build
+
+    monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
+    tc = toolchains.toolchain(tf_version)
+    build.render_command({"tf_version": tf_version, "python_version": tc.pythons[-1],
+                          "target": "x86-64-v3"})
+    out = capsys.readouterr().out
+    recipe = next(line for line in out.splitlines() if line.strip().startswith("recipe:"))
+    assert f"bazel {tc.bazel} [{tc.evidence['bazel'].level}]" in recipe
+    assert f"gcc range [{tc.evidence['gcc'].level}]" in recipe
+    assert recipe.endswith("(secondary evidence only)") is tc.secondary_only
+    doc = json.loads(next((tmp_path / "builds").iterdir()).joinpath("build.json").read_text())
+    assert doc["recipe"]["evidence"] == {k: e.as_dict() for k, e in tc.evidence.items()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -58,14 +59,14 @@ def test_gcc_spelling_of_an_archspec_name_is_accepted():
     ("10.2.0", None),  # GCC < 11 has no -march=x86-64-v3: archspec spells the features out
 ])
 def test_psabi_level_target(gcc, expected):
-    s = make(target="x86-64-v3", gcc_version=gcc)
-    assert s.target.kind == "psabi" and s.target.name == "x86_64_v3"
+    t = spec.resolve_target({"target": "x86-64-v3"}, "gcc", gcc, gcc)
+    assert t.kind == "psabi" and t.name == "x86_64_v3"
     if expected:
-        assert s.copts == expected
+        assert t.flags == expected
+        assert make(target="x86-64-v3", gcc_version=gcc).local_label == "x86.64.v3"
     else:
-        assert "-march=x86-64-v3" not in s.copts
-        assert {"-mavx2", "-mfma", "-mbmi2", "-mmovbe"} <= set(s.copts)
-    assert s.local_label == "x86.64.v3"
+        assert "-march=x86-64-v3" not in t.flags
+        assert {"-mavx2", "-mfma", "-mbmi2", "-mmovbe"} <= set(t.flags)
 
 
 def test_feature_set_adds_implied_features_and_reports_them():
@@ -149,15 +150,16 @@ def test_clang_uses_clang_flags_and_configure_env():
 
 
 def test_gcc_configure_env_and_compiler_packages():
-    s = make(target="", features=["avx2", "fma"], gcc_version="11.4.0")
+    s = make(target="", features=["avx2", "fma"], gcc_version="12.4.0")
     env = dict(s.configure_env)
     assert env["TF_NEED_CLANG"] == "0" and "CLANG_COMPILER_PATH" not in env
+    assert env["GCC_HOST_COMPILER_PATH"] == "/usr/bin/gcc-12"
     assert env["CC_OPT_FLAGS"] == " ".join((*s.copts, "-Wno-sign-compare"))
     assert env["PYTHON_BIN_PATH"] == "/usr/bin/python3"
     assert (env["TF_NEED_CUDA"], env["TF_NEED_ROCM"]) == ("0", "0")
-    assert s.compiler_packages == ("gcc-11", "g++-11")
-    assert dict(s.toolchain_env)["CC"] == "/usr/bin/gcc-11"
-    assert s.compiler_check == ("gcc-11 -dumpfullversion", "11.4.0")
+    assert s.compiler_packages == ("gcc-12", "g++-12")
+    assert dict(s.toolchain_env)["CC"] == "/usr/bin/gcc-12"
+    assert s.compiler_check == ("gcc-12 -dumpfullversion", "12.4.0")
     assert spec.gcc_package_suffix("4.8.5") == "4.8"
 
 
@@ -166,7 +168,12 @@ def test_bazel_command_for_the_wheel_target():
     s = make(target="haswell", mkl=True, bazel_args=["--jobs=2"],
              remote_cache="grpcs://cache.example.com:9092")
     cmd = list(s.bazel_command)
-    assert cmd[:4] == ["bazel", "build", "--config=opt", "--config=mkl"]
+    # 2.21 turns a hermetic clang on: clang_local makes the chosen compiler build it
+    assert cmd[:5] == ["bazel", "build", "--config=opt", "--config=clang_local", "--config=mkl"]
+    assert "--repo_env=TF_PYTHON_VERSION=3.11" in cmd  # both Python variables
+    assert "--repo_env=ML_WHEEL_TYPE=release" in cmd
+    assert "--repo_env=USE_PYWRAP_RULES=True" in cmd
+    assert "--define=xnn_enable_avxvnniint8=false" in cmd  # GCC 12 (the defaults' 12.2.0)
     assert "--copt=-march=haswell" in cmd and "--copt=-mtune=haswell" in cmd
     assert "--repo_env=HERMETIC_PYTHON_VERSION=3.11" in cmd
     assert "--repo_env=WHEEL_NAME=tensorflow_cpu" in cmd
@@ -185,7 +192,49 @@ def test_bazel_command_for_build_pip_package_versions():
     assert not any(a.startswith("--repo_env=WHEEL_NAME") for a in cmd)
     assert cmd[-1] == "//tensorflow/tools/pip_package:build_pip_package"
     assert s.collect_command == ("bazel-bin/tensorflow/tools/pip_package/build_pip_package",
-                                 "--dst", "/dist", "--cpu")
+                                 "/dist", "--cpu")
+    assert not any("HERMETIC_PYTHON" in a or "ML_WHEEL" in a or "clang_local" in a for a in cmd)
+    assert {"patchelf", "rsync", "python3-setuptools"} <= set(s.apt_packages)
+
+
+def test_tf_2_16_builds_the_v2_wheel_target():
+    s = make(tf_version="2.16.1")
+    assert s.bazel_command[-1] == "//tensorflow/tools/pip_package/v2:wheel"
+    assert "--repo_env=WHEEL_NAME=tensorflow_cpu" in s.bazel_command
+    assert s.collect_command[1] == "bazel-bin/tensorflow/tools/pip_package/v2/wheel_house/*.whl"
+
+
+def test_release_default_gcc_and_base_image_follow_the_recipe():
+    s = make(tf_version="2.18.0", gcc_version="")
+    assert s.gcc_version == "13.3.0" and s.base_image.startswith("debian:trixie-slim@sha256:")
+    assert "--define=xnn_enable_avxvnniint8=false" not in s.bazel_command
+    old = make(tf_version="2.15.0", gcc_version="")
+    assert old.gcc_version == "12.2.0" and old.base_image.startswith("debian:bookworm-slim@")
+    assert "patchelf" in s.apt_packages and "patchelf" in old.apt_packages
+
+
+@pytest.mark.parametrize("opts,message", [
+    (dict(tf_version="2.18.0", gcc_version="14.2.0"), "builds with GCC 12 to 13 only (secondary"),
+    (dict(tf_version="2.17.0", gcc_version="11.3.0"), "pick --gcc-version 12"),
+    (dict(tf_version="2.14.0", gcc_version="13.3.0"), "Spack"),
+    (dict(compiler="clang", clang_version="16.0.6"), "builds with CLANG 18 only"),
+])
+def test_compiler_outside_the_release_range_is_refused(opts, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        make(**opts)
+
+
+def test_isa_note_for_gcc_levels_and_not_for_clang():
+    v3 = make(target="x86-64-v3")
+    assert v3.isa_note["stamped"] and "--copt=-mneeded" in v3.bazel_command
+    assert v3.isa_note["level"] == "x86-64-v3"
+    assert make(target="haswell").isa_note["copt"] == "-mneeded"
+    assert "-mneeded" not in make(target="haswell").cc_opt_flags  # not for host tools
+    base = make(target="x86-64")
+    assert not base.isa_note["stamped"]
+    clang = make(target="x86-64-v3", compiler="clang")
+    assert not clang.isa_note["stamped"] and "LLD" in clang.isa_note["why"]
+    assert "--copt=-mneeded" not in clang.bazel_command
 
 
 def test_bazel_providers_record_their_bazel_and_warn():
@@ -224,7 +273,7 @@ CHANGES = [
     dict(target="", features=["avx2", "fma"]),
     dict(mkl=True),
     dict(compiler="clang"),
-    dict(compiler="clang", clang_version="17.0.6"),
+    dict(compiler="clang", clang_version="18.1.3"),
     dict(gcc_version="12.3.0"),
     dict(base_image=OTHER_DIGEST),
     dict(base_image="local/bookworm:base"),

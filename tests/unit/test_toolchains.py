@@ -51,17 +51,19 @@ def test_pythons_are_contiguous_minor_versions():
 
 
 def test_wheel_target_and_hermetic_python_by_version():
-    # r2.16 has no :wheel target (tensorflow/tensorflow#68702); 2.17 introduced it together with
-    # HERMETIC_PYTHON_VERSION; 2.14-2.16 select the hermetic Python with TF_PYTHON_VERSION.
-    old = {"2.14.0", "2.15.0", "2.16.1"}
+    # 2.14/2.15: build_pip_package (release files); 2.16: pip_package/v2:wheel (nearby master,
+    # TF's 2.16 CI); 2.17+: :wheel. 2.14-2.16 read TF_PYTHON_VERSION only; later ones get both.
+    targets = {"2.14.0": "pip_package:build_pip_package", "2.15.0": "pip_package:build_pip_package",
+               "2.16.1": "pip_package/v2:wheel"}
     for ver in toolchains.known_versions():
         tc = toolchains.toolchain(ver)
-        if ver in old:
-            assert (tc.wheel_target, tc.hermetic_python_env) == ("build_pip_package",
-                                                                 "TF_PYTHON_VERSION")
+        assert tc.wheel_target == "//tensorflow/tools/" + targets.get(ver, "pip_package:wheel")
+        if ver in targets:
+            assert tc.python_env == ("TF_PYTHON_VERSION",)
         else:
-            assert (tc.wheel_target, tc.hermetic_python_env) == ("wheel",
-                                                                 "HERMETIC_PYTHON_VERSION")
+            assert set(tc.python_env) == {"HERMETIC_PYTHON_VERSION", "TF_PYTHON_VERSION"}
+        assert "patchelf" in tc.packages, ver
+        assert set(tc.evidence) == set(toolchains.DECIDING)
 
 
 def test_pins_are_complete_and_distinct():
@@ -77,10 +79,21 @@ def test_pins_are_complete_and_distinct():
     assert pins.git_url.startswith("https://")
 
 
-def test_default_base_image_is_pinned_by_digest():
-    ref = toolchains.pins().image.default_base
-    assert check_image_ref(ref) is True
-    assert re.search(r"@sha256:[0-9a-f]{64}$", ref)
+def test_base_images_are_pinned_by_digest_and_cover_every_default_compiler():
+    for image in toolchains.pins().base_images.values():
+        assert check_image_ref(image.ref) is True
+        assert re.search(r"@sha256:[0-9a-f]{64}$", image.ref)
+        assert image.local == f"local/{image.suite}:base"
+    for ver in toolchains.known_versions():
+        tc = toolchains.toolchain(ver)
+        assert toolchains.base_image_for("gcc", tc.gcc_default) is not None, ver
+        assert toolchains.base_image_for("clang", tc.clang[0]) is not None, ver
+
+
+def test_secondary_only_releases_are_the_ones_without_files():
+    assert [v for v in toolchains.known_versions()
+            if toolchains.toolchain(v).secondary_only] == ["2.17.0", "2.18.0", "2.19.0",
+                                                           "2.20.0"]
 
 
 def test_unknown_version_lists_the_known_ones():
@@ -125,11 +138,19 @@ def _mutate(path: tuple, value):
 
 @pytest.mark.parametrize("path,value,needle", [
     (("tensorflow", "2.21.0", "bazel"), "7.9.9", "has no sha256"),
-    (("tensorflow", "2.21.0", "wheel_target"), "pip", "wheel_target must be one of"),
+    (("tensorflow", "2.21.0", "wheel_target"), "pip", "wheel_target"),
+    (("tensorflow", "2.21.0", "wheel_naming"), "pip", "wheel_naming must be one of"),
+    (("tensorflow", "2.21.0", "local_cc_config"), "", "local_cc_config"),
+    (("tensorflow", "2.21.0", "gcc"), [13, 12], "gcc must be [lowest, highest]"),
+    (("tensorflow", "2.21.0", "gcc_default"), 14, "gcc_default"),
+    (("tensorflow", "2.21.0", "gcc_args"), {"12": ["-O0; rm"]}, "gcc_args"),
+    (("tensorflow", "2.21.0", "evidence", "bazel"), {"level": "hearsay", "source": "x"},
+     "evidence.bazel"),
+    (("base_images", "trixie", "ref"), "debian:trixie-slim", "pinned by digest"),
     (("tensorflow", "2.21.0", "git_tag"), "v2.20.0", "does not name version"),
     (("tensorflow", "2.21.0", "git_commit"), "a481b10", "git_commit"),
     (("tensorflow", "2.21.0", "pythons"), ["3.11; rm -rf /"], "pythons"),
-    (("tensorflow", "2.21.0", "hermetic_python_env"), "PYTHON", "hermetic_python_env"),
+    (("tensorflow", "2.21.0", "python_env"), ["PYTHON"], "python_env"),
     (("tensorflow", "2.21.0", "official_compiler"), KeyError, "official_compiler"),
     (("bazelisk", "sha256"), "0" * 63, "sha256"),
     (("bazelisk", "url"), "http://example.com/bazelisk", "url"),

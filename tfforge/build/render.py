@@ -20,7 +20,8 @@ import jinja2
 from tfforge.build import toolchains
 from tfforge import resources
 from tfforge.errors import BuildError
-from tfforge.build.spec import DIST, BuildSpec, canonical_json, docker_command
+from tfforge.build.spec import (CLONE_CHECK, DIST, BuildSpec, canonical_json,
+                                clone_check_source, docker_command)
 
 
 
@@ -49,13 +50,6 @@ def _environment() -> jinja2.Environment:
 def context(spec: BuildSpec, doc: dict) -> dict:
     """The one context the template sees; plain values only."""
     pins = toolchains.pins()
-    apt = list(pins.image.apt) + list(spec.compiler_packages)
-    if spec.toolchain.wheel_target == "build_pip_package":
-        apt += pins.image.apt_build_pip_package
-    if spec.bazel_provider == "bazelisk":
-        apt += pins.image.apt_bazelisk
-    elif spec.bazel_provider == "debian":
-        apt.append(pins.debian_bazel_package)
     docker = doc["commands"]["docker"]
     return {
         "id": spec.build_id,
@@ -64,7 +58,7 @@ def context(spec: BuildSpec, doc: dict) -> dict:
         "base_image": spec.base_image,
         "bazel_provider": spec.bazel_provider,
         "compiler_packages": list(spec.compiler_packages),
-        "apt_packages": sorted(set(apt)),
+        "apt_packages": list(spec.apt_packages),
         "compiler_version_command": spec.compiler_check[0],
         "compiler_required": spec.compiler_check[1],
         "compiler_flag": f"--{spec.compiler}-version",
@@ -86,6 +80,9 @@ def context(spec: BuildSpec, doc: dict) -> dict:
         "bazel_cache": spec.bazel_cache,
         "bazel_command": list(spec.bazel_command),
         "collect_command": list(spec.collect_command),
+        "clone_check_path": CLONE_CHECK,
+        "clone_check": list(spec.clone_check_argv),
+        "compiler_story": spec.compiler_story,
     }
 
 
@@ -98,7 +95,8 @@ def files(spec: BuildSpec) -> tuple[dict[str, bytes], dict]:
     """The bytes render owns, by file name, and the build document."""
     doc = build_document(spec)
     return ({"Dockerfile": dockerfile(spec, doc).encode(),
-             "build.json": canonical_json(doc).encode()}, doc)
+             "build.json": canonical_json(doc).encode(),
+             "clone_check.py": clone_check_source().encode()}, doc)
 
 
 def _same(folder: Path, owned: dict[str, bytes]) -> bool:

@@ -45,6 +45,9 @@ SRC_DIR = "/home/{user}/src"
 BAZEL_CACHE = "/home/{user}/.cache/bazel"
 DIST = "/dist"
 PYTHON_BIN = "/usr/bin/python3"
+CLONE_CHECK = "/usr/local/share/tfforge/clone_check.py"  # where the image holds the checker
+DOCKER_ENV = {"DOCKER_BUILDKIT": "1"}
+EXPORT_STAGE = ".export"  # beside the build: the engine exports the wheel into <this>/export
 
 # Free-text inputs. Every value that reaches the Dockerfile matches one of these.
 _GCC_VERSION = re.compile(r"^\d{1,2}(\.\d{1,2}){0,2}$")
@@ -128,6 +131,7 @@ class BuildSpec:
     clang_version: str | None
     base_image: str
     base_image_pinned: bool
+    base_image_choice: toolchains.BaseImage | None  # the [base_images] entry used, if any
     source: Source
     bazel_provider: str
     bazel_version: str
@@ -227,29 +231,110 @@ class BuildSpec:
                ("TF_NEED_CLANG", "1" if self.compiler == "clang" else "0")]
         if self.compiler == "clang":
             env.append(("CLANG_COMPILER_PATH", self.compiler_bin))
-        env += [("CC_OPT_FLAGS", self.cc_opt_flags), ("TF_NEED_CUDA", "0"),
-                ("TF_NEED_ROCM", "0"), ("TF_SET_ANDROID_WORKSPACE", "0"),
-                ("TF_CONFIGURE_IOS", "0"), ("SOURCE_DATE_EPOCH", str(self.source_date_epoch))]
+        else:
+            env.append(("GCC_HOST_COMPILER_PATH", self.compiler_bin))
+        env += [("CC_OPT_FLAGS", self.cc_opt_flags), *toolchains.pins().configure_answers,
+                ("SOURCE_DATE_EPOCH", str(self.source_date_epoch))]
         return tuple(env)
 
     @property
+    def isa_note(self) -> dict:
+        """Whether the libraries get the x86 ISA-level note glibc checks at load time.
+
+        GCC (>= 11) builds compile with `-mneeded`: every object carries
+        GNU_PROPERTY_X86_ISA_1_NEEDED for its -m flags, the linker ORs them into the library's
+        note, and glibc (2.33+) then refuses to load it on an older CPU ("CPU ISA level is lower
+        than required") instead of a SIGILL later. Not GNU ld's `-z x86-64-vN`: Bazel's
+        autoconfigured GCC toolchain links with gold, which rejects it, and forcing BFD breaks
+        the toolchain's --start-lib (both measured on the fixture)."""
+        level = isa.psabi_level(self.target.features)
+        if self.compiler != "gcc":
+            return {"stamped": False, "level": isa.level_name(level),
+                    "why": "not stamped: clang builds may link with LLD, which writes no "
+                           "ISA-level note (only GCC + GNU ld builds are stamped)"}
+        if level < 2:
+            return {"stamped": False, "level": isa.level_name(level),
+                    "why": "not stamped: the target's features complete no psABI level "
+                           "above the x86-64 baseline"}
+        if Version(self.gcc_version) < Version("11"):
+            return {"stamped": False, "level": isa.level_name(level),
+                    "why": "not stamped: -mneeded needs GCC >= 11"}
+        return {"stamped": True, "level": isa.level_name(level), "copt": "-mneeded",
+                "why": f"GCC -mneeded: the libraries need {isa.level_name(level)} in their "
+                       "ISA note; glibc refuses them on older CPUs"}
+
+    @property
+    def repo_env(self) -> tuple[str, ...]:
+        """--repo_env settings the release reads (its recipe decides which)."""
+        tc = self.toolchain
+        env = [f"{name}={self.python_version}" for name in tc.python_env]
+        if tc.wheel_naming == "repo_env":
+            env.append(f"WHEEL_NAME={WHEEL_NAME}")
+        if tc.wheel_type:
+            env.append(f"ML_WHEEL_TYPE={tc.wheel_type}")
+        if tc.pywrap_rules:
+            env.append("USE_PYWRAP_RULES=True")
+        return tuple(env)
+
+    @property
+    def configs(self) -> tuple[str, ...]:
+        """--config names the bazel command uses (opt is written by ./configure)."""
+        names = ["opt"]
+        if self.toolchain.cc_toolchain == "hermetic-clang":
+            names.append(self.toolchain.local_cc_config)  # the chosen compiler, not the hermetic
+        if self.mkl:
+            names.append("mkl")
+        names += [a.split("=", 1)[1] for a in self.bazel_args if a.startswith("--config=")]
+        return tuple(names)
+
+    @property
+    def compiler_story(self) -> str:
+        """Which compiler really builds the wheel, in one line."""
+        tc = self.toolchain
+        what = f"{self.compiler} {self.compiler_check[1]} from the image"
+        if tc.cc_toolchain == "hermetic-clang":
+            return (f"{what}; the release's hermetic clang is switched off with "
+                    f"--config={tc.local_cc_config}")
+        return f"{what}, chosen by ./configure (TF_NEED_CLANG={int(self.compiler == 'clang')})"
+
+    @property
+    def clone_check_argv(self) -> tuple[str, ...]:
+        """The check of the source tree against the recipe, run right after the source stage."""
+        tc = self.toolchain
+        argv = ["python3", CLONE_CHECK, "--root", self.src_dir, "--target", tc.wheel_target]
+        argv += [f"--config={c}" for c in self.configs if c != "opt"]
+        if self.bazel_provider == "bazelisk":
+            argv += ["--bazel", tc.bazel]
+        if tc.wheel_type:
+            argv += ["--wheel-type", tc.wheel_type]
+        return tuple(argv)
+
+    @property
     def bazel_target(self) -> str:
-        return f"//tensorflow/tools/pip_package:{self.toolchain.wheel_target}"
+        return self.toolchain.wheel_target
+
+    @property
+    def extra_args(self) -> tuple[str, ...]:
+        """Flags the recipe adds for the chosen compiler (e.g. an XNNPACK define for GCC 12)."""
+        if self.compiler != "gcc":
+            return ()
+        return self.toolchain.gcc_args.get(_major(self.gcc_version), ())
 
     @cached_property
     def bazel_command(self) -> tuple[str, ...]:
         """The bazel command run in the source tree (argv)."""
-        argv = ["bazel", "build", "--config=opt"]
-        if self.mkl:
-            argv.append("--config=mkl")
+        argv = ["bazel", "build"]
+        argv += [f"--config={c}" for c in self.configs
+                 if f"--config={c}" not in self.bazel_args]
         argv += [f"--copt={f}" for f in self.copts]
+        if self.isa_note["stamped"]:
+            argv.append(f"--copt={self.isa_note['copt']}")
         argv += [f"--action_env=SOURCE_DATE_EPOCH={self.source_date_epoch}",
                  f"--disk_cache={self.bazel_cache}/disk"]
         if self.remote_cache:
             argv.append(f"--remote_cache={self.remote_cache}")
-        argv.append(f"--repo_env={self.toolchain.hermetic_python_env}={self.python_version}")
-        if self.toolchain.wheel_target == "wheel":
-            argv.append(f"--repo_env=WHEEL_NAME={WHEEL_NAME}")
+        argv += [f"--repo_env={e}" for e in self.repo_env]
+        argv += self.extra_args
         argv += self.bazel_args  # last, so a user's extra flag wins over ours
         argv.append(self.bazel_target)
         return tuple(argv)
@@ -257,11 +342,34 @@ class BuildSpec:
     @property
     def collect_command(self) -> tuple[str, ...]:
         """Put the built wheel(s) into /dist (argv; the glob is expanded by the shell)."""
-        if self.toolchain.wheel_target == "wheel":
-            return ("cp", "bazel-bin/tensorflow/tools/pip_package/wheel_house/*.whl", f"{DIST}/")
-        # The older script: --dst DIR; --cpu names the wheel tensorflow_cpu (as WHEEL_NAME does).
-        return ("bazel-bin/tensorflow/tools/pip_package/build_pip_package", "--dst", DIST,
-                "--cpu")
+        pkg = self.toolchain.wheel_package
+        if self.toolchain.wheel_naming == "repo_env":
+            return ("cp", f"bazel-bin/{pkg}/wheel_house/*.whl", f"{DIST}/")
+        # The older script: build_pip_package OUTDIR --cpu (--cpu names it tensorflow_cpu).
+        return (f"bazel-bin/{pkg}/build_pip_package", DIST, "--cpu")
+
+    @property
+    def apt_packages(self) -> tuple[str, ...]:
+        """Every apt package the image installs: base, compiler, packaging tools, Bazel's."""
+        pins = toolchains.pins()
+        apt = [*pins.image.apt, *self.compiler_packages, *self.toolchain.packages]
+        if self.toolchain.wheel_naming == "cpu_flag":
+            apt += pins.image.apt_build_pip_package
+        if self.bazel_provider == "bazelisk":
+            apt += pins.image.apt_bazelisk
+        elif self.bazel_provider == "debian":
+            apt.append(pins.debian_bazel_package)
+        return tuple(sorted(set(apt)))
+
+    def evidence_line(self) -> str:
+        """The evidence level of each fact that decides this build, in one line."""
+        ev = self.toolchain.evidence
+        shown = {"bazel": f"bazel {self.toolchain.bazel}",
+                 "wheel_target": self.toolchain.wheel_target.rsplit("/", 1)[-1],
+                 "python_env": "python var", "wheel_type": "version type",
+                 "cc_toolchain": f"toolchain {self.toolchain.cc_toolchain}",
+                 self.compiler: f"{self.compiler} range", "packages": "packaging tools"}
+        return "; ".join(f"{label} [{ev[k].level}]" for k, label in shown.items())
 
     def document(self) -> dict:
         """build.json without the id and the docker command (those follow from this)."""
@@ -282,7 +390,10 @@ class BuildSpec:
                 "features_requested": sorted(t.requested, key=isa.sort_key),
                 "mkl": self.mkl, "compiler": self.compiler, "gcc_version": self.gcc_version,
                 "clang_version": self.clang_version, "base_image": self.base_image,
-                "base_image_pinned": self.base_image_pinned, "source": self.source.as_dict(),
+                "base_image_pinned": self.base_image_pinned,
+                "base_image_suite": (self.base_image_choice.suite if self.base_image_choice
+                                     else None),
+                "source": self.source.as_dict(),
                 "bazel_provider": self.bazel_provider, "bazel_args": list(self.bazel_args),
                 "remote_cache": self.remote_cache,
                 "source_date_epoch": self.source_date_epoch,
@@ -299,14 +410,24 @@ class BuildSpec:
                 else "TensorFlow's Eigen thread pool",
                 "compiler_packages": list(self.compiler_packages),
                 "compiler_required": self.compiler_check[1],
+                "compiler_story": self.compiler_story,
+                "isa_note": self.isa_note,
+                "repo_env": list(self.repo_env), "configs": list(self.configs),
+                "apt_packages": list(self.apt_packages),
             },
+            "recipe": {"evidence": {k: e.as_dict()
+                                    for k, e in self.toolchain.evidence.items()},
+                       "secondary_only": self.toolchain.secondary_only,
+                       "configure_unset": toolchains.pins().configure_unset},
             "toolchain": tc,
             "tools": {"tfforge": __version__, "archspec": archspec.__version__,
-                      "dockerfile_template_sha256": template_sha256()},
+                      "dockerfile_template_sha256": template_sha256(),
+                      "clone_check_sha256": clone_check_sha256()},
             "commands": {
                 "workdir": self.src_dir,
                 "toolchain_env": dict(self.toolchain_env),
                 "configure": {"env": dict(self.configure_env), "argv": ["./configure"]},
+                "clone_check": list(self.clone_check_argv),
                 "bazel": list(self.bazel_command),
                 "collect": list(self.collect_command),
             },
@@ -324,17 +445,37 @@ def template_sha256() -> str:
     return sha256_file(resources.template_path())
 
 
+@cache
+def clone_check_sha256() -> str:
+    return hashlib.sha256(clone_check_source().encode()).hexdigest()
+
+
+def clone_check_source() -> str:
+    """The standalone checker the image runs (tfforge/build/clone_check.py, stdlib only)."""
+    return (Path(__file__).with_name("clone_check.py")).read_text()
+
+
 def canonical_json(doc: object) -> str:
     return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
 
 
+def export_dir(build_dir: str | Path) -> Path:
+    """Where the build's export stage lands: <build_dir>/.export/export."""
+    return Path(build_dir) / EXPORT_STAGE / "export"
+
+
+def docker_argv(client: str, build_dir: str | Path) -> list[str]:
+    """THE docker command that builds a rendered folder: `build --dry-run` prints it, the
+    engine runs it (with DOCKER_ENV), build.json records it for the folder under builds/."""
+    return [client, "build", "--progress=plain", "--target", "export",
+            "--output", f"type=local,dest={export_dir(build_dir)}", str(build_dir)]
+
+
 def docker_command(build_id: str) -> dict:
-    """The docker command that builds a rendered directory, relative to the project root."""
-    return {"env": {"DOCKER_BUILDKIT": "1"},
-            "argv": ["/usr/bin/docker", "build", "--target", "export",
-                     "--output", "type=local,dest=OUT", f"builds/{build_id}"],
-            "note": "run from the project root; OUT is a new empty directory that receives "
-                    "the wheel(s) and build.json; the engine may use another docker client"}
+    """The docker command recorded in build.json, relative to the project root."""
+    return {"env": dict(DOCKER_ENV), "argv": docker_argv("/usr/bin/docker", f"builds/{build_id}"),
+            "note": "run from the project root; builds/<id>/.export/export receives the "
+                    "wheel(s) and build.json; `build` runs this with the client it resolves"}
 
 
 # ---- helpers -----------------------------------------------------------------------------
@@ -355,6 +496,15 @@ def _text(options: Mapping, key: str) -> str:
     if not isinstance(value, str):
         value = str(value)
     return value.strip()
+
+
+def default_gcc_version(tc: toolchains.Toolchain) -> str:
+    """The GCC a release builds with when --gcc-version is not given: its recipe's default
+    major, at the version the first base image shipping it carries."""
+    image = toolchains.base_image_for("gcc", tc.gcc_default)
+    if image is None:
+        raise ValueError(f"{toolchains.DATA_FILE}: no base image ships gcc-{tc.gcc_default}")
+    return image.gcc[str(tc.gcc_default)]
 
 
 def _check_gcc_version(text: str) -> str:
@@ -589,7 +739,8 @@ def make(options: Mapping) -> BuildSpec:
     compiler = _text(options, "compiler") or "gcc"
     if compiler not in COMPILERS:
         raise ConfigError(f"--compiler {_short(compiler)}: must be one of {', '.join(COMPILERS)}")
-    gcc_version = _check_gcc_version(_text(options, "gcc_version"))
+    gcc_text = _text(options, "gcc_version")
+    gcc_version = _check_gcc_version(gcc_text) if gcc_text else default_gcc_version(tc)
     clang_version = None
     if compiler == "clang":
         clang_version = _text(options, "clang_version") or tc.official_compiler_version
@@ -603,6 +754,9 @@ def make(options: Mapping) -> BuildSpec:
 
     cver = gcc_version if compiler == "gcc" else clang_version
     target = resolve_target(options, compiler, cver, gcc_version)
+    # The release's own compiler range, after the compiler-independent refusals above.
+    cflag = f"--{compiler}-version {cver}"
+    toolchains.check_compiler(tc, compiler, int(_major(cver)), cflag)
     if target.skipped:
         warnings.append("better shared targets the compiler refused: " + "; ".join(target.skipped))
     if target.implied:
@@ -611,7 +765,15 @@ def make(options: Mapping) -> BuildSpec:
             + ", ".join(sorted(target.requested, key=isa.sort_key)) + ")")
 
     pins = toolchains.pins()
-    base_image = _text(options, "base_image") or pins.image.default_base
+    base_image = _text(options, "base_image")
+    choice = None
+    if not base_image:
+        major = int(_major(gcc_version if compiler == "gcc" else clang_version))
+        choice = toolchains.base_image_for(compiler, major)
+        if choice is None:
+            raise ConfigError(f"no base image in {toolchains.DATA_FILE} ships {compiler}-{major}; "
+                              "pass --base-image with an image that does")
+        base_image = choice.ref
     pinned = check_image_ref(base_image)
     if not pinned:
         warnings.append(f"base image {base_image} is not pinned by digest; recorded as "
@@ -648,7 +810,7 @@ def make(options: Mapping) -> BuildSpec:
 
     source = resolve_source(options, tc)
     spec = BuildSpec(tc.tf_version, python_version, tc, target, mkl, compiler, gcc_version,
-                     clang_version, base_image, pinned, source, provider, bazel_version,
+                     clang_version, base_image, pinned, choice, source, provider, bazel_version,
                      bazel_args, remote_cache, epoch, tuple(warnings))
     check_tokens(spec)
     return spec
@@ -657,6 +819,7 @@ def make(options: Mapping) -> BuildSpec:
 def check_tokens(spec: BuildSpec) -> None:
     """Defence in depth: every word that reaches a RUN line is from the safe charset."""
     words = [*spec.bazel_command, *spec.collect_command, *spec.compiler_packages,
+             *spec.clone_check_argv, *spec.apt_packages,
              spec.base_image, *(v for _, v in spec.configure_env for v in v.split()),
              *(v for _, v in spec.toolchain_env)]
     for w in words:

@@ -17,8 +17,14 @@ from packaging.version import InvalidVersion, Version
 from tfforge.errors import ConfigError
 
 DATA_FILE = "tfforge/data/toolchains.toml"
-WHEEL_TARGETS = ("wheel", "build_pip_package")
-HERMETIC_ENVS = ("TF_PYTHON_VERSION", "HERMETIC_PYTHON_VERSION")
+WHEEL_NAMINGS = ("repo_env", "cpu_flag")
+PYTHON_ENVS = ("TF_PYTHON_VERSION", "HERMETIC_PYTHON_VERSION")
+CC_TOOLCHAINS = ("local", "hermetic-clang")
+WHEEL_TYPES = ("", "release")
+EVIDENCE_LEVELS = ("release-file", "nearby-master", "secondary")
+# The facts that decide a build; each needs an [tensorflow."X".evidence] entry.
+DECIDING = ("bazel", "wheel_target", "python_env", "wheel_type", "cc_toolchain", "gcc", "clang",
+            "packages")
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -27,11 +33,26 @@ PY_VERSION = re.compile(r"^3\.\d{1,2}$")
 _TAG = re.compile(r"^v\d+\.\d+\.\d+$")
 _PKG = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
 _URL = re.compile(r"^https://[A-Za-z0-9.-]+(/[A-Za-z0-9._~%/-]*)?$")
+_LABEL = re.compile(r"^//[a-z0-9_/]+:[a-z0-9_]+$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_FLAG = re.compile(r"^--[a-z_]+=[A-Za-z0-9_.=-]+$")
+_MAJOR = re.compile(r"^\d{1,2}$")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Where one fact of a recipe comes from."""
+
+    level: str   # one of EVIDENCE_LEVELS
+    source: str  # the file or public recipe it was read in
+
+    def as_dict(self) -> dict:
+        return {"level": self.level, "source": self.source}
 
 
 @dataclass(frozen=True)
 class Toolchain:
-    """What one TensorFlow release needs to build."""
+    """The recipe of one TensorFlow release: what its own build files need (see the data file)."""
 
     tf_version: str
     bazel: str
@@ -39,18 +60,60 @@ class Toolchain:
     official_compiler: str
     official_compiler_version: str
     pythons: tuple[str, ...]
-    wheel_target: str          # 'wheel' or 'build_pip_package'
-    hermetic_python_env: str   # the --repo_env variable selecting the hermetic Python
+    wheel_target: str                 # Bazel label
+    wheel_naming: str                 # 'repo_env' or 'cpu_flag'
+    python_env: tuple[str, ...]       # --repo_env variables picking the hermetic Python
+    wheel_type: str                   # 'release' or '' (no ML_WHEEL_TYPE switch)
+    pywrap_rules: bool
+    cc_toolchain: str                 # 'local' or 'hermetic-clang'
+    local_cc_config: str              # config turning the hermetic toolchain off ('' = none)
+    gcc: tuple[int, int]              # supported GCC majors, inclusive
+    gcc_default: int
+    gcc_args: dict[str, tuple[str, ...]]
+    clang: tuple[int, int]
+    packages: tuple[str, ...]         # apt packages the packaging step calls
+    evidence: dict[str, Evidence]
     git_tag: str
     git_commit: str
+
+    @property
+    def wheel_package(self) -> str:
+        """'tensorflow/tools/pip_package/v2' for '//tensorflow/tools/pip_package/v2:wheel'."""
+        return self.wheel_target[2:].split(":")[0]
+
+    @property
+    def secondary_only(self) -> bool:
+        """True when no deciding fact was read in a file of this release or a nearby master."""
+        return all(e.level == "secondary" for e in self.evidence.values())
 
     def as_dict(self) -> dict:
         return {"tf_version": self.tf_version, "bazel": self.bazel,
                 "bazel_sha256": self.bazel_sha256, "official_compiler": self.official_compiler,
                 "official_compiler_version": self.official_compiler_version,
                 "pythons": list(self.pythons), "wheel_target": self.wheel_target,
-                "hermetic_python_env": self.hermetic_python_env, "git_tag": self.git_tag,
-                "git_commit": self.git_commit}
+                "wheel_naming": self.wheel_naming, "python_env": list(self.python_env),
+                "wheel_type": self.wheel_type, "pywrap_rules": self.pywrap_rules,
+                "cc_toolchain": self.cc_toolchain, "local_cc_config": self.local_cc_config,
+                "gcc": list(self.gcc), "clang": list(self.clang),
+                "packages": list(self.packages), "git_tag": self.git_tag,
+                "git_commit": self.git_commit,
+                "evidence": {k: e.as_dict() for k, e in self.evidence.items()}}
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """A base image for one compiler need: the public ref and the offline-made local one."""
+
+    name: str
+    ref: str
+    ref_source: str
+    local: str
+    suite: str
+    gcc: dict[str, str]          # major -> version of the suite's gcc-N
+    clang: tuple[str, ...]       # clang-N majors the suite ships
+
+    def ships(self, compiler: str, major: int) -> bool:
+        return str(major) in (self.gcc if compiler == "gcc" else self.clang)
 
 
 @dataclass(frozen=True)
@@ -62,7 +125,6 @@ class Bazelisk:
 
 @dataclass(frozen=True)
 class ImagePins:
-    default_base: str
     user: str
     uid: int
     apt: tuple[str, ...]
@@ -77,6 +139,9 @@ class Pins:
     debian_bazel_package: str
     debian_bazel_version: str
     image: ImagePins
+    configure_answers: tuple[tuple[str, str], ...]
+    configure_unset: dict[str, str]
+    base_images: dict[str, BaseImage]
     toolchains: dict[str, Toolchain]
 
 
@@ -102,6 +167,86 @@ def _strs(table: dict, key: str, where: str, pattern: re.Pattern) -> tuple[str, 
     return tuple(value)
 
 
+def _choice(table: dict, key: str, where: str, allowed: tuple) -> str:
+    value = table.get(key)
+    if value not in allowed:
+        raise _bad(where, f"{key} must be one of {', '.join(map(repr, allowed))}")
+    return value
+
+
+def _range(table: dict, key: str, where: str) -> tuple[int, int]:
+    value = table.get(key)
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value)
+            and 0 < value[0] <= value[1]):
+        raise _bad(where, f"{key} must be [lowest, highest] major versions")
+    return value[0], value[1]
+
+
+def _base_image(name: str, row: dict) -> BaseImage:
+    where = f"[base_images.{name}]"
+    gcc = row.get("gcc")
+    if not isinstance(gcc, dict) or not all(_MAJOR.match(k) and isinstance(v, str)
+                                            and v.startswith(k + ".") for k, v in gcc.items()):
+        raise _bad(where, "gcc must map majors to versions ({ \"12\" = \"12.2.0\" })")
+    ref = _str(row, "ref", where)
+    if "@sha256:" not in ref:
+        raise _bad(where, f"ref {ref!r} must be pinned by digest")
+    return BaseImage(name, ref, _str(row, "ref_source", where), _str(row, "local", where),
+                     _str(row, "suite", where, _NAME), dict(gcc),
+                     _strs(row, "clang", where, _MAJOR))
+
+
+def _recipe(ver: str, row: dict, bazel_sha: dict) -> Toolchain:
+    where = f"[tensorflow.{ver!r}]"
+    if not _VERSION.match(ver):
+        raise _bad(where, "TensorFlow versions are written X.Y.Z")
+    bazel = _str(row, "bazel", where, _VERSION)
+    if bazel not in bazel_sha:
+        raise _bad(where, f"Bazel {bazel} has no sha256 in [bazel.sha256]")
+    tag = _str(row, "git_tag", where, _TAG)
+    if tag != f"v{ver}":
+        raise _bad(where, f"git_tag {tag!r} does not name version {ver}")
+    python_env = _strs(row, "python_env", where, re.compile(r"^[A-Z_]+$"))
+    if not python_env or not set(python_env) <= set(PYTHON_ENVS):
+        raise _bad(where, f"python_env must name some of {', '.join(PYTHON_ENVS)}")
+    cc = _choice(row, "cc_toolchain", where, CC_TOOLCHAINS)
+    local_cc = row.get("local_cc_config", "")
+    if not isinstance(local_cc, str) or (local_cc and not _NAME.match(local_cc)) \
+            or (cc == "hermetic-clang") != bool(local_cc):
+        raise _bad(where, "local_cc_config names the config turning a hermetic-clang toolchain "
+                          "off, and is empty for a local one")
+    gcc, clang = _range(row, "gcc", where), _range(row, "clang", where)
+    gcc_default = row.get("gcc_default")
+    if not isinstance(gcc_default, int) or not gcc[0] <= gcc_default <= gcc[1]:
+        raise _bad(where, "gcc_default must be a major version inside gcc")
+    gcc_args = row.get("gcc_args", {})
+    if not isinstance(gcc_args, dict) or not all(
+            _MAJOR.match(k) and isinstance(v, list) and all(isinstance(f, str) and _FLAG.match(f)
+                                                            for f in v)
+            for k, v in gcc_args.items()):
+        raise _bad(where, "gcc_args must map GCC majors to lists of --name=value flags")
+    pywrap = row.get("pywrap_rules")
+    if not isinstance(pywrap, bool):
+        raise _bad(where, "pywrap_rules must be true or false")
+    ev = row.get("evidence", {})
+    evidence = {}
+    for fact in DECIDING:
+        e = ev.get(fact)
+        if not isinstance(e, dict) or e.get("level") not in EVIDENCE_LEVELS \
+                or not isinstance(e.get("source"), str) or not e["source"]:
+            raise _bad(where, f"evidence.{fact} needs level (one of "
+                              f"{', '.join(EVIDENCE_LEVELS)}) and source")
+        evidence[fact] = Evidence(e["level"], e["source"])
+    return Toolchain(
+        ver, bazel, bazel_sha[bazel], _str(row, "official_compiler", where),
+        _str(row, "official_compiler_version", where, _VERSION),
+        _strs(row, "pythons", where, PY_VERSION), _str(row, "wheel_target", where, _LABEL),
+        _choice(row, "wheel_naming", where, WHEEL_NAMINGS), python_env,
+        _choice(row, "wheel_type", where, WHEEL_TYPES), pywrap, cc, local_cc, gcc, gcc_default,
+        {k: tuple(v) for k, v in gcc_args.items()}, clang,
+        _strs(row, "packages", where, _PKG), evidence, tag, _str(row, "git_commit", where, _COMMIT))
+
+
 def parse(raw: dict) -> Pins:
     """Validated pins from the parsed TOML document."""
     if raw.get("schema") != 1:
@@ -118,39 +263,30 @@ def parse(raw: dict) -> Pins:
     uid = img.get("uid")
     if not isinstance(uid, int) or not 1000 <= uid < 65534:
         raise _bad("[image]", "uid must be an integer in 1000..65533")
-    image = ImagePins(_str(img, "default_base", "[image]"),
-                      _str(img, "user", "[image]", re.compile(r"^[a-z][a-z0-9_-]{0,30}$")), uid,
+    image = ImagePins(_str(img, "user", "[image]", re.compile(r"^[a-z][a-z0-9_-]{0,30}$")), uid,
                       _strs(img, "apt", "[image]", _PKG),
                       _strs(img, "apt_build_pip_package", "[image]", _PKG),
                       _strs(img, "apt_bazelisk", "[image]", _PKG))
     deb = raw.get("debian_bazel", {})
+    bases = {name: _base_image(name, row) for name, row in raw.get("base_images", {}).items()}
+    if not bases:
+        raise _bad("top", "no [base_images.NAME] tables")
+    conf = raw.get("configure", {})
+    answers, unset = conf.get("answers", {}), conf.get("unset", {})
+    env_name = re.compile(r"^[A-Z][A-Z0-9_]*$")
+    if not all(env_name.match(k) and isinstance(v, str) and _MAJOR.match(v)
+               for k, v in answers.items()) or not all(
+            env_name.match(k) and isinstance(v, str) and v for k, v in unset.items()):
+        raise _bad("[configure]", "answers map NAME to a number; unset maps NAME to a reason")
     toolchains: dict[str, Toolchain] = {}
     for ver, row in raw.get("tensorflow", {}).items():
-        where = f"[tensorflow.{ver!r}]"
-        if not _VERSION.match(ver):
-            raise _bad(where, "TensorFlow versions are written X.Y.Z")
-        bazel = _str(row, "bazel", where, _VERSION)
-        if bazel not in bazel_sha:
-            raise _bad(where, f"Bazel {bazel} has no sha256 in [bazel.sha256]")
-        wheel_target = _str(row, "wheel_target", where)
-        if wheel_target not in WHEEL_TARGETS:
-            raise _bad(where, f"wheel_target must be one of {', '.join(WHEEL_TARGETS)}")
-        hermetic = _str(row, "hermetic_python_env", where)
-        if hermetic not in HERMETIC_ENVS:
-            raise _bad(where, f"hermetic_python_env must be one of {', '.join(HERMETIC_ENVS)}")
-        tag = _str(row, "git_tag", where, _TAG)
-        if tag != f"v{ver}":
-            raise _bad(where, f"git_tag {tag!r} does not name version {ver}")
-        toolchains[ver] = Toolchain(
-            ver, bazel, bazel_sha[bazel], _str(row, "official_compiler", where),
-            _str(row, "official_compiler_version", where, _VERSION),
-            _strs(row, "pythons", where, PY_VERSION), wheel_target, hermetic, tag,
-            _str(row, "git_commit", where, _COMMIT))
+        toolchains[ver] = _recipe(ver, row, bazel_sha)
     if not toolchains:
         raise _bad("top", "no [tensorflow.\"X.Y.Z\"] tables")
     return Pins(_str(raw.get("source", {}), "git_url", "[source]", _URL), bazelisk,
                 _str(deb, "package", "[debian_bazel]", _PKG),
                 _str(deb, "version", "[debian_bazel]", _VERSION), image,
+                tuple(answers.items()), dict(unset), bases,
                 dict(sorted(toolchains.items(), key=lambda kv: Version(kv[0]))))
 
 
@@ -178,6 +314,25 @@ def toolchain(tf_version: str) -> Toolchain:
     shown = tf_version if len(tf_version) <= 40 else tf_version[:40] + "..."
     raise ConfigError(f"TensorFlow {shown!r} is not pinned{hint}; known: {', '.join(known)} "
                       f"(add it to {DATA_FILE})")
+
+
+def base_image_for(compiler: str, major: int) -> BaseImage | None:
+    """The first base image that ships that compiler major version, or None."""
+    return next((b for b in pins().base_images.values() if b.ships(compiler, major)), None)
+
+
+def check_compiler(tc: Toolchain, compiler: str, major: int, asked: str) -> None:
+    """ConfigError unless the release's recipe supports that compiler major version."""
+    lo, hi = tc.gcc if compiler == "gcc" else tc.clang
+    if lo <= major <= hi:
+        return
+    ev = tc.evidence[compiler]
+    span = str(lo) if lo == hi else f"{lo} to {hi}"
+    image = base_image_for(compiler, min(max(major, lo), hi))
+    where = f" ({image.suite} ships it)" if image else ""
+    raise ConfigError(f"{asked}: TensorFlow {tc.tf_version} builds with {compiler.upper()} "
+                      f"{span} only ({ev.level}: {ev.source}); pick "
+                      f"--{compiler}-version {min(max(major, lo), hi)}{where}")
 
 
 def check_python(tc: Toolchain, python_version: str) -> None:

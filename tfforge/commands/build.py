@@ -15,7 +15,7 @@ from tfforge import settings, console, paths
 from tfforge.host import isa
 from tfforge.build import render
 from tfforge.build import spec
-from tfforge.errors import ConfigError
+from tfforge.errors import BuildError, ConfigError
 
 # Options of the spec that the command line may give; list-valued ones are never in defaults.
 SPEC_OPTIONS = ("tf_version", "python_version", "target", "hosts", "features", "mkl",
@@ -27,7 +27,11 @@ def make_spec(cli: Mapping[str, Any]) -> spec.BuildSpec:
     unknown = sorted(set(cli) - set(SPEC_OPTIONS))
     if unknown:
         raise TypeError(f"not spec options: {', '.join(unknown)}")
-    return spec.make(settings.load(dict(cli), cwd=paths.project_root()).to_dict())
+    merged = settings.load(dict(cli), cwd=paths.project_root())
+    options = merged.to_dict()
+    if merged.origin("gcc_version").startswith("default"):
+        options["gcc_version"] = ""  # the release's recipe picks its GCC
+    return spec.make(options)
 
 
 def _shown(path: Path) -> str:
@@ -62,6 +66,10 @@ def _summary(s: spec.BuildSpec, r: render.Rendered) -> list[str]:
         + (", --config=mkl (OpenMP)" if s.mkl else ""),
         f"  target:  {what}",
         f"  flags:   {' '.join(s.copts)}   [{t.flags_from}]",
+        f"  compiler: {s.compiler_story}",
+        f"  isa note: {s.isa_note['level']}: {s.isa_note['why']}",
+        f"  recipe:  {s.evidence_line()}"
+        + (" (secondary evidence only)" if s.toolchain.secondary_only else ""),
         f"  version: {s.version} ({spec.WHEEL_NAME})",
         f"  image:   {s.base_image} ({pin})",
         f"  source:  {src}",
@@ -102,13 +110,27 @@ def _host_isa_warning(s: spec.BuildSpec) -> str | None:
             "build on a machine of the target's kind")
 
 
-def plan(s: spec.BuildSpec, r: render.Rendered) -> dict:
-    docker = r.document["commands"]["docker"]
-    argv = [a if a != f"builds/{r.build_id}" else str(r.path) for a in docker["argv"]]
-    return {"id": r.build_id, "build_dir": str(r.path), "created": r.created,
-            "dockerfile": str(r.path / "Dockerfile"), "docker_env": docker["env"],
-            "docker_command": argv, "bazel_command": list(s.bazel_command),
-            "workdir": s.src_dir, "warnings": list(s.warnings)}
+def docker_client() -> tuple[str, str | None]:
+    """The client `build` will run (as the engine resolves it), and a warning if there is none."""
+    from tfforge.docker import engine
+    from tfforge.errors import TfforgeError
+
+    try:
+        return engine.resolve_client(settings.load(cwd=paths.project_root()).docker).path, None
+    except TfforgeError as exc:
+        return engine.DEBIAN_CLIENT, f"no usable docker client ({exc}); shown with " \
+                                     f"{engine.DEBIAN_CLIENT}"
+
+
+def plan(s: spec.BuildSpec, r: render.Rendered, client: str) -> dict:
+    """What `build` runs: the same argv the engine builds (tfforge.build.spec.docker_argv)."""
+    build_dir = r.path.resolve()
+    return {"id": r.build_id, "build_dir": str(build_dir), "created": r.created,
+            "dockerfile": str(build_dir / "Dockerfile"), "docker_env": dict(spec.DOCKER_ENV),
+            "docker_command": spec.docker_argv(client, build_dir),
+            "bazel_command": list(s.bazel_command), "workdir": s.src_dir,
+            "evidence": {k: e.level for k, e in s.toolchain.evidence.items()},
+            "warnings": list(s.warnings)}
 
 
 def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
@@ -127,9 +149,13 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
     if warning:
         console.warn(warning)
     r = render.render(s, paths.builds_dir())
-    p = plan(s, r)
-    if warning:
-        p["warnings"].append(warning)
+    client, no_client = docker_client()
+    p = plan(s, r, client)
+    for extra in (warning, no_client):
+        if extra:
+            p["warnings"].append(extra)
+    if no_client:
+        console.warn(no_client)
     if dry_run:
         if as_json:
             console.print_json({**p, "dry_run": True})
@@ -140,12 +166,19 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
                 f"Dockerfile: {p['dockerfile']}",
                 f"docker:     {env} {shlex.join(p['docker_command'])}",
                 f"bazel:      (in {s.src_dir}) {shlex.join(p['bazel_command'])}",
-                "dry run: nothing was built (OUT is the folder that receives the wheel)",
+                f"recipe:     {s.evidence_line()}",
+                "dry run: nothing was built; `build` runs exactly this docker command",
             ):
                 console.say(line)
         return {**p, "dry_run": True}
 
+    from tfforge.build import network
     from tfforge.docker import engine  # issue 4's module; imported only when a build really runs
+
+    missing = network.unreachable(network.needs(s))
+    if missing:
+        suite = s.base_image_choice.suite if s.base_image_choice else "bookworm"
+        raise BuildError(network.offline_message(missing, suite))
 
     console.info(f"building {r.build_id} (timeout {timeout_s:g} s)")
     result = engine.run_build(r.path, wheels_dir=paths.wheels_dir(), timeout_s=timeout_s)

@@ -23,7 +23,6 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections import deque
@@ -37,8 +36,9 @@ from tfforge.files import sha256_file, write_json_atomic
 
 DEBIAN_CLIENT = "/usr/bin/docker"
 START_ENGINE = "start it: `dockerd > /tmp/dockerd.log 2>&1 &` or `systemctl start docker`"
-MAKE_BASE = ("make it: `bash scripts/make-base-image.sh {ref}` (Debian bookworm via "
-             "debootstrap), or pull it: `docker pull {ref}` where a registry is reachable")
+MAKE_BASE = ("pull it where a registry is reachable (`docker pull {ref}`), or offline make a "
+             "local one with debootstrap and build on it: `bash scripts/make-base-image.sh "
+             "{local} {suite}`, then pass --base-image {local}")
 TAIL_LINES = 30
 # Seconds the client gets to send /build/cancel after SIGINT, and the engine to end the steps.
 CLIENT_GRACE_S = 15.0
@@ -269,12 +269,12 @@ def image_facts(client: Client, refs: Iterable[str], *, pull: bool = False) -> l
                 why = short(pulled.stderr.strip().splitlines()[-1] if pulled.stderr.strip()
                             else f"exit {pulled.returncode}", 120)
                 raise BuildError(f"base image {ref!r} is not in the engine and `docker pull` "
-                                 f"failed ({why}); " + MAKE_BASE.format(ref=ref))
+                                 f"failed ({why}); " + make_base(ref))
             proc = inspect(ref)
         if proc.returncode != 0:
             if "No such image" in proc.stderr or "No such object" in proc.stderr:
                 raise BuildError(f"base image {ref!r} is not in the engine; "
-                                 + MAKE_BASE.format(ref=ref))
+                                 + make_base(ref))
             raise BuildError(engine_error(proc.stderr))
         image_id, digests = proc.stdout.strip().split(" ", 1)
         facts.append({"ref": ref, "id": json.loads(image_id),
@@ -382,7 +382,7 @@ def classify_failure(lines: Sequence[str], returncode: int, steps: StepLog,
         ref = missing.group(1).rstrip(",:")
         ref = re.sub(r"^docker\.io/(library/)?", "", ref)
         return BuildError(f"base image {ref!r} is not in the engine and cannot be pulled; "
-                          + MAKE_BASE.format(ref=ref), detail)
+                          + make_base(ref), detail)
     if "Cannot connect to the Docker daemon" in text:
         return BuildError(engine_error(text), detail)
     if "buildx component is missing" in text:
@@ -527,9 +527,24 @@ def build_lock(build_id: str) -> Iterator[None]:
 
 
 # ---- the build ------------------------------------------------------------------------------
-def build_command(client: Client, build_dir: Path, dest: Path) -> list[str]:
-    return [client.path, "build", "--progress=plain", "--target", "export",
-            "--output", f"type=local,dest={dest}", str(build_dir)]
+def build_command(client: Client, build_dir: Path) -> list[str]:
+    from tfforge.build.spec import docker_argv  # the one argv `build --dry-run` also prints
+
+    return docker_argv(client.path, build_dir)
+
+
+def base_suite(ref: str) -> str:
+    """The Debian suite a base image reference names (bookworm when it names none)."""
+    found = re.search(r"(bookworm|trixie)", ref)
+    return found.group(1) if found else "bookworm"
+
+
+def make_base(ref: str) -> str:
+    """How to get a missing base image: `docker import` cannot create a digest reference, so
+    a pinned public image is replaced by the local image of the same Debian suite."""
+    suite = base_suite(ref)
+    local = f"local/{suite}:base" if "@" in ref else ref
+    return MAKE_BASE.format(ref=ref, suite=suite, local=local)
 
 
 def _interrupt_when_parent_dies() -> None:
@@ -547,14 +562,14 @@ def _read_lines(stream, lines: "queue.Queue[str | None]") -> None:
     lines.put(None)
 
 
-def run_docker_build(client: Client, build_dir: Path, dest: Path, log_path: Path, *,
+def run_docker_build(client: Client, build_dir: Path, log_path: Path, *,
                      build_id: str, timeout_s: float, started: float | None = None) -> StepLog:
     """Run the BuildKit build, streaming its log; stop it in the engine on timeout or Ctrl-C.
 
     The timeout counts from `started` (time.monotonic(); default now)."""
-    cmd = build_command(client, build_dir, dest)
+    cmd = build_command(client, build_dir)
     console.info("$ DOCKER_BUILDKIT=1 " + " ".join(cmd))
-    env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+    env = {**os.environ, "DOCKER_BUILDKIT": "1"}  # = tfforge.build.spec.DOCKER_ENV
     steps = StepLog()
     kept: list[str] = []
     since = time.time()
@@ -691,12 +706,17 @@ def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float,
         log_path = build_dir / "build.log"
         # Staged beside the build (same filesystem as wheels/ in a project): the final move is
         # one rename. Removed whatever happens.
-        stage = Path(tempfile.mkdtemp(prefix=".export-", dir=build_dir))
+        # A fixed folder (the argv `build --dry-run` prints names it); the build lock makes it ours.
+        from tfforge.build.spec import export_dir
+
+        stage = export_dir(build_dir).parent
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir()
         try:
-            steps = run_docker_build(client, build_dir, stage / "export", log_path,
+            steps = run_docker_build(client, build_dir, log_path,
                                      build_id=build_id, timeout_s=timeout_s, started=t0)
             t_built = time.monotonic()
-            raw = _exported_wheel(stage / "export", log_path)
+            raw = _exported_wheel(export_dir(build_dir), log_path)
             cache = {"steps_cached": steps.cached, "steps_run": steps.ran}
             durations = {"engine_check_s": round(t_checked - t0, 3),
                          "build_s": round(t_built - t_checked, 3),
