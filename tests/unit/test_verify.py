@@ -121,7 +121,7 @@ def test_tfforge_avx2_wheel_passes_on_haswell(tmp_path, libs):
     c = checks(doc)
     assert {k: v["status"] for k, v in c.items()} == {
         "structure": "pass", "python": "pass", "manylinux": "skip", "provenance": "pass",
-        "isa": "pass", "compatibility": "pass", "claim": "pass"}
+        "isa": "pass", "isa-note": "skip", "compatibility": "pass", "claim": "pass"}
     assert {"avx", "avx2", "fma"} <= set(doc["baseline"])
     assert "avx2 in 1 ordinary functions" in c["claim"]["summary"]
     lib = doc["libraries"][0]

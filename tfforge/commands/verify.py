@@ -155,10 +155,13 @@ def show(r: VerifyReport) -> None:
             res = e.result
             verdict = ("lacks " + ", ".join(e.predicted_missing)) if e.predicted_missing \
                 else "has every baseline feature"
+            if not e.confirmable:
+                verdict = ("not confirmable under qemu (cannot execute "
+                           + ", ".join(e.unexecutable) + ")")
             t.add_row(res.model, _STYLE[PASS] if res.status == "pass" else
                       f"[bold red]{res.signal or res.status}[/]", res.stage or "-",
                       res.where or "-", f"{res.seconds:.0f}",
-                      verdict + ("" if e.agrees else " [bold red](disagrees)[/]"))
+                      verdict + (" [bold red](disagrees)[/]" if e.agrees is False else ""))
         out.print(t)
 
     libs = sorted(r.libraries, key=lambda s: -s.code_bytes)
