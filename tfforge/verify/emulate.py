@@ -82,10 +82,21 @@ def check_model(model: str) -> str:
                       "Haswell)")
 
 
+def _model_facts(model: str) -> dict:
+    base = re.sub(r"(-v\d+|-noTSX|-IBRS)+$", "", model)
+    return resources.toml("qemu_models.toml")["models"].get(base, {})
+
+
 def stands_for(model: str) -> str | None:
     """The archspec microarchitecture a qemu model stands for (qemu_models.toml), or None."""
-    base = re.sub(r"(-v\d+|-noTSX|-IBRS)+$", "", model)
-    return resources.toml("qemu_models.toml")["models"].get(base)
+    return _model_facts(model).get("uarch")
+
+
+def model_env(model: str) -> dict[str, str]:
+    """Environment that makes libraries' own CPU detection see the model as the real CPU
+    (OPENBLAS_CORETYPE; see qemu_models.toml)."""
+    core = _model_facts(model).get("openblas")
+    return {"OPENBLAS_CORETYPE": core} if core else {}
 
 
 def unexecutable(model: str, required: Iterable[str], offered: Iterable[str]) -> tuple[str, ...]:
@@ -139,9 +150,17 @@ def run(python: Path, model: str, *, project: str = "tensorflow",
     """Run the project's probe (tfforge.verify.probes) with `python` (a venv's) under
     qemu-x86_64 -cpu MODEL."""
     model = check_model(model)
-    cmd = [qemu(), "-cpu", model, str(python), "-X", "faulthandler", "-c",
-           probes.for_project(project)]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1"}
+    return run_probe([qemu(), "-cpu", model], python, model, project=project, timeout=timeout,
+                     env=model_env(model))
+
+
+def run_probe(prefix: list[str], python: Path, label: str, *, project: str,
+              timeout: float, env: dict[str, str] | None = None) -> EmulationResult:
+    """The project's probe run as `prefix + [python, ...]` (no prefix: on this CPU)."""
+    model = label
+    cmd = [*prefix, str(python), "-X", "faulthandler", "-c", probes.for_project(project)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1",
+           **(env or {})}
     t0 = time.monotonic()
     # cwd: an empty folder, so a ./tensorflow directory cannot shadow the installed package.
     with tempfile.TemporaryDirectory(prefix="tfforge-emulate-") as cwd:

@@ -178,6 +178,18 @@ def verify(wheel_path: Path, *, hosts: list[cpu.HostProfile], python: str,
         timings=tuple((k, round(v, 2)) for k, v in timings))
 
 
+def static_host_verdict(wheel_path: Path, host: cpu.HostProfile, *, jobs: int = 1,
+                        status: Callable[[str], None] = lambda _m: None) -> HostVerdict:
+    """verify's static verdict for one host, from the wheel's (cached) ISA scan: what smoke
+    compares with what really happens."""
+    _, scans, errors, _, _ = scan_wheel(wheel_path, jobs=jobs, status=status)
+    if errors:
+        raise ConfigError(f"{wheel_path.name}: {len(errors)} librar(ies) could not be "
+                          f"scanned: {errors[0]}")
+    baseline, dispatched = union(scans)
+    return host_verdicts([host], baseline, dispatched)[0]
+
+
 def emulated_verdict(python: Path, model: str, project: str, baseline: frozenset[str], *,
                      timeout: float) -> EmulationVerdict:
     """Run the project's probe under qemu as `model` and compare with the static verdict:
