@@ -168,14 +168,15 @@ def show(r: VerifyReport) -> None:
     if libs:
         t = Table(title="Largest libraries", title_justify="left")
         for col in ("library", "code MB", "M instr", "functions", "baseline", "dispatched",
-                    "scan s"):
+                    "ISA note", "scan s"):
             t.add_column(col, overflow="fold",
                          justify="right" if col in ("code MB", "M instr", "functions",
                                                     "scan s") else "left")
         for s in libs[:8]:
             t.add_row(s.path, f"{s.code_bytes / 1e6:.1f}", f"{s.instructions / 1e6:.2f}",
                       f"{s.functions:,}", ", ".join(sorted(s.baseline, key=isa.sort_key)),
-                      _few(sorted(s.dispatched, key=isa.sort_key)), f"{s.seconds:.1f}")
+                      _few(sorted(s.dispatched, key=isa.sort_key)), s.isa_needed or "-",
+                      f"{s.seconds:.1f}")
         if len(libs) > 8:
             t.caption = f"{len(libs) - 8} smaller libraries in --json"
         out.print(t)
