@@ -70,7 +70,7 @@ def test_corrupted_golden_fails_naming_the_first_differing_words(tf_python, tmp_
 
 def test_current_environment_when_no_wheel_is_given(tf_python):
     """'current' = the TensorFlow of the interpreter running tfforge (here: the venv's)."""
-    code = "from tfforge import smoke; smoke.smoke_command('current', as_json=True, repeat=1)"
+    code = "from tfforge.runtime import smoke; smoke.smoke_command('current', as_json=True, repeat=1)"
     proc = subprocess.run([str(tf_python), "-c", code], capture_output=True, text=True,
                           timeout=600, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-2000:]
