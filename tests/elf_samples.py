@@ -215,3 +215,17 @@ def strip(path: Path) -> Path:
     """strip --strip-all: no .symtab, as most wheels ship their libraries."""
     subprocess.run(["strip", "--strip-all", str(path)], check=True, capture_output=True)
     return path
+
+
+# A Python extension module's shape without Python.h: PyInit_* returns a method table whose
+# entries are AVX2 functions. Nothing here checks the CPU, so AVX2 is required, although the
+# functions are reached only through the table (and one exported helper through nothing).
+EXTENSION = r"""
+typedef int v8si __attribute__((vector_size(32)));
+struct method { const char *name; void (*fn)(int *, const int *); };
+__attribute__((noinline)) static void add(int *d, const int *s) { *(v8si *)d += *(const v8si *)s; }
+__attribute__((noinline)) static void sub(int *d, const int *s) { *(v8si *)d -= *(const v8si *)s; }
+void helper(int *d, const int *s) { *(v8si *)d *= *(const v8si *)s; }
+static struct method methods[] = {{"add", add}, {"sub", sub}, {0, 0}};
+void *PyInit_demo(void) { return methods; }
+"""

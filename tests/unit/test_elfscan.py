@@ -36,6 +36,7 @@ def libs(tmp_path_factory) -> dict[str, Path]:
         "own_flag": samples.strip(samples.compile_so(d, "own_flag", samples.OWN_FLAG, ["-O2"])),
         "table": samples.strip(samples.compile_so(d, "table", samples.TABLE, ["-O2"])),
         "asm": samples.strip(samples.compile_so(d, "asm", samples.ASM, ["-O2"])),
+        "extension": samples.compile_so(d, "extension", samples.EXTENSION, ["-O2", "-mavx2"]),
         "v3note": samples.compile_so(d, "v3note", k, ["-O2", "-march=x86-64-v3",
                                                       "-Wl,-z,x86-64-v3"]),
         "v2note": samples.compile_so(d, "v2note", k, ["-O2", "-mavx2", "-mfma",
@@ -134,6 +135,14 @@ def test_unlabelled_assembly_and_data_in_text(scans):
     assert "R5" in s.feature("avx2").reason
     assert dict(s.ignored).get("femms", 0) >= 1
     assert not any(f.name.startswith("iced:D3NOW") for f in s.features)
+
+
+def test_extension_module_method_table_is_ordinary_code(scans):
+    # PyInit_* is no CPU check: what its table points to, and an exported helper, are
+    # ordinary, however the RTLD_LOCAL rule narrows who may call the module's exports.
+    s = scans["extension"]
+    assert "avx2" in s.baseline
+    assert s.feature("avx2").ordinary == 3
 
 
 def test_isa_level_note_is_read_and_checked(scans):
