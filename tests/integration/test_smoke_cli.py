@@ -47,6 +47,8 @@ def test_smoke_json_document(tf_python):
     assert doc["mismatches"] == [] and doc["mode"] == "frozen" and doc["batch"] == 32
     assert doc["tensorflow"]["version"] == "2.21.0"
     assert doc["python"] == str(tf_python) and doc["words_per_s"] > 0
+    # smoke ran it here, so verify's static verdict for this host must say it runs
+    assert doc["verify"]["runs"] is True and doc["verify"]["missing"] == []
 
 
 def test_corrupted_golden_fails_naming_the_first_differing_words(tf_python, tmp_path):

@@ -16,7 +16,8 @@ from conftest import FIXTURES, invoke, need, need_tool
 from tfforge.host import cpu
 from tfforge.host import isa
 from tfforge.wheel import fetch as pypi
-from tfforge.verify import checks as verify
+from tfforge.commands import verify as verify_cmd
+from tfforge.verify import verdict, wheelcheck
 from tfforge.wheel import edit as wheel_edit
 from tfforge.errors import ConfigError
 
@@ -36,23 +37,23 @@ TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
     ("generic.mkl", set(), ["generic", "mkl"]),
 ])
 def test_claimed_features(label, claimed, other):
-    assert verify.claimed_features(label) == (frozenset(claimed), other)
+    assert wheelcheck.claimed_features(label) == (frozenset(claimed), other)
 
 
 def test_manylinux_promise():
     from packaging.tags import parse_tag
     tags = lambda s: set(parse_tag(s))   # noqa: E731
-    assert verify.manylinux_glibc(tags("cp311-cp311-manylinux_2_27_x86_64")) == (2, 27)
-    assert verify.manylinux_glibc(tags("cp311-cp311-manylinux2014_x86_64")) == (2, 17)
-    assert verify.manylinux_glibc(
+    assert wheelcheck.manylinux_glibc(tags("cp311-cp311-manylinux_2_27_x86_64")) == (2, 27)
+    assert wheelcheck.manylinux_glibc(tags("cp311-cp311-manylinux2014_x86_64")) == (2, 17)
+    assert wheelcheck.manylinux_glibc(
         tags("cp311-cp311-manylinux_2_17_x86_64.manylinux_2_28_x86_64")) == (2, 17)
-    assert verify.manylinux_glibc(tags("cp311-cp311-linux_x86_64")) is None
+    assert wheelcheck.manylinux_glibc(tags("cp311-cp311-linux_x86_64")) is None
 
 
 def test_host_verdicts_fail_only_on_baseline():
     sandy = cpu.load_host(HOSTS / "qemu-sandybridge.json")
     haswell = cpu.load_host(HOSTS / "qemu-haswell.json")
-    v = verify.host_verdicts([sandy, haswell], frozenset({"avx", "f16c"}),
+    v = verdict.host_verdicts([sandy, haswell], frozenset({"avx", "f16c"}),
                              frozenset({"avx2", "avx512f"}))
     assert (v[0].ok, v[0].missing) == (False, ("f16c",))
     assert (v[1].ok, v[1].missing, v[1].missing_dispatched) == (True, (), ("avx512f",))
@@ -62,7 +63,7 @@ def test_short_name():
     long = ("void tensorflow::functor::ApplyAdamNonCuda<Eigen::ThreadPoolDevice, Eigen::half>"
             "::operator()(Eigen::ThreadPoolDevice const&, Eigen::TensorMap<Eigen::Tensor<"
             "Eigen::half, 1, 1, long>, 16, Eigen::MakePointer>) const")
-    assert verify.short_name(long, 200) == ("void tensorflow::functor::ApplyAdamNonCuda<"
+    assert verify_cmd.short_name(long, 200) == ("void tensorflow::functor::ApplyAdamNonCuda<"
                                             "Eigen::ThreadPoolDevice, Eigen::half>::operator")
 
 
@@ -120,7 +121,7 @@ def test_tfforge_avx2_wheel_passes_on_haswell(tmp_path, libs):
     c = checks(doc)
     assert {k: v["status"] for k, v in c.items()} == {
         "structure": "pass", "python": "pass", "manylinux": "skip", "provenance": "pass",
-        "isa": "pass", "compatibility": "pass", "claim": "pass"}
+        "isa": "pass", "isa-note": "skip", "compatibility": "pass", "claim": "pass"}
     assert {"avx", "avx2", "fma"} <= set(doc["baseline"])
     assert "avx2 in 1 ordinary functions" in c["claim"]["summary"]
     lib = doc["libraries"][0]
@@ -240,3 +241,55 @@ def test_rich_report_names_the_evidence(tmp_path, libs):
     for text in ("Checks", "compatibility", "FAIL", "AVX2", "baseline", "add8",
                  "qemu-sandybridge", "R4 rest"):
         assert text in out, text
+
+
+# ---- emulation limits and the corpus's model choice (pure) ---------------------------------
+def _offered(name: str) -> frozenset[str]:
+    return cpu.load_host(HOSTS / f"qemu-{name}.json").features
+
+
+def test_emulation_names_what_qemu_cannot_execute():
+    from tfforge.verify import emulate
+    haswell = _offered("haswell")
+    # A real Ice Lake has AVX-512; qemu's Icelake-Server model does not execute it.
+    assert emulate.unexecutable("Icelake-Server", {"avx512f", "avx2"}, haswell) == ("avx512f",)
+    assert emulate.unexecutable("Icelake-Server-v4", {"avx512f"}, haswell) == ("avx512f",)
+    # A real Haswell lacks AVX-512 too: a trap there confirms the verdict.
+    assert emulate.unexecutable("Haswell", {"avx512f"}, haswell) == ()
+    assert emulate.model_env("Nehalem") == {"OPENBLAS_CORETYPE": "NEHALEM"}
+
+
+def test_unconfirmable_emulation_is_never_a_confirmation():
+    from tfforge.verify import emulate
+    res = emulate.EmulationResult("Icelake-Server", "signal", "SIGILL", "import tensorflow",
+                                  None, 12.0, "")
+    e = verdict.EmulationVerdict(res, ("avx512f",), ("avx512f",), None)
+    check = verdict._emulation_check([e])
+    assert check.status == "skip" and "not confirmable under qemu" in check.summary
+    ok = verdict.EmulationVerdict(
+        emulate.EmulationResult("Haswell", "pass", None, "done", None, 9.0, ""), (), (), True)
+    assert verdict._emulation_check([e, ok]).status == "pass"
+    bad = verdict.EmulationVerdict(
+        emulate.EmulationResult("Haswell", "pass", None, "done", None, 9.0, ""),
+        ("avx512f",), (), False)
+    assert verdict._emulation_check([bad]).status == "fail"
+
+
+def test_corpus_runs_just_below_and_at_the_baseline():
+    from tfforge.verify import corpus
+    ladder, beyond = ["Nehalem", "SandyBridge", "IvyBridge", "Haswell"], "Icelake-Server"
+    offered = {m: _offered(m.lower()) for m in ladder}
+    assert corpus.pick_models(frozenset({"avx", "f16c"}), offered, ladder, beyond) == [
+        "SandyBridge", "IvyBridge"]
+    assert corpus.pick_models(frozenset({"pni"}), offered, ladder, beyond) == ["Nehalem"]
+    assert corpus.pick_models(frozenset({"avx512f"}), offered, ladder, beyond) == [
+        "Haswell", "Icelake-Server"]
+    pins = corpus.corpus()[0]
+    assert "intel-tensorflow-avx512==2.14.0" in pins and len(pins) >= 6
+
+
+def test_probes_exist_per_project():
+    from tfforge.verify import probes
+    assert probes.for_project("intel-tensorflow-avx512") == probes.TENSORFLOW
+    assert probes.for_project("onnxruntime") == probes.ONNXRUNTIME
+    assert "import foo_bar" in probes.for_project("foo-bar")

@@ -53,6 +53,9 @@ def show(doc: dict) -> None:
     say("CPU features this TensorFlow does not use: "
         + (" ".join(tf.get("unused_cpu_features") or []) or "none"))
     say("threads:    OMP_NUM_THREADS=1, intra-op 1, inter-op 1")
+    if doc.get("verify"):
+        say(f"verify:     static verdict for this host: "
+            f"{'runs' if doc['verify']['runs'] else 'cannot run'} (agrees with this run)")
     say(f"g2p:        {doc['matched']}/{doc['words']} golden words match ({doc['mode']}, "
         f"batch {doc['batch']}); {doc['words_per_s']:,.0f} words/s "
         f"(median of {len(doc['times_s'])})")

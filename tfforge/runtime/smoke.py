@@ -52,8 +52,21 @@ def smoke(spec: str | None, *, golden: Path, mode: str, batch: int, repeat: int,
     pairs = g2p.read_golden(golden)
     tf_python = resolve(spec)
     env = single_thread_env()
+    static = _static_verdict(tf_python, status)
     started = time.monotonic()
-    tf = probe.probe_tensorflow(tf_python, env, timeout)
+    try:
+        tf = probe.probe_tensorflow(tf_python, env, timeout)
+    except VerifyError as exc:
+        if static is not None and static.ok:
+            raise VerifyError(f"{exc} - and verify's static verdict says this host has every "
+                              "feature the wheel requires: smoke and verify disagree (not a "
+                              "missing CPU feature, or verify missed one)") from exc
+        raise
+    if static is not None and not static.ok:
+        raise VerifyError(f"smoke and verify disagree: {tf_python.name} imports and runs on "
+                          f"this host, but verify's static verdict says it lacks "
+                          f"{', '.join(static.missing)}; verify classed a feature as required "
+                          "that is not (report it with `invoke verify WHEEL --json`)")
     status(f"TensorFlow {tf.get('version')} imports ({time.monotonic() - started:.1f} s)")
     proc, doc = probe.run_script(tf_python, [str(g2p.RUNNER), "--words", str(golden),
                                              "--mode", mode, "--batch", str(batch),
@@ -77,4 +90,17 @@ def smoke(spec: str | None, *, golden: Path, mode: str, batch: int, repeat: int,
         "mismatches": [{"word": m.word, "expected": " ".join(m.expected),
                         "got": " ".join(m.got)} for m in mismatches],
         "times_s": doc["times_s"], "words_per_s": len(pairs) / median,
+        "verify": None if static is None else {"host": static.name, "runs": static.ok,
+                                               "missing": list(static.missing)},
     }
+
+
+def _static_verdict(tf_python: TfPython, status: Callable[[str], None]):
+    """verify's static verdict for this host (cached scan), or None without a wheel."""
+    if tf_python.wheel is None:
+        return None
+    from tfforge.host import cpu
+    from tfforge.verify import verdict, wheelscan
+    status("verify's static verdict for this host (ISA scan, cached per wheel)")
+    return verdict.static_host_verdict(tf_python.wheel, cpu.detect_host(),
+                                       jobs=wheelscan.default_jobs(), status=status)
