@@ -1,7 +1,7 @@
-# tfforge build 2.19.0-x86.64.v3-52eba1e543ef
+# tfforge build 2.19.0-x86.64.v3-73b7c2a7c02e
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --target export --output type=local,dest=OUT builds/2.19.0-x86.64.v3-52eba1e543ef
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --target export --output type=local,dest=OUT builds/2.19.0-x86.64.v3-73b7c2a7c02e
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (image), non-root user
 FROM debian:bookworm-slim@sha256:88200866dfff7ea7f5cbcb6ec7c8a701889efe6fe859fe64d6990e4b07ea4171 AS toolchain
@@ -52,13 +52,23 @@ ENV PYTHON_BIN_PATH="/usr/bin/python3" \
     SOURCE_DATE_EPOCH="315532800"
 RUN ./configure < /dev/null
 RUN --mount=type=cache,id=tfforge-bazel-10001,target=/home/builder/.cache/bazel,uid=10001,gid=10001,sharing=locked \
+    --mount=type=secret,id=tfforge_remote_header,target=/run/secrets/tfforge_remote_header,uid=10001,gid=10001,mode=0400 \
+    --mount=type=secret,id=tfforge_netrc,target=/run/secrets/tfforge_netrc,uid=10001,gid=10001,mode=0400 \
+    set --; tfforge_remote="--remote_cache=grpcs://cache.example.com:9092"; \
+    if ! python3 -c "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)" cache.example.com 9092 2>/dev/null; then \
+      echo "tfforge: warning: remote cache cache.example.com:9092 is not reachable from the build; building locally without it" >&2; tfforge_remote=""; \
+    else \
+      if [ -s /run/secrets/tfforge_remote_header ]; then set -- "--remote_header=$(cat /run/secrets/tfforge_remote_header)"; fi; \
+      if [ -s /run/secrets/tfforge_netrc ]; then export NETRC=/run/secrets/tfforge_netrc; fi; \
+    fi; \
     bazel build \
       --config=opt \
       --copt=-march=x86-64-v3 \
       --copt=-mtune=generic \
       --action_env=SOURCE_DATE_EPOCH=315532800 \
       --disk_cache=/home/builder/.cache/bazel/disk \
-      --remote_cache=grpcs://cache.example.com:9092 \
+      $tfforge_remote \
+      "$@" \
       --repo_env=HERMETIC_PYTHON_VERSION=3.11 \
       --repo_env=WHEEL_NAME=tensorflow_cpu \
       //tensorflow/tools/pip_package:wheel \

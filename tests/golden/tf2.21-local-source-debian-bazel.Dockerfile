@@ -1,7 +1,7 @@
-# tfforge build 2.21.0-avx2.fma.mkl-977183c2bd5b
+# tfforge build 2.21.0-avx2.fma.mkl-582fabe922bf
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --target export --output type=local,dest=OUT builds/2.21.0-avx2.fma.mkl-977183c2bd5b
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --target export --output type=local,dest=OUT builds/2.21.0-avx2.fma.mkl-582fabe922bf
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (debian), non-root user
 FROM local/bookworm:base AS toolchain

@@ -7,20 +7,22 @@ line). `build` renders (or reuses an identical rendering), then either prints th
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 from typing import Any, Mapping
 
 from tfforge import settings, console, paths
 from tfforge.host import isa
-from tfforge.build import render
+from tfforge.build import remote, render
 from tfforge.build import spec
 from tfforge.errors import ConfigError
 
 # Options of the spec that the command line may give; list-valued ones are never in defaults.
 SPEC_OPTIONS = ("tf_version", "python_version", "target", "hosts", "features", "mkl",
                 "compiler", "gcc_version", "clang_version", "base_image", "source_dir",
-                "bazel_provider", "bazel_args", "remote_cache", "source_date_epoch")
+                "bazel_provider", "bazel_args", "remote_cache", "source_date_epoch",
+                "remote_executor")
 
 
 def make_spec(cli: Mapping[str, Any]) -> spec.BuildSpec:
@@ -148,8 +150,14 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
     from tfforge.docker import engine  # issue 4's module; imported only when a build really runs
 
     console.info(f"building {r.build_id} (timeout {timeout_s:g} s)")
-    result = engine.run_build(r.path, wheels_dir=paths.wheels_dir(), timeout_s=timeout_s)
+    with remote.secret_args(remote.credentials(os.environ) if s.remote_flags else {}) as secret:
+        result = engine.run_build(r.path, wheels_dir=paths.wheels_dir(), timeout_s=timeout_s,
+                                  docker_args=[*remote.docker_args(s.docker_network), *secret])
     out = {**p, "dry_run": False, **result}
+    if s.remote_flags:  # issue 13: what Bazel's summary says about the remote cache
+        out["remote"] = remote.log_facts(Path(result["log"]).read_text(errors="replace"))
+        if out["remote"]["unreachable"]:
+            console.warn(out["remote"]["unreachable"] + " (built locally)")
     if as_json:
         console.print_json(out)
     else:

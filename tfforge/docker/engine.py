@@ -579,8 +579,10 @@ class Progress:
 
 
 # ---- the build ------------------------------------------------------------------------------
-def build_command(client: Client, build_dir: Path, dest: Path) -> list[str]:
-    return [client.path, "build", "--progress=plain", "--target", "export",
+def build_command(client: Client, build_dir: Path, dest: Path,
+                  extra: Sequence[str] = ()) -> list[str]:
+    """extra: --network/--secret arguments (issue 13)."""
+    return [client.path, "build", *extra, "--progress=plain", "--target", "export",
             "--output", f"type=local,dest={dest}", str(build_dir)]
 
 
@@ -600,11 +602,12 @@ def _read_lines(stream, lines: "queue.Queue[str | None]") -> None:
 
 
 def run_docker_build(client: Client, build_dir: Path, dest: Path, log_path: Path, *,
-                     build_id: str, timeout_s: float, started: float | None = None) -> StepLog:
+                     build_id: str, timeout_s: float, started: float | None = None,
+                     extra: Sequence[str] = ()) -> StepLog:
     """Run the BuildKit build, streaming its log; stop it in the engine on timeout or Ctrl-C.
 
     The timeout counts from `started` (time.monotonic(); default now)."""
-    cmd = build_command(client, build_dir, dest)
+    cmd = build_command(client, build_dir, dest, extra)
     console.info("$ DOCKER_BUILDKIT=1 " + " ".join(cmd))
     env = {**os.environ, "DOCKER_BUILDKIT": "1"}
     steps = StepLog()
@@ -707,7 +710,7 @@ def _exported_wheel(export: Path, log_path: Path) -> Path:
 
 
 def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float,
-              docker: str | None = None) -> dict:
+              docker: str | None = None, docker_args: Sequence[str] = ()) -> dict:
     """Build builds/<id>/ on the engine and deliver the finalized wheel into wheels_dir.
 
     Returns {"wheel", "build_id", "durations" (seconds), "engine", "cache" (steps cached/run),
@@ -746,7 +749,8 @@ def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float,
         stage = Path(tempfile.mkdtemp(prefix=".export-", dir=build_dir))
         try:
             steps = run_docker_build(client, build_dir, stage / "export", log_path,
-                                     build_id=build_id, timeout_s=timeout_s, started=t0)
+                                     build_id=build_id, timeout_s=timeout_s, started=t0,
+                                     extra=docker_args)
             t_built = time.monotonic()
             raw = _exported_wheel(stage / "export", log_path)
             cache = {"steps_cached": steps.cached, "steps_run": steps.ran}
