@@ -12,6 +12,10 @@ stop() {
 }
 stop "$STATE/slurmd.pid"
 stop "$STATE/slurmctld.pid"
-stop "$STATE/munge/munged.pid"
-rm -f "$STATE/munge/munge.socket" "$STATE/munge/munge.socket.lock"
+if [ -s "$STATE/munge-dir" ]; then
+    MUNGE="$(cat "$STATE/munge-dir")"
+    case "$MUNGE" in
+        /run/tfforge-munge-*) stop "$MUNGE/sock/munged.pid"; rm -rf "$MUNGE" ;;
+    esac
+fi
 echo "[slurm-down] stopped the cluster in $STATE" >&2

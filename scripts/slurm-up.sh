@@ -15,20 +15,23 @@ log() { printf '[slurm-up] %s\n' "$*" >&2; }
 for tool in munged slurmctld slurmd sinfo; do
     command -v "$tool" >/dev/null || { log "$tool missing: apt-get install -y slurm-wlm munge"; exit 1; }
 done
-mkdir -p "$STATE"/{spool,state,log,munge,munge-key}
-chmod 0755 "$STATE"
+# munged refuses paths others cannot traverse (e.g. a 0700 temporary folder): its files live
+# in /run, named after STATE, and STATE/munge-dir says where.
+MUNGE="/run/tfforge-munge-$(printf %s "$(realpath -m "$STATE")" | sha256sum | cut -c1-10)"
+mkdir -p "$STATE"/{spool,state,log} "$MUNGE"/{sock,key}
+echo "$MUNGE" > "$STATE/munge-dir"
 
 # munge: its own socket and key in STATE, so a system munged (if any) is left alone.
-KEY="$STATE/munge-key/munge.key"
+KEY="$MUNGE/key/munge.key"
 [ -s "$KEY" ] || dd if=/dev/urandom of="$KEY" bs=1 count=128 status=none
-chown -R munge:munge "$STATE/munge" "$STATE/munge-key"
-chmod 0755 "$STATE/munge"; chmod 0700 "$STATE/munge-key"; chmod 0400 "$KEY"
-SOCKET="$STATE/munge/munge.socket"
+chown -R munge:munge "$MUNGE"
+chmod 0755 "$MUNGE" "$MUNGE/sock"; chmod 0700 "$MUNGE/key"; chmod 0400 "$KEY"
+SOCKET="$MUNGE/sock/munge.socket"
 if [ ! -S "$SOCKET" ] || ! munge -n -S "$SOCKET" >/dev/null 2>&1; then
     rm -f "$SOCKET" "$SOCKET.lock"
     runuser -u munge -- munged --key-file="$KEY" --socket="$SOCKET" \
-        --pid-file="$STATE/munge/munged.pid" --log-file="$STATE/munge/munged.log" \
-        --seed-file="$STATE/munge-key/munged.seed"
+        --pid-file="$MUNGE/sock/munged.pid" --log-file="$MUNGE/key/munged.log" \
+        --seed-file="$MUNGE/key/munged.seed"
 fi
 
 cat > "$STATE/slurm.conf" <<CONF

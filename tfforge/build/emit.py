@@ -88,11 +88,13 @@ def gitlab(plan: Plan, shared: tuple[str, ...]) -> str:
 
 
 def slurm(plan: Plan, shared: tuple[str, ...], *, project: str, python: str, results: str,
-          concurrent: int = 2, cpus_per_task: int = 1, time_limit: str = "12:00:00") -> str:
+          tasks: str | None = None, concurrent: int = 2, cpus_per_task: int = 1,
+          time_limit: str = "12:00:00") -> str:
     """An sbatch array script: task i runs cell i and writes its `--json` result to results/.
 
     project: the project folder, the same path on every node (shared storage); python: the
-    interpreter with tfforge installed (TFFORGE_PYTHON overrides it at run time)."""
+    interpreter with tfforge installed (TFFORGE_PYTHON overrides it at run time); tasks: the
+    folder holding tasks.py (default: the project)."""
     n = len(plan.cells)
     cases = []
     for i, c in enumerate(plan.cells):
@@ -114,19 +116,22 @@ def slurm(plan: Plan, shared: tuple[str, ...], *, project: str, python: str, res
         "set -euo pipefail",
         f"python=\"${{TFFORGE_PYTHON:-{python}}}\"",
         f"export TFFORGE_ROOT={shlex.quote(project)}",
+        f"tasks={shlex.quote(tasks or project)}",
         "case \"$SLURM_ARRAY_TASK_ID\" in",
         *cases,
         "    *) echo \"tfforge: no cell $SLURM_ARRAY_TASK_ID\" >&2; exit 2 ;;",
         "esac",
         f"out={shlex.quote(results)}/\"$cell\"",
-        "echo \"tfforge: cell $cell on $(hostname)\" >&2",
+        "echo \"tfforge: cell $cell on $(hostname -s)\" >&2",
         "start=$(date +%s)",
         "rc=0",
-        "\"$python\" -m invoke -r \"$TFFORGE_ROOT\" \"${args[@]}\" > \"$out.json.partial\" "
+        "\"$python\" -m invoke -r \"$tasks\" \"${args[@]}\" > \"$out.json.partial\" "
         "2> \"$out.out\" || rc=$?",
         "mv \"$out.json.partial\" \"$out.json\"",
-        "printf '{\"cell\": \"%s\", \"node\": \"%s\", \"rc\": %d, \"seconds\": %d}\\n' "
-        "\"$cell\" \"$(hostname)\" \"$rc\" \"$(( $(date +%s) - start ))\" > \"$out.done\"",
+        "end=$(date +%s)",
+        "printf '{\"cell\": \"%s\", \"node\": \"%s\", \"rc\": %d, \"start\": %d, \"end\": %d, "
+        "\"seconds\": %d}\\n' \"$cell\" \"$(hostname -s)\" \"$rc\" \"$start\" \"$end\" "
+        "\"$(( end - start ))\" > \"$out.done\"",
         "exit \"$rc\"",
     ]
     return "\n".join(lines) + "\n"

@@ -133,7 +133,8 @@ def collect(cells: list[str], results: Path) -> list[dict]:
         done = results / f"{cell}.done"
         if done.is_file():
             doc = json.loads(done.read_text())
-            row.update(node=doc["node"], seconds=doc["seconds"], rc=doc["rc"])
+            row.update(node=doc["node"], seconds=doc["seconds"], rc=doc["rc"],
+                       start=doc.get("start"), end=doc.get("end"))
         result = results / f"{cell}.json"
         text = result.read_text() if result.is_file() else ""
         if row["rc"] == 0 and text.strip():

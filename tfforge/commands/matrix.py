@@ -93,8 +93,10 @@ def _write(path: Path, text: str, mode: int = 0o644) -> Path:
 
 
 def _slurm_script(p: matrix.Plan, flags: tuple[str, ...], results: Path, concurrent: int) -> str:
+    checkout = Path(__file__).resolve().parents[2]  # tasks.py of a source checkout
+    tasks = checkout if (checkout / "tasks.py").is_file() else paths.project_root()
     return emit.slurm(p, flags, project=str(paths.project_root()), python=sys.executable,
-                      results=str(results), concurrent=concurrent)
+                      results=str(results), tasks=str(tasks), concurrent=concurrent)
 
 
 def matrix_command(hosts: str, *, tf_versions: str | None = None,
