@@ -424,7 +424,7 @@ def test_build_hands_the_rendered_folder_to_the_engine(tmp_path, monkeypatch):
 
     calls = []
 
-    def fake_run_build(build_dir, *, wheels_dir, timeout_s):
+    def fake_run_build(build_dir, *, wheels_dir, timeout_s, docker_args=()):
         calls.append((build_dir, wheels_dir, timeout_s))
         return {"wheel": str(wheels_dir / "x.whl"), "build_id": build_dir.name,
                 "durations": {"total_s": 1.0}, "engine": {}}
