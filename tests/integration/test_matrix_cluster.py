@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -250,3 +251,34 @@ def test_emitted_slurm_script_passes_sbatch_test_only(cluster, slurm_run, tmp_pa
     test = subprocess.run(["sbatch", "--test-only", str(out)], capture_output=True, text=True,
                           env={**os.environ, **cluster}, timeout=60)
     assert test.returncode == 0 and "to start at" in test.stderr, test.stderr
+
+
+# ---- invoke cache serve ------------------------------------------------------------------------
+def test_cache_serve_stores_bazel_blobs_and_stops_on_ctrl_c(tmp_path):
+    import signal
+    import sys
+    import urllib.request
+
+    need(shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists(),
+         "nginx is not installed (apt-get install -y nginx-light)")
+    port = ch.free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "invoke", "-r", str(ROOT), "cache", "serve",
+                             "--port", str(port), "--folder", str(tmp_path / "c"), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        doc = json.loads("".join(iter(proc.stdout.readline, "}\n")) + "}")
+        assert doc["url"] == f"http://127.0.0.1:{port}/cache"
+        put = urllib.request.Request(doc["url"] + "/cas/ab12", data=b"blob", method="PUT")
+        assert urllib.request.urlopen(put, timeout=10).status in (201, 204)
+        assert urllib.request.urlopen(doc["url"] + "/cas/ab12", timeout=10).read() == b"blob"
+        assert (tmp_path / "c" / "store" / "cache" / "cas" / "ab12").read_bytes() == b"blob"
+        own = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"],
+                             capture_output=True, text=True).stdout
+        for address in re.findall(r"inet (\S+)/", own):  # this machine's other addresses
+            with pytest.raises(OSError):
+                socket.create_connection((address, port), 2)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert not Path(f"/proc/{doc['pid']}").exists()  # nginx stopped with it
