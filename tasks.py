@@ -72,7 +72,9 @@ _SPEC_HELP = {
     "source_dir": "local TensorFlow source folder to build (default: clone the pinned tag)",
     "bazel_provider": "bazelisk (pinned download, default), debian (bazel-bootstrap) or image",
     "bazel_arg": "extra bazel build flag, --name or --name=value; repeatable",
-    "remote_cache": "Bazel remote cache URL (http, https, grpc, grpcs; no credentials)",
+    "remote_cache": "Bazel remote cache URL (http, https, grpc, grpcs; no credentials: give "
+                    "them in TFFORGE_REMOTE_HEADER or TFFORGE_REMOTE_NETRC_FILE at build time)",
+    "remote_executor": "Bazel remote executor URL (grpc, grpcs); rendered, untested here",
     "json": "print one JSON document",
     "debug": "show a traceback on errors",
     **{f: f"target {_isa.title(_isa.canonical(f))} (implied features are added and reported)"
@@ -90,7 +92,8 @@ def _spec_cli(given: dict) -> dict:
             "clang_version": given["clang_version"], "base_image": given["base_image"],
             "source_dir": given["source_dir"], "bazel_provider": given["bazel_provider"],
             "bazel_args": list(given["bazel_arg"] or []) or None,
-            "remote_cache": given["remote_cache"]}
+            "remote_cache": given["remote_cache"],
+            "remote_executor": given["remote_executor"]}
 
 
 # auto_shortflags=False: invoke would otherwise invent -1, -2 ... for the feature flags.
@@ -98,6 +101,7 @@ def _spec_cli(given: dict) -> dict:
 def render(c, tf_version=None, python_version=None, target=None, host=None, feature=None,
            mkl=False, compiler=None, gcc_version=None, clang_version=None, base_image=None,
            source_dir=None, bazel_provider=None, bazel_arg=None, remote_cache=None,
+           remote_executor=None,
            sse3=False, ssse3=False, sse4_1=False, sse4_2=False, popcnt=False, avx=False,
            f16c=False, fma=False, avx2=False, bmi1=False, bmi2=False, avx512f=False,
            avx512cd=False, avx512bw=False, avx512dq=False, avx512vl=False, avx512_vnni=False,
@@ -117,6 +121,7 @@ def render(c, tf_version=None, python_version=None, target=None, host=None, feat
 def build(c, tf_version=None, python_version=None, target=None, host=None, feature=None,
           mkl=False, compiler=None, gcc_version=None, clang_version=None, base_image=None,
           source_dir=None, bazel_provider=None, bazel_arg=None, remote_cache=None,
+          remote_executor=None,
           sse3=False, ssse3=False, sse4_1=False, sse4_2=False, popcnt=False, avx=False,
           f16c=False, fma=False, avx2=False, bmi1=False, bmi2=False, avx512f=False,
           avx512cd=False, avx512bw=False, avx512dq=False, avx512vl=False, avx512_vnni=False,
