@@ -92,6 +92,7 @@ def shared_cache_builds(machines, cache_server):
     from tfforge.cluster import cache
 
     server, header, _ = cache_server
+    access_log = server.config.parent / "access.log"
     src = ch.fresh_source(machines["tmp"] / "src")
     results = {}
     for key, daemon, url in (("d1", machines["d1"], server.url), ("d2", machines["d2"], server.url),
@@ -106,6 +107,11 @@ def shared_cache_builds(machines, cache_server):
                         "project": project}
         if key == "d1":
             results["entries_after_d1"] = cache.entries(server.store)
+            log_mark = access_log.stat().st_size
+        if key == "d2":  # what the server itself saw while d2 built
+            with open(access_log, "rb") as log:
+                log.seek(log_mark)
+                results["d2_access"] = log.read().decode(errors="replace")
     return results
 
 
@@ -116,9 +122,15 @@ def test_second_machine_gets_remote_cache_hits(shared_cache_builds):
     assert d1["build_id"] == d2["build_id"]
     assert shared_cache_builds["entries_after_d1"]["ac"] > 0  # d1 uploaded action results
     assert shared_cache_builds["entries_after_d1"]["cas"] > 0
-    assert d1["remote"]["remote_cache_hits"] == 0  # new sources: nothing to hit yet
+    # New sources: their compile actions ran on d1. (Bazel counts hits of its local
+    # --disk_cache as "remote cache hit" too; on a fresh daemon that cache is empty.)
+    assert d1["remote"]["remote_cache_hits"] < d1["remote"]["cacheable"]
     assert d2["remote"]["remote_cache_hits"] >= 2
     assert d2["remote"]["remote_cache_hits"] == d2["remote"]["cacheable"]  # every action
+    # ... and the server really served them: action results fetched with d2's credential
+    served = re.findall(r'"GET /cache/ac/[0-9a-f]{64} HTTP/1\.1" 200', shared_cache_builds[
+        "d2_access"])
+    assert len(served) >= 2, shared_cache_builds["d2_access"][-2000:]
     log = Path(d2["log"]).read_text()
     assert f"{d2['remote']['remote_cache_hits']} remote cache hit" in log
     assert Path(d1["wheel"]).name == Path(d2["wheel"]).name
