@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -190,3 +191,49 @@ def test_nginx_config_serves_webdav_put(tmp_path):
     assert "listen 127.0.0.1:9;" in text and f"auth_basic_user_file {tmp_path / 'h'};" in text
     assert re.search(r"client_max_body_size 0;", text)
     assert os.fspath(tmp_path / "s") in text
+
+
+# ---- the command ------------------------------------------------------------------------------
+def test_invoke_matrix_emits_files_matching_its_json_plan(tmp_path):
+    from conftest import invoke
+
+    env = {"TFFORGE_ROOT": str(tmp_path)}
+    plan_doc = invoke("matrix", str(HOSTS), "--python-version", "3.11,3.12", "--json", env=env)
+    assert plan_doc.returncode == 0, plan_doc.stderr
+    cells = json.loads(plan_doc.stdout)["cells"]
+    want = [(c["cell"], c["target"], c["tf_version"], c["python_version"]) for c in cells]
+    assert all(re.fullmatch(r"2\.21\.0-\S+-[0-9a-f]{12}", c["build_id"]) for c in cells)
+    for fmt in ("github", "gitlab"):
+        proc = invoke("matrix", str(HOSTS), "--python-version", "3.11,3.12", "--emit", fmt,
+                      env=env)
+        assert proc.returncode == 0, proc.stderr
+        path = tmp_path / emit_default(fmt)
+        doc = yaml.safe_load(path.read_text())
+        if fmt == "github":
+            got = [(i["cell"], i["target"], i["tf_version"], i["python_version"])
+                   for i in doc["jobs"]["build"]["strategy"]["matrix"]["include"]]
+        else:
+            got = [(m["CELL"], m["TARGET"], m["TF_VERSION"], m["PYTHON_VERSION"])
+                   for m in doc["tfforge-build"]["parallel"]["matrix"]]
+        assert got == want
+    assert not (tmp_path / "builds").exists()  # planning and emitting build nothing
+
+
+def emit_default(fmt: str) -> str:
+    from tfforge.commands.matrix import DEFAULT_OUT
+    return DEFAULT_OUT[fmt]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--emit", "jenkins"], "--emit 'jenkins': must be one of github, gitlab, slurm"),
+    (["--run", "github"], "--run 'github': only 'slurm'"),
+    (["--tf-version", "9.9.9"], "TensorFlow '9.9.9' is not pinned"),
+    (["--base-image", "not an image"], "--base-image 'not an image'"),
+])
+def test_invoke_matrix_bad_input_is_one_error_line_exit_2(tmp_path, args, needle):
+    from conftest import invoke
+
+    proc = invoke("matrix", str(HOSTS), *args, env={"TFFORGE_ROOT": str(tmp_path)})
+    assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert list(tmp_path.iterdir()) == []
