@@ -45,7 +45,10 @@ def submit(script: Path) -> str:
     """Submit the array script; the job id."""
     proc = _run(["sbatch", "--parsable", str(script)])
     if proc.returncode != 0:
-        raise BuildError(f"sbatch refused {script}: {proc.stderr.strip()[:300]}")
+        why = " ".join(ln.removeprefix("sbatch: ").strip() for ln in proc.stderr.splitlines()
+                       if "retrying" not in ln)
+        raise BuildError(f"sbatch refused {script.name}: {why[:300]}; check the Slurm "
+                         "client configuration (SLURM_CONF, `scontrol ping`)")
     return proc.stdout.strip().split(";")[0]
 
 

@@ -8,6 +8,8 @@ fails before anything is written), then prints the plan, writes a CI file or Slu
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -116,7 +118,8 @@ def matrix_command(hosts: str, *, tf_versions: str | None = None,
     conc = int(settings.positive(opts, "matrix_concurrent"))
     p, ids = make_plan(hosts, tf_versions=tf_versions, python_versions=python_versions, one=one,
                        shared=shared)
-    flags = shared_flags(shared)
+    flags = shared_flags(shared) + (("--timeout", f"{float(opts.build_timeout):g}")
+                                    if timeout is not None else ())
     doc = _doc(p, ids, flags)
     if dry_run or not (emit_format or run):
         if as_json:
@@ -156,7 +159,13 @@ def _run_slurm(p: matrix.Plan, doc: dict, flags: tuple[str, ...], concurrent: in
     script = _write(results / "matrix.sbatch", _slurm_script(p, flags, results, concurrent),
                     0o755)
     cells = [c.cell for c in p.cells]
-    job = slurm.submit(script)
+    try:
+        job = slurm.submit(script)
+    except Exception:
+        shutil.rmtree(results, ignore_errors=True)  # nothing half-written in builds/
+        with contextlib.suppress(OSError):
+            results.parent.rmdir()
+        raise
     console.info(f"submitted Slurm array job {job}: {len(cells)} cells, {concurrent} at a time; "
                  f"results in {results}")
 
