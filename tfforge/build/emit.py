@@ -23,8 +23,17 @@ _COMMENT = ("# tfforge build matrix: {n} cells, one `invoke build` each (generat
             "(the runner label / tag says which).\n")
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings as `|` blocks, as people write them in CI files."""
+
+
+_Dumper.add_representer(str, lambda d, v: d.represent_scalar(
+    "tag:yaml.org,2002:str", v, style="|" if "\n" in v else None))
+
+
 def _dump(doc: dict) -> str:
-    return yaml.safe_dump(doc, sort_keys=False, width=100, default_flow_style=False)
+    return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=1000,
+                     default_flow_style=False)
 
 
 def _invoke(cell_flags: list[str], shared: tuple[str, ...]) -> str:
@@ -67,7 +76,10 @@ def github(plan: Plan, shared: tuple[str, ...], *, max_parallel: int = 0) -> str
 
 
 def gitlab(plan: Plan, shared: tuple[str, ...]) -> str:
-    """A GitLab CI job with parallel:matrix (one entry per cell; tags pick a matching runner)."""
+    """A GitLab CI job with parallel:matrix (one entry per cell; tags pick a matching runner).
+
+    CI/CD variables reach the job's environment as they are: TFFORGE_REMOTE_CACHE, and the
+    credential TFFORGE_REMOTE_HEADER (set it masked and protected)."""
     flags = ["--target", '"$TARGET"', "--tf-version", '"$TF_VERSION"', "--python-version",
              '"$PYTHON_VERSION"']
     doc = {
@@ -75,7 +87,6 @@ def gitlab(plan: Plan, shared: tuple[str, ...]) -> str:
             "stage": "build",
             "tags": ["tfforge-$TARGET"],
             "timeout": "12h",
-            "variables": {"TFFORGE_REMOTE_CACHE": "$TFFORGE_REMOTE_CACHE"},
             "parallel": {"matrix": [
                 {"CELL": c.cell, "TARGET": c.display, "TF_VERSION": c.tf_version,
                  "PYTHON_VERSION": c.python_version} for c in plan.cells]},
@@ -84,7 +95,9 @@ def gitlab(plan: Plan, shared: tuple[str, ...]) -> str:
             "artifacts": {"when": "always", "name": "$CELL", "paths": list(ARTIFACTS)},
         }
     }
-    return _COMMENT.format(n=len(plan.cells), fmt="gitlab") + _dump(doc)
+    note = ("# Set TFFORGE_REMOTE_HEADER (the cache credential) as a masked, protected CI/CD "
+            "variable;\n# TFFORGE_REMOTE_CACHE may name the cache instead of --remote-cache.\n")
+    return _COMMENT.format(n=len(plan.cells), fmt="gitlab") + note + _dump(doc)
 
 
 def slurm(plan: Plan, shared: tuple[str, ...], *, project: str, python: str, results: str,
