@@ -132,6 +132,8 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
     p = plan(s, r)
     if warning:
         p["warnings"].append(warning)
+    if s.remote_flags:  # issue 13: which credentials `docker build --secret` will carry
+        p["docker_secrets"] = sorted(remote.credentials(os.environ))
     if dry_run:
         if as_json:
             console.print_json({**p, "dry_run": True})
@@ -142,6 +144,9 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
                 f"Dockerfile: {p['dockerfile']}",
                 f"docker:     {env} {shlex.join(p['docker_command'])}",
                 f"bazel:      (in {s.src_dir}) {shlex.join(p['bazel_command'])}",
+                *([f"secrets:    {', '.join(p['docker_secrets']) or 'none'} (docker build "
+                   "--secret from a private temporary file; values never shown)"]
+                  if "docker_secrets" in p else []),
                 "dry run: nothing was built (OUT is the folder that receives the wheel)",
             ):
                 console.say(line)
