@@ -89,8 +89,11 @@ _SPEC_HELP = {
     "bazel_provider": "bazelisk (pinned download), debian (bazel-bootstrap) or image "
                       + _default("bazel_provider"),
     "bazel_arg": "extra bazel build flag, --name or --name=value; repeatable",
-    "remote_cache": "Bazel remote cache URL (http, https, grpc, grpcs; no credentials) "
+    "remote_cache": "Bazel remote cache URL (http, https, grpc, grpcs; no credentials: give "
+                    "them in TFFORGE_REMOTE_HEADER or TFFORGE_REMOTE_NETRC_FILE at build time) "
                     + _default("remote_cache", "none"),
+    "remote_executor": "Bazel remote executor URL (grpc, grpcs); rendered, untested here "
+                       + _default("remote_executor", "none"),
     "json": "print one JSON document",
     "debug": "show a traceback on errors",
     **{f: f"target {_isa.title(_isa.canonical(f))} (implied features are added and reported)"
@@ -108,7 +111,8 @@ def _spec_cli(given: dict) -> dict:
             "clang_version": given["clang_version"], "base_image": given["base_image"],
             "source_dir": given["source_dir"], "bazel_provider": given["bazel_provider"],
             "bazel_args": list(given["bazel_arg"] or []) or None,
-            "remote_cache": given["remote_cache"]}
+            "remote_cache": given["remote_cache"],
+            "remote_executor": given["remote_executor"]}
 
 
 # auto_shortflags=False: invoke would otherwise invent -1, -2 ... for the feature flags.
@@ -116,6 +120,7 @@ def _spec_cli(given: dict) -> dict:
 def render(c, tf_version=None, python_version=None, target=None, host=None, feature=None,
            mkl=False, compiler=None, gcc_version=None, clang_version=None, base_image=None,
            source_dir=None, bazel_provider=None, bazel_arg=None, remote_cache=None,
+           remote_executor=None,
            sse3=False, ssse3=False, sse4_1=False, sse4_2=False, popcnt=False, avx=False,
            f16c=False, fma=False, avx2=False, bmi1=False, bmi2=False, avx512f=False,
            avx512cd=False, avx512bw=False, avx512dq=False, avx512vl=False, avx512_vnni=False,
@@ -135,6 +140,7 @@ def render(c, tf_version=None, python_version=None, target=None, host=None, feat
 def build(c, tf_version=None, python_version=None, target=None, host=None, feature=None,
           mkl=False, compiler=None, gcc_version=None, clang_version=None, base_image=None,
           source_dir=None, bazel_provider=None, bazel_arg=None, remote_cache=None,
+          remote_executor=None,
           sse3=False, ssse3=False, sse4_1=False, sse4_2=False, popcnt=False, avx=False,
           f16c=False, fma=False, avx2=False, bmi1=False, bmi2=False, avx512f=False,
           avx512cd=False, avx512bw=False, avx512dq=False, avx512vl=False, avx512_vnni=False,
@@ -301,3 +307,68 @@ def publish(c, wheels, wheel=None, repository=None, skip_existing=False, timeout
     from tfforge.commands import publish as publish_mod
     run(publish_mod.publish_command, [wheels, *(wheel or [])], repository=repository,
         skip_existing=skip_existing, timeout=timeout, as_json=json, debug=debug)
+
+
+# ---- matrix / cache (issue 13) ------------------------------------------------------------
+@task(
+    iterable=["bazel_arg"],
+    auto_shortflags=False,
+    help={
+        "hosts": "host files: a folder, a glob or a comma list of snapshots (as `match` takes)",
+        "tf_version": "comma list of TensorFlow releases to build (default from config)",
+        "python_version": "comma list of Pythons to build for (default from config)",
+        "one": "one build for the whole fleet: the single common target `match` gives",
+        "dry_run": "plan only: print the cells, write and run nothing",
+        "emit": "write the matrix for an engine: github (strategy.matrix), gitlab "
+                "(parallel:matrix) or slurm (sbatch array script)",
+        "out": "where --emit writes (default: matrix/tfforge.<format file>)",
+        "run": "slurm: submit the array with sbatch, follow it, collect wheels and logs "
+               "(assumes the project folder is on storage every node shares)",
+        "concurrent": "cells running at once (default from config: 2)",
+        "timeout": "seconds one cell's build may take (default from config: 21600)",
+        "base_image": _SPEC_HELP["base_image"],
+        "source_dir": _SPEC_HELP["source_dir"],
+        "bazel_provider": _SPEC_HELP["bazel_provider"],
+        "bazel_arg": _SPEC_HELP["bazel_arg"],
+        "compiler": _SPEC_HELP["compiler"],
+        "gcc_version": _SPEC_HELP["gcc_version"],
+        "mkl": _SPEC_HELP["mkl"],
+        "remote_cache": _SPEC_HELP["remote_cache"] + "; credentials from TFFORGE_REMOTE_HEADER"
+                        " or TFFORGE_REMOTE_NETRC_FILE at build time",
+        "remote_executor": "Bazel remote executor (grpc[s]://; rendered, untested here)",
+        "json": "print one JSON document",
+        "debug": "show a traceback on errors",
+    },
+)
+def matrix(c, hosts, tf_version=None, python_version=None, one=False, dry_run=False, emit=None,
+           out=None, run=None, concurrent=None, timeout=None, base_image=None, source_dir=None,
+           bazel_provider=None, bazel_arg=None, compiler=None, gcc_version=None, mkl=False,
+           remote_cache=None, remote_executor=None, json=False, debug=False):
+    """A fleet's build matrix: one build per best target (x TF x Python); emit it or run it."""
+    from tfforge.commands import matrix as matrix_mod
+    shared = {"base_image": base_image, "source_dir": source_dir,
+              "bazel_provider": bazel_provider, "bazel_args": list(bazel_arg or []) or None,
+              "compiler": compiler, "gcc_version": gcc_version, "mkl": True if mkl else None,
+              "remote_cache": remote_cache, "remote_executor": remote_executor}
+    from tfforge.commands import runner  # the `run` flag shadows runner.run here
+    runner.run(matrix_mod.matrix_command, hosts, tf_versions=tf_version,
+               python_versions=python_version, one=one, shared=shared, emit_format=emit,
+               out=out, run=run, dry_run=dry_run, concurrent=concurrent, timeout=timeout,
+               as_json=json, debug=debug)
+
+
+@task(help={
+    "action": "serve: run an nginx WebDAV Bazel HTTP cache until Ctrl-C",
+    "port": "TCP port (default from config: 9090)",
+    "bind": "address to listen on (default from config: 127.0.0.1; see README before "
+            "exposing it)",
+    "htpasswd": "htpasswd file: clients must send basic auth (TFFORGE_REMOTE_HEADER)",
+    "folder": "where the cache lives (default: the tfforge cache folder)",
+    "json": "print one JSON document once it listens",
+    "debug": "show a traceback on errors",
+})
+def cache(c, action, port=None, bind=None, htpasswd=None, folder=None, json=False, debug=False):
+    """A Bazel remote cache for a team that has none (`invoke cache serve`)."""
+    from tfforge.commands import matrix as matrix_mod
+    run(matrix_mod.cache_command, action, port=port, bind=bind, htpasswd=htpasswd,
+        folder=folder, as_json=json, debug=debug)

@@ -13,6 +13,9 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # base image, qemu-user for emulated runs (`verify --emulate`), binutils/gcc for test libraries,
 # wamerican (the word list the g2p golden data was drawn from).
 PKGS=(docker.io debootstrap ca-certificates qemu-user binutils gcc python3-venv wamerican)
+# issue 13: a single-node Slurm cluster (slurm-wlm, munge) and nginx's WebDAV Bazel cache for the
+# matrix tests; iproute2 gives `ip` for the extra test daemons' bridges.
+PKGS+=(slurm-wlm munge nginx-light iproute2)
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -20,7 +23,15 @@ done
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
     $SUDO apt-get update -qq
+    # Installing daemons (munge, slurmd, nginx) must not start them with Debian's default
+    # configuration: a policy-rc.d that refuses, only for this install, only if none exists.
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null && $SUDO chmod 0755 "$policy"
+    fi
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ -z "$policy" ] || $SUDO rm -f "$policy"
 fi
 
 # Docker engine: Debian's client is /usr/bin/docker (a newer client elsewhere on PATH may lack

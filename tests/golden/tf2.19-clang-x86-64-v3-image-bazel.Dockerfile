@@ -1,7 +1,7 @@
-# tfforge build 2.19.0-x86.64.v3-4a40c3f14d3e
+# tfforge build 2.19.0-x86.64.v3-da1a810edfb3
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.19.0-x86.64.v3-4a40c3f14d3e/.export/export builds/2.19.0-x86.64.v3-4a40c3f14d3e
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.19.0-x86.64.v3-da1a810edfb3/.export/export builds/2.19.0-x86.64.v3-da1a810edfb3
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (image), non-root user
 FROM debian:trixie-slim@sha256:d7e12182ce18b85b93007c1dedf31f2d29e01ccf3182cc4017c709b6259bc132 AS toolchain
@@ -62,13 +62,23 @@ ENV PYTHON_BIN_PATH="/usr/bin/python3" \
     SOURCE_DATE_EPOCH="315532800"
 RUN ./configure < /dev/null
 RUN --mount=type=cache,id=tfforge-bazel-10001,target=/home/builder/.cache/bazel,uid=10001,gid=10001,sharing=locked \
+    --mount=type=secret,id=tfforge_remote_header,target=/run/secrets/tfforge_remote_header,uid=10001,gid=10001,mode=0400 \
+    --mount=type=secret,id=tfforge_netrc,target=/run/secrets/tfforge_netrc,uid=10001,gid=10001,mode=0400 \
+    set --; tfforge_remote="--remote_cache=grpcs://cache.example.com:9092"; \
+    if ! python3 -c "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)" cache.example.com 9092 2>/dev/null; then \
+      echo "tfforge: warning: remote cache cache.example.com:9092 is not reachable from the build; building locally without it" >&2; tfforge_remote=""; \
+    else \
+      if [ -s /run/secrets/tfforge_remote_header ]; then set -- "--remote_header=$(cat /run/secrets/tfforge_remote_header)"; fi; \
+      if [ -s /run/secrets/tfforge_netrc ]; then export NETRC=/run/secrets/tfforge_netrc; fi; \
+    fi; \
     bazel build \
       --config=opt \
       --copt=-march=x86-64-v3 \
       --copt=-mtune=generic \
       --action_env=SOURCE_DATE_EPOCH=315532800 \
       --disk_cache=/home/builder/.cache/bazel/disk \
-      --remote_cache=grpcs://cache.example.com:9092 \
+      $tfforge_remote \
+      "$@" \
       --repo_env=HERMETIC_PYTHON_VERSION=3.11 \
       --repo_env=TF_PYTHON_VERSION=3.11 \
       --repo_env=WHEEL_NAME=tensorflow_cpu \

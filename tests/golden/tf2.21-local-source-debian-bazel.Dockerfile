@@ -1,7 +1,7 @@
-# tfforge build 2.21.0-avx2.fma.mkl-e88adeb01ddf
+# tfforge build 2.21.0-avx2.fma.mkl-da5efd45fe79
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-avx2.fma.mkl-e88adeb01ddf/.export/export builds/2.21.0-avx2.fma.mkl-e88adeb01ddf
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-avx2.fma.mkl-da5efd45fe79/.export/export builds/2.21.0-avx2.fma.mkl-da5efd45fe79
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (debian), non-root user
 FROM local/bookworm:base AS toolchain

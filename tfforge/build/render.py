@@ -37,7 +37,7 @@ def build_document(spec: BuildSpec) -> dict:
     """The full build.json: the spec's document plus its id and the docker command."""
     doc = spec.document()
     doc["id"] = spec.build_id
-    doc["commands"]["docker"] = docker_command(spec.build_id)
+    doc["commands"]["docker"] = docker_command(spec.build_id, spec.docker_network)
     return doc
 
 
@@ -83,7 +83,33 @@ def context(spec: BuildSpec, doc: dict) -> dict:
         "clone_check_path": CLONE_CHECK,
         "clone_check": list(spec.clone_check_argv),
         "compiler_story": spec.compiler_story,
+        **remote_context(spec),
     }
+
+
+# ---- remote cache / execution (issue 13) -----------------------------------------------------
+SECRET_HEADER = "tfforge_remote_header"  # docker build --secret ids (tfforge.build.remote)
+SECRET_NETRC = "tfforge_netrc"
+PROBE = "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)"
+
+
+def remote_context(spec: BuildSpec) -> dict:
+    """The remote flags as shell words the RUN step may drop, and how it probes the endpoint.
+
+    The step keeps the flags only when the endpoint answers (else: a warning and a local build);
+    credentials come from BuildKit secrets read at run time, never from the build files."""
+    flags = spec.remote_flags
+    if not flags:
+        return {"remote": None, "bazel_run": list(spec.bazel_command)}
+    words = list(spec.bazel_command)
+    at = words.index(flags[0])
+    words[at:at + len(flags)] = ["$tfforge_remote", '"$@"']
+    host, port = spec.remote_endpoint
+    return {"remote": {"flags": " ".join(flags), "host": host, "port": port, "probe": PROBE,
+                       "header": f"/run/secrets/{SECRET_HEADER}",
+                       "netrc": f"/run/secrets/{SECRET_NETRC}",
+                       "header_id": SECRET_HEADER, "netrc_id": SECRET_NETRC},
+            "bazel_run": words}
 
 
 def dockerfile(spec: BuildSpec, doc: dict | None = None) -> str:

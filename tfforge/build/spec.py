@@ -139,6 +139,35 @@ class BuildSpec:
     remote_cache: str | None
     source_date_epoch: int
     warnings: tuple[str, ...] = field(default=(), compare=False)
+    remote_executor: str | None = None  # issue 13: rendered, untested here
+
+    # ---- remote cache / execution (issue 13) ---------------------------------------------
+    @property
+    def remote_flags(self) -> tuple[str, ...]:
+        """Bazel's remote flags; the RUN step drops them when the endpoint is unreachable."""
+        flags = []
+        if self.remote_cache:
+            flags.append(f"--remote_cache={self.remote_cache}")
+        if self.remote_executor:
+            flags += [f"--remote_executor={self.remote_executor}", "--remote_local_fallback"]
+        return tuple(flags)
+
+    @property
+    def remote_endpoint(self) -> tuple[str, int] | None:
+        """(host, port) the build must reach for its remote flags (executor first)."""
+        url = self.remote_executor or self.remote_cache
+        if not url:
+            return None
+        parts = urlsplit(url)
+        default = {"http": 80, "https": 443, "grpc": 80, "grpcs": 443}[parts.scheme]
+        return parts.hostname or "", parts.port or default
+
+    @property
+    def docker_network(self) -> str | None:
+        """'host' when the remote endpoint is this machine's loopback: a BuildKit RUN step has
+        its own network namespace, where 127.0.0.1 is the step itself."""
+        end = self.remote_endpoint
+        return "host" if end and is_loopback(end[0]) else None
 
     # ---- derived ---------------------------------------------------------------------
     @property
@@ -331,8 +360,7 @@ class BuildSpec:
             argv.append(f"--copt={self.isa_note['copt']}")
         argv += [f"--action_env=SOURCE_DATE_EPOCH={self.source_date_epoch}",
                  f"--disk_cache={self.bazel_cache}/disk"]
-        if self.remote_cache:
-            argv.append(f"--remote_cache={self.remote_cache}")
+        argv += self.remote_flags
         argv += [f"--repo_env={e}" for e in self.repo_env]
         argv += self.extra_args
         argv += self.bazel_args  # last, so a user's extra flag wins over ours
@@ -397,6 +425,7 @@ class BuildSpec:
                 "bazel_provider": self.bazel_provider, "bazel_args": list(self.bazel_args),
                 "remote_cache": self.remote_cache,
                 "source_date_epoch": self.source_date_epoch,
+                **({"remote_executor": self.remote_executor} if self.remote_executor else {}),
             },
             "derived": {
                 "local_version": self.local_label, "version": self.version,
@@ -459,23 +488,34 @@ def canonical_json(doc: object) -> str:
     return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
 
 
+def is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
+
+
 def export_dir(build_dir: str | Path) -> Path:
     """Where the build's export stage lands: <build_dir>/.export/export."""
     return Path(build_dir) / EXPORT_STAGE / "export"
 
 
-def docker_argv(client: str, build_dir: str | Path) -> list[str]:
+def docker_argv(client: str, build_dir: str | Path, network: str | None = None,
+                secrets: Mapping[str, str] | None = None) -> list[str]:
     """THE docker command that builds a rendered folder: `build --dry-run` prints it, the
-    engine runs it (with DOCKER_ENV), build.json records it for the folder under builds/."""
-    return [client, "build", "--progress=plain", "--target", "export",
+    engine runs it (with DOCKER_ENV), build.json records it for the folder under builds/.
+    network: --network for a loopback remote cache; secrets: {secret id: file} (issue 13)."""
+    extra = [f"--network={network}"] if network else []
+    for sid, path in sorted((secrets or {}).items()):
+        extra += ["--secret", f"id={sid},src={path}"]
+    return [client, "build", *extra, "--progress=plain", "--target", "export",
             "--output", f"type=local,dest={export_dir(build_dir)}", str(build_dir)]
 
 
-def docker_command(build_id: str) -> dict:
+def docker_command(build_id: str, network: str | None = None) -> dict:
     """The docker command recorded in build.json, relative to the project root."""
-    return {"env": dict(DOCKER_ENV), "argv": docker_argv("/usr/bin/docker", f"builds/{build_id}"),
+    return {"env": dict(DOCKER_ENV),
+            "argv": docker_argv("/usr/bin/docker", f"builds/{build_id}", network),
             "note": "run from the project root; builds/<id>/.export/export receives the "
-                    "wheel(s) and build.json; `build` runs this with the client it resolves"}
+                    "wheel(s) and build.json; `build` runs this with the client it resolves "
+                    "(and --secret files for remote-cache credentials)"}
 
 
 # ---- helpers -----------------------------------------------------------------------------
@@ -529,13 +569,13 @@ def check_image_ref(ref: str) -> bool:
     return "@sha256:" in ref
 
 
-def check_cache_url(url: str) -> str:
-    """Validate a Bazel remote cache URL (no credentials, no shell characters)."""
+def check_cache_url(url: str, option: str = "--remote-cache") -> str:
+    """Validate a Bazel remote cache/executor URL (no credentials, no shell characters)."""
     # Never echo credentials: show the URL with anything before an '@' in the host masked.
     scheme, sep, rest = url.partition("://")
     host, slash, path = rest.partition("/")
     shown = f"{scheme}{sep}***@{host.rpartition('@')[2]}{slash}{path}" if "@" in host else url
-    bad = f"--remote-cache {_short(shown)}"
+    bad = f"{option} {_short(shown)}"
     if len(url) > 2048 or any(c.isspace() for c in url):
         raise ConfigError(f"{bad}: must be one URL without spaces")
     try:
@@ -547,8 +587,8 @@ def check_cache_url(url: str) -> str:
         raise ConfigError(f"{bad}: scheme must be one of {', '.join(_CACHE_SCHEMES)}")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise ConfigError(f"{bad}: credentials in the URL would be written into build files; "
-                          "use a cache that needs none from inside the build, or a netrc in "
-                          "the base image")
+                          "pass them at build time instead (TFFORGE_REMOTE_HEADER or "
+                          "TFFORGE_REMOTE_NETRC_FILE)")
     if not parts.netloc or not _URL_HOST.match(parts.netloc):
         raise ConfigError(f"{bad}: the host must be a name or address with an optional :port")
     if parts.query or parts.fragment or not _URL_PATH.match(parts.path):
@@ -799,6 +839,15 @@ def make(options: Mapping) -> BuildSpec:
     remote_cache = _text(options, "remote_cache") or None
     if remote_cache:
         check_cache_url(remote_cache)
+    remote_executor = _text(options, "remote_executor") or None
+    if remote_executor:
+        check_cache_url(remote_executor, "--remote-executor")
+        if urlsplit(remote_executor).scheme not in ("grpc", "grpcs"):
+            raise ConfigError(f"--remote-executor {_short(remote_executor)}: Bazel's remote "
+                              "execution speaks gRPC; use grpc:// or grpcs://")
+        warnings.append("remote execution is rendered but untested here (no REAPI worker on "
+                        "these machines); the build falls back to local execution when the "
+                        "executor cannot run an action (--remote_local_fallback)")
     try:
         epoch = int(options.get("source_date_epoch") or MIN_EPOCH)
     except (TypeError, ValueError):
@@ -811,7 +860,8 @@ def make(options: Mapping) -> BuildSpec:
     source = resolve_source(options, tc)
     spec = BuildSpec(tc.tf_version, python_version, tc, target, mkl, compiler, gcc_version,
                      clang_version, base_image, pinned, choice, source, provider, bazel_version,
-                     bazel_args, remote_cache, epoch, tuple(warnings))
+                     bazel_args, remote_cache, epoch, tuple(warnings),
+                     remote_executor=remote_executor)
     check_tokens(spec)
     return spec
 

@@ -7,20 +7,22 @@ line). `build` renders (or reuses an identical rendering), then either prints th
 
 from __future__ import annotations
 
+import os
 import shlex
 from pathlib import Path
 from typing import Any, Mapping
 
 from tfforge import settings, console, paths
 from tfforge.host import isa
-from tfforge.build import render
+from tfforge.build import remote, render
 from tfforge.build import spec
 from tfforge.errors import BuildError, ConfigError
 
 # Options of the spec that the command line may give; list-valued ones are never in defaults.
 SPEC_OPTIONS = ("tf_version", "python_version", "target", "hosts", "features", "mkl",
                 "compiler", "gcc_version", "clang_version", "base_image", "source_dir",
-                "bazel_provider", "bazel_args", "remote_cache", "source_date_epoch")
+                "bazel_provider", "bazel_args", "remote_cache", "source_date_epoch",
+                "remote_executor")
 
 
 def make_spec(cli: Mapping[str, Any]) -> spec.BuildSpec:
@@ -122,12 +124,13 @@ def docker_client() -> tuple[str, str | None]:
                                      f"{engine.DEBIAN_CLIENT}"
 
 
-def plan(s: spec.BuildSpec, r: render.Rendered, client: str) -> dict:
+def plan(s: spec.BuildSpec, r: render.Rendered, client: str,
+         secrets: Mapping[str, str] | None = None) -> dict:
     """What `build` runs: the same argv the engine builds (tfforge.build.spec.docker_argv)."""
     build_dir = r.path.resolve()
     return {"id": r.build_id, "build_dir": str(build_dir), "created": r.created,
             "dockerfile": str(build_dir / "Dockerfile"), "docker_env": dict(spec.DOCKER_ENV),
-            "docker_command": spec.docker_argv(client, build_dir),
+            "docker_command": spec.docker_argv(client, build_dir, s.docker_network, secrets),
             "bazel_command": list(s.bazel_command), "workdir": s.src_dir,
             "evidence": {k: e.level for k, e in s.toolchain.evidence.items()},
             "warnings": list(s.warnings)}
@@ -150,12 +153,16 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
         console.warn(warning)
     r = render.render(s, paths.builds_dir())
     client, no_client = docker_client()
-    p = plan(s, r, client)
+    secrets = remote.credentials(os.environ) if s.remote_flags else {}
+    files = remote.secret_files(r.build_id, secrets)
+    p = plan(s, r, client, files)
     for extra in (warning, no_client):
         if extra:
             p["warnings"].append(extra)
     if no_client:
         console.warn(no_client)
+    if s.remote_flags:  # issue 13: which credentials `docker build --secret` will carry
+        p["docker_secrets"] = sorted(secrets)
     if dry_run:
         if as_json:
             console.print_json({**p, "dry_run": True})
@@ -167,6 +174,9 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
                 f"docker:     {env} {shlex.join(p['docker_command'])}",
                 f"bazel:      (in {s.src_dir}) {shlex.join(p['bazel_command'])}",
                 f"recipe:     {s.evidence_line()}",
+                *([f"secrets:    {', '.join(p['docker_secrets']) or 'none'} (docker build "
+                   "--secret from private files that exist only while the build runs; values "
+                   "never shown)"] if "docker_secrets" in p else []),
                 "dry run: nothing was built; `build` runs exactly this docker command",
             ):
                 console.say(line)
@@ -181,8 +191,14 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
         raise BuildError(network.offline_message(missing, suite))
 
     console.info(f"building {r.build_id} (timeout {timeout_s:g} s)")
-    result = engine.run_build(r.path, wheels_dir=paths.wheels_dir(), timeout_s=timeout_s)
+    with remote.written(secrets, files):
+        result = engine.run_build(r.path, wheels_dir=paths.wheels_dir(), timeout_s=timeout_s,
+                                  network=s.docker_network, secrets=files)
     out = {**p, "dry_run": False, **result}
+    if s.remote_flags:  # issue 13: what Bazel's summary says about the remote cache
+        out["remote"] = remote.log_facts(Path(result["log"]).read_text(errors="replace"))
+        if out["remote"]["unreachable"]:
+            console.warn(out["remote"]["unreachable"] + " (built locally)")
     if as_json:
         console.print_json(out)
     else:

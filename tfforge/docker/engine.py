@@ -28,7 +28,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from tfforge import console, paths
 from tfforge.errors import BuildError, ConfigError, Interrupted
@@ -527,10 +527,11 @@ def build_lock(build_id: str) -> Iterator[None]:
 
 
 # ---- the build ------------------------------------------------------------------------------
-def build_command(client: Client, build_dir: Path) -> list[str]:
+def build_command(client: Client, build_dir: Path, network: str | None = None,
+                  secrets: Mapping[str, str] | None = None) -> list[str]:
     from tfforge.build.spec import docker_argv  # the one argv `build --dry-run` also prints
 
-    return docker_argv(client.path, build_dir)
+    return docker_argv(client.path, build_dir, network, secrets)
 
 
 def base_suite(ref: str) -> str:
@@ -563,11 +564,13 @@ def _read_lines(stream, lines: "queue.Queue[str | None]") -> None:
 
 
 def run_docker_build(client: Client, build_dir: Path, log_path: Path, *,
-                     build_id: str, timeout_s: float, started: float | None = None) -> StepLog:
+                     build_id: str, timeout_s: float, started: float | None = None,
+                     network: str | None = None,
+                     secrets: Mapping[str, str] | None = None) -> StepLog:
     """Run the BuildKit build, streaming its log; stop it in the engine on timeout or Ctrl-C.
 
     The timeout counts from `started` (time.monotonic(); default now)."""
-    cmd = build_command(client, build_dir)
+    cmd = build_command(client, build_dir, network, secrets)
     console.info("$ DOCKER_BUILDKIT=1 " + " ".join(cmd))
     env = {**os.environ, "DOCKER_BUILDKIT": "1"}  # = tfforge.build.spec.DOCKER_ENV
     steps = StepLog()
@@ -670,7 +673,8 @@ def _exported_wheel(export: Path, log_path: Path) -> Path:
 
 
 def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float,
-              docker: str | None = None) -> dict:
+              docker: str | None = None, network: str | None = None,
+              secrets: Mapping[str, str] | None = None) -> dict:
     """Build builds/<id>/ on the engine and deliver the finalized wheel into wheels_dir.
 
     Returns {"wheel", "build_id", "durations" (seconds), "engine", "cache" (steps cached/run),
@@ -714,7 +718,8 @@ def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float,
         stage.mkdir()
         try:
             steps = run_docker_build(client, build_dir, log_path,
-                                     build_id=build_id, timeout_s=timeout_s, started=t0)
+                                     build_id=build_id, timeout_s=timeout_s, started=t0,
+                                     network=network, secrets=secrets)
             t_built = time.monotonic()
             raw = _exported_wheel(export_dir(build_dir), log_path)
             cache = {"steps_cached": steps.cached, "steps_run": steps.ran}
