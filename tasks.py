@@ -137,7 +137,7 @@ def build(c, tf_version=None, python_version=None, target=None, host=None, featu
 })
 def engine(c, image="local/bookworm:base", json=False, debug=False):
     """Which docker client builds use, the engine's version, BuildKit, and the base image."""
-    from tfforge.docker import engine as engine_mod
+    from tfforge.commands import engine as engine_mod
     run(engine_mod.engine_command, image=image, as_json=json, debug=debug)
 
 

@@ -120,8 +120,24 @@ def test_avx2_fma_build_uses_avx2_and_fma_in_ordinary_code(builds, tmp_path):
     provenance = check_wheel(wheel).facts.provenance
     assert provenance["id"] == result["build_id"]
     assert {"avx2", "fma"} <= set(provenance["derived"]["features"])
-    assert provenance["engine"]["base_images"][0]["ref"] == BASE
+    assert provenance["base_images"][0]["ref"] == BASE
+    assert provenance["apt_lock"]["packages"]  # the toolchain stage's packages, name=version
+    assert "durations" not in provenance and "run" not in provenance  # inputs only
     assert "-mavx2" in provenance["derived"]["copts"]
+
+
+def test_dry_run_prints_the_argv_the_build_ran(builds, project, source):
+    """The dry run (another process) prints exactly the argv the real build gave the client."""
+    proc = invoke("build", "--avx2", "--fma", "--dry-run", "--source-dir", str(source), *COMMON,
+                  "--json", env={"TFFORGE_ROOT": str(project),
+                                 "TFFORGE_CACHE": str(project / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    planned = json.loads(proc.stdout)["docker_command"]
+    folder = Path(builds["avx2_fma"]["build_dir"])
+    ran = json.loads((folder / "provenance.json").read_text())["run"]["argv"]
+    assert planned == ran == builds["avx2_fma"]["argv"]
+    assert (folder / "build.log").read_text().splitlines()[0] == \
+        "$ DOCKER_BUILDKIT=1 " + " ".join(planned)
 
 
 def test_v2_mkl_build_has_no_avx(builds, tmp_path):

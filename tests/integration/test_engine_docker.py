@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, need_engine
-from tfforge.docker import engine
+from tfforge.docker import cancel, run as docker_run
+from tfforge.docker.client import Client
 from tfforge.errors import BuildError, Interrupted
 from tfforge.wheel.read import check as check_wheel
 from wheel_samples import raw_wheel, record_problems
@@ -28,7 +29,7 @@ BASE = "local/bookworm:base"
 
 
 @pytest.fixture(scope="module")
-def client() -> engine.Client:
+def client() -> Client:
     return need_engine(BASE)
 
 
@@ -74,7 +75,7 @@ def test_build_exports_finalized_wheel(client, project):
     folder = build_dir(project, "COPY raw/ /dist/")
     raw_wheel(folder / "raw")
     before = snapshot(project / "wheels")
-    result = engine.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
+    result = docker_run.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
     wheel = Path(result["wheel"])
     assert wheel.parent == project / "wheels"
     assert wheel.name == "tensorflow_cpu-2.21.0+avx2-cp311-cp311-linux_x86_64.whl"
@@ -83,26 +84,30 @@ def test_build_exports_finalized_wheel(client, project):
     inside = check_wheel(wheel).facts.provenance
     beside = json.loads((folder / "provenance.json").read_text())
     assert inside["id"] == beside["id"] == result["build_id"] == folder.name
-    assert inside["engine"]["client"] == client.path and inside["engine"]["buildkit"] is True
-    assert inside["engine"]["base_images"][0]["ref"] == BASE
-    assert inside["engine"]["base_images"][0]["id"].startswith("sha256:")
-    assert inside["durations"]["build_s"] > 0
-    assert beside["wheel"]["sha256"] == result["sha256"] and "total_s" in beside["durations"]
+    # Inside the wheel: inputs only; what varies per run is beside the build.
+    assert inside["base_images"][0]["ref"] == BASE
+    assert inside["base_images"][0]["id"].startswith("sha256:")
+    assert not {"run", "engine", "durations", "cache", "wheel"} & set(inside)
+    run = beside["run"]
+    assert run["engine"]["client"] == client.path and run["engine"]["buildkit"] is True
+    assert run["durations"]["build_s"] > 0 and "total_s" in run["durations"]
+    assert run["argv"] == result["argv"] and run["argv"][0] == client.path
+    assert beside["wheel"]["sha256"] == result["sha256"]
     assert "exporting to client" in (folder / "build.log").read_text()
-    assert not list(folder.glob(".export-*"))
+    assert not (folder / docker_run.EXPORT).exists()
 
 
 def test_failing_step_reports_cause_and_log_tail(client, project):
     folder = build_dir(project, 'RUN echo "kernel.c:3: error: expected ;" >&2 && exit 3')
     before = snapshot(project / "wheels")
     with pytest.raises(BuildError) as exc:
-        engine.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
+        docker_run.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
     assert str(exc.value).startswith("build step failed: [build 2/2] RUN echo")
     assert "(exit code 3)" in str(exc.value) and str(folder / "build.log") in str(exc.value)
     assert "kernel.c:3: error: expected ;" in exc.value.detail
     assert exc.value.detail.splitlines()[-1] == f"full log: {folder / 'build.log'}"
     assert snapshot(project / "wheels") == before
-    assert not (folder / "provenance.json").exists() and not list(folder.glob(".export-*"))
+    assert not (folder / "provenance.json").exists() and not (folder / docker_run.EXPORT).exists()
 
 
 def test_missing_base_image_is_named(client, project):
@@ -111,7 +116,7 @@ def test_missing_base_image_is_named(client, project):
     (folder / "Dockerfile").write_text(text)
     before = snapshot(project / "wheels")
     with pytest.raises(BuildError) as exc:
-        engine.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
+        docker_run.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
     # No registry here (or no such image in one): the pull fails and the fix is named.
     assert str(exc.value).startswith("base image 'local/tfforge-absent:none' is not in the engine")
     assert "make it: `bash scripts/make-base-image.sh local/tfforge-absent:none`" in str(exc.value)
@@ -124,7 +129,7 @@ def test_export_without_wheel_is_an_error(client, project):
     before = snapshot(project / "wheels")
     with pytest.raises(BuildError, match=r"export stage holds 0 wheels, expected 1 "
                                          r"\(found: build.json\)"):
-        engine.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
+        docker_run.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
     assert snapshot(project / "wheels") == before
 
 
@@ -134,14 +139,14 @@ def test_timeout_stops_the_build_in_the_engine(client, project):
     before = snapshot(project / "wheels")
     start = time.monotonic()
     with pytest.raises(Interrupted) as exc:
-        engine.run_build(folder, wheels_dir=project / "wheels", timeout_s=8)
+        docker_run.run_build(folder, wheels_dir=project / "wheels", timeout_s=8)
     took = time.monotonic() - start
     print(f"\ntimeout 8s: stopped after {took:.1f}s: {exc.value}")
     assert "timed out after 8s" in str(exc.value)
     assert "cancelled the build in the engine" in str(exc.value)
     assert "no step of it is left running in the engine (1 stopped)" in str(exc.value)
     assert not engine_has(token)
-    assert took < 8 + engine.CLIENT_GRACE_S
+    assert took < 8 + cancel.CLIENT_GRACE_S
     assert snapshot(project / "wheels") == before
 
 
@@ -149,10 +154,10 @@ def test_ctrl_c_stops_the_build_and_same_id_is_refused_meanwhile(client, project
     token = f"tfforge-ctrlc-{uuid.uuid4().hex[:8]}"
     folder = build_dir(project, f"RUN echo {token} && sleep 300")
     before = snapshot(project / "wheels")
-    script = ("import sys\nfrom pathlib import Path\nfrom tfforge import engine\n"
+    script = ("import sys\nfrom pathlib import Path\nfrom tfforge.docker import run\n"
               "from tfforge.errors import TfforgeError\n"
               "try:\n"
-              f"    engine.run_build(Path({str(folder)!r}),\n"
+              f"    run.run_build(Path({str(folder)!r}),\n"
               f"                     wheels_dir=Path({str(project / 'wheels')!r}), timeout_s=300)\n"
               "except TfforgeError as exc:\n"
               "    print('error:', exc, file=sys.stderr)\n"
@@ -166,7 +171,7 @@ def test_ctrl_c_stops_the_build_and_same_id_is_refused_meanwhile(client, project
         assert engine_has(f"echo {token}"), "the build step never started"
         with pytest.raises(BuildError, match=rf"build {folder.name} is already running "
                                              rf"\(pid {proc.pid}\)"):
-            engine.run_build(folder, wheels_dir=project / "wheels", timeout_s=60)
+            docker_run.run_build(folder, wheels_dir=project / "wheels", timeout_s=60)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:

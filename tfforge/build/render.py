@@ -22,7 +22,6 @@ from tfforge import resources
 from tfforge.errors import BuildError
 from tfforge.build.spec import DIST, BuildSpec, canonical_json, docker_command
 
-OWNED = ("Dockerfile", "build.json")  # what render writes; the engine adds its own files
 
 
 @dataclass(frozen=True)
@@ -98,8 +97,9 @@ def dockerfile(spec: BuildSpec, doc: dict | None = None) -> str:
 def files(spec: BuildSpec) -> tuple[dict[str, bytes], dict]:
     """The bytes render owns, by file name, and the build document."""
     doc = build_document(spec)
+    # apt-pins: empty; `invoke rebuild` fills its copy from the apt.lock a build recorded.
     return ({"Dockerfile": dockerfile(spec, doc).encode(),
-             "build.json": canonical_json(doc).encode()}, doc)
+             "build.json": canonical_json(doc).encode(), "apt-pins": b""}, doc)
 
 
 def _same(folder: Path, owned: dict[str, bytes]) -> bool:

@@ -2,7 +2,8 @@
 
 Options come through tfforge.settings.load (defaults -> tfforge.toml -> TFFORGE_* -> command
 line). `build` renders (or reuses an identical rendering), then either prints the plan
-(--dry-run) or hands the folder to tfforge.engine.run_build.
+(--dry-run: the exact docker argv `build` runs, from tfforge.docker.run.build_argv) or hands
+the folder to tfforge.docker.run.run_build.
 """
 
 from __future__ import annotations
@@ -102,18 +103,21 @@ def _host_isa_warning(s: spec.BuildSpec) -> str | None:
             "build on a machine of the target's kind")
 
 
-def plan(s: spec.BuildSpec, r: render.Rendered) -> dict:
-    docker = r.document["commands"]["docker"]
-    argv = [a if a != f"builds/{r.build_id}" else str(r.path) for a in docker["argv"]]
+def plan(s: spec.BuildSpec, r: render.Rendered, client_path: str) -> dict:
+    """What `build` runs: the docker argv exactly as run_build runs it, and the bazel command."""
+    from tfforge.docker.run import build_argv
+
     return {"id": r.build_id, "build_dir": str(r.path), "created": r.created,
-            "dockerfile": str(r.path / "Dockerfile"), "docker_env": docker["env"],
-            "docker_command": argv, "bazel_command": list(s.bazel_command),
-            "workdir": s.src_dir, "warnings": list(s.warnings)}
+            "dockerfile": str(r.path / "Dockerfile"), "docker_env": {"DOCKER_BUILDKIT": "1"},
+            "docker_command": build_argv(client_path, r.path), "bazel_command":
+            list(s.bazel_command), "workdir": s.src_dir, "warnings": list(s.warnings)}
 
 
 def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
                   timeout: float | str | None = None, as_json: bool = False) -> dict:
     """`invoke build`: render (or reuse), then print the plan or run it on the engine."""
+    from tfforge.docker.client import resolve_client
+
     s = make_spec(cli)
     merged = settings.load({"build_timeout": timeout}, cwd=paths.project_root(), prefix="build_")
     try:
@@ -127,7 +131,8 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
     if warning:
         console.warn(warning)
     r = render.render(s, paths.builds_dir())
-    p = plan(s, r)
+    docker = settings.load(cwd=paths.project_root()).docker
+    p = plan(s, r, resolve_client(docker).path)
     if warning:
         p["warnings"].append(warning)
     if dry_run:
@@ -140,20 +145,23 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
                 f"Dockerfile: {p['dockerfile']}",
                 f"docker:     {env} {shlex.join(p['docker_command'])}",
                 f"bazel:      (in {s.src_dir}) {shlex.join(p['bazel_command'])}",
-                "dry run: nothing was built (OUT is the folder that receives the wheel)",
+                "dry run: nothing was built",
             ):
                 console.say(line)
         return {**p, "dry_run": True}
 
-    from tfforge.docker import engine  # issue 4's module; imported only when a build really runs
+    from tfforge.commands.watch import BuildWatcher
+    from tfforge.docker import run as docker_run
 
     console.info(f"building {r.build_id} (timeout {timeout_s:g} s)")
-    result = engine.run_build(r.path, wheels_dir=paths.wheels_dir(), timeout_s=timeout_s)
+    result = docker_run.run_build(r.path, wheels_dir=paths.wheels_dir(), timeout_s=timeout_s,
+                                  docker=p["docker_command"][0], watcher=BuildWatcher())
     out = {**p, "dry_run": False, **result}
     if as_json:
         console.print_json(out)
     else:
         console.say(f"wheel: {result.get('wheel')}")
+        console.say(f"  sha256: {result.get('sha256')}")
         for step, secs in sorted((result.get("durations") or {}).items()):
             if isinstance(secs, (int, float)):
                 console.say(f"  {step}: {secs:.1f} s")
