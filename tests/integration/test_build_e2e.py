@@ -203,3 +203,80 @@ def test_failing_build_leaves_wheels_unchanged(builds, project, tmp_path):
     assert "vector_kernels.c" in proc.stderr and "error: expected ';'" in proc.stderr
     assert {p.name: p.read_bytes() for p in wheels.iterdir()} == before
     assert proc.stdout == ""
+
+
+# ---- reproducibility (issue 11): rebuild from empty caches and compare ----------------------
+def env_of(project: Path) -> dict:
+    return {"TFFORGE_ROOT": str(project), "TFFORGE_CACHE": str(project / "cache")}
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_rebuild_with_variations_is_bit_identical(builds, project):
+    first = builds["avx2_fma"]
+    before = snapshot(project / "wheels")
+    start = time.monotonic()
+    proc = invoke("rebuild", first["build_id"], "--vary", "--json", env=env_of(project),
+                  timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    doc = json.loads(proc.stdout)
+    print(f"\nrebuild --vary: identical={doc['identical']} sha256 {doc['sha256']['rebuild']} "
+          f"in {time.monotonic() - start:.0f}s (fresh build {doc['durations']['total_s']:.0f}s)")
+    assert doc["identical"] is True and doc["sha256"]["rebuild"] == first["sha256"]
+    # the second build really ran from nothing, elsewhere, with every variation
+    assert "--no-cache" in doc["argv"] and "TFFORGE_FRESH=1" in doc["argv"]
+    assert not doc["vary"]["build_path"].startswith(str(project))
+    assert {"TZ", "LC_ALL", "HOSTNAME", "TFFORGE_UMASK", "TFFORGE_CPUS"} <= set(doc["vary"])
+    assert doc["durations"]["stages_s"]["toolchain"] > 0 and doc["durations"]["stages_s"]["build"] > 0
+    assert snapshot(project / "wheels") == before  # the original wheel untouched, nothing added
+    # verify knows: inputs-only provenance and an identical rebuild recorded for this wheel
+    check = invoke("verify", first["wheel"], "--json", env=env_of(project))
+    [repro] = [c for c in json.loads(check.stdout)["checks"] if c["name"] == "reproducible"]
+    assert repro["status"] == "pass", repro
+    assert repro["summary"].startswith("provenance is inputs-only; a rebuild from empty caches "
+                                       "with variations gave the same sha256")
+
+
+def test_unsatisfiable_apt_lock_fails_naming_the_snapshot_archive(builds, project):
+    folder = Path(builds["avx2_fma"]["build_dir"])
+    lock = folder / "apt.lock"
+    original = lock.read_text()
+    date = re.search(r"^# archive-date: (\d{8}T\d{6}Z)$", original, re.M).group(1)
+    assert re.search(r"^zip=\S+$", original, re.M)
+    lock.write_text(re.sub(r"^zip=\S+$", "zip=9.9-tfforge1", original, flags=re.M))
+    before = snapshot(project / "wheels")
+    try:
+        proc = invoke("rebuild", folder.name, env=env_of(project), timeout=900)
+    finally:
+        lock.write_text(original)
+    message = proc.stderr.strip().splitlines()[-1]
+    print("\n" + message)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert message.startswith("error: the Debian archive no longer has the locked package "
+                              "version(s) zip=9.9-tfforge1")
+    assert f"https://snapshot.debian.org/archive/debian/{date}/" in message
+    assert snapshot(project / "wheels") == before
+
+
+def test_nondeterministic_extension_is_caught_and_named(tmp_path_factory):
+    """tfws_nondet embeds `date +%s%N` in its extension: the rebuild differs there."""
+    other = tmp_path_factory.mktemp("nondet")
+    src = other / "src" / "tfws"
+    shutil.copytree(FIXTURES / "tfws", src)
+    shutil.copytree(FIXTURES / "tfws_nondet", src, dirs_exist_ok=True)
+    proc, _ = build(other, "--avx2", "--fma", source=src)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    first = json.loads(proc.stdout)
+    before = snapshot(other / "wheels")
+    again = invoke("rebuild", first["build_id"], env=env_of(other), timeout=1500)
+    print("\n" + again.stdout)
+    assert again.returncode == 1, again.stderr[-2000:]
+    assert again.stdout.startswith(f"NOT reproducible: {Path(first['wheel']).name}")
+    assert re.search(rf"^  {re.escape(SO)} +differs ", again.stdout, re.M)
+    assert snapshot(other / "wheels") == before
+    record = json.loads((Path(first["build_dir"]) / "rebuild.json").read_text())
+    assert record["identical"] is False and SO in [m["name"] for m in record["differing"]]
+    kept = Path(first["build_dir"]) / "rebuilt" / Path(first["wheel"]).name
+    assert kept.is_file() and kept.read_bytes() != Path(first["wheel"]).read_bytes()

@@ -222,6 +222,19 @@ def test_failed_step_is_named_with_exit_code_and_log_tail(tmp_path):
     assert "noise line 0" not in error.detail
 
 
+def test_a_template_check_explains_the_failure_itself(tmp_path):
+    lines = ["#7 [toolchain 3/7] RUN apt-get update && echo \"tfforge: $x\" >&2",
+             "#7 2.1 E: Version '9.9' for 'zip' was not found",
+             "#7 2.2 tfforge: the Debian archive no longer has the locked package version(s) "
+             "zip=9.9; see https://snapshot.debian.org/archive/debian/20250101T000000Z/",
+             "#7 ERROR: executor failed running [/bin/sh -c apt-get update]: exit code: 1"]
+    steps, _ = parse(lines)
+    error = progress.classify_failure(lines, 1, steps, tmp_path / "build.log")
+    assert str(error).startswith("the Debian archive no longer has the locked package "
+                                 "version(s) zip=9.9; see https://snapshot.debian.org/")
+    assert "[toolchain 3/7] RUN apt-get update" in str(error) and "\n" not in str(error)
+
+
 def test_missing_base_image_says_how_to_make_it(tmp_path):
     steps, _ = parse(MISSING_BASE_LOG)
     error = progress.classify_failure(MISSING_BASE_LOG, 1, steps, tmp_path / "build.log")

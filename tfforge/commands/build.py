@@ -113,19 +113,25 @@ def plan(s: spec.BuildSpec, r: render.Rendered, client_path: str) -> dict:
             list(s.bazel_command), "workdir": s.src_dir, "warnings": list(s.warnings)}
 
 
+def timeout_seconds(value: float | str | None) -> float:
+    """--timeout, else the build_timeout setting, as positive seconds."""
+    merged = settings.load({"build_timeout": value}, cwd=paths.project_root(), prefix="build_")
+    try:
+        seconds = float(merged["build_timeout"])
+    except (TypeError, ValueError):
+        raise ConfigError(f"--timeout {merged['build_timeout']!r}: must be seconds")
+    if seconds <= 0:
+        raise ConfigError(f"--timeout {seconds:g}: must be more than 0 seconds")
+    return seconds
+
+
 def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
                   timeout: float | str | None = None, as_json: bool = False) -> dict:
     """`invoke build`: render (or reuse), then print the plan or run it on the engine."""
     from tfforge.docker.client import resolve_client
 
     s = make_spec(cli)
-    merged = settings.load({"build_timeout": timeout}, cwd=paths.project_root(), prefix="build_")
-    try:
-        timeout_s = float(merged["build_timeout"])
-    except (TypeError, ValueError):
-        raise ConfigError(f"--timeout {merged['build_timeout']!r}: must be seconds")
-    if timeout_s <= 0:
-        raise ConfigError(f"--timeout {timeout_s:g}: must be more than 0 seconds")
+    timeout_s = timeout_seconds(timeout)
     _warn_all(s)
     warning = _host_isa_warning(s)
     if warning:

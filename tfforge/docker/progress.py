@@ -118,6 +118,13 @@ def classify_failure(lines: Sequence[str], returncode: int, steps: StepLog,
     if "buildx component is missing" in text:
         return BuildError("the docker client needs the buildx plugin for BuildKit; use Debian's "
                           f"{DEBIAN_CLIENT} (set TFFORGE_DOCKER)", detail)
+    # The template's own checks explain themselves on a line "tfforge: what happened; the fix".
+    said = [m.group(1) for m in (re.match(r"#\d+ \d+(?:\.\d+)? tfforge: (.+)", line)
+                                 for line in own or ()) if m]
+    if said:
+        return BuildError(f"{said[-1].strip()} (build step "
+                          f"{short(step_title(steps.failed_step), 60)}; full log {log_path})",
+                          detail)
     if steps.failed_step:
         code = re.search(r"exit code: (\d+)", steps.failed_reason or text)
         why = f" (exit code {code.group(1)})" if code else ""

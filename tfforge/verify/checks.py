@@ -29,7 +29,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from tfforge import settings, console
+from tfforge import console, paths, settings
 from tfforge.host import cpu
 from tfforge.elfscan import scan as elfscan
 from tfforge.verify import emulate
@@ -452,6 +452,19 @@ def provenance_check(facts: wheel.WheelFacts, claimed: frozenset[str]) -> Check:
                  f"(copts: {copts})")
 
 
+def reproducible_check(facts: wheel.WheelFacts, sha256: str, builds_dir: Path | None) -> Check:
+    """Whether the provenance holds inputs only and a rebuild of its id gave this very wheel."""
+    from tfforge.docker.rebuild import status
+
+    if not facts.provenance or builds_dir is None:
+        return Check("reproducible", SKIP, "no tfforge provenance" if not facts.provenance
+                     else "no builds/ folder given")
+    said = status(facts.provenance, sha256, builds_dir)
+    state = {"identical": PASS if said["inputs_only"] else SKIP, "differs": FAIL}.get(
+        said["rebuild"], SKIP)
+    return Check("reproducible", state, said["summary"])
+
+
 def host_verdicts(hosts: list[cpu.HostProfile], baseline: frozenset[str],
                   dispatched: frozenset[str]) -> list[HostVerdict]:
     out = []
@@ -489,7 +502,8 @@ def verify(wheel_path: Path, *, hosts: list[cpu.HostProfile], python: str,
            examples: int = elfscan.EXAMPLES, use_cache: bool = True,
            emulate_timeout: float = 900.0,
            status: Callable[[str], None] = lambda _m: None,
-           progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+           progress: Callable[[int, int], None] | None = None,
+           builds_dir: Path | None = None) -> VerifyReport:
     """Everything verify measures about one wheel (no printing)."""
     t0 = time.perf_counter()
     models = [emulate.check_model(m) for m in emulate_models]   # bad input fails early
@@ -515,6 +529,8 @@ def verify(wheel_path: Path, *, hosts: list[cpu.HostProfile], python: str,
     checks = [structure_check(checked), python_check(facts, python, members),
               glibc_check(facts, scans), provenance_check(facts, claim[0]), isa_check,
               compatibility_check(verdicts), claim_check(facts, baseline, scans, claim)]
+    if facts.provenance:
+        checks.append(reproducible_check(facts, sha, builds_dir))
 
     emulations = []
     if models:
@@ -597,7 +613,8 @@ def verify_command(wheel_spec: str, *, hosts: list[str], python: str | None,
     python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
     kwargs = dict(hosts=profiles, python=python, emulate_models=emulate, jobs=n_jobs,
                   examples=n_examples, use_cache=not no_cache,
-                  emulate_timeout=float(opts["emulate_timeout"]))
+                  emulate_timeout=float(opts["emulate_timeout"]),
+                  builds_dir=paths.builds_dir())
     if console.err.is_terminal:
         from rich.progress import (
             BarColumn,
