@@ -1,7 +1,7 @@
-# tfforge build 2.15.0-avx2.fma.mkl-5a3dc5dba5b9
+# tfforge build 2.15.0-avx2.fma.mkl-a360281d6a0c
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --target export --output type=local,dest=OUT builds/2.15.0-avx2.fma.mkl-5a3dc5dba5b9
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --target export --output type=local,dest=OUT builds/2.15.0-avx2.fma.mkl-a360281d6a0c
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (bazelisk), non-root user
 FROM debian:bookworm-slim@sha256:88200866dfff7ea7f5cbcb6ec7c8a701889efe6fe859fe64d6990e4b07ea4171 AS toolchain
@@ -18,7 +18,7 @@ RUN apt-get update \
       grep -v '^#' /tmp/tfforge-apt-pins | sort > /tmp/tfforge-pins; \
       apt-get install -y --no-install-recommends --allow-downgrades $(cat /tmp/tfforge-pins) 2>/tmp/tfforge-apt.err \
       || { cat /tmp/tfforge-apt.err >&2; \
-           gone="$(sed -n "s/^E: Version '\(.*\)' for '\(.*\)' was not found$/\2=\1/p; s/^E: Unable to locate package \(.*\)$/\1/p" /tmp/tfforge-apt.err | tr '\n' ' ')"; \
+           gone="$(sed -n "s/^E: Version '\(.*\)' for '\(.*\)' was not found$/\2=\1/p; s/^E: Unable to locate package \(.*\)$/\1/p" /tmp/tfforge-apt.err | paste -sd ' ' -)"; \
            when="$(sed -n 's/^# archive-date: //p' /tmp/tfforge-apt-pins)"; \
            echo "tfforge: the Debian archive no longer has the locked package version(s) ${gone:-(see apt's error above)}; apt.lock was recorded from the archive of ${when:-an unknown date}: get them from Debian's snapshot archive, https://snapshot.debian.org/archive/debian/${when:-YYYYMMDDTHHMMSSZ}/ (add it to the base image's apt sources)" >&2; exit 1; }; \
     else \
@@ -101,6 +101,10 @@ RUN --mount=type=cache,id=tfforge-bazel-10001,target=/home/builder/.cache/bazel,
       --copt=-mavx2 \
       --action_env=SOURCE_DATE_EPOCH=315532800 \
       --disk_cache=/home/builder/.cache/bazel/disk \
+      --nostamp \
+      --action_env=PYTHONHASHSEED=0 \
+      --copt=-ffile-prefix-map=/home/builder/.cache/bazel=/bazel \
+      --copt=-ffile-prefix-map=/tmp/tfforge-fresh=/bazel \
       --repo_env=TF_PYTHON_VERSION=3.10 \
       ${TFFORGE_FRESH:+--disk_cache= --remote_cache=} \
       //tensorflow/tools/pip_package:build_pip_package \

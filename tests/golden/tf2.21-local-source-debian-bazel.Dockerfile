@@ -1,7 +1,7 @@
-# tfforge build 2.21.0-avx2.fma.mkl-08f28c3df895
+# tfforge build 2.21.0-avx2.fma.mkl-8a841bcd8a87
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --target export --output type=local,dest=OUT builds/2.21.0-avx2.fma.mkl-08f28c3df895
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --target export --output type=local,dest=OUT builds/2.21.0-avx2.fma.mkl-8a841bcd8a87
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (debian), non-root user
 FROM local/bookworm:base AS toolchain
@@ -18,7 +18,7 @@ RUN apt-get update \
       grep -v '^#' /tmp/tfforge-apt-pins | sort > /tmp/tfforge-pins; \
       apt-get install -y --no-install-recommends --allow-downgrades $(cat /tmp/tfforge-pins) 2>/tmp/tfforge-apt.err \
       || { cat /tmp/tfforge-apt.err >&2; \
-           gone="$(sed -n "s/^E: Version '\(.*\)' for '\(.*\)' was not found$/\2=\1/p; s/^E: Unable to locate package \(.*\)$/\1/p" /tmp/tfforge-apt.err | tr '\n' ' ')"; \
+           gone="$(sed -n "s/^E: Version '\(.*\)' for '\(.*\)' was not found$/\2=\1/p; s/^E: Unable to locate package \(.*\)$/\1/p" /tmp/tfforge-apt.err | paste -sd ' ' -)"; \
            when="$(sed -n 's/^# archive-date: //p' /tmp/tfforge-apt-pins)"; \
            echo "tfforge: the Debian archive no longer has the locked package version(s) ${gone:-(see apt's error above)}; apt.lock was recorded from the archive of ${when:-an unknown date}: get them from Debian's snapshot archive, https://snapshot.debian.org/archive/debian/${when:-YYYYMMDDTHHMMSSZ}/ (add it to the base image's apt sources)" >&2; exit 1; }; \
     else \
@@ -91,6 +91,10 @@ RUN --mount=type=cache,id=tfforge-bazel-10001,target=/home/builder/.cache/bazel,
       --copt=-mavx2 \
       --action_env=SOURCE_DATE_EPOCH=315532800 \
       --disk_cache=/home/builder/.cache/bazel/disk \
+      --nostamp \
+      --action_env=PYTHONHASHSEED=0 \
+      --copt=-ffile-prefix-map=/home/builder/.cache/bazel=/bazel \
+      --copt=-ffile-prefix-map=/tmp/tfforge-fresh=/bazel \
       --repo_env=HERMETIC_PYTHON_VERSION=3.11 \
       --repo_env=WHEEL_NAME=tensorflow_cpu \
       --override_repository=rules_cc=/home/builder/src/third_party/rules_cc \

@@ -255,8 +255,10 @@ def test_unsatisfiable_apt_lock_fails_naming_the_snapshot_archive(builds, projec
     print("\n" + message)
     assert proc.returncode == 1 and proc.stdout == ""
     assert message.startswith("error: the Debian archive no longer has the locked package "
-                              "version(s) zip=9.9-tfforge1")
-    assert f"https://snapshot.debian.org/archive/debian/{date}/" in message
+                              f"version(s) zip=9.9-tfforge1; apt.lock was recorded from the "
+                              f"archive of {date}: get them from Debian's snapshot archive, "
+                              f"https://snapshot.debian.org/archive/debian/{date}/")
+    assert f"full log {folder / 'rebuild.log'})" in message and (folder / "rebuild.log").is_file()
     assert snapshot(project / "wheels") == before
 
 

@@ -20,7 +20,7 @@ import jinja2
 from tfforge.build import toolchains
 from tfforge import resources
 from tfforge.errors import BuildError
-from tfforge.build.spec import DIST, BuildSpec, canonical_json, docker_command
+from tfforge.build.spec import DIST, FRESH_ROOT, BuildSpec, canonical_json, docker_command
 
 
 
@@ -84,6 +84,7 @@ def context(spec: BuildSpec, doc: dict) -> dict:
         "src_dir": spec.src_dir,
         "configure_env": [f'{k}="{v}"' for k, v in spec.configure_env],
         "bazel_cache": spec.bazel_cache,
+        "fresh_root": FRESH_ROOT,
         "bazel_command": list(spec.bazel_command),
         "collect_command": list(spec.collect_command),
     }

@@ -43,6 +43,8 @@ MIN_EPOCH = 315532800  # 1980-01-01T00:00:00Z: the earliest time a zip entry can
 # Paths inside the build image.
 SRC_DIR = "/home/{user}/src"
 BAZEL_CACHE = "/home/{user}/.cache/bazel"
+# A rebuild from nothing (tfforge rebuild) gives Bazel this output root instead of BAZEL_CACHE.
+FRESH_ROOT = "/tmp/tfforge-fresh"
 DIST = "/dist"
 PYTHON_BIN = "/usr/bin/python3"
 
@@ -245,6 +247,12 @@ class BuildSpec:
         argv += [f"--copt={f}" for f in self.copts]
         argv += [f"--action_env=SOURCE_DATE_EPOCH={self.source_date_epoch}",
                  f"--disk_cache={self.bazel_cache}/disk"]
+        # ---- reproducibility (tfforge rebuild; README "Reproducible wheels"): no volatile
+        # stamping, fixed hashing in Python actions, and either output root (cached or fresh)
+        # mapped to one name in __FILE__ and debug info.
+        argv += ["--nostamp", "--action_env=PYTHONHASHSEED=0",
+                 f"--copt=-ffile-prefix-map={self.bazel_cache}=/bazel",
+                 f"--copt=-ffile-prefix-map={FRESH_ROOT}=/bazel"]
         if self.remote_cache:
             argv.append(f"--remote_cache={self.remote_cache}")
         argv.append(f"--repo_env={self.toolchain.hermetic_python_env}={self.python_version}")

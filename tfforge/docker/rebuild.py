@@ -24,6 +24,7 @@ from tfforge.files import write_json_atomic
 from tfforge.wheel import compare
 
 RECORD = "rebuild.json"
+LOG = "rebuild.log"
 REBUILT = "rebuilt"  # builds/<id>/rebuilt/<wheel>: a rebuild that differed, kept for inspection
 # What a wheel's provenance must not hold: it varies from run to run of the same inputs.
 RUN_KEYS = ("run", "engine", "durations", "cache", "wheel", "host", "finished_at", "built_at")
@@ -116,9 +117,10 @@ def rebuild(build_id: str, *, builds_dir: Path, wheels_dir: Path, timeout_s: flo
         umask = int(variations["TFFORGE_UMASK"], 8) if vary else None
         copy = copy_build(folder, work / "builds", umask=umask)
         env = {k: variations[k] for k in ("TZ", "LC_ALL") if k in variations}
+        # The work folder goes; the log stays beside the build (errors name it).
         result = run.run_build(copy, wheels_dir=work / "wheels", timeout_s=timeout_s,
                                docker=docker, watcher=watcher, fresh=True,
-                               build_args=variations, env=env)
+                               build_args=variations, env=env, log_path=folder / LOG)
         rebuilt = Path(result["wheel"])
         outcome = compare.compare(wheel, rebuilt)
         report = compare.diffoscope(wheel, rebuilt) if not outcome["identical"] else None

@@ -230,7 +230,7 @@ def apt_packages(lock_text: str) -> list[str]:
 def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float, docker: str = "",
               watcher: Watcher | None = None, fresh: bool = False,
               build_args: Mapping[str, str] | None = None,
-              env: Mapping[str, str] | None = None) -> dict:
+              env: Mapping[str, str] | None = None, log_path: Path | None = None) -> dict:
     """Build builds/<id>/ on the engine and deliver the finalized wheel into wheels_dir.
 
     The wheel's `.dist-info/tfforge.json` holds only inputs (build.json, base images, the apt
@@ -238,7 +238,8 @@ def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float, docker: st
     builds/<id>/provenance.json. Returns {"wheel", "build_id", "argv", "durations" (seconds),
     "engine", "cache" (steps cached/run), "log", "provenance", "apt_lock", "sha256"}.
     Raises BuildError / ConfigError / Interrupted with wheels_dir unchanged. docker: the client
-    ("" = pick one); fresh, build_args: see build_argv; env: added to the client's environment.
+    ("" = pick one); fresh, build_args: see build_argv; env: added to the client's environment;
+    log_path: default builds/<id>/build.log.
     """
     from tfforge.wheel import edit as wheel_edit
 
@@ -263,7 +264,7 @@ def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float, docker: st
         watcher.note(f"engine: Docker {facts.server_version} (API {facts.api_version}, "
                      f"BuildKit) via {client.path} {client.version}")
         t_checked = time.monotonic()
-        log_path = build_dir / "build.log"
+        log_path = Path(log_path) if log_path else build_dir / "build.log"
         argv = build_argv(client.path, build_dir, fresh=fresh, build_args=build_args)
         watcher.note("$ DOCKER_BUILDKIT=1 " + " ".join(argv))
         # Beside the build (same filesystem as wheels/ in a project): the final move is one
