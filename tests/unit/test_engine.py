@@ -208,6 +208,22 @@ def test_running_run_steps_are_matched_to_step_containers():
         "[build 3/4] RUN make"
 
 
+def test_step_titles_hide_the_rebuild_setup():
+    """The bazel step as the rendered template writes it, and as BuildKit shows it in a rebuild."""
+    from tfforge import settings
+    from tfforge.build import render, spec
+
+    text = render.dockerfile(spec.make({**settings.defaults(), "target": "haswell"}))
+    step = next(line for line in text.replace("\\\n", " ").splitlines()
+                if line.startswith("RUN --mount") and "bazel build" in line)
+    plain = progress.step_title("[build 3/4] " + " ".join(step.split()))
+    assert plain.startswith("[build 3/4] RUN bazel build --config=opt --copt=-march=haswell")
+    shown = ('[build 3/4] RUN --mount=type=cache,target=/c umask "0002"  && if [ -n "1" ]; then '
+             'echo "startup --output_user_root=/tmp/tfforge-fresh" > "/home/b/.bazelrc"; fi  && '
+             'taskset -c 0-$((TFFORGE_CPUS - 1)) bazel build --config=opt //t:wheel')
+    assert progress.step_title(shown) == "[build 3/4] RUN bazel build --config=opt //t:wheel"
+
+
 def test_failed_step_is_named_with_exit_code_and_log_tail(tmp_path):
     log = tmp_path / "build.log"
     lines = [f"#5 {i}.0 noise line {i}" for i in range(50)] + FAILED_STEP_LOG

@@ -102,6 +102,11 @@ def test_rebuild_refuses_unknown_or_unfinished_builds(tmp_path):
     with pytest.raises(ConfigError, match="has no apt.lock"):
         rebuild.rebuild("2.21.0-avx2-aaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9)
     (builds / "2.21.0-avx2-aaa" / run.APT_LOCK).write_text("# archive-date: x\nzip=3.0-13\n")
+    (builds / "2.21.0-avx2-aaa" / "provenance.json").write_text("{not json")
+    with pytest.raises(ConfigError, match=r"provenance.json does not name the build's wheel"):
+        rebuild.rebuild("2.21.0-avx2-aaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9)
+    (builds / "2.21.0-avx2-aaa" / "provenance.json").write_text(json.dumps(
+        {"wheel": {"name": "gone.whl"}}))
     with pytest.raises(ConfigError, match=r"gone.whl, is gone"):
         rebuild.rebuild("2.21.0-avx2-aaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9)
     assert not wheels.exists() and sorted(p.name for p in builds.iterdir()) == ["2.21.0-avx2-aaa"]

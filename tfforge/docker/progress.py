@@ -82,9 +82,15 @@ def step_stage(name: str) -> str:
     return "internal"
 
 
+# The template's set-up in front of `bazel build` for rebuilds (umask, fresh output root, CPU
+# set), as written and as BuildKit shows it with the build args expanded.
+_REBUILD_SETUP = re.compile(r'\bRUN umask "[^"]*" +&& +if \[ -n "[^"]*" \]; then .*?; fi +&& +'
+                            r'(?:\$\{TFFORGE_CPUS:\+[^}]*\} *|taskset -c 0-\$\(\([^)]*\)\) +)?')
+
+
 def step_title(name: str) -> str:
     """A step as people read it: 'RUN --mount=... bazel build' -> 'RUN bazel build'."""
-    return re.sub(r"\bRUN (?:--\S+ +)+", "RUN ", name)
+    return _REBUILD_SETUP.sub("RUN ", re.sub(r"\bRUN (?:--\S+ +)+", "RUN ", name))
 
 
 def tail(lines: Sequence[str], count: int = TAIL_LINES) -> list[str]:

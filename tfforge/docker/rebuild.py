@@ -53,8 +53,12 @@ def build_folder(build_id: str, builds_dir: Path) -> Path:
 
 
 def original_wheel(folder: Path, wheels_dir: Path) -> Path:
-    doc = json.loads((folder / "provenance.json").read_text())
-    wheel = Path(wheels_dir) / doc["wheel"]["name"]
+    try:
+        name = json.loads((folder / "provenance.json").read_text())["wheel"]["name"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{folder / 'provenance.json'} does not name the build's wheel "
+                          f"({exc}); build it again (`invoke build`), then rebuild")
+    wheel = Path(wheels_dir) / name
     if not wheel.is_file():
         raise ConfigError(f"the wheel of build {folder.name}, {wheel}, is gone; build it again "
                           f"(`invoke build`), then rebuild")
