@@ -250,7 +250,8 @@ def test_render_writes_and_rerender_is_a_noop(tmp_path):
     s = make(target="", features=["avx2", "fma"], mkl=True)
     first = render.render(s, builds)
     assert first.created and first.path == builds / s.build_id
-    assert sorted(p.name for p in first.path.iterdir()) == ["Dockerfile", "apt-pins", "build.json"]
+    assert sorted(p.name for p in first.path.iterdir()) == [".dockerignore", "Dockerfile",
+                                                             "apt-pins", "build.json"]
     assert (first.path / "apt-pins").read_bytes() == b""  # pins only in a rebuild's copy
     stamp = {p.name: p.stat().st_mtime_ns for p in first.path.iterdir()}
     again = render.render(make(target="", features=["fma", "avx2"], mkl=True), builds)

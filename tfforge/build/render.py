@@ -24,6 +24,9 @@ from tfforge.build.spec import DIST, FRESH_ROOT, BuildSpec, canonical_json, dock
 
 
 
+DOCKERIGNORE = "# the build context: its inputs only\n*\n!Dockerfile\n!build.json\n!apt-pins\n!src\n"
+
+
 @dataclass(frozen=True)
 class Rendered:
     build_id: str
@@ -99,8 +102,10 @@ def files(spec: BuildSpec) -> tuple[dict[str, bytes], dict]:
     """The bytes render owns, by file name, and the build document."""
     doc = build_document(spec)
     # apt-pins: empty; `invoke rebuild` fills its copy from the apt.lock a build recorded.
+    # .dockerignore: only the inputs go to the engine, not logs, exports or kept rebuilds.
     return ({"Dockerfile": dockerfile(spec, doc).encode(),
-             "build.json": canonical_json(doc).encode(), "apt-pins": b""}, doc)
+             "build.json": canonical_json(doc).encode(), "apt-pins": b"",
+             ".dockerignore": DOCKERIGNORE.encode()}, doc)
 
 
 def _same(folder: Path, owned: dict[str, bytes]) -> bool:

@@ -92,12 +92,14 @@ def _copy_tree(src: Path, dest: Path) -> None:
 
 
 def copy_build(folder: Path, dest: Path, *, umask: int | None = None) -> Path:
-    """The build's inputs in dest/<id>/: Dockerfile, build.json, src/, apt-pins = apt.lock."""
+    """The build's inputs in dest/<id>/: Dockerfile, build.json (.dockerignore), src/, and
+    apt-pins = apt.lock."""
     target = dest / folder.name
     with _umask(umask):
         target.mkdir(parents=True)
-        for name in ("Dockerfile", "build.json"):
-            shutil.copyfile(folder / name, target / name)
+        for name in ("Dockerfile", "build.json", ".dockerignore"):
+            if name != ".dockerignore" or (folder / name).is_file():
+                shutil.copyfile(folder / name, target / name)
         if (folder / "src").is_dir():
             _copy_tree(folder / "src", target / "src")
         shutil.copyfile(folder / run.APT_LOCK, target / run.APT_PINS)
