@@ -161,8 +161,24 @@ def build(c, tf_version=None, python_version=None, target=None, host=None, featu
 })
 def engine(c, image="local/bookworm:base", json=False, debug=False):
     """Which docker client builds use, the engine's version, BuildKit, and the base image."""
-    from tfforge.docker import engine as engine_mod
+    from tfforge.commands import engine as engine_mod
     run(engine_mod.engine_command, image=image, as_json=json, debug=debug)
+
+
+# ---- rebuild (issue 11) --------------------------------------------------------------------
+@task(help={
+    "build_id": "a finished build's id (a folder in builds/ with provenance.json and apt.lock)",
+    "vary": "vary the second build reprotest-style: build path, time zone, locale, umask, host "
+            "name, CPU count",
+    "timeout": "seconds the rebuild may run (default from config: 21600)",
+    "json": "print one JSON document",
+    "debug": "show a traceback on errors",
+})
+def rebuild(c, build_id, vary=False, timeout=None, json=False, debug=False):
+    """Rebuild a build from empty caches and compare with its wheel: exit 0 iff byte-identical."""
+    from tfforge.commands import rebuild as rebuild_mod
+    run(rebuild_mod.rebuild_command, build_id, vary=vary, timeout=timeout, as_json=json,
+        debug=debug)
 
 
 # ---- verify (issue 5) ---------------------------------------------------------------------

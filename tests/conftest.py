@@ -38,7 +38,7 @@ BASE_IMAGE = "local/bookworm:base"  # made by scripts/make-base-image.sh
 
 def need_engine(image: str = BASE_IMAGE):
     """The docker client when an engine holding `image` answers; `need` fails/skips otherwise."""
-    from tfforge.docker import engine
+    from tfforge.docker import client as engine
     from tfforge.errors import TfforgeError
 
     try:

@@ -1,16 +1,35 @@
-# tfforge build 2.19.0-x86.64.v3-da1a810edfb3
+# tfforge build 2.19.0-x86.64.v3-b282b58f6116
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.19.0-x86.64.v3-da1a810edfb3/.export/export builds/2.19.0-x86.64.v3-da1a810edfb3
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.19.0-x86.64.v3-b282b58f6116/.export builds/2.19.0-x86.64.v3-b282b58f6116
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (image), non-root user
 FROM debian:trixie-slim@sha256:d7e12182ce18b85b93007c1dedf31f2d29e01ccf3182cc4017c709b6259bc132 AS toolchain
 ARG DEBIAN_FRONTEND=noninteractive
+# ---- apt lock (tfforge rebuild): apt-pins is empty in an ordinary build, which then records
+# every installed package (the base image's too) in /etc/tfforge-apt.lock, exported as
+# builds/<id>/apt.lock; a rebuild fills apt-pins from it and must install exactly those versions.
+COPY apt-pins /tmp/tfforge-apt-pins
 RUN apt-get update \
  && for p in clang-18 lld-18; do \
       apt-cache show "$p" >/dev/null 2>&1 || { echo "tfforge: the base image's archive has no package $p; pick a compiler version it ships or another --base-image" >&2; exit 1; }; \
     done \
- && apt-get install -y --no-install-recommends ca-certificates clang-18 git lld-18 patch patchelf python3 python3-dev unzip zip \
+ && if [ -s /tmp/tfforge-apt-pins ]; then \
+      grep -v '^#' /tmp/tfforge-apt-pins | sort > /tmp/tfforge-pins; \
+      apt-get install -y --no-install-recommends --allow-downgrades $(cat /tmp/tfforge-pins) 2>/tmp/tfforge-apt.err \
+      || { cat /tmp/tfforge-apt.err >&2; \
+           gone="$(sed -n "s/^E: Version '\(.*\)' for '\(.*\)' was not found$/\2=\1/p; s/^E: Unable to locate package \(.*\)$/\1/p" /tmp/tfforge-apt.err | paste -sd ' ' -)"; \
+           when="$(sed -n 's/^# archive-date: //p' /tmp/tfforge-apt-pins)"; \
+           echo "tfforge: the Debian archive no longer has the locked package version(s) ${gone:-(see apt's error above)}; apt.lock was recorded from the archive of ${when:-an unknown date}: get them from Debian's snapshot archive, https://snapshot.debian.org/archive/debian/${when:-YYYYMMDDTHHMMSSZ}/ (add it to the base image's apt sources)" >&2; exit 1; }; \
+    else \
+      apt-get install -y --no-install-recommends ca-certificates clang-18 git lld-18 patch patchelf python3 python3-dev unzip zip; \
+    fi \
+ && { echo "# archive-date: $(for f in /var/lib/apt/lists/*Release; do date -u -d "$(sed -n 's/^Date: //p' "$f")" +%Y%m%dT%H%M%SZ; done | sort | tail -n 1)"; \
+      dpkg-query -W -f='${db:Status-Abbrev} ${Package}=${Version}\n' | awk '$1 == "ii" {print $2}' | sort; } > /etc/tfforge-apt.lock \
+ && if [ -s /tmp/tfforge-apt-pins ] && ! grep -v '^#' /etc/tfforge-apt.lock | cmp -s - /tmp/tfforge-pins; then \
+      grep -v '^#' /etc/tfforge-apt.lock | diff /tmp/tfforge-pins - >&2; \
+      echo "tfforge: the installed packages differ from apt.lock (lines above: < locked, > installed)" >&2; exit 1; \
+    fi \
  && rm -rf /var/lib/apt/lists/* \
  && dpkg-query -W ca-certificates clang-18 git lld-18 patch patchelf python3 python3-dev unzip zip
 RUN have="$(clang-18 -dumpversion)" \
@@ -60,6 +79,14 @@ ENV PYTHON_BIN_PATH="/usr/bin/python3" \
     TF_NEED_OPENCL="0" \
     TF_ENABLE_XLA="1" \
     SOURCE_DATE_EPOCH="315532800"
+# ---- rebuild variations (tfforge rebuild): all unset in an ordinary build. TFFORGE_FRESH: a new
+# Bazel output root and no disk/remote cache; TFFORGE_CPUS: CPUs Bazel may use; TFFORGE_UMASK.
+ARG TFFORGE_FRESH
+ARG TFFORGE_CPUS
+ARG TFFORGE_UMASK
+ARG TZ
+ARG LC_ALL
+ARG HOSTNAME
 RUN ./configure < /dev/null
 RUN --mount=type=cache,id=tfforge-bazel-10001,target=/home/builder/.cache/bazel,uid=10001,gid=10001,sharing=locked \
     --mount=type=secret,id=tfforge_remote_header,target=/run/secrets/tfforge_remote_header,uid=10001,gid=10001,mode=0400 \
@@ -71,17 +98,24 @@ RUN --mount=type=cache,id=tfforge-bazel-10001,target=/home/builder/.cache/bazel,
       if [ -s /run/secrets/tfforge_remote_header ]; then set -- "--remote_header=$(cat /run/secrets/tfforge_remote_header)"; fi; \
       if [ -s /run/secrets/tfforge_netrc ]; then export NETRC=/run/secrets/tfforge_netrc; fi; \
     fi; \
-    bazel build \
+    umask "${TFFORGE_UMASK:-0022}" \
+ && if [ -n "$TFFORGE_FRESH" ]; then echo "startup --output_user_root=/tmp/tfforge-fresh" > "$HOME/.bazelrc"; fi \
+ && ${TFFORGE_CPUS:+taskset -c 0-$((TFFORGE_CPUS - 1))} bazel build \
       --config=opt \
       --copt=-march=x86-64-v3 \
       --copt=-mtune=generic \
       --action_env=SOURCE_DATE_EPOCH=315532800 \
       --disk_cache=/home/builder/.cache/bazel/disk \
+      --nostamp \
+      --action_env=PYTHONHASHSEED=0 \
+      --copt=-ffile-prefix-map=/home/builder/.cache/bazel=/bazel \
+      --copt=-ffile-prefix-map=/tmp/tfforge-fresh=/bazel \
       $tfforge_remote \
       "$@" \
       --repo_env=HERMETIC_PYTHON_VERSION=3.11 \
       --repo_env=TF_PYTHON_VERSION=3.11 \
       --repo_env=WHEEL_NAME=tensorflow_cpu \
+      ${TFFORGE_FRESH:+--disk_cache= --remote_cache=} \
       //tensorflow/tools/pip_package:wheel \
  && cp bazel-bin/tensorflow/tools/pip_package/wheel_house/*.whl /dist/ \
  && if ! ls /dist/*.whl >/dev/null 2>&1; then echo "tfforge: the build produced no wheel" >&2; exit 1; fi \
@@ -91,3 +125,4 @@ COPY build.json /dist/build.json
 # ---- export: only the wheel(s) and build.json
 FROM scratch AS export
 COPY --from=build /dist/ /
+COPY --from=toolchain /etc/tfforge-apt.lock /apt.lock

@@ -130,8 +130,24 @@ def test_avx2_fma_build_uses_avx2_and_fma_in_ordinary_code(builds, tmp_path):
     provenance = check_wheel(wheel).facts.provenance
     assert provenance["id"] == result["build_id"]
     assert {"avx2", "fma"} <= set(provenance["derived"]["features"])
-    assert provenance["engine"]["base_images"][0]["ref"] == BASE
+    assert provenance["base_images"][0]["ref"] == BASE
+    assert provenance["apt_lock"]["packages"]  # the toolchain stage's packages, name=version
+    assert "durations" not in provenance and "run" not in provenance  # inputs only
     assert "-mavx2" in provenance["derived"]["copts"]
+
+
+def test_dry_run_prints_the_argv_the_build_ran(builds, project, source):
+    """The dry run (another process) prints exactly the argv the real build gave the client."""
+    proc = invoke("build", "--avx2", "--fma", "--dry-run", "--source-dir", str(source), *COMMON,
+                  "--json", env={"TFFORGE_ROOT": str(project),
+                                 "TFFORGE_CACHE": str(project / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    planned = json.loads(proc.stdout)["docker_command"]
+    folder = Path(builds["avx2_fma"]["build_dir"])
+    ran = json.loads((folder / "provenance.json").read_text())["run"]["argv"]
+    assert planned == ran == builds["avx2_fma"]["argv"]
+    assert (folder / "build.log").read_text().splitlines()[0] == \
+        "$ DOCKER_BUILDKIT=1 " + " ".join(planned)
 
 
 def test_v2_mkl_build_has_no_avx(builds, tmp_path):
@@ -219,20 +235,6 @@ def test_recipe_overrides_the_fixture_defaults_and_packaging_ran_patchelf(builds
     assert re.search(r"\((RUNPATH|RPATH)\)\s+Library r(un)?path: \[\$ORIGIN\]", dynamic), dynamic
 
 
-def test_dry_run_prints_the_argv_build_ran(builds, project, source):
-    """`build --dry-run` prints exactly the docker argv the engine then ran (its build.log)."""
-    result = builds["avx2_fma"]
-    proc = invoke("build", "--avx2", "--fma", "--source-dir", str(source), *COMMON, "--json",
-                  "--dry-run", env={"TFFORGE_ROOT": str(project),
-                                    "TFFORGE_CACHE": str(project / "cache")})
-    assert proc.returncode == 0, proc.stderr
-    plan = json.loads(proc.stdout)
-    assert plan["id"] == result["build_id"]
-    ran = Path(result["log"]).read_text().splitlines()[0]
-    env = " ".join(f"{k}={v}" for k, v in plan["docker_env"].items())
-    assert ran == f"$ {env} " + " ".join(plan["docker_command"])
-
-
 def test_isa_level_note_makes_glibc_refuse_an_older_cpu(builds, tmp_path):
     """Built for x86-64-v3 with GCC -mneeded (linked by gold): the note says v3; under qemu as a SandyBridge
     glibc's loader refuses the library ("CPU ISA level is lower than required"), no SIGILL;
@@ -276,3 +278,82 @@ def test_clone_check_stops_a_tree_that_disagrees_with_the_recipe(builds, project
     assert "[source " in proc.stderr and "clone_check.py" in proc.stderr
     assert ".bazelrc defines no config clang_local" in proc.stderr
     assert seconds < 120
+
+
+# ---- reproducibility (issue 11): rebuild from empty caches and compare ----------------------
+def env_of(project: Path) -> dict:
+    return {"TFFORGE_ROOT": str(project), "TFFORGE_CACHE": str(project / "cache")}
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_rebuild_with_variations_is_bit_identical(builds, project):
+    first = builds["avx2_fma"]
+    before = snapshot(project / "wheels")
+    start = time.monotonic()
+    proc = invoke("rebuild", first["build_id"], "--vary", "--json", env=env_of(project),
+                  timeout=1500)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    doc = json.loads(proc.stdout)
+    print(f"\nrebuild --vary: identical={doc['identical']} sha256 {doc['sha256']['rebuild']} "
+          f"in {time.monotonic() - start:.0f}s (fresh build {doc['durations']['total_s']:.0f}s)")
+    assert doc["identical"] is True and doc["sha256"]["rebuild"] == first["sha256"]
+    # the second build really ran from nothing, elsewhere, with every variation
+    assert "--no-cache" in doc["argv"] and "TFFORGE_FRESH=1" in doc["argv"]
+    assert not doc["vary"]["build_path"].startswith(str(project))
+    assert {"TZ", "LC_ALL", "HOSTNAME", "TFFORGE_UMASK", "TFFORGE_CPUS"} <= set(doc["vary"])
+    assert doc["durations"]["stages_s"]["toolchain"] > 0 and doc["durations"]["stages_s"]["build"] > 0
+    assert snapshot(project / "wheels") == before  # the original wheel untouched, nothing added
+    # verify knows: inputs-only provenance and an identical rebuild recorded for this wheel
+    check = invoke("verify", first["wheel"], "--json", env=env_of(project))
+    [repro] = [c for c in json.loads(check.stdout)["checks"] if c["name"] == "reproducible"]
+    assert repro["status"] == "pass", repro
+    assert repro["summary"].startswith("provenance is inputs-only; a rebuild from empty caches "
+                                       "with variations gave the same sha256")
+
+
+def test_unsatisfiable_apt_lock_fails_naming_the_snapshot_archive(builds, project):
+    folder = Path(builds["avx2_fma"]["build_dir"])
+    lock = folder / "apt.lock"
+    original = lock.read_text()
+    date = re.search(r"^# archive-date: (\d{8}T\d{6}Z)$", original, re.M).group(1)
+    assert re.search(r"^zip=\S+$", original, re.M)
+    lock.write_text(re.sub(r"^zip=\S+$", "zip=9.9-tfforge1", original, flags=re.M))
+    before = snapshot(project / "wheels")
+    try:
+        proc = invoke("rebuild", folder.name, env=env_of(project), timeout=900)
+    finally:
+        lock.write_text(original)
+    message = proc.stderr.strip().splitlines()[-1]
+    print("\n" + message)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert message.startswith("error: the Debian archive no longer has the locked package "
+                              f"version(s) zip=9.9-tfforge1; apt.lock was recorded from the "
+                              f"archive of {date}: get them from Debian's snapshot archive, "
+                              f"https://snapshot.debian.org/archive/debian/{date}/")
+    assert f"full log {folder / 'rebuild.log'})" in message and (folder / "rebuild.log").is_file()
+    assert snapshot(project / "wheels") == before
+
+
+def test_nondeterministic_extension_is_caught_and_named(tmp_path_factory):
+    """tfws_nondet embeds `date +%s%N` in its extension: the rebuild differs there."""
+    other = tmp_path_factory.mktemp("nondet")
+    src = other / "src" / "tfws"
+    shutil.copytree(FIXTURES / "tfws", src)
+    shutil.copytree(FIXTURES / "tfws_nondet", src, dirs_exist_ok=True)
+    proc, _ = build(other, "--avx2", "--fma", source=src)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    first = json.loads(proc.stdout)
+    before = snapshot(other / "wheels")
+    again = invoke("rebuild", first["build_id"], env=env_of(other), timeout=1500)
+    print("\n" + again.stdout)
+    assert again.returncode == 1, again.stderr[-2000:]
+    assert again.stdout.startswith(f"NOT reproducible: {Path(first['wheel']).name}")
+    assert re.search(rf"^  {re.escape(SO)} +differs ", again.stdout, re.M)
+    assert snapshot(other / "wheels") == before
+    record = json.loads((Path(first["build_dir"]) / "rebuild.json").read_text())
+    assert record["identical"] is False and SO in [m["name"] for m in record["differing"]]
+    kept = Path(first["build_dir"]) / "rebuilt" / Path(first["wheel"]).name
+    assert kept.is_file() and kept.read_bytes() != Path(first["wheel"]).read_bytes()

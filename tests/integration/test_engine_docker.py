@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, need, need_engine, need_tool
-from tfforge.docker import engine
+from tfforge.build import spec
+from tfforge.docker import cancel, client as docker_client, run as docker_run
+from tfforge.docker.client import Client
 from tfforge.errors import BuildError, Interrupted
 from tfforge.wheel.read import check as check_wheel
 from wheel_samples import raw_wheel, record_problems
@@ -29,7 +31,7 @@ BASE = "local/bookworm:base"
 
 
 @pytest.fixture(scope="module")
-def client() -> engine.Client:
+def client() -> Client:
     return need_engine(BASE)
 
 
@@ -75,7 +77,7 @@ def test_build_exports_finalized_wheel(client, project):
     folder = build_dir(project, "COPY raw/ /dist/")
     raw_wheel(folder / "raw")
     before = snapshot(project / "wheels")
-    result = engine.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
+    result = docker_run.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
     wheel = Path(result["wheel"])
     assert wheel.parent == project / "wheels"
     assert wheel.name == "tensorflow_cpu-2.21.0+avx2-cp311-cp311-linux_x86_64.whl"
@@ -84,26 +86,30 @@ def test_build_exports_finalized_wheel(client, project):
     inside = check_wheel(wheel).facts.provenance
     beside = json.loads((folder / "provenance.json").read_text())
     assert inside["id"] == beside["id"] == result["build_id"] == folder.name
-    assert inside["engine"]["client"] == client.path and inside["engine"]["buildkit"] is True
-    assert inside["engine"]["base_images"][0]["ref"] == BASE
-    assert inside["engine"]["base_images"][0]["id"].startswith("sha256:")
-    assert inside["durations"]["build_s"] > 0
-    assert beside["wheel"]["sha256"] == result["sha256"] and "total_s" in beside["durations"]
+    # Inside the wheel: inputs only; what varies per run is beside the build.
+    assert inside["base_images"][0]["ref"] == BASE
+    assert inside["base_images"][0]["id"].startswith("sha256:")
+    assert not {"run", "engine", "durations", "cache", "wheel"} & set(inside)
+    run = beside["run"]
+    assert run["engine"]["client"] == client.path and run["engine"]["buildkit"] is True
+    assert run["durations"]["build_s"] > 0 and "total_s" in run["durations"]
+    assert run["argv"] == result["argv"] and run["argv"][0] == client.path
+    assert beside["wheel"]["sha256"] == result["sha256"]
     assert "exporting to client" in (folder / "build.log").read_text()
-    assert not (folder / ".export").exists()
+    assert not (folder / spec.EXPORT_STAGE).exists()
 
 
 def test_failing_step_reports_cause_and_log_tail(client, project):
     folder = build_dir(project, 'RUN echo "kernel.c:3: error: expected ;" >&2 && exit 3')
     before = snapshot(project / "wheels")
     with pytest.raises(BuildError) as exc:
-        engine.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
+        docker_run.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
     assert str(exc.value).startswith("build step failed: [build 2/2] RUN echo")
     assert "(exit code 3)" in str(exc.value) and str(folder / "build.log") in str(exc.value)
     assert "kernel.c:3: error: expected ;" in exc.value.detail
     assert exc.value.detail.splitlines()[-1] == f"full log: {folder / 'build.log'}"
     assert snapshot(project / "wheels") == before
-    assert not (folder / "provenance.json").exists() and not (folder / ".export").exists()
+    assert not (folder / "provenance.json").exists() and not (folder / spec.EXPORT_STAGE).exists()
 
 
 def test_missing_base_image_is_named(client, project):
@@ -112,7 +118,7 @@ def test_missing_base_image_is_named(client, project):
     (folder / "Dockerfile").write_text(text)
     before = snapshot(project / "wheels")
     with pytest.raises(BuildError) as exc:
-        engine.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
+        docker_run.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
     # No registry here (or no such image in one): the pull fails and the fix is named.
     assert str(exc.value).startswith("base image 'local/tfforge-absent:none' is not in the engine")
     assert "`bash scripts/make-base-image.sh local/tfforge-absent:none bookworm`" in str(exc.value)
@@ -125,7 +131,7 @@ def test_export_without_wheel_is_an_error(client, project):
     before = snapshot(project / "wheels")
     with pytest.raises(BuildError, match=r"export stage holds 0 wheels, expected 1 "
                                          r"\(found: build.json\)"):
-        engine.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
+        docker_run.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
     assert snapshot(project / "wheels") == before
 
 
@@ -133,19 +139,19 @@ def test_timeout_stops_the_build_in_the_engine(client, project):
     token = f"tfforge-timeout-{uuid.uuid4().hex[:8]}"
     folder = build_dir(project, f"RUN echo {token} && sleep 300")
     before = snapshot(project / "wheels")
-    seen: list[engine.EngineStep] = []  # engine_steps() while the step runs
+    seen: list[cancel.EngineStep] = []  # engine_steps() while the step runs
 
     def watch() -> None:
         deadline = time.monotonic() + 8
         while not seen and time.monotonic() < deadline:
-            seen.extend(s for s in engine.engine_steps() or [] if token in s.command)
+            seen.extend(s for s in cancel.engine_steps() or [] if token in s.command)
             time.sleep(0.2)
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     start = time.monotonic()
     with pytest.raises(Interrupted) as exc:
-        engine.run_build(folder, wheels_dir=project / "wheels", timeout_s=8)
+        docker_run.run_build(folder, wheels_dir=project / "wheels", timeout_s=8)
     took = time.monotonic() - start
     watcher.join()
     assert seen, "engine_steps() never listed the running step"
@@ -155,7 +161,7 @@ def test_timeout_stops_the_build_in_the_engine(client, project):
     assert "cancelled the build in the engine" in str(exc.value)
     assert "no step of it is left running in the engine (1 stopped)" in str(exc.value)
     assert not engine_has(token)
-    assert took < 8 + engine.CLIENT_GRACE_S
+    assert took < 8 + cancel.CLIENT_GRACE_S
     assert snapshot(project / "wheels") == before
 
 
@@ -163,10 +169,10 @@ def test_ctrl_c_stops_the_build_and_same_id_is_refused_meanwhile(client, project
     token = f"tfforge-ctrlc-{uuid.uuid4().hex[:8]}"
     folder = build_dir(project, f"RUN echo {token} && sleep 300")
     before = snapshot(project / "wheels")
-    script = ("import sys\nfrom pathlib import Path\nfrom tfforge.docker import engine\n"
+    script = ("import sys\nfrom pathlib import Path\nfrom tfforge.docker import run\n"
               "from tfforge.errors import TfforgeError\n"
               "try:\n"
-              f"    engine.run_build(Path({str(folder)!r}),\n"
+              f"    run.run_build(Path({str(folder)!r}),\n"
               f"                     wheels_dir=Path({str(project / 'wheels')!r}), timeout_s=300)\n"
               "except TfforgeError as exc:\n"
               "    print('error:', exc, file=sys.stderr)\n"
@@ -180,7 +186,7 @@ def test_ctrl_c_stops_the_build_and_same_id_is_refused_meanwhile(client, project
         assert engine_has(f"echo {token}"), "the build step never started"
         with pytest.raises(BuildError, match=rf"build {folder.name} is already running "
                                              rf"\(pid {proc.pid}\)"):
-            engine.run_build(folder, wheels_dir=project / "wheels", timeout_s=60)
+            docker_run.run_build(folder, wheels_dir=project / "wheels", timeout_s=60)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -206,18 +212,18 @@ def test_make_base_image_is_idempotent(client):
 
 def test_this_machine_resolves_debian_client():
     """Debian's client comes first when it can run BuildKit builds itself."""
-    need(os.access(engine.DEBIAN_CLIENT, os.X_OK), f"{engine.DEBIAN_CLIENT} (apt-get install "
+    need(os.access(docker_client.DEBIAN_CLIENT, os.X_OK), f"{docker_client.DEBIAN_CLIENT} (apt-get install "
                                                    "docker.io)")
-    client = engine.resolve_client()
-    assert client.path == engine.DEBIAN_CLIENT and client.buildkit
+    client = docker_client.resolve_client()
+    assert client.path == docker_client.DEBIAN_CLIENT and client.buildkit
 
 
 def test_unreachable_engine_is_a_one_line_build_error(monkeypatch):
     need_tool("docker")
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    client = engine.resolve_client()
+    client = docker_client.resolve_client()
     with pytest.raises(BuildError) as exc:
-        engine.engine_facts(client)
+        docker_client.engine_facts(client)
     text = str(exc.value)
     assert "not reachable at unix:///nonexistent/docker.sock" in text and "\n" not in text
     assert "dockerd" in text

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from packaging.utils import parse_wheel_filename
 
-from tfforge.docker import engine
+from tfforge.docker import cancel, client as docker_client, progress, run as docker_run
 from tfforge.wheel import read as wheel
 from tfforge.wheel import edit as wheel_edit
 from tfforge.errors import BuildError, ConfigError
@@ -46,58 +46,58 @@ def fake_client(folder: Path, version: str, buildx: bool) -> Path:
     ("22.06.0-beta.0", False, True),
 ])
 def test_client_can_buildkit(version, buildx, ok):
-    assert engine.client_can_buildkit(version, buildx) is ok
+    assert docker_client.client_can_buildkit(version, buildx) is ok
 
 
 def test_probe_prefers_a_client_that_can_build(tmp_path):
     new = fake_client(tmp_path / "local", "28.2.2", buildx=False)
     old = fake_client(tmp_path / "usr", "20.10.24+dfsg1", buildx=False)
-    clients = [engine.probe_client(str(new)), engine.probe_client(str(old))]
+    clients = [docker_client.probe_client(str(new)), docker_client.probe_client(str(old))]
     assert clients[0].buildkit is False and "buildx" in clients[0].note
-    chosen = engine.choose_client(clients)
+    chosen = docker_client.choose_client(clients)
     assert chosen.path == str(old) and chosen.version == "20.10.24+dfsg1"
 
 
 def test_probe_accepts_new_client_with_buildx(tmp_path):
-    client = engine.probe_client(str(fake_client(tmp_path, "27.0.1", buildx=True)))
+    client = docker_client.probe_client(str(fake_client(tmp_path, "27.0.1", buildx=True)))
     assert client.buildkit and client.version == "27.0.1"
 
 
 def test_choose_client_names_every_refused_one(tmp_path):
-    new = engine.probe_client(str(fake_client(tmp_path / "a", "28.2.2", buildx=False)))
+    new = docker_client.probe_client(str(fake_client(tmp_path / "a", "28.2.2", buildx=False)))
     with pytest.raises(BuildError) as exc:
-        engine.choose_client([new])
+        docker_client.choose_client([new])
     text = str(exc.value)
     assert str(tmp_path / "a" / "docker") in text and "28.2.2" in text
     assert "apt-get install -y docker.io" in text
     with pytest.raises(BuildError, match="no docker client found"):
-        engine.choose_client([])
+        docker_client.choose_client([])
 
 
 def test_candidates_put_debian_client_first_and_dedupe(tmp_path):
     first = fake_client(tmp_path / "bin1", "28.2.2", buildx=False)
     (tmp_path / "bin2").mkdir()
     (tmp_path / "bin2" / "docker").symlink_to(first)  # same binary twice on PATH
-    found = engine.candidate_paths("", search_path=f"{tmp_path / 'bin1'}:{tmp_path / 'bin2'}")
-    expected_first = [engine.DEBIAN_CLIENT] if os.access(engine.DEBIAN_CLIENT, os.X_OK) else []
+    found = docker_client.candidate_paths("", search_path=f"{tmp_path / 'bin1'}:{tmp_path / 'bin2'}")
+    expected_first = [docker_client.DEBIAN_CLIENT] if os.access(docker_client.DEBIAN_CLIENT, os.X_OK) else []
     assert found == expected_first + [str(first)]
-    assert engine.candidate_paths("/opt/docker") == ["/opt/docker"]
+    assert docker_client.candidate_paths("/opt/docker") == ["/opt/docker"]
 
 
 def test_configured_client_must_exist(tmp_path):
     with pytest.raises(ConfigError, match="TFFORGE_DOCKER"):
-        engine.resolve_client(str(tmp_path / "no-docker"))
+        docker_client.resolve_client(str(tmp_path / "no-docker"))
 
 
 # ---- engine errors ---------------------------------------------------------------------------
 
 
 def test_engine_error_says_how_to_start():
-    text = engine.engine_error("Cannot connect to the Docker daemon at unix:///var/run/docker.sock."
+    text = docker_client.engine_error("Cannot connect to the Docker daemon at unix:///var/run/docker.sock."
                                " Is the docker daemon running?\n")
     assert "not reachable at unix:///var/run/docker.sock" in text
     assert "dockerd" in text and "systemctl start docker" in text
-    denied = engine.engine_error("Got permission denied while trying to connect to the Docker "
+    denied = docker_client.engine_error("Got permission denied while trying to connect to the Docker "
                                  "daemon socket at unix:///var/run/docker.sock")
     assert "docker group" in denied and "\n" not in denied
 
@@ -116,7 +116,7 @@ FROM source AS build
 FROM scratch AS export
 COPY --from=build /dist/ /
 """ % ("a" * 64)
-    assert engine.dockerfile_images(text) == [
+    assert docker_client.dockerfile_images(text) == [
         "local/bookworm:base", "debian:bookworm-slim@sha256:" + "a" * 64]
 
 
@@ -155,7 +155,7 @@ failed to solve with frontend dockerfile.v0: failed to create LLB definition: fa
 
 
 def parse(lines):
-    steps = engine.StepLog()
+    steps = progress.StepLog()
     started = [name for name in map(steps.feed, lines) if name]
     return steps, started
 
@@ -179,42 +179,72 @@ def test_running_run_steps_are_matched_to_step_containers():
                       "#6 [build 1/2] WORKDIR /src", "#6 DONE 0.0s",
                       "#7 [toolchain 2/3] RUN apt-get update", "#7 CACHED"])
     assert steps.running_commands() == ["bazel build   --config=opt //t:wheel"]
-    ours = engine.EngineStep(1, 0.0, "b1", "/bin/sh -c bazel build --config=opt //t:wheel")
-    other = engine.EngineStep(2, 0.0, "b2", "/bin/sh -c make -j2")
-    assert engine._same_command(ours, steps.running_commands())
-    assert not engine._same_command(other, steps.running_commands())
-    assert engine.step_title("[build 3/4] RUN --mount=a --network=none make") == \
+    ours = cancel.EngineStep(1, 0.0, "b1", "/bin/sh -c bazel build --config=opt //t:wheel")
+    other = cancel.EngineStep(2, 0.0, "b2", "/bin/sh -c make -j2")
+    assert cancel._same_command(ours, steps.running_commands())
+    assert not cancel._same_command(other, steps.running_commands())
+    assert progress.step_title("[build 3/4] RUN --mount=a --network=none make") == \
         "[build 3/4] RUN make"
+
+
+def test_step_titles_hide_the_rebuild_setup():
+    """The bazel step as the rendered template writes it, and as BuildKit shows it in a rebuild."""
+    from tfforge import settings
+    from tfforge.build import render, spec
+
+    text = render.dockerfile(spec.make({**settings.defaults(), "target": "haswell"}))
+    step = next(line for line in text.replace("\\\n", " ").splitlines()
+                if line.startswith("RUN --mount") and "bazel build" in line)
+    plain = progress.step_title("[build 3/4] " + " ".join(step.split()))
+    assert plain.startswith("[build 3/4] RUN bazel build --config=opt --config=clang_local "
+                            "--copt=-march=haswell")
+    shown = ('[build 3/4] RUN --mount=type=cache,target=/c umask "0002"  && if [ -n "1" ]; then '
+             'echo "startup --output_user_root=/tmp/tfforge-fresh" > "/home/b/.bazelrc"; fi  && '
+             'taskset -c 0-$((TFFORGE_CPUS - 1)) bazel build --config=opt //t:wheel')
+    assert progress.step_title(shown) == "[build 3/4] RUN bazel build --config=opt //t:wheel"
 
 
 def test_failed_step_is_named_with_exit_code_and_log_tail(tmp_path):
     log = tmp_path / "build.log"
     lines = [f"#5 {i}.0 noise line {i}" for i in range(50)] + FAILED_STEP_LOG
     steps, _ = parse(lines)
-    error = engine.classify_failure(lines, 1, steps, log)
+    error = progress.classify_failure(lines, 1, steps, log)
     message = str(error)
     assert message.startswith("build step failed: [build 2/2] RUN echo compiling")
     assert "(exit code 3)" in message and str(log) in message and "\n" not in message
     detail = error.detail.splitlines()
-    assert len(detail) == engine.TAIL_LINES + 1 and detail[-1] == f"full log: {log}"
+    assert len(detail) == progress.TAIL_LINES + 1 and detail[-1] == f"full log: {log}"
     assert "x.c:3: error: expected ;" in error.detail
     assert "noise line 0" not in error.detail
 
 
+def test_a_template_check_explains_the_failure_itself(tmp_path):
+    lines = ["#7 [toolchain 3/7] RUN apt-get update && echo \"tfforge: $x\" >&2",
+             "#7 2.1 E: Version '9.9' for 'zip' was not found",
+             "#7 2.2 tfforge: the Debian archive no longer has the locked package version(s) "
+             "zip=9.9; see https://snapshot.debian.org/archive/debian/20250101T000000Z/",
+             "#7 ERROR: executor failed running [/bin/sh -c apt-get update]: exit code: 1"]
+    steps, _ = parse(lines)
+    error = progress.classify_failure(lines, 1, steps, tmp_path / "build.log")
+    assert str(error).startswith("the Debian archive no longer has the locked package "
+                                 "version(s) zip=9.9; see https://snapshot.debian.org/")
+    assert "[toolchain 3/7] RUN apt-get update" in str(error) and "\n" not in str(error)
+
+
 def test_missing_base_image_says_how_to_make_it(tmp_path):
     steps, _ = parse(MISSING_BASE_LOG)
-    error = engine.classify_failure(MISSING_BASE_LOG, 1, steps, tmp_path / "build.log")
+    error = progress.classify_failure(MISSING_BASE_LOG, 1, steps, tmp_path / "build.log")
     assert "base image 'local/nosuch:base'" in str(error)
     assert "bash scripts/make-base-image.sh" in str(error) and "docker pull" in str(error)
 
 
 def test_unknown_failure_keeps_exit_status(tmp_path):
-    error = engine.classify_failure(["something odd"], 17, engine.StepLog(), tmp_path / "b.log")
+    error = progress.classify_failure(["something odd"], 17, progress.StepLog(), tmp_path / "b.log")
     assert "exit 17" in str(error) and "something odd" in error.detail
 
 
 def test_tail_keeps_last_lines():
-    assert engine.tail([f"{i}\n" for i in range(100)], 3) == ["97", "98", "99"]
+    assert progress.tail([f"{i}\n" for i in range(100)], 3) == ["97", "98", "99"]
 
 
 # ---- per-id lock -----------------------------------------------------------------------------
@@ -222,24 +252,24 @@ def test_tail_keeps_last_lines():
 
 def test_same_id_refused_other_ids_independent(tmp_path, monkeypatch):
     monkeypatch.setenv("TFFORGE_CACHE", str(tmp_path))
-    with engine.build_lock("2.21.0-avx2-aaaa"):
+    with docker_run.build_lock("2.21.0-avx2-aaaa"):
         with pytest.raises(BuildError, match=rf"already running \(pid {os.getpid()}\)"):
-            with engine.build_lock("2.21.0-avx2-aaaa"):
+            with docker_run.build_lock("2.21.0-avx2-aaaa"):
                 pass
-        with engine.build_lock("2.21.0-mkl-bbbb"):
+        with docker_run.build_lock("2.21.0-mkl-bbbb"):
             pass
-    with engine.build_lock("2.21.0-avx2-aaaa"):  # released after the first build
+    with docker_run.build_lock("2.21.0-avx2-aaaa"):  # released after the first build
         pass
 
 
 def test_run_build_refuses_unrendered_dir(tmp_path):
     wheels = tmp_path / "wheels"
     with pytest.raises(ConfigError, match="invoke render"):
-        engine.run_build(tmp_path, wheels_dir=wheels, timeout_s=10)
+        docker_run.run_build(tmp_path, wheels_dir=wheels, timeout_s=10)
     (tmp_path / "Dockerfile").write_text("FROM scratch AS export\n")
     (tmp_path / "build.json").write_text(json.dumps({"id": "x"}))
     with pytest.raises(ConfigError, match="timeout"):
-        engine.run_build(tmp_path, wheels_dir=wheels, timeout_s=0)
+        docker_run.run_build(tmp_path, wheels_dir=wheels, timeout_s=0)
     assert not wheels.exists()
 
 

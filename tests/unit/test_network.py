@@ -42,7 +42,7 @@ def test_a_closed_port_is_reported_fast_with_the_reason():
 
 def test_missing_base_image_advice_is_a_command_that_works():
     """docker import cannot create a digest reference: the advice names a local image."""
-    from tfforge.docker import engine
+    from tfforge.docker import client as engine
 
     ref = "debian:trixie-slim@sha256:" + "d" * 64
     advice = engine.make_base(ref)

@@ -135,7 +135,8 @@ def test_stages_are_named_and_chained(tmp_path):
         assert st[0]["base"] == s.base_image
         assert (st[1]["base"], st[2]["base"], st[3]["base"]) == ("toolchain", "source", "scratch")
         # the export stage holds only the wheel(s) and build.json, copied out of /dist
-        assert st[3]["ins"] == [("COPY", "--from=build /dist/ /")]
+        assert st[3]["ins"] == [("COPY", "--from=build /dist/ /"),
+                                ("COPY", "--from=toolchain /etc/tfforge-apt.lock /apt.lock")]
         assert ("COPY", "build.json /dist/build.json") in st[2]["ins"]
 
 
@@ -257,8 +258,10 @@ def test_render_writes_and_rerender_is_a_noop(tmp_path):
     s = make(target="", features=["avx2", "fma"], mkl=True)
     first = render.render(s, builds)
     assert first.created and first.path == builds / s.build_id
-    assert sorted(p.name for p in first.path.iterdir()) == ["Dockerfile", "build.json",
-                                                            "clone_check.py"]
+    assert sorted(p.name for p in first.path.iterdir()) == [".dockerignore", "Dockerfile",
+                                                             "apt-pins", "build.json",
+                                                             "clone_check.py"]
+    assert (first.path / "apt-pins").read_bytes() == b""  # pins only in a rebuild's copy
     stamp = {p.name: p.stat().st_mtime_ns for p in first.path.iterdir()}
     again = render.render(make(target="", features=["fma", "avx2"], mkl=True), builds)
     assert not again.created and again.build_id == first.build_id
@@ -393,9 +396,10 @@ def test_cli_build_dry_run_prints_the_plan(tmp_path):
     [build_dir] = (tmp_path / "builds").iterdir()
     out = proc.stdout
     assert f"Dockerfile: {build_dir / 'Dockerfile'}" in out
-    docker_line = next(line for line in out.splitlines() if line.startswith("docker:"))
-    assert docker_line.endswith(f"--target export --output type=local,dest="
-                                f"{build_dir}/.export/export {build_dir}")
+    # The argv tfforge.build.spec.docker_argv makes, which run_build executes (the e2e test
+    # compares it with the argv a real build ran).
+    assert (f"docker:     DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target "
+            f"export --output type=local,dest={build_dir}/.export {build_dir}") in out
     bazel_line = next(line for line in out.splitlines() if line.startswith("bazel:"))
     assert ("bazel build --config=opt --config=clang_local --copt=-march=haswell "
             "--copt=-mtune=haswell") in bazel_line
@@ -432,18 +436,19 @@ def test_cli_host_target_and_archspec_reasons_survive_the_console(tmp_path):
 
 
 def test_build_hands_the_rendered_folder_to_the_engine(tmp_path, monkeypatch):
-    """build hands the folder to engine.run_build(build_dir, wheels_dir=..., timeout_s=...)."""
+    """build hands the folder to run.run_build(build_dir, wheels_dir=..., timeout_s=...)."""
     from tfforge.commands import build
-    from tfforge.docker import engine
+    from tfforge.docker import run as docker_run
 
     calls = []
 
-    def fake_run_build(build_dir, *, wheels_dir, timeout_s, network=None, secrets=None):
+    def fake_run_build(build_dir, *, wheels_dir, timeout_s, docker=None, watcher=None,
+                       network=None, secrets=None):
         calls.append((build_dir, wheels_dir, timeout_s))
         return {"wheel": str(wheels_dir / "x.whl"), "build_id": build_dir.name,
                 "durations": {"total_s": 1.0}, "engine": {}}
 
-    monkeypatch.setattr(engine, "run_build", fake_run_build)
+    monkeypatch.setattr(docker_run, "run_build", fake_run_build)
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
     monkeypatch.setenv("TFFORGE_BUILD_TIMEOUT", "99")
     # a local tree and Debian's Bazel: nothing to reach on the network (this machine is offline)

@@ -179,6 +179,10 @@ def test_bazel_command_for_the_wheel_target():
     assert "--repo_env=WHEEL_NAME=tensorflow_cpu" in cmd
     assert "--remote_cache=grpcs://cache.example.com:9092" in cmd
     assert "--action_env=SOURCE_DATE_EPOCH=315532800" in cmd
+    # what removes the known sources of variation (README "Reproducible wheels")
+    assert {"--nostamp", "--action_env=PYTHONHASHSEED=0",
+            f"--copt=-ffile-prefix-map={s.bazel_cache}=/bazel",
+            f"--copt=-ffile-prefix-map={spec.FRESH_ROOT}=/bazel"} <= set(cmd)
     assert cmd[-1] == "//tensorflow/tools/pip_package:wheel"
     assert cmd[-2] == "--jobs=2"  # extra args come last so they win
     assert s.collect_command[0] == "cp"

@@ -20,9 +20,12 @@ import jinja2
 from tfforge.build import toolchains
 from tfforge import resources
 from tfforge.errors import BuildError
-from tfforge.build.spec import (CLONE_CHECK, DIST, BuildSpec, canonical_json,
+from tfforge.build.spec import (CLONE_CHECK, DIST, FRESH_ROOT, BuildSpec, canonical_json,
                                 clone_check_source, docker_command)
 
+# The build context: its inputs only (not logs, exports or kept rebuilds).
+DOCKERIGNORE = ("# the build context: its inputs only\n*\n!Dockerfile\n!build.json\n!apt-pins\n"
+                "!clone_check.py\n!src\n")
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ def context(spec: BuildSpec, doc: dict) -> dict:
         "src_dir": spec.src_dir,
         "configure_env": [f'{k}="{v}"' for k, v in spec.configure_env],
         "bazel_cache": spec.bazel_cache,
+        "fresh_root": FRESH_ROOT,
         "bazel_command": list(spec.bazel_command),
         "collect_command": list(spec.collect_command),
         "clone_check_path": CLONE_CHECK,
@@ -120,9 +124,12 @@ def dockerfile(spec: BuildSpec, doc: dict | None = None) -> str:
 def files(spec: BuildSpec) -> tuple[dict[str, bytes], dict]:
     """The bytes render owns, by file name, and the build document."""
     doc = build_document(spec)
+    # apt-pins: empty; `invoke rebuild` fills its copy from the apt.lock a build recorded.
+    # .dockerignore: only the inputs go to the engine, not logs, exports or kept rebuilds.
     return ({"Dockerfile": dockerfile(spec, doc).encode(),
-             "build.json": canonical_json(doc).encode(),
-             "clone_check.py": clone_check_source().encode()}, doc)
+             "build.json": canonical_json(doc).encode(), "apt-pins": b"",
+             "clone_check.py": clone_check_source().encode(),
+             ".dockerignore": DOCKERIGNORE.encode()}, doc)
 
 
 def _same(folder: Path, owned: dict[str, bytes]) -> bool:

@@ -43,11 +43,14 @@ MIN_EPOCH = 315532800  # 1980-01-01T00:00:00Z: the earliest time a zip entry can
 # Paths inside the build image.
 SRC_DIR = "/home/{user}/src"
 BAZEL_CACHE = "/home/{user}/.cache/bazel"
+# A rebuild from nothing (tfforge rebuild) gives Bazel this output root instead of BAZEL_CACHE.
+FRESH_ROOT = "/tmp/tfforge-fresh"
+FRESH_BUILD_ARGS = {"TFFORGE_FRESH": "1"}  # the template's switch for that
 DIST = "/dist"
 PYTHON_BIN = "/usr/bin/python3"
 CLONE_CHECK = "/usr/local/share/tfforge/clone_check.py"  # where the image holds the checker
 DOCKER_ENV = {"DOCKER_BUILDKIT": "1"}
-EXPORT_STAGE = ".export"  # beside the build: the engine exports the wheel into <this>/export
+EXPORT_STAGE = ".export"  # beside the build: the export stage's files land here
 
 # Free-text inputs. Every value that reaches the Dockerfile matches one of these.
 _GCC_VERSION = re.compile(r"^\d{1,2}(\.\d{1,2}){0,2}$")
@@ -360,6 +363,12 @@ class BuildSpec:
             argv.append(f"--copt={self.isa_note['copt']}")
         argv += [f"--action_env=SOURCE_DATE_EPOCH={self.source_date_epoch}",
                  f"--disk_cache={self.bazel_cache}/disk"]
+        # ---- reproducibility (tfforge rebuild; README "Reproducible wheels"): no volatile
+        # stamping, fixed hashing in Python actions, and either output root (cached or fresh)
+        # mapped to one name in __FILE__ and debug info.
+        argv += ["--nostamp", "--action_env=PYTHONHASHSEED=0",
+                 f"--copt=-ffile-prefix-map={self.bazel_cache}=/bazel",
+                 f"--copt=-ffile-prefix-map={FRESH_ROOT}=/bazel"]
         argv += self.remote_flags
         argv += [f"--repo_env={e}" for e in self.repo_env]
         argv += self.extra_args
@@ -493,26 +502,38 @@ def is_loopback(host: str) -> bool:
 
 
 def export_dir(build_dir: str | Path) -> Path:
-    """Where the build's export stage lands: <build_dir>/.export/export."""
-    return Path(build_dir) / EXPORT_STAGE / "export"
+    """Where the build's export stage lands, beside the build (one build per id at a time)."""
+    return Path(build_dir) / EXPORT_STAGE
 
 
-def docker_argv(client: str, build_dir: str | Path, network: str | None = None,
-                secrets: Mapping[str, str] | None = None) -> list[str]:
+def docker_argv(client: str, build_dir: str | Path, *, network: str | None = None,
+                secrets: Mapping[str, str] | None = None, fresh: bool = False,
+                build_args: Mapping[str, str] | None = None) -> list[str]:
     """THE docker command that builds a rendered folder: `build --dry-run` prints it, the
     engine runs it (with DOCKER_ENV), build.json records it for the folder under builds/.
-    network: --network for a loopback remote cache; secrets: {secret id: file} (issue 13)."""
-    extra = [f"--network={network}"] if network else []
+
+    network: --network for a loopback remote cache; secrets: {secret id: file} (issue 13);
+    fresh: no BuildKit cache and no Bazel cache (`invoke rebuild`); build_args: the rebuild's
+    variations as `--build-arg K=V`, sorted so the argv is stable."""
+    argv = [client, "build"]
+    if network:
+        argv.append(f"--network={network}")
     for sid, path in sorted((secrets or {}).items()):
-        extra += ["--secret", f"id={sid},src={path}"]
-    return [client, "build", *extra, "--progress=plain", "--target", "export",
-            "--output", f"type=local,dest={export_dir(build_dir)}", str(build_dir)]
+        argv += ["--secret", f"id={sid},src={path}"]
+    argv += ["--progress=plain", "--target", "export",
+             "--output", f"type=local,dest={export_dir(build_dir)}"]
+    args = {**(FRESH_BUILD_ARGS if fresh else {}), **(build_args or {})}
+    if fresh:
+        argv.append("--no-cache")
+    for key in sorted(args):
+        argv += ["--build-arg", f"{key}={args[key]}"]
+    return argv + [str(build_dir)]
 
 
 def docker_command(build_id: str, network: str | None = None) -> dict:
     """The docker command recorded in build.json, relative to the project root."""
     return {"env": dict(DOCKER_ENV),
-            "argv": docker_argv("/usr/bin/docker", f"builds/{build_id}", network),
+            "argv": docker_argv("/usr/bin/docker", f"builds/{build_id}", network=network),
             "note": "run from the project root; builds/<id>/.export/export receives the "
                     "wheel(s) and build.json; `build` runs this with the client it resolves "
                     "(and --secret files for remote-cache credentials)"}

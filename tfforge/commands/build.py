@@ -2,7 +2,8 @@
 
 Options come through tfforge.settings.load (defaults -> tfforge.toml -> TFFORGE_* -> command
 line). `build` renders (or reuses an identical rendering), then either prints the plan
-(--dry-run) or hands the folder to tfforge.engine.run_build.
+(--dry-run: the exact docker argv `build` runs, from tfforge.build.spec.docker_argv) or hands
+the folder to tfforge.docker.run.run_build.
 """
 
 from __future__ import annotations
@@ -114,39 +115,40 @@ def _host_isa_warning(s: spec.BuildSpec) -> str | None:
 
 def docker_client() -> tuple[str, str | None]:
     """The client `build` will run (as the engine resolves it), and a warning if there is none."""
-    from tfforge.docker import engine
+    from tfforge.docker import client
     from tfforge.errors import TfforgeError
 
     try:
-        return engine.resolve_client(settings.load(cwd=paths.project_root()).docker).path, None
+        return client.resolve_client(settings.load(cwd=paths.project_root()).docker).path, None
     except TfforgeError as exc:
-        return engine.DEBIAN_CLIENT, f"no usable docker client ({exc}); shown with " \
-                                     f"{engine.DEBIAN_CLIENT}"
+        return client.DEBIAN_CLIENT, f"no usable docker client ({exc}); shown with " \
+                                     f"{client.DEBIAN_CLIENT}"
 
 
 def plan(s: spec.BuildSpec, r: render.Rendered, client: str,
          secrets: Mapping[str, str] | None = None) -> dict:
-    """What `build` runs: the same argv the engine builds (tfforge.build.spec.docker_argv)."""
+    """What `build` runs: the argv the engine runs (tfforge.build.spec.docker_argv)."""
     build_dir = r.path.resolve()
     return {"id": r.build_id, "build_dir": str(build_dir), "created": r.created,
             "dockerfile": str(build_dir / "Dockerfile"), "docker_env": dict(spec.DOCKER_ENV),
-            "docker_command": spec.docker_argv(client, build_dir, s.docker_network, secrets),
+            "docker_command": spec.docker_argv(client, build_dir, network=s.docker_network,
+                                               secrets=secrets),
             "bazel_command": list(s.bazel_command), "workdir": s.src_dir,
             "evidence": {k: e.level for k, e in s.toolchain.evidence.items()},
             "warnings": list(s.warnings)}
+
+
+def timeout_seconds(value: float | str | None) -> float:
+    """--timeout, else the build_timeout setting, as positive seconds."""
+    merged = settings.load({"build_timeout": value}, cwd=paths.project_root(), prefix="build_")
+    return settings.positive(merged, "build_timeout")
 
 
 def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
                   timeout: float | str | None = None, as_json: bool = False) -> dict:
     """`invoke build`: render (or reuse), then print the plan or run it on the engine."""
     s = make_spec(cli)
-    merged = settings.load({"build_timeout": timeout}, cwd=paths.project_root(), prefix="build_")
-    try:
-        timeout_s = float(merged["build_timeout"])
-    except (TypeError, ValueError):
-        raise ConfigError(f"--timeout {merged['build_timeout']!r}: must be seconds")
-    if timeout_s <= 0:
-        raise ConfigError(f"--timeout {timeout_s:g}: must be more than 0 seconds")
+    timeout_s = timeout_seconds(timeout)
     _warn_all(s)
     warning = _host_isa_warning(s)
     if warning:
@@ -183,7 +185,8 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
         return {**p, "dry_run": True}
 
     from tfforge.build import network
-    from tfforge.docker import engine  # issue 4's module; imported only when a build really runs
+    from tfforge.commands.watch import BuildWatcher
+    from tfforge.docker import run as docker_run
 
     missing = network.unreachable(network.needs(s))
     if missing:
@@ -192,8 +195,10 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
 
     console.info(f"building {r.build_id} (timeout {timeout_s:g} s)")
     with remote.written(secrets, files):
-        result = engine.run_build(r.path, wheels_dir=paths.wheels_dir(), timeout_s=timeout_s,
-                                  network=s.docker_network, secrets=files)
+        result = docker_run.run_build(r.path, wheels_dir=paths.wheels_dir(),
+                                      timeout_s=timeout_s, docker=p["docker_command"][0],
+                                      watcher=BuildWatcher(), network=s.docker_network,
+                                      secrets=files)
     out = {**p, "dry_run": False, **result}
     if s.remote_flags:  # issue 13: what Bazel's summary says about the remote cache
         out["remote"] = remote.log_facts(Path(result["log"]).read_text(errors="replace"))
@@ -203,6 +208,7 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
         console.print_json(out)
     else:
         console.say(f"wheel: {result.get('wheel')}")
+        console.say(f"  sha256: {result.get('sha256')}")
         for step, secs in sorted((result.get("durations") or {}).items()):
             if isinstance(secs, (int, float)):
                 console.say(f"  {step}: {secs:.1f} s")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from tfforge import console, settings
+from tfforge import console, paths, settings
 from tfforge.errors import ConfigError, VerifyError
 from tfforge.host import cpu, isa
 from tfforge.verify.verdict import VerifyReport, feature_rows, verify
@@ -29,7 +29,8 @@ def verify_command(wheel_spec: str, *, hosts: list[str], python: str | None,
     python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
     kwargs = dict(hosts=profiles, python=python, emulate_models=emulate, jobs=n_jobs,
                   examples=n_examples, use_cache=not no_cache,
-                  emulate_timeout=float(opts["emulate_timeout"]))
+                  emulate_timeout=float(opts["emulate_timeout"]),
+                  builds_dir=paths.builds_dir())
     with console.Progress(f"verifying {path.name}", unit="bytes") as bar:
         report = verify(path, status=bar.note, progress=bar.update, **kwargs)
     if as_json:

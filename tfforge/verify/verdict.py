@@ -20,6 +20,7 @@ from tfforge.errors import ConfigError
 from tfforge.host import cpu, isa
 from tfforge.verify import emulate
 from tfforge.verify.wheelcheck import (FAIL, PASS, SKIP, Check, claim_check, claimed_features,
+                                       reproducible_check,
                                        glibc_check, isa_note_check,
                                        provenance_check, python_check, structure_check)
 from tfforge.verify.wheelscan import scan_wheel
@@ -123,8 +124,10 @@ def verify(wheel_path: Path, *, hosts: list[cpu.HostProfile], python: str,
            examples: int = elfscan.EXAMPLES, use_cache: bool = True,
            emulate_timeout: float = 900.0,
            status: Callable[[str], None] = lambda _m: None,
-           progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-    """Everything verify measures about one wheel (no printing)."""
+           progress: Callable[[int, int], None] | None = None,
+           builds_dir: Path | None = None) -> VerifyReport:
+    """Everything verify measures about one wheel (no printing). builds_dir: where a rebuild
+    of a tfforge wheel's id would be recorded (issue 11)."""
     t0 = time.perf_counter()
     models = [emulate.check_model(m) for m in emulate_models]   # bad input fails early
     _check_platform(wheel_path)
@@ -150,6 +153,8 @@ def verify(wheel_path: Path, *, hosts: list[cpu.HostProfile], python: str,
               glibc_check(facts, scans), provenance_check(facts, claim[0]), isa_check,
               isa_note_check(scans), compatibility_check(verdicts),
               claim_check(facts, baseline, scans, claim)]
+    if facts.provenance:
+        checks.append(reproducible_check(facts, sha, builds_dir))
 
     emulations = []
     if models:

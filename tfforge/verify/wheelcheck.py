@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 import archspec.cpu
@@ -229,3 +229,16 @@ def isa_note_check(scans: list[LibraryScan]) -> Check:
                      f"code needs: {problems[0]}", tuple(problems))
     return Check("isa-note", PASS, f"{len(noted)} librar(ies) record an ISA level that agrees "
                  f"with the scanned baseline{rest}", tuple(shown))
+
+
+def reproducible_check(facts: wheel.WheelFacts, sha256: str, builds_dir: Path | None) -> Check:
+    """Whether the provenance holds inputs only and a rebuild of its id gave this very wheel."""
+    from tfforge.docker.rebuild import status
+
+    if not facts.provenance or builds_dir is None:
+        return Check("reproducible", SKIP, "no tfforge provenance" if not facts.provenance
+                     else "no builds/ folder given")
+    said = status(facts.provenance, sha256, builds_dir)
+    state = {"identical": PASS if said["inputs_only"] else SKIP, "differs": FAIL}.get(
+        said["rebuild"], SKIP)
+    return Check("reproducible", state, said["summary"])

@@ -1,0 +1,127 @@
+"""Stopping a running build for real.
+
+How a build is stopped (measured on Docker 20.10, see README): the client runs in its own
+process group; we send it SIGINT, on which it calls the engine's `POST /build/cancel` and closes
+its session; the engine then cancels the solve and BuildKit kills the running step (a runc
+container that dockerd itself spawned). After the client has gone we check that the step
+processes started during this build have left the engine's process tree.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+# Seconds the client gets to send /build/cancel after SIGINT, and the engine to end the steps.
+CLIENT_GRACE_S = 15.0
+ENGINE_GRACE_S = 20.0
+
+@dataclass(frozen=True)
+class EngineStep:
+    """A BuildKit step container: a `runc run` child of dockerd (not of containerd)."""
+
+    pid: int
+    started: float
+    bundle: str
+    command: str  # the container's init command line, e.g. "/bin/sh -c make"
+
+
+def _proc_stat(pid: str) -> tuple[int, int] | None:
+    """(parent pid, start time in clock ticks since boot) from /proc/PID/stat."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()
+    return int(fields[1]), int(fields[19])
+
+
+def _argv(pid: int | str) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [w.decode(errors="replace") for w in raw.split(b"\0") if w]
+
+
+def engine_steps() -> list[EngineStep] | None:
+    """BuildKit steps running in a dockerd on this machine; None when no dockerd is visible.
+
+    dockerd runs BuildKit's steps with runc itself (its containers run under containerd), so
+    a step is a `runc ... run ... <bundle>` child of dockerd; its child is the step's command."""
+    try:
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        tick = os.sysconf("SC_CLK_TCK")
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except (OSError, StopIteration, ValueError):
+        return None
+    parents: dict[int, list[int]] = {}
+    started: dict[int, float] = {}
+    daemons = set()
+    for pid in pids:
+        stat = _proc_stat(pid)
+        if stat is None:
+            continue
+        parents.setdefault(stat[0], []).append(int(pid))
+        started[int(pid)] = boot + stat[1] / tick
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "dockerd":
+                daemons.add(int(pid))
+    if not daemons:
+        return None
+    steps = []
+    for daemon in daemons:
+        for pid in parents.get(daemon, []):
+            words = _argv(pid)
+            if words and words[0].endswith("runc") and "run" in words and \
+                    any("buildkit" in w for w in words):
+                init = next((_argv(c) for c in parents.get(pid, [])), [])
+                steps.append(EngineStep(pid, started[pid], words[-1], " ".join(init)))
+    return steps
+
+
+def _same_command(step: EngineStep, commands: Iterable[str]) -> bool:
+    """Whether a step container runs one of our RUN commands (whitespace-insensitive)."""
+    have = " ".join(step.command.split())
+    return any(have.endswith(" ".join(c.split())) for c in commands if c.strip())
+
+
+def stop_client(proc: subprocess.Popen, since: float, running: Iterable[str] = ()) -> str:
+    """Stop a running build for real; return what happened, for the error message.
+
+    running: the RUN commands our log shows as started and not finished; they tell our step
+    containers from those of other builds on the same engine."""
+    commands = list(running)
+    before = engine_steps()
+    ours = {s.pid for s in before or [] if s.started >= since - 1
+            and (not commands or _same_command(s, commands))}
+    with contextlib.suppress(ProcessLookupError):
+        # SIGINT: the client calls POST /build/cancel and closes its session.
+        os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=CLIENT_GRACE_S)
+        how = "the client cancelled the build in the engine"
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        how = "the client did not exit on SIGINT and was killed (its session closed)"
+    if before is None:
+        return f"{how}; the engine's processes are not visible here to confirm"
+    deadline = time.monotonic() + ENGINE_GRACE_S
+    left = ours
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = ours & {s.pid for s in engine_steps() or []}
+    if left:
+        return (f"{how}, but {len(left)} of its step(s) still run in the engine after "
+                f"{ENGINE_GRACE_S:g}s (runc pids {', '.join(map(str, sorted(left)))}; another "
+                f"build may share them)")
+    return f"{how}; no step of it is left running in the engine ({len(ours)} stopped)"

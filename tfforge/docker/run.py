@@ -1,0 +1,293 @@
+"""Running a rendered build on the engine: one build per id, the docker argv, streaming the log,
+stopping on timeout, exporting the finalized wheel into wheels/ atomically.
+
+The argv comes from tfforge.build.spec.docker_argv alone: `build --dry-run` prints it and
+`run_build` runs it.
+Nothing here prints; a `Watcher` passed in hears about the command, notes and steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import queue
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, Mapping, Protocol, Sequence
+
+from tfforge import paths
+from tfforge.build.spec import docker_argv, export_dir
+from tfforge.docker.cancel import stop_client
+from tfforge.docker.client import Client, dockerfile_images, engine_facts, image_facts, \
+    resolve_client
+from tfforge.docker.progress import StepLog, classify_failure, short, step_title, tail
+from tfforge.errors import BuildError, ConfigError, Interrupted
+from tfforge.files import sha256_file, write_json_atomic
+
+APT_LOCK = "apt.lock"   # the packages the toolchain stage installed, as the export delivers them
+APT_PINS = "apt-pins"   # in the build context: versions the toolchain stage must install ("" = any)
+
+
+class Watcher(Protocol):
+    """What a command shows while a build runs."""
+
+    def note(self, text: str) -> None: ...
+    def step_started(self, name: str) -> None: ...
+    def tick(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class Quiet:
+    """A watcher that shows nothing."""
+
+    def note(self, text: str) -> None:
+        pass
+
+    def step_started(self, name: str) -> None:
+        pass
+
+    def tick(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def build_lock(build_id: str) -> Iterator[None]:
+    """One build per id at a time (the id is a hash of the inputs); other ids run freely."""
+    path = paths.cache_dir("locks") / f"{build_id}.lock"
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "?"
+            raise BuildError(f"build {build_id} is already running (pid {holder}); wait for it "
+                             f"to finish or stop it, then retry")
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def _interrupt_when_parent_dies() -> None:
+    """In the client (Linux): SIGINT it if tfforge dies (e.g. SIGKILL), so it cancels the build
+    in the engine instead of building on as an orphan in its own session."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # 1 = PR_SET_PDEATHSIG
+
+
+def _read_lines(stream, lines: "queue.Queue[str | None]") -> None:
+    for raw in iter(stream.readline, b""):
+        lines.put(raw.decode("utf-8", errors="replace"))
+    lines.put(None)
+
+
+def run_docker_build(argv: Sequence[str], log_path: Path, *, build_id: str, timeout_s: float,
+                     started: float | None = None, watcher: Watcher | None = None,
+                     env: Mapping[str, str] | None = None) -> StepLog:
+    """Run argv (from spec.docker_argv), streaming its log; stop it in the engine on timeout or Ctrl-C.
+
+    The timeout counts from `started` (time.monotonic(); default now). env: added to ours."""
+    watcher = watcher or Quiet()
+    cmd = list(argv)
+    full_env = {**os.environ, **(env or {}), "DOCKER_BUILDKIT": "1"}
+    steps = StepLog()
+    kept: list[str] = []
+    since = time.time()
+    with open(log_path, "w", encoding="utf-8") as log:
+        log.write("$ DOCKER_BUILDKIT=1 " + " ".join(cmd) + "\n")
+        # Own session: a terminal's Ctrl-C reaches only us and we decide how the client stops.
+        # Started before any thread of ours exists (preexec_fn runs in the forked child).
+        proc = subprocess.Popen(cmd, env=full_env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True, preexec_fn=_interrupt_when_parent_dies)
+        lines: queue.Queue[str | None] = queue.Queue()
+        reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
+        reader.start()
+        deadline = (started if started is not None else time.monotonic()) + timeout_s
+        try:
+            while True:
+                try:
+                    line = lines.get(timeout=0.25)
+                except queue.Empty:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError
+                    watcher.tick()
+                    continue
+                if line is None:
+                    break
+                log.write(line)
+                log.flush()
+                kept.append(line)
+                del kept[:-400]
+                new_step = steps.feed(line.rstrip("\n"))
+                if new_step:
+                    watcher.step_started(new_step)
+            proc.wait()
+        except (KeyboardInterrupt, TimeoutError) as exc:
+            watcher.close()
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a 2nd Ctrl-C must not
+            try:                                                    # cut the cleanup short
+                what = stop_client(proc, since, steps.running_commands())
+            finally:
+                signal.signal(signal.SIGINT, previous)
+            log.write(f"tfforge: build stopped ({type(exc).__name__}): {what}\n")
+            cause = (f"timed out after {timeout_s:g}s" if isinstance(exc, TimeoutError)
+                     else "interrupted")
+            raise Interrupted(f"build {build_id} {cause} in step "
+                              f"{short(step_title(steps.current), 80)!r}; "
+                              f"{what}; log {log_path}") from None
+        finally:
+            watcher.close()
+    if proc.returncode != 0:
+        raise classify_failure(kept, proc.returncode, steps, log_path)
+    return steps
+
+
+def _move_into(src: Path, wheels_dir: Path) -> Path:
+    """Atomically place src in wheels_dir (rename on one filesystem, else copy + rename)."""
+    wheels_dir.mkdir(parents=True, exist_ok=True)
+    target = wheels_dir / src.name
+    try:
+        os.replace(src, target)
+    except OSError:
+        partial = wheels_dir / f".{src.name}.partial"
+        try:
+            shutil.copyfile(src, partial)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+    return target
+
+
+def load_build(build_dir: Path) -> dict:
+    """build.json of a rendered build directory; ConfigError if it is not one."""
+    record = build_dir / "build.json"
+    if not (build_dir / "Dockerfile").is_file() or not record.is_file():
+        raise ConfigError(f"{build_dir} is not a rendered build (needs Dockerfile and "
+                          f"build.json); run `invoke render` first")
+    try:
+        doc = json.loads(record.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{record}: not valid JSON ({exc}); re-render the build")
+    if not isinstance(doc, dict) or not doc.get("id"):
+        raise ConfigError(f"{record}: has no 'id'; re-render the build")
+    return doc
+
+
+def _exported_wheel(export: Path, log_path: Path) -> Path:
+    """The one wheel the export stage delivered; BuildError otherwise."""
+    raw = sorted(export.glob("*.whl"))
+    if len(raw) == 1:
+        return raw[0]
+    found = ", ".join(sorted(p.name for p in export.iterdir())) if export.is_dir() else ""
+    raise BuildError(f"the export stage holds {len(raw)} wheels, expected 1 (found: "
+                     f"{found or 'nothing'}); check that the bazel build wrote "
+                     f"wheel_house/*.whl; log {log_path}",
+                     "\n".join(tail(log_path.read_text().splitlines())))
+
+
+def apt_packages(lock_text: str) -> list[str]:
+    """The `name=version` lines of an apt lock (comments and blanks dropped), sorted."""
+    return sorted(line.strip() for line in lock_text.splitlines()
+                  if line.strip() and not line.lstrip().startswith("#"))
+
+
+def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float, docker: str = "",
+              watcher: Watcher | None = None, fresh: bool = False,
+              build_args: Mapping[str, str] | None = None,
+              env: Mapping[str, str] | None = None, log_path: Path | None = None,
+              network: str | None = None, secrets: Mapping[str, str] | None = None) -> dict:
+    """Build builds/<id>/ on the engine and deliver the finalized wheel into wheels_dir.
+
+    The wheel's `.dist-info/tfforge.json` holds only inputs (build.json, base images, the apt
+    lock); what varies per run (engine, durations, cache counts, host, time) goes to
+    builds/<id>/provenance.json. Returns {"wheel", "build_id", "argv", "durations" (seconds),
+    "engine", "cache" (steps cached/run), "log", "provenance", "apt_lock", "sha256"}.
+    Raises BuildError / ConfigError / Interrupted with wheels_dir unchanged. docker: the client
+    ("" = pick one); network, secrets, fresh, build_args: see tfforge.build.spec.docker_argv; env: added to the client's environment;
+    log_path: default builds/<id>/build.log.
+    """
+    from tfforge.wheel import edit as wheel_edit
+
+    watcher = watcher or Quiet()
+    t0 = time.monotonic()
+    build_dir = Path(build_dir).resolve()
+    record = load_build(build_dir)
+    build_id = str(record["id"])
+    if timeout_s <= 0:
+        raise ConfigError(f"build timeout {timeout_s!r} must be positive seconds; fix "
+                          f"--timeout (or TFFORGE_BUILD_TIMEOUT)")
+    with build_lock(build_id):
+        client = resolve_client(docker)
+        facts = engine_facts(client)
+        if not facts.buildkit:
+            raise BuildError(f"the engine ({facts.server_version}, API {facts.api_version}, "
+                             f"{facts.os_arch}) cannot run BuildKit builds; use Docker 18.09+ "
+                             f"on Linux")
+        images = image_facts(client, dockerfile_images((build_dir / "Dockerfile").read_text()),
+                             pull=True, on_pull=lambda ref: watcher.note(f"pulling {ref}"))
+        engine_doc = {**facts.as_dict(), "base_images": images}
+        watcher.note(f"engine: Docker {facts.server_version} (API {facts.api_version}, "
+                     f"BuildKit) via {client.path} {client.version}")
+        t_checked = time.monotonic()
+        log_path = Path(log_path) if log_path else build_dir / "build.log"
+        argv = docker_argv(client.path, build_dir, network=network, secrets=secrets,
+                           fresh=fresh, build_args=build_args)
+        watcher.note("$ DOCKER_BUILDKIT=1 " + " ".join(argv))
+        # Beside the build (same filesystem as wheels/ in a project): the final move is one
+        # rename. Removed whatever happens.
+        stage = export_dir(build_dir)
+        shutil.rmtree(stage, ignore_errors=True)
+        try:
+            steps = run_docker_build(argv, log_path, build_id=build_id, timeout_s=timeout_s,
+                                     started=t0, watcher=watcher, env=env)
+            t_built = time.monotonic()
+            raw = _exported_wheel(stage, log_path)
+            lock_path = stage / APT_LOCK
+            lock_text = lock_path.read_text() if lock_path.is_file() else ""
+            inputs = {**record, "base_images": images,
+                      "apt_lock": {"packages": apt_packages(lock_text)}}
+            final = wheel_edit.finalize(
+                raw, stage,
+                local_version=str(record.get("derived", {}).get("local_version", "")),
+                provenance=inputs)
+            cache = {"steps_cached": steps.cached, "steps_run": steps.ran}
+            durations = {"engine_check_s": round(t_checked - t0, 3),
+                         "build_s": round(t_built - t_checked, 3),
+                         "stages_s": steps.stage_seconds,
+                         "finalize_s": round(time.monotonic() - t_built, 3),
+                         "total_s": round(time.monotonic() - t0, 3)}
+            provenance = {**inputs, "run": {
+                "engine": engine_doc, "durations": durations, "cache": cache, "fresh": fresh,
+                "build_args": dict(build_args or {}), "argv": argv,
+                "host": socket.gethostname(), "finished_at": int(time.time())},
+                "wheel": {"name": final.name, "raw_name": raw.name,
+                          "sha256": sha256_file(final)}}
+            target = _move_into(final, Path(wheels_dir))
+            if lock_text:
+                (build_dir / f".{APT_LOCK}.tmp").write_text(lock_text)
+                os.replace(build_dir / f".{APT_LOCK}.tmp", build_dir / APT_LOCK)
+            write_json_atomic(build_dir / "provenance.json", provenance)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    return {"wheel": str(target), "build_id": build_id, "argv": argv, "durations": durations,
+            "engine": engine_doc, "cache": cache, "log": str(log_path),
+            "provenance": str(build_dir / "provenance.json"),
+            "apt_lock": str(build_dir / APT_LOCK) if lock_text else "",
+            "sha256": provenance["wheel"]["sha256"]}
