@@ -3,9 +3,11 @@
 Run `invoke --list` for the tasks and `invoke --help TASK` for their flags.
 """
 
-from invoke import task
+from tfforge.cli import quit_on_interrupt, run  # noqa: I001 - first: Ctrl-C exits 130 from here
 
-from tfforge.cli import run
+quit_on_interrupt()
+
+from invoke import task  # noqa: E402
 
 
 # ---- detect / match (issue 2) -------------------------------------------------------------

@@ -1,8 +1,14 @@
-"""The top-level handler every task goes through: one line for errors, exit codes from errors.py."""
+"""The top-level handler every task goes through: one line for errors, exit codes from errors.py.
+
+`quit_on_interrupt()` is called first thing in tasks.py: a Ctrl-C while invoke and tfforge are
+still importing ends the process with 130 and one line (invoke itself would exit 1). `run()`
+hands Ctrl-C back to Python (KeyboardInterrupt) so a running command cleans up, then exits 130.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 from typing import Callable, TypeVar
@@ -10,13 +16,25 @@ from typing import Callable, TypeVar
 from invoke.exceptions import Exit
 
 from tfforge.errors import BuildError, Interrupted, TfforgeError
+from tfforge.text import plain
 
 T = TypeVar("T")
+
+
+def _quit(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    os.write(2, b"error: interrupted\n")
+    os._exit(Interrupted.exit_code)
+
+
+def quit_on_interrupt() -> None:
+    """Until a command runs, Ctrl-C exits 130 at once (nothing is started that needs cleanup)."""
+    signal.signal(signal.SIGINT, _quit)
 
 
 def run(fn: Callable[..., T], *args, debug: bool = False, **kwargs) -> T:
     """Call fn; turn TfforgeError into a one-line message and its exit code."""
     debug = debug or os.environ.get("TFFORGE_DEBUG") == "1"
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return fn(*args, **kwargs)
     except TfforgeError as exc:
@@ -24,7 +42,13 @@ def run(fn: Callable[..., T], *args, debug: bool = False, **kwargs) -> T:
             traceback.print_exc()
         detail = getattr(exc, "detail", "") if isinstance(exc, BuildError) else ""
         if detail:
-            sys.stderr.write(detail.rstrip("\n") + "\n")
-        raise Exit(f"error: {exc}", code=exc.exit_code)
+            sys.stderr.write("\n".join(plain(ln) for ln in detail.rstrip("\n").split("\n")) + "\n")
+        raise Exit(f"error: {plain(exc)}", code=exc.exit_code)
+    except OSError as exc:
+        # A local I/O failure nothing below turned into a TfforgeError: still one line, exit 2.
+        if debug:
+            traceback.print_exc()
+        where = f"{plain(exc.filename)}: " if exc.filename else ""
+        raise Exit(f"error: {where}{exc.strerror or exc}", code=2)
     except KeyboardInterrupt:
         raise Exit(f"error: {Interrupted('interrupted')}", code=Interrupted.exit_code)

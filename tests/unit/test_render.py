@@ -422,12 +422,15 @@ def test_build_hands_the_rendered_folder_to_the_engine(tmp_path, monkeypatch):
 
     calls = []
 
-    def fake_run_build(build_dir, *, wheels_dir, timeout_s):
+    def fake_run_build(build_dir, *, wheels_dir, timeout_s, docker):
+        assert docker == "/checked/docker"  # the client checked before rendering is the one used
         calls.append((build_dir, wheels_dir, timeout_s))
         return {"wheel": str(wheels_dir / "x.whl"), "build_id": build_dir.name,
                 "durations": {"total_s": 1.0}, "engine": {}}
 
     monkeypatch.setattr(engine, "run_build", fake_run_build)
+    monkeypatch.setattr(engine, "resolve_client",
+                        lambda configured="": engine.Client("/checked/docker", "20.10.24", True))
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
     monkeypatch.setenv("TFFORGE_BUILD_TIMEOUT", "99")
     out = build.build_command({"target": "haswell"}, as_json=True)

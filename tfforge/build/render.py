@@ -20,6 +20,7 @@ import jinja2
 from tfforge.build import toolchains
 from tfforge import resources
 from tfforge.errors import BuildError
+from tfforge.files import io_error
 from tfforge.build.spec import DIST, BuildSpec, canonical_json, docker_command
 
 OWNED = ("Dockerfile", "build.json")  # what render writes; the engine adds its own files
@@ -138,8 +139,11 @@ def render(spec: BuildSpec, builds_dir: Path) -> Rendered:
             return Rendered(spec.build_id, final, False, doc)
         raise BuildError(f"{final} exists but differs from what this spec renders (edited by "
                          "hand?); move it away and render again")
-    builds_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.build_id}-", dir=builds_dir))
+    try:
+        builds_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.build_id}-", dir=builds_dir))
+    except OSError as exc:
+        raise io_error(builds_dir, exc, "cannot be written")
     try:
         for name, data in owned.items():
             (tmp / name).write_bytes(data)
@@ -154,6 +158,8 @@ def render(spec: BuildSpec, builds_dir: Path) -> Rendered:
             if final.exists() and _same(final, owned):
                 return Rendered(spec.build_id, final, False, doc)
             raise
+    except OSError as exc:  # a full disk, a quota: nothing is left half-written
+        raise io_error(final, exc, "cannot be written")
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -22,9 +22,9 @@ HERMETIC_ENVS = ("TF_PYTHON_VERSION", "HERMETIC_PYTHON_VERSION")
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
-_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
-PY_VERSION = re.compile(r"^3\.\d{1,2}$")
-_TAG = re.compile(r"^v\d+\.\d+\.\d+$")
+_VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
+PY_VERSION = re.compile(r"^3\.[0-9]{1,2}$")
+_TAG = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+$")
 _PKG = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
 _URL = re.compile(r"^https://[A-Za-z0-9.-]+(/[A-Za-z0-9._~%/-]*)?$")
 
@@ -89,14 +89,14 @@ def _str(table: dict, key: str, where: str, pattern: re.Pattern | None = None) -
     value = table.get(key)
     if not isinstance(value, str) or not value:
         raise _bad(where, f"{key!r} must be a non-empty string")
-    if pattern is not None and not pattern.match(value):
+    if pattern is not None and not pattern.fullmatch(value):
         raise _bad(where, f"{key}={value!r} does not match {pattern.pattern}")
     return value
 
 
 def _strs(table: dict, key: str, where: str, pattern: re.Pattern) -> tuple[str, ...]:
     value = table.get(key)
-    if not isinstance(value, list) or not all(isinstance(v, str) and pattern.match(v)
+    if not isinstance(value, list) or not all(isinstance(v, str) and pattern.fullmatch(v)
                                               for v in value):
         raise _bad(where, f"{key!r} must be a list of strings matching {pattern.pattern}")
     return tuple(value)
@@ -108,7 +108,7 @@ def parse(raw: dict) -> Pins:
         raise _bad("top", "schema must be 1")
     bazel_sha = raw.get("bazel", {}).get("sha256", {})
     for ver, sha in bazel_sha.items():
-        if not _VERSION.match(ver) or not isinstance(sha, str) or not _SHA256.match(sha):
+        if not _VERSION.fullmatch(ver) or not isinstance(sha, str) or not _SHA256.fullmatch(sha):
             raise _bad("[bazel.sha256]", f"{ver!r} needs a version key and a 64-hex sha256")
     bz = raw.get("bazelisk", {})
     bazelisk = Bazelisk(_str(bz, "version", "[bazelisk]", _VERSION),
@@ -127,7 +127,7 @@ def parse(raw: dict) -> Pins:
     toolchains: dict[str, Toolchain] = {}
     for ver, row in raw.get("tensorflow", {}).items():
         where = f"[tensorflow.{ver!r}]"
-        if not _VERSION.match(ver):
+        if not _VERSION.fullmatch(ver):
             raise _bad(where, "TensorFlow versions are written X.Y.Z")
         bazel = _str(row, "bazel", where, _VERSION)
         if bazel not in bazel_sha:

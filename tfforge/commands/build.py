@@ -27,7 +27,11 @@ def make_spec(cli: Mapping[str, Any]) -> spec.BuildSpec:
     unknown = sorted(set(cli) - set(SPEC_OPTIONS))
     if unknown:
         raise TypeError(f"not spec options: {', '.join(unknown)}")
-    return spec.make(settings.load(dict(cli), cwd=paths.project_root()).to_dict())
+    opts = settings.load(dict(cli), cwd=paths.project_root())
+    try:
+        return spec.make(opts.to_dict())
+    except ConfigError as exc:
+        raise settings.from_origin(exc, opts) from None
 
 
 def _shown(path: Path) -> str:
@@ -116,12 +120,13 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
     """`invoke build`: render (or reuse), then print the plan or run it on the engine."""
     s = make_spec(cli)
     merged = settings.load({"build_timeout": timeout}, cwd=paths.project_root(), prefix="build_")
-    try:
-        timeout_s = float(merged["build_timeout"])
-    except (TypeError, ValueError):
-        raise ConfigError(f"--timeout {merged['build_timeout']!r}: must be seconds")
-    if timeout_s <= 0:
-        raise ConfigError(f"--timeout {timeout_s:g}: must be more than 0 seconds")
+    timeout_s = settings.positive(merged, "build_timeout")
+    client = None
+    if not dry_run:
+        from tfforge.docker import engine  # only when a build really runs
+
+        # An unusable client is refused before builds/<id> is written.
+        client = engine.resolve_client(merged.docker)
     _warn_all(s)
     warning = _host_isa_warning(s)
     if warning:
@@ -145,10 +150,9 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
                 console.say(line)
         return {**p, "dry_run": True}
 
-    from tfforge.docker import engine  # issue 4's module; imported only when a build really runs
-
     console.info(f"building {r.build_id} (timeout {timeout_s:g} s)")
-    result = engine.run_build(r.path, wheels_dir=paths.wheels_dir(), timeout_s=timeout_s)
+    result = engine.run_build(r.path, wheels_dir=paths.wheels_dir(), timeout_s=timeout_s,
+                              docker=client.path)
     out = {**p, "dry_run": False, **result}
     if as_json:
         console.print_json(out)

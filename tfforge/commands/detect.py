@@ -81,8 +81,9 @@ def host_report(host: cpu.HostProfile, gcc_version: str) -> dict:
 def detect_command(*, as_json: bool, save: str | None, cpuinfo: str | None,
                    gcc_version: str | None, probe_tf: bool) -> dict:
     opts = settings.load({"gcc_version": gcc_version})
+    gcc = settings.version(opts, "gcc_version")
     host = cpu.load_host(cpuinfo) if cpuinfo else cpu.detect_host()
-    doc = host_report(host, str(opts["gcc_version"]))
+    doc = host_report(host, gcc)
     if cpuinfo:
         doc["tensorflow"] = {"installed": None, "reason": f"not probed: analysing {cpuinfo}"}
     elif probe_tf:
@@ -172,8 +173,9 @@ def match_command(hosts: str | list[str], *, as_json: bool, gcc_version: str | N
     opts = settings.load({"gcc_version": gcc_version})
     wanted = frozenset(isa.canonical(n, source="--require")
                        for n in (require or "").split(",") if n.strip())
+    gcc = settings.version(opts, "gcc_version")
     profiles = cpu.load_hosts(hosts)
-    doc = match_report(profiles, str(opts["gcc_version"]), isa.closure(wanted) if wanted else wanted)
+    doc = match_report(profiles, gcc, isa.closure(wanted) if wanted else wanted)
     if as_json:
         console.print_json(doc)
     else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import glob
+import html
 import io
 import ipaddress
 import logging
@@ -24,12 +25,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 from tfforge import settings
 from tfforge.console import info, is_tty, print_json, say, warn
 from tfforge.errors import ConfigError, Interrupted, PublishError, TfforgeError, VerifyError
 from tfforge.files import sha256_file
+from tfforge.text import without_credentials
 
 USER_VAR, PASSWORD_VAR = "TWINE_USERNAME", "TWINE_PASSWORD"
 CREDENTIALS_HINT = (f"set {USER_VAR} and {PASSWORD_VAR}, or store the password with "
@@ -53,26 +55,37 @@ class Credentials:
         if self.username and self.password:
             pair = f"{self.username}:{self.password}".encode()
             secrets.append(base64.b64encode(pair).decode())
-        for secret in sorted(secrets, key=len, reverse=True):
+        # Servers echo what they got: HTML-escaped in error pages, percent-encoded in URLs.
+        forms = {f for s in secrets for f in (s, html.escape(s), quote(s, safe=""),
+                                              quote_plus(s, safe=""))}
+        for secret in sorted(forms, key=len, reverse=True):
             text = text.replace(secret, "***")
         return text
 
 
 # ---- inputs --------------------------------------------------------------------------------
 
-def repository_url(url: str | None) -> str:
-    """The upload URL, checked: http(s), a host, and no credentials inside it."""
+def repository_url(url: str | None, where: str = "--repository") -> str:
+    """The upload URL, checked: http(s), a host, a numeric port, and no credentials inside it.
+
+    Credentials are looked for first, on the raw text: no later message can show them."""
     if not url:
         raise ConfigError("no index to upload to; pass --repository URL (e.g. "
                           "http://127.0.0.1:8080/ from `invoke serve`) or set "
                           "TFFORGE_PUBLISH_REPOSITORY")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"--repository {url!r} is not an http(s) URL; write it like "
-                          "https://index.example.com/legacy/")
-    if parts.username is not None or parts.password is not None:
-        raise ConfigError("--repository has credentials in the URL; remove them and "
+    shown = without_credentials(url)
+    if shown != url:
+        raise ConfigError(f"{where} {shown!r} has credentials in the URL; remove them and "
                           + CREDENTIALS_HINT)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(f"{where} {url!r} is not a valid URL ({exc}); write it like "
+                          "http://127.0.0.1:8080/")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{where} {url!r} is not an http(s) URL; write it like "
+                          "https://index.example.com/legacy/")
     return url
 
 
@@ -298,7 +311,7 @@ def publish_command(wheels: list[str], *, repository: str | None = None,
                     as_json: bool = False, environ: Mapping[str, str] | None = None) -> dict:
     """`invoke publish`: check, then upload; nothing is written locally."""
     opts = settings.load({"publish_repository": repository, "publish_timeout": timeout}, prefix="publish_")
-    url = repository_url(opts["publish_repository"])
+    url = repository_url(opts["publish_repository"], opts.origin("publish_repository"))
     try:
         timeout_s = float(opts["publish_timeout"])
     except (TypeError, ValueError):

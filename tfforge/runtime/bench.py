@@ -24,10 +24,11 @@ from tfforge import __version__
 from tfforge.runtime import g2p
 from tfforge.runtime import venvs
 from tfforge.settings import load as settings
-from tfforge.console import err, info, is_tty, print_json, say
+from tfforge.console import err, info, is_tty, print_json, say, warn
 from tfforge.errors import ConfigError, Interrupted, TfforgeError
 from tfforge.runtime.g2p import MODES
-from tfforge.paths import project_root
+from tfforge.files import io_error
+from tfforge.paths import folder, project_root
 from tfforge.runtime.smoke import Target, compare, explain_failure, number, run_script, single_thread_env
 from tfforge.runtime.smoke import probe as tf_probe
 
@@ -132,7 +133,8 @@ def make_plan(specs: list[str], *, threads=None, onednn=None, modes=None, batche
         words=number("words", q.get("words", opts["bench_words"])
                      if words is None else words, int, 1),
         reference=reference, baseline=baseline or None,
-        out_dir=Path(opts["bench_out"]) if opts["bench_out"] else project_root() / "bench",
+        out_dir=folder(Path(opts["bench_out"]) if opts["bench_out"] else project_root() / "bench",
+                       opts.origin("bench_out") if opts["bench_out"] else "bench folder"),
         timeout=number("timeout", opts["bench_timeout"], float, 1),
         golden=tuple(g2p.read_golden()))
     if plan.words > len(plan.golden):
@@ -451,26 +453,38 @@ def chart(doc: dict, path: Path) -> None:
 
 
 def write_outputs(doc: dict, out_dir: Path, stem: str = "bench") -> dict[str, Path]:
-    """bench.json, bench.md, bench.png, each written to a temp name and renamed into place."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """bench.json, bench.md, bench.png, each written to a temp name and renamed into place;
+    on a failure (a full disk) no temp file stays and the earlier results stay whole."""
+    folder(out_dir, "bench folder", create=True)
     paths = {"json": out_dir / f"{stem}.json", "markdown": out_dir / f"{stem}.md",
              "chart": out_dir / f"{stem}.png"}
     tmp = {k: p.with_name(p.name + ".tmp") for k, p in paths.items()}
-    tmp["json"].write_text(json.dumps(doc, indent=2) + "\n")
-    pivot = side_by_side(doc)
-    tmp["markdown"].write_text(markdown(doc) + (
-        "\nSide by side: median words/s (speedup against the baseline)\n\n" + pivot
-        if pivot else ""))
-    chart(doc, tmp["chart"])
-    for k, p in paths.items():
-        os.replace(tmp[k], p)
+    try:
+        tmp["json"].write_text(json.dumps(doc, indent=2) + "\n")
+        pivot = side_by_side(doc)
+        tmp["markdown"].write_text(markdown(doc) + (
+            "\nSide by side: median words/s (speedup against the baseline)\n\n" + pivot
+            if pivot else ""))
+        chart(doc, tmp["chart"])
+        for k, p in paths.items():
+            os.replace(tmp[k], p)
+    except OSError as exc:
+        raise io_error(out_dir, exc, "cannot be written")
+    finally:
+        for t in tmp.values():
+            t.unlink(missing_ok=True)
     return paths
 
 
 def bench_command(specs: list[str], *, as_json: bool = False, **options) -> dict:
     plan = make_plan(expand_specs(specs), **options)
     doc = run(plan)
-    paths = write_outputs(doc, plan.out_dir)
+    # A run in which every row failed measured nothing: it never replaces earlier results.
+    all_failed = bool(doc["rows"]) and all(r["error"] for r in doc["rows"])
+    paths = write_outputs(doc, plan.out_dir, "bench-failed" if all_failed else "bench")
+    if all_failed:
+        warn(f"every configuration failed; results kept in {paths['json']}, "
+             f"{plan.out_dir / 'bench.json'} left as it was")
     doc["outputs"] = {k: str(p) for k, p in paths.items()}
     if as_json:
         print_json(doc)
