@@ -8,6 +8,7 @@ into place; on any failure the temporary file is removed and the target is left 
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -69,6 +70,15 @@ def read_user_text(path: str | Path, *, missing: str = "no such file",
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); pass a text file")
+
+
+def expand(spec: str) -> list[Path]:
+    """A path the user typed: itself when it exists (a file may be named `a[1].whl`), else what
+    it matches as a glob, sorted; [] when neither."""
+    path = Path(spec).expanduser()
+    if path.exists() or path.is_symlink() or not glob.has_magic(spec):
+        return [path]
+    return sorted(Path(p) for p in glob.glob(str(path)))
 
 
 def write_atomic(path: str | Path, data: bytes) -> Path:

@@ -100,11 +100,11 @@ def detect_command(*, as_json: bool, save: str | None, cpuinfo: str | None,
 
 
 def _show_detect(doc: dict) -> None:
-    out, h = console.out, doc["host"]
+    out, h = console.out, {k: console.safe(v) for k, v in doc["host"].items()}
     out.print(f"[bold]{h['name']}[/]: {h['model_name']} ({h['vendor']}, {h['arch']}), "
               f"{h['physical_cores'] or '?'} physical cores, {h['logical_cpus'] or '?'} logical CPUs")
     if not doc["x86"]:
-        out.print(doc["note"])
+        out.print(console.safe(doc["note"]))
     else:
         out.print(f"microarchitecture [bold]{doc['microarchitecture']}[/], psABI level "
                   f"[bold]{doc['psabi_level']}[/]")
@@ -123,19 +123,20 @@ def _show_detect(doc: dict) -> None:
                   f"{rec['flags']}")
         out.print("  explicit: " + " ".join(rec["copts"]))
         for why in rec["refused"]:
-            out.print(f"  [yellow]refused[/] {why}")
+            out.print(f"  [yellow]refused[/] {console.safe(why)}")
         gain = doc["gain"]["would_add"]
         out.print("a build for this host would add: " +
                   (", ".join(isa.title(f) for f in gain) if gain else "nothing over the stock wheel"))
     tf = doc["tensorflow"]
     if tf.get("installed"):
         unused = ", ".join(tf.get("unused_cpu_features") or []) or "none reported"
-        out.print(f"TensorFlow {tf['version']} (oneDNN {'on' if tf.get('onednn_on') else 'off'}, "
-                  f"MKL build {tf.get('mkl_enabled')}); features it does not use: {unused}")
+        out.print(console.safe(f"TensorFlow {tf['version']} (oneDNN "
+                               f"{'on' if tf.get('onednn_on') else 'off'}, MKL build "
+                               f"{tf.get('mkl_enabled')}); features it does not use: {unused}"))
     else:
-        out.print(f"TensorFlow: {tf.get('reason', 'not installed')}")
+        out.print(console.safe(f"TensorFlow: {tf.get('reason', 'not installed')}"))
     if doc.get("saved"):
-        out.print(f"snapshot saved to {doc['saved']}")
+        out.print(console.safe(f"snapshot saved to {doc['saved']}"))
 
 
 def match_report(hosts: list[cpu.HostProfile], gcc_version: str,
@@ -208,13 +209,13 @@ def _show_match(doc: dict) -> None:
     for r in doc["candidates"]:
         runs = f"{len(r['runs_on'])}/{total}"
         style = "green" if len(r["runs_on"]) == total else ""
-        why = "; ".join(f"{h}: {_short(m)}" for h, m in r["missing"].items())
+        why = console.safe("; ".join(f"{h}: {_short(m)}" for h, m in r["missing"].items()))
         t.add_row(r["target"], f"[{style}]{runs}[/]" if style else runs, why,
-                  r["flags"] or f"[red]refused[/]: {r['refused']}")
+                  r["flags"] or f"[red]refused[/]: {console.safe(r['refused'])}")
     out.print(t)
     b = doc["best"]
     out.print(f"best common target: [bold]{b['target']}[/] ({b['psabi_level']})  {b['flags']}")
     out.print("  explicit: " + " ".join(b["copts"]))
     for why in b["refused"]:
-        out.print(f"  [yellow]refused[/] {why}")
+        out.print(f"  [yellow]refused[/] {console.safe(why)}")
     out.print("features every host has: " + ", ".join(isa.title(f) for f in doc["common_features"]))

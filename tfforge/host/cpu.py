@@ -7,7 +7,6 @@ or a raw cpuinfo text copied from another machine (`cat /proc/cpuinfo > hosts/we
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import platform
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from tfforge.host import isa
 from tfforge.errors import ConfigError
-from tfforge.files import read_user_text, write_json_atomic
+from tfforge.files import expand, read_user_text, write_json_atomic
 
 SCHEMA = "tfforge-host/1"
 X86 = "x86_64"
@@ -196,13 +195,11 @@ def host_files(items: str | list[str], *, option: str = "hosts") -> list[Path]:
                                       "snapshots; add them with `invoke detect --save` or "
                                       "`cat /proc/cpuinfo > FILE.cpuinfo`")
                 paths.extend(found)
-            elif any(ch in part for ch in "*?["):
-                found = sorted(Path(x) for x in glob.glob(str(p)))
+            else:
+                found = expand(part)
                 if not found:
                     raise ConfigError(f"{option} {part}: the pattern matches no files")
                 paths.extend(found)
-            else:
-                paths.append(p)
     if not paths:
         raise ConfigError(f"{option}: no hosts given; pass a folder, glob or comma-separated "
                           "list of snapshot files, e.g. hosts/")

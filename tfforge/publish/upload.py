@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import glob
 import html
 import io
 import ipaddress
@@ -30,7 +29,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 from tfforge import settings
 from tfforge.console import info, is_tty, print_json, say, warn
 from tfforge.errors import ConfigError, Interrupted, PublishError, TfforgeError, VerifyError
-from tfforge.files import sha256_file
+from tfforge.files import expand, sha256_file
 from tfforge.text import without_credentials
 
 USER_VAR, PASSWORD_VAR = "TWINE_USERNAME", "TWINE_PASSWORD"
@@ -106,13 +105,10 @@ def resolve_wheels(items: list[str]) -> list[Path]:
                           "'wheels/*.whl' or a comma-separated list")
     paths: list[Path] = []
     for spec in specs:
-        if glob.has_magic(spec):
-            matched = sorted(Path(p) for p in glob.glob(os.path.expanduser(spec)))
-            if not matched:
-                raise ConfigError(f"no file matches {spec!r}; check the pattern (quote it so the "
-                                  "shell does not expand it)")
-        else:
-            matched = [Path(spec).expanduser()]
+        matched = expand(spec)
+        if not matched:
+            raise ConfigError(f"no file matches {spec!r}; check the pattern (quote it so the "
+                              "shell does not expand it)")
         for path in matched:
             if not path.is_file():
                 raise ConfigError(f"wheel {str(path)!r} does not exist; pass a .whl file path")

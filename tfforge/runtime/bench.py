@@ -27,7 +27,7 @@ from tfforge.settings import load as settings
 from tfforge.console import err, info, is_tty, print_json, say, warn
 from tfforge.errors import ConfigError, Interrupted, TfforgeError
 from tfforge.runtime.g2p import MODES
-from tfforge.files import io_error
+from tfforge.files import expand, io_error
 from tfforge.paths import folder, project_root
 from tfforge.runtime.smoke import Target, compare, explain_failure, number, run_script, single_thread_env
 from tfforge.runtime.smoke import probe as tf_probe
@@ -509,11 +509,11 @@ def expand_specs(specs: list[str]) -> list[str]:
     for spec in (s.strip() for item in specs for s in item.split(",")):
         if not spec:
             continue
-        if any(ch in spec for ch in "*?["):
-            matches = sorted(glob.glob(spec)) or sorted(glob.glob(str(project_root() / spec)))
+        if glob.has_magic(spec) and not Path(spec).exists():
+            matches = expand(spec) or expand(str(project_root() / spec))
             if not matches:
                 raise ConfigError(f"{spec!r} matches no file; pass wheel files or PyPI pins")
-            result.extend(matches)
+            result.extend(str(m) for m in matches)
         else:
             result.append(spec)
     return result
