@@ -164,8 +164,8 @@ def engine(c, image="local/bookworm:base", json=False, debug=False):
 def verify(c, wheel, host=None, python=None, emulate=None, json=False, jobs=None,
            no_cache=False, examples=None, debug=False):
     """Prove what a wheel is and which CPUs can run it: structure, provenance, ISA, hosts."""
-    from tfforge.verify import checks as verify_mod
-    run(verify_mod.verify_command, wheel, hosts=list(host or []), python=python,
+    from tfforge.commands import verify as verify_cmd
+    run(verify_cmd.verify_command, wheel, hosts=list(host or []), python=python,
         emulate=list(emulate or []), as_json=json, jobs=jobs, no_cache=no_cache,
         examples=examples, debug=debug)
 

@@ -2,13 +2,13 @@
 a plain decode-and-count pass over the same code bytes in the same run.
 
 Targets (team machine): full verify under 60 s, under 1 GiB RSS, within 2x of the plain pass.
-The verify runs without the scan cache (a cold verify) through tfforge.verify.verify, i.e.
+The verify runs without the scan cache (a cold verify) through tfforge.verify.verdict.verify, i.e.
 everything `invoke verify` measures: reading and hashing all members against RECORD, extracting
 the ELF libraries, the ISA scan with per-function attribution and classification, the host check.
 Peak RSS is sampled every 20 ms over the whole process tree (this process + scan workers),
 because worker processes are not in this process's ru_maxrss.
 The plain pass: iced-x86 decode of every SHF_EXECINSTR section of the same 77 libraries, in
-bounded chunks, one counter increment per instruction, nothing else (elfscan.plain_decode_count).
+bounded chunks, one counter increment per instruction, nothing else (elfscan.decode.plain_decode_count).
 
 Usage: python benchmarks/bench_verify.py [--jobs N ...]   (default: --jobs 1 and the configured
 value; each verify is a cold run)
@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tfforge import settings  # noqa: E402
 from tfforge.host import cpu
-from tfforge.elfscan import scan as elfscan
+from tfforge.elfscan import decode, tables
 from tfforge.wheel import fetch as pypi
-from tfforge.verify import checks as verify
+from tfforge.verify import verdict, wheelscan
 from tfforge.wheel import read as wheel
 from tfforge.paths import cache_dir  # noqa: E402
 
@@ -89,9 +89,9 @@ def plain_pass(whl: Path) -> tuple[int, int, float, int]:
                     out.write(block)
             if dest.read_bytes()[:4] != b"\x7fELF":
                 continue
-            n, s = elfscan.plain_decode_count(dest)                # timed inside
+            n, s = decode.plain_decode_count(dest)                # timed inside
             libs, instrs, seconds = libs + 1, instrs + n, seconds + s
-            code += elfscan.code_bytes(dest)
+            code += tables.code_bytes(dest)
     return libs, instrs, seconds, code
 
 
@@ -100,7 +100,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, action="append",
                     help="scan processes for verify; repeat to compare (default: 1 and config)")
     args = ap.parse_args()
-    configured = int(settings.load()["verify_jobs"]) or verify.default_jobs()
+    configured = int(settings.load()["verify_jobs"]) or wheelscan.default_jobs()
     jobs_list = args.jobs or sorted({1, configured})
     whl = pypi.fetch("tensorflow-cpu==2.21.0")
     host = cpu.detect_host()
@@ -113,7 +113,7 @@ def main() -> None:
         with PeakSampler() as peak:
             t0 = time.perf_counter()
             cpu0 = time.process_time()
-            report = verify.verify(whl, hosts=[host], python=py, jobs=jobs, use_cache=False)
+            report = verdict.verify(whl, hosts=[host], python=py, jobs=jobs, use_cache=False)
             wall = time.perf_counter() - t0
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         results.append((jobs, wall, peak.peak, report))

@@ -16,7 +16,7 @@ from conftest import FIXTURES, invoke, need, need_tool
 from tfforge.host import cpu
 from tfforge.host import isa
 from tfforge.wheel import fetch as pypi
-from tfforge.verify import checks as verify
+from tfforge.verify import emulate
 from tfforge.wheel import edit as wheel_edit
 from tfforge.errors import ConfigError
 
@@ -121,8 +121,8 @@ def test_stock_wheel_emulated_confirms_the_static_verdict(stock, stock_wheel):
 def test_emulate_needs_a_known_model():
     if shutil.which("qemu-x86_64") is None:
         with pytest.raises(ConfigError, match="qemu-user"):
-            verify.emulate.check_model("Haswell")
+            emulate.check_model("Haswell")
         return
-    assert verify.emulate.check_model("haswell") == "Haswell"
+    assert emulate.check_model("haswell") == "Haswell"
     with pytest.raises(ConfigError, match="no such CPU model"):
-        verify.emulate.check_model("Pentium9")
+        emulate.check_model("Pentium9")

@@ -13,7 +13,8 @@ import pytest
 
 import elf_samples as samples
 from conftest import need_tool
-from tfforge.elfscan import scan as elfscan
+from tfforge.elfscan import decode, names, rules, scan as elfscan
+from tfforge.elfscan.results import LibraryScan
 from tfforge.errors import ConfigError
 
 
@@ -36,7 +37,7 @@ def libs(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def scans(libs) -> dict[str, elfscan.LibraryScan]:
+def scans(libs) -> dict[str, LibraryScan]:
     return {name: elfscan.scan_library(path) for name, path in libs.items()}
 
 
@@ -110,20 +111,20 @@ def test_code_run_by_a_constructor_is_load_time_baseline(scans):
 def test_split_scan_equals_whole_scan(libs, tmp_path):
     path = libs["many"]
     whole = elfscan.scan_library(path, readable=False)
-    bounds = elfscan.split_points(path, 3)
+    bounds = decode.split_points(path, 3)
     assert len(bounds) == 3
     # parts as verify's worker processes hand them over: .npz files
     parts = [elfscan.stream_part(path, lo, hi, out=tmp_path / f"p{i}.npz")
              for i, (lo, hi) in enumerate(bounds)]
     split = elfscan.finish(path, parts, readable=False)
-    assert whole.instructions == split.instructions == elfscan.plain_decode_count(path)[0]
+    assert whole.instructions == split.instructions == decode.plain_decode_count(path)[0]
     assert whole.features == split.features and whole.baseline == {"avx2"}
     assert whole.feature("avx2").ordinary == 300
 
 
 def test_scan_round_trips_through_json(scans):
     s = scans["skx"]
-    assert elfscan.LibraryScan.from_dict(s.to_dict()) == s
+    assert LibraryScan.from_dict(s.to_dict()) == s
 
 
 def test_not_an_elf_file_is_bad_input(tmp_path):
@@ -144,7 +145,7 @@ def test_truncated_elf_is_bad_input(libs, tmp_path):
 
 def test_code_table_drops_non_requirements():
     import iced_x86
-    t = elfscan.code_table()
+    t = rules.code_table()
     C = iced_x86.Code
     for code in (C.TZCNT_R32_RM32, C.ENDBR64, C.PREFETCHW_M8, C.NOP_RM32, C.XGETBV):
         assert t.features[code] == (), t.mnemonic[code]
@@ -165,4 +166,4 @@ def test_code_table_drops_non_requirements():
     ("_ZN8gemmlowp24SSE4_64_Kernel12x4Depth23RunEv", False),      # compile-time SSE4 kernel
 ])
 def test_dispatch_name_patterns(symbol, named):
-    assert (elfscan.Matcher("libx.so").match(symbol) is not None) == named
+    assert (names.Matcher("libx.so").match(symbol) is not None) == named

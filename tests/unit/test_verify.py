@@ -16,7 +16,8 @@ from conftest import FIXTURES, invoke, need, need_tool
 from tfforge.host import cpu
 from tfforge.host import isa
 from tfforge.wheel import fetch as pypi
-from tfforge.verify import checks as verify
+from tfforge.commands import verify as verify_cmd
+from tfforge.verify import verdict, wheelcheck
 from tfforge.wheel import edit as wheel_edit
 from tfforge.errors import ConfigError
 
@@ -36,23 +37,23 @@ TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
     ("generic.mkl", set(), ["generic", "mkl"]),
 ])
 def test_claimed_features(label, claimed, other):
-    assert verify.claimed_features(label) == (frozenset(claimed), other)
+    assert wheelcheck.claimed_features(label) == (frozenset(claimed), other)
 
 
 def test_manylinux_promise():
     from packaging.tags import parse_tag
     tags = lambda s: set(parse_tag(s))   # noqa: E731
-    assert verify.manylinux_glibc(tags("cp311-cp311-manylinux_2_27_x86_64")) == (2, 27)
-    assert verify.manylinux_glibc(tags("cp311-cp311-manylinux2014_x86_64")) == (2, 17)
-    assert verify.manylinux_glibc(
+    assert wheelcheck.manylinux_glibc(tags("cp311-cp311-manylinux_2_27_x86_64")) == (2, 27)
+    assert wheelcheck.manylinux_glibc(tags("cp311-cp311-manylinux2014_x86_64")) == (2, 17)
+    assert wheelcheck.manylinux_glibc(
         tags("cp311-cp311-manylinux_2_17_x86_64.manylinux_2_28_x86_64")) == (2, 17)
-    assert verify.manylinux_glibc(tags("cp311-cp311-linux_x86_64")) is None
+    assert wheelcheck.manylinux_glibc(tags("cp311-cp311-linux_x86_64")) is None
 
 
 def test_host_verdicts_fail_only_on_baseline():
     sandy = cpu.load_host(HOSTS / "qemu-sandybridge.json")
     haswell = cpu.load_host(HOSTS / "qemu-haswell.json")
-    v = verify.host_verdicts([sandy, haswell], frozenset({"avx", "f16c"}),
+    v = verdict.host_verdicts([sandy, haswell], frozenset({"avx", "f16c"}),
                              frozenset({"avx2", "avx512f"}))
     assert (v[0].ok, v[0].missing) == (False, ("f16c",))
     assert (v[1].ok, v[1].missing, v[1].missing_dispatched) == (True, (), ("avx512f",))
@@ -62,7 +63,7 @@ def test_short_name():
     long = ("void tensorflow::functor::ApplyAdamNonCuda<Eigen::ThreadPoolDevice, Eigen::half>"
             "::operator()(Eigen::ThreadPoolDevice const&, Eigen::TensorMap<Eigen::Tensor<"
             "Eigen::half, 1, 1, long>, 16, Eigen::MakePointer>) const")
-    assert verify.short_name(long, 200) == ("void tensorflow::functor::ApplyAdamNonCuda<"
+    assert verify_cmd.short_name(long, 200) == ("void tensorflow::functor::ApplyAdamNonCuda<"
                                             "Eigen::ThreadPoolDevice, Eigen::half>::operator")
 
 

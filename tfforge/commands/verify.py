@@ -1,0 +1,189 @@
+"""The `verify` command: settings -> tfforge.verify.verdict.verify -> tables or --json."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from tfforge import console, settings
+from tfforge.errors import ConfigError, VerifyError
+from tfforge.host import cpu, isa
+from tfforge.verify.verdict import VerifyReport, feature_rows, verify
+from tfforge.verify.wheelcheck import FAIL, PASS, SKIP
+from tfforge.verify.wheelscan import MAX_DEFAULT_JOBS, default_jobs
+
+
+def verify_command(wheel_spec: str, *, hosts: list[str], python: str | None,
+                   emulate: list[str], as_json: bool, jobs: int | None, no_cache: bool,
+                   examples: int | None) -> VerifyReport:
+    from tfforge.runtime import venvs
+    opts = settings.load({"verify_jobs": jobs, "verify_examples": examples}, prefix="verify_")
+    n_jobs, n_examples = _count("--jobs", opts["verify_jobs"]), \
+        _count("--examples", opts["verify_examples"])
+    if n_jobs < 0:
+        raise ConfigError(f"--jobs {n_jobs}: give a positive number (0 = one per CPU, "
+                          f"at most {MAX_DEFAULT_JOBS})")
+    n_jobs = n_jobs or default_jobs()
+    path = venvs.wheel_from_spec(wheel_spec)
+    profiles = cpu.load_hosts(hosts, option="--host") if hosts else [cpu.detect_host()]
+    python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
+    kwargs = dict(hosts=profiles, python=python, emulate_models=emulate, jobs=n_jobs,
+                  examples=n_examples, use_cache=not no_cache,
+                  emulate_timeout=float(opts["emulate_timeout"]))
+    if console.err.is_terminal:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        with Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                      TimeElapsedColumn(), console=console.err, transient=True) as bar:
+            task = bar.add_task(f"verifying {path.name}", total=None)
+            report = verify(path, status=lambda m: bar.console.print(m, markup=False),
+                            progress=lambda done, total: bar.update(task, completed=done,
+                                                                    total=total), **kwargs)
+    else:
+        report = verify(path, status=console.info, **kwargs)
+    if as_json:
+        console.print_json(report.to_dict())
+    else:
+        show(report)
+    if not report.ok:
+        names = ", ".join(c.name for c in report.failed)
+        raise VerifyError(f"{Path(report.wheel).name}: {len(report.failed)} check(s) failed "
+                          f"({names}); see the report")
+    return report
+
+
+
+def _count(flag: str, value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{flag} {value!r}: give a whole number")
+
+
+
+# ---- the readable report -------------------------------------------------------------------
+_STYLE = {PASS: "[green]pass[/]", FAIL: "[bold red]FAIL[/]", SKIP: "[dim]skip[/]"}
+
+
+def short_name(name: str, limit: int = 72) -> str:
+    """A demangled C++ name cut for a table: no parameter list, inner template args elided."""
+    depth, out = 0, []
+    for i, ch in enumerate(name):
+        if ch == "(" and depth == 0 and i > 0 and not name.startswith("(anonymous", i) \
+                and not name.endswith("decltype", 0, i):
+            break
+        if ch == "<":
+            depth += 1
+            if depth == 2:
+                out.append("...")
+        if depth <= 1:
+            out.append(ch)
+        if ch == ">":
+            depth = max(depth - 1, 0)
+            if depth == 1:
+                out.append(">")
+    text = "".join(out)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+
+
+def _few(names, keep: int = 3) -> str:
+    names = list(names)
+    if not names:
+        return "-"
+    more = f" +{len(names) - keep} more" if len(names) > keep else ""
+    return ", ".join(names[:keep]) + more
+
+
+def show(r: VerifyReport) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = console.out
+    out.print(f"[bold]{Path(r.wheel).name}[/]  {r.size / 1e6:.1f} MB, {r.members} members, "
+              f"sha256 {r.sha256[:16]}, verified in {r.seconds:.1f} s"
+              + (" (ISA scan from cache)" if r.scan_cached else ""))
+    t = Table(title="Checks", title_justify="left")
+    t.add_column("check")
+    t.add_column("result")
+    t.add_column("what was measured", overflow="fold")
+    for c in r.checks:
+        t.add_row(c.name, _STYLE[c.status], escape(c.summary))
+        for d in c.details[1:6] if c.status == FAIL else ():
+            t.add_row("", "", f"[dim]{escape(d)}[/]")
+    out.print(t)
+
+    if r.libraries:
+        t = Table(title=f"x86 extensions used by {len(r.libraries)} ELF libraries "
+                  "(baseline = required to run; dispatched = only behind run-time CPU checks)",
+                  title_justify="left")
+        for col in ("feature", "class", "why", "instr", "ordinary fns", "dispatched fns",
+                    "example (most uses)"):
+            t.add_column(col, overflow="fold",
+                         justify="right" if col.endswith(("fns", "instr")) else "left")
+        rows = feature_rows(r)
+        for row in rows:
+            cls = "[bold]baseline[/]" if row["class"] == "baseline" else "[dim]dispatched[/]"
+            t.add_row(row["title"], cls, row["why"], f"{row['instructions']:,}",
+                      f"{row['ordinary']:,}", f"{row['dispatched_fns']:,}",
+                      escape(short_name(row["example"], 60)))
+        out.print(t)
+        for row in rows:
+            if row["class"] == "baseline":
+                out.print(f"  [bold]{row['title']}[/] {escape(row['evidence'])}",
+                          highlight=False)
+
+    t = Table(title="Hosts", title_justify="left")
+    for col in ("host", "model", "result", "missing baseline", "lacks (dispatched, fine)"):
+        t.add_column(col, overflow="fold")
+    for h in r.hosts:
+        t.add_row(h.name, h.model, _STYLE[PASS if h.ok else FAIL], ", ".join(h.missing) or "-",
+                  _few(h.missing_dispatched))
+    out.print(t)
+
+    if r.emulation:
+        t = Table(title="Emulated runs (qemu-x86_64)", title_justify="left")
+        for col in ("model", "result", "stage", "where", "seconds", "static verdict"):
+            t.add_column(col, overflow="fold")
+        for e in r.emulation:
+            res = e.result
+            verdict = ("lacks " + ", ".join(e.predicted_missing)) if e.predicted_missing \
+                else "has every baseline feature"
+            t.add_row(res.model, _STYLE[PASS] if res.status == "pass" else
+                      f"[bold red]{res.signal or res.status}[/]", res.stage or "-",
+                      res.where or "-", f"{res.seconds:.0f}",
+                      verdict + ("" if e.agrees else " [bold red](disagrees)[/]"))
+        out.print(t)
+
+    libs = sorted(r.libraries, key=lambda s: -s.code_bytes)
+    if libs:
+        t = Table(title="Largest libraries", title_justify="left")
+        for col in ("library", "code MB", "M instr", "functions", "baseline", "dispatched",
+                    "scan s"):
+            t.add_column(col, overflow="fold",
+                         justify="right" if col in ("code MB", "M instr", "functions",
+                                                    "scan s") else "left")
+        for s in libs[:8]:
+            t.add_row(s.path, f"{s.code_bytes / 1e6:.1f}", f"{s.instructions / 1e6:.2f}",
+                      f"{s.functions:,}", ", ".join(sorted(s.baseline, key=isa.sort_key)),
+                      _few(sorted(s.dispatched, key=isa.sort_key)), f"{s.seconds:.1f}")
+        if len(libs) > 8:
+            t.caption = f"{len(libs) - 8} smaller libraries in --json"
+        out.print(t)
+        hits: dict[str, int] = {}
+        for s in r.libraries:
+            for label, n in s.pattern_hits:
+                hits[label] = hits.get(label, 0) + n
+        out.print("[dim]How features are classed (per library, per function):[/]")
+        for rule in r.rules:
+            out.print(f"[dim]  {escape(rule)}[/]")
+        if hits:
+            out.print(f"[dim]  dispatch patterns that matched: "
+                      f"{sum(hits.values())} functions via {len(hits)} pattern(s); "
+                      "per-library list in --json (pattern_hits)[/]")

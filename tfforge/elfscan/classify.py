@@ -1,0 +1,199 @@
+"""Classification: per function (rules R1-R4 in RULES), then per feature, with the evidence
+for each decision (rule, counts, example functions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import iced_x86
+import numpy as np
+
+from tfforge.elfscan import arrays
+from tfforge.elfscan.decode import Streamed
+from tfforge.elfscan.names import Matcher, demangle
+from tfforge.elfscan.results import FeatureEvidence
+from tfforge.elfscan.rules import code_table
+from tfforge.elfscan.tables import Library
+from tfforge.host import isa
+
+RULES = (
+    "R1 name: functions whose symbol matches a dispatch pattern (verify.toml) or the library's "
+    "allow-list (verify_allow.toml) are dispatched kernels",
+    "R2 guard: functions that are not exported, whose address is not stored in data, and whose "
+    "every reference (call, tail jump, LEA) comes from CPU-check code (cpuid/xgetbv, reads of "
+    "__cpu_model & co., or a direct caller of those) or from dispatched code, are dispatched",
+    "R3 load: features in code reachable by direct calls from .init/.init_array/PyInit_* "
+    "(not through dispatched code) are baseline: it runs when the library loads",
+    "R4 rest: every other function is ordinary; a feature in any ordinary function is baseline "
+    "(no frequency threshold: where code lives decides, not how common it is)",
+    "ignored: instructions in verify.toml [ignore] (tzcnt, endbr64, multi-byte nop, prefetchw, "
+    "xgetbv ...) never make a requirement; x86-64 level-1 features (SSE, SSE2) are implicit",
+)
+
+
+@dataclass
+class Classes:
+    feature_fns: np.ndarray          # functions with requirement features (sorted)
+    named: np.ndarray                # bool masks over all functions
+    dispatched: np.ndarray
+    load: np.ndarray
+    checks: int
+    roots: int
+    hits: dict[str, int]
+
+
+def cpu_checks(lib: Library, s: Streamed, ranges: list[tuple[int, int]],
+                call_src: np.ndarray, call_dst: np.ndarray) -> np.ndarray:
+    """Mask of CPU-check functions (see RULES R2)."""
+    n = len(lib)
+    table = code_table()
+    direct = [s.pair_fn[np.isin(s.pair_code, list(table.checks))]]
+    if len(s.variable_reads):
+        for fn in arrays.unique(lib.of(s.variable_reads)).tolist():
+            if fn < 0:
+                continue
+            start, data = lib.code_bytes(fn)
+            for ins in iced_x86.Decoder(64, data, ip=start):
+                if ins.is_ip_rel_memory_operand and any(
+                        lo <= ins.ip_rel_memory_address < hi for lo, hi in ranges):
+                    direct.append(np.array([fn]))
+                    break
+    helpers = lib.special["functions"]
+    direct.append(lib.exact(helpers["value"]))
+    direct_mask = arrays.mask(np.concatenate(direct).astype(np.int64), n)
+    checks = direct_mask.copy()
+    checks[call_src[direct_mask[call_dst]]] = True      # their direct callers check too
+    return checks
+
+
+def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]],
+              lib_name: str) -> Classes:
+    n = len(lib)
+    table = code_table()
+    has_feat = np.array([bool(table.features[c]) for c in range(len(table.features))])
+    feature_fns = arrays.unique(s.pair_fn[has_feat[s.pair_code]])
+    feat_mask = arrays.mask(feature_fns, n)
+    call_src, call_dst = s.calls // n, s.calls % n
+    ref_src = np.concatenate([call_src, s.leas // n])
+    ref_dst = np.concatenate([call_dst, s.leas % n])
+    checks = cpu_checks(lib, s, ranges, call_src, call_dst)
+
+    # Unknown callers: exported functions and functions whose address is stored in data.
+    rel_where, rel_target = lib.relocations()
+    outside = arrays.mask(lib.exact(rel_target), n)
+    dyn = lib.dynsym
+    exported = dyn[((dyn["info"] >> 4) != 0) & ((dyn["other"] & 3) == 0) & (dyn["shndx"] != 0)]
+    outside |= arrays.mask(lib.exact(exported["value"]), n)
+    referenced = arrays.mask(ref_dst, n)
+
+    # R1: names of feature functions, and of the referrers of those R2 may class.
+    matcher = Matcher(lib_name)
+    named = np.zeros(n, bool)
+    hits: dict[str, int] = {}
+
+    def match(fns: np.ndarray) -> None:
+        for fn, name in lib.names(fns):
+            if not named[fn]:
+                p = matcher.match(name)
+                if p is not None:
+                    named[fn] = True
+                    if feat_mask[fn]:
+                        hits[p.label] = hits.get(p.label, 0) + 1
+
+    match(feature_fns)
+    cand = feat_mask & ~named & ~outside & referenced
+    referrers = arrays.unique(ref_src[cand[ref_dst]])
+    match(referrers[~feat_mask[referrers] & ~checks[referrers]])
+
+    # R2: referenced only from CPU checks or dispatched code, to a fixed point.
+    dispatched = named.copy()
+    while True:
+        bad = np.zeros(n, bool)
+        bad[ref_dst[~(checks[ref_src] | dispatched[ref_src])]] = True
+        new = cand & ~bad & ~dispatched
+        if not new.any():
+            break
+        dispatched |= new
+
+    # R3: reachable at load, never entering dispatched code.
+    roots = lib.exact(lib.init_targets(rel_where, rel_target))
+    pyinit = lib.special["pyinit"]
+    roots = arrays.unique(np.concatenate([roots, lib.exact(pyinit["value"])]))
+    roots = roots[roots >= 0]
+    load = reachable(roots, call_src, call_dst, dispatched, n)
+    return Classes(feature_fns, named, dispatched, load, int(checks.sum()), len(roots), hits)
+
+
+def reachable(roots: np.ndarray, src: np.ndarray, dst: np.ndarray, blocked: np.ndarray,
+               n: int) -> np.ndarray:
+    """Mask of functions reachable from roots over edges, never entering blocked ones."""
+    order = np.argsort(src, kind="stable")
+    src, dst = src[order], dst[order]
+    indptr = np.searchsorted(src, np.arange(n + 1))
+    seen = np.zeros(n, bool)
+    frontier = roots[~blocked[roots]]
+    seen[frontier] = True
+    while len(frontier):
+        lo = indptr[frontier]
+        nxt = arrays.unique(dst[arrays.spans(lo, indptr[frontier + 1] - lo)])
+        nxt = nxt[~seen[nxt] & ~blocked[nxt]]
+        seen[nxt] = True
+        frontier = nxt
+    return seen
+
+
+def evidence(lib: Library, s: Streamed, c: Classes, examples: int,
+              readable: bool = True) -> list[FeatureEvidence]:
+    table = code_table()
+    ordinary = ~c.dispatched
+    codes = arrays.unique(s.pair_code).tolist()
+    by_feature: dict[str, list[int]] = {}
+    for code in codes:
+        for feat in table.features[code]:
+            by_feature.setdefault(feat, []).append(code)
+    code_totals = np.bincount(s.pair_code, weights=s.pair_count).astype(np.int64)
+    chosen: dict[str, np.ndarray] = {}
+    rows = []
+    for feat in sorted(by_feature, key=isa.sort_key):
+        sel = np.isin(s.pair_code, by_feature[feat])
+        fns, inv = np.unique(s.pair_fn[sel], return_inverse=True)
+        per_fn = np.bincount(inv, weights=s.pair_count[sel]).astype(np.int64)
+        per_code: dict[str, int] = {}
+        for code in by_feature[feat]:
+            mn = table.mnemonic[code]
+            per_code[mn] = per_code.get(mn, 0) + int(code_totals[code])
+        o, lt = ordinary[fns], c.load[fns]
+        nm, gd = c.named[fns], c.dispatched[fns] & ~c.named[fns]
+        pool = np.flatnonzero(o) if o.any() else np.arange(len(fns))
+        order = np.lexsort((-per_fn[pool], -lt[pool].astype(np.int64)))
+        chosen[feat] = fns[pool[order[:examples]]]
+        if o.any() and lt.any():
+            reason = (f"runs at load (R3): in {int(lt.sum())} function(s) reachable from "
+                      f".init_array/PyInit_*; {int(o.sum())} ordinary function(s) in all")
+        elif o.any():
+            reason = (f"in {int(o.sum())} ordinary function(s) (R4): not dispatch-named, "
+                      "not reached only from CPU checks")
+        else:
+            parts = ([f"{int(nm.sum())} dispatch-named/allow-listed (R1)"] if nm.any() else []) \
+                + ([f"{int(gd.sum())} reached only from CPU-check code (R2)"] if gd.any() else [])
+            reason = "only in dispatched functions: " + ", ".join(parts)
+        top = sorted(per_code.items(), key=lambda kv: -kv[1])[:3]
+        rows.append(dict(name=feat, cls="baseline" if o.any() else "dispatched",
+                         instructions=int(per_fn.sum()), ordinary_instructions=int(per_fn[o].sum()),
+                         functions=len(fns), ordinary=int(o.sum()), load_time=int(lt.sum()),
+                         named=int(nm.sum()), guarded=int(gd.sum()), mnemonics=tuple(top),
+                         reason=reason))
+    # Names for the examples only: a few reads, one c++filt run.
+    wanted = arrays.unique(np.concatenate(list(chosen.values()))) if chosen else np.zeros(0, int)
+    first: dict[int, str] = {}
+    for fn, name in lib.names(wanted):
+        first.setdefault(fn, name)
+    shown = demangle(first.values()) if readable else {}
+    out = []
+    for row in rows:
+        ex = tuple(shown.get(first[fn], first[fn]) if fn in first
+                   else f"<function at {int(lib.starts[fn]):#x}>"
+                   for fn in chosen[row["name"]].tolist())
+        out.append(FeatureEvidence(examples=ex, **row))
+    return out
+

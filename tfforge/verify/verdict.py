@@ -1,0 +1,236 @@
+"""The whole verdict on one wheel: the wheel checks, the ISA scan, host and fleet verdicts, the
+label claim and optional emulated runs, as one VerifyReport (no printing, no settings).
+
+Exit: 0 all pass, 1 a check failed (VerifyError), 2 unusable input (ConfigError).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterable
+
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
+from tfforge.elfscan import scan as elfscan
+from tfforge.elfscan.classify import RULES
+from tfforge.elfscan.results import FeatureEvidence, LibraryScan
+from tfforge.errors import ConfigError
+from tfforge.host import cpu, isa
+from tfforge.verify import emulate
+from tfforge.verify.wheelcheck import (FAIL, PASS, Check, claim_check, claimed_features,
+                                       glibc_check,
+                                       provenance_check, python_check, structure_check)
+from tfforge.verify.wheelscan import scan_wheel
+
+
+@dataclass(frozen=True)
+class HostVerdict:
+    name: str
+    model: str
+    source: str
+    ok: bool
+    missing: tuple[str, ...]             # baseline features the host lacks: why it fails
+    missing_dispatched: tuple[str, ...]  # dispatched ones it lacks: never a failure
+
+
+@dataclass(frozen=True)
+class EmulationVerdict:
+    result: emulate.EmulationResult
+    predicted_missing: tuple[str, ...]   # baseline features the model lacks
+    agrees: bool                         # the run went as the static verdict predicts
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    wheel: str
+    sha256: str
+    name: str
+    version: str
+    tags: tuple[str, ...]
+    size: int
+    members: int
+    checks: tuple[Check, ...]
+    libraries: tuple[LibraryScan, ...]
+    baseline: tuple[str, ...]            # union over libraries: what the wheel requires
+    dispatched: tuple[str, ...]          # used only behind run-time checks everywhere
+    hosts: tuple[HostVerdict, ...]
+    emulation: tuple[EmulationVerdict, ...]
+    scan_cached: bool
+    seconds: float
+    timings: tuple[tuple[str, float], ...] = ()
+    rules: tuple[str, ...] = field(default=RULES)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != FAIL for c in self.checks)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.status == FAIL]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["libraries"] = [lib.to_dict() for lib in self.libraries]
+        d["ok"] = self.ok
+        d["exit_code"] = 0 if self.ok else 1
+        return d
+
+
+
+def host_verdicts(hosts: list[cpu.HostProfile], baseline: frozenset[str],
+                  dispatched: frozenset[str]) -> list[HostVerdict]:
+    out = []
+    for h in hosts:
+        if not h.is_x86:
+            out.append(HostVerdict(h.name, h.model_name, h.source, False, ("x86_64",), ()))
+            continue
+        have = h.features
+        miss = tuple(sorted(baseline - have, key=isa.sort_key))
+        extra = tuple(sorted(dispatched - have, key=isa.sort_key))
+        out.append(HostVerdict(h.name, h.model_name, h.source, not miss, miss, extra))
+    return out
+
+
+def compatibility_check(verdicts: list[HostVerdict]) -> Check:
+    bad = [v for v in verdicts if not v.ok]
+    details = tuple(f"{v.name}: missing {', '.join(v.missing)}" for v in bad)
+    if bad:
+        return Check("compatibility", FAIL,
+                     f"{len(bad)} of {len(verdicts)} host(s) lack baseline features: "
+                     f"{details[0]}", details)
+    names = ", ".join(v.name for v in verdicts)
+    return Check("compatibility", PASS, f"every host has every baseline feature ({names})")
+
+
+# ---- the whole verdict ---------------------------------------------------------------------
+def union(scans: list[LibraryScan]) -> tuple[frozenset[str], frozenset[str]]:
+    baseline = frozenset().union(*(s.baseline for s in scans))
+    dispatched = frozenset().union(*(s.dispatched for s in scans)) - baseline
+    return baseline, dispatched
+
+
+def verify(wheel_path: Path, *, hosts: list[cpu.HostProfile], python: str,
+           emulate_models: Iterable[str] = (), jobs: int = 1,
+           examples: int = elfscan.EXAMPLES, use_cache: bool = True,
+           emulate_timeout: float = 900.0,
+           status: Callable[[str], None] = lambda _m: None,
+           progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+    """Everything verify measures about one wheel (no printing)."""
+    t0 = time.perf_counter()
+    models = [emulate.check_model(m) for m in emulate_models]   # bad input fails early
+    _check_platform(wheel_path)
+    timings = []
+    checked, scans, errors, sha, cached = scan_wheel(
+        wheel_path, jobs=jobs, examples=examples, use_cache=use_cache, status=status,
+        progress=progress)
+    timings.append(("read + scan", time.perf_counter() - t0))
+    facts = checked.facts
+    baseline, dispatched = union(scans)
+    claim = claimed_features(facts.local_label) if facts.local_label else (frozenset(), [])
+    members = [s.path for s in scans]
+
+    isa_summary = (f"{len(scans)} ELF libraries; requires "
+                   f"{', '.join(sorted(baseline, key=isa.sort_key)) or 'nothing beyond x86-64'}"
+                   f"; dispatched only: "
+                   f"{', '.join(sorted(dispatched, key=isa.sort_key)) or 'none'}")
+    isa_check = Check("isa", FAIL if errors else PASS,
+                      (f"{len(errors)} librar(ies) could not be scanned: {errors[0]}"
+                       if errors else isa_summary), tuple(errors))
+    verdicts = host_verdicts(hosts, baseline, dispatched)
+    checks = [structure_check(checked), python_check(facts, python, members),
+              glibc_check(facts, scans), provenance_check(facts, claim[0]), isa_check,
+              compatibility_check(verdicts), claim_check(facts, baseline, scans, claim)]
+
+    emulations = []
+    if models:
+        from tfforge.runtime import venvs
+        t1 = time.perf_counter()
+        status(f"installing {facts.filename} into its venv for emulation (cached by sha256)")
+        py = venvs.venv_python(wheel_path)
+        for model in models:
+            status(f"running TensorFlow under qemu-x86_64 -cpu {model} ...")
+            res = emulate.run(py, model, timeout=emulate_timeout)
+            # What the static verdict predicts will trap: the model as a host.
+            missing = host_verdicts([emulate.model_host(model)], baseline, frozenset())[0].missing
+            # A predicted trap may not be reached by the few ops run; an unpredicted one
+            # means the static scan missed a requirement.
+            agrees = res.status == "pass" or (res.status == "signal" and bool(missing))
+            emulations.append(EmulationVerdict(res, missing, agrees))
+            status(f"qemu {model}: {res.status}{' ' + res.signal if res.signal else ''} "
+                   f"after {res.seconds:.0f} s")
+        checks.append(_emulation_check(emulations))
+        timings.append(("emulation", time.perf_counter() - t1))
+
+    return VerifyReport(
+        wheel=str(wheel_path), sha256=sha, name=facts.name, version=str(facts.version),
+        tags=tuple(sorted(str(t) for t in facts.tags)), size=facts.size, members=facts.members,
+        checks=tuple(checks), libraries=tuple(scans),
+        baseline=tuple(sorted(baseline, key=isa.sort_key)),
+        dispatched=tuple(sorted(dispatched, key=isa.sort_key)), hosts=tuple(verdicts),
+        emulation=tuple(emulations), scan_cached=cached,
+        seconds=round(time.perf_counter() - t0, 2),
+        timings=tuple((k, round(v, 2)) for k, v in timings))
+
+
+def _check_platform(wheel_path: Path) -> None:
+    try:
+        tags = parse_wheel_filename(wheel_path.name)[3]
+    except InvalidWheelFilename:
+        return                              # wheel.check says what is wrong with the name
+    if not any(t.platform.endswith("x86_64") or t.platform == "any" for t in tags):
+        raise ConfigError(f"{wheel_path.name}: platform "
+                          f"{', '.join(sorted({t.platform for t in tags}))}; tfforge verifies "
+                          "x86_64 (and pure-Python) wheels only")
+
+
+def _emulation_check(ems: list[EmulationVerdict]) -> Check:
+    details = []
+    for e in ems:
+        r = e.result
+        pred = (f"static verdict predicts a trap (lacks {', '.join(e.predicted_missing)})"
+                if e.predicted_missing else "static verdict predicts it runs")
+        what = {"pass": "import + ops passed", "signal": f"killed by {r.signal}",
+                "failed": "probe failed", "timeout": "timed out"}[r.status]
+        at = f" at stage '{r.stage}'" if r.stage and r.status != "pass" else ""
+        where = f" ({r.where})" if r.where else ""
+        details.append(f"{r.model}: {what}{at}{where} in {r.seconds:.0f} s; {pred}"
+                       + ("" if e.agrees else " - DISAGREES"))
+    failed = [e for e in ems if e.result.status != "pass"]
+    disagree = [e for e in ems if not e.agrees]
+    if disagree:
+        return Check("emulate", FAIL, "static verdict missed a requirement: " +
+                     details[ems.index(disagree[0])], tuple(details))
+    if failed:
+        return Check("emulate", FAIL, details[ems.index(failed[0])], tuple(details))
+    return Check("emulate", PASS, "; ".join(details), tuple(details))
+
+
+
+def feature_rows(r: VerifyReport) -> list[dict]:
+    """One row per feature over all libraries, with the strongest evidence for its class."""
+    rows = []
+    for feat in (*r.baseline, *r.dispatched):
+        per = [(s, e) for s in r.libraries if (e := s.feature(feat))]
+        base = [(s, e) for s, e in per if e.cls == "baseline"]
+        pick_s, pick_e = max(base or per, key=lambda se: (se[1].ordinary, se[1].functions))
+        rows.append({
+            "feature": feat, "title": isa.title(feat) if feat in isa.features() else feat,
+            "class": "baseline" if base else "dispatched",
+            "libraries": len(per), "baseline_in": len(base),
+            "instructions": sum(e.instructions for _, e in per),
+            "ordinary": sum(e.ordinary for _, e in per),
+            "dispatched_fns": sum(e.named + e.guarded for _, e in per),
+            "why": _why(pick_e), "library": pick_s.path,
+            "evidence": f"{PurePosixPath(pick_s.path).name}: {pick_e.reason}",
+            "example": pick_e.examples[0] if pick_e.examples else ""})
+    return rows
+
+
+def _why(e: FeatureEvidence) -> str:
+    if e.cls == "baseline":
+        return "runs at load (R3)" if e.load_time else "ordinary code (R4)"
+    parts = (["named (R1)"] if e.named else []) + (["CPU-checked (R2)"] if e.guarded else [])
+    return " + ".join(parts)
+

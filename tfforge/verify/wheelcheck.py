@@ -1,0 +1,202 @@
+"""The per-wheel checks that need no CPU: structure, Python tag, manylinux tag vs glibc symbol
+versions, provenance (tfforge.json) and the ISA claim of the local version label."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable
+
+import archspec.cpu
+from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.version import InvalidVersion, Version
+
+from tfforge.elfscan.results import LibraryScan
+from tfforge.errors import ConfigError
+from tfforge.host import isa
+from tfforge.wheel import read as wheel
+
+PASS, FAIL, SKIP = "pass", "fail", "skip"
+# Legacy manylinux names and the glibc each promises (PEP 600 aliases).
+LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
+EXT_SUFFIX = re.compile(r"\.cpython-(\d)(\d+)[a-z]*-x86_64-linux-gnu\.so$")
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str                      # pass | fail | skip
+    summary: str
+    details: tuple[str, ...] = ()
+
+
+
+def structure_check(c: wheel.WheelCheck) -> Check:
+    f = c.facts
+    if c.problems:
+        return Check("structure", FAIL, f"{len(c.problems)} problem(s): {c.problems[0]}",
+                     c.problems)
+    return Check("structure", PASS,
+                 f"{f.members} members, RECORD sha256 and sizes match, WHEEL/METADATA agree "
+                 f"with the file name ({f.name} {f.version})")
+
+
+def python_check(facts: wheel.WheelFacts, python: str, members: Iterable[str]) -> Check:
+    """Can the target interpreter install the wheel, and do extension suffixes agree?"""
+    m = re.fullmatch(r"(\d)\.(\d+)", python.strip())
+    if not m:
+        raise ConfigError(f"--python {python!r}: give a version like 3.11")
+    version = (int(m[1]), int(m[2]))
+    platforms = sorted({t.platform for t in facts.tags})
+    ok_tags = set(cpython_tags(version, platforms=platforms)) | \
+        set(compatible_tags(version, platforms=platforms))
+    details = []
+    cp = {t.interpreter for t in facts.tags if t.interpreter.startswith("cp")}
+    for member in members:
+        s = EXT_SUFFIX.search(member)
+        if s and cp and f"cp{s[1]}{s[2]}" not in cp:
+            details.append(f"{member} is built for CPython {s[1]}.{s[2]}, the wheel is tagged "
+                           f"{', '.join(sorted(cp))}")
+    tags = ", ".join(sorted(str(t) for t in facts.tags))
+    if not facts.tags & ok_tags:
+        return Check("python", FAIL, f"tags {tags} do not install on Python {python} "
+                     "(build for it, or verify with --python matching the wheel)", tuple(details))
+    if details:
+        return Check("python", FAIL, f"extension modules disagree with the tag: {details[0]}",
+                     tuple(details))
+    rp = f"; Requires-Python {facts.requires_python}" if facts.requires_python else ""
+    return Check("python", PASS, f"{tags} installs on Python {python}{rp}")
+
+
+def manylinux_glibc(tags: Iterable[Tag]) -> tuple[int, int] | None:
+    """The glibc the wheel's manylinux tags promise (the lowest when several), or None."""
+    promised = []
+    for t in tags:
+        m = re.fullmatch(r"manylinux_(\d+)_(\d+)_\w+", t.platform)
+        if m:
+            promised.append((int(m[1]), int(m[2])))
+        for legacy, v in LEGACY_MANYLINUX.items():
+            if t.platform.startswith(legacy + "_"):
+                promised.append(v)
+    return min(promised) if promised else None
+
+
+def glibc_check(facts: wheel.WheelFacts, scans: list[LibraryScan]) -> Check:
+    needs = [(tuple(map(int, s.glibc.split("."))), s.path) for s in scans if s.glibc]
+    need, who = max(needs) if needs else ((0, 0), None)
+    need_text = f"glibc {need[0]}.{need[1]} ({who})" if who else "no GLIBC symbol versions"
+    promised = manylinux_glibc(facts.tags)
+    if promised is None:
+        plats = ", ".join(sorted({t.platform for t in facts.tags}))
+        return Check("manylinux", SKIP, f"platform {plats} makes no glibc promise; the "
+                     f"libraries need {need_text}")
+    if need > promised:
+        over = sorted(p for v, p in needs if v > promised)
+        return Check("manylinux", FAIL,
+                     f"tag promises glibc {promised[0]}.{promised[1]} but {need_text} is needed",
+                     tuple(f"{p} needs a newer glibc" for p in over))
+    return Check("manylinux", PASS, f"tag promises glibc {promised[0]}.{promised[1]}; the "
+                 f"libraries need at most {need_text}")
+
+
+def _label_tokens(label: str) -> list[str]:
+    """Label tokens, re-joining what PEP 440 split ('avx512.vnni' -> 'avx512_vnni')."""
+    parts, out, i = label.split("."), [], 0
+    while i < len(parts):
+        for k in (3, 2, 1):
+            joined = "_".join(parts[i:i + k])
+            if k == 1 or isa.lookup(joined) or isa.parse_level(joined) or \
+                    joined in archspec.cpu.TARGETS:
+                out.append(joined)
+                i += k
+                break
+    return out
+
+
+def _characteristic(features: frozenset[str]) -> frozenset[str]:
+    """The vector features a build for this target shows in ordinary code."""
+    for tier in (("avx512f",), ("avx2", "fma"), ("avx",), ("sse4_2",)):
+        if tier[0] in features:
+            return frozenset(f for f in tier if f in features)
+    return frozenset()
+
+
+def claimed_features(label: str) -> tuple[frozenset[str], list[str]]:
+    """(features the label claims, label words that are not ISA claims)."""
+    claimed, other = set(), []
+    for token in _label_tokens(label):
+        feat = isa.lookup(token)
+        level = isa.parse_level(token)
+        if feat:
+            claimed.add(feat)
+        elif level:
+            claimed |= _characteristic(isa.level_features(level))
+        elif token in archspec.cpu.TARGETS and archspec.cpu.TARGETS[token].family.name == "x86_64":
+            claimed |= _characteristic(isa.normalize(archspec.cpu.TARGETS[token].features))
+        else:
+            other.append(token)
+    return frozenset(claimed), other
+
+
+def claim_check(facts: wheel.WheelFacts, baseline: frozenset[str],
+                scans: list[LibraryScan],
+                claim: tuple[frozenset[str], list[str]]) -> Check:
+    """claim: claimed_features(facts.local_label), computed once by the caller."""
+    label = facts.local_label
+    if not label:
+        return Check("claim", SKIP, "no local version label, so no ISA claim to check")
+    claimed, other = claim
+    if not claimed:
+        return Check("claim", SKIP, f"label +{label} names no ISA feature"
+                     + (f" ({', '.join(other)})" if other else ""))
+    missing = sorted(claimed - baseline, key=isa.sort_key)
+    ordinary = {f: sum(e.ordinary for s in scans if (e := s.feature(f))) for f in claimed}
+    shown = ", ".join(f"{f} in {ordinary[f]} ordinary functions"
+                      for f in sorted(claimed, key=isa.sort_key))
+    if missing:
+        return Check("claim", FAIL,
+                     f"label +{label} claims {', '.join(missing)} but no ordinary code uses "
+                     f"{'it' if len(missing) == 1 else 'them'} ({shown})")
+    return Check("claim", PASS, f"label +{label}: {shown}")
+
+
+def provenance_check(facts: wheel.WheelFacts, claimed: frozenset[str]) -> Check:
+    if facts.provenance_error:
+        return Check("provenance", FAIL, facts.provenance_error)
+    doc = facts.provenance
+    if doc is None:
+        return Check("provenance", SKIP, f"no .dist-info/{wheel.PROVENANCE}: not built by "
+                     "tfforge")
+    problems = []
+    derived = doc.get("derived") if isinstance(doc.get("derived"), dict) else {}
+    spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+    if not derived or not spec:
+        problems.append(f"{wheel.PROVENANCE} lacks the 'spec'/'derived' build record")
+    label = facts.local_label or ""
+    recorded = str(derived.get("local_version", ""))
+    if derived and recorded != label:
+        problems.append(f"build record says local version {recorded!r}, the wheel has "
+                        f"{label!r}")
+    try:
+        if derived.get("version") and Version(str(derived["version"])) != facts.version:
+            problems.append(f"build record version {derived['version']} != wheel "
+                            f"{facts.version}")
+    except InvalidVersion:
+        problems.append(f"build record version {derived['version']!r} is not PEP 440")
+    if spec.get("tf_version") and spec["tf_version"] != facts.version.public:
+        problems.append(f"built from TensorFlow {spec['tf_version']}, the wheel is "
+                        f"{facts.version.public}")
+    py = str(spec.get("python_version", ""))
+    if py and not any(t.interpreter == "cp" + py.replace(".", "") for t in facts.tags):
+        problems.append(f"built for Python {py}, the wheel is tagged "
+                        f"{', '.join(sorted({t.interpreter for t in facts.tags}))}")
+    built_for = frozenset(isa.lookup(f) or f for f in derived.get("features", []))
+    if derived and claimed - built_for:
+        problems.append(f"label claims {', '.join(sorted(claimed - built_for))} but the build "
+                        f"targeted only {', '.join(sorted(built_for, key=isa.sort_key))}")
+    if problems:
+        return Check("provenance", FAIL, problems[0], tuple(problems))
+    extra = f", build {doc.get('id')}" if doc.get("id") else ""
+    copts = " ".join(derived.get("copts", [])) or "no extra flags"
+    return Check("provenance", PASS, f"tfforge build record matches +{label}{extra} "
+                 f"(copts: {copts})")

@@ -1,0 +1,210 @@
+"""The ISA scans of one wheel's libraries: extracted while the wheel is checked, scanned in a
+pool of worker processes (big libraries split into parts), and cached per wheel sha256 and
+scanner version in cache_dir('verify')."""
+
+from __future__ import annotations
+
+import concurrent.futures as futures
+import dataclasses
+import hashlib
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from tfforge import resources
+from tfforge.elfscan import scan as elfscan
+from tfforge.elfscan.decode import split_points
+from tfforge.elfscan.names import demangle
+from tfforge.elfscan.results import LibraryScan
+from tfforge.errors import ConfigError
+from tfforge.files import sha256_file, write_json_atomic
+from tfforge.host import isa
+from tfforge.paths import cache_dir
+from tfforge.wheel import read as wheel
+
+
+def scanner_key(examples: int) -> str:
+    """Changes whenever a scan could give another answer: scanner code, rules, decoder."""
+    from importlib.metadata import version
+    h = hashlib.sha256()
+    for module in sorted(Path(elfscan.__file__).parent.glob("*.py")):
+        h.update(module.read_bytes())
+    for name in ("verify.toml", "verify_allow.toml", "isa.toml"):
+        h.update(resources.read_bytes(resources.DATA, name))
+    h.update(f"iced-x86 {version('iced-x86')}; examples {examples}".encode())
+    return h.hexdigest()[:16]
+
+
+# Libraries with more code than this are decoded in parts by several workers (jobs > 1):
+# libtensorflow_cc alone is four fifths of a TensorFlow wheel's code.
+SPLIT_BYTES = 64 << 20
+# --jobs 0: one scan process per CPU, at most this many (default_jobs).
+MAX_DEFAULT_JOBS = 2
+
+
+def _scan_worker(path: str, member: str, examples: int) -> LibraryScan:
+    """Runs in a worker process (module level so it pickles). Examples stay mangled:
+    readable() demangles every library's in one c++filt run."""
+    return elfscan.scan_library(Path(path), display_name=member, examples=examples,
+                                readable=False)
+
+
+def readable(scans: list[LibraryScan]) -> list[LibraryScan]:
+    """The scans with demangled example names (one c++filt process for the whole wheel)."""
+    shown = demangle(x for s in scans for f in s.features for x in f.examples)
+    return [dataclasses.replace(s, features=tuple(
+        dataclasses.replace(f, examples=tuple(shown.get(x, x) for x in f.examples))
+        for f in s.features)) for s in scans]
+
+
+class _Scanner:
+    """Scans libraries as the wheel reader hands them over: in this process (jobs=1) or in a
+    pool of worker processes, a big library split into parts decoded in parallel and then
+    classified by one more job."""
+
+    def __init__(self, jobs: int, examples: int, status: Callable[[str], None]):
+        self.jobs, self.examples, self.status = jobs, examples, status
+        self.scans: list[LibraryScan] = []
+        self.errors: list[str] = []
+        self.pool = (futures.ProcessPoolExecutor(
+            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+            if jobs > 1 else None)
+        self.pending: dict[futures.Future, tuple] = {}
+        self.parts: dict[str, list] = {}
+
+    def add(self, member: str, path: Path) -> None:
+        if self.pool is None:
+            t0 = time.perf_counter()
+            self._done(member, path, lambda: _scan_worker(str(path), member, self.examples), t0)
+            return
+        t0 = time.perf_counter()
+        try:
+            bounds = split_points(path, self.jobs, min_bytes=SPLIT_BYTES)
+        except ConfigError as exc:
+            self._failed(member, path, exc)
+            return
+        if len(bounds) == 1:
+            fut = self.pool.submit(_scan_worker, str(path), member, self.examples)
+            self.pending[fut] = ("whole", member, path, t0)
+        else:
+            self.parts[member] = [None] * len(bounds)
+            for i, (lo, hi) in enumerate(bounds):
+                fut = self.pool.submit(elfscan.stream_part, str(path), lo, hi,
+                                       out=f"{path}.part{i}.npz")
+                self.pending[fut] = ("part", member, path, t0, i)
+        self.poll(block=False)
+
+    def poll(self, block: bool) -> None:
+        while self.pending:
+            done, _ = futures.wait(list(self.pending), timeout=None if block else 0,
+                                   return_when=futures.FIRST_COMPLETED)
+            if not done:
+                return
+            for fut in done:
+                kind, member, path, t0, *rest = self.pending.pop(fut)
+                if kind != "part":
+                    self._done(member, path, fut.result, t0)
+                    continue
+                try:
+                    self.parts[member][rest[0]] = fut.result()
+                except ConfigError as exc:
+                    self.parts.pop(member, None)
+                    self._failed(member, path, exc)
+                    continue
+                if member in self.parts and all(p is not None for p in self.parts[member]):
+                    parts = [str(p) for p in self.parts.pop(member)]
+                    nxt = self.pool.submit(elfscan.finish, str(path), parts,
+                                           display_name=member, examples=self.examples,
+                                           readable=False)
+                    self.pending[nxt] = ("finish", member, path, t0)
+
+    def _done(self, member: str, path: Path, result: Callable[[], LibraryScan],
+              t0: float) -> None:
+        try:
+            scan = result()
+        except ConfigError as exc:      # e.g. an aarch64 library inside an x86_64 wheel
+            self._failed(member, path, exc)
+            return
+        self.scans.append(scan)
+        self._remove(path)
+        if scan.code_bytes >= 1 << 20:          # small libraries: only in the summary line
+            self.status(f"scanned {member}: {scan.code_bytes / 1e6:.1f} MB code, "
+                        f"{scan.instructions / 1e6:.2f} M instructions in "
+                        f"{time.perf_counter() - t0:.1f} s; baseline "
+                        f"{', '.join(sorted(scan.baseline, key=isa.sort_key)) or 'none'}")
+
+    def _failed(self, member: str, path: Path, exc: Exception) -> None:
+        self.errors.append(f"{member}: {exc}")
+        self.status(f"could not scan {member}: {exc}")
+        self._remove(path)
+
+    @staticmethod
+    def _remove(path: Path) -> None:
+        path.unlink(missing_ok=True)
+        for part in path.parent.glob(f"{path.name}.part*.npz"):
+            part.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _read_and_scan(wheel_path: Path, *, jobs: int, examples: int,
+                   status: Callable[[str], None], progress: Callable[[int, int], None] | None
+                   ) -> tuple[wheel.WheelCheck, list[LibraryScan], list[str]]:
+    """One pass over the wheel: check every member, extract the ELF libraries (largest first)
+    and scan each as soon as it is complete."""
+    with tempfile.TemporaryDirectory(prefix="verify-", dir=cache_dir("tmp")) as tmp:
+        scanner = _Scanner(jobs, examples, status)
+        try:
+            checked = wheel.check(wheel_path, extract_dir=Path(tmp), on_library=scanner.add,
+                                  progress=progress)
+            scanner.poll(block=True)
+        finally:
+            scanner.close()
+    return checked, readable(scanner.scans), scanner.errors
+
+
+def scan_wheel(wheel_path: Path, *, jobs: int = 1, examples: int = elfscan.EXAMPLES,
+               use_cache: bool = True, status: Callable[[str], None] = lambda _m: None,
+               progress: Callable[[int, int], None] | None = None
+               ) -> tuple[wheel.WheelCheck, list[LibraryScan], list[str], str, bool]:
+    """(structure check, library scans, scan errors, sha256, from cache?).
+
+    Scans are cached per wheel sha256 and scanner version in cache_dir('verify'); the
+    structure check always runs (it is what proves the bytes are the ones hashed).
+    """
+    sha = sha256_file(wheel_path)
+    cached = cache_dir("verify") / f"{sha}-{scanner_key(examples)}.json"
+    if use_cache and cached.is_file():
+        try:
+            doc = json.loads(cached.read_text())
+            scans = [LibraryScan.from_dict(d) for d in doc["libraries"]]
+            status(f"using the cached ISA scan of this wheel ({cached})")
+            return (wheel.check(wheel_path, progress=progress), scans,
+                    list(doc.get("errors", [])), sha, True)
+        except (ValueError, KeyError, TypeError):
+            cached.unlink(missing_ok=True)      # unreadable cache: scan again
+    t0 = time.perf_counter()
+    checked, scans, errors = _read_and_scan(wheel_path, jobs=jobs, examples=examples,
+                                            status=status, progress=progress)
+    status(f"read {checked.facts.members} members and scanned {len(scans)} ELF libraries "
+           f"({sum(s.code_bytes for s in scans) / 1e6:.1f} MB code, "
+           f"{sum(s.instructions for s in scans) / 1e6:.1f} M instructions) in "
+           f"{time.perf_counter() - t0:.1f} s")
+    scans.sort(key=lambda s: s.path)
+    write_json_atomic(cached, {"wheel": wheel_path.name, "sha256": sha,
+                               "libraries": [s.to_dict() for s in scans], "errors": errors})
+    return checked, scans, errors, sha, False
+
+
+
+def default_jobs() -> int:
+    """What --jobs 0 (the verify_jobs default) means: one scan process per CPU, at most
+    MAX_DEFAULT_JOBS (each worker adds ~200-450 MB)."""
+    return min(os.cpu_count() or 1, MAX_DEFAULT_JOBS)
+
