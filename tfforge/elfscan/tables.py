@@ -117,10 +117,24 @@ def open_elf(path: Path, f) -> tuple[ELFFile, list[Section]]:
     if not count or elf.header["e_shentsize"] != _SHDR_DT.itemsize:
         return elf, []
     fd = f.fileno()
-    raw = np.frombuffer(os.pread(fd, count * _SHDR_DT.itemsize, elf.header["e_shoff"]),
-                        _SHDR_DT)
+    file_size = os.fstat(fd).st_size
+    shoff = int(elf.header["e_shoff"])
+    if shoff + count * _SHDR_DT.itemsize > file_size:
+        raise ConfigError(f"{path}: truncated or damaged ELF file (section headers at {shoff} "
+                          f"run past its {file_size} bytes)")
+    raw = np.frombuffer(os.pread(fd, count * _SHDR_DT.itemsize, shoff), _SHDR_DT)
     if len(raw) != count:
         raise ConfigError(f"{path}: truncated ELF file (section headers missing)")
+    # The one bounds rule: every offset and size read from the file is checked against the
+    # file before anything is read or allocated with it (a crafted sh_size of 2**63 would
+    # otherwise mean minutes of reading and gigabytes of memory, or an OverflowError).
+    for i, h in enumerate(raw):
+        off, size, addr = int(h["offset"]), int(h["size"]), int(h["addr"])
+        in_file = int(h["type"]) == _SHT_NOBITS or off + size <= file_size
+        if not in_file or addr + size >= 1 << 64:
+            raise ConfigError(f"{path}: damaged ELF file (section {i} at offset {off}, "
+                              f"{size} bytes, address {addr:#x} lies outside its "
+                              f"{file_size} bytes or the address space)")
     names: dict[int, str] = {}
     if shstrndx < count:
         shstr = Section("", int(raw[shstrndx]["offset"]), int(raw[shstrndx]["size"]), 0)

@@ -9,6 +9,7 @@ extraction. Decides nothing about CPUs.
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import io
@@ -32,6 +33,7 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from tfforge.errors import ConfigError
+from tfforge.files import io_error
 
 PROVENANCE = "tfforge.json"
 LIBRARY_NAME = re.compile(r"\.so(\.\d+)*$")
@@ -135,6 +137,10 @@ def unsafe_reason(info: zipfile.ZipInfo, link_target: str | None = None) -> str 
             if depth < 0:
                 return f"symlink to {link_target!r}, outside the wheel"
     return None
+
+
+class LocalWriteError(Exception):
+    """Writing an extracted member failed here (not a fault of the wheel)."""
 
 
 def bomb_reason(info: zipfile.ZipInfo) -> str | None:
@@ -352,7 +358,10 @@ def check(path: Path, *, extract_dir: Path | None = None,
             digest = hashlib.new(algo or "sha256")
             size = 0
             error = None
-            out = open(dest, "wb") if dest else None
+            try:
+                out = open(dest, "wb") if dest else None
+            except OSError as exc:
+                raise io_error(dest, exc, "cannot be written") from None
             if out is not None and info.file_size and hasattr(os, "posix_fallocate"):
                 try:    # one allocation instead of one per block: ~30% faster on ext4
                     os.posix_fallocate(out.fileno(), 0, info.file_size)
@@ -364,14 +373,25 @@ def check(path: Path, *, extract_dir: Path | None = None,
                         digest.update(block)
                         size += len(block)
                         if out:
-                            out.write(block)
+                            try:
+                                out.write(block)
+                            except OSError as exc:  # a full cache disk: ours, not the wheel's
+                                raise LocalWriteError(exc) from None
                         if progress:
                             progress(done + size, total)
+            except LocalWriteError as exc:
+                with contextlib.suppress(OSError):
+                    out.close()
+                dest.unlink(missing_ok=True)
+                raise io_error(dest, exc.args[0], "cannot be written") from None
             except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
                 error = str(exc)
             finally:
-                if out:
-                    out.close()
+                if out and not out.closed:
+                    try:
+                        out.close()
+                    except OSError as exc:
+                        raise io_error(dest, exc, "cannot be written") from None
             done += info.file_size
             if error:
                 problems.append(f"member {info.filename} cannot be read ({error})")
