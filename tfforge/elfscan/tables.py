@@ -20,6 +20,7 @@ from tfforge.elfscan.rules import rules
 from tfforge.errors import ConfigError
 from tfforge.host import isa
 
+ADDRESS_LIMIT = 1 << 47  # x86-64 user space: a library's sections all lie below it
 CHUNK = 8 << 20          # bytes per pread; bounds what one read holds
 SYM_DT = np.dtype([("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
                    ("value", "<u8"), ("size", "<u8")])
@@ -127,11 +128,12 @@ def open_elf(path: Path, f) -> tuple[ELFFile, list[Section]]:
         raise ConfigError(f"{path}: truncated ELF file (section headers missing)")
     # The one bounds rule: every offset and size read from the file is checked against the
     # file before anything is read or allocated with it (a crafted sh_size of 2**63 would
-    # otherwise mean minutes of reading and gigabytes of memory, or an OverflowError).
+    # otherwise mean minutes of reading and gigabytes of memory, or an OverflowError), and
+    # every address is one a process can have (the decoder packs addresses into int64 keys).
     for i, h in enumerate(raw):
         off, size, addr = int(h["offset"]), int(h["size"]), int(h["addr"])
         in_file = int(h["type"]) == _SHT_NOBITS or off + size <= file_size
-        if not in_file or addr + size >= 1 << 64:
+        if not in_file or addr + size > ADDRESS_LIMIT:
             raise ConfigError(f"{path}: damaged ELF file (section {i} at offset {off}, "
                               f"{size} bytes, address {addr:#x} lies outside its "
                               f"{file_size} bytes or the address space)")
@@ -276,16 +278,22 @@ class Library:
     # -- addresses
     def of(self, addrs: np.ndarray) -> np.ndarray:
         """Function containing each address; -1 outside function bodies."""
+        if not len(self.starts):
+            return np.full(len(addrs), -1, np.int64)
         i = np.searchsorted(self.starts, addrs, side="right").astype(np.int64) - 1
         return np.where((i >= 0) & (addrs < self.ends[np.clip(i, 0, None)]), i, -1)
 
     def exact(self, addrs: np.ndarray) -> np.ndarray:
         """Function starting exactly at each address, else -1."""
+        if not len(self.starts):
+            return np.full(len(addrs), -1, np.int64)
         i = np.searchsorted(self.starts, addrs).astype(np.int64)
         ic = np.clip(i, 0, max(len(self.starts) - 1, 0))
         return np.where((i < len(self.starts)) & (self.starts[ic] == addrs), ic, -1)
 
     def in_code(self, addrs: np.ndarray) -> np.ndarray:
+        if not len(self.lo):
+            return np.zeros(len(addrs), bool)
         i = np.searchsorted(self.lo, addrs, side="right").astype(np.int64) - 1
         return (i >= 0) & (addrs < self.hi[np.clip(i, 0, None)])
 
