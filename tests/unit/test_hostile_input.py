@@ -102,6 +102,10 @@ def test_gcc_version_is_ascii_digits(value):
 
 def test_errors_name_the_environment_variable_or_toml_key(tmp_path, monkeypatch):
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TFFORGE_MKL", "maybe")
+    assert "TFFORGE_MKL" in one_line(build.render_command, {"target": "haswell"})
+    monkeypatch.delenv("TFFORGE_MKL")
     monkeypatch.setenv("TFFORGE_GCC_VERSION", "abc")
     assert "TFFORGE_GCC_VERSION" in one_line(detect_json)
     assert "TFFORGE_GCC_VERSION" in one_line(build.render_command, {"target": "haswell"})
@@ -111,6 +115,13 @@ def test_errors_name_the_environment_variable_or_toml_key(tmp_path, monkeypatch)
     (tmp_path / "tfforge.toml").write_text("[tfforge]\nbuild_timeout = true\n")
     assert "'build_timeout'" in one_line(build.build_command, {"target": "haswell"},
                                           dry_run=True)
+    (tmp_path / "tfforge.toml").write_text("[tfforge]\nserve_port = 70000\n")
+    from tfforge.publish import index
+    assert "tfforge.toml key 'serve_port'" in one_line(index.serve_command)
+    (tmp_path / "tfforge.toml").write_text("[tfforge]\npublish_timeout = 0\n")
+    from tfforge.publish import upload
+    assert "tfforge.toml key 'publish_timeout'" in one_line(
+        upload.publish_command, ["x.whl"], repository="http://127.0.0.1:1/")
     (tmp_path / "tfforge.toml").write_text("[tfforge]\nbuild_timeout = -5\n")
     assert "'build_timeout'" in one_line(build.build_command, {"target": "haswell"},
                                           dry_run=True)
@@ -269,3 +280,10 @@ def test_bench_out_onto_a_file_is_refused_before_running(tmp_path):
     with pytest.raises(ConfigError, match="--out .*is a file"):
         bench.make_plan(["w.whl"], out_dir=str(tmp_path / "out"))
     assert (tmp_path / "out").read_text() == "mine\n"
+
+
+def test_golden_file_that_is_a_fifo(tmp_path):
+    from tfforge.runtime import g2p
+    os.mkfifo(tmp_path / "golden.tsv")
+    with pytest.raises(ConfigError, match="golden file: .*not a regular file"):
+        g2p.read_golden(tmp_path / "golden.tsv")

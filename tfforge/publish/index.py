@@ -343,20 +343,18 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def _port(value) -> int:
-    try:
-        port = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"--port {value!r} is not a number; pass a TCP port, e.g. 8080")
+def _port(opts: settings.Settings) -> int:
+    port = opts["serve_port"]
     if not 0 < port < 65536:
-        raise ConfigError(f"--port {port} is not a TCP port; pick 1-65535, e.g. 8080")
+        raise ConfigError(f"{opts.origin('serve_port')} {port} is not a TCP port; pick "
+                          "1-65535, e.g. 8080")
     return port
 
 
 def serve_command(*, port: int | str | None = None, htpasswd: str | None = None,
                   as_json: bool = False) -> int:
     """`invoke serve`: run pypiserver on wheels/ until Ctrl-C or SIGTERM; returns its exit code."""
-    port = _port(settings.load({"serve_port": port}, prefix="serve_")["serve_port"])
+    port = _port(settings.load({"serve_port": port}, prefix="serve_"))
     root = wheels_dir()
     if not root.is_dir():
         raise ConfigError(f"no wheels folder at {root}; build a wheel first (invoke build) or "

@@ -308,13 +308,7 @@ def publish_command(wheels: list[str], *, repository: str | None = None,
     """`invoke publish`: check, then upload; nothing is written locally."""
     opts = settings.load({"publish_repository": repository, "publish_timeout": timeout}, prefix="publish_")
     url = repository_url(opts["publish_repository"], opts.origin("publish_repository"))
-    try:
-        timeout_s = float(opts["publish_timeout"])
-    except (TypeError, ValueError):
-        timeout_s = -1.0
-    if not timeout_s > 0:
-        raise ConfigError(f"--timeout {opts['publish_timeout']!r} is not a positive number of "
-                          "seconds; pass e.g. --timeout 600")
+    timeout_s = settings.positive(opts, "publish_timeout")
     paths = resolve_wheels(wheels)
     check_wheels(paths)
     creds = Credentials.from_environ(os.environ if environ is None else environ)
