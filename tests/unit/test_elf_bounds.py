@@ -16,6 +16,7 @@ from invoke.exceptions import Exit
 
 import elf_samples as samples
 from conftest import FIXTURES, ROOT, need_tool
+from faults import invoke_disk_full
 from tfforge import cli
 from tfforge.commands import verify as verify_cmd
 from tfforge.elfscan import scan as elfscan
@@ -72,22 +73,11 @@ def verify_wheel(tmp: Path, lib: Path) -> Path:
                               files={"demo/__init__.py": b"", "demo/libk.so": lib.read_bytes()})
 
 
-FSIZE_RUNNER = """
-import resource, signal, sys
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
-resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
-sys.argv = ["invoke", "-r", sys.argv[2], *sys.argv[3:]]
-from invoke.main import program
-program.run()
-"""
-
-
 def test_a_full_cache_disk_is_an_error_and_nothing_is_cached(tmp_path, lib):
     whl = verify_wheel(tmp_path, lib)
     env = {**os.environ, "TFFORGE_CACHE": str(tmp_path / "cache")}
     args = ["verify", str(whl), "--json", "--jobs", "1", "--host", str(HASWELL)]
-    full = subprocess.run([sys.executable, "-c", FSIZE_RUNNER, "4096", str(ROOT), *args],
-                          env=env, capture_output=True, text=True, timeout=300)
+    full = invoke_disk_full(4096, *args, cwd=tmp_path, env=env)
     assert full.returncode == 2, full.stderr[-2000:]
     assert "Traceback" not in full.stderr and "cannot be written" in full.stderr
     assert list((tmp_path / "cache" / "verify").glob("*.json")) == []

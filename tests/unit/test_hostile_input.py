@@ -16,6 +16,7 @@ import pytest
 from invoke.exceptions import Exit
 
 from conftest import FIXTURES, ROOT, invoke
+from faults import invoke_disk_full
 from tfforge import cli, files
 from tfforge.commands import build, detect
 from tfforge.errors import ConfigError
@@ -204,21 +205,8 @@ def test_project_and_cache_places_that_are_not_folders(tmp_path, monkeypatch, wh
     assert not (tmp_path / "nowhere").exists()
 
 
-FSIZE_RUNNER = """
-import resource, signal, sys
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
-resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
-sys.argv = ["invoke", "-r", sys.argv[2], *sys.argv[3:]]
-from invoke.main import program
-program.run()
-"""
-
-
 def _full_disk(limit: int, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """invoke ARGS in a process whose writes fail past `limit` bytes, as on a full disk."""
-    return subprocess.run([sys.executable, "-c", FSIZE_RUNNER, str(limit), str(ROOT), *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "TFFORGE_ROOT": str(cwd)})
+    return invoke_disk_full(limit, *args, cwd=cwd, env={"TFFORGE_ROOT": str(cwd)})
 
 
 def test_full_disk_leaves_nothing_behind(tmp_path):
