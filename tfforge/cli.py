@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import traceback
 from typing import Callable, TypeVar
 
@@ -34,7 +35,8 @@ def quit_on_interrupt() -> None:
 def run(fn: Callable[..., T], *args, debug: bool = False, **kwargs) -> T:
     """Call fn; turn TfforgeError into a one-line message and its exit code."""
     debug = debug or os.environ.get("TFFORGE_DEBUG") == "1"
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return fn(*args, **kwargs)
     except TfforgeError as exc:
