@@ -142,3 +142,90 @@ def make_wheel(directory: Path, *, name: str = "demo", version: str = "1.0",
             z.writestr(info, target)
         z.writestr(f"{dist_info}/RECORD", "".join(lines))
     return path
+
+
+# Stripped-library shapes (no .symtab): what generalises beyond names.
+# A CPU-feature flag kept by the library itself: set by a function executing cpuid, read by
+# the caller of the AVX2 kernel (no __cpu_model symbol to find once stripped).
+OWN_FLAG = r"""
+#include <cpuid.h>
+typedef int v8si __attribute__((vector_size(32)));
+static int has_avx2;
+__attribute__((constructor)) static void probe(void) {
+    unsigned a, b, c, d;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) has_avx2 = (b >> 5) & 1;
+}
+__attribute__((target("avx2"), noinline)) static void add_avx2(int *d, const int *s) {
+    *(v8si *)d += *(const v8si *)s;
+}
+__attribute__((noinline)) static void add_plain(int *d, const int *s) {
+    for (int i = 0; i < 8; i++) d[i] += s[i];
+}
+void add8(int *d, const int *s) { if (has_avx2) add_avx2(d, s); else add_plain(d, s); }
+"""
+
+# A dispatch table of function pointers (static const data), chosen by a CPU-check function,
+# as MLAS and XNNPACK hardware configs do: the AVX2 kernel is only reachable through it.
+TABLE = r"""
+typedef int v8si __attribute__((vector_size(32)));
+struct ops { void (*add)(int *, const int *); void (*sub)(int *, const int *); };
+__attribute__((target("avx2"), noinline)) static void add_avx2(int *d, const int *s) {
+    *(v8si *)d += *(const v8si *)s;
+}
+__attribute__((target("avx2"), noinline)) static void sub_avx2(int *d, const int *s) {
+    *(v8si *)d -= *(const v8si *)s;
+}
+__attribute__((noinline)) static void add_plain(int *d, const int *s) {
+    for (int i = 0; i < 8; i++) d[i] += s[i];
+}
+__attribute__((noinline)) static void sub_plain(int *d, const int *s) {
+    for (int i = 0; i < 8; i++) d[i] -= s[i];
+}
+static const struct ops avx2_ops = {add_avx2, sub_avx2};
+static const struct ops plain_ops = {add_plain, sub_plain};
+static const struct ops *volatile ops;
+__attribute__((noinline)) void init_ops(void) {
+    ops = __builtin_cpu_supports("avx2") ? &avx2_ops : &plain_ops;
+}
+void add8(int *d, const int *s) { if (!ops) init_ops(); ops->add(d, s); }
+void sub8(int *d, const int *s) { if (!ops) init_ops(); ops->sub(d, s); }
+"""
+
+# Hand-written assembly without CFI or symbol (stripped): an AVX2 routine whose address a
+# CPU-check function takes, a constant table that decodes as 3DNow!, and an AVX routine that
+# ordinary code calls directly (that one is required).
+ASM = r"""
+__asm__(".text\n.p2align 6\n"
+        "asm_avx2_kernel:\n  vpaddd %ymm1, %ymm0, %ymm0\n  vpaddd %ymm2, %ymm0, %ymm0\n"
+        "  ret\n.p2align 6\n"
+        "asm_table:\n  .byte 0x0f,0x0e,0x0f,0x0e,0x0f,0x0e,0x0f,0x0e\n"
+        "  .quad 0,0,0,0,0,0,0,0\n.p2align 6\n"
+        "asm_avx_always:\n  vxorps %ymm0, %ymm0, %ymm0\n  vzeroupper\n  ret\n");
+void asm_avx2_kernel(void);
+void asm_avx_always(void);
+static void (*volatile kernel)(void);
+__attribute__((noinline)) void pick(void) {
+    if (__builtin_cpu_supports("avx2")) kernel = asm_avx2_kernel;
+}
+void run(void) { asm_avx_always(); if (kernel) kernel(); }
+"""
+
+
+def strip(path: Path) -> Path:
+    """strip --strip-all: no .symtab, as most wheels ship their libraries."""
+    subprocess.run(["strip", "--strip-all", str(path)], check=True, capture_output=True)
+    return path
+
+
+# A Python extension module's shape without Python.h: PyInit_* returns a method table whose
+# entries are AVX2 functions. Nothing here checks the CPU, so AVX2 is required, although the
+# functions are reached only through the table (and one exported helper through nothing).
+EXTENSION = r"""
+typedef int v8si __attribute__((vector_size(32)));
+struct method { const char *name; void (*fn)(int *, const int *); };
+__attribute__((noinline)) static void add(int *d, const int *s) { *(v8si *)d += *(const v8si *)s; }
+__attribute__((noinline)) static void sub(int *d, const int *s) { *(v8si *)d -= *(const v8si *)s; }
+void helper(int *d, const int *s) { *(v8si *)d *= *(const v8si *)s; }
+static struct method methods[] = {{"add", add}, {"sub", sub}, {0, 0}};
+void *PyInit_demo(void) { return methods; }
+"""

@@ -47,6 +47,8 @@ def test_smoke_json_document(tf_python):
     assert doc["mismatches"] == [] and doc["mode"] == "frozen" and doc["batch"] == 32
     assert doc["tensorflow"]["version"] == "2.21.0"
     assert doc["python"] == str(tf_python) and doc["words_per_s"] > 0
+    # smoke ran it here, so verify's static verdict for this host must say it runs
+    assert doc["verify"]["runs"] is True and doc["verify"]["missing"] == []
 
 
 def test_corrupted_golden_fails_naming_the_first_differing_words(tf_python, tmp_path):
@@ -68,7 +70,7 @@ def test_corrupted_golden_fails_naming_the_first_differing_words(tf_python, tmp_
 
 def test_current_environment_when_no_wheel_is_given(tf_python):
     """'current' = the TensorFlow of the interpreter running tfforge (here: the venv's)."""
-    code = "from tfforge import smoke; smoke.smoke_command('current', as_json=True, repeat=1)"
+    code = "from tfforge.runtime import smoke; smoke.smoke_command('current', as_json=True, repeat=1)"
     proc = subprocess.run([str(tf_python), "-c", code], capture_output=True, text=True,
                           timeout=600, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -126,3 +126,25 @@ def test_emulate_needs_a_known_model():
     assert emulate.check_model("haswell") == "Haswell"
     with pytest.raises(ConfigError, match="no such CPU model"):
         emulate.check_model("Pentium9")
+
+
+@pytest.mark.integration
+def test_isa_level_note_is_what_glibc_enforces(tmp_path):
+    """A library linked with -z x86-64-v3: verify reads the note, and glibc refuses to load it
+    on a CPU below x86-64-v3 (qemu SandyBridge) with a clear error instead of a SIGILL, while
+    Haswell loads it."""
+    import subprocess
+    need_tool("gcc")
+    need_tool("qemu-x86_64")
+    from tfforge.elfscan.scan import scan_library
+    lib = samples.compile_so(tmp_path, "v3", samples.KERNELS,
+                             ["-O2", "-march=x86-64-v3", "-Wl,-z,x86-64-v3"])
+    assert scan_library(lib).isa_needed == "x86-64-v3"
+    code = f"import ctypes; ctypes.CDLL({str(lib)!r}); print('loaded')"
+    py = emulate._host_python()
+    old = subprocess.run(["qemu-x86_64", "-cpu", "SandyBridge", py, "-c", code],
+                         capture_output=True, text=True, timeout=300)
+    assert old.returncode == 1 and "CPU ISA level is lower than required" in old.stderr
+    new = subprocess.run(["qemu-x86_64", "-cpu", "Haswell", py, "-c", code],
+                         capture_output=True, text=True, timeout=300)
+    assert new.returncode == 0 and "loaded" in new.stdout

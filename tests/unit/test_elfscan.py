@@ -33,6 +33,14 @@ def libs(tmp_path_factory) -> dict[str, Path]:
         "named": samples.compile_so(d, "named", samples.NAMED, ["-O2"]),
         "ctor": samples.compile_so(d, "ctor", samples.CONSTRUCTOR, ["-O2"]),
         "many": samples.compile_so(d, "many", samples.many_functions(), ["-O2", "-mavx2"]),
+        "own_flag": samples.strip(samples.compile_so(d, "own_flag", samples.OWN_FLAG, ["-O2"])),
+        "table": samples.strip(samples.compile_so(d, "table", samples.TABLE, ["-O2"])),
+        "asm": samples.strip(samples.compile_so(d, "asm", samples.ASM, ["-O2"])),
+        "extension": samples.compile_so(d, "extension", samples.EXTENSION, ["-O2", "-mavx2"]),
+        "v3note": samples.compile_so(d, "v3note", k, ["-O2", "-march=x86-64-v3",
+                                                      "-Wl,-z,x86-64-v3"]),
+        "v2note": samples.compile_so(d, "v2note", k, ["-O2", "-mavx2", "-mfma",
+                                                      "-Wl,-z,x86-64-v2"]),
     }
 
 
@@ -101,6 +109,53 @@ def test_dispatch_named_and_multiversioned_functions(scans):
     assert any("(?i:" in label for label, _ in s.pattern_hits)
 
 
+def test_stripped_library_with_its_own_cpuid_flag(scans):
+    # No symbols: the flag is found as what the cpuid-executing constructor stores.
+    s = scans["own_flag"]
+    assert s.symbols != ".symtab"
+    assert "avx2" in s.dispatched and not s.baseline
+    assert s.feature("avx2").guarded == 1
+
+
+def test_dispatch_table_chosen_after_a_cpu_check(scans):
+    # The AVX2 kernels are only pointers in a const table whose address init_ops() (which
+    # reads __cpu_model) takes: not unknown callers.
+    s = scans["table"]
+    assert "avx2" in s.dispatched and not s.baseline
+    assert s.feature("avx2").guarded == 2
+
+
+def test_unlabelled_assembly_and_data_in_text(scans):
+    s = scans["asm"]
+    # asm_avx_always is called directly by run(): required. asm_avx2_kernel's address is
+    # taken only by pick(), a CPU check: dispatched (R5). The table decodes as 3DNow! femms:
+    # data, never a feature.
+    assert s.baseline == frozenset({"avx"})
+    assert "avx2" in s.dispatched and s.feature("avx2").unlabelled == 1
+    assert "R5" in s.feature("avx2").reason
+    assert dict(s.ignored).get("femms", 0) >= 1
+    assert not any(f.name.startswith("iced:D3NOW") for f in s.features)
+
+
+def test_extension_module_method_table_is_ordinary_code(scans):
+    # PyInit_* is no CPU check: what its table points to, and an exported helper, are
+    # ordinary, however the RTLD_LOCAL rule narrows who may call the module's exports.
+    s = scans["extension"]
+    assert "avx2" in s.baseline
+    assert s.feature("avx2").ordinary == 3
+
+
+def test_isa_level_note_is_read_and_checked(scans):
+    from tfforge.verify.wheelcheck import isa_note_check
+    assert scans["v3note"].isa_needed == "x86-64-v3"
+    assert scans["v2note"].isa_needed == "x86-64-v2"
+    assert scans["O2"].isa_needed is None
+    assert isa_note_check([scans["v3note"]]).status == "pass"
+    bad = isa_note_check([scans["v2note"]])
+    assert bad.status == "fail" and "avx2" in bad.summary and "x86-64-v3" in bad.summary
+    assert isa_note_check([scans["O2"]]).status == "skip"
+
+
 def test_code_run_by_a_constructor_is_load_time_baseline(scans):
     s = scans["ctor"]
     ev = s.feature("avx2")
@@ -164,6 +219,13 @@ def test_code_table_drops_non_requirements():
     ("_ZSt3fmaddd", False),                                       # std::fma is not a kernel
     ("_ZN10tensorflow6tensor8internal21CompressRepeatedFieldIN5Eigen4halfEEEbfRKNS_11TensorShapeEPNS_11TensorProtoE", False),
     ("_ZN8gemmlowp24SSE4_64_Kernel12x4Depth23RunEv", False),      # compile-time SSE4 kernel
+    ("xnn_qu8_dwconv_minmax_fp32_ukernel_25p16c__xop_mul32", True),  # XNNPACK XOP (AMD)
+    ("xnn_f32_gemm_minmax_ukernel_4x8__fma4", True),
+    ("MlasGemmFloatKernelAvx512F", True),                         # onnxruntime MLAS
+    ("dgemm_kernel_HASWELL", True),                               # OpenBLAS DYNAMIC_ARCH
+    ("_ZN4dnnl4impl3cpu3x6417jit_avx512_core_x", True),          # oneDNN ISA-named code
+    ("boxop_helper", False),                                      # no separator before xop
+    ("HASWELL_notes", False),
 ])
 def test_dispatch_name_patterns(symbol, named):
     assert (names.Matcher("libx.so").match(symbol) is not None) == named

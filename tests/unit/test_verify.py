@@ -121,7 +121,7 @@ def test_tfforge_avx2_wheel_passes_on_haswell(tmp_path, libs):
     c = checks(doc)
     assert {k: v["status"] for k, v in c.items()} == {
         "structure": "pass", "python": "pass", "manylinux": "skip", "provenance": "pass",
-        "isa": "pass", "compatibility": "pass", "claim": "pass"}
+        "isa": "pass", "isa-note": "skip", "compatibility": "pass", "claim": "pass"}
     assert {"avx", "avx2", "fma"} <= set(doc["baseline"])
     assert "avx2 in 1 ordinary functions" in c["claim"]["summary"]
     lib = doc["libraries"][0]
@@ -241,3 +241,55 @@ def test_rich_report_names_the_evidence(tmp_path, libs):
     for text in ("Checks", "compatibility", "FAIL", "AVX2", "baseline", "add8",
                  "qemu-sandybridge", "R4 rest"):
         assert text in out, text
+
+
+# ---- emulation limits and the corpus's model choice (pure) ---------------------------------
+def _offered(name: str) -> frozenset[str]:
+    return cpu.load_host(HOSTS / f"qemu-{name}.json").features
+
+
+def test_emulation_names_what_qemu_cannot_execute():
+    from tfforge.verify import emulate
+    haswell = _offered("haswell")
+    # A real Ice Lake has AVX-512; qemu's Icelake-Server model does not execute it.
+    assert emulate.unexecutable("Icelake-Server", {"avx512f", "avx2"}, haswell) == ("avx512f",)
+    assert emulate.unexecutable("Icelake-Server-v4", {"avx512f"}, haswell) == ("avx512f",)
+    # A real Haswell lacks AVX-512 too: a trap there confirms the verdict.
+    assert emulate.unexecutable("Haswell", {"avx512f"}, haswell) == ()
+    assert emulate.model_env("Nehalem") == {"OPENBLAS_CORETYPE": "NEHALEM"}
+
+
+def test_unconfirmable_emulation_is_never_a_confirmation():
+    from tfforge.verify import emulate
+    res = emulate.EmulationResult("Icelake-Server", "signal", "SIGILL", "import tensorflow",
+                                  None, 12.0, "")
+    e = verdict.EmulationVerdict(res, ("avx512f",), ("avx512f",), None)
+    check = verdict._emulation_check([e])
+    assert check.status == "skip" and "not confirmable under qemu" in check.summary
+    ok = verdict.EmulationVerdict(
+        emulate.EmulationResult("Haswell", "pass", None, "done", None, 9.0, ""), (), (), True)
+    assert verdict._emulation_check([e, ok]).status == "pass"
+    bad = verdict.EmulationVerdict(
+        emulate.EmulationResult("Haswell", "pass", None, "done", None, 9.0, ""),
+        ("avx512f",), (), False)
+    assert verdict._emulation_check([bad]).status == "fail"
+
+
+def test_corpus_runs_just_below_and_at_the_baseline():
+    from tfforge.verify import corpus
+    ladder, beyond = ["Nehalem", "SandyBridge", "IvyBridge", "Haswell"], "Icelake-Server"
+    offered = {m: _offered(m.lower()) for m in ladder}
+    assert corpus.pick_models(frozenset({"avx", "f16c"}), offered, ladder, beyond) == [
+        "SandyBridge", "IvyBridge"]
+    assert corpus.pick_models(frozenset({"pni"}), offered, ladder, beyond) == ["Nehalem"]
+    assert corpus.pick_models(frozenset({"avx512f"}), offered, ladder, beyond) == [
+        "Haswell", "Icelake-Server"]
+    pins = corpus.corpus()[0]
+    assert "intel-tensorflow-avx512==2.14.0" in pins and len(pins) >= 6
+
+
+def test_probes_exist_per_project():
+    from tfforge.verify import probes
+    assert probes.for_project("intel-tensorflow-avx512") == probes.TENSORFLOW
+    assert probes.for_project("onnxruntime") == probes.ONNXRUNTIME
+    assert "import foo_bar" in probes.for_project("foo-bar")

@@ -23,8 +23,9 @@ def verify_command(wheel_spec: str, *, hosts: list[str], python: str | None,
     n_examples = settings.positive(opts, "verify_examples", 0, strict=False)
     n_jobs = bounded_jobs(n_jobs) if n_jobs else default_jobs()
     if opts["verify_jobs"] > n_jobs:
-        console.info(f"{opts.origin('verify_jobs')} {opts['verify_jobs']}: using {n_jobs} (bounded by {os.cpu_count()} CPUs and "
-                     "the memory available, ~450 MB per worker)")
+        console.info(f"{opts.origin('verify_jobs')} {opts['verify_jobs']}: using {n_jobs} "
+                     f"(bounded by {os.cpu_count()} CPUs and the memory available, ~450 MB "
+                     "per worker)")
     path = venvs.wheel_from_spec(wheel_spec)
     profiles = cpu.load_hosts(hosts, option="--host") if hosts else [cpu.detect_host()]
     python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -100,7 +101,8 @@ def show(r: VerifyReport) -> None:
     escape = console.safe  # every name here came from the wheel or a host file
 
     out = console.out
-    out.print(f"[bold]{escape(Path(r.wheel).name)}[/]  {r.size / 1e6:.1f} MB, {r.members} members, "
+    out.print(f"[bold]{escape(Path(r.wheel).name)}[/]  {r.size / 1e6:.1f} MB, "
+              f"{r.members} members, "
               f"sha256 {r.sha256[:16]}, verified in {r.seconds:.1f} s"
               + (" (ISA scan from cache)" if r.scan_cached else ""))
     t = Table(title="Checks", title_justify="left")
@@ -149,24 +151,29 @@ def show(r: VerifyReport) -> None:
             res = e.result
             verdict = ("lacks " + ", ".join(e.predicted_missing)) if e.predicted_missing \
                 else "has every baseline feature"
+            if not e.confirmable:
+                verdict = ("not confirmable under qemu (cannot execute "
+                           + ", ".join(e.unexecutable) + ")")
             t.add_row(res.model, _STYLE[PASS] if res.status == "pass" else
                       f"[bold red]{res.signal or res.status}[/]", res.stage or "-",
                       escape(res.where or "-"), f"{res.seconds:.0f}",
-                      verdict + ("" if e.agrees else " [bold red](disagrees)[/]"))
+                      verdict + (" [bold red](disagrees)[/]" if e.agrees is False else ""))
         out.print(t)
 
     libs = sorted(r.libraries, key=lambda s: -s.code_bytes)
     if libs:
         t = Table(title="Largest libraries", title_justify="left")
         for col in ("library", "code MB", "M instr", "functions", "baseline", "dispatched",
-                    "scan s"):
+                    "ISA note", "scan s"):
             t.add_column(col, overflow="fold",
                          justify="right" if col in ("code MB", "M instr", "functions",
                                                     "scan s") else "left")
         for s in libs[:8]:
-            t.add_row(escape(s.path), f"{s.code_bytes / 1e6:.1f}", f"{s.instructions / 1e6:.2f}",
+            t.add_row(escape(s.path), f"{s.code_bytes / 1e6:.1f}",
+                      f"{s.instructions / 1e6:.2f}",
                       f"{s.functions:,}", ", ".join(sorted(s.baseline, key=isa.sort_key)),
-                      _few(sorted(s.dispatched, key=isa.sort_key)), f"{s.seconds:.1f}")
+                      _few(sorted(s.dispatched, key=isa.sort_key)), s.isa_needed or "-",
+                      f"{s.seconds:.1f}")
         if len(libs) > 8:
             t.caption = f"{len(libs) - 8} smaller libraries in --json"
         out.print(t)

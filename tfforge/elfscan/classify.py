@@ -1,4 +1,4 @@
-"""Classification: per function (rules R1-R4 in RULES), then per feature, with the evidence
+"""Classification: per function (rules R1-R5 in RULES), then per feature, with the evidence
 for each decision (rule, counts, example functions)."""
 
 from __future__ import annotations
@@ -19,13 +19,20 @@ from tfforge.host import isa
 RULES = (
     "R1 name: functions whose symbol matches a dispatch pattern (verify.toml) or the library's "
     "allow-list (verify_allow.toml) are dispatched kernels",
-    "R2 guard: functions that are not exported, whose address is not stored in data, and whose "
+    "R2 guard: functions that are not exported (a Python extension module exports only "
+    "PyInit_*: it is loaded RTLD_LOCAL), whose address is not stored in data, and whose "
     "every reference (call, tail jump, LEA) comes from CPU-check code (cpuid/xgetbv, reads of "
-    "__cpu_model & co., or a direct caller of those) or from dispatched code, are dispatched",
+    "__cpu_model & co. or flags a cpuid function stores, or a direct caller of those) or "
+    "from dispatched code, are dispatched; a pointer in a data table counts as a reference "
+    "from the code that takes the table's address, and helpers without features pass "
+    "dispatched-ness on to their callees",
     "R3 load: features in code reachable by direct calls from .init/.init_array/PyInit_* "
     "(not through dispatched code) are baseline: it runs when the library loads",
     "R4 rest: every other function is ordinary; a feature in any ordinary function is baseline "
     "(no frequency threshold: where code lives decides, not how common it is)",
+    "R5 unlabelled: code with neither a symbol nor an unwind (FDE) entry - hand-written "
+    "assembly or data in .text - is dispatched unless ordinary code calls, jumps to or takes "
+    "the address of it (tables of pointers count as in R2)",
     "ignored: instructions in verify.toml [ignore] (tzcnt, endbr64, multi-byte nop, prefetchw, "
     "xgetbv ...) never make a requirement; x86-64 level-1 features (SSE, SSE2) are implicit",
 )
@@ -40,6 +47,7 @@ class Classes:
     checks: int
     roots: int
     hits: dict[str, int]
+    unlabelled: np.ndarray           # bool mask: dispatched by R5
 
 
 def cpu_checks(lib: Library, s: Streamed, ranges: list[tuple[int, int]],
@@ -80,10 +88,15 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]],
 
     # Unknown callers: exported functions and functions whose address is stored in data.
     rel_where, rel_target = lib.relocations()
-    outside = arrays.mask(lib.exact(rel_target), n)
     dyn = lib.dynsym
     exported = dyn[((dyn["info"] >> 4) != 0) & ((dyn["other"] & 3) == 0) & (dyn["shndx"] != 0)]
-    outside |= arrays.mask(lib.exact(exported["value"]), n)
+    # A Python extension module (it defines PyInit_*) is loaded with RTLD_LOCAL: no other
+    # library binds to its exports, so only PyInit_* itself is called from outside.
+    if len(lib.special["pyinit"]):
+        exported = lib.special["pyinit"]
+    exported_mask = arrays.mask(lib.exact(exported["value"]), n)
+    tables = _Tables(lib, s, rel_where, rel_target)
+    outside = exported_mask | tables.outside(np.zeros(n, bool))
     referenced = arrays.mask(ref_dst, n)
 
     # R1: names of feature functions, and of the referrers of those R2 may class.
@@ -105,15 +118,31 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]],
     referrers = arrays.unique(ref_src[cand[ref_dst]])
     match(referrers[~feat_mask[referrers] & ~checks[referrers]])
 
-    # R2: referenced only from CPU checks or dispatched code, to a fixed point.
+    # R2 + R5 to a fixed point. R2: referenced only from CPU checks or dispatched code.
+    # Functions without features count too when only dispatched code refers to them (a
+    # static helper or thread body between a dispatched entry point and its kernels); CPU-check
+    # code alone does not pass that on. A pointer stored in a table whose address only
+    # CPU-check or dispatched code takes (a dispatch table filled in after cpuid) is such a
+    # reference too. R5: unlabelled code (no symbol, no unwind entry) unless ordinary labelled
+    # code calls, jumps to or takes the address of it, or an unguarded table points to it.
+    gap = lib.unlabelled
     dispatched = named.copy()
     while True:
+        guarded = checks | dispatched
+        outside = exported_mask | tables.outside(guarded)
+        cand = ~named & ~outside & (referenced | tables.guarded_targets(guarded))
         bad = np.zeros(n, bool)
-        bad[ref_dst[~(checks[ref_src] | dispatched[ref_src])]] = True
-        new = cand & ~bad & ~dispatched
+        bad[ref_dst[~guarded[ref_src]]] = True
+        plain_bad = bad.copy()
+        plain_bad[ref_dst[checks[ref_src] & ~dispatched[ref_src]]] = True
+        gap_bad = np.zeros(n, bool)
+        gap_bad[ref_dst[~(guarded | gap)[ref_src]]] = True
+        gap_ok = gap & ~gap_bad & ~(outside & ~exported_mask)
+        new = ~dispatched & ((cand & np.where(feat_mask, ~bad, ~plain_bad)) | gap_ok)
         if not new.any():
             break
         dispatched |= new
+    unlabelled = gap & dispatched & ~named
 
     # R3: reachable at load, never entering dispatched code.
     roots = lib.exact(lib.init_targets(rel_where, rel_target))
@@ -121,7 +150,68 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]],
     roots = arrays.unique(np.concatenate([roots, lib.exact(pyinit["value"])]))
     roots = roots[roots >= 0]
     load = reachable(roots, call_src, call_dst, dispatched, n)
-    return Classes(feature_fns, named, dispatched, load, int(checks.sum()), len(roots), hits)
+    return Classes(feature_fns, named, dispatched, load, int(checks.sum()), len(roots), hits,
+                   unlabelled)
+
+
+class _Tables:
+    """Relocated pointers and the data objects holding them.
+
+    Objects start at addresses that code takes with a LEA or that a relocated pointer in data
+    points to; a slot belongs to the nearest object start at or below it (within
+    TABLE_BYTES). An object is guarded when every reference to it comes from guarded code
+    (CPU checks, dispatched code) or from a slot of a guarded object, and it has at least one
+    reference; a function pointer in a guarded object is not an unknown caller."""
+
+    TABLE_BYTES = 1024
+
+    def __init__(self, lib: Library, s: Streamed, rel_where: np.ndarray,
+                 rel_target: np.ndarray):
+        self.n = len(lib)
+        fn = lib.exact(rel_target)
+        to_data = lib.in_data(rel_target) & lib.in_data(rel_where)
+        self.ref_fn = (s.data_refs >> 40).astype(np.int64)
+        ref_addr = (s.data_refs & ((1 << 40) - 1)).astype(np.uint64)
+        self.objects = arrays.unique(np.concatenate([ref_addr, rel_target[to_data]]))
+        self.ref_obj = np.searchsorted(self.objects, ref_addr)
+
+        def owner(where: np.ndarray) -> np.ndarray:
+            """Object holding each slot, -1 when none is near."""
+            o = np.searchsorted(self.objects, where, side="right").astype(np.int64) - 1
+            oc = np.clip(o, 0, None)
+            near = (o >= 0) & (where - self.objects[oc] < self.TABLE_BYTES) \
+                if len(self.objects) else np.zeros(len(where), bool)
+            return np.where(near, o, -1)
+
+        self.slot_fn = fn[fn >= 0]
+        self.slot_obj = owner(rel_where[fn >= 0])
+        # data -> data pointers: (holding object, pointed-to object)
+        self.link_from = owner(rel_where[to_data])
+        self.link_to = np.searchsorted(self.objects, rel_target[to_data])
+        self.referenced = np.zeros(len(self.objects), bool)
+        self.referenced[self.ref_obj] = True
+        self.referenced[self.link_to] = True
+
+    def _guarded_slots(self, guarded: np.ndarray) -> np.ndarray:
+        if not len(self.objects):
+            return np.zeros(len(self.slot_fn), bool)
+        bad = ~self.referenced
+        bad[self.ref_obj[~guarded[self.ref_fn]]] = True
+        bad[self.link_to[self.link_from < 0]] = True
+        while True:                 # badness flows along data -> data pointers
+            spread = self.link_to[(self.link_from >= 0) & bad[np.clip(self.link_from, 0, None)]]
+            new = spread[~bad[spread]]
+            if not len(new):
+                break
+            bad[new] = True
+        return (self.slot_obj >= 0) & ~bad[np.clip(self.slot_obj, 0, None)]
+
+    def outside(self, guarded: np.ndarray) -> np.ndarray:
+        """Functions stored in a slot of a table that ordinary code may read."""
+        return arrays.mask(self.slot_fn[~self._guarded_slots(guarded)], self.n)
+
+    def guarded_targets(self, guarded: np.ndarray) -> np.ndarray:
+        return arrays.mask(self.slot_fn[self._guarded_slots(guarded)], self.n)
 
 
 def reachable(roots: np.ndarray, src: np.ndarray, dst: np.ndarray, blocked: np.ndarray,
@@ -163,7 +253,8 @@ def evidence(lib: Library, s: Streamed, c: Classes, examples: int,
             mn = table.mnemonic[code]
             per_code[mn] = per_code.get(mn, 0) + int(code_totals[code])
         o, lt = ordinary[fns], c.load[fns]
-        nm, gd = c.named[fns], c.dispatched[fns] & ~c.named[fns]
+        nm, ul = c.named[fns], c.unlabelled[fns]
+        gd = c.dispatched[fns] & ~nm & ~ul
         pool = np.flatnonzero(o) if o.any() else np.arange(len(fns))
         order = np.lexsort((-per_fn[pool], -lt[pool].astype(np.int64)))
         chosen[feat] = fns[pool[order[:examples]]]
@@ -175,13 +266,15 @@ def evidence(lib: Library, s: Streamed, c: Classes, examples: int,
                       "not reached only from CPU checks")
         else:
             parts = ([f"{int(nm.sum())} dispatch-named/allow-listed (R1)"] if nm.any() else []) \
-                + ([f"{int(gd.sum())} reached only from CPU-check code (R2)"] if gd.any() else [])
+                + ([f"{int(gd.sum())} reached only from CPU-check code (R2)"] if gd.any() else []) \
+                + ([f"{int(ul.sum())} unlabelled code block(s) (R5)"] if ul.any() else [])
             reason = "only in dispatched functions: " + ", ".join(parts)
         top = sorted(per_code.items(), key=lambda kv: -kv[1])[:3]
         rows.append(dict(name=feat, cls="baseline" if o.any() else "dispatched",
                          instructions=int(per_fn.sum()), ordinary_instructions=int(per_fn[o].sum()),
                          functions=len(fns), ordinary=int(o.sum()), load_time=int(lt.sum()),
-                         named=int(nm.sum()), guarded=int(gd.sum()), mnemonics=tuple(top),
+                         named=int(nm.sum()), guarded=int(gd.sum()), unlabelled=int(ul.sum()),
+                         mnemonics=tuple(top),
                          reason=reason))
     # Names for the examples only: a few reads, one c++filt run.
     wanted = arrays.unique(np.concatenate(list(chosen.values()))) if chosen else np.zeros(0, int)

@@ -28,9 +28,53 @@ _SHIFT = 13              # a kept instruction is packed as address << 13 | iced 
 
 
 def variable_ranges(lib: Library) -> list[tuple[int, int]]:
+    """Address ranges of CPU-feature variables: the named ones (verify.toml) found in the
+    symbol tables, the GOT slots of such variables imported from another library, and what
+    cpuid-executing code stores to or takes the address of in writable data (how stripped
+    libraries keep their feature flags)."""
     found = lib.special["variables"]
-    return sorted({(int(v), int(v) + max(int(sz), 1))
-                   for v, sz in zip(found["value"], found["size"])})
+    named = {(int(v), int(v) + max(int(sz), 1))
+             for v, sz in zip(found["value"], found["size"])}
+    return sorted(named | set(cpuid_variables(lib)) | set(lib.imported_variable_slots()))
+
+
+_CPUID = b"\x0f\xa2"
+_VARIABLE_BYTES = 16     # a stored-to address stands for this many bytes (e.g. __cpu_model)
+
+
+def cpuid_variables(lib: Library) -> list[tuple[int, int]]:
+    """Writable data that functions executing cpuid store to or take the address of."""
+    writable = [(s.addr, s.addr + s.size) for s in lib.sections
+                if s.flags & 0x3 == 0x3 and s.addr]          # SHF_WRITE | SHF_ALLOC
+    hits = []
+    for sec in lib.exec_secs:
+        pos = 0
+        while pos < sec.size:
+            want = min(CHUNK, sec.size - pos)
+            data = os.pread(lib.fd, min(want + 1, sec.size - pos), sec.offset + pos)
+            at = data.find(_CPUID)
+            while 0 <= at < want:
+                hits.append(sec.addr + pos + at)
+                at = data.find(_CPUID, at + 1)
+            pos += want
+    if not hits or not writable:
+        return []
+    fns = arrays.unique(lib.of(np.array(hits, np.uint64)))
+    out = set()
+    cpuid = iced_x86.Code.CPUID
+    for fn in fns[fns >= 0].tolist():
+        start, data = lib.code_bytes(fn)
+        targets, seen_cpuid = [], False
+        for ins in iced_x86.Decoder(64, data, ip=start):
+            seen_cpuid |= ins.code == cpuid
+            if ins.is_ip_rel_memory_operand and (
+                    ins.code == iced_x86.Code.LEA_R64_M or
+                    ins.op0_kind == iced_x86.OpKind.MEMORY):
+                targets.append(ins.ip_rel_memory_address)
+        if seen_cpuid:
+            out.update((a, a + _VARIABLE_BYTES) for a in targets
+                       if any(lo <= a < hi for lo, hi in writable))
+    return sorted(out)
 
 
 def merge(parts: list[Streamed]) -> Streamed:
@@ -44,6 +88,7 @@ def merge(parts: list[Streamed]) -> Streamed:
                      arrays.unique(np.concatenate([p.calls for p in parts])),
                      arrays.unique(np.concatenate([p.leas for p in parts])),
                      np.concatenate([p.variable_reads for p in parts]),
+                     arrays.unique(np.concatenate([p.data_refs for p in parts])),
                      max(p.seconds for p in parts))
 
 
@@ -88,6 +133,7 @@ class Streamed:
     calls: np.ndarray                # (caller, callee) edges, direct calls and tail jumps
     leas: np.ndarray                 # (referrer, function) edges from RIP-relative LEAs
     variable_reads: np.ndarray       # addresses that may read a CPU-feature variable
+    data_refs: np.ndarray            # referrer << 40 | address: LEAs of initialized data
     seconds: float = 0.0
 
     def save(self, path: Path) -> Path:
@@ -95,14 +141,16 @@ class Streamed:
         held by the coordinating process."""
         np.savez(path, instructions=self.instructions, pair_fn=self.pair_fn,
                  pair_code=self.pair_code, pair_count=self.pair_count, calls=self.calls,
-                 leas=self.leas, variable_reads=self.variable_reads, seconds=self.seconds)
+                 leas=self.leas, variable_reads=self.variable_reads,
+                 data_refs=self.data_refs, seconds=self.seconds)
         return Path(path)
 
     @classmethod
     def load(cls, path: Path) -> "Streamed":
         with np.load(path) as z:
             return cls(int(z["instructions"]), z["pair_fn"], z["pair_code"], z["pair_count"],
-                       z["calls"], z["leas"], z["variable_reads"], float(z["seconds"]))
+                       z["calls"], z["leas"], z["variable_reads"], z["data_refs"],
+                       float(z["seconds"]))
 
 
 class Collector:
@@ -116,6 +164,7 @@ class Collector:
         self.calls: list[np.ndarray] = []
         self.leas: list[np.ndarray] = []
         self.reads: list[np.ndarray] = []
+        self.data_refs: list[np.ndarray] = []
 
     def _edges(self, ips: array, targets: array, exact: bool) -> np.ndarray:
         ip = np.frombuffer(ips, np.uint64)
@@ -125,6 +174,15 @@ class Collector:
         dst = self.lib.exact(tgt[keep]) if exact else self.lib.of(tgt[keep])
         ok = (src >= 0) & (dst >= 0) & (src != dst)
         return arrays.unique(src[ok] * len(self.lib) + dst[ok])
+
+    def _data_refs(self, ips: array, targets: array) -> np.ndarray:
+        """Which function takes the address of which initialized writable data (dispatch
+        tables of function pointers live in .data.rel.ro)."""
+        tgt = np.frombuffer(targets, np.uint64)
+        keep = self.lib.in_data(tgt)
+        src = self.lib.of(np.frombuffer(ips, np.uint64)[keep])
+        ok = src >= 0
+        return arrays.unique(src[ok] << 40 | tgt[keep][ok].astype(np.int64))
 
     def chunk(self, data: bytes, base: int, kept: array, call_ip: array, call_to: array,
               jump_ip: array, jump_to: array, lea_ip: array, lea_to: array) -> None:
@@ -138,6 +196,7 @@ class Collector:
         self.calls.append(self._edges(call_ip, call_to, exact=False))
         self.calls.append(self._edges(jump_ip, jump_to, exact=True))
         self.leas.append(self._edges(lea_ip, lea_to, exact=True))
+        self.data_refs.append(self._data_refs(lea_ip, lea_to))
         if self.ranges:
             self._variable_reads(data, base)
 
@@ -172,7 +231,8 @@ class Collector:
         return Streamed(instructions, ukeys // 8192, ukeys % 8192, counts,
                          arrays.unique(cat(self.calls, np.int64)),
                          arrays.unique(cat(self.leas, np.int64)),
-                         cat(self.reads, np.uint64))
+                         cat(self.reads, np.uint64),
+                         arrays.unique(cat(self.data_refs, np.int64)))
 
 
 def stream(lib: Library, ranges: list[tuple[int, int]],

@@ -23,6 +23,7 @@ class FeatureEvidence:
     examples: tuple[str, ...]        # function names: ordinary ones (most uses first) if any
     mnemonics: tuple[tuple[str, int], ...]  # its most frequent instructions
     reason: str
+    unlabelled: int = 0              # unlabelled code blocks (R5)
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ class Rules:
     check_functions: tuple[str, ...]
     generic: tuple[Pattern, ...]
     allow: tuple[Pattern, ...]
+    name_hints: tuple[str, ...] = ()   # generic patterns run only on names containing one
+    data_in_text: frozenset[str] = frozenset()   # CpuidFeatures only data decodes as
 
 
 def _read_toml(name: str) -> dict:
@@ -79,11 +81,18 @@ def rules() -> Rules:
     if bad:
         raise ConfigError(f"tfforge/data/verify.toml: unknown mnemonic(s) {', '.join(bad)}; "
                           "use iced-x86 mnemonic names in lower case")
+    cpuid_names = {k for k in vars(iced_x86.CpuidFeature) if not k.startswith("_")}
+    unknown = sorted(set(base.get("data_in_text", ())) - cpuid_names)
+    if unknown:
+        raise ConfigError(f"tfforge/data/verify.toml: data_in_text names unknown iced-x86 "
+                          f"CpuidFeature(s) {', '.join(unknown)}")
     return Rules(frozenset(base.get("implicit", ())), tuple(base.get("ignore", {}).items()),
                  frozenset(checks.get("instructions", ())),
                  tuple(checks.get("variables", ())), tuple(checks.get("functions", ())),
                  tuple(_compile("verify.toml", e) for e in base.get("dispatch", [])),
-                 tuple(_compile("verify_allow.toml", e) for e in allow.get("allow", [])))
+                 tuple(_compile("verify_allow.toml", e) for e in allow.get("allow", [])),
+                 tuple(h.lower() for h in base.get("names", {}).get("hints", ())),
+                 frozenset(base.get("data_in_text", ())))
 
 
 @cache
@@ -127,16 +136,17 @@ def code_table() -> CodeTable:
         ins.code = code
         mn = _mnemonics().get(iced_x86.OpCodeInfo(code).mnemonic, "?")
         mnem[code] = mn
-        names = []
+        names, noise = [], False
         for f in ins.cpuid_features():
             raw = cf_names[f]
+            noise |= raw in r.data_in_text
             name = feature_name(raw)
             level = isa.features()[name].level if name in isa.features() else None
             if raw not in r.implicit and level != 1:
                 names.append(name)
         if mn in r.check_instructions:
             checks.add(code)
-        if mn in ignore and names:
+        if (mn in ignore or noise) and names:
             ignored.add(code)
             names = []
         feats[code] = tuple(dict.fromkeys(names))
@@ -144,6 +154,7 @@ def code_table() -> CodeTable:
             hot[code] = FEATURE
     hot[iced_x86.Code.CALL_REL32_64] = CALL
     hot[iced_x86.Code.JMP_REL32_64] = JMP
+    hot[iced_x86.Code.JMP_REL8_64] = JMP          # a short tail call to a neighbour
     hot[iced_x86.Code.LEA_R64_M] = LEA
     return CodeTable(tuple(feats), hot, tuple(mnem), frozenset(ignored), frozenset(checks))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import struct
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -22,10 +23,14 @@ from tfforge.host import isa
 
 ADDRESS_LIMIT = 1 << 47  # x86-64 user space: a library's sections all lie below it
 CHUNK = 8 << 20          # bytes per pread; bounds what one read holds
+GAP_BYTES = 64           # code after an FDE's end shorter than this is alignment padding
 SYM_DT = np.dtype([("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
                    ("value", "<u8"), ("size", "<u8")])
 _RELA_DT = np.dtype([("offset", "<u8"), ("info", "<u8"), ("addend", "<i8")])
-_R_X86_64_64, _R_JUMP_SLOT, _R_RELATIVE, _R_IRELATIVE = 1, 7, 8, 37
+_NT_GNU_PROPERTY_TYPE_0 = 5
+# GNU_PROPERTY_X86_ISA_1_NEEDED as binutils >= 2.35 writes it and glibc >= 2.33 checks it.
+_ISA_1_NEEDED = 0xC0008002
+_R_X86_64_64, _R_GLOB_DAT, _R_JUMP_SLOT, _R_RELATIVE, _R_IRELATIVE = 1, 6, 7, 8, 37
 
 
 @dataclass(frozen=True)
@@ -151,22 +156,63 @@ def exec_sections(sections: list[Section]) -> list[Section]:
             and s.size]
 
 
-def eh_frame_hdr_starts(fd: int, sections: list[Section]) -> np.ndarray:
-    """Function starts (int64, in table order) from the .eh_frame_hdr binary-search table;
-    empty when there is none or it is not in the one layout linkers write."""
+def eh_frame_table(fd: int, sections: list[Section]) -> tuple[np.ndarray, np.ndarray]:
+    """(function starts, their FDE addresses), int64 in table order, from the .eh_frame_hdr
+    binary-search table; empty when there is none or it is not in the one layout linkers
+    write."""
+    none = (np.zeros(0, np.int64), np.zeros(0, np.int64))
     sec = next((s for s in sections if s.name == ".eh_frame_hdr"), None)
     if sec is None or sec.size < 12 or sec.type == _SHT_NOBITS:
-        return np.zeros(0, np.int64)
+        return none
     raw = os.pread(fd, sec.size, sec.offset)
     if len(raw) < 12:
-        return np.zeros(0, np.int64)
+        return none
     version, _ptr_enc, count_enc, table_enc = raw[:4]
     # udata4 count and datarel|sdata4 table: what GNU ld, gold and LLD all write.
     if version != 1 or count_enc != 0x03 or table_enc != 0x3B:
-        return np.zeros(0, np.int64)
+        return none
     count = min(int.from_bytes(raw[8:12], "little"), (len(raw) - 12) // 8)
-    table = np.frombuffer(raw, "<i4", count * 2, 12)[0::2]
-    return table.astype(np.int64) + sec.addr
+    table = np.frombuffer(raw, "<i4", count * 2, 12).astype(np.int64) + sec.addr
+    return table[0::2], table[1::2]
+
+
+def eh_frame_hdr_starts(fd: int, sections: list[Section]) -> np.ndarray:
+    """Function starts (int64, in table order) from the .eh_frame_hdr search table."""
+    return eh_frame_table(fd, sections)[0]
+
+
+def fde_ends(fd: int, sections: list[Section], starts: np.ndarray,
+             fdes: np.ndarray) -> np.ndarray:
+    """End address of each function from its FDE's pc_range (int64; -1 where unknown).
+
+    Read for FDEs in the encoding compilers use on x86-64 (pc_begin pcrel|sdata4, then a
+    4-byte pc_range); an FDE whose decoded pc_begin is not its table entry's start is
+    another encoding and is left unknown. .eh_frame is read in bounded chunks."""
+    ends = np.full(len(starts), -1, np.int64)
+    sec = next((s for s in sections if s.name == ".eh_frame"), None)
+    if sec is None or sec.type == _SHT_NOBITS or not len(fdes):
+        return ends
+    off = fdes - sec.addr
+    order = np.argsort(off, kind="stable")
+    off_sorted = off[order]
+    pos = 0
+    while pos < sec.size:
+        want = min(CHUNK, sec.size - pos)
+        buf = np.frombuffer(os.pread(fd, want + 16, sec.offset + pos), np.uint8)
+        lo, hi = np.searchsorted(off_sorted, [pos, pos + want])
+        rel = off_sorted[lo:hi] - pos
+        rel = rel[rel + 16 <= len(buf)]
+        idx = order[lo:lo + len(rel)]
+
+        def word(at: np.ndarray) -> np.ndarray:
+            return (buf[at].astype(np.int64) | buf[at + 1].astype(np.int64) << 8
+                    | buf[at + 2].astype(np.int64) << 16 | buf[at + 3].astype(np.int64) << 24)
+        length, begin, span = word(rel), word(rel + 8), word(rel + 12)
+        begin = (begin ^ 0x80000000) - 0x80000000 + fdes[idx] + 8
+        ok = (length != 0xFFFFFFFF) & (length >= 12) & (begin == starts[idx])
+        ends[idx[ok]] = starts[idx[ok]] + span[ok]
+        pos += want
+    return ends
 
 
 def code_bytes(path: Path | str) -> int:
@@ -190,17 +236,23 @@ class Library:
         fsyms = [self._function_symbols(syms) for syms, _ in self.tables]
         self.symbol_source = (".symtab" if len(fsyms[0]) else
                               ".dynsym" if len(fsyms[1]) else ".eh_frame_hdr")
+        eh_starts, eh_fdes = eh_frame_table(self.fd, self.sections)
         starts = arrays.unique(np.concatenate(
-            [fsyms[0]["value"], fsyms[1]["value"],
-             eh_frame_hdr_starts(self.fd, self.sections).astype(np.uint64),
+            [fsyms[0]["value"], fsyms[1]["value"], eh_starts.astype(np.uint64),
              np.array([s.addr for s in self.exec_secs], np.uint64)]).astype(np.uint64))
         self.fsyms = fsyms
-        self.starts = starts
         self.lo = np.array([s.addr for s in self.exec_secs], np.uint64)
         self.hi = np.array([s.addr + s.size for s in self.exec_secs], np.uint64)
+        data = [s for s in self.sections if s.flags & 0x3 == 0x3 and s.type == _SHT_PROGBITS
+                and s.addr and not s.flags & _SHF_EXECINSTR]     # SHF_WRITE | SHF_ALLOC
+        data.sort(key=lambda s: s.addr)
+        self.data_lo = np.array([s.addr for s in data], np.uint64)
+        self.data_hi = np.array([s.addr + s.size for s in data], np.uint64)
+        top = self.hi.max() if len(self.hi) else 0
         # A function ends at the next start, or earlier where a symbol gives its size: bytes
         # after it (constant tables that hand-written assembly keeps in .text) are not code.
-        ends = np.append(starts[1:], self.hi.max() if len(self.hi) else 0).astype(np.uint64)
+        ends = np.append(starts[1:], top).astype(np.uint64)
+        sized_mask = np.zeros(len(starts), bool)
         for syms in fsyms:
             sized = syms[syms["size"] > 0]
             if len(sized):
@@ -208,7 +260,67 @@ class Library:
                 span = np.maximum.reduceat(sized["size"], first)
                 idx = np.searchsorted(starts, sized["value"][first])
                 ends[idx] = np.minimum(ends[idx], sized["value"][first] + span)
+                sized_mask[idx] = True
+        # Without a symbol size (stripped libraries), the unwind entry (FDE) gives the end.
+        # Code after it up to the next start has neither a symbol nor an unwind entry:
+        # hand-written assembly or data in .text. Such a gap becomes an *unlabelled* function
+        # (rule R5) instead of silently extending its neighbour.
+        fe = fde_ends(self.fd, self.sections, eh_starts, eh_fdes)
+        known = fe > 0
+        idx = np.searchsorted(starts, eh_starts[known].astype(np.uint64))
+        fe_known = fe[known].astype(np.uint64)
+        shorter = (~sized_mask[idx]) & (fe_known < ends[idx]) & (fe_known > starts[idx])
+        idx, fe_known = idx[shorter], fe_known[shorter]
+        nxt = ends[idx]
+        ends[idx] = fe_known
+        gap = nxt >= fe_known + GAP_BYTES
+        gaps = fe_known[gap]
+        self.unlabelled = np.zeros(len(starts), bool)
+        if len(gaps):
+            # Entry points inside the gaps (targets of direct calls, jumps and LEAs) start
+            # blocks of their own, so one routine's use does not decide its neighbours'.
+            gaps = arrays.unique(np.concatenate(
+                [gaps, self._entries_in(gaps, nxt[gap])]))
+            merged = arrays.unique(np.concatenate([starts, gaps]))
+            new_ends = np.append(merged[1:], top).astype(np.uint64)
+            at = np.searchsorted(merged, starts)
+            new_ends[at] = np.minimum(new_ends[at], ends)
+            self.unlabelled = np.isin(merged, gaps) & ~np.isin(merged, starts)
+            starts, ends = merged, new_ends
+        self.starts = starts
         self.ends = ends
+
+    def _entries_in(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+        """Addresses in [lo[i], hi[i]) that a call/jmp rel32 or a RIP-relative LEA anywhere
+        in the code targets, found by a byte-pattern pass (no decoding): E8/E9 + rel32, and
+        REX.W 8D ModRM(mod=00, rm=101) + disp32. A stray match only splits a block."""
+        found = []
+        for sec in self.exec_secs:
+            pos = 0
+            while pos < sec.size:
+                want = min(CHUNK, sec.size - pos)
+                b = np.frombuffer(os.pread(self.fd, min(want + 8, sec.size - pos),
+                                           sec.offset + pos), np.uint8)
+                base = sec.addr + pos
+                n = min(want, len(b) - 7)
+                if n <= 0:
+                    break
+
+                def rel32(at: np.ndarray) -> np.ndarray:
+                    v = (b[at].astype(np.int64) | b[at + 1].astype(np.int64) << 8
+                         | b[at + 2].astype(np.int64) << 16 | b[at + 3].astype(np.int64) << 24)
+                    return (v ^ 0x80000000) - 0x80000000
+                br = np.flatnonzero((b[:n] == 0xE8) | (b[:n] == 0xE9))
+                lea = np.flatnonzero(((b[:n] & 0xFB) == 0x48) & (b[1:n + 1] == 0x8D)
+                                     & ((b[2:n + 2] & 0xC7) == 0x05))
+                targets = np.concatenate([base + br + 5 + rel32(br + 1),
+                                          base + lea + 7 + rel32(lea + 3)])
+                targets = targets[targets >= 0].astype(np.uint64)
+                i = np.searchsorted(lo, targets, side="right").astype(np.int64) - 1
+                inside = (i >= 0) & (targets < hi[np.clip(i, 0, None)])
+                found.append(targets[inside])
+                pos += want
+        return np.concatenate(found) if found else np.zeros(0, np.uint64)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -258,6 +370,28 @@ class Library:
                     out[key].append(syms[np.isin(syms["name"], offs) & (syms["shndx"] != 0)])
         return {k: np.concatenate(v) if v else np.zeros(0, SYM_DT) for k, v in out.items()}
 
+    def imported_variable_slots(self) -> list[tuple[int, int]]:
+        """GOT slots (address ranges) holding the address of a CPU-feature variable defined in
+        another library (libgfortran reads libgcc_s's __cpu_model through its GOT)."""
+        syms, strtab = self.tables[1]
+        if strtab is None or not len(syms):
+            return []
+        needles = [n.encode() + b"\0" for n in rules().check_variables]
+        offs = [o for v in _offsets_of(self.fd, strtab, needles).values() for o in v]
+        wanted = np.flatnonzero(np.isin(syms["name"], offs) & (syms["shndx"] == 0))
+        if not len(wanted):
+            return []
+        out = []
+        for sec in self.sections:
+            if sec.type != _SHT_RELA or not sec.flags & _SHF_ALLOC:
+                continue
+            rel = np.frombuffer(os.pread(self.fd, sec.size - sec.size % _RELA_DT.itemsize,
+                                         sec.offset), _RELA_DT)
+            hit = ((rel["info"] & 0xFFFFFFFF) == _R_GLOB_DAT) & \
+                np.isin((rel["info"] >> 32).astype(np.int64), wanted)
+            out += [(int(w), int(w) + 8) for w in rel["offset"][hit]]
+        return out
+
     def names(self, fns: np.ndarray) -> Iterable[tuple[int, str]]:
         """(function, name) for every symbol at each function's start (aliases included)."""
         addrs = self.starts[fns]
@@ -296,6 +430,11 @@ class Library:
             return np.zeros(len(addrs), bool)
         i = np.searchsorted(self.lo, addrs, side="right").astype(np.int64) - 1
         return (i >= 0) & (addrs < self.hi[np.clip(i, 0, None)])
+
+    def in_data(self, addrs: np.ndarray) -> np.ndarray:
+        """Whether each address is in initialized writable data (.data, .data.rel.ro ...)."""
+        i = np.searchsorted(self.data_lo, addrs, side="right").astype(np.int64) - 1
+        return (i >= 0) & (addrs < self.data_hi[np.clip(i, 0, None)])
 
     def code_bytes(self, fn: int) -> tuple[int, bytes]:
         start, end = int(self.starts[fn]), int(self.ends[fn])
@@ -382,10 +521,31 @@ class Library:
         return f"{best[0]}.{best[1]}" if best else None
 
     def isa_needed(self) -> str | None:
-        """The x86 ISA level GNU ld records with -mneeded / -z x86-64-vN (glibc enforces it)."""
+        """The x86 ISA level GNU ld records with -mneeded / -z x86-64-vN (glibc enforces it):
+        GNU_PROPERTY_X86_ISA_1_NEEDED in the NT_GNU_PROPERTY_TYPE_0 note."""
         hdr = self.section(".note.gnu.property")
-        if hdr is None:
+        if hdr is None or hdr.type == _SHT_NOBITS:
             return None
+        raw = os.pread(self.fd, min(hdr.size, 4096), hdr.offset)
+        pos = 0
+        while pos + 12 <= len(raw):
+            namesz, descsz, kind = struct.unpack_from("<III", raw, pos)
+            name = raw[pos + 12:pos + 12 + namesz]
+            start = pos + 12 + (namesz + 3) // 4 * 4          # name 4-aligned, desc 8-aligned
+            desc = raw[start:start + descsz]
+            pos = start + (descsz + 7) // 8 * 8
+            if kind != _NT_GNU_PROPERTY_TYPE_0 or name != b"GNU\0":
+                continue
+            at = 0
+            while at + 8 <= len(desc):
+                pr_type, size = struct.unpack_from("<II", desc, at)
+                data = desc[at + 8:at + 8 + size]
+                at += 8 + (size + 7) // 8 * 8
+                if pr_type == _ISA_1_NEEDED and len(data) >= 4:
+                    bits = int.from_bytes(data[:4], "little")
+                    levels = [i + 1 for i in range(4) if bits >> i & 1]
+                    return isa.level_name(max(levels)) if levels else None
+        return None
         for note in self.elf.get_section(hdr.index).iter_notes():
             for prop in note.get("n_desc") or ():
                 if not isinstance(prop, dict) or \

@@ -136,8 +136,21 @@ def smoke(spec: str | None, *, golden: Path, mode: str, batch: int, repeat: int,
     pairs = g2p.read_golden(golden)
     target = resolve(spec)
     env = single_thread_env()
+    static = _static_verdict(target)
     started = time.monotonic()
-    tf = probe(target, env, timeout)
+    try:
+        tf = probe(target, env, timeout)
+    except VerifyError as exc:
+        if static is not None and static.ok:
+            raise VerifyError(f"{exc} - and verify's static verdict says this host has every "
+                              "feature the wheel requires: smoke and verify disagree (not a "
+                              "missing CPU feature, or verify missed one)") from exc
+        raise
+    if static is not None and not static.ok:
+        raise VerifyError(f"smoke and verify disagree: {target.name} imports and runs on this "
+                          f"host, but verify's static verdict says it lacks "
+                          f"{', '.join(static.missing)}; verify classed a feature as required "
+                          "that is not (report it with `invoke verify WHEEL --json`)")
     info(f"TensorFlow {tf.get('version')} imports ({time.monotonic() - started:.1f} s)")
     proc, doc = run_script(target, [str(g2p.RUNNER), "--words", str(golden), "--mode", mode,
                                     "--batch", str(batch), "--intra", "1", "--inter", "1",
@@ -160,7 +173,20 @@ def smoke(spec: str | None, *, golden: Path, mode: str, batch: int, repeat: int,
         "mismatches": [{"word": m.word, "expected": " ".join(m.expected),
                         "got": " ".join(m.got)} for m in mismatches],
         "times_s": doc["times_s"], "words_per_s": len(pairs) / median,
+        "verify": None if static is None else {"host": static.name, "runs": static.ok,
+                                               "missing": list(static.missing)},
     }
+
+
+def _static_verdict(target: Target):
+    """verify's static verdict for this host (cached scan), or None without a wheel."""
+    if target.wheel is None:
+        return None
+    from tfforge.host import cpu
+    from tfforge.verify import verdict, wheelscan
+    info("verify's static verdict for this host (ISA scan, cached per wheel)")
+    return verdict.static_host_verdict(target.wheel, cpu.detect_host(),
+                                       jobs=wheelscan.default_jobs(), status=info)
 
 
 def _print(doc: dict) -> None:
@@ -175,6 +201,9 @@ def _print(doc: dict) -> None:
     say("CPU features this TensorFlow does not use: "
         + (" ".join(tf.get("unused_cpu_features") or []) or "none"))
     say("threads:    OMP_NUM_THREADS=1, intra-op 1, inter-op 1")
+    if doc.get("verify"):
+        say(f"verify:     static verdict for this host: "
+            f"{'runs' if doc['verify']['runs'] else 'cannot run'} (agrees with this run)")
     say(f"g2p:        {doc['matched']}/{doc['words']} golden words match ({doc['mode']}, "
         f"batch {doc['batch']}); {doc['words_per_s']:,.0f} words/s "
         f"(median of {len(doc['times_s'])})")

@@ -1,8 +1,8 @@
 """`verify --emulate MODEL`: run the wheel as an older CPU under Debian's qemu-user.
 
 The wheel is installed into its isolated venv (tfforge.venvs, cached by sha256); then
-`qemu-x86_64 -cpu MODEL <venv python>` imports TensorFlow and runs a few ops, including a
-float16 cast. qemu-user refuses AVX, F16C, AVX2, FMA, BMI1 and BMI2 instructions a model lacks
+`qemu-x86_64 -cpu MODEL <venv python>` runs the project's probe (tfforge.verify.probes: for
+TensorFlow an import and a few ops, including a float16 cast). qemu-user refuses AVX, F16C, AVX2, FMA, BMI1 and BMI2 instructions a model lacks
 (it has no AVX-512 at all), so a missing baseline feature shows as SIGILL. What the model offers
 is read the same way: py-cpuinfo's CPUID decoder run under that model.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -21,38 +22,14 @@ import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Iterable
 
-from tfforge.host import cpu
+from tfforge import resources
+from tfforge.host import cpu, isa
+from tfforge.verify import probes
 from tfforge.errors import ConfigError, TfforgeError
 from tfforge.files import write_json_atomic
 from tfforge.paths import cache_dir
-
-# Runs inside the venv under qemu: stdlib + numpy + TensorFlow only. Stage markers go to stdout
-# (flushed) so a crash says how far it got; faulthandler names the Python frame.
-PROBE = r"""
-import json, sys
-def stage(name):
-    print("TFFORGE-STAGE", name, flush=True)
-stage("import numpy")
-import numpy as np
-stage("import tensorflow")
-import tensorflow as tf
-stage("matmul")
-x = tf.constant([[1.0, 2.0], [3.0, 4.0]])
-y = tf.matmul(x, x)
-stage("relu + reduce_sum")
-r = float(tf.reduce_sum(tf.nn.relu(y - 10.0)))
-stage("conv2d")
-c = float(tf.reduce_sum(tf.nn.conv2d(tf.ones([1, 4, 4, 1]), tf.ones([2, 2, 1, 1]), 1, "VALID")))
-stage("float16 cast")
-h = tf.cast(y, tf.float16)
-back = float(tf.reduce_sum(tf.cast(h, tf.float32)))
-stage("done")
-ok = back == 54.0 and r == 17.0 and c == 36.0
-print("TFFORGE-RESULT", json.dumps({"version": tf.__version__, "sum": back, "relu": r,
-                                    "conv": c, "ok": ok}), flush=True)
-sys.exit(0 if ok else 3)
-"""
 
 # What a model offers, read by py-cpuinfo's own CPUID decoder under qemu (the kernel's
 # /proc/cpuinfo would describe the real host, not the model).
@@ -105,6 +82,36 @@ def check_model(model: str) -> str:
                       "Haswell)")
 
 
+def _model_facts(model: str) -> dict:
+    base = re.sub(r"(-v\d+|-noTSX|-IBRS)+$", "", model)
+    return resources.toml("qemu_models.toml")["models"].get(base, {})
+
+
+def stands_for(model: str) -> str | None:
+    """The archspec microarchitecture a qemu model stands for (qemu_models.toml), or None."""
+    return _model_facts(model).get("uarch")
+
+
+def model_env(model: str) -> dict[str, str]:
+    """Environment that makes libraries' own CPU detection see the model as the real CPU
+    (OPENBLAS_CORETYPE; see qemu_models.toml)."""
+    core = _model_facts(model).get("openblas")
+    return {"OPENBLAS_CORETYPE": core} if core else {}
+
+
+def unexecutable(model: str, required: Iterable[str], offered: Iterable[str]) -> tuple[str, ...]:
+    """Required features the real CPU behind `model` has but the model does not execute under
+    qemu-user (`offered`: what CPUID says under qemu). A run that needs them confirms nothing:
+    it traps where the real CPU would run."""
+    import archspec.cpu
+    target = stands_for(model)
+    if target is None or target not in archspec.cpu.TARGETS:
+        return ()
+    real = isa.normalize(archspec.cpu.TARGETS[target].features)
+    lost = (frozenset(required) & real) - frozenset(offered)
+    return tuple(sorted(lost, key=isa.sort_key))
+
+
 def _host_python() -> str:
     # The real binary: shims and wrappers (pyenv) are shell scripts qemu cannot run.
     return os.path.realpath(sys.executable)
@@ -138,11 +145,22 @@ def _tail(text: str, lines: int = 3) -> str:
     return " | ".join(keep[-lines:]) or "no output"
 
 
-def run(python: Path, model: str, *, timeout: float) -> EmulationResult:
-    """Run the probe with `python` (a venv's) under qemu-x86_64 -cpu MODEL."""
+def run(python: Path, model: str, *, project: str = "tensorflow",
+        timeout: float) -> EmulationResult:
+    """Run the project's probe (tfforge.verify.probes) with `python` (a venv's) under
+    qemu-x86_64 -cpu MODEL."""
     model = check_model(model)
-    cmd = [qemu(), "-cpu", model, str(python), "-X", "faulthandler", "-c", PROBE]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1"}
+    return run_probe([qemu(), "-cpu", model], python, model, project=project, timeout=timeout,
+                     env=model_env(model))
+
+
+def run_probe(prefix: list[str], python: Path, label: str, *, project: str,
+              timeout: float, env: dict[str, str] | None = None) -> EmulationResult:
+    """The project's probe run as `prefix + [python, ...]` (no prefix: on this CPU)."""
+    model = label
+    cmd = [*prefix, str(python), "-X", "faulthandler", "-c", probes.for_project(project)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1",
+           **(env or {})}
     t0 = time.monotonic()
     # cwd: an empty folder, so a ./tensorflow directory cannot shadow the installed package.
     with tempfile.TemporaryDirectory(prefix="tfforge-emulate-") as cwd:

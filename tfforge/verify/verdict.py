@@ -19,8 +19,8 @@ from tfforge.elfscan.results import FeatureEvidence, LibraryScan
 from tfforge.errors import ConfigError
 from tfforge.host import cpu, isa
 from tfforge.verify import emulate
-from tfforge.verify.wheelcheck import (FAIL, PASS, Check, claim_check, claimed_features,
-                                       glibc_check,
+from tfforge.verify.wheelcheck import (FAIL, PASS, SKIP, Check, claim_check, claimed_features,
+                                       glibc_check, isa_note_check,
                                        provenance_check, python_check, structure_check)
 from tfforge.verify.wheelscan import scan_wheel
 
@@ -38,8 +38,13 @@ class HostVerdict:
 @dataclass(frozen=True)
 class EmulationVerdict:
     result: emulate.EmulationResult
-    predicted_missing: tuple[str, ...]   # baseline features the model lacks
-    agrees: bool                         # the run went as the static verdict predicts
+    predicted_missing: tuple[str, ...]   # baseline features the model lacks under qemu
+    unexecutable: tuple[str, ...]        # of them, ones the real CPU has but qemu cannot run
+    agrees: bool | None                  # the run went as predicted; None: not confirmable
+
+    @property
+    def confirmable(self) -> bool:
+        return not self.unexecutable
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,8 @@ class VerifyReport:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["libraries"] = [lib.to_dict() for lib in self.libraries]
+        for e, doc in zip(self.emulation, d["emulation"]):
+            doc["confirmable"] = e.confirmable
         d["ok"] = self.ok
         d["exit_code"] = 0 if self.ok else 1
         return d
@@ -141,7 +148,8 @@ def verify(wheel_path: Path, *, hosts: list[cpu.HostProfile], python: str,
     verdicts = host_verdicts(hosts, baseline, dispatched)
     checks = [structure_check(checked), python_check(facts, python, members),
               glibc_check(facts, scans), provenance_check(facts, claim[0]), isa_check,
-              compatibility_check(verdicts), claim_check(facts, baseline, scans, claim)]
+              isa_note_check(scans), compatibility_check(verdicts),
+              claim_check(facts, baseline, scans, claim)]
 
     emulations = []
     if models:
@@ -150,14 +158,10 @@ def verify(wheel_path: Path, *, hosts: list[cpu.HostProfile], python: str,
         status(f"installing {facts.filename} into its venv for emulation (cached by sha256)")
         py = venvs.venv_python(wheel_path)
         for model in models:
-            status(f"running TensorFlow under qemu-x86_64 -cpu {model} ...")
-            res = emulate.run(py, model, timeout=emulate_timeout)
-            # What the static verdict predicts will trap: the model as a host.
-            missing = host_verdicts([emulate.model_host(model)], baseline, frozenset())[0].missing
-            # A predicted trap may not be reached by the few ops run; an unpredicted one
-            # means the static scan missed a requirement.
-            agrees = res.status == "pass" or (res.status == "signal" and bool(missing))
-            emulations.append(EmulationVerdict(res, missing, agrees))
+            status(f"running {facts.name} under qemu-x86_64 -cpu {model} ...")
+            emulations.append(emulated_verdict(py, model, facts.name, baseline,
+                                               timeout=emulate_timeout))
+            res = emulations[-1].result
             status(f"qemu {model}: {res.status}{' ' + res.signal if res.signal else ''} "
                    f"after {res.seconds:.0f} s")
         checks.append(_emulation_check(emulations))
@@ -172,6 +176,34 @@ def verify(wheel_path: Path, *, hosts: list[cpu.HostProfile], python: str,
         emulation=tuple(emulations), scan_cached=cached,
         seconds=round(time.perf_counter() - t0, 2),
         timings=tuple((k, round(v, 2)) for k, v in timings))
+
+
+def static_host_verdict(wheel_path: Path, host: cpu.HostProfile, *, jobs: int = 1,
+                        status: Callable[[str], None] = lambda _m: None) -> HostVerdict:
+    """verify's static verdict for one host, from the wheel's (cached) ISA scan: what smoke
+    compares with what really happens."""
+    _, scans, errors, _, _ = scan_wheel(wheel_path, jobs=jobs, status=status)
+    if errors:
+        raise ConfigError(f"{wheel_path.name}: {len(errors)} librar(ies) could not be "
+                          f"scanned: {errors[0]}")
+    baseline, dispatched = union(scans)
+    return host_verdicts([host], baseline, dispatched)[0]
+
+
+def emulated_verdict(python: Path, model: str, project: str, baseline: frozenset[str], *,
+                     timeout: float) -> EmulationVerdict:
+    """Run the project's probe under qemu as `model` and compare with the static verdict:
+    it must run when the model has every baseline feature and trap (a signal) when not.
+    When the real CPU behind the model has a baseline feature qemu cannot execute (AVX-512,
+    AMX ...), the run is not confirmable either way (agrees is None)."""
+    res = emulate.run(python, model, project=project, timeout=timeout)
+    offered = emulate.model_host(model).features
+    missing = tuple(sorted(baseline - offered, key=isa.sort_key))
+    lost = emulate.unexecutable(model, baseline, offered)
+    if lost:
+        return EmulationVerdict(res, missing, lost, None)
+    ran, trapped = res.status == "pass", res.status == "signal"
+    return EmulationVerdict(res, missing, (), (ran and not missing) or (trapped and bool(missing)))
 
 
 def _check_platform(wheel_path: Path) -> None:
@@ -195,17 +227,25 @@ def _emulation_check(ems: list[EmulationVerdict]) -> Check:
                 "failed": "probe failed", "timeout": "timed out"}[r.status]
         at = f" at stage '{r.stage}'" if r.stage and r.status != "pass" else ""
         where = f" ({r.where})" if r.where else ""
+        if not e.confirmable:
+            pred = (f"not confirmable under qemu: the real CPU has "
+                    f"{', '.join(e.unexecutable)}, which qemu-user cannot execute")
         details.append(f"{r.model}: {what}{at}{where} in {r.seconds:.0f} s; {pred}"
-                       + ("" if e.agrees else " - DISAGREES"))
-    failed = [e for e in ems if e.result.status != "pass"]
-    disagree = [e for e in ems if not e.agrees]
+                       + (" - DISAGREES" if e.agrees is False else ""))
+    judged = [e for e in ems if e.confirmable]
+    disagree = [e for e in judged if not e.agrees]
+    failed = [e for e in judged if e.result.status != "pass"]
+    def first(e: EmulationVerdict) -> tuple[str, ...]:      # the summary's run first
+        i = ems.index(e)
+        return (details[i], *details[:i], *details[i + 1:])
     if disagree:
-        return Check("emulate", FAIL, "static verdict missed a requirement: " +
-                     details[ems.index(disagree[0])], tuple(details))
+        return Check("emulate", FAIL, "emulated run and static verdict disagree: " +
+                     details[ems.index(disagree[0])], first(disagree[0]))
     if failed:
-        return Check("emulate", FAIL, details[ems.index(failed[0])], tuple(details))
+        return Check("emulate", FAIL, details[ems.index(failed[0])], first(failed[0]))
+    if not judged:
+        return Check("emulate", SKIP, "; ".join(details), tuple(details))
     return Check("emulate", PASS, "; ".join(details), tuple(details))
-
 
 
 def feature_rows(r: VerifyReport) -> list[dict]:
@@ -221,7 +261,7 @@ def feature_rows(r: VerifyReport) -> list[dict]:
             "libraries": len(per), "baseline_in": len(base),
             "instructions": sum(e.instructions for _, e in per),
             "ordinary": sum(e.ordinary for _, e in per),
-            "dispatched_fns": sum(e.named + e.guarded for _, e in per),
+            "dispatched_fns": sum(e.named + e.guarded + e.unlabelled for _, e in per),
             "why": _why(pick_e), "library": pick_s.path,
             "evidence": f"{PurePosixPath(pick_s.path).name}: {pick_e.reason}",
             "example": pick_e.examples[0] if pick_e.examples else ""})
@@ -231,6 +271,7 @@ def feature_rows(r: VerifyReport) -> list[dict]:
 def _why(e: FeatureEvidence) -> str:
     if e.cls == "baseline":
         return "runs at load (R3)" if e.load_time else "ordinary code (R4)"
-    parts = (["named (R1)"] if e.named else []) + (["CPU-checked (R2)"] if e.guarded else [])
+    parts = (["named (R1)"] if e.named else []) + (["CPU-checked (R2)"] if e.guarded else []) \
+        + (["unlabelled code (R5)"] if e.unlabelled else [])
     return " + ".join(parts)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Iterable
 
 import archspec.cpu
@@ -206,3 +207,31 @@ def provenance_check(facts: wheel.WheelFacts, claimed: frozenset[str]) -> Check:
     copts = " ".join(copts) or "no extra flags"
     return Check("provenance", PASS, f"tfforge build record matches +{label}{extra} "
                  f"(copts: {copts})")
+
+
+def isa_note_check(scans: list[LibraryScan]) -> Check:
+    """The x86 ISA-level note (GNU_PROPERTY_X86_ISA_1_NEEDED) each library carries, against
+    its scanned baseline. glibc refuses to load a library whose note names a level the CPU
+    lacks; a note naming a lower level than the code needs lets it load and trap later."""
+    noted = [s for s in scans if s.isa_needed]
+    if not noted:
+        return Check("isa-note", SKIP, f"none of {len(scans)} libraries records an x86 ISA "
+                     "level (.note.gnu.property): nothing stops a too-old CPU at load time")
+    problems, shown = [], []
+    for s in noted:
+        level = isa.parse_level(s.isa_needed) or 1
+        levels = {f: isa.features()[f].level or 1 for f in s.baseline if f in isa.features()}
+        beyond = sorted((f for f, lv in levels.items() if lv > level), key=isa.sort_key)
+        needed = max(levels.values(), default=1)
+        if beyond:
+            problems.append(f"{s.path}: note says {s.isa_needed} but its code needs "
+                            f"{', '.join(beyond)} ({isa.level_name(needed)})")
+        shown.append(f"{PurePosixPath(s.path).name}: {s.isa_needed} (code needs "
+                     f"{isa.level_name(needed)})")
+    unnoted = len(scans) - len(noted)
+    rest = f"; {unnoted} librar(ies) without a note" if unnoted else ""
+    if problems:
+        return Check("isa-note", FAIL, f"{len(problems)} note(s) name a lower level than the "
+                     f"code needs: {problems[0]}", tuple(problems))
+    return Check("isa-note", PASS, f"{len(noted)} librar(ies) record an ISA level that agrees "
+                 f"with the scanned baseline{rest}", tuple(shown))
