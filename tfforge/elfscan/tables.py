@@ -223,6 +223,14 @@ def code_bytes(path: Path | str) -> int:
         return sum(s.size for s in exec_sections(open_elf(path, f)[1]))
 
 
+def _inside(lo: np.ndarray, hi: np.ndarray, addrs: np.ndarray) -> np.ndarray:
+    """Whether each address lies in one of the sorted ranges [lo, hi) (none when empty)."""
+    if not len(lo):
+        return np.zeros(len(addrs), bool)
+    i = np.searchsorted(lo, addrs, side="right").astype(np.int64) - 1
+    return (i >= 0) & (addrs < hi[np.clip(i, 0, None)])
+
+
 class Library:
     """One open ELF library: sections, symbol tables and the function table."""
 
@@ -426,15 +434,11 @@ class Library:
         return np.where((i < len(self.starts)) & (self.starts[ic] == addrs), ic, -1)
 
     def in_code(self, addrs: np.ndarray) -> np.ndarray:
-        if not len(self.lo):
-            return np.zeros(len(addrs), bool)
-        i = np.searchsorted(self.lo, addrs, side="right").astype(np.int64) - 1
-        return (i >= 0) & (addrs < self.hi[np.clip(i, 0, None)])
+        return _inside(self.lo, self.hi, addrs)
 
     def in_data(self, addrs: np.ndarray) -> np.ndarray:
         """Whether each address is in initialized writable data (.data, .data.rel.ro ...)."""
-        i = np.searchsorted(self.data_lo, addrs, side="right").astype(np.int64) - 1
-        return (i >= 0) & (addrs < self.data_hi[np.clip(i, 0, None)])
+        return _inside(self.data_lo, self.data_hi, addrs)
 
     def code_bytes(self, fn: int) -> tuple[int, bytes]:
         start, end = int(self.starts[fn]), int(self.ends[fn])
