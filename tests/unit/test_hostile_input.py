@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -182,6 +183,20 @@ def test_save_onto_a_folder_under_a_file_or_unwritable(tmp_path):
     assert [p.name for p in tmp_path.rglob(".*.tmp")] == []
 
 
+def test_a_build_folder_that_is_a_file_or_link(tmp_path, monkeypatch):
+    monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
+    build_id = build.render_command({"target": "haswell"}, as_json=True)["id"]
+    final = tmp_path / "builds" / build_id
+    shutil.rmtree(final)
+    final.write_text("mine\n")
+    assert "is a file or link" in one_line(build.render_command, {"target": "haswell"})
+    assert final.read_text() == "mine\n"
+    final.unlink()
+    final.symlink_to(tmp_path / "nowhere")
+    assert "is a file or link" in one_line(build.render_command, {"target": "haswell"})
+    assert not (tmp_path / "nowhere").exists()
+
+
 @pytest.mark.parametrize("what", ["builds-file", "builds-link", "root-file", "root-link",
                                   "cache-file", "cache-link"])
 def test_project_and_cache_places_that_are_not_folders(tmp_path, monkeypatch, what):
@@ -255,7 +270,7 @@ def test_ctrl_c_while_starting_exits_130(tmp_path):
     assert "Traceback" not in rest and rest.strip().endswith("error: interrupted"), rest[-1500:]
 
 
-# ---- bench's output folder ------------------------------------------------------------------------
+# ---- bench's output folder ---------------------------------------------------------------
 def test_bench_out_onto_a_file_is_refused_before_running(tmp_path):
     from tfforge.runtime import bench
     (tmp_path / "out").write_text("mine\n")
@@ -269,3 +284,23 @@ def test_golden_file_that_is_a_fifo(tmp_path):
     os.mkfifo(tmp_path / "golden.tsv")
     with pytest.raises(ConfigError, match="golden file: .*not a regular file"):
         g2p.read_golden(tmp_path / "golden.tsv")
+
+
+@pytest.mark.parametrize("kind, text, needle", [
+    ("dir", "", "not a regular file"),
+    ("file", "tfforge = 5\n", "must be a table"),
+    ("file", "[tfforge]\ntf_version = 2.21\n", "tfforge.toml key 'tf_version'"),
+    ("file", "[tfforge]\nbuild_timeout = nan\n", "tfforge.toml key 'build_timeout'"),
+    ("file", "[tfforge]\nbuild_timeout = inf\n", "tfforge.toml key 'build_timeout'"),
+    ("file", "[tfforge]\nmkl = \"maybe\"\n", "tfforge.toml key 'mkl'"),
+    ("file", "[tfforge]\nverify_jobs = 1.5\n", "tfforge.toml key 'verify_jobs'"),
+    ("file", "\xff", "not UTF-8"),
+])
+def test_tfforge_toml_that_is_unusable(tmp_path, monkeypatch, kind, text, needle):
+    monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
+    if kind == "dir":
+        (tmp_path / "tfforge.toml").mkdir()
+    else:
+        (tmp_path / "tfforge.toml").write_bytes(text.encode("latin-1"))
+    assert needle in one_line(build.build_command, {"target": "haswell"}, dry_run=True)
+    assert not (tmp_path / "builds").exists()

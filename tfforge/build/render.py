@@ -19,7 +19,7 @@ import jinja2
 
 from tfforge.build import toolchains
 from tfforge import resources
-from tfforge.errors import BuildError
+from tfforge.errors import BuildError, ConfigError
 from tfforge.files import io_error
 from tfforge.build.spec import DIST, BuildSpec, canonical_json, docker_command
 
@@ -134,6 +134,9 @@ def render(spec: BuildSpec, builds_dir: Path) -> Rendered:
     """Write builds/<id>/ atomically; a no-op when an identical rendering exists."""
     owned, doc = files(spec)
     final = builds_dir / spec.build_id
+    if (final.exists() or final.is_symlink()) and (final.is_symlink() or not final.is_dir()):
+        raise ConfigError(f"{final} is a file or link, not a rendered build folder; move it away "
+                          "and render again")
     if final.exists():
         if _same(final, owned):
             return Rendered(spec.build_id, final, False, doc)
