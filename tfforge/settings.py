@@ -9,8 +9,8 @@ receives plain values.
 from __future__ import annotations
 
 import math
-import re
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
