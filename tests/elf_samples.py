@@ -229,3 +229,23 @@ void helper(int *d, const int *s) { *(v8si *)d *= *(const v8si *)s; }
 static struct method methods[] = {{"add", add}, {"sub", sub}, {0, 0}};
 void *PyInit_demo(void) { return methods; }
 """
+
+
+# A writable table whose defaults are AVX2 kernels, read (MOV, not LEA) and called by ordinary
+# code; only a CPU-check function rewrites it. Ordinary code may run the defaults before any
+# check, so the AVX2 kernels must stay required (a table ordinary code reads is not guarded).
+TABLE_READ = r"""
+typedef int v8si __attribute__((vector_size(32)));
+struct ops { void (*add)(int *, const int *); };
+__attribute__((target("avx2"), noinline)) static void add_avx2(int *d, const int *s) {
+    *(v8si *)d += *(const v8si *)s;
+}
+__attribute__((noinline)) static void add_plain(int *d, const int *s) {
+    for (int i = 0; i < 8; i++) d[i] += s[i];
+}
+static struct ops ops = {add_avx2};
+__attribute__((noinline)) void init_ops(void) {
+    if (!__builtin_cpu_supports("avx2")) { struct ops *volatile p = &ops; p->add = add_plain; }
+}
+void add8(int *d, const int *s) { ops.add(d, s); }
+"""

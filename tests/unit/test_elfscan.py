@@ -36,6 +36,8 @@ def libs(tmp_path_factory) -> dict[str, Path]:
         "own_flag": samples.strip(samples.compile_so(d, "own_flag", samples.OWN_FLAG, ["-O2"])),
         "table": samples.strip(samples.compile_so(d, "table", samples.TABLE, ["-O2"])),
         "asm": samples.strip(samples.compile_so(d, "asm", samples.ASM, ["-O2"])),
+        "table_read": samples.strip(samples.compile_so(d, "table_read", samples.TABLE_READ,
+                                                       ["-O2"])),
         "extension": samples.compile_so(d, "extension", samples.EXTENSION, ["-O2", "-mavx2"]),
         "v3note": samples.compile_so(d, "v3note", k, ["-O2", "-march=x86-64-v3",
                                                       "-Wl,-z,x86-64-v3"]),
@@ -123,6 +125,11 @@ def test_dispatch_table_chosen_after_a_cpu_check(scans):
     s = scans["table"]
     assert "avx2" in s.dispatched and not s.baseline
     assert s.feature("avx2").guarded == 2
+
+
+def test_table_read_by_ordinary_code_is_not_guarded(scans):
+    s = scans["table_read"]
+    assert "avx2" in s.baseline
 
 
 def test_unlabelled_assembly_and_data_in_text(scans):

@@ -9,7 +9,7 @@ import iced_x86
 import numpy as np
 
 from tfforge.elfscan import arrays
-from tfforge.elfscan.decode import Streamed
+from tfforge.elfscan.decode import TABLE_BYTES, Streamed
 from tfforge.elfscan.names import Matcher, demangle
 from tfforge.elfscan.results import FeatureEvidence
 from tfforge.elfscan.rules import code_table
@@ -157,13 +157,13 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]],
 class _Tables:
     """Relocated pointers and the data objects holding them.
 
-    Objects start at addresses that code takes with a LEA or that a relocated pointer in data
-    points to; a slot belongs to the nearest object start at or below it (within
+    Objects start at addresses that code refers to (RIP-relative, near a table slot) or that
+    a relocated pointer in data points to; a slot belongs to the nearest object start at or below it (within
     TABLE_BYTES). An object is guarded when every reference to it comes from guarded code
     (CPU checks, dispatched code) or from a slot of a guarded object, and it has at least one
     reference; a function pointer in a guarded object is not an unknown caller."""
 
-    TABLE_BYTES = 1024
+    TABLE_BYTES = TABLE_BYTES
 
     def __init__(self, lib: Library, s: Streamed, rel_where: np.ndarray,
                  rel_target: np.ndarray):

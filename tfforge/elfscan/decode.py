@@ -24,6 +24,7 @@ from tfforge.elfscan.rules import CALL, FEATURE, JMP, code_table
 from tfforge.elfscan.tables import (CHUNK, Library, eh_frame_hdr_starts, exec_sections,
                                     open_elf)
 
+TABLE_BYTES = 1024       # a table slot belongs to a data object starting this near below
 _SHIFT = 13              # a kept instruction is packed as address << 13 | iced Code (< 8192)
 
 
@@ -133,7 +134,7 @@ class Streamed:
     calls: np.ndarray                # (caller, callee) edges, direct calls and tail jumps
     leas: np.ndarray                 # (referrer, function) edges from RIP-relative LEAs
     variable_reads: np.ndarray       # addresses that may read a CPU-feature variable
-    data_refs: np.ndarray            # referrer << 40 | address: LEAs of initialized data
+    data_refs: np.ndarray            # referrer << 40 | address: references near table slots
     seconds: float = 0.0
 
     def save(self, path: Path) -> Path:
@@ -175,14 +176,21 @@ class Collector:
         ok = (src >= 0) & (dst >= 0) & (src != dst)
         return arrays.unique(src[ok] * len(self.lib) + dst[ok])
 
-    def _data_refs(self, ips: array, targets: array) -> np.ndarray:
-        """Which function takes the address of which initialized writable data (dispatch
-        tables of function pointers live in .data.rel.ro)."""
-        tgt = np.frombuffer(targets, np.uint64)
-        keep = self.lib.in_data(tgt)
-        src = self.lib.of(np.frombuffer(ips, np.uint64)[keep])
+    def _table_refs(self, at: np.ndarray, target: np.ndarray, base: int) -> None:
+        """Which function refers (any RIP-relative operand: LEA, MOV, CMP ...) to data at or
+        below a table slot (within TABLE_BYTES): who may read or hand out a table of
+        function pointers. From the ModRM byte pattern, like _variable_reads; a stray match
+        only adds a reader, which keeps the table's pointers ordinary."""
+        slots = self.lib.table_slots
+        if not len(slots) or not len(at):
+            return
+        i = np.searchsorted(slots, target.astype(np.uint64))
+        near = i < len(slots)
+        near[near] = (slots[i[near]].astype(np.int64) - target[near]) < TABLE_BYTES
+        near &= target >= 0
+        src = self.lib.of((at[near] + base).astype(np.uint64))
         ok = src >= 0
-        return arrays.unique(src[ok] << 40 | tgt[keep][ok].astype(np.int64))
+        self.data_refs.append(arrays.unique(src[ok] << 40 | target[near][ok]))
 
     def chunk(self, data: bytes, base: int, kept: array, call_ip: array, call_to: array,
               jump_ip: array, jump_to: array, lea_ip: array, lea_to: array) -> None:
@@ -196,18 +204,16 @@ class Collector:
         self.calls.append(self._edges(call_ip, call_to, exact=False))
         self.calls.append(self._edges(jump_ip, jump_to, exact=True))
         self.leas.append(self._edges(lea_ip, lea_to, exact=True))
-        self.data_refs.append(self._data_refs(lea_ip, lea_to))
-        if self.ranges:
-            self._variable_reads(data, base)
+        self._rip_relative(data, base)
 
-    def _variable_reads(self, data: bytes, base: int) -> None:
-        """Addresses of possible RIP-relative operands pointing into a CPU-feature variable.
+    def _rip_relative(self, data: bytes, base: int) -> None:
+        """Possible RIP-relative operands in the chunk, for the CPU-feature variables and
+        the dispatch tables.
 
-        Its readers are ordinary mov/test/cmp instructions, far too common to inspect in the
-        decode loop. Instead numpy looks at every ModRM-shaped byte (mod=00, rm=101: the
+        Their users are ordinary mov/test/cmp/lea instructions, far too common to inspect in
+        the decode loop. Instead numpy looks at every ModRM-shaped byte (mod=00, rm=101: the
         RIP-relative form) and the 4-byte displacement after it (target = displacement end +
-        disp, up to 4 immediate bytes later); the few candidates are confirmed by decoding
-        their function afterwards.
+        disp, up to 4 immediate bytes later).
         """
         b = np.frombuffer(data, np.uint8)
         if len(b) < 6:
@@ -216,6 +222,12 @@ class Collector:
         disp = (b[at].astype(np.int64) | b[at + 1].astype(np.int64) << 8
                 | b[at + 2].astype(np.int64) << 16 | b[at + 3].astype(np.int64) << 24)
         target = (disp ^ 0x80000000) - 0x80000000 + at + (base + 4)
+        self._variable_reads(at, target, base)
+        self._table_refs(at, target, base)
+
+    def _variable_reads(self, at: np.ndarray, target: np.ndarray, base: int) -> None:
+        """Addresses that may read a CPU-feature variable; the few candidates are confirmed
+        by decoding their function afterwards."""
         for lo, hi in self.ranges:
             hit = at[(target >= lo - 4) & (target < hi)]
             if len(hit):

@@ -473,8 +473,20 @@ class Library:
         i = np.clip(np.searchsorted(entries, targets), 0, len(entries) - 1)
         return np.where(entries[i] == targets, reach[i], targets)
 
+    @cached_property
+    def table_slots(self) -> np.ndarray:
+        """Sorted addresses in initialized data that hold a pointer into code (function
+        tables, vtables): where rule R2's dispatch tables can be."""
+        where, target = self.relocations()
+        keep = self.in_code(target) & self.in_data(where)
+        return arrays.unique(where[keep])
+
     def relocations(self) -> tuple[np.ndarray, np.ndarray]:
         """(where, target) of every dynamic relocation that stores an address in data."""
+        return self._relocations
+
+    @cached_property
+    def _relocations(self) -> tuple[np.ndarray, np.ndarray]:
         wheres, targets = [], []
         for sec in self.sections:
             if sec.type != _SHT_RELA or not sec.flags & _SHF_ALLOC:
