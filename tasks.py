@@ -5,10 +5,13 @@ imported inside the tasks, so `invoke --list` and each task load only what they 
 shown in the help come from tfforge/data/defaults.toml (tfforge.toml and TFFORGE_* override).
 """
 
-from invoke import task
+from tfforge.commands.runner import quit_on_interrupt, run  # noqa: I001 - first: Ctrl-C exits 130
 
-from tfforge.commands.runner import run
-from tfforge.settings import defaults as _defaults
+quit_on_interrupt()
+
+from invoke import task  # noqa: E402
+
+from tfforge.settings import defaults as _defaults  # noqa: E402
 
 _DEFAULTS = _defaults()
 

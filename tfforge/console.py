@@ -31,6 +31,9 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+from tfforge.text import plain  # noqa: E402 - stdlib only
+
+
 def is_tty() -> bool:
     return _consoles()[0].is_terminal
 
@@ -41,20 +44,32 @@ def print_json(doc: Any) -> None:
     sys.stdout.flush()
 
 
+def _lines(text: str) -> str:
+    return "\n".join(plain(line) for line in str(text).split("\n"))
+
+
+def safe(value: object) -> str:
+    """A value from input (a host, model or member name) for a rich markup string or table
+    cell: control characters escaped, `[` never read as markup."""
+    from rich.markup import escape
+
+    return escape(plain(value))
+
+
 def say(line: str) -> None:
-    """One plain line of results on stdout: no markup, no wrapping."""
-    _consoles()[0].print(line, markup=False, soft_wrap=True)
+    """One plain line of results on stdout: no markup, no wrapping, control characters escaped."""
+    _consoles()[0].print(_lines(line), markup=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:
     from rich.markup import escape
 
-    _consoles()[1].print(f"[yellow]warning:[/] {escape(message)}", markup=True)
+    _consoles()[1].print(f"[yellow]warning:[/] {escape(_lines(message))}", markup=True)
 
 
 def info(message: str) -> None:
     """Progress/status lines go to stderr so stdout stays clean for --json."""
-    _consoles()[1].print(message, markup=False)
+    _consoles()[1].print(_lines(message), markup=False)
 
 
 def _fit(text: str, width: int) -> str:

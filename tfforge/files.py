@@ -1,10 +1,22 @@
-"""Small file helpers every module shares: streaming sha256 and atomic JSON writes."""
+"""File helpers every module shares: the one way to read a user-given file, the one way to write.
+
+Reading (`read_user_bytes`/`read_user_text`): regular files only (a FIFO or device would block or
+never end), bounded size, UTF-8 text; every failure is one ConfigError line naming the file.
+Writing (`write_atomic`, `write_json_atomic`): into a temporary file beside the target, renamed
+into place; on any failure the temporary file is removed and the target is left as it was.
+"""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import stat
 from pathlib import Path
+
+from tfforge.errors import ConfigError
+
+MAX_INPUT_BYTES = 16 << 20  # cpuinfo texts, snapshots, tfforge.toml: a few KB; refuse absurd ones
 
 
 def sha256_file(path: Path) -> str:
@@ -15,13 +27,91 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def write_json_atomic(path: Path, doc: object) -> Path:
-    """Write sorted, indented JSON beside the target, then rename it into place.
+def io_error(path: object, exc: OSError, doing: str = "cannot be read") -> ConfigError:
+    """The one-line error for a local I/O failure on `path`."""
+    why = exc.strerror or exc.__class__.__name__
+    return ConfigError(f"{path}: {doing} ({why}); fix the path or free the space")
+
+
+def read_user_bytes(path: str | Path, *, missing: str = "no such file",
+                    limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of a user-given file; ConfigError unless it is a readable regular file.
+
+    Opened non-blocking, then checked with fstat on the open descriptor: a FIFO is refused
+    before anything waits on it, and the check is about the file actually read."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {missing}")
+    except OSError as exc:
+        raise io_error(path, exc)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise ConfigError(f"{path}: not a regular file (a folder, pipe or device); "
+                          "pass a regular file")
+    with os.fdopen(fd, "rb") as fh:
+        if st.st_size > limit:
+            raise ConfigError(f"{path}: {st.st_size} bytes is more than the "
+                              f"{limit >> 20} MiB such a file can be; pass the right file")
+        try:
+            data = fh.read(limit + 1)
+        except OSError as exc:
+            raise io_error(path, exc)
+    if len(data) > limit:
+        raise ConfigError(f"{path}: more than {limit >> 20} MiB; pass the right file")
+    return data
+
+
+def read_user_text(path: str | Path, *, missing: str = "no such file",
+                   limit: int = MAX_INPUT_BYTES) -> str:
+    """A user-given UTF-8 text file (see read_user_bytes)."""
+    data = read_user_bytes(path, missing=missing, limit=limit)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); pass a text file")
+
+
+def expand(spec: str) -> list[Path]:
+    """A path the user typed: itself when it exists (a file may be named `a[1].whl`), else what
+    it matches as a glob, sorted; [] when neither."""
+    path = Path(spec).expanduser()
+    if path.exists() or path.is_symlink() or not glob.has_magic(spec):
+        return [path]
+    return sorted(Path(p) for p in glob.glob(str(path)))
+
+
+def write_atomic(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` via a temporary file beside it and a rename.
 
     The temporary name carries the process id: two processes writing the same file (a shared
-    cache) never write into each other's temporary file."""
+    cache) never write into each other's temporary file. Any OSError (a folder in the way, a
+    parent that is a file, no permission, a full disk) is one ConfigError naming the path; the
+    temporary file is gone and the target untouched."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; pass a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise io_error(path.parent, exc, "cannot be made a folder")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise io_error(path, exc, "cannot be written")
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
     return path
+
+
+def write_json_atomic(path: Path, doc: object) -> Path:
+    """Write sorted, indented JSON atomically (see write_atomic)."""
+    return write_atomic(path, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())

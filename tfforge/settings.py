@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-import stat
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 from tfforge import resources
 from tfforge.errors import ConfigError
+from tfforge.files import read_user_text
 
 CONFIG_FILE = "tfforge.toml"
 _TRUE = ("1", "true", "yes", "on")
@@ -115,20 +116,14 @@ def check_value(value: Any, like: Any, where: str) -> Any:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """The [tfforge] table of a tfforge.toml; {} when there is none. Regular files only."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
+    if not path.exists() and not path.is_symlink():
         return {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror}); fix or remove it")
-    if not stat.S_ISREG(mode):
-        raise ConfigError(f"{path}: is not a regular file; make it one or remove it")
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        doc = tomllib.loads(read_user_text(path))
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); fix or remove it")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror}); fix or remove it")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; fix or remove it")
     table = doc.get("tfforge", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: 'tfforge' must be a table ([tfforge]); fix or remove it")
@@ -176,3 +171,25 @@ def positive(opts: Settings, key: str, minimum: float = 0, *, strict: bool = Tru
         bound = f"more than {minimum:g}" if strict else f"at least {minimum:g}"
         raise ConfigError(f"{opts.origin(key)} = {value!r}: must be {bound}")
     return value
+
+
+_VERSION = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,2}){0,2}")  # ASCII digits: \d takes any script's
+
+
+def version(opts: Settings, key: str) -> str:
+    """opts[key] as a compiler version such as 12.2.0, refused with its origin otherwise."""
+    value = str(opts[key]).strip()
+    if not _VERSION.fullmatch(value):
+        raise ConfigError(f"{opts.origin(key)} = {value!r}: expected a version such as 12.2.0")
+    return value
+
+
+def from_origin(exc: ConfigError, opts: Settings) -> ConfigError:
+    """`exc` with the command-line flag it names replaced by where the value really came from
+    (a tfforge.toml key or a TFFORGE_* variable); domain checks only know the flags."""
+    text = str(exc)
+    for key, where in opts.origins.items():
+        name = flag(key)
+        if where != name and (text.startswith(name + " ") or text.startswith(name + "=")):
+            return ConfigError(where + text[len(name):])
+    return exc

@@ -148,7 +148,7 @@ def test_failed_rebuild_keeps_the_previous_index(tmp_path, monkeypatch):
         return real_write(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "write_text", failing_write)
-    with pytest.raises(OSError):
+    with pytest.raises(ConfigError, match="cannot be written .No space left on device"):
         index.build_index(wheels)
     monkeypatch.undo()
     assert os.readlink(wheels / "simple") == target
@@ -156,15 +156,25 @@ def test_failed_rebuild_keeps_the_previous_index(tmp_path, monkeypatch):
     assert [p.name for p in wheels.iterdir() if p.name.startswith(".")] == [target]
 
 
-def test_a_plain_simple_folder_is_replaced(tmp_path):
+def test_a_simple_folder_tfforge_did_not_write_is_kept_and_refused(tmp_path):
+    """Issue 14: a user's own wheels/simple/ (hand-written pages) is never deleted."""
     wheels = tmp_path / "wheels"
     make_wheel(wheels, "tfdemo", "1.0.0")
-    (wheels / "simple" / "stale").mkdir(parents=True)
+    (wheels / "simple" / "mine").mkdir(parents=True)
+    (wheels / "simple" / "mine" / "index.html").write_text("hand-written\n")
+    for _ in range(2):  # a second run must not clean it up either
+        with pytest.raises(ConfigError, match="not written by `invoke index`.*move it away"):
+            index.build_index(wheels)
+    assert (wheels / "simple" / "mine" / "index.html").read_text() == "hand-written\n"
+    assert [p.name for p in wheels.iterdir() if p.name.startswith(".")] == []
+    (wheels / "simple").rename(wheels / "simple.mine")
     index.build_index(wheels)
     assert (wheels / "simple").is_symlink()
-    assert not (wheels / "simple" / "stale").exists()
-    assert [p.name for p in wheels.iterdir() if p.name.startswith(".")] == [
-        os.readlink(wheels / "simple")]
+    (wheels / "simple").unlink()
+    (wheels / "simple").symlink_to(wheels / "simple.mine")  # a link of the user's
+    with pytest.raises(ConfigError, match="not written by"):
+        index.build_index(wheels)
+    assert (wheels / "simple.mine" / "mine" / "index.html").is_file()
 
 
 def test_missing_wheels_folder_is_a_config_error(tmp_path):

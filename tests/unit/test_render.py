@@ -438,17 +438,22 @@ def test_cli_host_target_and_archspec_reasons_survive_the_console(tmp_path):
 def test_build_hands_the_rendered_folder_to_the_engine(tmp_path, monkeypatch):
     """build hands the folder to run.run_build(build_dir, wheels_dir=..., timeout_s=...)."""
     from tfforge.commands import build
+    from tfforge.docker import client as docker_client
     from tfforge.docker import run as docker_run
 
     calls = []
 
     def fake_run_build(build_dir, *, wheels_dir, timeout_s, docker=None, watcher=None,
                        network=None, secrets=None):
+        assert docker == "/checked/docker"  # the client checked before rendering is the one used
         calls.append((build_dir, wheels_dir, timeout_s))
         return {"wheel": str(wheels_dir / "x.whl"), "build_id": build_dir.name,
                 "durations": {"total_s": 1.0}, "engine": {}}
 
     monkeypatch.setattr(docker_run, "run_build", fake_run_build)
+    monkeypatch.setattr(docker_client, "resolve_client",
+                        lambda configured="": docker_client.Client("/checked/docker", "20.10.24",
+                                                                   True))
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
     monkeypatch.setenv("TFFORGE_BUILD_TIMEOUT", "99")
     # a local tree and Debian's Bazel: nothing to reach on the network (this machine is offline)

@@ -19,7 +19,8 @@ import jinja2
 
 from tfforge.build import toolchains
 from tfforge import resources
-from tfforge.errors import BuildError
+from tfforge.errors import BuildError, ConfigError
+from tfforge.files import io_error
 from tfforge.build.spec import (CLONE_CHECK, DIST, FRESH_ROOT, BuildSpec, canonical_json,
                                 clone_check_source, docker_command)
 
@@ -163,13 +164,19 @@ def render(spec: BuildSpec, builds_dir: Path) -> Rendered:
     """Write builds/<id>/ atomically; a no-op when an identical rendering exists."""
     owned, doc = files(spec)
     final = builds_dir / spec.build_id
+    if (final.exists() or final.is_symlink()) and (final.is_symlink() or not final.is_dir()):
+        raise ConfigError(f"{final} is a file or link, not a rendered build folder; move it away "
+                          "and render again")
     if final.exists():
         if _same(final, owned):
             return Rendered(spec.build_id, final, False, doc)
         raise BuildError(f"{final} exists but differs from what this spec renders (edited by "
                          "hand?); move it away and render again")
-    builds_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.build_id}-", dir=builds_dir))
+    try:
+        builds_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.build_id}-", dir=builds_dir))
+    except OSError as exc:
+        raise io_error(builds_dir, exc, "cannot be written")
     try:
         for name, data in owned.items():
             (tmp / name).write_bytes(data)
@@ -184,6 +191,8 @@ def render(spec: BuildSpec, builds_dir: Path) -> Rendered:
             if final.exists() and _same(final, owned):
                 return Rendered(spec.build_id, final, False, doc)
             raise
+    except OSError as exc:  # a full disk, a quota: nothing is left half-written
+        raise io_error(final, exc, "cannot be written")
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -32,6 +32,7 @@ from tfforge.build import toolchains
 from tfforge import resources
 from tfforge.errors import BuildError, ConfigError
 from tfforge.files import sha256_file
+from tfforge.text import without_credentials
 
 SCHEMA = "tfforge-build/1"
 # The Dockerfile template decides bytes too, so its digest is part of the build id.
@@ -53,7 +54,7 @@ DOCKER_ENV = {"DOCKER_BUILDKIT": "1"}
 EXPORT_STAGE = ".export"  # beside the build: the export stage's files land here
 
 # Free-text inputs. Every value that reaches the Dockerfile matches one of these.
-_GCC_VERSION = re.compile(r"^\d{1,2}(\.\d{1,2}){0,2}$")
+_GCC_VERSION = re.compile(r"^[0-9]{1,2}(\.[0-9]{1,2}){0,2}$")
 _BAZEL_ARG = re.compile(r"^--[A-Za-z][A-Za-z0-9_]*(=[A-Za-z0-9_.,:/@%+=-]*)?$")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _DOMAIN = (r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)"
@@ -569,22 +570,27 @@ def default_gcc_version(tc: toolchains.Toolchain) -> str:
 
 
 def _check_gcc_version(text: str) -> str:
-    if not _GCC_VERSION.match(text):
+    if not _GCC_VERSION.fullmatch(text):
         raise ConfigError(f"--gcc-version {_short(text)}: expected a GCC version such as 12.2.0")
     return text
 
 
 def _check_python(text: str, tc: toolchains.Toolchain) -> str:
-    if not toolchains.PY_VERSION.match(text):
+    if not toolchains.PY_VERSION.fullmatch(text):
         raise ConfigError(f"--python-version {_short(text)}: expected a version such as 3.11")
     toolchains.check_python(tc, text)
     return text
 
 
-def check_image_ref(ref: str) -> bool:
+def check_image_ref(ref: str, flag: str = "--base-image") -> bool:
     """Validate a docker image reference; True when it is pinned by digest."""
-    if len(ref) > 255 or not _IMAGE_REF.match(ref):
-        raise ConfigError(f"--base-image {_short(ref)}: not a docker image reference "
+    # Like docker: the first component is a registry only with a '.' or ':' or as 'localhost';
+    # otherwise it is part of the repository name, which must be lowercase.
+    first, slash, _ = ref.partition("/")
+    registry = slash and ("." in first or ":" in first or first == "localhost")
+    if (len(ref) > 255 or not _IMAGE_REF.fullmatch(ref)
+            or (slash and not registry and first != first.lower())):
+        raise ConfigError(f"{flag} {_short(ref)}: not a docker image reference "
                           "(expected NAME[:TAG][@sha256:DIGEST], e.g. "
                           "debian:bookworm-slim@sha256:<64 hex>)")
     return "@sha256:" in ref
@@ -593,9 +599,7 @@ def check_image_ref(ref: str) -> bool:
 def check_cache_url(url: str, option: str = "--remote-cache") -> str:
     """Validate a Bazel remote cache/executor URL (no credentials, no shell characters)."""
     # Never echo credentials: show the URL with anything before an '@' in the host masked.
-    scheme, sep, rest = url.partition("://")
-    host, slash, path = rest.partition("/")
-    shown = f"{scheme}{sep}***@{host.rpartition('@')[2]}{slash}{path}" if "@" in host else url
+    shown = without_credentials(url)
     bad = f"{option} {_short(shown)}"
     if len(url) > 2048 or any(c.isspace() for c in url):
         raise ConfigError(f"{bad}: must be one URL without spaces")
@@ -610,9 +614,9 @@ def check_cache_url(url: str, option: str = "--remote-cache") -> str:
         raise ConfigError(f"{bad}: credentials in the URL would be written into build files; "
                           "pass them at build time instead (TFFORGE_REMOTE_HEADER or "
                           "TFFORGE_REMOTE_NETRC_FILE)")
-    if not parts.netloc or not _URL_HOST.match(parts.netloc):
+    if not parts.netloc or not _URL_HOST.fullmatch(parts.netloc):
         raise ConfigError(f"{bad}: the host must be a name or address with an optional :port")
-    if parts.query or parts.fragment or not _URL_PATH.match(parts.path):
+    if parts.query or parts.fragment or not _URL_PATH.fullmatch(parts.path):
         raise ConfigError(f"{bad}: only letters, digits and ._~/%- are allowed in the path; "
                           "no query or fragment")
     return url
@@ -621,7 +625,7 @@ def check_cache_url(url: str, option: str = "--remote-cache") -> str:
 def check_bazel_args(args: Iterable[str]) -> tuple[str, ...]:
     out = []
     for arg in args:
-        if len(arg) > 512 or not _BAZEL_ARG.match(arg):
+        if len(arg) > 512 or not _BAZEL_ARG.fullmatch(arg):
             raise ConfigError(f"--bazel-arg {_short(arg)}: must look like --name or "
                               "--name=value using letters, digits and _.,:/@%+=- only "
                               "(no spaces, quotes or shell characters)")
@@ -741,6 +745,9 @@ def walk_source(root: Path) -> tuple[SourceEntry, ...]:
             if any(ord(ch) < 32 or ch == "\x7f" for ch in rel):
                 raise ConfigError(f"--source-dir: file name {_short(rel)} has control "
                                   "characters; rename it")
+            target = os.readlink(Path(dirpath, name)) if Path(dirpath, name).is_symlink() else ""
+            if any(0xDC80 <= ord(ch) <= 0xDCFF for ch in rel + target):  # undecodable bytes
+                raise ConfigError(f"--source-dir: file name {_short(rel)} is not UTF-8; rename it")
             full = Path(dirpath, name)
             st = full.lstat()
             if stat.S_ISLNK(st.st_mode):
@@ -805,7 +812,7 @@ def make(options: Mapping) -> BuildSpec:
     clang_version = None
     if compiler == "clang":
         clang_version = _text(options, "clang_version") or tc.official_compiler_version
-        if not _GCC_VERSION.match(clang_version):
+        if not _GCC_VERSION.fullmatch(clang_version):
             raise ConfigError(f"--clang-version {_short(clang_version)}: expected a version "
                               "such as 18.1.8")
     mkl = _bool(options, "mkl")
@@ -894,6 +901,6 @@ def check_tokens(spec: BuildSpec) -> None:
              spec.base_image, *(v for _, v in spec.configure_env for v in v.split()),
              *(v for _, v in spec.toolchain_env)]
     for w in words:
-        if not SAFE_TOKEN.match(w):
+        if not SAFE_TOKEN.fullmatch(w):
             raise ConfigError(f"refusing to render {_short(w)}: it has characters that are "
                               "not allowed in build files")

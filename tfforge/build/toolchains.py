@@ -28,15 +28,15 @@ DECIDING = ("bazel", "wheel_target", "python_env", "wheel_type", "cc_toolchain",
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
-_VERSION = re.compile(r"^\d+\.\d+\.\d+$")
-PY_VERSION = re.compile(r"^3\.\d{1,2}$")
-_TAG = re.compile(r"^v\d+\.\d+\.\d+$")
+_VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
+PY_VERSION = re.compile(r"^3\.[0-9]{1,2}$")
+_TAG = re.compile(r"^v[0-9]+\.[0-9]+\.[0-9]+$")
 _PKG = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
 _URL = re.compile(r"^https://[A-Za-z0-9.-]+(/[A-Za-z0-9._~%/-]*)?$")
 _LABEL = re.compile(r"^//[a-z0-9_/]+:[a-z0-9_]+$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _FLAG = re.compile(r"^--[a-z_]+=[A-Za-z0-9_.=-]+$")
-_MAJOR = re.compile(r"^\d{1,2}$")
+_MAJOR = re.compile(r"^[0-9]{1,2}$")
 
 
 @dataclass(frozen=True)
@@ -154,14 +154,14 @@ def _str(table: dict, key: str, where: str, pattern: re.Pattern | None = None) -
     value = table.get(key)
     if not isinstance(value, str) or not value:
         raise _bad(where, f"{key!r} must be a non-empty string")
-    if pattern is not None and not pattern.match(value):
+    if pattern is not None and not pattern.fullmatch(value):
         raise _bad(where, f"{key}={value!r} does not match {pattern.pattern}")
     return value
 
 
 def _strs(table: dict, key: str, where: str, pattern: re.Pattern) -> tuple[str, ...]:
     value = table.get(key)
-    if not isinstance(value, list) or not all(isinstance(v, str) and pattern.match(v)
+    if not isinstance(value, list) or not all(isinstance(v, str) and pattern.fullmatch(v)
                                               for v in value):
         raise _bad(where, f"{key!r} must be a list of strings matching {pattern.pattern}")
     return tuple(value)
@@ -185,7 +185,7 @@ def _range(table: dict, key: str, where: str) -> tuple[int, int]:
 def _base_image(name: str, row: dict) -> BaseImage:
     where = f"[base_images.{name}]"
     gcc = row.get("gcc")
-    if not isinstance(gcc, dict) or not all(_MAJOR.match(k) and isinstance(v, str)
+    if not isinstance(gcc, dict) or not all(_MAJOR.fullmatch(k) and isinstance(v, str)
                                             and v.startswith(k + ".") for k, v in gcc.items()):
         raise _bad(where, "gcc must map majors to versions ({ \"12\" = \"12.2.0\" })")
     ref = _str(row, "ref", where)
@@ -198,7 +198,7 @@ def _base_image(name: str, row: dict) -> BaseImage:
 
 def _recipe(ver: str, row: dict, bazel_sha: dict) -> Toolchain:
     where = f"[tensorflow.{ver!r}]"
-    if not _VERSION.match(ver):
+    if not _VERSION.fullmatch(ver):
         raise _bad(where, "TensorFlow versions are written X.Y.Z")
     bazel = _str(row, "bazel", where, _VERSION)
     if bazel not in bazel_sha:
@@ -211,7 +211,7 @@ def _recipe(ver: str, row: dict, bazel_sha: dict) -> Toolchain:
         raise _bad(where, f"python_env must name some of {', '.join(PYTHON_ENVS)}")
     cc = _choice(row, "cc_toolchain", where, CC_TOOLCHAINS)
     local_cc = row.get("local_cc_config", "")
-    if not isinstance(local_cc, str) or (local_cc and not _NAME.match(local_cc)) \
+    if not isinstance(local_cc, str) or (local_cc and not _NAME.fullmatch(local_cc)) \
             or (cc == "hermetic-clang") != bool(local_cc):
         raise _bad(where, "local_cc_config names the config turning a hermetic-clang toolchain "
                           "off, and is empty for a local one")
@@ -221,7 +221,7 @@ def _recipe(ver: str, row: dict, bazel_sha: dict) -> Toolchain:
         raise _bad(where, "gcc_default must be a major version inside gcc")
     gcc_args = row.get("gcc_args", {})
     if not isinstance(gcc_args, dict) or not all(
-            _MAJOR.match(k) and isinstance(v, list) and all(isinstance(f, str) and _FLAG.match(f)
+            _MAJOR.fullmatch(k) and isinstance(v, list) and all(isinstance(f, str) and _FLAG.fullmatch(f)
                                                             for f in v)
             for k, v in gcc_args.items()):
         raise _bad(where, "gcc_args must map GCC majors to lists of --name=value flags")
@@ -253,7 +253,7 @@ def parse(raw: dict) -> Pins:
         raise _bad("top", "schema must be 1")
     bazel_sha = raw.get("bazel", {}).get("sha256", {})
     for ver, sha in bazel_sha.items():
-        if not _VERSION.match(ver) or not isinstance(sha, str) or not _SHA256.match(sha):
+        if not _VERSION.fullmatch(ver) or not isinstance(sha, str) or not _SHA256.fullmatch(sha):
             raise _bad("[bazel.sha256]", f"{ver!r} needs a version key and a 64-hex sha256")
     bz = raw.get("bazelisk", {})
     bazelisk = Bazelisk(_str(bz, "version", "[bazelisk]", _VERSION),
@@ -274,9 +274,9 @@ def parse(raw: dict) -> Pins:
     conf = raw.get("configure", {})
     answers, unset = conf.get("answers", {}), conf.get("unset", {})
     env_name = re.compile(r"^[A-Z][A-Z0-9_]*$")
-    if not all(env_name.match(k) and isinstance(v, str) and _MAJOR.match(v)
+    if not all(env_name.fullmatch(k) and isinstance(v, str) and _MAJOR.fullmatch(v)
                for k, v in answers.items()) or not all(
-            env_name.match(k) and isinstance(v, str) and v for k, v in unset.items()):
+            env_name.fullmatch(k) and isinstance(v, str) and v for k, v in unset.items()):
         raise _bad("[configure]", "answers map NAME to a number; unset maps NAME to a reason")
     toolchains: dict[str, Toolchain] = {}
     for ver, row in raw.get("tensorflow", {}).items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfforge import console, settings
+from tfforge import console, paths, settings
 from tfforge.errors import Interrupted, TfforgeError
 from tfforge.runtime import bench as runtime
 
@@ -37,25 +37,32 @@ def bench_plan(specs: list[str], *, threads=None, onednn=None, modes=None, batch
         runtime.expand_specs(specs), threads=pick("threads"), onednn=pick("onednn"),
         modes=pick("modes"), batches=pick("batches"), warmup=count("warmup", 0),
         repeat=count("repeat", 1), words=count("words", 1), reference=reference,
-        baseline=baseline, out_dir=Path(opts.bench_out) if opts.bench_out else None,
+        baseline=baseline,
+        out_dir=paths.folder(Path(opts.bench_out), opts.origin("bench_out"))
+        if opts.bench_out else None,
         timeout=settings.positive(opts, "bench_timeout", 1, strict=False))
 
 
 def bench_command(specs: list[str], *, as_json: bool = False, **options) -> dict:
     plan = bench_plan(specs, **options)
     doc = runtime.run(plan, progress=console.Progress)
-    paths = runtime.write_outputs(doc, plan.out_dir)
-    doc["outputs"] = {k: str(p) for k, p in paths.items()}
+    # A run in which every row failed measured nothing: it never replaces earlier results.
+    all_failed = bool(doc["rows"]) and all(r["error"] for r in doc["rows"])
+    written = runtime.write_outputs(doc, plan.out_dir, "bench-failed" if all_failed else "bench")
+    if all_failed:
+        console.warn(f"every configuration failed; results kept in {written['json']}, "
+                     f"{plan.out_dir / 'bench.json'} left as it was")
+    doc["outputs"] = {k: str(p) for k, p in written.items()}
     if as_json:
         console.print_json(doc)
     else:
         console.say(runtime.markdown(doc))
-        console.say("wrote " + ", ".join(str(p) for p in paths.values()))
+        console.say("wrote " + ", ".join(str(p) for p in written.values()))
     if doc.get("interrupted"):
         raise Interrupted(f"interrupted; {len(doc['rows'])} finished rows kept in "
-                          f"{paths['json']}")
+                          f"{written['json']}")
     failed = [r for r in doc["rows"] if r["error"] or r["mismatches"]]
     if failed:
         raise TfforgeError(f"{len(failed)} of {len(doc['rows'])} configurations failed or "
-                           f"differ from the golden phonemes (see {paths['markdown']})")
+                           f"differ from the golden phonemes (see {written['markdown']})")
     return doc

@@ -34,7 +34,10 @@ def make_spec(cli: Mapping[str, Any]) -> spec.BuildSpec:
     options = merged.to_dict()
     if merged.origin("gcc_version").startswith("default"):
         options["gcc_version"] = ""  # the release's recipe picks its GCC
-    return spec.make(options)
+    try:
+        return spec.make(options)
+    except ConfigError as exc:
+        raise settings.from_origin(exc, merged) from None
 
 
 def _shown(path: Path) -> str:
@@ -149,6 +152,11 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
     """`invoke build`: render (or reuse), then print the plan or run it on the engine."""
     s = make_spec(cli)
     timeout_s = timeout_seconds(timeout)
+    if not dry_run:
+        from tfforge.docker import client as docker_clients
+
+        # An unusable client is refused before builds/<id> is written.
+        docker_clients.resolve_client(settings.load(cwd=paths.project_root()).docker)
     _warn_all(s)
     warning = _host_isa_warning(s)
     if warning:

@@ -63,8 +63,9 @@ def host_report(host: cpu.HostProfile, gcc_version: str) -> dict:
 def detect_command(*, as_json: bool, save: str | None, cpuinfo: str | None,
                    gcc_version: str | None, probe_tf: bool) -> dict:
     opts = settings.load({"gcc_version": gcc_version})
+    gcc = settings.version(opts, "gcc_version")
     host = cpu.load_host(cpuinfo) if cpuinfo else cpu.detect_host()
-    doc = host_report(host, str(opts["gcc_version"]))
+    doc = host_report(host, gcc)
     if cpuinfo:
         doc["tensorflow"] = {"installed": None, "reason": f"not probed: analysing {cpuinfo}"}
     elif probe_tf:
@@ -83,12 +84,12 @@ def detect_command(*, as_json: bool, save: str | None, cpuinfo: str | None,
 def _show_detect(doc: dict) -> None:
     from rich.table import Table
 
-    out, h = console.out, doc["host"]
+    out, h = console.out, {k: console.safe(v) for k, v in doc["host"].items()}
     out.print(f"[bold]{h['name']}[/]: {h['model_name']} ({h['vendor']}, {h['arch']}), "
               f"{h['physical_cores'] or '?'} physical cores, "
               f"{h['logical_cpus'] or '?'} logical CPUs")
     if not doc["x86"]:
-        out.print(doc["note"])
+        out.print(console.safe(doc["note"]))
     else:
         out.print(f"microarchitecture [bold]{doc['microarchitecture']}[/], psABI level "
                   f"[bold]{doc['psabi_level']}[/]")
@@ -107,16 +108,17 @@ def _show_detect(doc: dict) -> None:
                   f"{rec['flags']}")
         out.print("  explicit: " + " ".join(rec["copts"]))
         for why in rec["refused"]:
-            out.print(f"  [yellow]refused[/] {why}")
+            out.print(f"  [yellow]refused[/] {console.safe(why)}")
         gain = doc["gain"]["would_add"]
         added = ", ".join(isa.title(f) for f in gain) if gain else "nothing over the stock wheel"
         out.print("a build for this host would add: " + added)
     tf = doc["tensorflow"]
     if tf.get("installed"):
         unused = ", ".join(tf.get("unused_cpu_features") or []) or "none reported"
-        out.print(f"TensorFlow {tf['version']} (oneDNN {'on' if tf.get('onednn_on') else 'off'}, "
-                  f"MKL build {tf.get('mkl_enabled')}); features it does not use: {unused}")
+        out.print(console.safe(f"TensorFlow {tf['version']} (oneDNN "
+                               f"{'on' if tf.get('onednn_on') else 'off'}, MKL build "
+                               f"{tf.get('mkl_enabled')}); features it does not use: {unused}"))
     else:
-        out.print(f"TensorFlow: {tf.get('reason', 'not installed')}")
+        out.print(console.safe(f"TensorFlow: {tf.get('reason', 'not installed')}"))
     if doc.get("saved"):
-        out.print(f"snapshot saved to {doc['saved']}")
+        out.print(console.safe(f"snapshot saved to {doc['saved']}"))

@@ -9,6 +9,9 @@ from tfforge.errors import BuildError
 
 def engine_command(*, image: str = "local/bookworm:base", as_json: bool = False) -> dict:
     """`invoke engine`: which client, which engine, BuildKit, and whether the base image exists."""
+    from tfforge.build.spec import check_image_ref
+
+    check_image_ref(image, "--image")  # before the engine: `--image --help` is no image
     client = resolve_client(settings.load(cwd=paths.project_root()).docker)
     facts = engine_facts(client)
     try:

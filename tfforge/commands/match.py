@@ -45,8 +45,9 @@ def match_command(hosts: str | list[str], *, as_json: bool, gcc_version: str | N
     opts = settings.load({"gcc_version": gcc_version})
     wanted = frozenset(isa.canonical(n, source="--require")
                        for n in (require or "").split(",") if n.strip())
+    gcc = settings.version(opts, "gcc_version")
     profiles = cpu.load_hosts(hosts)
-    doc = match_report(profiles, str(opts["gcc_version"]),
+    doc = match_report(profiles, gcc,
                        isa.closure(wanted) if wanted else wanted)
     if as_json:
         console.print_json(doc)
@@ -82,13 +83,13 @@ def _show_match(doc: dict) -> None:
     for r in doc["candidates"]:
         runs = f"{len(r['runs_on'])}/{total}"
         style = "green" if len(r["runs_on"]) == total else ""
-        why = "; ".join(f"{h}: {_short(m)}" for h, m in r["missing"].items())
+        why = console.safe("; ".join(f"{h}: {_short(m)}" for h, m in r["missing"].items()))
         t.add_row(r["target"], f"[{style}]{runs}[/]" if style else runs, why,
-                  r["flags"] or f"[red]refused[/]: {r['refused']}")
+                  r["flags"] or f"[red]refused[/]: {console.safe(r['refused'])}")
     out.print(t)
     b = doc["best"]
     out.print(f"best common target: [bold]{b['target']}[/] ({b['psabi_level']})  {b['flags']}")
     out.print("  explicit: " + " ".join(b["copts"]))
     for why in b["refused"]:
-        out.print(f"  [yellow]refused[/] {why}")
+        out.print(f"  [yellow]refused[/] {console.safe(why)}")
     out.print("features every host has: " + ", ".join(isa.title(f) for f in doc["common_features"]))

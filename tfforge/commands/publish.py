@@ -15,7 +15,7 @@ def publish_command(wheels: list[str], *, repository: str | None = None,
                     as_json: bool = False, environ: Mapping[str, str] | None = None) -> dict:
     opts = settings.load({"publish_repository": repository, "publish_timeout": timeout},
                          prefix="publish_")
-    url = upload.repository_url(opts.publish_repository)
+    url = upload.repository_url(opts.publish_repository, opts.origin("publish_repository"))
     timeout_s = settings.positive(opts, "publish_timeout", 0)
     paths = upload.resolve_wheels(wheels)
     upload.check_wheels(paths)

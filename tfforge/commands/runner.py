@@ -1,21 +1,27 @@
 """How every invoke task calls its command: status logs shown, errors as one line + exit code.
 
-tasks.py calls `run(command, *args, debug=..., **kwargs)`; nothing else in tfforge handles
-exits. Domain modules report status through `logging` (loggers under "tfforge"); `run` shows
-those lines on stderr through tfforge.console.
+tasks.py calls `quit_on_interrupt()` first thing: a Ctrl-C while invoke and tfforge are still
+importing ends the process with 130 and one line (invoke itself would exit 1). Each task then
+calls `run(command, *args, debug=..., **kwargs)`, which hands Ctrl-C back to Python
+(KeyboardInterrupt) so a running command cleans up, then exits 130; nothing else in tfforge
+handles exits. Domain modules report status through `logging` (loggers under "tfforge"); `run`
+shows those lines on stderr through tfforge.console.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
 from typing import Callable, TypeVar
 
 from invoke.exceptions import Exit
 
 from tfforge.errors import BuildError, Interrupted, TfforgeError
+from tfforge.text import plain
 
 T = TypeVar("T")
 
@@ -37,9 +43,21 @@ def show_status_logs() -> None:
         logger.propagate = False
 
 
+def _quit(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    os.write(2, b"error: interrupted\n")
+    os._exit(Interrupted.exit_code)
+
+
+def quit_on_interrupt() -> None:
+    """Until a command runs, Ctrl-C exits 130 at once (nothing is started that needs cleanup)."""
+    signal.signal(signal.SIGINT, _quit)
+
+
 def run(command: Callable[..., T], *args, debug: bool = False, **kwargs) -> T:
-    """Call command; turn TfforgeError into a one-line message and its exit code."""
+    """Call command; turn TfforgeError (and a stray local OSError) into one line and an exit code."""
     debug = debug or os.environ.get("TFFORGE_DEBUG") == "1"
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     show_status_logs()
     try:
         return command(*args, **kwargs)
@@ -48,7 +66,13 @@ def run(command: Callable[..., T], *args, debug: bool = False, **kwargs) -> T:
             traceback.print_exc()
         detail = getattr(exc, "detail", "") if isinstance(exc, BuildError) else ""
         if detail:
-            sys.stderr.write(detail.rstrip("\n") + "\n")
-        raise Exit(f"error: {exc}", code=exc.exit_code)
+            sys.stderr.write("\n".join(plain(ln) for ln in detail.rstrip("\n").split("\n")) + "\n")
+        raise Exit(f"error: {plain(exc)}", code=exc.exit_code)
+    except OSError as exc:
+        # A local I/O failure nothing below turned into a TfforgeError: still one line, exit 2.
+        if debug:
+            traceback.print_exc()
+        where = f"{plain(exc.filename)}: " if exc.filename else ""
+        raise Exit(f"error: {where}{exc.strerror or exc}", code=2)
     except KeyboardInterrupt:
         raise Exit(f"error: {Interrupted('interrupted')}", code=Interrupted.exit_code)

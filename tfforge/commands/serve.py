@@ -16,7 +16,11 @@ from tfforge.publish import serve
 def serve_command(*, port: int | str | None = None, htpasswd: str | None = None,
                   as_json: bool = False) -> int:
     """Run the server in the foreground; returns its exit code (0 after Ctrl-C/SIGTERM)."""
-    port = settings.load({"serve_port": port}, prefix="serve_").serve_port
+    opts = settings.load({"serve_port": port}, prefix="serve_")
+    port = opts.serve_port
+    if not 0 < port < 65536:
+        raise ConfigError(f"{opts.origin('serve_port')} {port} is not a TCP port; pick "
+                          "1-65535, e.g. 8080")
     root = paths.wheels_dir()
     if not root.is_dir():
         raise ConfigError(f"no wheels folder at {root}; build a wheel first (invoke build) or "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from tfforge.errors import ConfigError, VerifyError
 from tfforge.host import cpu, isa
 from tfforge.verify.verdict import VerifyReport, feature_rows, verify
 from tfforge.verify.wheelcheck import FAIL, PASS, SKIP
-from tfforge.verify.wheelscan import MAX_DEFAULT_JOBS, default_jobs
+from tfforge.verify.wheelscan import bounded_jobs, default_jobs
 
 
 def verify_command(wheel_spec: str, *, hosts: list[str], python: str | None,
@@ -18,12 +19,13 @@ def verify_command(wheel_spec: str, *, hosts: list[str], python: str | None,
                    examples: int | None) -> VerifyReport:
     from tfforge.runtime import venvs
     opts = settings.load({"verify_jobs": jobs, "verify_examples": examples}, prefix="verify_")
-    n_jobs, n_examples = _count("--jobs", opts["verify_jobs"]), \
-        _count("--examples", opts["verify_examples"])
-    if n_jobs < 0:
-        raise ConfigError(f"--jobs {n_jobs}: give a positive number (0 = one per CPU, "
-                          f"at most {MAX_DEFAULT_JOBS})")
-    n_jobs = n_jobs or default_jobs()
+    n_jobs = settings.positive(opts, "verify_jobs", 0, strict=False)
+    n_examples = settings.positive(opts, "verify_examples", 0, strict=False)
+    n_jobs = bounded_jobs(n_jobs) if n_jobs else default_jobs()
+    if opts["verify_jobs"] > n_jobs:
+        console.info(f"{opts.origin('verify_jobs')} {opts['verify_jobs']}: using {n_jobs} "
+                     f"(bounded by {os.cpu_count()} CPUs and the memory available, ~450 MB "
+                     "per worker)")
     path = venvs.wheel_from_spec(wheel_spec)
     profiles = cpu.load_hosts(hosts, option="--host") if hosts else [cpu.detect_host()]
     python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -42,14 +44,6 @@ def verify_command(wheel_spec: str, *, hosts: list[str], python: str | None,
         raise VerifyError(f"{Path(report.wheel).name}: {len(report.failed)} check(s) failed "
                           f"({names}); see the report")
     return report
-
-
-
-def _count(flag: str, value) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{flag} {value!r}: give a whole number")
 
 
 
@@ -89,11 +83,13 @@ def _few(names, keep: int = 3) -> str:
 
 
 def show(r: VerifyReport) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
+    escape = console.safe  # every name here came from the wheel or a host file
+
     out = console.out
-    out.print(f"[bold]{Path(r.wheel).name}[/]  {r.size / 1e6:.1f} MB, {r.members} members, "
+    out.print(f"[bold]{escape(Path(r.wheel).name)}[/]  {r.size / 1e6:.1f} MB, "
+              f"{r.members} members, "
               f"sha256 {r.sha256[:16]}, verified in {r.seconds:.1f} s"
               + (" (ISA scan from cache)" if r.scan_cached else ""))
     t = Table(title="Checks", title_justify="left")
@@ -117,7 +113,7 @@ def show(r: VerifyReport) -> None:
         rows = feature_rows(r)
         for row in rows:
             cls = "[bold]baseline[/]" if row["class"] == "baseline" else "[dim]dispatched[/]"
-            t.add_row(row["title"], cls, row["why"], f"{row['instructions']:,}",
+            t.add_row(row["title"], cls, escape(row["why"]), f"{row['instructions']:,}",
                       f"{row['ordinary']:,}", f"{row['dispatched_fns']:,}",
                       escape(short_name(row["example"], 60)))
         out.print(t)
@@ -130,8 +126,8 @@ def show(r: VerifyReport) -> None:
     for col in ("host", "model", "result", "missing baseline", "lacks (dispatched, fine)"):
         t.add_column(col, overflow="fold")
     for h in r.hosts:
-        t.add_row(h.name, h.model, _STYLE[PASS if h.ok else FAIL], ", ".join(h.missing) or "-",
-                  _few(h.missing_dispatched))
+        t.add_row(escape(h.name), escape(h.model), _STYLE[PASS if h.ok else FAIL],
+                  ", ".join(h.missing) or "-", _few(h.missing_dispatched))
     out.print(t)
 
     if r.emulation:
@@ -147,7 +143,7 @@ def show(r: VerifyReport) -> None:
                            + ", ".join(e.unexecutable) + ")")
             t.add_row(res.model, _STYLE[PASS] if res.status == "pass" else
                       f"[bold red]{res.signal or res.status}[/]", res.stage or "-",
-                      res.where or "-", f"{res.seconds:.0f}",
+                      escape(res.where or "-"), f"{res.seconds:.0f}",
                       verdict + (" [bold red](disagrees)[/]" if e.agrees is False else ""))
         out.print(t)
 
@@ -160,7 +156,8 @@ def show(r: VerifyReport) -> None:
                          justify="right" if col in ("code MB", "M instr", "functions",
                                                     "scan s") else "left")
         for s in libs[:8]:
-            t.add_row(s.path, f"{s.code_bytes / 1e6:.1f}", f"{s.instructions / 1e6:.2f}",
+            t.add_row(escape(s.path), f"{s.code_bytes / 1e6:.1f}",
+                      f"{s.instructions / 1e6:.2f}",
                       f"{s.functions:,}", ", ".join(sorted(s.baseline, key=isa.sort_key)),
                       _few(sorted(s.dispatched, key=isa.sort_key)), s.isa_needed or "-",
                       f"{s.seconds:.1f}")

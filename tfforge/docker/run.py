@@ -159,19 +159,36 @@ def run_docker_build(argv: Sequence[str], log_path: Path, *, build_id: str, time
     return steps
 
 
-def _move_into(src: Path, wheels_dir: Path) -> Path:
-    """Atomically place src in wheels_dir (rename on one filesystem, else copy + rename)."""
+def _move_into(src: Path, wheels_dir: Path, keep_in: Path | None = None) -> Path:
+    """Place src in wheels_dir atomically, never replacing a different file of the same name.
+
+    os.link fails when the name exists, so the check and the placing are one step (a hard link
+    on one filesystem, else a copy linked into place). An identical file there is fine; a
+    different one is refused and this build's wheel is kept in `keep_in` (builds/<id>/)."""
     wheels_dir.mkdir(parents=True, exist_ok=True)
     target = wheels_dir / src.name
+    partial = wheels_dir / f".{src.name}.{os.getpid()}.partial"
     try:
-        os.replace(src, target)
-    except OSError:
-        partial = wheels_dir / f".{src.name}.partial"
         try:
+            os.link(src, target)
+        except FileExistsError:
+            raise
+        except OSError:  # another filesystem, or no hard links: copy beside, then link
             shutil.copyfile(src, partial)
-            os.replace(partial, target)
-        finally:
-            partial.unlink(missing_ok=True)
+            os.link(partial, target)
+    except FileExistsError:
+        if target.is_file() and sha256_file(target) == sha256_file(src):
+            return target
+        kept = src
+        if keep_in is not None:
+            kept = keep_in / src.name
+            shutil.copyfile(src, kept)
+        raise BuildError(f"{target} already exists and is a different wheel; tfforge never "
+                         f"replaces one: this build's wheel is kept at {kept}; move the old one "
+                         "away and copy it in, or build with another version label") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    src.unlink(missing_ok=True)
     return target
 
 
@@ -279,7 +296,7 @@ def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float, docker: st
                 "host": socket.gethostname(), "finished_at": int(time.time())},
                 "wheel": {"name": final.name, "raw_name": raw.name,
                           "sha256": sha256_file(final)}}
-            target = _move_into(final, Path(wheels_dir))
+            target = _move_into(final, Path(wheels_dir), keep_in=build_dir)
             if lock_text:
                 (build_dir / f".{APT_LOCK}.tmp").write_text(lock_text)
                 os.replace(build_dir / f".{APT_LOCK}.tmp", build_dir / APT_LOCK)

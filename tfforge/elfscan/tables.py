@@ -21,6 +21,7 @@ from tfforge.elfscan.rules import rules
 from tfforge.errors import ConfigError
 from tfforge.host import isa
 
+ADDRESS_LIMIT = 1 << 47  # x86-64 user space: a library's sections all lie below it
 CHUNK = 8 << 20          # bytes per pread; bounds what one read holds
 GAP_BYTES = 64           # code after an FDE's end shorter than this is alignment padding
 SYM_DT = np.dtype([("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
@@ -122,10 +123,25 @@ def open_elf(path: Path, f) -> tuple[ELFFile, list[Section]]:
     if not count or elf.header["e_shentsize"] != _SHDR_DT.itemsize:
         return elf, []
     fd = f.fileno()
-    raw = np.frombuffer(os.pread(fd, count * _SHDR_DT.itemsize, elf.header["e_shoff"]),
-                        _SHDR_DT)
+    file_size = os.fstat(fd).st_size
+    shoff = int(elf.header["e_shoff"])
+    if shoff + count * _SHDR_DT.itemsize > file_size:
+        raise ConfigError(f"{path}: truncated or damaged ELF file (section headers at {shoff} "
+                          f"run past its {file_size} bytes)")
+    raw = np.frombuffer(os.pread(fd, count * _SHDR_DT.itemsize, shoff), _SHDR_DT)
     if len(raw) != count:
         raise ConfigError(f"{path}: truncated ELF file (section headers missing)")
+    # The one bounds rule: every offset and size read from the file is checked against the
+    # file before anything is read or allocated with it (a crafted sh_size of 2**63 would
+    # otherwise mean minutes of reading and gigabytes of memory, or an OverflowError), and
+    # every address is one a process can have (the decoder packs addresses into int64 keys).
+    for i, h in enumerate(raw):
+        off, size, addr = int(h["offset"]), int(h["size"]), int(h["addr"])
+        in_file = int(h["type"]) == _SHT_NOBITS or off + size <= file_size
+        if not in_file or addr + size > ADDRESS_LIMIT:
+            raise ConfigError(f"{path}: damaged ELF file (section {i} at offset {off}, "
+                              f"{size} bytes, address {addr:#x} lies outside its "
+                              f"{file_size} bytes or the address space)")
     names: dict[int, str] = {}
     if shstrndx < count:
         shstr = Section("", int(raw[shstrndx]["offset"]), int(raw[shstrndx]["size"]), 0)
@@ -205,6 +221,14 @@ def code_bytes(path: Path | str) -> int:
     path = Path(path)
     with open(path, "rb") as f:
         return sum(s.size for s in exec_sections(open_elf(path, f)[1]))
+
+
+def _inside(lo: np.ndarray, hi: np.ndarray, addrs: np.ndarray) -> np.ndarray:
+    """Whether each address lies in one of the sorted ranges [lo, hi) (none when empty)."""
+    if not len(lo):
+        return np.zeros(len(addrs), bool)
+    i = np.searchsorted(lo, addrs, side="right").astype(np.int64) - 1
+    return (i >= 0) & (addrs < hi[np.clip(i, 0, None)])
 
 
 class Library:
@@ -396,23 +420,25 @@ class Library:
     # -- addresses
     def of(self, addrs: np.ndarray) -> np.ndarray:
         """Function containing each address; -1 outside function bodies."""
+        if not len(self.starts):
+            return np.full(len(addrs), -1, np.int64)
         i = np.searchsorted(self.starts, addrs, side="right").astype(np.int64) - 1
         return np.where((i >= 0) & (addrs < self.ends[np.clip(i, 0, None)]), i, -1)
 
     def exact(self, addrs: np.ndarray) -> np.ndarray:
         """Function starting exactly at each address, else -1."""
+        if not len(self.starts):
+            return np.full(len(addrs), -1, np.int64)
         i = np.searchsorted(self.starts, addrs).astype(np.int64)
         ic = np.clip(i, 0, max(len(self.starts) - 1, 0))
         return np.where((i < len(self.starts)) & (self.starts[ic] == addrs), ic, -1)
 
     def in_code(self, addrs: np.ndarray) -> np.ndarray:
-        i = np.searchsorted(self.lo, addrs, side="right").astype(np.int64) - 1
-        return (i >= 0) & (addrs < self.hi[np.clip(i, 0, None)])
+        return _inside(self.lo, self.hi, addrs)
 
     def in_data(self, addrs: np.ndarray) -> np.ndarray:
         """Whether each address is in initialized writable data (.data, .data.rel.ro ...)."""
-        i = np.searchsorted(self.data_lo, addrs, side="right").astype(np.int64) - 1
-        return (i >= 0) & (addrs < self.data_hi[np.clip(i, 0, None)])
+        return _inside(self.data_lo, self.data_hi, addrs)
 
     def code_bytes(self, fn: int) -> tuple[int, bytes]:
         start, end = int(self.starts[fn]), int(self.ends[fn])

@@ -8,7 +8,6 @@ or a raw cpuinfo text copied from another machine (`cat /proc/cpuinfo > hosts/we
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import os
 import platform
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from tfforge.host import isa
 from tfforge.errors import ConfigError
-from tfforge.files import write_json_atomic
+from tfforge.files import expand, read_user_text, write_json_atomic
 
 SCHEMA = "tfforge-host/1"
 X86 = "x86_64"
@@ -118,6 +117,16 @@ def detect_host(name: str | None = None) -> HostProfile:
                        "this host")
 
 
+def _field(doc: dict, key: str, kinds: tuple[type, ...], default, source: str):
+    """doc[key] when it has one of `kinds` (never a bool for numbers), else ConfigError."""
+    value = doc.get(key, default)
+    if value is default or (isinstance(value, kinds) and not isinstance(value, bool)):
+        return value
+    want = " or ".join(sorted({"text" if k is str else "a whole number" for k in kinds}))
+    raise ConfigError(f"{source}: \"{key}\" must be {want}, not {json.dumps(value)[:40]}; "
+                      "re-save it with `invoke detect --save`")
+
+
 def _from_json(doc: object, source: str, default_name: str) -> HostProfile:
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise ConfigError(f"{source}: not a tfforge host snapshot (expected \"schema\": "
@@ -125,28 +134,28 @@ def _from_json(doc: object, source: str, default_name: str) -> HostProfile:
     flags = doc.get("flags")
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
         raise ConfigError(f"{source}: \"flags\" must be a list of /proc/cpuinfo flag names")
-    arch = doc.get("arch", X86)
+    arch = _field(doc, "arch", (str,), X86, source)
     if arch == X86 and not flags:
         raise ConfigError(f"{source}: \"flags\" is empty; re-save it with `invoke detect --save`")
+    features = doc.get("features", [])
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise ConfigError(f"{source}: \"features\" must be a list of feature names")
     if arch == X86:
-        unknown_feats = [f for f in doc.get("features", []) if isa.lookup(f) is None]
+        unknown_feats = [f for f in features if isa.lookup(f) is None]
         if unknown_feats:
             isa.canonical(unknown_feats[0], source=source)  # raises, listing the valid names
-    return HostProfile(str(doc.get("name") or default_name), str(doc.get("vendor", "unknown")),
-                       str(doc.get("model_name", "unknown")), arch, tuple(sorted(set(flags))),
-                       doc.get("physical_cores"), doc.get("logical_cpus"), source)
+    text = {k: _field(doc, k, (str,), None, source) for k in ("name", "vendor", "model_name")}
+    counts = {k: _field(doc, k, (int,), None, source) for k in ("physical_cores", "logical_cpus")}
+    return HostProfile(text["name"] or default_name, text["vendor"] or "unknown",
+                       text["model_name"] or "unknown", arch, tuple(sorted(set(flags))),
+                       counts["physical_cores"], counts["logical_cpus"], source)
 
 
 def load_host(path: str | Path) -> HostProfile:
     """A snapshot (`detect --save` JSON) or a raw /proc/cpuinfo text, by content."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; save one with `invoke detect --save {path}` "
-                          "or `cat /proc/cpuinfo > FILE` on that machine")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read it as text ({exc.__class__.__name__})")
+    text = read_user_text(path, missing=f"no such file; save one with `invoke detect --save "
+                          f"{path}` or `cat /proc/cpuinfo > FILE` on that machine")
     if not text.strip():
         raise ConfigError(f"{path}: the file is empty; save a snapshot with "
                           "`invoke detect --save FILE` or `cat /proc/cpuinfo > FILE`")
@@ -157,6 +166,9 @@ def load_host(path: str | Path) -> HostProfile:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno} "
                               f"({exc.msg}); re-save it with `invoke detect --save`")
+        except RecursionError:
+            raise ConfigError(f"{path}: JSON nested too deeply to be a host snapshot; re-save it "
+                              "with `invoke detect --save`")
         return _from_json(doc, str(path), default_name)
     return parse_cpuinfo(text, name=default_name, source=str(path))
 
@@ -175,13 +187,11 @@ def host_files(items: str | list[str], *, option: str = "hosts") -> list[Path]:
                                       "snapshots; add them with `invoke detect --save` or "
                                       "`cat /proc/cpuinfo > FILE.cpuinfo`")
                 paths.extend(found)
-            elif any(ch in part for ch in "*?["):
-                found = sorted(Path(x) for x in glob.glob(str(p)))
+            else:
+                found = expand(part)
                 if not found:
                     raise ConfigError(f"{option} {part}: the pattern matches no files")
                 paths.extend(found)
-            else:
-                paths.append(p)
     if not paths:
         raise ConfigError(f"{option}: no hosts given; pass a folder, glob or comma-separated "
                           "list of snapshot files, e.g. hosts/")
@@ -198,5 +208,4 @@ def save_host(host: HostProfile, path: str | Path) -> Path:
     path = Path(path)
     if path.suffix != ".json":
         raise ConfigError(f"--save {path}: snapshots are JSON; use a name ending in .json")
-    path.parent.mkdir(parents=True, exist_ok=True)
     return write_json_atomic(path, host.to_dict())

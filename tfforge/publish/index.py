@@ -29,7 +29,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import Version
 
 from tfforge.errors import ConfigError, PublishError
-from tfforge.files import sha256_file
+from tfforge.files import io_error, sha256_file
 from tfforge.wheel.read import headers, open_wheel
 
 SIMPLE = "simple"
@@ -81,8 +81,14 @@ def _requires_python(path: Path, project: str) -> str | None:
 
 def scan_wheels(folder: Path) -> tuple[list[IndexedWheel], list[Skipped]]:
     """Each *.whl directly in folder with hash, size, Requires-Python; unreadable ones skipped."""
+    from tfforge.wheel.read import structure_problems
+
     wheels, skipped = [], []
-    for path in sorted(p for p in folder.glob("*.whl") if p.is_file()):
+    for path in sorted(folder.glob("*.whl")):
+        if path.is_symlink() and not path.exists() or not path.is_file():
+            skipped.append(Skipped(path.name, "not a regular file (a folder, pipe or dangling "
+                                              "link)"))
+            continue
         try:
             name, version, _build, _tags = parse_wheel_filename(path.name)
         except InvalidWheelFilename as exc:
@@ -90,8 +96,13 @@ def scan_wheels(folder: Path) -> tuple[list[IndexedWheel], list[Skipped]]:
             continue
         try:
             requires = _requires_python(path, name)
-        except ValueError as exc:
+            # The index lists only what `invoke publish` would upload.
+            problems = structure_problems(path)
+        except (ValueError, ConfigError) as exc:
             skipped.append(Skipped(path.name, str(exc)))
+            continue
+        if problems:
+            skipped.append(Skipped(path.name, f"publish would refuse it: {problems[0]}"))
             continue
         wheels.append(IndexedWheel(path.name, name, version, sha256_file(path), path.stat().st_size,
                                    requires))
@@ -179,11 +190,26 @@ class _Lock:
         os.close(self.fd)  # closing releases the flock
 
 
+def _ours(link: Path) -> bool:
+    """wheels/simple as this module leaves it: a link to a hidden `.simple-*` folder beside it."""
+    if not link.is_symlink():
+        return False
+    target = os.readlink(link)
+    return "/" not in target and target.startswith(f".{SIMPLE}-")
+
+
 def write_index(folder: Path, tree: dict[str, str]) -> Path:
     """Write tree into a fresh hidden folder and point folder/simple at it with one rename."""
     link = folder / SIMPLE
     with _Lock(folder):
-        staging = Path(tempfile.mkdtemp(prefix=f".{SIMPLE}-", dir=folder))
+        if (link.exists() or link.is_symlink()) and not _ours(link):
+            raise ConfigError(f"{link} was not written by `invoke index` (a folder, file or "
+                              "link of yours); nothing was changed: move it away (e.g. to "
+                              f"{folder / 'simple.mine'}) and run `invoke index` again")
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=f".{SIMPLE}-", dir=folder))
+        except OSError as exc:
+            raise io_error(folder, exc, "cannot be written")
         try:
             # mkdtemp makes 0700; a static server usually runs as another user.
             staging.chmod(0o755)
@@ -192,20 +218,20 @@ def write_index(folder: Path, tree: dict[str, str]) -> Path:
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
                 path.write_text(text, encoding="utf-8")
                 path.chmod(0o644)
-            if link.exists() and not link.is_symlink():
-                # A plain folder (written by hand or another tool) cannot be swapped in one
-                # rename; move it aside first, the only moment the index is briefly absent.
-                link.rename(Path(tempfile.mkdtemp(prefix=f".{SIMPLE}-old-", dir=folder)) / SIMPLE)
             tmp_link = folder / f".{SIMPLE}-link-{os.getpid()}"
             tmp_link.unlink(missing_ok=True)
             tmp_link.symlink_to(staging.name)
             os.replace(tmp_link, link)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError):  # a full disk: the old index stays as it was
+                raise io_error(link, exc, "cannot be written") from None
             raise
-        # Under the lock no other run is staging, so every other hidden index folder is stale.
+        # Under the lock no other run is staging, so every other index folder of ours is stale;
+        # `.simple-old-*` folders (earlier versions moved a user's simple/ there) are kept.
         for old in folder.glob(f".{SIMPLE}-*"):
-            if old != staging and old.is_dir() and not old.is_symlink():
+            if (old != staging and old.is_dir() and not old.is_symlink()
+                    and not old.name.startswith(f".{SIMPLE}-old-")):
                 shutil.rmtree(old, ignore_errors=True)
     return link
 

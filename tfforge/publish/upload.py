@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import glob
+import html
 import io
 import ipaddress
 import logging
@@ -24,10 +24,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit
 
 from tfforge.errors import ConfigError, Interrupted, PublishError, TfforgeError, VerifyError
-from tfforge.files import sha256_file
+from tfforge.files import expand, sha256_file
+from tfforge.text import without_credentials
 
 logger = logging.getLogger(__name__)
 USER_VAR, PASSWORD_VAR = "TWINE_USERNAME", "TWINE_PASSWORD"
@@ -52,26 +53,37 @@ class Credentials:
         if self.username and self.password:
             pair = f"{self.username}:{self.password}".encode()
             secrets.append(base64.b64encode(pair).decode())
-        for secret in sorted(secrets, key=len, reverse=True):
+        # Servers echo what they got: HTML-escaped in error pages, percent-encoded in URLs.
+        forms = {f for s in secrets for f in (s, html.escape(s), quote(s, safe=""),
+                                              quote_plus(s, safe=""))}
+        for secret in sorted(forms, key=len, reverse=True):
             text = text.replace(secret, "***")
         return text
 
 
 # ---- inputs --------------------------------------------------------------------------------
 
-def repository_url(url: str | None) -> str:
-    """The upload URL, checked: http(s), a host, and no credentials inside it."""
+def repository_url(url: str | None, where: str = "--repository") -> str:
+    """The upload URL, checked: http(s), a host, a numeric port, and no credentials inside it.
+
+    Credentials are looked for first, on the raw text: no later message can show them."""
     if not url:
         raise ConfigError("no index to upload to; pass --repository URL (e.g. "
                           "http://127.0.0.1:8080/ from `invoke serve`) or set "
                           "TFFORGE_PUBLISH_REPOSITORY")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"--repository {url!r} is not an http(s) URL; write it like "
-                          "https://index.example.com/legacy/")
-    if parts.username is not None or parts.password is not None:
-        raise ConfigError("--repository has credentials in the URL; remove them and "
+    shown = without_credentials(url)
+    if shown != url:
+        raise ConfigError(f"{where} {shown!r} has credentials in the URL; remove them and "
                           + CREDENTIALS_HINT)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(f"{where} {url!r} is not a valid URL ({exc}); write it like "
+                          "http://127.0.0.1:8080/")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{where} {url!r} is not an http(s) URL; write it like "
+                          "https://index.example.com/legacy/")
     return url
 
 
@@ -92,13 +104,10 @@ def resolve_wheels(items: list[str]) -> list[Path]:
                           "'wheels/*.whl' or a comma-separated list")
     paths: list[Path] = []
     for spec in specs:
-        if glob.has_magic(spec):
-            matched = sorted(Path(p) for p in glob.glob(os.path.expanduser(spec)))
-            if not matched:
-                raise ConfigError(f"no file matches {spec!r}; check the pattern (quote it so the "
-                                  "shell does not expand it)")
-        else:
-            matched = [Path(spec).expanduser()]
+        matched = expand(spec)
+        if not matched:
+            raise ConfigError(f"no file matches {spec!r}; check the pattern (quote it so the "
+                              "shell does not expand it)")
         for path in matched:
             if not path.is_file():
                 raise ConfigError(f"wheel {str(path)!r} does not exist; pass a .whl file path")

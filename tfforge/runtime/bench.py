@@ -26,6 +26,8 @@ from tfforge.runtime import g2p, venvs
 from tfforge.runtime.g2p import MODES
 from tfforge.runtime.probe import TfPython, explain_failure, probe_tensorflow, run_script
 from tfforge.runtime.smoke import compare, single_thread_env
+from tfforge.files import expand, io_error
+from tfforge.paths import folder
 
 THREADS = ("default", "1")  # TensorFlow's defaults; intra=inter=1 with OMP_NUM_THREADS=1
 ONEDNN = ("0", "1")  # TF_ENABLE_ONEDNN_OPTS
@@ -411,19 +413,26 @@ def chart(doc: dict, path: Path) -> None:
 
 
 def write_outputs(doc: dict, out_dir: Path, stem: str = "bench") -> dict[str, Path]:
-    """bench.json, bench.md, bench.png, each written to a temp name and renamed into place."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """bench.json, bench.md, bench.png, each written to a temp name and renamed into place;
+    on a failure (a full disk) no temp file stays and the earlier results stay whole."""
+    folder(out_dir, "bench folder", create=True)
     paths = {"json": out_dir / f"{stem}.json", "markdown": out_dir / f"{stem}.md",
              "chart": out_dir / f"{stem}.png"}
     tmp = {k: p.with_name(p.name + ".tmp") for k, p in paths.items()}
-    tmp["json"].write_text(json.dumps(doc, indent=2) + "\n")
-    pivot = side_by_side(doc)
-    tmp["markdown"].write_text(markdown(doc) + (
-        "\nSide by side: median words/s (speedup against the baseline)\n\n" + pivot
-        if pivot else ""))
-    chart(doc, tmp["chart"])
-    for k, p in paths.items():
-        os.replace(tmp[k], p)
+    try:
+        tmp["json"].write_text(json.dumps(doc, indent=2) + "\n")
+        pivot = side_by_side(doc)
+        tmp["markdown"].write_text(markdown(doc) + (
+            "\nSide by side: median words/s (speedup against the baseline)\n\n" + pivot
+            if pivot else ""))
+        chart(doc, tmp["chart"])
+        for k, p in paths.items():
+            os.replace(tmp[k], p)
+    except OSError as exc:
+        raise io_error(out_dir, exc, "cannot be written")
+    finally:
+        for t in tmp.values():
+            t.unlink(missing_ok=True)
     return paths
 
 
@@ -435,11 +444,11 @@ def expand_specs(specs: list[str]) -> list[str]:
     for spec in (s.strip() for item in specs for s in item.split(",")):
         if not spec:
             continue
-        if any(ch in spec for ch in "*?["):
-            matches = sorted(glob.glob(spec)) or sorted(glob.glob(str(project_root() / spec)))
+        if glob.has_magic(spec) and not Path(spec).exists():
+            matches = expand(spec) or expand(str(project_root() / spec))
             if not matches:
                 raise ConfigError(f"{spec!r} matches no file; pass wheel files or PyPI pins")
-            result.extend(matches)
+            result.extend(str(m) for m in matches)
         else:
             result.append(spec)
     return result

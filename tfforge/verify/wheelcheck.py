@@ -191,14 +191,20 @@ def provenance_check(facts: wheel.WheelFacts, claimed: frozenset[str]) -> Check:
     if py and not any(t.interpreter == "cp" + py.replace(".", "") for t in facts.tags):
         problems.append(f"built for Python {py}, the wheel is tagged "
                         f"{', '.join(sorted({t.interpreter for t in facts.tags}))}")
-    built_for = frozenset(isa.lookup(f) or f for f in derived.get("features", []))
+    features, copts = derived.get("features", []), derived.get("copts", [])
+    for key, value in (("features", features), ("copts", copts)):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            problems.append(f"build record '{key}' is not a list of names: {value!r:.60}")
+    if problems:
+        return Check("provenance", FAIL, problems[0], tuple(problems))
+    built_for = frozenset(isa.lookup(f) or f for f in features)
     if derived and claimed - built_for:
         problems.append(f"label claims {', '.join(sorted(claimed - built_for))} but the build "
                         f"targeted only {', '.join(sorted(built_for, key=isa.sort_key))}")
     if problems:
         return Check("provenance", FAIL, problems[0], tuple(problems))
     extra = f", build {doc.get('id')}" if doc.get("id") else ""
-    copts = " ".join(derived.get("copts", [])) or "no extra flags"
+    copts = " ".join(copts) or "no extra flags"
     return Check("provenance", PASS, f"tfforge build record matches +{label}{extra} "
                  f"(copts: {copts})")
 

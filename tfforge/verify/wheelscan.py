@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import tempfile
 import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Callable
 
@@ -20,7 +21,7 @@ from tfforge.elfscan import scan as elfscan
 from tfforge.elfscan.decode import split_points
 from tfforge.elfscan.names import demangle
 from tfforge.elfscan.results import LibraryScan
-from tfforge.errors import ConfigError
+from tfforge.errors import ConfigError, TfforgeError
 from tfforge.files import sha256_file, write_json_atomic
 from tfforge.host import isa
 from tfforge.paths import cache_dir
@@ -59,6 +60,11 @@ def readable(scans: list[LibraryScan]) -> list[LibraryScan]:
     return [dataclasses.replace(s, features=tuple(
         dataclasses.replace(f, examples=tuple(shown.get(x, x) for x in f.examples))
         for f in s.features)) for s in scans]
+
+
+def _worker_died(member: str) -> TfforgeError:
+    return TfforgeError(f"a scan worker died while scanning {member} (killed for memory?); "
+                        "nothing was cached: run verify again with --jobs 1")
 
 
 class _Scanner:
@@ -106,6 +112,8 @@ class _Scanner:
                 return
             for fut in done:
                 kind, member, path, t0, *rest = self.pending.pop(fut)
+                if isinstance(fut.exception(), BrokenProcessPool):
+                    raise _worker_died(member)
                 if kind != "part":
                     self._done(member, path, fut.result, t0)
                     continue
@@ -129,6 +137,8 @@ class _Scanner:
         except ConfigError as exc:      # e.g. an aarch64 library inside an x86_64 wheel
             self._failed(member, path, exc)
             return
+        except BrokenProcessPool:
+            raise _worker_died(member) from None
         self.scans.append(scan)
         self._remove(path)
         if scan.code_bytes >= 1 << 20:          # small libraries: only in the summary line
@@ -183,6 +193,8 @@ def scan_wheel(wheel_path: Path, *, jobs: int = 1, examples: int = elfscan.EXAMP
     if use_cache and cached.is_file():
         try:
             doc = json.loads(cached.read_text())
+            if doc.get("complete") is not True:
+                raise ValueError("not a complete scan")
             scans = [LibraryScan.from_dict(d) for d in doc["libraries"]]
             status(f"using the cached ISA scan of this wheel ({cached})")
             return (wheel.check(wheel_path, progress=progress), scans,
@@ -197,14 +209,39 @@ def scan_wheel(wheel_path: Path, *, jobs: int = 1, examples: int = elfscan.EXAMP
            f"{sum(s.instructions for s in scans) / 1e6:.1f} M instructions) in "
            f"{time.perf_counter() - t0:.1f} s")
     scans.sort(key=lambda s: s.path)
-    write_json_atomic(cached, {"wheel": wheel_path.name, "sha256": sha,
-                               "libraries": [s.to_dict() for s in scans], "errors": errors})
+    # Only a scan that read every member and every library is kept: a later run must never
+    # trust one that a fault (a full disk, a damaged member) left short.
+    if not errors and not checked.problems:
+        write_json_atomic(cached, {"wheel": wheel_path.name, "sha256": sha, "complete": True,
+                                   "libraries": [s.to_dict() for s in scans], "errors": []})
     return checked, scans, errors, sha, False
 
+
+
+WORKER_BYTES = 450 << 20  # the most one scan worker was measured to hold (a TensorFlow wheel)
+
+
+def _available_memory() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), in bytes; None when unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def bounded_jobs(requested: int) -> int:
+    """--jobs N as run: at most one worker per CPU and per WORKER_BYTES of available memory."""
+    memory = _available_memory()
+    by_memory = max(memory // WORKER_BYTES, 1) if memory is not None else requested
+    return max(1, min(requested, os.cpu_count() or 1, by_memory))
 
 
 def default_jobs() -> int:
     """What --jobs 0 (the verify_jobs default) means: one scan process per CPU, at most
     MAX_DEFAULT_JOBS (each worker adds ~200-450 MB)."""
-    return min(os.cpu_count() or 1, MAX_DEFAULT_JOBS)
+    return bounded_jobs(MAX_DEFAULT_JOBS)
 

@@ -9,6 +9,7 @@ extraction. Decides nothing about CPUs.
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import io
@@ -32,10 +33,21 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from tfforge.errors import ConfigError
+from tfforge.files import io_error
 
 PROVENANCE = "tfforge.json"
 LIBRARY_NAME = re.compile(r"\.so(\.\d+)*$")
 BLOCK = 1 << 20
+# Zip bomb caps, checked on the sizes the zip declares before a member is read (zipfile never
+# expands a member past its declared size): a member over RATIO_FLOOR may expand at most
+# MAX_RATIO times its compressed size; no member over MAX_MEMBER, no wheel over MAX_TOTAL.
+# TensorFlow's libraries compress about 3-4:1 and the largest is about 1 GB.
+MAX_RATIO = 100
+RATIO_FLOOR = 16 << 20
+MAX_MEMBER = 8 << 30
+MAX_TOTAL = 32 << 30
+SMALL_MAX = 64 << 20  # WHEEL, METADATA, RECORD, tfforge.json (TensorFlow's RECORD: ~1 MB)
+LINK_MAX = 4096  # PATH_MAX: a longer symlink target is refused, never skipped
 # RECORD may use any hashlib algorithm except these (PEP 376 / the binary distribution spec).
 WEAK_HASHES = {"md5", "sha1"}
 # RECORD and its signatures, which RECORD does not list.
@@ -127,6 +139,20 @@ def unsafe_reason(info: zipfile.ZipInfo, link_target: str | None = None) -> str 
     return None
 
 
+class LocalWriteError(Exception):
+    """Writing an extracted member failed here (not a fault of the wheel)."""
+
+
+def bomb_reason(info: zipfile.ZipInfo) -> str | None:
+    """Why a member's declared expansion is over the caps (MAX_MEMBER, MAX_RATIO), or None."""
+    if info.file_size > MAX_MEMBER:
+        return f"expands to {info.file_size} bytes, over the {MAX_MEMBER >> 30} GiB cap"
+    if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+        return (f"expands {info.file_size // max(info.compress_size, 1)}:1 to {info.file_size} "
+                f"bytes, over the {MAX_RATIO}:1 cap")
+    return None
+
+
 def _is_link(info: zipfile.ZipInfo) -> bool:
     return info.create_system == 3 and stat.S_ISLNK(info.external_attr >> 16)
 
@@ -182,12 +208,16 @@ def check(path: Path, *, extract_dir: Path | None = None,
                 problems.append(f"member {info.filename} appears twice in the zip")
             seen.add(info.filename)
             target = None
-            if _is_link(info) and info.file_size < 4096:
+            if _is_link(info) and not bomb_reason(info):
                 try:
-                    target = archive.read(info).decode("utf-8", "replace")
-                except (zipfile.BadZipFile, zlib.error, OSError, EOFError):
+                    with archive.open(info) as fh:
+                        raw = fh.read(LINK_MAX + 1)
+                    target = raw.decode("utf-8", "replace")
+                except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError):
                     target = "?"
-            why = unsafe_reason(info, target)
+            why = (f"symlink target longer than {LINK_MAX} bytes"
+                   if target is not None and len(target.encode()) > LINK_MAX
+                   else unsafe_reason(info, target))
             if why:
                 problems.append(f"unsafe member path {info.filename!r}: {why}")
 
@@ -215,6 +245,10 @@ def check(path: Path, *, extract_dir: Path | None = None,
             info = by_name.get(f"{dist_info}/{member}") if dist_info else None
             if info is None:
                 return None
+            if info.file_size > SMALL_MAX or bomb_reason(info):
+                problems.append(f"{info.filename} declares {info.file_size} bytes, over the "
+                                f"{SMALL_MAX >> 20} MiB a metadata file may have; not read")
+                return b""
             try:
                 return archive.read(info)
             except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
@@ -274,6 +308,8 @@ def check(path: Path, *, extract_dir: Path | None = None,
                     provenance, provenance_error = None, f"{PROVENANCE} is not a JSON object"
             except (ValueError, UnicodeDecodeError) as exc:
                 provenance_error = f"{PROVENANCE} is not valid JSON ({exc})"
+            except RecursionError:
+                provenance_error = f"{PROVENANCE} is nested too deeply"
 
         # RECORD: every member listed, every listed member present, hashes and sizes equal.
         record_data = small("RECORD")
@@ -299,8 +335,16 @@ def check(path: Path, *, extract_dir: Path | None = None,
 
         order = sorted(files, key=lambda i: (not wanted(i), -i.file_size if wanted(i) else 0))
         total = sum(i.file_size for i in files)
+        if total > MAX_TOTAL:
+            problems.append(f"the members expand to {total} bytes, over the {MAX_TOTAL >> 30} "
+                            "GiB cap for a wheel; not read (a zip bomb?)")
+            order = []
         done = 0
         for n, info in enumerate(order):
+            bomb = bomb_reason(info)
+            if bomb:
+                problems.append(f"member {info.filename} {bomb}; not read (a zip bomb?)")
+                continue
             dest = extract_dir / f"{n:05d}-{PurePosixPath(info.filename).name}" \
                 if wanted(info) else None
             digest_line, size_line = listed.get(info.filename, ("", ""))
@@ -314,7 +358,10 @@ def check(path: Path, *, extract_dir: Path | None = None,
             digest = hashlib.new(algo or "sha256")
             size = 0
             error = None
-            out = open(dest, "wb") if dest else None
+            try:
+                out = open(dest, "wb") if dest else None
+            except OSError as exc:
+                raise io_error(dest, exc, "cannot be written") from None
             if out is not None and info.file_size and hasattr(os, "posix_fallocate"):
                 try:    # one allocation instead of one per block: ~30% faster on ext4
                     os.posix_fallocate(out.fileno(), 0, info.file_size)
@@ -326,14 +373,25 @@ def check(path: Path, *, extract_dir: Path | None = None,
                         digest.update(block)
                         size += len(block)
                         if out:
-                            out.write(block)
+                            try:
+                                out.write(block)
+                            except OSError as exc:  # a full cache disk: ours, not the wheel's
+                                raise LocalWriteError(exc) from None
                         if progress:
                             progress(done + size, total)
+            except LocalWriteError as exc:
+                with contextlib.suppress(OSError):
+                    out.close()
+                dest.unlink(missing_ok=True)
+                raise io_error(dest, exc.args[0], "cannot be written") from None
             except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
                 error = str(exc)
             finally:
-                if out:
-                    out.close()
+                if out and not out.closed:
+                    try:
+                        out.close()
+                    except OSError as exc:
+                        raise io_error(dest, exc, "cannot be written") from None
             done += info.file_size
             if error:
                 problems.append(f"member {info.filename} cannot be read ({error})")

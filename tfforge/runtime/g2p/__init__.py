@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tfforge.errors import ConfigError
+from tfforge.files import read_user_text
 
 HERE = Path(__file__).resolve().parent
 MODEL = HERE / "g2p.pb"
@@ -24,10 +25,9 @@ REFERENCE_REQUIREMENTS = ("g2p-en==2.1.0", "numpy==1.26.4")
 def read_golden(path: Path = GOLDEN) -> list[tuple[str, list[str]]]:
     """(word, phonemes) pairs from a golden file: `word<TAB>PH PH ...`, '#' starts a comment."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"golden file {str(path)!r} is not readable ({exc}); pass a text file "
-                          "of `word<TAB>phonemes` lines")
+        text = read_user_text(path)
+    except ConfigError as exc:
+        raise ConfigError(f"golden file: {exc}; pass a text file of `word<TAB>phonemes` lines")
     pairs = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):
