@@ -1,33 +1,14 @@
-"""Rendering builds/<id>/: golden Dockerfiles, facts parsed out of them, atomic and repeatable
-writes, and the render/build tasks as a user runs them.
-
-Regenerate the golden files after an intended template change with
-    TFFORGE_REGEN_GOLDEN=1 python -m pytest tests/test_render.py -k golden
-and review the diff before committing it.
-"""
+"""The toolchain stage of a rendered build on the real Docker engine: the compiler check."""
 
 from __future__ import annotations
 
-import json
 import os
-import re
-from pathlib import Path
 
 import pytest
 
+from conftest import ROOT, need
 from tfforge import settings
-from tfforge.host import isa
-from tfforge.build import render
-from tfforge.build import spec
-from tfforge.build import toolchains
-from tfforge.errors import BuildError
-
-from conftest import ROOT, invoke, need
-
-GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-REGEN = os.environ.get("TFFORGE_REGEN_GOLDEN") == "1"
-FIXTURE_ARGS = ["--override_repository=rules_cc=/home/builder/src/third_party/rules_cc",
-                "--override_repository=rules_java=/home/builder/src/third_party/rules_java"]
+from tfforge.build import render, spec
 
 
 def make(**kw) -> spec.BuildSpec:

@@ -2,7 +2,7 @@
 writes, and the render/build tasks as a user runs them.
 
 Regenerate the golden files after an intended template change with
-    TFFORGE_REGEN_GOLDEN=1 python -m pytest tests/test_render.py -k golden
+    TFFORGE_REGEN_GOLDEN=1 python -m pytest tests/unit/test_render.py -k golden
 and review the diff before committing it.
 """
 
