@@ -27,7 +27,8 @@ DOCKER = "/usr/bin/docker"
 BASE = "local/bookworm:base"
 PREFIX = "tfforge-matrix"
 SRC = "/home/builder/src"  # where the template copies a local source inside the image
-FIXTURE_ARGS = ("--bazel-provider", "debian",
+# bookworm's gcc-12 (in every recipe's range): the prepared image's tag names no Debian suite
+FIXTURE_ARGS = ("--bazel-provider", "debian", "--gcc-version", "12.2.0",
                 f"--bazel-arg=--override_repository=rules_cc={SRC}/third_party/rules_cc",
                 f"--bazel-arg=--override_repository=rules_java={SRC}/third_party/rules_java")
 

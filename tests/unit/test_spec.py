@@ -494,3 +494,18 @@ def test_the_template_is_an_input_of_the_id(tmp_path, monkeypatch):
         monkeypatch.undo()
         spec.template_sha256.cache_clear()
     assert make().build_id == before
+
+
+def test_a_known_debian_base_image_picks_the_gcc_it_ships():
+    """Without --gcc-version, `--base-image local/bookworm:base` builds with bookworm's gcc-12
+    (in 2.21's range) instead of the recipe's gcc-13, which bookworm lacks; an unknown image
+    keeps the recipe's default, and an explicit --gcc-version always wins."""
+    tc = toolchains.toolchain("2.21.0")
+    recipe_default = spec.default_gcc_version(tc)
+    assert spec.make({**settings.defaults(), "target": "haswell", "gcc_version": "",
+                      "base_image": "local/bookworm:base"}).gcc_version == "12.2.0"
+    assert recipe_default != "12.2.0"
+    assert spec.make({**settings.defaults(), "target": "haswell", "gcc_version": "",
+                      "base_image": "example.org/custom:1"}).gcc_version == recipe_default
+    assert spec.make({**settings.defaults(), "target": "haswell", "gcc_version": "13.3.0",
+                      "base_image": "local/bookworm:base"}).gcc_version == "13.3.0"

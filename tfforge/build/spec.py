@@ -569,6 +569,18 @@ def default_gcc_version(tc: toolchains.Toolchain) -> str:
     return image.gcc[str(tc.gcc_default)]
 
 
+def gcc_for_image(tc: toolchains.Toolchain, base_image: str) -> str | None:
+    """The GCC a base image of a known Debian suite ships that the release accepts (its newest
+    such major), so `--base-image local/bookworm:base` alone builds with bookworm's gcc-12;
+    None for an image tfforge knows nothing about."""
+    lo, hi = tc.gcc
+    for known in toolchains.pins().base_images.values():
+        if base_image in (known.ref, known.local) or known.suite in base_image:
+            fits = sorted((int(m) for m in known.gcc if lo <= int(m) <= hi), reverse=True)
+            return known.gcc[str(fits[0])] if fits else None
+    return None
+
+
 def _check_gcc_version(text: str) -> str:
     if not _GCC_VERSION.fullmatch(text):
         raise ConfigError(f"--gcc-version {_short(text)}: expected a GCC version such as 12.2.0")
@@ -808,7 +820,10 @@ def make(options: Mapping) -> BuildSpec:
     if compiler not in COMPILERS:
         raise ConfigError(f"--compiler {_short(compiler)}: must be one of {', '.join(COMPILERS)}")
     gcc_text = _text(options, "gcc_version")
-    gcc_version = _check_gcc_version(gcc_text) if gcc_text else default_gcc_version(tc)
+    base_text = _text(options, "base_image")
+    gcc_version = (_check_gcc_version(gcc_text) if gcc_text else
+                   (gcc_for_image(tc, base_text) if base_text else None)
+                   or default_gcc_version(tc))
     clang_version = None
     if compiler == "clang":
         clang_version = _text(options, "clang_version") or tc.official_compiler_version

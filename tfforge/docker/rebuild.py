@@ -92,13 +92,13 @@ def _copy_tree(src: Path, dest: Path) -> None:
 
 
 def copy_build(folder: Path, dest: Path, *, umask: int | None = None) -> Path:
-    """The build's inputs in dest/<id>/: Dockerfile, build.json (.dockerignore), src/, and
-    apt-pins = apt.lock."""
+    """The build's inputs in dest/<id>/: Dockerfile, build.json (.dockerignore, clone_check.py),
+    src/, and apt-pins = apt.lock."""
     target = dest / folder.name
     with _umask(umask):
         target.mkdir(parents=True)
-        for name in ("Dockerfile", "build.json", ".dockerignore"):
-            if name != ".dockerignore" or (folder / name).is_file():
+        for name in ("Dockerfile", "build.json", ".dockerignore", "clone_check.py"):
+            if name in ("Dockerfile", "build.json") or (folder / name).is_file():
                 shutil.copyfile(folder / name, target / name)
         if (folder / "src").is_dir():
             _copy_tree(folder / "src", target / "src")
