@@ -131,7 +131,7 @@ class Progress:
         info(line)
 
     def step(self, text: str) -> None:
-        self.current = text
+        self.current = plain(text)
         if self._live:
             self._live.update(self._task, description=self._text())
         elif self.total is None:
@@ -140,7 +140,7 @@ class Progress:
     def done(self, line: str) -> None:
         self.count += 1
         if self._live:
-            self._live.console.print(line, markup=False, soft_wrap=True)
+            self._live.console.print(_lines(line), markup=False, soft_wrap=True)
             self._live.advance(self._task)
         elif self.total is None:
             self._plain(f"[{self.elapsed():7.1f}s] {line}")
@@ -149,7 +149,7 @@ class Progress:
 
     def note(self, line: str) -> None:
         if self._live:
-            self._live.console.print(line, markup=False, soft_wrap=True)
+            self._live.console.print(_lines(line), markup=False, soft_wrap=True)
         else:
             self._plain(line)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from tfforge import resources
+from tfforge import paths, resources
 from tfforge.errors import ConfigError
 from tfforge.files import read_user_text
 
@@ -79,7 +79,7 @@ def parse_text(text: str, like: Any, where: str) -> Any:
         raise ConfigError(f"{where}={text!r} is not true or false; use one of "
                           f"{', '.join(_TRUE + _FALSE)}")
     if isinstance(like, int):
-        if not (value.isascii() and value.lstrip("+-").isdigit()):
+        if not re.fullmatch(r"[+-]?[0-9]+", value):
             raise ConfigError(f"{where}={text!r} is not a whole number; use digits such as {like}")
         return int(value)
     if isinstance(like, float):
@@ -139,7 +139,7 @@ def load(cli: Mapping[str, Any] | None = None, *, cwd: Path | None = None,
     """
     base = defaults()
     values, origins = dict(base), {}
-    cfg = (cwd or Path.cwd()) / CONFIG_FILE
+    cfg = (cwd or paths.project_root()) / CONFIG_FILE
     table = read_config_file(cfg)
     unknown = sorted(set(table) - set(base))
     if unknown:

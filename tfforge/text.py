@@ -3,7 +3,7 @@
 File names, cpuinfo model names, snapshot names and wheel member names are data. Shown raw, a
 terminal escape sequence in them would drive the terminal and an undecodable file name would
 crash the print. `plain()` turns every control character and undecodable byte into a visible
-escape; rich markup is escaped separately where text goes through rich (console.markup_safe).
+escape; rich markup is escaped separately where text goes through rich (console.safe).
 """
 
 from __future__ import annotations

@@ -286,7 +286,9 @@ def test_cache_serve_stores_bazel_blobs_and_stops_on_ctrl_c(tmp_path):
         assert (tmp_path / "c" / "store" / "cache" / "cas" / "ab12").read_bytes() == b"blob"
         own = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"],
                              capture_output=True, text=True).stdout
-        for address in re.findall(r"inet (\S+)/", own):  # this machine's other addresses
+        others = re.findall(r"inet (\S+)/", own)  # this machine's other addresses
+        assert others, f"no global IPv4 address to check the loopback-only bind against: {own!r}"
+        for address in others:
             with pytest.raises(OSError):
                 socket.create_connection((address, port), 2)
     finally:

@@ -56,7 +56,8 @@ def test_static_verdict_agrees_with_real_runs(rows):
     for r in rows:
         here = r.runs[0]
         assert here.where == "this host" and here.agrees is True, table
-        assert len(r.runs) >= 2, table                  # at least one emulated run
+        # at least one emulated run that really confirmed the verdict (qemu could execute it)
+        assert any(run.agrees is True for run in r.runs[1:]), table
 
 
 @pytest.mark.integration

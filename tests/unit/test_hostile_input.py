@@ -236,6 +236,7 @@ def test_full_disk_leaves_nothing_behind(tmp_path):
 
 
 # ---- flags invoke mis-parses, exit codes, Ctrl-C ------------------------------------------------
+def test_engine_image_that_is_a_flag():
     from tfforge.commands import engine
     assert "--image" in one_line(engine.engine_command, image="--help")
 

@@ -243,3 +243,14 @@ def test_invoke_matrix_bad_input_is_one_error_line_exit_2(tmp_path, args, needle
     assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_timeout_and_concurrency_name_their_flag(tmp_path, monkeypatch):
+    from tfforge.commands import matrix as matrix_cmd
+
+    monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
+    hosts = str(HOSTS / "qemu-haswell.json")
+    with pytest.raises(ConfigError, match=r"--timeout = -5.0: must be more than 0"):
+        matrix_cmd.matrix_command(hosts, shared={}, timeout=-5, dry_run=True)
+    with pytest.raises(ConfigError, match=r"--concurrent = 0: must be more than 0"):
+        matrix_cmd.matrix_command(hosts, shared={}, concurrent=0, dry_run=True)

@@ -1,5 +1,5 @@
 """Comparing two builds of a wheel, the rebuild record verify reads, and rebuild's input errors
-(no engine; the real rebuilds are in tests/integration/test_reproducible.py)."""
+(no engine; the real rebuilds are in tests/integration/test_build_e2e.py)."""
 
 from __future__ import annotations
 

@@ -165,17 +165,16 @@ def test_rendered_builds_conform_to_the_release_files(folder, facts, tmp_path):
           + ", ".join(sorted({e.level for e in tc.evidence.values()})))
 
 
-def test_releases_with_secondary_evidence_only_are_listed():
+def test_releases_with_secondary_evidence_only_are_listed(facts):
     only = [v for v in toolchains.known_versions() if toolchains.toolchain(v).secondary_only]
     line = ("releases whose recipe rests on secondary evidence only (no release file or "
             f"nearby master read): {', '.join(only) or 'none'}")
     print("\n" + line)
     warnings.warn(line)
     # every release not covered by a folder in tf-interface is one of them, and vice versa
-    covered = {release_of(f) for f in folders() if f != "(missing)"} if INTERFACE.is_dir() \
-        else set()
-    if covered:
-        assert set(only) == set(toolchains.known_versions()) - covered
+    covered = {release_of(f) for f in folders()}
+    assert covered, f"{INTERFACE} holds no release folder"
+    assert set(only) == set(toolchains.known_versions()) - covered
 
 
 def test_clone_check_runs_standalone_on_a_release_folder(facts):

@@ -444,7 +444,7 @@ def test_build_hands_the_rendered_folder_to_the_engine(tmp_path, monkeypatch):
     calls = []
 
     def fake_run_build(build_dir, *, wheels_dir, timeout_s, docker=None, watcher=None,
-                       network=None, secrets=None):
+                       network=None, secrets=None, secret_values=None):
         assert docker == "/checked/docker"  # the client checked before rendering is the one used
         calls.append((build_dir, wheels_dir, timeout_s))
         return {"wheel": str(wheels_dir / "x.whl"), "build_id": build_dir.name,

@@ -30,7 +30,7 @@ from tfforge.host import fleet
 from tfforge.host import isa
 from tfforge.build import toolchains
 from tfforge import resources
-from tfforge.errors import BuildError, ConfigError
+from tfforge.errors import ConfigError
 from tfforge.files import sha256_file
 from tfforge.text import without_credentials
 
@@ -535,7 +535,7 @@ def docker_command(build_id: str, network: str | None = None) -> dict:
     """The docker command recorded in build.json, relative to the project root."""
     return {"env": dict(DOCKER_ENV),
             "argv": docker_argv("/usr/bin/docker", f"builds/{build_id}", network=network),
-            "note": "run from the project root; builds/<id>/.export/export receives the "
+            "note": "run from the project root; builds/<id>/.export receives the "
                     "wheel(s) and build.json; `build` runs this with the client it resolves "
                     "(and --secret files for remote-cache credentials)"}
 

@@ -202,11 +202,11 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
         raise BuildError(network.offline_message(missing, suite))
 
     console.info(f"building {r.build_id} (timeout {timeout_s:g} s)")
-    with remote.written(secrets, files):
+    with BuildWatcher() as watcher:
         result = docker_run.run_build(r.path, wheels_dir=paths.wheels_dir(),
                                       timeout_s=timeout_s, docker=p["docker_command"][0],
-                                      watcher=BuildWatcher(), network=s.docker_network,
-                                      secrets=files)
+                                      watcher=watcher, network=s.docker_network,
+                                      secrets=files, secret_values=secrets)
     out = {**p, "dry_run": False, **result}
     if s.remote_flags:  # issue 13: what Bazel's summary says about the remote cache
         out["remote"] = remote.log_facts(Path(result["log"]).read_text(errors="replace"))

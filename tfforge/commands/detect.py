@@ -84,7 +84,8 @@ def detect_command(*, as_json: bool, save: str | None, cpuinfo: str | None,
 def _show_detect(doc: dict) -> None:
     from rich.table import Table
 
-    out, h = console.out, {k: console.safe(v) for k, v in doc["host"].items()}
+    out, h = console.out, {k: "?" if v is None else console.safe(v)
+                           for k, v in doc["host"].items()}
     out.print(f"[bold]{h['name']}[/]: {h['model_name']} ({h['vendor']}, {h['arch']}), "
               f"{h['physical_cores'] or '?'} physical cores, "
               f"{h['logical_cpus'] or '?'} logical CPUs")

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from tfforge import console, paths, settings
 from tfforge.build import emit, matrix
-from tfforge.commands.build import make_spec
+from tfforge.commands.build import make_spec, timeout_seconds
 from tfforge.errors import BuildError, ConfigError
 from tfforge.files import write_json_atomic
 from tfforge.host import cpu, isa
@@ -113,12 +113,13 @@ def matrix_command(hosts: str, *, tf_versions: str | None = None,
     if run and run != "slurm":
         raise ConfigError(f"--run {run!r}: only 'slurm' runs a matrix (GitHub and GitLab run "
                           "the file --emit writes)")
-    opts = settings.load({"matrix_concurrent": concurrent, "build_timeout": timeout},
-                         cwd=paths.project_root())
+    opts = settings.load({"matrix_concurrent": concurrent}, cwd=paths.project_root(),
+                         prefix="matrix_")
     conc = int(settings.positive(opts, "matrix_concurrent"))
+    timeout_s = timeout_seconds(timeout)  # --timeout, else the build_timeout setting
     p, ids = make_plan(hosts, tf_versions=tf_versions, python_versions=python_versions, one=one,
                        shared=shared)
-    flags = shared_flags(shared) + (("--timeout", f"{float(opts.build_timeout):g}")
+    flags = shared_flags(shared) + (("--timeout", f"{timeout_s:g}")
                                     if timeout is not None else ())
     doc = _doc(p, ids, flags)
     if dry_run or not (emit_format or run):
@@ -147,7 +148,7 @@ def matrix_command(hosts: str, *, tf_versions: str | None = None,
                     "gitlab": "include it from .gitlab-ci.yml",
                     "slurm": f"submit it: sbatch {path}"}[emit_format])
             return doc
-    return _run_slurm(p, doc, flags, conc, float(opts.build_timeout), as_json)
+    return _run_slurm(p, doc, flags, conc, timeout_s, as_json)
 
 
 def _run_slurm(p: matrix.Plan, doc: dict, flags: tuple[str, ...], concurrent: int,

@@ -39,10 +39,12 @@ def rebuild_command(build_id: str, *, vary: bool = False, timeout=None,
     from tfforge.commands.watch import BuildWatcher
     from tfforge.docker import rebuild
 
-    result = rebuild.rebuild(build_id, builds_dir=paths.builds_dir(),
-                             wheels_dir=paths.wheels_dir(), timeout_s=timeout_seconds(timeout),
-                             docker=settings.load(cwd=paths.project_root()).docker, vary=vary,
-                             watcher=BuildWatcher())
+    with BuildWatcher() as watcher:
+        result = rebuild.rebuild(build_id, builds_dir=paths.builds_dir(),
+                                 wheels_dir=paths.wheels_dir(),
+                                 timeout_s=timeout_seconds(timeout),
+                                 docker=settings.load(cwd=paths.project_root()).docker,
+                                 vary=vary, watcher=watcher)
     if as_json:
         console.print_json(result)
     else:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from tfforge import console, paths, settings
-from tfforge.errors import ConfigError, VerifyError
+from tfforge.errors import VerifyError
 from tfforge.host import cpu, isa
 from tfforge.verify.verdict import VerifyReport, feature_rows, verify
 from tfforge.verify.wheelcheck import FAIL, PASS, SKIP

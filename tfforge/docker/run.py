@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Iterator, Mapping, Protocol, Sequence
 
 from tfforge import paths
+from tfforge.build import remote
 from tfforge.build.spec import docker_argv, export_dir
 from tfforge.docker.cancel import stop_client
-from tfforge.docker.client import Client, dockerfile_images, engine_facts, image_facts, \
+from tfforge.docker.client import dockerfile_images, engine_facts, image_facts, \
     resolve_client
 from tfforge.docker.progress import StepLog, classify_failure, short, step_title, tail
 from tfforge.errors import BuildError, ConfigError, Interrupted
@@ -229,7 +230,8 @@ def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float, docker: st
               watcher: Watcher | None = None, fresh: bool = False,
               build_args: Mapping[str, str] | None = None,
               env: Mapping[str, str] | None = None, log_path: Path | None = None,
-              network: str | None = None, secrets: Mapping[str, str] | None = None) -> dict:
+              network: str | None = None, secrets: Mapping[str, str] | None = None,
+              secret_values: Mapping[str, str] | None = None) -> dict:
     """Build builds/<id>/ on the engine and deliver the finalized wheel into wheels_dir.
 
     The wheel's `.dist-info/tfforge.json` holds only inputs (build.json, base images, the apt
@@ -237,7 +239,9 @@ def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float, docker: st
     builds/<id>/provenance.json. Returns {"wheel", "build_id", "argv", "durations" (seconds),
     "engine", "cache" (steps cached/run), "log", "provenance", "apt_lock", "sha256"}.
     Raises BuildError / ConfigError / Interrupted with wheels_dir unchanged. docker: the client
-    ("" = pick one); network, secrets, fresh, build_args: see tfforge.build.spec.docker_argv; env: added to the client's environment;
+    ("" = pick one); network, secrets, fresh, build_args: see tfforge.build.spec.docker_argv;
+    secret_values: {secret id: content}, written to the `secrets` files under the build lock
+    (so a second build of the id never touches a running build's files) and removed after; env: added to the client's environment;
     log_path: default builds/<id>/build.log.
     """
     from tfforge.wheel import edit as wheel_edit
@@ -272,8 +276,9 @@ def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float, docker: st
         stage = export_dir(build_dir)
         shutil.rmtree(stage, ignore_errors=True)
         try:
-            steps = run_docker_build(argv, log_path, build_id=build_id, timeout_s=timeout_s,
-                                     started=t0, watcher=watcher, env=env)
+            with remote.written(secret_values or {}, secrets or {}):
+                steps = run_docker_build(argv, log_path, build_id=build_id, timeout_s=timeout_s,
+                                         started=t0, watcher=watcher, env=env)
             t_built = time.monotonic()
             raw = _exported_wheel(stage, log_path)
             lock_path = stage / APT_LOCK

@@ -17,7 +17,6 @@ import html
 import io
 import ipaddress
 import logging
-import os
 import re
 import threading
 import time
