@@ -8,6 +8,7 @@ escape; rich markup is escaped separately where text goes through rich (console.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import unicodedata
 
@@ -39,3 +40,13 @@ def without_credentials(url: str) -> str:
     if "@" not in rest:
         return url
     return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a URL's host (as urlsplit gives it: no brackets) names this machine's loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -32,7 +32,7 @@ from tfforge.build import toolchains
 from tfforge import resources
 from tfforge.errors import ConfigError
 from tfforge.files import sha256_file
-from tfforge.text import without_credentials
+from tfforge.text import is_loopback, without_credentials
 
 SCHEMA = "tfforge-build/1"
 # The Dockerfile template decides bytes too, so its digest is part of the build id.
@@ -498,13 +498,14 @@ def canonical_json(doc: object) -> str:
     return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
 
 
-def is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1", "[::1]") or host.startswith("127.")
-
-
 def export_dir(build_dir: str | Path) -> Path:
     """Where the build's export stage lands, beside the build (one build per id at a time)."""
     return Path(build_dir) / EXPORT_STAGE
+
+
+def docker_env_text() -> str:
+    """The client's environment as the dry run and build.log show it (DOCKER_BUILDKIT=1)."""
+    return " ".join(f"{k}={v}" for k, v in DOCKER_ENV.items())
 
 
 def docker_argv(client: str, build_dir: str | Path, *, network: str | None = None,

@@ -152,17 +152,19 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
     """`invoke build`: render (or reuse), then print the plan or run it on the engine."""
     s = make_spec(cli)
     timeout_s = timeout_seconds(timeout)
-    if not dry_run:
+    if dry_run:
+        client, no_client = docker_client()  # shown even when no client is usable
+    else:
         from tfforge.docker import client as docker_clients
 
         # An unusable client is refused before builds/<id> is written.
-        docker_clients.resolve_client(settings.load(cwd=paths.project_root()).docker)
+        configured = settings.load(cwd=paths.project_root()).docker
+        client, no_client = docker_clients.resolve_client(configured).path, None
     _warn_all(s)
     warning = _host_isa_warning(s)
     if warning:
         console.warn(warning)
     r = render.render(s, paths.builds_dir())
-    client, no_client = docker_client()
     secrets = remote.credentials(os.environ) if s.remote_flags else {}
     files = remote.secret_files(r.build_id, secrets)
     p = plan(s, r, client, files)
@@ -177,11 +179,10 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
         if as_json:
             console.print_json({**p, "dry_run": True})
         else:
-            env = " ".join(f"{k}={v}" for k, v in p["docker_env"].items())
             for line in (
                 f"{'rendered' if r.created else 'reused'} build {r.build_id}",
                 f"Dockerfile: {p['dockerfile']}",
-                f"docker:     {env} {shlex.join(p['docker_command'])}",
+                f"docker:     {spec.docker_env_text()} {shlex.join(p['docker_command'])}",
                 f"bazel:      (in {s.src_dir}) {shlex.join(p['bazel_command'])}",
                 f"recipe:     {s.evidence_line()}",
                 *([f"secrets:    {', '.join(p['docker_secrets']) or 'none'} (docker build "

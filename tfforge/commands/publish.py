@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from tfforge import console, settings
 from tfforge.publish import upload
+from tfforge.text import is_loopback
 
 
 def publish_command(wheels: list[str], *, repository: str | None = None,
@@ -21,7 +22,7 @@ def publish_command(wheels: list[str], *, repository: str | None = None,
     upload.check_wheels(paths)
     creds = upload.Credentials.from_environ(os.environ if environ is None else environ)
     host = urlsplit(url).hostname or ""
-    if urlsplit(url).scheme == "http" and not upload.is_loopback(host):
+    if urlsplit(url).scheme == "http" and not is_loopback(host):
         console.warn(f"{host} is reached over plain http: the password travels unencrypted; "
                      "use https")
     results = upload.publish(paths, url, creds, skip_existing=skip_existing,

@@ -18,15 +18,12 @@ def serve_command(*, port: int | str | None = None, htpasswd: str | None = None,
     """Run the server in the foreground; returns its exit code (0 after Ctrl-C/SIGTERM)."""
     opts = settings.load({"serve_port": port}, prefix="serve_")
     port = opts.serve_port
-    if not 0 < port < 65536:
-        raise ConfigError(f"{opts.origin('serve_port')} {port} is not a TCP port; pick "
-                          "1-65535, e.g. 8080")
+    serve.check_port(port, opts.origin("serve_port"))
     root = paths.wheels_dir()
     if not root.is_dir():
         raise ConfigError(f"no wheels folder at {root}; build a wheel first (invoke build) or "
                           "create the folder for uploads")
     pw = serve.load_htpasswd(Path(htpasswd).expanduser()) if htpasswd else None
-    serve.check_port(port)
     argv = serve.pypiserver_argv(root, port, pw)
     console.info("running: " + shlex.join(argv))
 

@@ -24,7 +24,7 @@ from typing import Iterator, Mapping, Protocol, Sequence
 
 from tfforge import paths
 from tfforge.build import remote
-from tfforge.build.spec import docker_argv, export_dir
+from tfforge.build.spec import DOCKER_ENV, docker_argv, docker_env_text, export_dir
 from tfforge.docker.cancel import stop_client
 from tfforge.docker.client import dockerfile_images, engine_facts, image_facts, \
     resolve_client
@@ -106,12 +106,12 @@ def run_docker_build(argv: Sequence[str], log_path: Path, *, build_id: str, time
     The timeout counts from `started` (time.monotonic(); default now). env: added to ours."""
     watcher = watcher or Quiet()
     cmd = list(argv)
-    full_env = {**os.environ, **(env or {}), "DOCKER_BUILDKIT": "1"}
+    full_env = {**os.environ, **(env or {}), **DOCKER_ENV}
     steps = StepLog()
     kept: list[str] = []
     since = time.time()
     with open(log_path, "w", encoding="utf-8") as log:
-        log.write("$ DOCKER_BUILDKIT=1 " + " ".join(cmd) + "\n")
+        log.write(f"$ {docker_env_text()} " + " ".join(cmd) + "\n")
         # Own session: a terminal's Ctrl-C reaches only us and we decide how the client stops.
         # Started before any thread of ours exists (preexec_fn runs in the forked child).
         proc = subprocess.Popen(cmd, env=full_env, stdin=subprocess.DEVNULL,
@@ -270,7 +270,7 @@ def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float, docker: st
         log_path = Path(log_path) if log_path else build_dir / "build.log"
         argv = docker_argv(client.path, build_dir, network=network, secrets=secrets,
                            fresh=fresh, build_args=build_args)
-        watcher.note("$ DOCKER_BUILDKIT=1 " + " ".join(argv))
+        watcher.note(f"$ {docker_env_text()} " + " ".join(argv))
         # Beside the build (same filesystem as wheels/ in a project): the final move is one
         # rename. Removed whatever happens.
         stage = export_dir(build_dir)

@@ -43,10 +43,11 @@ def pypiserver_argv(root: Path, port: int, htpasswd: Path | None) -> list[str]:
     return argv + [str(root)]
 
 
-def check_port(port: int) -> None:
-    """ConfigError unless `port` is a TCP port free on the loopback address."""
+def check_port(port: int, where: str = "--port") -> None:
+    """ConfigError unless `port` is a TCP port free on the loopback address; `where` names the
+    flag, variable or toml key the port came from."""
     if not 0 < port < 65536:
-        raise ConfigError(f"--port {port} is not a TCP port; pick 1-65535, e.g. 8080")
+        raise ConfigError(f"{where} {port} is not a TCP port; pick 1-65535, e.g. 8080")
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind((LOOPBACK, port))

@@ -15,7 +15,6 @@ import base64
 import contextlib
 import html
 import io
-import ipaddress
 import logging
 import re
 import threading
@@ -84,15 +83,6 @@ def repository_url(url: str | None, where: str = "--repository") -> str:
         raise ConfigError(f"{where} {url!r} is not an http(s) URL; write it like "
                           "https://index.example.com/legacy/")
     return url
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def resolve_wheels(items: list[str]) -> list[Path]:
