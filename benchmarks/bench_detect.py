@@ -22,8 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 1.25
 INVOKE = [sys.executable, "-m", "invoke", "-r", str(ROOT)]
 # The case the target is about (see the module docstring).
-DETECT = ("invoke detect --json --no-tf" if importlib.util.find_spec("tensorflow")
-          else "invoke detect --json")
+DETECT = (
+    "invoke detect --json --no-tf"
+    if importlib.util.find_spec("tensorflow")
+    else "invoke detect --json"
+)
 
 
 def timed(cmd: list[str]) -> float:
@@ -33,12 +36,15 @@ def timed(cmd: list[str]) -> float:
 
 
 def cases() -> dict[str, list[str]]:
-    found = {"invoke --list": INVOKE + ["--list"],
-             "invoke detect --json": INVOKE + ["detect", "--json"]}
+    found = {
+        "invoke --list": INVOKE + ["--list"],
+        "invoke detect --json": INVOKE + ["detect", "--json"],
+    }
     if importlib.util.find_spec("tensorflow") is not None:
         found[DETECT] = INVOKE + ["detect", "--json", "--no-tf"]
-    archspec = shutil.which("archspec", path=str(Path(sys.executable).parent)) or \
-        shutil.which("archspec")
+    archspec = shutil.which("archspec", path=str(Path(sys.executable).parent)) or shutil.which(
+        "archspec"
+    )
     if archspec:
         found["archspec cpu"] = [archspec, "cpu"]
     return found
@@ -57,16 +63,17 @@ def main() -> int:
             times[name].append(timed(cmd))
     print(f"{'command':32} {'median s':>9} {'min s':>7} {'max s':>7}  (paired runs={args.runs})")
     for name, values in times.items():
-        print(f"{name:32} {statistics.median(values):9.3f} {min(values):7.3f} "
-              f"{max(values):7.3f}")
+        print(f"{name:32} {statistics.median(values):9.3f} {min(values):7.3f} {max(values):7.3f}")
     detect = times[DETECT]
 
     def ratio(base: str) -> float:
         return statistics.median(d / b for d, b in zip(detect, times[base]))
 
     vs_list = ratio("invoke --list")
-    print(f"{DETECT} / invoke --list: {vs_list:.2f}x (median of paired ratios; "
-          f"target <= {TARGET_RATIO}x) {'OK' if vs_list <= TARGET_RATIO else 'OVER TARGET'}")
+    print(
+        f"{DETECT} / invoke --list: {vs_list:.2f}x (median of paired ratios; "
+        f"target <= {TARGET_RATIO}x) {'OK' if vs_list <= TARGET_RATIO else 'OVER TARGET'}"
+    )
     if "archspec cpu" in times:
         print(f"{DETECT} / archspec cpu: {ratio('archspec cpu'):.2f}x")
     return 0

@@ -22,9 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tfforge.runtime import bench  # noqa: E402
-from tfforge.runtime import g2p
-from tfforge.runtime import venvs
+from tfforge.runtime import (
+    bench,  # noqa: E402
+    g2p,
+    venvs,
+)
 from tfforge.runtime.smoke import Target, run_script  # noqa: E402
 
 WHEELS = ("tensorflow-cpu==2.14.1", "intel-tensorflow-avx512==2.14.0", "tensorflow-cpu==2.21.0")
@@ -44,15 +46,22 @@ def flops_per_word(words: list[tuple[str, list[str]]]) -> dict:
     dec_steps = statistics.mean(min(len(p) + 1, 20) for _, p in words)
     graph = enc_steps * enc_step + dec_steps * dec_step
     numpy_model = graph + (enc_steps + dec_steps) * 2 * emb * gates  # + x @ W_ih every step
-    return {"graph": graph, "g2p_en_numpy": numpy_model, "encoder_steps": enc_steps,
-            "decoder_steps": dec_steps, "encoder_step": enc_step, "decoder_step": dec_step}
+    return {
+        "graph": graph,
+        "g2p_en_numpy": numpy_model,
+        "encoder_steps": enc_steps,
+        "decoder_steps": dec_steps,
+        "encoder_step": enc_step,
+        "decoder_step": dec_step,
+    }
 
 
 def peak_gflops(row: dict, wheels: list[dict]) -> dict:
     wheel = Path(next(w["wheel"] for w in wheels if w["label"] == row["wheel"]))
     target = Target(venvs.venv_python(wheel), wheel)
-    args = [str(g2p.RUNNER), "--peak"] + (["--intra", "1", "--inter", "1"]
-                                          if row["threads"] == "1" else [])
+    args = [str(g2p.RUNNER), "--peak"] + (
+        ["--intra", "1", "--inter", "1"] if row["threads"] == "1" else []
+    )
     proc, doc = run_script(target, args, bench.config_env(row["threads"], row["onednn"]), 600)
     if proc.returncode != 0 or doc is None:
         raise SystemExit(f"peak measurement failed: {proc.stderr[-500:]}")
@@ -63,8 +72,11 @@ def check_targets(doc: dict) -> dict:
     """The issue's targets and the FLOP bound from a finished run (measures peak FLOP/s)."""
     rows = [r for r in doc["rows"] if r["words_per_s"] and not r["mismatches"]]
     ref = next(r for r in rows if r["key"] == bench.REFERENCE)["words_per_s"]["median"]
-    targets = {"reference_words_per_s": ref, "flops_per_word": flops_per_word(g2p.read_golden()),
-               "batches": {}}
+    targets = {
+        "reference_words_per_s": ref,
+        "flops_per_word": flops_per_word(g2p.read_golden()),
+        "batches": {},
+    }
     for batch, need in TARGETS.items():
         cands = [r for r in rows if r["batch"] == batch and r["key"] != bench.REFERENCE]
         if not cands:
@@ -74,47 +86,70 @@ def check_targets(doc: dict) -> dict:
         bound = peak * 1e9 / targets["flops_per_word"]["graph"]
         ratio = best["words_per_s"]["median"] / ref
         targets["batches"][str(batch)] = {
-            "best": best["key"], "words_per_s": best["words_per_s"], "vs_reference": ratio,
-            "target": need, "met": ratio >= need, "peak_gflops": peak,
+            "best": best["key"],
+            "words_per_s": best["words_per_s"],
+            "vs_reference": ratio,
+            "target": need,
+            "met": ratio >= need,
+            "peak_gflops": peak,
             "flop_bound_words_per_s": bound,
-            "fraction_of_bound": best["words_per_s"]["median"] / bound}
+            "fraction_of_bound": best["words_per_s"]["median"] / bound,
+        }
     return targets
 
 
 def report(targets: dict) -> list[str]:
     flops = targets["flops_per_word"]
-    lines = ["", "## Targets (same run, same 1,024 words)", "",
-             f"- g2p-en numpy reference (one word per call): "
-             f"**{targets['reference_words_per_s']:,.0f} words/s** (median)"]
+    lines = [
+        "",
+        "## Targets (same run, same 1,024 words)",
+        "",
+        f"- g2p-en numpy reference (one word per call): "
+        f"**{targets['reference_words_per_s']:,.0f} words/s** (median)",
+    ]
     for batch, t in targets["batches"].items():
         lines.append(
             f"- batch {batch}: best `{t['best']}` {t['words_per_s']['median']:,.0f} words/s"
             f" = **{t['vs_reference']:.2f}x** the reference (target >= {t['target']:g}x: "
             f"{'met' if t['met'] else 'NOT met'}); FLOP bound "
             f"{t['flop_bound_words_per_s']:,.0f} words/s ({t['peak_gflops']:.0f} GFLOP/s float32"
-            f" matmul in that configuration), best = {100 * t['fraction_of_bound']:.1f}% of it")
+            f" matmul in that configuration), best = {100 * t['fraction_of_bound']:.1f}% of it"
+        )
     lines.append(
         f"- FLOPs per word (matmuls, from the layer sizes): {flops['graph'] / 1e6:.2f} M in the "
         f"graph ({flops['encoder_steps']:.2f} encoder steps x {flops['encoder_step'] / 1e6:.3f} M"
         f" + {flops['decoder_steps']:.2f} decoder steps x {flops['decoder_step'] / 1e6:.3f} M); "
         f"g2p-en's numpy formulation also multiplies x @ W_ih every step: "
-        f"{flops['g2p_en_numpy'] / 1e6:.2f} M")
+        f"{flops['g2p_en_numpy'] / 1e6:.2f} M"
+    )
     return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--wheels", default=",".join(WHEELS),
-                        help="comma-separated wheel files or PyPI pins")
-    parser.add_argument("--baseline", default=None, help=f"table baseline (default {BASELINE!r}"
-                        " when that wheel is benchmarked, else the numpy reference)")
+    parser.add_argument(
+        "--wheels", default=",".join(WHEELS), help="comma-separated wheel files or PyPI pins"
+    )
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        help=f"table baseline (default {BASELINE!r}"
+        " when that wheel is benchmarked, else the numpy reference)",
+    )
     parser.add_argument("--repeat", type=int, default=5, help="timed passes per row")
     parser.add_argument("--modes", default=None, help="comma list (default all four)")
-    parser.add_argument("--quick", action="store_true",
-                        help="one wheel, batch 1 and 64, xla+graph, 1 thread: a fast check")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="one wheel, batch 1 and 64, xla+graph, 1 thread: a fast check",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "docs", help="output folder")
-    parser.add_argument("--render", type=Path, metavar="JSON",
-                        help="only rewrite the table and chart from a saved bench-g2p.json")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="only rewrite the table and chart from a saved bench-g2p.json",
+    )
     args = parser.parse_args(argv)
 
     if args.render:
@@ -123,13 +158,22 @@ def main(argv: list[str] | None = None) -> int:
         specs = bench.expand_specs([args.wheels])
         if args.quick:
             specs = specs[-1:]
-        baseline = args.baseline or (BASELINE if "tensorflow-cpu==2.14.1" in specs else
-                                     bench.REFERENCE)
+        baseline = args.baseline or (
+            BASELINE if "tensorflow-cpu==2.14.1" in specs else bench.REFERENCE
+        )
         plan = bench.make_plan(
-            specs, modes=args.modes or ("graph,xla" if args.quick else None),
-            threads="1" if args.quick else None, onednn="0,1" if args.quick else None,
-            batches="1,64", warmup=1, repeat=args.repeat, words=1024, reference=True,
-            baseline=baseline, out_dir=args.out)
+            specs,
+            modes=args.modes or ("graph,xla" if args.quick else None),
+            threads="1" if args.quick else None,
+            onednn="0,1" if args.quick else None,
+            batches="1,64",
+            warmup=1,
+            repeat=args.repeat,
+            words=1024,
+            reference=True,
+            baseline=baseline,
+            out_dir=args.out,
+        )
         doc = bench.run(plan)
         doc["targets"] = check_targets(doc)
     paths = bench.write_outputs(doc, args.out, stem="bench-g2p")

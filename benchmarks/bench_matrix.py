@@ -33,23 +33,35 @@ from tfforge.build import render, spec  # noqa: E402
 from tfforge.cluster import cache  # noqa: E402
 
 
-def invoke(*args: str, env: dict, timeout: float = 1800) -> tuple[subprocess.CompletedProcess,
-                                                                   float]:
+def invoke(
+    *args: str, env: dict, timeout: float = 1800
+) -> tuple[subprocess.CompletedProcess, float]:
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
-                          env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if proc.returncode != 0:
         raise SystemExit(f"invoke {' '.join(args[:2])} failed:\n{proc.stderr[-3000:]}")
     return proc, time.monotonic() - start
 
 
 def cache_runs(tmp: Path, reps: int) -> list[dict]:
-    s = spec.make({"tf_version": "2.21.0", "python_version": "3.11", "target": "x86-64-v2",
-                   "gcc_version": "12.2.0", "base_image": ch.BASE, "bazel_provider": "debian"})
+    s = spec.make(
+        {
+            "tf_version": "2.21.0",
+            "python_version": "3.11",
+            "target": "x86-64-v2",
+            "gcc_version": "12.2.0",
+            "base_image": ch.BASE,
+            "bazel_provider": "debian",
+        }
+    )
     image = ch.toolchain_image(render.context(s, render.build_document(s))["apt_packages"])
-    daemons = [ch.start_daemon(n, tmp, 201 + i) for i, n in enumerate(("tfforge-d1",
-                                                                         "tfforge-d2"))]
+    daemons = [ch.start_daemon(n, tmp, 201 + i) for i, n in enumerate(("tfforge-d1", "tfforge-d2"))]
     server = None
     rows = []
     try:
@@ -59,17 +71,36 @@ def cache_runs(tmp: Path, reps: int) -> list[dict]:
             src = ch.fresh_source(tmp / f"src-{rep}")
             for role, d in (("cold", daemons[0]), ("warm", daemons[1])):
                 project = tmp / f"p-{rep}-{role}"
-                proc, wall = invoke("build", "--source-dir", str(src), "--base-image", image,
-                                    *ch.FIXTURE_ARGS, "--target", "x86-64-v2",
-                                    "--remote-cache", server.url, "--json",
-                                    env={"DOCKER_HOST": d.host, "TFFORGE_ROOT": str(project),
-                                         "TFFORGE_CACHE": str(tmp / "tfcache")})
+                proc, wall = invoke(
+                    "build",
+                    "--source-dir",
+                    str(src),
+                    "--base-image",
+                    image,
+                    *ch.FIXTURE_ARGS,
+                    "--target",
+                    "x86-64-v2",
+                    "--remote-cache",
+                    server.url,
+                    "--json",
+                    env={
+                        "DOCKER_HOST": d.host,
+                        "TFFORGE_ROOT": str(project),
+                        "TFFORGE_CACHE": str(tmp / "tfcache"),
+                    },
+                )
                 doc = json.loads(proc.stdout)
-                rows.append({"rep": rep, "role": role, "wall_s": round(wall, 2),
-                             "bazel_step_s": doc["durations"]["stages_s"].get("build", 0.0),
-                             "build_s": doc["durations"]["build_s"],
-                             "hits": doc["remote"]["remote_cache_hits"],
-                             "cacheable": doc["remote"]["cacheable"]})
+                rows.append(
+                    {
+                        "rep": rep,
+                        "role": role,
+                        "wall_s": round(wall, 2),
+                        "bazel_step_s": doc["durations"]["stages_s"].get("build", 0.0),
+                        "build_s": doc["durations"]["build_s"],
+                        "hits": doc["remote"]["remote_cache_hits"],
+                        "cacheable": doc["remote"]["cacheable"],
+                    }
+                )
                 print(f"  cache rep {rep} {role}: {rows[-1]}", file=sys.stderr)
     finally:
         if server:
@@ -80,8 +111,9 @@ def cache_runs(tmp: Path, reps: int) -> list[dict]:
 
 def slurm_runs(tmp: Path, reps: int) -> list[dict]:
     state = tmp / "slurm"
-    up = subprocess.run(["bash", str(ROOT / "scripts/slurm-up.sh"), str(state)],
-                        capture_output=True, text=True)
+    up = subprocess.run(
+        ["bash", str(ROOT / "scripts/slurm-up.sh"), str(state)], capture_output=True, text=True
+    )
     if up.returncode != 0:
         raise SystemExit(up.stderr)
     hosts = tmp / "hosts"
@@ -93,12 +125,25 @@ def slurm_runs(tmp: Path, reps: int) -> list[dict]:
         for rep in range(reps):
             for conc in (1, 2):
                 src = ch.fresh_source(tmp / f"msrc-{rep}-{conc}")
-                _, wall = invoke("matrix", str(hosts), "--run", "slurm", "--source-dir",
-                                 str(src), "--base-image", ch.BASE, *ch.FIXTURE_ARGS,
-                                 "--concurrent", str(conc), "--json",
-                                 env={"SLURM_CONF": str(state / "slurm.conf"),
-                                      "TFFORGE_ROOT": str(tmp / f"mp-{rep}-{conc}"),
-                                      "TFFORGE_CACHE": str(tmp / "tfcache")})
+                _, wall = invoke(
+                    "matrix",
+                    str(hosts),
+                    "--run",
+                    "slurm",
+                    "--source-dir",
+                    str(src),
+                    "--base-image",
+                    ch.BASE,
+                    *ch.FIXTURE_ARGS,
+                    "--concurrent",
+                    str(conc),
+                    "--json",
+                    env={
+                        "SLURM_CONF": str(state / "slurm.conf"),
+                        "TFFORGE_ROOT": str(tmp / f"mp-{rep}-{conc}"),
+                        "TFFORGE_CACHE": str(tmp / "tfcache"),
+                    },
+                )
                 rows.append({"rep": rep, "concurrent": conc, "wall_s": round(wall, 2)})
                 print(f"  slurm rep {rep}: {rows[-1]}", file=sys.stderr)
     finally:
@@ -107,8 +152,7 @@ def slurm_runs(tmp: Path, reps: int) -> list[dict]:
 
 
 def median(rows: list[dict], key: str, **where) -> float:
-    return statistics.median(r[key] for r in rows
-                             if all(r[k] == v for k, v in where.items()))
+    return statistics.median(r[key] for r in rows if all(r[k] == v for k, v in where.items()))
 
 
 def main() -> None:
@@ -124,27 +168,39 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     cold_bazel, warm_bazel = (median(c_rows, "bazel_step_s", role=r) for r in ("cold", "warm"))
     cold_build, warm_build = (median(c_rows, "build_s", role=r) for r in ("cold", "warm"))
-    hit_ratio = median([{**r, "ratio": r["hits"] / r["cacheable"]} for r in c_rows
-                        if r["cacheable"]], "ratio", role="warm")
+    hit_ratio = median(
+        [{**r, "ratio": r["hits"] / r["cacheable"]} for r in c_rows if r["cacheable"]],
+        "ratio",
+        role="warm",
+    )
     one, two = (median(s_rows, "wall_s", concurrent=c) for c in (1, 2))
-    summary = {"reps": args.reps, "cpus": os.cpu_count(),
-               "cold_bazel_step_s": cold_bazel, "warm_bazel_step_s": warm_bazel,
-               "cold_build_s": cold_build, "warm_build_s": warm_build,
-               "warm_hit_ratio": round(hit_ratio, 3),
-               "matrix_wall_s_1": one, "matrix_wall_s_2": two,
-               "matrix_speedup": round(one / two, 2)}
-    print(f"| figure (median of {args.reps}) | value |\n|---|---|\n"
-          f"| fixture Bazel step, cold (d1, empty cache) | {cold_bazel:.1f} s |\n"
-          f"| fixture Bazel step, warm (d2, cache filled by d1) | {warm_bazel:.1f} s |\n"
-          f"| whole build (toolchain cached), cold / warm | {cold_build:.1f} s / "
-          f"{warm_build:.1f} s |\n"
-          f"| remote cache hits / cacheable actions, warm | {hit_ratio:.0%} |\n"
-          f"| 3-cell Slurm matrix wall time, 1 task at a time | {one:.1f} s |\n"
-          f"| 3-cell Slurm matrix wall time, 2 tasks at a time | {two:.1f} s "
-          f"({one / two:.2f}x) |")
+    summary = {
+        "reps": args.reps,
+        "cpus": os.cpu_count(),
+        "cold_bazel_step_s": cold_bazel,
+        "warm_bazel_step_s": warm_bazel,
+        "cold_build_s": cold_build,
+        "warm_build_s": warm_build,
+        "warm_hit_ratio": round(hit_ratio, 3),
+        "matrix_wall_s_1": one,
+        "matrix_wall_s_2": two,
+        "matrix_speedup": round(one / two, 2),
+    }
+    print(
+        f"| figure (median of {args.reps}) | value |\n|---|---|\n"
+        f"| fixture Bazel step, cold (d1, empty cache) | {cold_bazel:.1f} s |\n"
+        f"| fixture Bazel step, warm (d2, cache filled by d1) | {warm_bazel:.1f} s |\n"
+        f"| whole build (toolchain cached), cold / warm | {cold_build:.1f} s / "
+        f"{warm_build:.1f} s |\n"
+        f"| remote cache hits / cacheable actions, warm | {hit_ratio:.0%} |\n"
+        f"| 3-cell Slurm matrix wall time, 1 task at a time | {one:.1f} s |\n"
+        f"| 3-cell Slurm matrix wall time, 2 tasks at a time | {two:.1f} s "
+        f"({one / two:.2f}x) |"
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"summary": summary, "cache": c_rows,
-                                               "slurm": s_rows}, indent=2) + "\n")
+        Path(args.json).write_text(
+            json.dumps({"summary": summary, "cache": c_rows, "slurm": s_rows}, indent=2) + "\n"
+        )
 
 
 if __name__ == "__main__":

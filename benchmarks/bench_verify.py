@@ -29,12 +29,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tfforge import settings  # noqa: E402
-from tfforge.host import cpu
 from tfforge.elfscan import decode, tables
-from tfforge.wheel import fetch as pypi
-from tfforge.verify import verdict, wheelscan
-from tfforge.wheel import read as wheel
+from tfforge.host import cpu
 from tfforge.paths import cache_dir  # noqa: E402
+from tfforge.verify import verdict, wheelscan
+from tfforge.wheel import fetch as pypi
+from tfforge.wheel import read as wheel
 
 
 def tree_rss_kib(pid: int) -> int:
@@ -65,7 +65,7 @@ class PeakSampler:
             self.peak = max(self.peak, tree_rss_kib(os.getpid()))
             time.sleep(self.every)
 
-    def __enter__(self) -> "PeakSampler":
+    def __enter__(self) -> PeakSampler:
         self._thread.start()
         return self
 
@@ -84,12 +84,12 @@ def plain_pass(whl: Path) -> tuple[int, int, float, int]:
             if not wheel.LIBRARY_NAME.search(info.filename):
                 continue
             dest = Path(tmp) / "lib.so"
-            with z.open(info) as src, open(dest, "wb") as out:     # not timed
+            with z.open(info) as src, open(dest, "wb") as out:  # not timed
                 while block := src.read(1 << 20):
                     out.write(block)
             if dest.read_bytes()[:4] != b"\x7fELF":
                 continue
-            n, s = decode.plain_decode_count(dest)                # timed inside
+            n, s = decode.plain_decode_count(dest)  # timed inside
             libs, instrs, seconds = libs + 1, instrs + n, seconds + s
             code += tables.code_bytes(dest)
     return libs, instrs, seconds, code
@@ -97,16 +97,22 @@ def plain_pass(whl: Path) -> tuple[int, int, float, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--jobs", type=int, action="append",
-                    help="scan processes for verify; repeat to compare (default: 1 and config)")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        action="append",
+        help="scan processes for verify; repeat to compare (default: 1 and config)",
+    )
     args = ap.parse_args()
     configured = int(settings.load()["verify_jobs"]) or wheelscan.default_jobs()
     jobs_list = args.jobs or sorted({1, configured})
     whl = pypi.fetch("tensorflow-cpu==2.21.0")
     host = cpu.detect_host()
     py = f"{sys.version_info.major}.{sys.version_info.minor}"
-    print(f"wheel: {whl.name} ({whl.stat().st_size / 1e6:.1f} MB); machine: "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"wheel: {whl.name} ({whl.stat().st_size / 1e6:.1f} MB); machine: "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+    )
 
     results = []
     for jobs in jobs_list:
@@ -117,21 +123,27 @@ def main() -> None:
             wall = time.perf_counter() - t0
         children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         results.append((jobs, wall, peak.peak, report))
-        print(f"verify --jobs {jobs}: {wall:.1f} s wall, peak RSS {peak.peak / 1024:.0f} MiB "
-              f"(process tree), main process CPU {time.process_time() - cpu0:.1f} s, largest "
-              f"worker ru_maxrss {children / 1024:.0f} MiB; "
-              f"{sum(s.instructions for s in report.libraries) / 1e6:.1f} M instructions in "
-              f"{len(report.libraries)} libraries")
+        print(
+            f"verify --jobs {jobs}: {wall:.1f} s wall, peak RSS {peak.peak / 1024:.0f} MiB "
+            f"(process tree), main process CPU {time.process_time() - cpu0:.1f} s, largest "
+            f"worker ru_maxrss {children / 1024:.0f} MiB; "
+            f"{sum(s.instructions for s in report.libraries) / 1e6:.1f} M instructions in "
+            f"{len(report.libraries)} libraries"
+        )
 
     libs, instrs, plain, code = plain_pass(whl)
-    print(f"plain decode-and-count pass: {plain:.1f} s over {libs} libraries, "
-          f"{code / 1e6:.1f} MB code, {instrs / 1e6:.1f} M instructions "
-          f"({plain / max(instrs, 1) * 1e9:.0f} ns/instruction)")
+    print(
+        f"plain decode-and-count pass: {plain:.1f} s over {libs} libraries, "
+        f"{code / 1e6:.1f} MB code, {instrs / 1e6:.1f} M instructions "
+        f"({plain / max(instrs, 1) * 1e9:.0f} ns/instruction)"
+    )
     for jobs, wall, peak_kib, report in results:
         ok = wall < 60 and peak_kib < 1 << 20 and wall <= 2 * plain
-        print(f"--jobs {jobs}: {wall:.1f} s = {wall / plain:.2f}x plain; peak "
-              f"{peak_kib / 1024:.0f} MiB; targets (< 60 s, < 1024 MiB, <= 2x plain): "
-              f"{'met' if ok else 'NOT met'}")
+        print(
+            f"--jobs {jobs}: {wall:.1f} s = {wall / plain:.2f}x plain; peak "
+            f"{peak_kib / 1024:.0f} MiB; targets (< 60 s, < 1024 MiB, <= 2x plain): "
+            f"{'met' if ok else 'NOT met'}"
+        )
     r = results[-1][3]
     print(f"verdict: baseline {', '.join(r.baseline)}; dispatched only: {', '.join(r.dispatched)}")
 

@@ -28,16 +28,21 @@ BASE = "local/bookworm:base"
 PREFIX = "tfforge-matrix"
 SRC = "/home/builder/src"  # where the template copies a local source inside the image
 # bookworm's gcc-12 (in every recipe's range): the prepared image's tag names no Debian suite
-FIXTURE_ARGS = ("--bazel-provider", "debian", "--gcc-version", "12.2.0",
-                f"--bazel-arg=--override_repository=rules_cc={SRC}/third_party/rules_cc",
-                f"--bazel-arg=--override_repository=rules_java={SRC}/third_party/rules_java")
+FIXTURE_ARGS = (
+    "--bazel-provider",
+    "debian",
+    "--gcc-version",
+    "12.2.0",
+    f"--bazel-arg=--override_repository=rules_cc={SRC}/third_party/rules_cc",
+    f"--bazel-arg=--override_repository=rules_java={SRC}/third_party/rules_java",
+)
 
 
 @dataclass(frozen=True)
 class Daemon:
     name: str
     pid: int
-    host: str        # DOCKER_HOST value
+    host: str  # DOCKER_HOST value
     data_root: Path
     exec_root: Path
     log: Path
@@ -50,9 +55,11 @@ def _bridge(name: str, subnet: int, up: bool) -> str:
     bridge = f"{name}-br"[:15]
     subprocess.run(["ip", "link", "del", bridge], capture_output=True)
     if up:
-        for cmd in (["ip", "link", "add", bridge, "type", "bridge"],
-                    ["ip", "addr", "add", f"172.31.{subnet}.1/24", "dev", bridge],
-                    ["ip", "link", "set", bridge, "up"]):
+        for cmd in (
+            ["ip", "link", "add", bridge, "type", "bridge"],
+            ["ip", "addr", "add", f"172.31.{subnet}.1/24", "dev", bridge],
+            ["ip", "link", "set", bridge, "up"],
+        ):
             subprocess.run(cmd, check=True, capture_output=True)
     return bridge
 
@@ -62,14 +69,34 @@ def start_daemon(name: str, log_dir: Path, subnet: int) -> Daemon:
     data_root, exec_root = Path(f"/var/lib/{name}"), Path(f"/run/{name}")
     sock, pidfile = f"/run/{name}.sock", f"/run/{name}.pid"
     log = log_dir / f"{name}.log"
-    cmd = ["dockerd", "--data-root", str(data_root), "--exec-root", str(exec_root),
-           "-H", f"unix://{sock}", "--pidfile", pidfile, "--bridge", _bridge(name, subnet, True),
-           "--iptables=false",
-           "--ip-masq=false", "--storage-driver=overlay2", "--containerd-namespace", name,
-           "--containerd-plugins-namespace", f"{name}-plugins"]
+    cmd = [
+        "dockerd",
+        "--data-root",
+        str(data_root),
+        "--exec-root",
+        str(exec_root),
+        "-H",
+        f"unix://{sock}",
+        "--pidfile",
+        pidfile,
+        "--bridge",
+        _bridge(name, subnet, True),
+        "--iptables=false",
+        "--ip-masq=false",
+        "--storage-driver=overlay2",
+        "--containerd-namespace",
+        name,
+        "--containerd-plugins-namespace",
+        f"{name}-plugins",
+    ]
     with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     d = Daemon(name, proc.pid, f"unix://{sock}", data_root, exec_root, log)
     for _ in range(120):
         if proc.poll() is not None:
@@ -124,8 +151,11 @@ def stop_daemons(daemons: list[Daemon], *, remove: bool = False) -> None:
         if remove:
             subprocess.run(["umount", "-R", str(d.exec_root)], capture_output=True)
     if remove:
-        threads = [threading.Thread(target=shutil.rmtree, args=(p,), kwargs={"ignore_errors": True})
-                   for d in daemons for p in (d.data_root, d.exec_root)]
+        threads = [
+            threading.Thread(target=shutil.rmtree, args=(p,), kwargs={"ignore_errors": True})
+            for d in daemons
+            for p in (d.data_root, d.exec_root)
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -139,8 +169,14 @@ def copy_image(ref: str, to: list[Daemon], folder: Path) -> None:
         return
     archive = folder / "image.tar"
     subprocess.run([DOCKER, "save", "-o", str(archive), ref], check=True, capture_output=True)
-    loads = [subprocess.Popen([DOCKER, "-H", d.host, "load", "-i", str(archive)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for d in to]
+    loads = [
+        subprocess.Popen(
+            [DOCKER, "-H", d.host, "load", "-i", str(archive)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for d in to
+    ]
     errors = [p.stderr.read().decode() for p in loads if p.wait() != 0]
     archive.unlink()
     if errors:
@@ -154,12 +190,19 @@ def toolchain_image(apt_packages: list[str]) -> str:
     in the toolchain stage (whose apt-get install finds everything installed)."""
     digest = hashlib.sha256(" ".join(sorted(apt_packages)).encode()).hexdigest()[:12]
     tag = f"{PREFIX}/toolchain:{digest}"
-    dockerfile = (f"FROM {BASE}\nRUN apt-get update && DEBIAN_FRONTEND=noninteractive "
-                  f"apt-get install -y --no-install-recommends {' '.join(sorted(apt_packages))}"
-                  " && rm -rf /var/lib/apt/lists/*\n")
-    proc = subprocess.run([DOCKER, "build", "-t", tag, "-"], input=dockerfile, text=True,
-                          capture_output=True, env={**os.environ, "DOCKER_BUILDKIT": "1"},
-                          timeout=1200)
+    dockerfile = (
+        f"FROM {BASE}\nRUN apt-get update && DEBIAN_FRONTEND=noninteractive "
+        f"apt-get install -y --no-install-recommends {' '.join(sorted(apt_packages))}"
+        " && rm -rf /var/lib/apt/lists/*\n"
+    )
+    proc = subprocess.run(
+        [DOCKER, "build", "-t", tag, "-"],
+        input=dockerfile,
+        text=True,
+        capture_output=True,
+        env={**os.environ, "DOCKER_BUILDKIT": "1"},
+        timeout=1200,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"building {tag} failed: {proc.stderr[-2000:]}")
     return tag

@@ -50,13 +50,19 @@ def need_engine(image: str = BASE_IMAGE):
     return client
 
 
-def invoke(*args: str, cwd: Path | None = None, env: dict | None = None,
-           timeout: float = 600) -> subprocess.CompletedProcess:
+def invoke(
+    *args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
     """Run `invoke ARGS` the way a user does, from the project root (or cwd)."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
-                          cwd=cwd or ROOT, env=full_env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture

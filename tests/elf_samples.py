@@ -97,21 +97,31 @@ def compile_so(directory: Path, name: str, source: str, flags: list[str]) -> Pat
     src = directory / f"{name}.c"
     src.write_text(source)
     out = directory / f"lib{name}.so"
-    subprocess.run(["gcc", "-shared", "-fPIC", *flags, "-o", str(out), str(src)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", *flags, "-o", str(out), str(src)],
+        check=True,
+        capture_output=True,
+    )
     return out
 
 
 def record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(
-        b"=").decode()
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def make_wheel(directory: Path, *, name: str = "demo", version: str = "1.0",
-               tag: str = "cp311-cp311-linux_x86_64", files: dict[str, bytes] | None = None,
-               wheel_tag: str | None = None, extra: dict[str, bytes] | None = None,
-               record_override: dict[str, str] | None = None, filename: str | None = None,
-               symlinks: dict[str, str] | None = None) -> Path:
+def make_wheel(
+    directory: Path,
+    *,
+    name: str = "demo",
+    version: str = "1.0",
+    tag: str = "cp311-cp311-linux_x86_64",
+    files: dict[str, bytes] | None = None,
+    wheel_tag: str | None = None,
+    extra: dict[str, bytes] | None = None,
+    record_override: dict[str, str] | None = None,
+    filename: str | None = None,
+    symlinks: dict[str, str] | None = None,
+) -> Path:
     """A wheel with a correct RECORD unless told otherwise.
 
     extra: members added without a RECORD line; record_override: RECORD lines replaced
@@ -119,10 +129,12 @@ def make_wheel(directory: Path, *, name: str = "demo", version: str = "1.0",
     """
     dist_info = f"{name}-{version}.dist-info"
     files = dict(files or {f"{name}/__init__.py": b""})
-    files[f"{dist_info}/METADATA"] = (f"Metadata-Version: 2.1\nName: {name}\n"
-                                      f"Version: {version}\n").encode()
-    files[f"{dist_info}/WHEEL"] = (f"Wheel-Version: 1.0\nGenerator: tests\n"
-                                   f"Root-Is-Purelib: false\nTag: {wheel_tag or tag}\n").encode()
+    files[f"{dist_info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    ).encode()
+    files[f"{dist_info}/WHEEL"] = (
+        f"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: false\nTag: {wheel_tag or tag}\n"
+    ).encode()
     lines = []
     for member, data in files.items():
         line = (record_override or {}).get(member, f"{record_hash(data)},{len(data)}")
@@ -138,7 +150,7 @@ def make_wheel(directory: Path, *, name: str = "demo", version: str = "1.0",
         for member, target in (symlinks or {}).items():
             info = zipfile.ZipInfo(member)
             info.create_system = 3
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             z.writestr(info, target)
         z.writestr(f"{dist_info}/RECORD", "".join(lines))
     return path

@@ -19,9 +19,15 @@ program.run()
 """
 
 
-def invoke_disk_full(limit: int, *args: str, cwd: Path, env: dict | None = None,
-                     timeout: float = 300) -> subprocess.CompletedProcess:
+def invoke_disk_full(
+    limit: int, *args: str, cwd: Path, env: dict | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """`invoke ARGS` where every file write past `limit` bytes fails (RLIMIT_FSIZE)."""
-    return subprocess.run([sys.executable, "-c", _RUNNER, str(limit), str(ROOT), *args],
-                          cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-c", _RUNNER, str(limit), str(ROOT), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )

@@ -20,8 +20,23 @@ import traceback
 from pathlib import Path
 
 CASE_SECONDS = 20.0  # a hang guard per case (typical cases take milliseconds)
-EXTREMES = (0, 1, 7, 8, 63, 64, 255, 4096, 0x7FFFFFFF, 0xFFFFFFFF, 1 << 32, 1 << 62, 1 << 63,
-            (1 << 64) - 1, (1 << 64) - 8)
+EXTREMES = (
+    0,
+    1,
+    7,
+    8,
+    63,
+    64,
+    255,
+    4096,
+    0x7FFFFFFF,
+    0xFFFFFFFF,
+    1 << 32,
+    1 << 62,
+    1 << 63,
+    (1 << 64) - 1,
+    (1 << 64) - 8,
+)
 
 
 class Hang(Exception):
@@ -40,19 +55,41 @@ def _u(data: bytes, fmt: str, at: int) -> int:
 def mutate_elf(data: bytes, rng: random.Random) -> tuple[bytes, str]:
     out = bytearray(data)
     shoff, shnum = _u(data, "<Q", 0x28), _u(data, "<H", 0x3C)
-    how = rng.choice(("section-field", "section-field", "header-field", "flip", "truncate",
-                      "table-bytes"))
+    how = rng.choice(
+        ("section-field", "section-field", "header-field", "flip", "truncate", "table-bytes")
+    )
     if how == "section-field" and shnum and shoff + 64 * shnum <= len(data):
         i = rng.randrange(shnum)
-        field, fmt = rng.choice(((0, "<I"), (4, "<I"), (8, "<Q"), (16, "<Q"), (24, "<Q"),
-                                 (32, "<Q"), (40, "<I"), (44, "<I"), (56, "<Q")))
+        field, fmt = rng.choice(
+            (
+                (0, "<I"),
+                (4, "<I"),
+                (8, "<Q"),
+                (16, "<Q"),
+                (24, "<Q"),
+                (32, "<Q"),
+                (40, "<I"),
+                (44, "<I"),
+                (56, "<Q"),
+            )
+        )
         limit = (1 << (8 * struct.calcsize(fmt))) - 1
         value = rng.choice(EXTREMES + (len(data), len(data) - 1, rng.getrandbits(32)))
         struct.pack_into(fmt, out, shoff + 64 * i + field, min(value, limit))
         return bytes(out), f"section {i} field +{field} = {min(value, limit)}"
     if how == "header-field":
-        field, fmt = rng.choice(((0x18, "<Q"), (0x20, "<Q"), (0x28, "<Q"), (0x36, "<H"),
-                                 (0x38, "<H"), (0x3A, "<H"), (0x3C, "<H"), (0x3E, "<H")))
+        field, fmt = rng.choice(
+            (
+                (0x18, "<Q"),
+                (0x20, "<Q"),
+                (0x28, "<Q"),
+                (0x36, "<H"),
+                (0x38, "<H"),
+                (0x3A, "<H"),
+                (0x3C, "<H"),
+                (0x3E, "<H"),
+            )
+        )
         limit = (1 << (8 * struct.calcsize(fmt))) - 1
         value = min(rng.choice(EXTREMES + (rng.getrandbits(16),)), limit)
         struct.pack_into(fmt, out, field, value)
@@ -84,8 +121,21 @@ def check_elf(path: Path) -> None:
 
 # ---- snapshot / cpuinfo mutations ----------------------------------------------------------
 def _json_mutation(doc, rng: random.Random):
-    values = ([], {}, None, True, -1, 1e308, "x" * 1000, "\x1b[2J[/]", ["x"], [[["avx"]]],
-              {"a": [1]}, "avx512f", 2 ** 70)
+    values = (
+        [],
+        {},
+        None,
+        True,
+        -1,
+        1e308,
+        "x" * 1000,
+        "\x1b[2J[/]",
+        ["x"],
+        [[["avx"]]],
+        {"a": [1]},
+        "avx512f",
+        2**70,
+    )
     if isinstance(doc, dict) and doc and rng.random() < 0.8:
         key = rng.choice(list(doc))
         if rng.random() < 0.5:
@@ -111,12 +161,13 @@ def mutate_text(data: bytes, rng: random.Random) -> tuple[bytes, str]:
     if how == "line" and lines:
         i = rng.randrange(len(lines))
         key = lines[i].partition(":")[0]
-        lines[i] = f"{key}: " + rng.choice(("", "x" * 10000, "\x1b]0;t\x07[bold]", "avx2 " * 500,
-                                             "\xff\ufeff", ": : :"))
+        lines[i] = f"{key}: " + rng.choice(
+            ("", "x" * 10000, "\x1b]0;t\x07[bold]", "avx2 " * 500, "\xff\ufeff", ": : :")
+        )
         return "\n".join(lines).encode("utf-8", "surrogateescape"), f"line {i}"
     if how == "drop" and lines:
         i = rng.randrange(len(lines))
-        return "\n".join(lines[:i] + lines[i + 1:]).encode(), f"drop line {i}"
+        return "\n".join(lines[:i] + lines[i + 1 :]).encode(), f"drop line {i}"
     if how == "nest":
         return ("{" + '"a":' * 0 + "[" * rng.randint(1, 100000)).encode(), "nesting"
     out = bytearray(data)
@@ -160,9 +211,15 @@ def main(kind: str, seed: int, seconds: float, samples: list[str]) -> dict:
             except BaseException as exc:  # noqa: BLE001 - every other ending is the finding
                 if isinstance(exc, KeyboardInterrupt):
                     raise
-                failures.append({"case": cases, "how": how, "sample": samples[base],
-                                 "error": f"{type(exc).__name__}: {exc}"[:300],
-                                 "where": traceback.format_exc().splitlines()[-3][:200]})
+                failures.append(
+                    {
+                        "case": cases,
+                        "how": how,
+                        "sample": samples[base],
+                        "error": f"{type(exc).__name__}: {exc}"[:300],
+                        "where": traceback.format_exc().splitlines()[-3][:200],
+                    }
+                )
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             path.unlink(missing_ok=True)

@@ -7,9 +7,8 @@ import base64
 import hashlib
 import os
 import random
-import subprocess
-import shutil
 import socket
+import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -24,9 +23,16 @@ def _record_hash(data: bytes) -> str:
     return f"sha256={digest}"
 
 
-def make_wheel(folder: Path, name: str = "tfdemo", version: str = "1.0.0+avx2.fma", *,
-               requires_python: str | None = ">=3.8, <4", value: int = 42,
-               corrupt_record: bool = False, payload_bytes: int = 0) -> Path:
+def make_wheel(
+    folder: Path,
+    name: str = "tfdemo",
+    version: str = "1.0.0+avx2.fma",
+    *,
+    requires_python: str | None = ">=3.8, <4",
+    value: int = 42,
+    corrupt_record: bool = False,
+    payload_bytes: int = 0,
+) -> Path:
     """Write `<name>-<version>-py3-none-any.whl` with module `<name>` (VALUE = value).
 
     corrupt_record=True writes a RECORD whose hash for the module does not match its bytes,
@@ -40,8 +46,10 @@ def make_wheel(folder: Path, name: str = "tfdemo", version: str = "1.0.0+avx2.fm
     files = {
         f"{dist}/__init__.py": f"VALUE = {value}\n".encode(),
         f"{info}/METADATA": (meta + "\n").encode(),
-        f"{info}/WHEEL": (b"Wheel-Version: 1.0\nGenerator: tfforge-tests\n"
-                          b"Root-Is-Purelib: true\nTag: py3-none-any\n"),
+        f"{info}/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: tfforge-tests\n"
+            b"Root-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
     }
     if payload_bytes:
         files[f"{dist}/payload.bin"] = random.Random(value).randbytes(payload_bytes)
@@ -55,8 +63,10 @@ def make_wheel(folder: Path, name: str = "tfdemo", version: str = "1.0.0+avx2.fm
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for member, data in files.items():
             zf.writestr(zipfile.ZipInfo(member, date_time=(2020, 1, 1, 0, 0, 0)), data)
-        zf.writestr(zipfile.ZipInfo(f"{info}/RECORD", date_time=(2020, 1, 1, 0, 0, 0)),
-                    "\n".join(lines) + "\n")
+        zf.writestr(
+            zipfile.ZipInfo(f"{info}/RECORD", date_time=(2020, 1, 1, 0, 0, 0)),
+            "\n".join(lines) + "\n",
+        )
     return path
 
 
@@ -64,31 +74,44 @@ def isolated_pip_env(tmp_path: Path) -> dict:
     """pip with no machine-wide config (this host's adds extra indexes, find-links and
     constraints) and no cache, so an install proves the index alone served the wheel."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_CACHE_DIR="1",
-               PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_NO_INPUT="1")
+    env.update(
+        PIP_CONFIG_FILE=os.devnull,
+        PIP_NO_CACHE_DIR="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_NO_INPUT="1",
+    )
     return env
 
 
 def fresh_venv(path: Path) -> Path:
     """A venv without pip (fast); the outer pip installs into it with --python (pip >= 22.3)."""
     from importlib.metadata import version
+
     from packaging.version import Version
+
     need(Version(version("pip")) >= Version("22.3"), "pip >= 22.3 is needed for pip --python")
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
     return path / "bin" / "python"
 
 
 def pip_install(python: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install",
-                           "--no-deps", *args], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 # ---- shared by the unit and the real-server publish tests ----
 def tree(root: Path) -> dict[str, str]:
     """Every file under root with its sha256: 'nothing changed locally' is equality of these."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def one_line_error(proc: subprocess.CompletedProcess, code: int) -> str:
@@ -118,5 +141,3 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-

@@ -21,10 +21,12 @@ def raw_wheel(folder: Path, *, version: str = "2.21.0", tamper: str = "") -> Pat
         "tensorflow/__init__.py": b"VERSION = '2.21.0'\n",
         "tensorflow/python/_pywrap_tfws.so": bytes(range(256)) * 64,
         f"tensorflow_cpu-{version}.data/scripts/tfws-info": b"#!/bin/sh\necho tfws\n",
-        f"{info}/METADATA": (f"Metadata-Version: 2.1\nName: tensorflow-cpu\nVersion: {version}\n"
-                             "Summary: x\n\nVersion: 9.9 (body text, not a header)\n").encode(),
+        f"{info}/METADATA": (
+            f"Metadata-Version: 2.1\nName: tensorflow-cpu\nVersion: {version}\n"
+            "Summary: x\n\nVersion: 9.9 (body text, not a header)\n"
+        ).encode(),
         f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\n"
-                         b"Tag: cp311-cp311-linux_x86_64\n",
+        b"Tag: cp311-cp311-linux_x86_64\n",
     }
     rows = [f"{n},{_hash(d + (b'x' if n == tamper else b''))},{len(d)}" for n, d in files.items()]
     folder.mkdir(parents=True, exist_ok=True)

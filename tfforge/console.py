@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 import sys
 import time
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 
-@lru_cache(maxsize=None)
+@cache
 def _consoles():
     from rich.console import Console
 
-    return (Console(highlight=False, soft_wrap=False),
-            Console(stderr=True, highlight=False, soft_wrap=True))
+    return (
+        Console(highlight=False, soft_wrap=False),
+        Console(stderr=True, highlight=False, soft_wrap=True),
+    )
 
 
 def __getattr__(name: str):
@@ -74,7 +76,7 @@ def info(message: str) -> None:
 
 def _fit(text: str, width: int) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= width else text[:max(1, width - 3)] + "..."
+    return text if len(text) <= width else text[: max(1, width - 3)] + "..."
 
 
 class Progress:
@@ -92,8 +94,14 @@ class Progress:
       `heartbeat_s` of silence.
     """
 
-    def __init__(self, title: str, total: int | None = None, *, unit: str = "steps",
-                 heartbeat_s: float = 60.0):
+    def __init__(
+        self,
+        title: str,
+        total: int | None = None,
+        *,
+        unit: str = "steps",
+        heartbeat_s: float = 60.0,
+    ):
         self.title, self.total, self.unit, self.heartbeat_s = title, total, unit, heartbeat_s
         self.count = 0
         self.current = title
@@ -103,9 +111,17 @@ class Progress:
             self._start_live()
 
     def _start_live(self) -> None:
-        from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn,
-                                   Progress as Live, SpinnerColumn, TextColumn,
-                                   TimeElapsedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            MofNCompleteColumn,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.progress import (
+            Progress as Live,
+        )
 
         # No markup: step names such as "[build 3/4]" are text, not rich tags.
         text = TextColumn("{task.description}", markup=False)
@@ -168,7 +184,7 @@ class Progress:
             self._live.stop()
             self._live = None
 
-    def __enter__(self) -> "Progress":
+    def __enter__(self) -> Progress:
         return self
 
     def __exit__(self, *exc) -> None:

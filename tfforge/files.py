@@ -33,8 +33,9 @@ def io_error(path: object, exc: OSError, doing: str = "cannot be read") -> Confi
     return ConfigError(f"{path}: {doing} ({why}); fix the path or free the space")
 
 
-def read_user_bytes(path: str | Path, *, missing: str = "no such file",
-                    limit: int = MAX_INPUT_BYTES) -> bytes:
+def read_user_bytes(
+    path: str | Path, *, missing: str = "no such file", limit: int = MAX_INPUT_BYTES
+) -> bytes:
     """The bytes of a user-given file; ConfigError unless it is a readable regular file.
 
     Opened non-blocking, then checked with fstat on the open descriptor: a FIFO is refused
@@ -48,12 +49,15 @@ def read_user_bytes(path: str | Path, *, missing: str = "no such file",
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise ConfigError(f"{path}: not a regular file (a folder, pipe or device); "
-                          "pass a regular file")
+        raise ConfigError(
+            f"{path}: not a regular file (a folder, pipe or device); pass a regular file"
+        )
     with os.fdopen(fd, "rb") as fh:
         if st.st_size > limit:
-            raise ConfigError(f"{path}: {st.st_size} bytes is more than the "
-                              f"{limit >> 20} MiB such a file can be; pass the right file")
+            raise ConfigError(
+                f"{path}: {st.st_size} bytes is more than the "
+                f"{limit >> 20} MiB such a file can be; pass the right file"
+            )
         try:
             data = fh.read(limit + 1)
         except OSError as exc:
@@ -63,8 +67,9 @@ def read_user_bytes(path: str | Path, *, missing: str = "no such file",
     return data
 
 
-def read_user_text(path: str | Path, *, missing: str = "no such file",
-                   limit: int = MAX_INPUT_BYTES) -> str:
+def read_user_text(
+    path: str | Path, *, missing: str = "no such file", limit: int = MAX_INPUT_BYTES
+) -> str:
     """A user-given UTF-8 text file (see read_user_bytes)."""
     data = read_user_bytes(path, missing=missing, limit=limit)
     try:

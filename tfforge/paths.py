@@ -47,8 +47,12 @@ def wheels_dir() -> Path:
 def cache_dir(*parts: str) -> Path:
     """TFFORGE_CACHE, else $XDG_CACHE_HOME/tfforge, else ~/.cache/tfforge; created on demand."""
     given = os.environ.get("TFFORGE_CACHE")
-    base = Path(given or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tfforge"))
+    base = Path(
+        given
+        or os.path.join(
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tfforge"
+        )
+    )
     folder(base, "TFFORGE_CACHE" if given else "cache folder")
     path = base.joinpath(*parts)
     return folder(path, "cache folder", create=True)

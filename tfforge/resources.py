@@ -7,7 +7,7 @@ tfforge/runtime/g2p/. They are package data, so a non-editable install finds the
 from __future__ import annotations
 
 import tomllib
-from functools import lru_cache
+from functools import cache
 from importlib import resources as _res
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,10 @@ def path(package: str, name: str) -> Path:
     """A shipped file's path on disk (packages are installed unzipped)."""
     target = _file(package, name)
     if not target.is_file():
-        raise ConfigError(f"{package.replace('.', '/')}/{name} is missing from the tfforge "
-                          f"installation; reinstall tfforge")
+        raise ConfigError(
+            f"{package.replace('.', '/')}/{name} is missing from the tfforge "
+            f"installation; reinstall tfforge"
+        )
     return Path(str(target))
 
 
@@ -41,7 +43,7 @@ def read_text(package: str, name: str) -> str:
     return read_bytes(package, name).decode("utf-8")
 
 
-@lru_cache(maxsize=None)
+@cache
 def toml(name: str, package: str = DATA) -> dict[str, Any]:
     """A shipped TOML file, parsed once per process (callers must not mutate the result)."""
     try:

@@ -12,10 +12,11 @@ import math
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from tfforge import paths, resources
 from tfforge.errors import ConfigError
@@ -64,8 +65,9 @@ class Settings:
 
 
 def _type_name(like: Any) -> str:
-    return {bool: "true or false", int: "a whole number", float: "a number",
-            str: "a string"}[type(like)]
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}[
+        type(like)
+    ]
 
 
 def parse_text(text: str, like: Any, where: str) -> Any:
@@ -76,8 +78,9 @@ def parse_text(text: str, like: Any, where: str) -> Any:
             return True
         if value.lower() in _FALSE:
             return False
-        raise ConfigError(f"{where}={text!r} is not true or false; use one of "
-                          f"{', '.join(_TRUE + _FALSE)}")
+        raise ConfigError(
+            f"{where}={text!r} is not true or false; use one of {', '.join(_TRUE + _FALSE)}"
+        )
     if isinstance(like, int):
         if not re.fullmatch(r"[+-]?[0-9]+", value):
             raise ConfigError(f"{where}={text!r} is not a whole number; use digits such as {like}")
@@ -109,8 +112,9 @@ def check_value(value: Any, like: Any, where: str) -> Any:
     else:
         ok = isinstance(value, str)
     if not ok:
-        raise ConfigError(f"{where} = {value!r} has the wrong type: it must be "
-                          f"{_type_name(like)} (e.g. {like!r})")
+        raise ConfigError(
+            f"{where} = {value!r} has the wrong type: it must be {_type_name(like)} (e.g. {like!r})"
+        )
     return value
 
 
@@ -130,8 +134,13 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return table
 
 
-def load(cli: Mapping[str, Any] | None = None, *, cwd: Path | None = None,
-         environ: Mapping[str, str] | None = None, prefix: str = "") -> Settings:
+def load(
+    cli: Mapping[str, Any] | None = None,
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    prefix: str = "",
+) -> Settings:
     """Merge the four layers; a command-line value of None means 'not given'.
 
     `prefix` is the part of the option names a command's flags leave out (smoke's --mode is
@@ -143,8 +152,9 @@ def load(cli: Mapping[str, Any] | None = None, *, cwd: Path | None = None,
     table = read_config_file(cfg)
     unknown = sorted(set(table) - set(base))
     if unknown:
-        raise ConfigError(f"{cfg}: unknown option(s) {', '.join(unknown)}; "
-                          f"known: {', '.join(sorted(base))}")
+        raise ConfigError(
+            f"{cfg}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(base))}"
+        )
     for key, value in table.items():
         where = f"{cfg.name} key '{key}'"
         values[key], origins[key] = check_value(value, base[key], where), where
@@ -191,5 +201,5 @@ def from_origin(exc: ConfigError, opts: Settings) -> ConfigError:
     for key, where in opts.origins.items():
         name = flag(key)
         if where != name and (text.startswith(name + " ") or text.startswith(name + "=")):
-            return ConfigError(where + text[len(name):])
+            return ConfigError(where + text[len(name) :])
     return exc

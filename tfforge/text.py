@@ -25,8 +25,12 @@ def plain(value: object) -> str:
     text = os.fsdecode(value) if isinstance(value, bytes) else str(value)
     if text.isprintable():
         return text
-    return "".join(ch if ch == " " or unicodedata.category(ch)[0] not in "CZ" or
-                   unicodedata.category(ch) == "Zs" else _escape(ch) for ch in text)
+    return "".join(
+        ch
+        if ch == " " or unicodedata.category(ch)[0] not in "CZ" or unicodedata.category(ch) == "Zs"
+        else _escape(ch)
+        for ch in text
+    )
 
 
 def without_credentials(url: str) -> str:

@@ -36,9 +36,10 @@ OUTPUTS = ("g2p.pb", "MODEL.json", "LICENSE.g2p-en")
 
 def convert(out_dir: Path) -> None:
     """Runs inside the converter venv (TensorFlow + g2p-en)."""
+    from importlib.metadata import files
+
     import numpy as np
     import tensorflow as tf
-    from importlib.metadata import files
 
     sys.path.insert(0, str(G2P_DIR))
     import reference
@@ -52,15 +53,20 @@ def convert(out_dir: Path) -> None:
 
     weights = {
         "enc_table": table(g2p.enc_emb, g2p.enc_w_ih, g2p.enc_b_ih),
-        "enc_w_hh": np.ascontiguousarray(g2p.enc_w_hh.T), "enc_b_hh": g2p.enc_b_hh,
+        "enc_w_hh": np.ascontiguousarray(g2p.enc_w_hh.T),
+        "enc_b_hh": g2p.enc_b_hh,
         "dec_table": table(g2p.dec_emb, g2p.dec_w_ih, g2p.dec_b_ih),
-        "dec_w_hh": np.ascontiguousarray(g2p.dec_w_hh.T), "dec_b_hh": g2p.dec_b_hh,
-        "fc_w": np.ascontiguousarray(g2p.fc_w.T), "fc_b": g2p.fc_b,
+        "dec_w_hh": np.ascontiguousarray(g2p.dec_w_hh.T),
+        "dec_b_hh": g2p.dec_b_hh,
+        "fc_w": np.ascontiguousarray(g2p.fc_w.T),
+        "fc_b": g2p.fc_b,
     }
     assert set(weights) == set(runner.WEIGHTS)
 
-    spec = (tf.TensorSpec([None, None], tf.int32, name="chars"),
-            tf.TensorSpec([None], tf.int32, name="lengths"))
+    spec = (
+        tf.TensorSpec([None, None], tf.int32, name="chars"),
+        tf.TensorSpec([None], tf.int32, name="lengths"),
+    )
 
     @tf.function(input_signature=spec)
     def model(chars, lengths):
@@ -73,7 +79,8 @@ def convert(out_dir: Path) -> None:
         node.name, node.op = name, "Const"
         node.attr["dtype"].type = tf.string.as_datatype_enum
         node.attr["value"].tensor.CopyFrom(
-            tf.make_tensor_proto(np.array([s.encode() for s in symbols], dtype=object)))
+            tf.make_tensor_proto(np.array([s.encode() for s in symbols], dtype=object))
+        )
     pb = graph_def.SerializeToString(deterministic=True)
     (out_dir / "g2p.pb").write_bytes(pb)
 
@@ -83,27 +90,40 @@ def convert(out_dir: Path) -> None:
     npz = next(f for name, f in dist_files.items() if name.endswith("checkpoint20.npz"))
     manifest = {
         "model": "g2p-en GRU encoder-decoder, greedy decoding in the graph",
-        "source": {"package": f"g2p-en=={g2p_version}", "license": "Apache-2.0",
-                   "weights": "g2p_en/checkpoint20.npz",
-                   "weights_sha256": hashlib.sha256(Path(npz.locate()).read_bytes()).hexdigest()},
-        "converted_with": {"tensorflow": tf.__version__, "numpy": np.__version__,
-                           "script": "tools/convert_g2p.py"},
+        "source": {
+            "package": f"g2p-en=={g2p_version}",
+            "license": "Apache-2.0",
+            "weights": "g2p_en/checkpoint20.npz",
+            "weights_sha256": hashlib.sha256(Path(npz.locate()).read_bytes()).hexdigest(),
+        },
+        "converted_with": {
+            "tensorflow": tf.__version__,
+            "numpy": np.__version__,
+            "script": "tools/convert_g2p.py",
+        },
         "g2p.pb": {"sha256": hashlib.sha256(pb).hexdigest(), "bytes": len(pb)},
-        "inputs": {"chars": "int32 [batch, time]: grapheme ids of each word, then </s> (2), "
-                            "padded with 0",
-                   "lengths": "int32 [batch]: letters + 1"},
-        "outputs": {"phonemes": f"int32 [batch, {runner.MAX_STEPS}]: phoneme ids, "
-                                f"{runner.NONE} after the end"},
+        "inputs": {
+            "chars": "int32 [batch, time]: grapheme ids of each word, then </s> (2), padded with 0",
+            "lengths": "int32 [batch]: letters + 1",
+        },
+        "outputs": {
+            "phonemes": f"int32 [batch, {runner.MAX_STEPS}]: phoneme ids, "
+            f"{runner.NONE} after the end"
+        },
         "weights": {k: list(v.shape) for k, v in weights.items()},
-        "graphemes": list(g2p.graphemes), "phonemes": list(g2p.phonemes),
+        "graphemes": list(g2p.graphemes),
+        "phonemes": list(g2p.phonemes),
     }
     (out_dir / "MODEL.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="regenerate into a temp dir and compare with tfforge/runtime/g2p/")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="regenerate into a temp dir and compare with tfforge/runtime/g2p/",
+    )
     parser.add_argument("--tf", default=CONVERTER_TF, help="TensorFlow pin for the conversion")
     parser.add_argument("--inside", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -112,9 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     sys.path.insert(0, str(ROOT))
-    from tfforge.runtime import g2p
+    from tfforge.runtime import g2p, venvs
     from tfforge.wheel import fetch as pypi
-    from tfforge.runtime import venvs
 
     # g2p-en and numpy pinned as for the golden data (tfforge.runtime.g2p.REFERENCE_REQUIREMENTS).
     python = venvs.venv_python(pypi.fetch(args.tf), requirements=g2p.REFERENCE_REQUIREMENTS)
@@ -122,9 +141,12 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(tmp) if args.check else G2P_DIR
         subprocess.run([str(python), __file__, "--inside", str(out)], check=True)
         if args.check:
-            differ = [n for n in OUTPUTS
-                      if not (G2P_DIR / n).exists() or not filecmp.cmp(out / n, G2P_DIR / n,
-                                                                       shallow=False)]
+            differ = [
+                n
+                for n in OUTPUTS
+                if not (G2P_DIR / n).exists()
+                or not filecmp.cmp(out / n, G2P_DIR / n, shallow=False)
+            ]
             if differ:
                 print(f"differs from the committed artifact: {', '.join(differ)}")
                 return 1

@@ -32,17 +32,22 @@ def cell(run: corpus.Run) -> str:
 
 
 def markdown(rows: list[corpus.CorpusRow], host: cpu.HostProfile) -> str:
-    out = [f"Host: {host.model_name}. Each run: what verify's static verdict says, what "
-           "really happened.", "",
-           "| wheel | requires | dispatched only | this host | emulated (qemu-x86_64) |",
-           "|---|---|---|---|---|"]
+    out = [
+        f"Host: {host.model_name}. Each run: what verify's static verdict says, what "
+        "really happened.",
+        "",
+        "| wheel | requires | dispatched only | this host | emulated (qemu-x86_64) |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         here = [x for x in r.runs if x.where == "this host"]
         emu = [x for x in r.runs if x.where != "this host"]
-        out.append(f"| {r.pin} | {', '.join(r.baseline) or 'x86-64'} | "
-                   f"{len(r.dispatched)} features | "
-                   f"{'; '.join(cell(x).split(': ', 1)[1] for x in here)} | "
-                   f"{'<br>'.join(cell(x) for x in emu)} |")
+        out.append(
+            f"| {r.pin} | {', '.join(r.baseline) or 'x86-64'} | "
+            f"{len(r.dispatched)} features | "
+            f"{'; '.join(cell(x).split(': ', 1)[1] for x in here)} | "
+            f"{'<br>'.join(cell(x) for x in emu)} |"
+        )
     return "\n".join(out)
 
 
@@ -57,8 +62,15 @@ def main() -> int:
     rows = []
     for pin in pins:
         wheel = fetch.fetch(pin)
-        rows.append(corpus.check(wheel, pin, host=host, jobs=args.jobs,
-                                 status=lambda m: print(m, file=sys.stderr, flush=True)))
+        rows.append(
+            corpus.check(
+                wheel,
+                pin,
+                host=host,
+                jobs=args.jobs,
+                status=lambda m: print(m, file=sys.stderr, flush=True),
+            )
+        )
     print(markdown(rows, host))
     if args.json:
         args.json.write_text(json.dumps([asdict(r) for r in rows], indent=1) + "\n")

@@ -34,8 +34,9 @@ def select(words: list[str], count: int) -> list[str]:
 
 
 def package_version(name: str) -> str:
-    proc = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", name],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Version}", name], capture_output=True, text=True
+    )
     return proc.stdout.strip() if proc.returncode == 0 else "unknown"
 
 
@@ -55,30 +56,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--words", type=Path, default=WORDS, help="word list, one per line")
     parser.add_argument("--count", type=int, default=COUNT, help="words to pick")
     parser.add_argument("--out", type=Path, default=None, help="output (default: the golden)")
-    parser.add_argument("--check", action="store_true",
-                        help="compare with the committed golden file instead of writing")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="compare with the committed golden file instead of writing",
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    from tfforge.runtime import g2p
-    from tfforge.runtime import venvs
+    from tfforge.runtime import g2p, venvs
 
     if not args.words.is_file():
-        print(f"error: {args.words} not found; install Debian's word list: "
-              "apt-get install wamerican", file=sys.stderr)
+        print(
+            f"error: {args.words} not found; install Debian's word list: apt-get install wamerican",
+            file=sys.stderr,
+        )
         return 2
     words = select(args.words.read_text(encoding="utf-8").split("\n"), args.count)
     if len(words) < args.count:
-        print(f"error: {args.words} has only {len(words)} plain lowercase words",
-              file=sys.stderr)
+        print(f"error: {args.words} has only {len(words)} plain lowercase words", file=sys.stderr)
         return 2
-    source = (f"Debian wamerican {package_version('wamerican')}" if args.words == WORDS
-              else args.words.name)
+    source = (
+        f"Debian wamerican {package_version('wamerican')}"
+        if args.words == WORDS
+        else args.words.name
+    )
     python = venvs.venv_python(None, requirements=g2p.REFERENCE_REQUIREMENTS)
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as tmp:
         tmp.write("\n".join(words) + "\n")
         tmp.flush()
-        proc = subprocess.run([str(python), str(g2p.REFERENCE), "--words", tmp.name],
-                              capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [str(python), str(g2p.REFERENCE), "--words", tmp.name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
     doc = json.loads(proc.stdout)
     text = render(words, doc["predictions"], source, doc)
     out = args.out or g2p.GOLDEN

@@ -1,7 +1,7 @@
 """Write (or --check) the per-release table in README.md from tfforge/data/toolchains.toml.
 
-    python tools/release_table.py          rewrite the table between the markers
-    python tools/release_table.py --check  exit 1 when README.md's table is out of date
+python tools/release_table.py          rewrite the table between the markers
+python tools/release_table.py --check  exit 1 when README.md's table is out of date
 """
 
 from __future__ import annotations
@@ -33,18 +33,24 @@ def _evidence(tc: toolchains.Toolchain) -> str:
 
 
 def table() -> str:
-    rows = ["| TF | Bazel | wheel target | GCC (default) | Clang | C++ toolchain | base image "
-            "(default GCC) | evidence |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| TF | Bazel | wheel target | GCC (default) | Clang | C++ toolchain | base image "
+        "(default GCC) | evidence |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for version in toolchains.known_versions():
         tc = toolchains.toolchain(version)
         image = toolchains.base_image_for("gcc", tc.gcc_default)
-        cc = ("local (configure)" if tc.cc_toolchain == "local"
-              else f"hermetic clang, off via --config={tc.local_cc_config}")
+        cc = (
+            "local (configure)"
+            if tc.cc_toolchain == "local"
+            else f"hermetic clang, off via --config={tc.local_cc_config}"
+        )
         rows.append(
             f"| {version} | {tc.bazel} | `{tc.wheel_target.removeprefix('//tensorflow/tools/')}`"
             f" | {_span(*tc.gcc)} ({tc.gcc_default}) | {_span(*tc.clang)} | {cc} | "
-            f"{image.suite if image else '?'} | {_evidence(tc)} |")
+            f"{image.suite if image else '?'} | {_evidence(tc)} |"
+        )
     return "\n".join(rows)
 
 
@@ -64,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     new = updated(text)
     if opts.check:
         if new != text:
-            print(f"{README}: the release table is out of date; run python "
-                  "tools/release_table.py", file=sys.stderr)
+            print(
+                f"{README}: the release table is out of date; run python tools/release_table.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     README.write_text(new)

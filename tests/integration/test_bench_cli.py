@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from tfforge.wheel import fetch as pypi
-from tfforge.runtime import venvs
-from tfforge.errors import TfforgeError
-
 from conftest import invoke, need
+
+from tfforge.errors import TfforgeError
+from tfforge.runtime import venvs
+from tfforge.wheel import fetch as pypi
 
 pytestmark = pytest.mark.integration
 TF_PIN = "tensorflow-cpu==2.21.0"
@@ -31,7 +30,8 @@ def test_quick_bench_writes_json_markdown_and_png(tmp_path):
         "tensorflow-cpu-2.21.0 threads=1 onednn=0 graph",
         "tensorflow-cpu-2.21.0 threads=1 onednn=0 frozen",
         "tensorflow-cpu-2.21.0 threads=1 onednn=1 graph",
-        "tensorflow-cpu-2.21.0 threads=1 onednn=1 frozen"]
+        "tensorflow-cpu-2.21.0 threads=1 onednn=1 frozen",
+    ]
     assert [r["batch"] for r in rows] == [1, 64, 64, 64, 64]
     assert doc["baseline"] == "g2p-en-numpy" and rows[0]["speedup"] == 1.0
     for r in rows:
@@ -41,8 +41,11 @@ def test_quick_bench_writes_json_markdown_and_png(tmp_path):
         assert r["speedup"] == pytest.approx(w["median"] / rows[0]["words_per_s"]["median"])
     assert doc["words"] == 256 and doc["wheels"][0]["tensorflow"] == "2.21.0"
     assert json.loads((out / "bench.json").read_text())["rows"] == rows
-    table = [ln for ln in (out / "bench.md").read_text().splitlines()
-             if ln.startswith("| ") and not ln.startswith("| wheel")]
+    table = [
+        ln
+        for ln in (out / "bench.md").read_text().splitlines()
+        if ln.startswith("| ") and not ln.startswith("| wheel")
+    ]
     assert len(table) == 5 and "**1.00x** (baseline)" in table[0]
     assert all("| ok |" in ln for ln in table)
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -37,9 +37,16 @@ BASE = "local/bookworm:base"
 SRC = "/home/builder/src"  # where the template copies a local source inside the image
 # bookworm ships gcc-12: inside TensorFlow 2.21's recipe range (12 to 13; its default 13 needs
 # a trixie image)
-COMMON = ("--base-image", BASE, "--bazel-provider", "debian", "--gcc-version", "12.2.0",
-          f"--bazel-arg=--override_repository=rules_cc={SRC}/third_party/rules_cc",
-          f"--bazel-arg=--override_repository=rules_java={SRC}/third_party/rules_java")
+COMMON = (
+    "--base-image",
+    BASE,
+    "--bazel-provider",
+    "debian",
+    "--gcc-version",
+    "12.2.0",
+    f"--bazel-arg=--override_repository=rules_cc={SRC}/third_party/rules_cc",
+    f"--bazel-arg=--override_repository=rules_java={SRC}/third_party/rules_java",
+)
 SO = "tensorflow/python/_pywrap_tfws.so"
 AVX_FAMILY = {"avx", "avx2", "fma", "f16c", "avx512f"}
 
@@ -74,9 +81,16 @@ def source(project) -> Path:
 
 def build(project: Path, *flags: str, source: Path):
     start = time.monotonic()
-    proc = invoke("build", *flags, "--source-dir", str(source), *COMMON, "--json",
-                  env={"TFFORGE_ROOT": str(project), "TFFORGE_CACHE": str(project / "cache")},
-                  timeout=1500)
+    proc = invoke(
+        "build",
+        *flags,
+        "--source-dir",
+        str(source),
+        *COMMON,
+        "--json",
+        env={"TFFORGE_ROOT": str(project), "TFFORGE_CACHE": str(project / "cache")},
+        timeout=1500,
+    )
     return proc, time.monotonic() - start
 
 
@@ -84,10 +98,12 @@ def build(project: Path, *flags: str, source: Path):
 def builds(project, source):
     """Build A, B and A again once for the module's checks."""
     results = {}
-    for key, flags in (("avx2_fma", ("--avx2", "--fma")),
-                       ("v2_mkl", ("--mkl", "--target", "x86-64-v2")),
-                       ("v3", ("--target", "x86-64-v3")),
-                       ("avx2_fma_again", ("--avx2", "--fma"))):
+    for key, flags in (
+        ("avx2_fma", ("--avx2", "--fma")),
+        ("v2_mkl", ("--mkl", "--target", "x86-64-v2")),
+        ("v3", ("--target", "x86-64-v3")),
+        ("avx2_fma_again", ("--avx2", "--fma")),
+    ):
         proc, seconds = build(project, *flags, source=source)
         assert proc.returncode == 0, f"build {flags} failed:\n{proc.stderr[-4000:]}"
         results[key] = {**json.loads(proc.stdout), "wall_s": seconds}
@@ -104,10 +120,15 @@ def venv_run(wheel: str, folder: Path, code: str) -> subprocess.CompletedProcess
     """Install the wheel alone into a fresh venv and run code there."""
     subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
     python = folder / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-index", "--no-deps",
-                    wheel], check=True, capture_output=True, text=True)
-    return subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=folder)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", wheel],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return subprocess.run(
+        [str(python), "-c", code], capture_output=True, text=True, timeout=120, cwd=folder
+    )
 
 
 PROBE = """
@@ -138,16 +159,25 @@ def test_avx2_fma_build_uses_avx2_and_fma_in_ordinary_code(builds, tmp_path):
 
 def test_dry_run_prints_the_argv_the_build_ran(builds, project, source):
     """The dry run (another process) prints exactly the argv the real build gave the client."""
-    proc = invoke("build", "--avx2", "--fma", "--dry-run", "--source-dir", str(source), *COMMON,
-                  "--json", env={"TFFORGE_ROOT": str(project),
-                                 "TFFORGE_CACHE": str(project / "cache")})
+    proc = invoke(
+        "build",
+        "--avx2",
+        "--fma",
+        "--dry-run",
+        "--source-dir",
+        str(source),
+        *COMMON,
+        "--json",
+        env={"TFFORGE_ROOT": str(project), "TFFORGE_CACHE": str(project / "cache")},
+    )
     assert proc.returncode == 0, proc.stderr
     planned = json.loads(proc.stdout)["docker_command"]
     folder = Path(builds["avx2_fma"]["build_dir"])
     ran = json.loads((folder / "provenance.json").read_text())["run"]["argv"]
     assert planned == ran == builds["avx2_fma"]["argv"]
-    assert (folder / "build.log").read_text().splitlines()[0] == \
-        "$ DOCKER_BUILDKIT=1 " + " ".join(planned)
+    assert (folder / "build.log").read_text().splitlines()[0] == "$ DOCKER_BUILDKIT=1 " + " ".join(
+        planned
+    )
 
 
 def test_v2_mkl_build_has_no_avx(builds, tmp_path):
@@ -185,10 +215,12 @@ def test_unchanged_spec_reuses_the_cache(builds):
     first, again = builds["avx2_fma"], builds["avx2_fma_again"]
     assert again["build_id"] == first["build_id"] and again["created"] is False
     ratio = again["durations"]["total_s"] / first["durations"]["total_s"]
-    print(f"\ncache reuse: first build {first['durations']['total_s']:.1f}s "
-          f"(wall {first['wall_s']:.1f}s), unchanged rebuild {again['durations']['total_s']:.1f}s "
-          f"(wall {again['wall_s']:.1f}s): ratio {ratio:.3f}; "
-          f"steps cached {again['cache']['steps_cached']}, run {again['cache']['steps_run']}")
+    print(
+        f"\ncache reuse: first build {first['durations']['total_s']:.1f}s "
+        f"(wall {first['wall_s']:.1f}s), unchanged rebuild {again['durations']['total_s']:.1f}s "
+        f"(wall {again['wall_s']:.1f}s): ratio {ratio:.3f}; "
+        f"steps cached {again['cache']['steps_cached']}, run {again['cache']['steps_run']}"
+    )
     assert first["durations"]["stages_s"]["build"] > 0  # the first one really ran Bazel
     # Every Dockerfile step came from the cache: nothing in the toolchain/source/build stages ran.
     assert again["durations"]["stages_s"].get("build", 0.0) == 0.0
@@ -216,8 +248,9 @@ def test_failing_build_leaves_wheels_unchanged(builds, project, tmp_path):
 
 
 def _readelf(flag: str, library: Path) -> str:
-    return subprocess.run(["readelf", flag, str(library)], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        ["readelf", flag, str(library)], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_recipe_overrides_the_fixture_defaults_and_packaging_ran_patchelf(builds, tmp_path):
@@ -252,13 +285,25 @@ def test_isa_level_note_makes_glibc_refuse_an_older_cpu(builds, tmp_path):
     python = str(venv / "bin" / "python")
     code = "from tensorflow.python import _pywrap_tfws as e; print(e.imad(3, 4, 5))"
     env = {"TF_CPP_MIN_LOG_LEVEL": "1", "PATH": "/usr/bin:/bin"}
-    old = subprocess.run([qemu, "-cpu", "SandyBridge", python, "-c", code], capture_output=True,
-                         text=True, timeout=300, cwd=venv, env=env)
+    old = subprocess.run(
+        [qemu, "-cpu", "SandyBridge", python, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=venv,
+        env=env,
+    )
     print(f"\nSandyBridge: exit {old.returncode}: {old.stderr.strip().splitlines()[-1:]}")
     assert old.returncode == 1, (old.returncode, old.stderr)  # an ImportError, not -SIGILL
     assert "CPU ISA level is lower than required" in old.stderr
-    new = subprocess.run([qemu, "-cpu", "Haswell", python, "-c", code], capture_output=True,
-                         text=True, timeout=300, cwd=venv, env=env)
+    new = subprocess.run(
+        [qemu, "-cpu", "Haswell", python, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=venv,
+        env=env,
+    )
     assert new.returncode == 0 and new.stdout.strip() == "17", new.stderr
 
 
@@ -268,8 +313,13 @@ def test_clone_check_stops_a_tree_that_disagrees_with_the_recipe(builds, project
     tree = tmp_path / "no_clang_local"
     shutil.copytree(FIXTURES / "tfws", tree)
     rc = tree / ".bazelrc"
-    rc.write_text("".join(line for line in rc.read_text().splitlines(keepends=True)
-                          if not line.startswith("build:clang_local")))
+    rc.write_text(
+        "".join(
+            line
+            for line in rc.read_text().splitlines(keepends=True)
+            if not line.startswith("build:clang_local")
+        )
+    )
     start = time.monotonic()
     proc, _ = build(project, "--avx2", "--fma", source=tree)
     seconds = time.monotonic() - start
@@ -293,25 +343,32 @@ def test_rebuild_with_variations_is_bit_identical(builds, project):
     first = builds["avx2_fma"]
     before = snapshot(project / "wheels")
     start = time.monotonic()
-    proc = invoke("rebuild", first["build_id"], "--vary", "--json", env=env_of(project),
-                  timeout=1500)
+    proc = invoke(
+        "rebuild", first["build_id"], "--vary", "--json", env=env_of(project), timeout=1500
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     doc = json.loads(proc.stdout)
-    print(f"\nrebuild --vary: identical={doc['identical']} sha256 {doc['sha256']['rebuild']} "
-          f"in {time.monotonic() - start:.0f}s (fresh build {doc['durations']['total_s']:.0f}s)")
+    print(
+        f"\nrebuild --vary: identical={doc['identical']} sha256 {doc['sha256']['rebuild']} "
+        f"in {time.monotonic() - start:.0f}s (fresh build {doc['durations']['total_s']:.0f}s)"
+    )
     assert doc["identical"] is True and doc["sha256"]["rebuild"] == first["sha256"]
     # the second build really ran from nothing, elsewhere, with every variation
     assert "--no-cache" in doc["argv"] and "TFFORGE_FRESH=1" in doc["argv"]
     assert not doc["vary"]["build_path"].startswith(str(project))
     assert {"TZ", "LC_ALL", "HOSTNAME", "TFFORGE_UMASK", "TFFORGE_CPUS"} <= set(doc["vary"])
-    assert doc["durations"]["stages_s"]["toolchain"] > 0 and doc["durations"]["stages_s"]["build"] > 0
+    assert (
+        doc["durations"]["stages_s"]["toolchain"] > 0 and doc["durations"]["stages_s"]["build"] > 0
+    )
     assert snapshot(project / "wheels") == before  # the original wheel untouched, nothing added
     # verify knows: inputs-only provenance and an identical rebuild recorded for this wheel
     check = invoke("verify", first["wheel"], "--json", env=env_of(project))
     [repro] = [c for c in json.loads(check.stdout)["checks"] if c["name"] == "reproducible"]
     assert repro["status"] == "pass", repro
-    assert repro["summary"].startswith("provenance is inputs-only; a rebuild from empty caches "
-                                       "with variations gave the same sha256")
+    assert repro["summary"].startswith(
+        "provenance is inputs-only; a rebuild from empty caches "
+        "with variations gave the same sha256"
+    )
 
 
 def test_unsatisfiable_apt_lock_fails_naming_the_snapshot_archive(builds, project):
@@ -329,10 +386,12 @@ def test_unsatisfiable_apt_lock_fails_naming_the_snapshot_archive(builds, projec
     message = proc.stderr.strip().splitlines()[-1]
     print("\n" + message)
     assert proc.returncode == 1 and proc.stdout == ""
-    assert message.startswith("error: the Debian archive no longer has the locked package "
-                              f"version(s) zip=9.9-tfforge1; apt.lock was recorded from the "
-                              f"archive of {date}: get them from Debian's snapshot archive, "
-                              f"https://snapshot.debian.org/archive/debian/{date}/")
+    assert message.startswith(
+        "error: the Debian archive no longer has the locked package "
+        f"version(s) zip=9.9-tfforge1; apt.lock was recorded from the "
+        f"archive of {date}: get them from Debian's snapshot archive, "
+        f"https://snapshot.debian.org/archive/debian/{date}/"
+    )
     assert f"full log {folder / 'rebuild.log'})" in message and (folder / "rebuild.log").is_file()
     assert snapshot(project / "wheels") == before
 

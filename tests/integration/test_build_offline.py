@@ -15,14 +15,33 @@ from conftest import ROOT, need_tool
 def test_default_build_fails_fast_offline(tmp_path):
     unshare = need_tool("unshare")
     start = time.monotonic()
-    proc = subprocess.run([unshare, "-n", sys.executable, "-m", "invoke", "-r", str(ROOT),
-                           "build", "--target", "haswell"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120, env={**os.environ, "TFFORGE_ROOT": str(tmp_path)})
+    proc = subprocess.run(
+        [
+            unshare,
+            "-n",
+            sys.executable,
+            "-m",
+            "invoke",
+            "-r",
+            str(ROOT),
+            "build",
+            "--target",
+            "haswell",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TFFORGE_ROOT": str(tmp_path)},
+    )
     seconds = time.monotonic() - start
     print(f"\n{proc.stderr.strip()}\n(after {seconds:.1f} s)")
     assert proc.returncode == 1, proc.stderr[-2000:]
     [line] = proc.stderr.strip().splitlines()[-1:]
     assert line.startswith("error: cannot reach github.com:443 (")
-    assert "--source-dir" in line and "bash scripts/make-base-image.sh local/trixie:base trixie" in line
+    assert (
+        "--source-dir" in line
+        and "bash scripts/make-base-image.sh local/trixie:base trixie" in line
+    )
     assert not (tmp_path / "wheels").exists()
     assert seconds < 60  # a hang guard (the probes time out in seconds), not a speed target

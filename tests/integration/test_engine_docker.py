@@ -17,14 +17,16 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, need, need_engine, need_tool
+from wheel_samples import raw_wheel, record_problems
+
 from tfforge.build import spec
-from tfforge.docker import cancel, client as docker_client, run as docker_run
+from tfforge.docker import cancel
+from tfforge.docker import client as docker_client
+from tfforge.docker import run as docker_run
 from tfforge.docker.client import Client
 from tfforge.errors import BuildError, Interrupted
 from tfforge.wheel.read import check as check_wheel
-from wheel_samples import raw_wheel, record_problems
 
 pytestmark = pytest.mark.integration
 BASE = "local/bookworm:base"
@@ -55,10 +57,11 @@ def build_dir(project: Path, build_stage: str, *, label: str = "avx2") -> Path:
     folder = project / "builds" / build_id
     folder.mkdir(parents=True)
     (folder / "Dockerfile").write_text(
-        f"FROM {BASE} AS build\n{build_stage}\n"
-        "FROM scratch AS export\nCOPY --from=build /dist/ /\n")
-    (folder / "build.json").write_text(json.dumps(
-        {"id": build_id, "derived": {"local_version": label}}))
+        f"FROM {BASE} AS build\n{build_stage}\nFROM scratch AS export\nCOPY --from=build /dist/ /\n"
+    )
+    (folder / "build.json").write_text(
+        json.dumps({"id": build_id, "derived": {"local_version": label}})
+    )
     return folder
 
 
@@ -129,8 +132,11 @@ def test_missing_base_image_is_named(client, project):
 def test_export_without_wheel_is_an_error(client, project):
     folder = build_dir(project, "RUN mkdir /dist && echo '{}' > /dist/build.json")
     before = snapshot(project / "wheels")
-    with pytest.raises(BuildError, match=r"export stage holds 0 wheels, expected 1 "
-                                         r"\(found: build.json\)"):
+    with pytest.raises(
+        BuildError,
+        match=r"export stage holds 0 wheels, expected 1 "
+        r"\(found: build.json\)",
+    ):
         docker_run.run_build(folder, wheels_dir=project / "wheels", timeout_s=300)
     assert snapshot(project / "wheels") == before
 
@@ -169,23 +175,34 @@ def test_ctrl_c_stops_the_build_and_same_id_is_refused_meanwhile(client, project
     token = f"tfforge-ctrlc-{uuid.uuid4().hex[:8]}"
     folder = build_dir(project, f"RUN echo {token} && sleep 300")
     before = snapshot(project / "wheels")
-    script = ("import sys\nfrom pathlib import Path\nfrom tfforge.docker import run\n"
-              "from tfforge.errors import TfforgeError\n"
-              "try:\n"
-              f"    run.run_build(Path({str(folder)!r}),\n"
-              f"                     wheels_dir=Path({str(project / 'wheels')!r}), timeout_s=300)\n"
-              "except TfforgeError as exc:\n"
-              "    print('error:', exc, file=sys.stderr)\n"
-              "    sys.exit(exc.exit_code)\n")
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=os.environ.copy(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom tfforge.docker import run\n"
+        "from tfforge.errors import TfforgeError\n"
+        "try:\n"
+        f"    run.run_build(Path({str(folder)!r}),\n"
+        f"                     wheels_dir=Path({str(project / 'wheels')!r}), timeout_s=300)\n"
+        "except TfforgeError as exc:\n"
+        "    print('error:', exc, file=sys.stderr)\n"
+        "    sys.exit(exc.exit_code)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not engine_has(f"echo {token}") and time.monotonic() < deadline:
             time.sleep(0.2)
         assert engine_has(f"echo {token}"), "the build step never started"
-        with pytest.raises(BuildError, match=rf"build {folder.name} is already running "
-                                             rf"\(pid {proc.pid}\)"):
+        with pytest.raises(
+            BuildError,
+            match=rf"build {folder.name} is already running "
+            rf"\(pid {proc.pid}\)",
+        ):
             docker_run.run_build(folder, wheels_dir=project / "wheels", timeout_s=60)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
@@ -203,8 +220,12 @@ def test_ctrl_c_stops_the_build_and_same_id_is_refused_meanwhile(client, project
 def test_make_base_image_is_idempotent(client):
     """With the image present the script does nothing and says so (CI runs it every time)."""
     start = time.monotonic()
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "make-base-image.sh"), BASE],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "make-base-image.sh"), BASE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"{BASE} already exists (sha256:" in proc.stdout
     assert time.monotonic() - start < 10
@@ -212,8 +233,10 @@ def test_make_base_image_is_idempotent(client):
 
 def test_this_machine_resolves_debian_client():
     """Debian's client comes first when it can run BuildKit builds itself."""
-    need(os.access(docker_client.DEBIAN_CLIENT, os.X_OK), f"{docker_client.DEBIAN_CLIENT} (apt-get install "
-                                                   "docker.io)")
+    need(
+        os.access(docker_client.DEBIAN_CLIENT, os.X_OK),
+        f"{docker_client.DEBIAN_CLIENT} (apt-get install docker.io)",
+    )
     client = docker_client.resolve_client()
     assert client.path == docker_client.DEBIAN_CLIENT and client.buildkit
 

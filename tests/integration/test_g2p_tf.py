@@ -12,13 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from tfforge.runtime import g2p
-from tfforge.wheel import fetch as pypi
-from tfforge.runtime import venvs
-from tfforge.errors import TfforgeError
-
 from conftest import ROOT, need
+
+from tfforge.errors import TfforgeError
+from tfforge.runtime import g2p, venvs
+from tfforge.wheel import fetch as pypi
 
 pytestmark = pytest.mark.integration
 TF_PIN = "tensorflow-cpu==2.21.0"
@@ -37,13 +35,29 @@ def tf_python() -> Path:
     return tf_venv(TF_PIN)
 
 
-@pytest.mark.parametrize("mode, batch", [("graph", 64), ("frozen", 64), ("xla", 64),
-                                         ("eager", 64), ("xla", 1), ("frozen", 1)])
+@pytest.mark.parametrize(
+    "mode, batch",
+    [("graph", 64), ("frozen", 64), ("xla", 64), ("eager", 64), ("xla", 1), ("frozen", 1)],
+)
 def test_runner_agrees_with_golden_on_every_word(tf_python, mode, batch):
-    proc = subprocess.run([str(tf_python), str(g2p.RUNNER), "--words", str(g2p.GOLDEN),
-                           "--mode", mode, "--batch", str(batch), "--warmup", "0"],
-                          capture_output=True, text=True, timeout=600,
-                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [
+            str(tf_python),
+            str(g2p.RUNNER),
+            "--words",
+            str(g2p.GOLDEN),
+            "--mode",
+            mode,
+            "--batch",
+            str(batch),
+            "--warmup",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(proc.stdout)
     golden = g2p.read_golden()
@@ -57,15 +71,23 @@ def test_converter_regenerates_the_artifact_byte_identically():
         pypi.fetch("tensorflow-cpu==2.14.1")  # the converter's pinned TensorFlow
     except TfforgeError as exc:
         need(False, f"tensorflow-cpu==2.14.1 could not be fetched: {exc}")
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "convert_g2p.py"), "--check"],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "convert_g2p.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     assert "identical: g2p.pb, MODEL.json, LICENSE.g2p-en" in proc.stdout
 
 
 def test_golden_file_regenerates_identically_from_g2p_en():
     need(Path("/usr/share/dict/words").is_file(), "Debian's word list: apt-get install wamerican")
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "make_golden.py"), "--check"],
-                          capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "make_golden.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr[-2000:]
     assert proc.stdout.strip() == f"identical: {g2p.GOLDEN}"

@@ -9,13 +9,13 @@ import subprocess
 import threading
 
 import pytest
-
 from conftest import invoke
 from publish_helpers import fresh_venv, isolated_pip_env, make_wheel, pip_install
+
 from tfforge.publish import index
 
-
 # ---- integration: pip really installs from the index ---------------------------------------
+
 
 @pytest.mark.integration
 def test_pip_installs_from_the_static_index_via_file_url(tmp_path):
@@ -30,9 +30,16 @@ def test_pip_installs_from_the_static_index_via_file_url(tmp_path):
     # ==1.0.0 matches the local version 1.0.0+avx2.fma (PEP 440), which is what gets installed
     res = pip_install(python, env, "--index-url", url, "tfdemo==1.0.0")
     assert res.returncode == 0, res.stdout + res.stderr
-    got = subprocess.run([str(python), "-c", "import importlib.metadata as m, tfdemo; "
-                          "print(m.version('tfdemo'), tfdemo.VALUE)"],
-                         capture_output=True, text=True, check=True)
+    got = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import importlib.metadata as m, tfdemo; print(m.version('tfdemo'), tfdemo.VALUE)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert got.stdout.split() == ["1.0.0+avx2.fma", "7"]
     # a project the index does not have is not found elsewhere: pip saw only this index
     res = pip_install(python, env, "--index-url", url, "six")
@@ -83,19 +90,25 @@ def test_pip_reads_the_json_form_over_http(tmp_path):
     index.build_index(wheels)
     handler = type("H", (_NegotiatingHandler,), {"served": []})
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a, **k: handler(*a, directory=str(wheels), **k))
+        ("127.0.0.1", 0), lambda *a, **k: handler(*a, directory=str(wheels), **k)
+    )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/simple/"
         python = fresh_venv(tmp_path / "venv")
-        res = pip_install(python, isolated_pip_env(tmp_path), "--index-url", url,
-                          "tfdemo==1.0.0+avx2.fma")
+        res = pip_install(
+            python, isolated_pip_env(tmp_path), "--index-url", url, "tfdemo==1.0.0+avx2.fma"
+        )
         assert res.returncode == 0, res.stdout + res.stderr
     finally:
         server.shutdown()
         server.server_close()
     assert str(wheels / "simple" / "tfdemo" / "index.json") in handler.served
-    got = subprocess.run([str(python), "-c", "import tfdemo; print(tfdemo.VALUE)"],
-                         capture_output=True, text=True, check=True)
+    got = subprocess.run(
+        [str(python), "-c", "import tfdemo; print(tfdemo.VALUE)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert got.stdout.strip() == "9"

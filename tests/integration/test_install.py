@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, need
 
 ARGS = ["render", "--target", "haswell", "--json"]
@@ -28,19 +27,33 @@ def installed(tmp_path_factory) -> Path:
     """The python of a fresh venv holding a non-editable tfforge."""
     tmp = tmp_path_factory.mktemp("install")
     src = tmp / "src"  # a copy: an in-tree build would leave build/ and *.egg-info here
-    shutil.copytree(ROOT / "tfforge", src / "tfforge",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "tfforge", src / "tfforge", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", src)
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp / "venv")],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp / "venv")], check=True)
     python = tmp / "venv" / "bin" / "python"
-    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install",
-                           "--no-deps", "--quiet", str(src)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--quiet",
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     need(proc.returncode == 0, f"pip could not build and install tfforge: {proc.stderr[-800:]}")
-    purelib = subprocess.run([str(python), "-c", "import sysconfig; "
-                              "print(sysconfig.get_paths()['purelib'])"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     # The dependencies this interpreter has; a plain path line runs none of their .pth hooks,
     # so the editable tfforge of this checkout stays invisible.
     Path(purelib, "tfforge-test-deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
@@ -51,8 +64,14 @@ def installed(tmp_path_factory) -> Path:
 def run(python: Path, tasks_dir: Path, root: Path, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "TFFORGE_ROOT": str(root)}
     env.pop("PYTHONPATH", None)
-    return subprocess.run([str(python), "-m", "invoke", "-r", str(tasks_dir), *ARGS], cwd=cwd,
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [str(python), "-m", "invoke", "-r", str(tasks_dir), *ARGS],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def check_rendered(proc: subprocess.CompletedProcess, root: Path) -> None:
@@ -67,8 +86,13 @@ def check_rendered(proc: subprocess.CompletedProcess, root: Path) -> None:
 
 
 def test_installed_package_is_not_the_checkout(installed):
-    where = subprocess.run([str(installed), "-c", "import tfforge; print(tfforge.__file__)"],
-                           capture_output=True, text=True, cwd="/", check=True).stdout.strip()
+    where = subprocess.run(
+        [str(installed), "-c", "import tfforge; print(tfforge.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        check=True,
+    ).stdout.strip()
     assert Path(where).is_relative_to(installed.parents[1]), where
 
 

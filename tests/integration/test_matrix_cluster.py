@@ -23,20 +23,27 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+import cluster_helpers as ch
 import pytest
 from conftest import FIXTURES, ROOT, invoke, need, need_engine, need_tool
-
-import cluster_helpers as ch
 
 BUILD_TIMEOUT = 1200
 
 
 def _build(project: Path, src: Path, *flags: str, env: dict) -> subprocess.CompletedProcess:
-    return invoke("build", "--source-dir", str(src), "--base-image", env["BASE"],
-                  *ch.FIXTURE_ARGS, *flags, "--json",
-                  env={k: v for k, v in env.items() if k != "BASE"}
-                  | {"TFFORGE_ROOT": str(project), "TFFORGE_CACHE": str(project / "cache")},
-                  timeout=BUILD_TIMEOUT)
+    return invoke(
+        "build",
+        "--source-dir",
+        str(src),
+        "--base-image",
+        env["BASE"],
+        *ch.FIXTURE_ARGS,
+        *flags,
+        "--json",
+        env={k: v for k, v in env.items() if k != "BASE"}
+        | {"TFFORGE_ROOT": str(project), "TFFORGE_CACHE": str(project / "cache")},
+        timeout=BUILD_TIMEOUT,
+    )
 
 
 def _files_containing(folder: Path, needle: bytes) -> list[str]:
@@ -48,14 +55,24 @@ def _files_containing(folder: Path, needle: bytes) -> list[str]:
 def machines(tmp_path_factory):
     need_engine(ch.BASE)
     need_tool("dockerd")
-    need(shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists(),
-         "nginx is not installed (apt-get install -y nginx-light)")
+    need(
+        shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists(),
+        "nginx is not installed (apt-get install -y nginx-light)",
+    )
     need(os.geteuid() == 0, "extra Docker daemons need root")
     from tfforge.build import render, spec
 
     tmp = tmp_path_factory.mktemp("machines")
-    s = spec.make({"tf_version": "2.21.0", "python_version": "3.11", "target": "x86-64-v2",
-                   "gcc_version": "12.2.0", "base_image": ch.BASE, "bazel_provider": "debian"})
+    s = spec.make(
+        {
+            "tf_version": "2.21.0",
+            "python_version": "3.11",
+            "target": "x86-64-v2",
+            "gcc_version": "12.2.0",
+            "base_image": ch.BASE,
+            "bazel_provider": "debian",
+        }
+    )
     image = ch.toolchain_image(render.context(s, render.build_document(s))["apt_packages"])
     daemons = []
     try:
@@ -95,16 +112,27 @@ def shared_cache_builds(machines, cache_server):
     access_log = server.config.parent / "access.log"
     src = ch.fresh_source(machines["tmp"] / "src")
     results = {}
-    for key, daemon, url in (("d1", machines["d1"], server.url), ("d2", machines["d2"], server.url),
-                             ("down", machines["d1"],
-                              f"http://127.0.0.1:{ch.free_port()}/cache")):
+    for key, daemon, url in (
+        ("d1", machines["d1"], server.url),
+        ("d2", machines["d2"], server.url),
+        ("down", machines["d1"], f"http://127.0.0.1:{ch.free_port()}/cache"),
+    ):
         project = machines["tmp"] / f"project-{key}"
-        proc = _build(project, src, "--target", "x86-64-v2", "--remote-cache", url,
-                      env={"BASE": machines["image"], "DOCKER_HOST": daemon.host,
-                           "TFFORGE_REMOTE_HEADER": header})
+        proc = _build(
+            project,
+            src,
+            "--target",
+            "x86-64-v2",
+            "--remote-cache",
+            url,
+            env={
+                "BASE": machines["image"],
+                "DOCKER_HOST": daemon.host,
+                "TFFORGE_REMOTE_HEADER": header,
+            },
+        )
         assert proc.returncode == 0, f"{key}: {proc.stderr[-3000:]}"
-        results[key] = {"doc": json.loads(proc.stdout), "stderr": proc.stderr,
-                        "project": project}
+        results[key] = {"doc": json.loads(proc.stdout), "stderr": proc.stderr, "project": project}
         if key == "d1":
             results["entries_after_d1"] = cache.entries(server.store)
             log_mark = access_log.stat().st_size
@@ -117,8 +145,10 @@ def shared_cache_builds(machines, cache_server):
 
 def test_second_machine_gets_remote_cache_hits(shared_cache_builds):
     d1, d2 = shared_cache_builds["d1"]["doc"], shared_cache_builds["d2"]["doc"]
-    print(f"\nd1: {d1['remote']['summary']} ({d1['durations']['stages_s']})"
-          f"\nd2: {d2['remote']['summary']} ({d2['durations']['stages_s']})")
+    print(
+        f"\nd1: {d1['remote']['summary']} ({d1['durations']['stages_s']})"
+        f"\nd2: {d2['remote']['summary']} ({d2['durations']['stages_s']})"
+    )
     assert d1["build_id"] == d2["build_id"]
     assert shared_cache_builds["entries_after_d1"]["ac"] > 0  # d1 uploaded action results
     assert shared_cache_builds["entries_after_d1"]["cas"] > 0
@@ -128,8 +158,9 @@ def test_second_machine_gets_remote_cache_hits(shared_cache_builds):
     assert d2["remote"]["remote_cache_hits"] >= 2
     assert d2["remote"]["remote_cache_hits"] == d2["remote"]["cacheable"]  # every action
     # ... and the server really served them: action results fetched with d2's credential
-    served = re.findall(r'"GET /cache/ac/[0-9a-f]{64} HTTP/1\.1" 200', shared_cache_builds[
-        "d2_access"])
+    served = re.findall(
+        r'"GET /cache/ac/[0-9a-f]{64} HTTP/1\.1" 200', shared_cache_builds["d2_access"]
+    )
     assert len(served) >= 2, shared_cache_builds["d2_access"][-2000:]
     log = Path(d2["log"]).read_text()
     assert f"{d2['remote']['remote_cache_hits']} remote cache hit" in log
@@ -158,10 +189,26 @@ def test_credentials_are_in_no_file_and_no_image(shared_cache_builds, cache_serv
     secret = machines["tmp"] / "header"
     secret.write_text(header)
     tag = f"{ch.PREFIX}/leak-check:d1"
-    proc = subprocess.run([ch.DOCKER, "-H", d1.host, "build", "--network=host", "--secret",
-                           f"id=tfforge_remote_header,src={secret}", "--target", "build",
-                           "-t", tag, doc["build_dir"]], capture_output=True, text=True,
-                          env={**os.environ, "DOCKER_BUILDKIT": "1"}, timeout=600)
+    proc = subprocess.run(
+        [
+            ch.DOCKER,
+            "-H",
+            d1.host,
+            "build",
+            "--network=host",
+            "--secret",
+            f"id=tfforge_remote_header,src={secret}",
+            "--target",
+            "build",
+            "-t",
+            tag,
+            doc["build_dir"],
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DOCKER_BUILDKIT": "1"},
+        timeout=600,
+    )
     secret.unlink()
     assert proc.returncode == 0, proc.stderr[-2000:]
     history = d1.docker("history", "--no-trunc", tag, text=True).stdout
@@ -182,14 +229,21 @@ def cluster(tmp_path_factory):
         need_tool(tool)
     need(os.geteuid() == 0, "the test cluster runs slurmd as root")
     state = tmp_path_factory.mktemp("slurm")
-    up = subprocess.run(["bash", str(ROOT / "scripts" / "slurm-up.sh"), str(state)],
-                        capture_output=True, text=True, timeout=120)
+    up = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "slurm-up.sh"), str(state)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     try:
         assert up.returncode == 0, up.stderr
         yield {"SLURM_CONF": str(state / "slurm.conf")}
     finally:
-        subprocess.run(["bash", str(ROOT / "scripts" / "slurm-down.sh"), str(state)],
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            ["bash", str(ROOT / "scripts" / "slurm-down.sh"), str(state)],
+            capture_output=True,
+            timeout=60,
+        )
 
 
 def _hosts(folder: Path, names: list[str]) -> Path:
@@ -206,10 +260,22 @@ def slurm_run(cluster, tmp_path_factory):
     hosts = _hosts(tmp / "hosts", ["qemu-nehalem", "qemu-sandybridge", "qemu-haswell"])
     src = ch.fresh_source(tmp / "src")
     project = tmp / "project"
-    proc = invoke("matrix", str(hosts), "--run", "slurm", "--source-dir", str(src),
-                  "--base-image", ch.BASE, *ch.FIXTURE_ARGS, "--concurrent", "2", "--json",
-                  env={**cluster, "TFFORGE_ROOT": str(project),
-                       "TFFORGE_CACHE": str(tmp / "cache")}, timeout=1800)
+    proc = invoke(
+        "matrix",
+        str(hosts),
+        "--run",
+        "slurm",
+        "--source-dir",
+        str(src),
+        "--base-image",
+        ch.BASE,
+        *ch.FIXTURE_ARGS,
+        "--concurrent",
+        "2",
+        "--json",
+        env={**cluster, "TFFORGE_ROOT": str(project), "TFFORGE_CACHE": str(tmp / "cache")},
+        timeout=1800,
+    )
     return {"proc": proc, "project": project, "hosts": hosts, "src": src, "tmp": tmp}
 
 
@@ -218,8 +284,12 @@ def test_slurm_runs_the_matrix_two_at_a_time(slurm_run):
     assert proc.returncode == 0, proc.stderr[-4000:]
     doc = json.loads(proc.stdout)
     rows = doc["rows"]
-    print("\n" + "\n".join(f"{r['cell']}: {r['node']} {r['seconds']}s {Path(r['wheel']).name}"
-                           for r in rows))
+    print(
+        "\n"
+        + "\n".join(
+            f"{r['cell']}: {r['node']} {r['seconds']}s {Path(r['wheel']).name}" for r in rows
+        )
+    )
     assert {r["cell"].split("-tf")[0] for r in rows} == {"nehalem", "sandybridge", "x86-64-v3"}
     node = socket.gethostname().split(".")[0]
     wheels = slurm_run["project"] / "wheels"
@@ -230,21 +300,40 @@ def test_slurm_runs_the_matrix_two_at_a_time(slurm_run):
     assert len(list(wheels.glob("*.whl"))) == 3
     # two at a time: some pair of cells overlapped, never all three
     spans = [(r["start"], r["end"]) for r in rows]
-    overlaps = [t for t in range(min(s for s, _ in spans), max(e for _, e in spans))
-                if sum(s <= t < e for s, e in spans) >= 2]
+    overlaps = [
+        t
+        for t in range(min(s for s, _ in spans), max(e for _, e in spans))
+        if sum(s <= t < e for s, e in spans) >= 2
+    ]
     assert overlaps, spans
-    assert not any(sum(s <= t < e for s, e in spans) > 2
-                   for t in range(min(s for s, _ in spans), max(e for _, e in spans)))
+    assert not any(
+        sum(s <= t < e for s, e in spans) > 2
+        for t in range(min(s for s, _ in spans), max(e for _, e in spans))
+    )
     assert "job" in proc.stderr and "running" in proc.stderr  # the progress view
 
 
 def test_failed_cells_are_all_reported_and_exit_nonzero(cluster, slurm_run):
     tmp = slurm_run["tmp"]
     hosts = _hosts(tmp / "hosts-fail", ["qemu-nehalem", "qemu-haswell"])
-    proc = invoke("matrix", str(hosts), "--run", "slurm", "--source-dir", str(slurm_run["src"]),
-                  "--base-image", f"{ch.PREFIX}/missing:none", *ch.FIXTURE_ARGS, "--json",
-                  env={**cluster, "TFFORGE_ROOT": str(tmp / "project-fail"),
-                       "TFFORGE_CACHE": str(tmp / "cache")}, timeout=600)
+    proc = invoke(
+        "matrix",
+        str(hosts),
+        "--run",
+        "slurm",
+        "--source-dir",
+        str(slurm_run["src"]),
+        "--base-image",
+        f"{ch.PREFIX}/missing:none",
+        *ch.FIXTURE_ARGS,
+        "--json",
+        env={
+            **cluster,
+            "TFFORGE_ROOT": str(tmp / "project-fail"),
+            "TFFORGE_CACHE": str(tmp / "cache"),
+        },
+        timeout=600,
+    )
     assert proc.returncode == 1, proc.stderr[-2000:]
     doc = json.loads(proc.stdout)
     assert doc["failed"] == 2 and len(doc["rows"]) == 2
@@ -256,12 +345,26 @@ def test_failed_cells_are_all_reported_and_exit_nonzero(cluster, slurm_run):
 
 def test_emitted_slurm_script_passes_sbatch_test_only(cluster, slurm_run, tmp_path):
     out = tmp_path / "m.sbatch"
-    proc = invoke("matrix", str(slurm_run["hosts"]), "--emit", "slurm", "--out", str(out),
-                  "--base-image", ch.BASE, *ch.FIXTURE_ARGS,
-                  env={**cluster, "TFFORGE_ROOT": str(tmp_path)})
+    proc = invoke(
+        "matrix",
+        str(slurm_run["hosts"]),
+        "--emit",
+        "slurm",
+        "--out",
+        str(out),
+        "--base-image",
+        ch.BASE,
+        *ch.FIXTURE_ARGS,
+        env={**cluster, "TFFORGE_ROOT": str(tmp_path)},
+    )
     assert proc.returncode == 0, proc.stderr
-    test = subprocess.run(["sbatch", "--test-only", str(out)], capture_output=True, text=True,
-                          env={**os.environ, **cluster}, timeout=60)
+    test = subprocess.run(
+        ["sbatch", "--test-only", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **cluster},
+        timeout=60,
+    )
     assert test.returncode == 0 and "to start at" in test.stderr, test.stderr
 
 
@@ -271,12 +374,30 @@ def test_cache_serve_stores_bazel_blobs_and_stops_on_ctrl_c(tmp_path):
     import sys
     import urllib.request
 
-    need(shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists(),
-         "nginx is not installed (apt-get install -y nginx-light)")
+    need(
+        shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists(),
+        "nginx is not installed (apt-get install -y nginx-light)",
+    )
     port = ch.free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "invoke", "-r", str(ROOT), "cache", "serve",
-                             "--port", str(port), "--folder", str(tmp_path / "c"), "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "invoke",
+            "-r",
+            str(ROOT),
+            "cache",
+            "serve",
+            "--port",
+            str(port),
+            "--folder",
+            str(tmp_path / "c"),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         doc = json.loads("".join(iter(proc.stdout.readline, "}\n")) + "}")
         assert doc["url"] == f"http://127.0.0.1:{port}/cache"
@@ -284,8 +405,9 @@ def test_cache_serve_stores_bazel_blobs_and_stops_on_ctrl_c(tmp_path):
         assert urllib.request.urlopen(put, timeout=10).status in (201, 204)
         assert urllib.request.urlopen(doc["url"] + "/cas/ab12", timeout=10).read() == b"blob"
         assert (tmp_path / "c" / "store" / "cache" / "cas" / "ab12").read_bytes() == b"blob"
-        own = subprocess.run(["ip", "-4", "-o", "addr", "show", "scope", "global"],
-                             capture_output=True, text=True).stdout
+        own = subprocess.run(
+            ["ip", "-4", "-o", "addr", "show", "scope", "global"], capture_output=True, text=True
+        ).stdout
         # the bridges this project's engines made (docker0, tfforge-*): addresses of this
         # machine that are not loopback, and the only ones a test here may connect to
         others = re.findall(r"^\d+: (?:docker0|tfforge-\S+)\s+inet (\S+)/", own, re.M)

@@ -16,14 +16,23 @@ import time
 import urllib.request
 
 import pytest
-
 from conftest import ROOT, invoke, need
-from publish_helpers import (PASSWORD, USER, env_for, free_port, fresh_venv, isolated_pip_env,
-                             make_wheel, no_secrets, one_line_error, pip_install, tree)
-
-
+from publish_helpers import (
+    PASSWORD,
+    USER,
+    env_for,
+    free_port,
+    fresh_venv,
+    isolated_pip_env,
+    make_wheel,
+    no_secrets,
+    one_line_error,
+    pip_install,
+    tree,
+)
 
 # ---- integration: a real pypiserver with htpasswd ------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def index_server(tmp_path_factory):
@@ -31,6 +40,7 @@ def index_server(tmp_path_factory):
     need(importlib.util.find_spec("pypiserver") is not None, "pypiserver is not installed")
     need(importlib.util.find_spec("passlib") is not None, "passlib is not installed")
     from passlib.apache import HtpasswdFile
+
     root = tmp_path_factory.mktemp("server")
     (root / "wheels").mkdir()
     htpasswd = root / "htpasswd"
@@ -41,10 +51,25 @@ def index_server(tmp_path_factory):
     log = open(root / "serve.log", "w")
     stdout_path = root / "serve.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "-r", str(ROOT), "serve", "--port", str(port),
-         "--htpasswd", str(htpasswd), "--json"],
-        cwd=ROOT, env=env_for(root, None, None), stdout=open(stdout_path, "w"), stderr=log,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "invoke",
+            "-r",
+            str(ROOT),
+            "serve",
+            "--port",
+            str(port),
+            "--htpasswd",
+            str(htpasswd),
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env_for(root, None, None),
+        stdout=open(stdout_path, "w"),
+        stderr=log,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         doc = None
@@ -86,8 +111,15 @@ def test_publish_conflict_credentials_and_pip_install_with_hashes(index_server, 
     assert proc.returncode == 0, proc.stderr
     no_secrets(proc.stdout, proc.stderr)
     doc = json.loads(proc.stdout)
-    assert doc["wheels"] == [{"file": wheel.name, "sha256": sha, "size": wheel.stat().st_size,
-                              "status": "uploaded", "seconds": doc["wheels"][0]["seconds"]}]
+    assert doc["wheels"] == [
+        {
+            "file": wheel.name,
+            "sha256": sha,
+            "size": wheel.stat().st_size,
+            "status": "uploaded",
+            "seconds": doc["wheels"][0]["seconds"],
+        }
+    ]
     served = index_server["wheels"] / wheel.name
     assert hashlib.sha256(served.read_bytes()).hexdigest() == sha
 
@@ -95,14 +127,22 @@ def test_publish_conflict_credentials_and_pip_install_with_hashes(index_server, 
     proc = invoke("publish", str(wheel), "--repository", url, env=env_for(project))
     assert "already exists" in one_line_error(proc, 1)
     no_secrets(proc.stdout, proc.stderr)
-    proc = invoke("publish", str(wheel), "--repository", url, "--skip-existing", "--json",
-                  env=env_for(project))
+    proc = invoke(
+        "publish",
+        str(wheel),
+        "--repository",
+        url,
+        "--skip-existing",
+        "--json",
+        env=env_for(project),
+    )
     assert proc.returncode == 0 and json.loads(proc.stdout)["wheels"][0]["status"] == "skipped"
 
     # wrong password, and no credentials at all
     other = make_wheel(tmp_path / "other", "tfdemo", "1.0.1+avx2.fma")
-    proc = invoke("publish", str(other), "--repository", url,
-                  env=env_for(project, password="not-" + PASSWORD))
+    proc = invoke(
+        "publish", str(other), "--repository", url, env=env_for(project, password="not-" + PASSWORD)
+    )
     assert "refused the credentials" in one_line_error(proc, 1)
     no_secrets(proc.stdout, proc.stderr)
     assert "not-" + PASSWORD not in proc.stderr
@@ -116,22 +156,51 @@ def test_publish_conflict_credentials_and_pip_install_with_hashes(index_server, 
     python = fresh_venv(tmp_path / "venv")
     reqs = tmp_path / "requirements.txt"
     reqs.write_text(f"tfdemo==1.0.0+avx2.fma --hash=sha256:{sha}\n")
-    res = pip_install(python, env, "--index-url", index_server["url"], "--require-hashes",
-                      "-r", str(reqs))
+    res = pip_install(
+        python, env, "--index-url", index_server["url"], "--require-hashes", "-r", str(reqs)
+    )
     assert res.returncode == 0, res.stdout + res.stderr
-    got = subprocess.run([str(python), "-c", "import importlib.metadata as m, tfdemo; "
-                          "print(m.version('tfdemo'), tfdemo.VALUE)"],
-                         capture_output=True, text=True, check=True)
+    got = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import importlib.metadata as m, tfdemo; print(m.version('tfdemo'), tfdemo.VALUE)",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert got.stdout.split() == ["1.0.0+avx2.fma", "11"]
     # a wrong hash is refused: pip really checks the downloaded bytes
     reqs.write_text(f"tfdemo==1.0.0+avx2.fma --hash=sha256:{'0' * 64}\n")
-    res = pip_install(fresh_venv(tmp_path / "venv2"), env, "--index-url", index_server["url"],
-                      "--require-hashes", "-r", str(reqs))
+    res = pip_install(
+        fresh_venv(tmp_path / "venv2"),
+        env,
+        "--index-url",
+        index_server["url"],
+        "--require-hashes",
+        "-r",
+        str(reqs),
+    )
     assert res.returncode != 0 and "DO NOT MATCH THE HASHES" in res.stderr
     # PEP 440: the public pin ==1.0.0 selects the local version 1.0.0+avx2.fma
-    res = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps",
-                          "--index-url", index_server["url"], "tfdemo==1.0.0"],
-                         env=env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--no-deps",
+            "--index-url",
+            index_server["url"],
+            "tfdemo==1.0.0",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0 and "Would install tfdemo-1.0.0+avx2.fma" in res.stdout
 
 
@@ -141,8 +210,9 @@ def test_a_wheel_failing_verification_is_not_uploaded(index_server, tmp_path):
     good = make_wheel(project / "wheels", "tfgood", "1.0")
     bad = make_wheel(project / "wheels", "tfbad", "1.0", corrupt_record=True)
     before = tree(project)
-    proc = invoke("publish", f"{good},{bad}", "--repository", index_server["upload_url"],
-                  env=env_for(project))
+    proc = invoke(
+        "publish", f"{good},{bad}", "--repository", index_server["upload_url"], env=env_for(project)
+    )
     line = one_line_error(proc, 1)
     assert "refusing to publish tfbad-1.0-py3-none-any.whl" in line
     assert "nothing was uploaded" in line
@@ -157,8 +227,13 @@ def test_server_down_is_one_line(tmp_path):
     project = tmp_path / "project"
     wheel = make_wheel(project / "wheels", "tfdemo", "1.0")
     before = tree(project)
-    proc = invoke("publish", str(wheel), "--repository", f"http://127.0.0.1:{free_port()}/",
-                  env=env_for(project))
+    proc = invoke(
+        "publish",
+        str(wheel),
+        "--repository",
+        f"http://127.0.0.1:{free_port()}/",
+        env=env_for(project),
+    )
     assert "connection refused" in one_line_error(proc, 1)
     no_secrets(proc.stdout, proc.stderr)
     assert tree(project) == before
@@ -226,9 +301,23 @@ def test_interrupted_upload_exits_130_and_timeout_exits_1(tmp_path):
     server = _FaultServer("stall")
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "invoke", "-r", str(ROOT), "publish", str(wheel),
-             "--repository", server.url], cwd=ROOT, env=env_for(project),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "invoke",
+                "-r",
+                str(ROOT),
+                "publish",
+                str(wheel),
+                "--repository",
+                server.url,
+            ],
+            cwd=ROOT,
+            env=env_for(project),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert server.accepted.wait(60), "publish never connected"
         time.sleep(0.5)  # the upload is now blocked mid-body
         proc.send_signal(signal.SIGINT)
@@ -243,8 +332,15 @@ def test_interrupted_upload_exits_130_and_timeout_exits_1(tmp_path):
     server = _FaultServer("stall")
     try:
         started = time.monotonic()
-        proc = invoke("publish", str(wheel), "--repository", server.url, "--timeout", "3",
-                      env=env_for(project))
+        proc = invoke(
+            "publish",
+            str(wheel),
+            "--repository",
+            server.url,
+            "--timeout",
+            "3",
+            env=env_for(project),
+        )
         elapsed = time.monotonic() - started
     finally:
         server.close()

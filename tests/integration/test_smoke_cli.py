@@ -7,13 +7,11 @@ import os
 import subprocess
 
 import pytest
-
-from tfforge.runtime import g2p
-from tfforge.wheel import fetch as pypi
-from tfforge.runtime import venvs
-from tfforge.errors import TfforgeError
-
 from conftest import ROOT, invoke, need
+
+from tfforge.errors import TfforgeError
+from tfforge.runtime import g2p, venvs
+from tfforge.wheel import fetch as pypi
 
 pytestmark = pytest.mark.integration
 TF_PIN = "tensorflow-cpu==2.21.0"
@@ -39,8 +37,7 @@ def test_smoke_passes_and_reports_tensorflow(tf_python):
 
 
 def test_smoke_json_document(tf_python):
-    proc = invoke("smoke", TF_PIN, "--json", "--mode", "frozen", "--batch", "32",
-                  "--repeat", "1")
+    proc = invoke("smoke", TF_PIN, "--json", "--mode", "frozen", "--batch", "32", "--repeat", "1")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["ok"] is True and doc["matched"] == doc["words"] == 1024
@@ -62,18 +59,27 @@ def test_corrupted_golden_fails_naming_the_first_differing_words(tf_python, tmp_
     proc = invoke("smoke", TF_PIN, "--golden", str(golden))
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: 3 of 1024 words differ from the golden phonemes; first: "
-                           f"{victims[0]} (expected 'ZH ")
+    assert last.startswith(
+        f"error: 3 of 1024 words differ from the golden phonemes; first: "
+        f"{victims[0]} (expected 'ZH "
+    )
     assert victims[1] in last and victims[2] in last
     assert f"MISMATCH {victims[0]}: expected" in proc.stdout
 
 
 def test_current_environment_when_no_wheel_is_given(tf_python):
     """'current' = the TensorFlow of the interpreter running tfforge (here: the venv's)."""
-    code = ("from tfforge.commands import smoke; "
-            "smoke.smoke_command('current', as_json=True, repeat=1)")
-    proc = subprocess.run([str(tf_python), "-c", code], capture_output=True, text=True,
-                          timeout=600, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    code = (
+        "from tfforge.commands import smoke; smoke.smoke_command('current', as_json=True, repeat=1)"
+    )
+    proc = subprocess.run(
+        [str(tf_python), "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     doc = json.loads(proc.stdout)
     assert doc["wheel"] is None and doc["ok"] and doc["python"] == str(tf_python)

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, need, need_tool
+
 from tfforge.host import cpu
 from tfforge.verify import corpus, verdict
 from tfforge.verify.wheelscan import scan_wheel
@@ -43,8 +43,12 @@ def rows() -> list[corpus.CorpusRow]:
 @pytest.mark.integration
 def test_corpus_has_the_wheels_the_issue_names():
     pins = corpus.corpus()[0]
-    assert {"tensorflow-cpu==2.14.1", "tensorflow-cpu==2.16.1", "tensorflow-cpu==2.21.0",
-            INTEL} <= set(pins)
+    assert {
+        "tensorflow-cpu==2.14.1",
+        "tensorflow-cpu==2.16.1",
+        "tensorflow-cpu==2.21.0",
+        INTEL,
+    } <= set(pins)
     assert len([p for p in pins if "tensorflow" not in p]) >= 2
 
 
@@ -64,9 +68,9 @@ def test_static_verdict_agrees_with_real_runs(rows):
 def test_avx512_wheel_is_not_confirmable_under_qemu(rows):
     intel = next(r for r in rows if r.pin == INTEL)
     assert {"avx512f", "avx512bw"} <= set(intel.baseline)
-    assert not {"xop", "iced:RTM"} & set(intel.baseline)       # dispatched, not required
+    assert not {"xop", "iced:RTM"} & set(intel.baseline)  # dispatched, not required
     runs = {r.where: r for r in intel.runs}
-    assert runs["qemu Skylake-Client"].agrees is True           # lacks AVX-512: traps
+    assert runs["qemu Skylake-Client"].agrees is True  # lacks AVX-512: traps
     beyond = runs["qemu Icelake-Server"]
     assert beyond.agrees is None and "avx512f" in beyond.detail
 
@@ -75,9 +79,11 @@ def test_avx512_wheel_is_not_confirmable_under_qemu(rows):
 def test_avx512_wheel_on_host_snapshots():
     scans = scan_wheel(_fetch(INTEL), jobs=2)[1]
     baseline, dispatched = verdict.union(scans)
-    hosts = [cpu.load_host(FIXTURES / "hosts" / "skylake-sp-8175m.json"),
-             cpu.load_host(FIXTURES / "cpuinfo" / "zen4-epyc-9r14.cpuinfo"),
-             cpu.load_host(FIXTURES / "hosts" / "qemu-haswell.json")]
+    hosts = [
+        cpu.load_host(FIXTURES / "hosts" / "skylake-sp-8175m.json"),
+        cpu.load_host(FIXTURES / "cpuinfo" / "zen4-epyc-9r14.cpuinfo"),
+        cpu.load_host(FIXTURES / "hosts" / "qemu-haswell.json"),
+    ]
     v = {h.name: h for h in verdict.host_verdicts(hosts, baseline, dispatched)}
     assert v["skylake-sp-8175m"].ok and v["zen4-epyc-9r14"].ok
     assert not v["qemu-haswell"].ok and "avx512f" in v["qemu-haswell"].missing

@@ -5,20 +5,17 @@ against host snapshots and confirmed by running it under qemu as older CPUs."""
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
-import pytest
-
 import elf_samples as samples
+import pytest
 from conftest import FIXTURES, invoke, need, need_tool
-from tfforge.host import cpu
-from tfforge.host import isa
-from tfforge.wheel import fetch as pypi
-from tfforge.verify import emulate
-from tfforge.wheel import edit as wheel_edit
+
 from tfforge.errors import ConfigError
+from tfforge.host import cpu
+from tfforge.verify import emulate
+from tfforge.wheel import fetch as pypi
 
 HOSTS = FIXTURES / "hosts"
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -27,7 +24,6 @@ TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
 
 def checks(doc: dict) -> dict[str, dict]:
     return {c["name"]: c for c in doc["checks"]}
-
 
 
 # ---- pure functions --------------------------------------------------------------------------
@@ -48,8 +44,13 @@ def stock(stock_wheel) -> dict:
     """One verify of the stock wheel against five host snapshots. The ISA scan is cached per
     wheel sha256 in the cache dir, so later verifies of this wheel do not scan it again."""
     args = ["verify", str(stock_wheel), "--json", "--jobs", "1", "--python", "3.11"]
-    for h in ("qemu-nehalem.json", "qemu-sandybridge.json", "qemu-ivybridge.json",
-              "qemu-haswell.json", "skylake-sp-8175m.json"):
+    for h in (
+        "qemu-nehalem.json",
+        "qemu-sandybridge.json",
+        "qemu-ivybridge.json",
+        "qemu-haswell.json",
+        "skylake-sp-8175m.json",
+    ):
         args += ["--host", str(HOSTS / h)]
     proc = invoke(*args, timeout=900)
     assert proc.returncode == 1, proc.stderr[-2000:]
@@ -74,8 +75,17 @@ def test_stock_wheel_baseline_is_avx_class_plus_f16c(stock):
     assert {"avx", "f16c"} <= baseline
     assert baseline <= set(cpu.load_host(HOSTS / "qemu-ivybridge.json").features)
     assert not baseline & {"avx2", "fma", "bmi1", "bmi2", "avx512f", "avx512_vnni", "amx_tile"}
-    assert {"avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx_vnni",
-            "amx_tile", "amx_int8"} <= dispatched
+    assert {
+        "avx2",
+        "fma",
+        "avx512f",
+        "avx512bw",
+        "avx512_vnni",
+        "avx512_bf16",
+        "avx_vnni",
+        "amx_tile",
+        "amx_int8",
+    } <= dispatched
     cc = next(lib for lib in stock["libraries"] if lib["path"].endswith("libtensorflow_cc.so.2"))
     f16c = next(f for f in cc["features"] if f["name"] == "f16c")
     assert f16c["cls"] == "baseline" and f16c["ordinary"] > 1000
@@ -91,7 +101,9 @@ def test_stock_wheel_against_host_snapshots(stock):
     hosts = {h["name"]: h for h in stock["hosts"]}
     assert hosts["qemu-nehalem"]["missing"][:1] == ["avx"]
     assert (hosts["qemu-sandybridge"]["ok"], hosts["qemu-sandybridge"]["missing"]) == (
-        False, ["f16c"])
+        False,
+        ["f16c"],
+    )
     for name in ("qemu-ivybridge", "qemu-haswell", "skylake-sp-8175m"):
         assert hosts[name]["ok"], hosts[name]
     # Haswell lacks AVX-512 (and more), all of it dispatched-only: it passes.
@@ -103,11 +115,24 @@ def test_stock_wheel_emulated_confirms_the_static_verdict(stock, stock_wheel):
     """Under qemu, SandyBridge (no F16C) dies with SIGILL at the float16 cast, as the scan
     predicts; IvyBridge (F16C, no AVX2) runs everything."""
     need_tool("qemu-x86_64")
-    proc = invoke("verify", str(stock_wheel), "--json", "--jobs", "1", "--python", "3.11",
-                  "--host", str(HOSTS / "qemu-ivybridge.json"),
-                  "--emulate", "SandyBridge", "--emulate", "IvyBridge", timeout=1800)
+    proc = invoke(
+        "verify",
+        str(stock_wheel),
+        "--json",
+        "--jobs",
+        "1",
+        "--python",
+        "3.11",
+        "--host",
+        str(HOSTS / "qemu-ivybridge.json"),
+        "--emulate",
+        "SandyBridge",
+        "--emulate",
+        "IvyBridge",
+        timeout=1800,
+    )
     doc = json.loads(proc.stdout)
-    assert doc["scan_cached"] is True                   # the stock wheel is scanned once
+    assert doc["scan_cached"] is True  # the stock wheel is scanned once
     em = {e["result"]["model"]: e for e in doc["emulation"]}
     sandy, ivy = em["SandyBridge"], em["IvyBridge"]
     assert sandy["result"]["status"] == "signal" and sandy["result"]["signal"] == "SIGILL"
@@ -131,17 +156,28 @@ def test_isa_level_note_is_what_glibc_enforces(tmp_path):
     on a CPU below x86-64-v3 (qemu SandyBridge) with a clear error instead of a SIGILL, while
     Haswell loads it."""
     import subprocess
+
     need_tool("gcc")
     need_tool("qemu-x86_64")
     from tfforge.elfscan.scan import scan_library
-    lib = samples.compile_so(tmp_path, "v3", samples.KERNELS,
-                             ["-O2", "-march=x86-64-v3", "-Wl,-z,x86-64-v3"])
+
+    lib = samples.compile_so(
+        tmp_path, "v3", samples.KERNELS, ["-O2", "-march=x86-64-v3", "-Wl,-z,x86-64-v3"]
+    )
     assert scan_library(lib).isa_needed == "x86-64-v3"
     code = f"import ctypes; ctypes.CDLL({str(lib)!r}); print('loaded')"
     py = emulate._host_python()
-    old = subprocess.run(["qemu-x86_64", "-cpu", "SandyBridge", py, "-c", code],
-                         capture_output=True, text=True, timeout=300)
+    old = subprocess.run(
+        ["qemu-x86_64", "-cpu", "SandyBridge", py, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert old.returncode == 1 and "CPU ISA level is lower than required" in old.stderr
-    new = subprocess.run(["qemu-x86_64", "-cpu", "Haswell", py, "-c", code],
-                         capture_output=True, text=True, timeout=300)
+    new = subprocess.run(
+        ["qemu-x86_64", "-cpu", "Haswell", py, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert new.returncode == 0 and "loaded" in new.stdout

@@ -36,8 +36,9 @@ def test_can_run_is_archspecs_own_x86_rule(path):
 def test_cpuid_probe_reads_this_cpu():
     if cpu.detect_host().arch != cpu.X86:
         pytest.fail("the CPUID probe is for x86_64 machines; tfforge's tests run on one")
-    proc = subprocess.run([sys.executable, "-c", adapters.CPUID_PROBE], capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", adapters.CPUID_PROBE], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout.strip().splitlines()[-1])
     here = cpu.detect_host()

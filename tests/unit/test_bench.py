@@ -7,14 +7,18 @@ import json
 import pytest
 
 from tfforge.commands import bench as bench_cmd
-from tfforge.runtime import bench
 from tfforge.errors import ConfigError
+from tfforge.runtime import bench
 
 
 def test_full_matrix_is_the_product_of_the_axes(tmp_path):
     plan = bench_cmd.bench_plan(["w.whl"], out_dir=str(tmp_path))
     assert (plan.threads, plan.onednn, plan.modes, plan.batches) == (
-        ("default", "1"), ("0", "1"), ("eager", "graph", "frozen", "xla"), (1, 64))
+        ("default", "1"),
+        ("0", "1"),
+        ("eager", "graph", "frozen", "xla"),
+        (1, 64),
+    )
     cfgs = bench.configs(plan, ["a-1.0", "b-2.0"])
     assert len(cfgs) == 2 * 2 * 2 * 4 * 2
     assert len({(c.key, c.batch) for c in cfgs}) == len(cfgs)
@@ -23,20 +27,27 @@ def test_full_matrix_is_the_product_of_the_axes(tmp_path):
 def test_quick_preset_and_explicit_options_win(tmp_path):
     quick = bench_cmd.bench_plan(["w.whl"], quick=True, out_dir=str(tmp_path))
     assert (quick.threads, quick.onednn, quick.modes, quick.batches) == (
-        ("1",), ("0", "1"), ("graph", "frozen"), (64,))
+        ("1",),
+        ("0", "1"),
+        ("graph", "frozen"),
+        (64,),
+    )
     assert (quick.warmup, quick.repeat, quick.words) == (1, 2, 256)
     mixed = bench_cmd.bench_plan(["w.whl"], quick=True, modes="xla", batches="1", repeat=3)
     assert (mixed.modes, mixed.batches, mixed.repeat) == (("xla",), (1,), 3)
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"modes": "graph,turbo"}, "--modes 'turbo' is not one of eager, graph, frozen, xla"),
-    ({"threads": "4"}, "--threads '4' is not one of default, 1"),
-    ({"onednn": "2"}, "--onednn '2' is not one of 0, 1"),
-    ({"batches": "x"}, "--batches 'x' is not one of"),
-    ({"repeat": "0"}, "--repeat = 0: must be at least 1"),
-    ({"words": "5000"}, "--words 5000: choose 1 to 1024"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"modes": "graph,turbo"}, "--modes 'turbo' is not one of eager, graph, frozen, xla"),
+        ({"threads": "4"}, "--threads '4' is not one of default, 1"),
+        ({"onednn": "2"}, "--onednn '2' is not one of 0, 1"),
+        ({"batches": "x"}, "--batches 'x' is not one of"),
+        ({"repeat": "0"}, "--repeat = 0: must be at least 1"),
+        ({"words": "5000"}, "--words 5000: choose 1 to 1024"),
+    ],
+)
 def test_bad_options_are_refused(options, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         bench_cmd.bench_plan(["w.whl"], **options)
@@ -49,9 +60,11 @@ def test_no_wheel_is_refused():
 
 def test_baseline_by_exact_key_or_unique_words():
     plan = bench_cmd.bench_plan(["w.whl"], baseline="2.14.1 threads=1 xla")
-    keys = ["tensorflow-cpu-2.14.1 threads=1 onednn=0 xla",
-            "tensorflow-cpu-2.14.1 threads=1 onednn=0 graph",
-            "tensorflow-cpu-2.21.0 threads=1 onednn=0 xla"]
+    keys = [
+        "tensorflow-cpu-2.14.1 threads=1 onednn=0 xla",
+        "tensorflow-cpu-2.14.1 threads=1 onednn=0 graph",
+        "tensorflow-cpu-2.21.0 threads=1 onednn=0 xla",
+    ]
     assert bench.find_baseline(plan, keys) == keys[0]
     vague = bench_cmd.bench_plan(["w.whl"], baseline="threads=1")
     with pytest.raises(ConfigError, match="matches 3 configurations"):
@@ -72,8 +85,12 @@ def _row(key, batch, median, lo=None, hi=None):
 
 
 def test_speedups_compare_within_a_batch_size():
-    rows = [_row("a graph", 1, 100), _row("a graph", 64, 1000), _row("b xla", 1, 250),
-            _row("b xla", 64, 500)]
+    rows = [
+        _row("a graph", 1, 100),
+        _row("a graph", 64, 1000),
+        _row("b xla", 1, 250),
+        _row("b xla", 64, 500),
+    ]
     bench.add_speedups(rows, "a graph")
     assert [r.speedup for r in rows] == [1.0, 1.0, 2.5, 0.5]
     ref = [_row("g2p-en-numpy numpy", 1, 200), _row("b xla", 64, 1000)]
@@ -91,8 +108,14 @@ def test_outputs_table_json_and_png(tmp_path):
     failed = bench.Row("c frozen", "c", "1", "0", "frozen", 64, error="TensorFlow died | SIGILL")
     rows.append(failed)
     bench.add_speedups(rows, "a graph")
-    doc = {"machine": {"cpu": "Test CPU", "cores": 2}, "words": 10, "warmup": 1, "repeat": 3,
-           "baseline": "a graph", "rows": [bench.asdict(r) for r in rows]}
+    doc = {
+        "machine": {"cpu": "Test CPU", "cores": 2},
+        "words": 10,
+        "warmup": 1,
+        "repeat": 3,
+        "baseline": "a graph",
+        "rows": [bench.asdict(r) for r in rows],
+    }
     paths = bench.write_outputs(doc, tmp_path / "out")
     assert json.loads(paths["json"].read_text())["rows"][2]["speedup"] == 3.0
     table, pivot = paths["markdown"].read_text().split("Side by side")
@@ -105,7 +128,10 @@ def test_outputs_table_json_and_png(tmp_path):
     assert "| 64 | 1 | 0 | frozen | - | - | failed |" in pivot
     assert paths["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "bench.json", "bench.md", "bench.png"]
+        "bench.json",
+        "bench.md",
+        "bench.png",
+    ]
 
 
 def test_config_env_sets_threads_and_onednn(monkeypatch):
@@ -120,7 +146,11 @@ def test_specs_split_on_commas_and_expand_globs(tmp_path):
     for name in ("a-1.0-py3-none-any.whl", "b-1.0-py3-none-any.whl"):
         (tmp_path / name).write_bytes(b"x")
     specs = bench.expand_specs([f"{tmp_path}/*.whl,tensorflow-cpu==2.14.1", "x==1"])
-    assert specs == [str(tmp_path / "a-1.0-py3-none-any.whl"),
-                     str(tmp_path / "b-1.0-py3-none-any.whl"), "tensorflow-cpu==2.14.1", "x==1"]
+    assert specs == [
+        str(tmp_path / "a-1.0-py3-none-any.whl"),
+        str(tmp_path / "b-1.0-py3-none-any.whl"),
+        "tensorflow-cpu==2.14.1",
+        "x==1",
+    ]
     with pytest.raises(ConfigError, match="matches no file"):
         bench.expand_specs([f"{tmp_path}/*.zip"])

@@ -5,14 +5,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, invoke
-from tfforge.host import cpu
-from tfforge.host import fleet
-from tfforge.host import isa
+
 from tfforge.commands import detect as report
 from tfforge.commands import match as match_cmd
 from tfforge.errors import ConfigError
+from tfforge.host import cpu, fleet, isa
 
 CPUS = FIXTURES / "cpuinfo"
 GCC = "12.2.0"
@@ -20,11 +18,18 @@ GCC = "12.2.0"
 
 # The reference fixture per CPU family (tests/fixtures/cpuinfo/SOURCES.md says where each is from).
 FILES = {
-    "atom": "atom-c2750", "sandybridge": "sandybridge-e5-2670", "haswell": "haswell-i7-4770",
-    "haswell-ec2": "haswell-e5-2676v3", "skylake-sp": "skylake-sp-8175m",
-    "icelake": "icelake-gold-6326", "icelake-masked": "icelake-8370c-azure-masked",
-    "sapphirerapids": "sapphirerapids-8480c", "spr-noamx": "sapphirerapids-silver4510-vm-noamx",
-    "zen2": "zen2-epyc-7742", "zen4": "zen4-epyc-9r14", "aarch64": "aarch64-neoverse-n1",
+    "atom": "atom-c2750",
+    "sandybridge": "sandybridge-e5-2670",
+    "haswell": "haswell-i7-4770",
+    "haswell-ec2": "haswell-e5-2676v3",
+    "skylake-sp": "skylake-sp-8175m",
+    "icelake": "icelake-gold-6326",
+    "icelake-masked": "icelake-8370c-azure-masked",
+    "sapphirerapids": "sapphirerapids-8480c",
+    "spr-noamx": "sapphirerapids-silver4510-vm-noamx",
+    "zen2": "zen2-epyc-7742",
+    "zen4": "zen4-epyc-9r14",
+    "aarch64": "aarch64-neoverse-n1",
 }
 
 
@@ -68,14 +73,16 @@ def test_microarchitecture_level_and_recommendation(stem, uarch, level, recommen
 def test_feature_presence_matches_the_cpu_generation():
     assert "avx" not in host("atom").features
     assert {"avx"} <= host("sandybridge").features and not {"f16c", "avx2"} & host(
-        "sandybridge").features
+        "sandybridge"
+    ).features
     assert {"avx2", "fma", "bmi2"} <= host("haswell").features
     sk = host("skylake-sp").features
     assert {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"} <= sk
     assert "avx512_vnni" not in sk
     assert "avx512_vnni" in host("icelake").features and "amx_tile" not in host("icelake").features
     assert {"amx_tile", "amx_int8", "amx_bf16", "avx512_fp16", "avx512_bf16"} <= host(
-        "sapphirerapids").features
+        "sapphirerapids"
+    ).features
     assert "avx512f" not in host("zen2").features
     assert {"avx512f", "avx512_bf16"} <= host("zen4").features
 
@@ -85,7 +92,8 @@ def test_zen4_flags_follow_the_gcc_version():
     flags = report.host_report(host("zen4"), "12.2.0")["recommended"]["flags"]
     assert flags.startswith("-march=znver3") and "-mavx512f" in flags
     assert report.host_report(host("zen4"), "13.2.0")["recommended"]["flags"].startswith(
-        "-march=znver4")
+        "-march=znver4"
+    )
     # GCC 9.4 cannot target zen4 at all: refused with archspec's reason, next best chosen.
     doc = report.host_report(host("zen4"), "9.4.0")
     assert doc["recommended"]["target"] == "x86_64_v4"
@@ -114,19 +122,23 @@ def test_masked_guests_are_judged_by_flags_not_model_name():
     assert report.host_report(masked, GCC)["microarchitecture"] == "x86_64_v4"
     assert "avx512_vnni" in fleet.why_not(fleet.target("icelake", GCC), masked)
     assert fleet.why_not(fleet.target("sapphirerapids", GCC), host("spr-noamx")) == (
-        "missing amx_tile, amx_int8, amx_bf16")
+        "missing amx_tile, amx_int8, amx_bf16"
+    )
     assert fleet.best_target([host("spr-noamx")], GCC).name == "icelake"
 
 
-@pytest.mark.parametrize("stems,best", [
-    (["haswell", "skylake-sp", "sapphirerapids"], "haswell"),
-    (["skylake-sp", "sapphirerapids"], "skylake_avx512"),
-    (["icelake", "sapphirerapids"], "icelake"),
-    (["sandybridge", "haswell"], "sandybridge"),
-    (["sapphirerapids", "zen4"], "x86_64_v4"),          # mixed vendors: generic targets only
-    (["atom", "sandybridge", "zen2"], "x86_64_v2"),
-    (["haswell", "zen2"], "x86_64_v3"),
-])
+@pytest.mark.parametrize(
+    "stems,best",
+    [
+        (["haswell", "skylake-sp", "sapphirerapids"], "haswell"),
+        (["skylake-sp", "sapphirerapids"], "skylake_avx512"),
+        (["icelake", "sapphirerapids"], "icelake"),
+        (["sandybridge", "haswell"], "sandybridge"),
+        (["sapphirerapids", "zen4"], "x86_64_v4"),  # mixed vendors: generic targets only
+        (["atom", "sandybridge", "zen2"], "x86_64_v2"),
+        (["haswell", "zen2"], "x86_64_v3"),
+    ],
+)
 def test_fleet_best_common_target(stems, best):
     hosts = [host(s) for s in stems]
     t = fleet.best_target(hosts, GCC)
@@ -171,6 +183,7 @@ def test_this_host_matches_proc_cpuinfo():
 
 
 # ---- the command line -------------------------------------------------------------------
+
 
 def one_line_error(proc, *needles):
     assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
@@ -219,8 +232,12 @@ def test_cli_match_require(tmp_path):
     assert proc.returncode == 1 and "lacks avx512_vnni" in proc.stderr
     proc = invoke("match", a, "--require", "avx512vnni", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    one_line_error(invoke("match", a, "--require", "avx9000", cwd=tmp_path),
-                   "unknown ISA feature 'avx9000'", "valid:", "avx512_vnni")
+    one_line_error(
+        invoke("match", a, "--require", "avx9000", cwd=tmp_path),
+        "unknown ISA feature 'avx9000'",
+        "valid:",
+        "avx512_vnni",
+    )
 
 
 def test_cli_bad_inputs(tmp_path):
@@ -234,21 +251,23 @@ def test_cli_bad_inputs(tmp_path):
     other.write_text('{"hello": 1}')
     one_line_error(invoke("match", str(other), cwd=tmp_path), str(other), "not a tfforge host")
     badfeat = tmp_path / "feat.json"
-    badfeat.write_text(json.dumps({"schema": cpu.SCHEMA, "flags": ["avx"],
-                                   "features": ["avx", "hyperdrive"]}))
+    badfeat.write_text(
+        json.dumps({"schema": cpu.SCHEMA, "flags": ["avx"], "features": ["avx", "hyperdrive"]})
+    )
     one_line_error(invoke("match", str(badfeat), cwd=tmp_path), "'hyperdrive'", "valid:")
     noflags = tmp_path / "noflags.cpuinfo"
     noflags.write_text("processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: X\n")
     one_line_error(invoke("detect", "--cpuinfo", str(noflags), cwd=tmp_path), "no 'flags' line")
     mixed = tmp_path / "mixed.cpuinfo"
-    mixed.write_text(path_of("sandybridge").read_text() + "\n\n" +
-                     path_of("zen2").read_text())
+    mixed.write_text(path_of("sandybridge").read_text() + "\n\n" + path_of("zen2").read_text())
     one_line_error(invoke("detect", "--cpuinfo", str(mixed), cwd=tmp_path), "several vendors")
     hw = str(path_of("haswell"))
     one_line_error(invoke("match", f"{hw},{hw}", cwd=tmp_path), "duplicated host")
     one_line_error(invoke("match", str(tmp_path / "nope.json"), cwd=tmp_path), "no such file")
     arm = str(path_of("aarch64"))
     one_line_error(invoke("match", f"{hw},{arm}", cwd=tmp_path), "x86 ISA targets do not apply")
-    one_line_error(invoke("detect", "--save", str(tmp_path / "x.txt"), "--no-tf", cwd=tmp_path),
-                   "use a name ending in .json")
+    one_line_error(
+        invoke("detect", "--save", str(tmp_path / "x.txt"), "--no-tf", cwd=tmp_path),
+        "use a name ending in .json",
+    )
     assert not (tmp_path / "x.txt").exists()

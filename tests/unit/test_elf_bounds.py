@@ -11,12 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-from invoke.exceptions import Exit
-
 import elf_samples as samples
+import pytest
 from conftest import FIXTURES, ROOT, need_tool
 from faults import invoke_disk_full
+from invoke.exceptions import Exit
+
 from tfforge.commands import runner as cli
 from tfforge.commands import verify as verify_cmd
 from tfforge.elfscan import scan as elfscan
@@ -30,8 +30,9 @@ TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
 @pytest.fixture(scope="module")
 def lib(tmp_path_factory) -> Path:
     need_tool("gcc")
-    return samples.compile_so(tmp_path_factory.mktemp("blib"), "k", samples.KERNELS,
-                              ["-O2", "-mavx2"])
+    return samples.compile_so(
+        tmp_path_factory.mktemp("blib"), "k", samples.KERNELS, ["-O2", "-mavx2"]
+    )
 
 
 def section_header_offset(data: bytes, index: int) -> int:
@@ -51,13 +52,14 @@ def text_index(data: bytes) -> int:
     shstr_off = struct.unpack_from("<Q", data, section_header_offset(data, strndx) + 24)[0]
     for i in range(count):
         name = struct.unpack_from("<I", data, section_header_offset(data, i))[0]
-        if data[shstr_off + name:].startswith(b".text\0"):
+        if data[shstr_off + name :].startswith(b".text\0"):
             return i
     raise AssertionError("no .text")
 
 
-@pytest.mark.parametrize("field_at, value", [(32, 1 << 62), (32, (1 << 64) - 1),
-                                              (24, 1 << 63), (16, (1 << 64) - 16)])
+@pytest.mark.parametrize(
+    "field_at, value", [(32, 1 << 62), (32, (1 << 64) - 1), (24, 1 << 63), (16, (1 << 64) - 16)]
+)
 def test_a_huge_section_size_or_offset_fails_fast(tmp_path, lib, field_at, value):
     data = lib.read_bytes()
     bad = tmp_path / "libbad.so"
@@ -69,8 +71,11 @@ def test_a_huge_section_size_or_offset_fails_fast(tmp_path, lib, field_at, value
 
 
 def verify_wheel(tmp: Path, lib: Path) -> Path:
-    return samples.make_wheel(tmp / "raw", tag=f"{TAG}-{TAG}-linux_x86_64",
-                              files={"demo/__init__.py": b"", "demo/libk.so": lib.read_bytes()})
+    return samples.make_wheel(
+        tmp / "raw",
+        tag=f"{TAG}-{TAG}-linux_x86_64",
+        files={"demo/__init__.py": b"", "demo/libk.so": lib.read_bytes()},
+    )
 
 
 def test_a_full_cache_disk_is_an_error_and_nothing_is_cached(tmp_path, lib):
@@ -81,8 +86,13 @@ def test_a_full_cache_disk_is_an_error_and_nothing_is_cached(tmp_path, lib):
     assert full.returncode == 2, full.stderr[-2000:]
     assert "Traceback" not in full.stderr and "cannot be written" in full.stderr
     assert list((tmp_path / "cache" / "verify").glob("*.json")) == []
-    again = subprocess.run([sys.executable, "-m", "invoke", "-r", str(ROOT), *args], env=env,
-                           capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [sys.executable, "-m", "invoke", "-r", str(ROOT), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     doc = json.loads(again.stdout)
     isa_check = next(c for c in doc["checks"] if c["name"] == "isa")
     assert again.returncode == 0, again.stderr[-2000:]
@@ -99,25 +109,53 @@ def test_jobs_are_bounded_by_cores_and_memory():
 def test_negative_counts_are_refused(flag, value):
     kwargs = {"jobs": None, "examples": None, flag.lstrip("-"): value}
     with pytest.raises(Exit) as info:
-        cli.run(verify_cmd.verify_command, "x.whl", hosts=[], python=None, emulate=[],
-                as_json=True, no_cache=False, **kwargs)
+        cli.run(
+            verify_cmd.verify_command,
+            "x.whl",
+            hosts=[],
+            python=None,
+            emulate=[],
+            as_json=True,
+            no_cache=False,
+            **kwargs,
+        )
     assert info.value.code == 2 and flag in str(info.value.message)
 
 
-@pytest.mark.parametrize("derived", [{"features": 5}, {"features": "avx2", "copts": [1]},
-                                     {"copts": {"a": 1}}])
+@pytest.mark.parametrize(
+    "derived", [{"features": 5}, {"features": "avx2", "copts": [1]}, {"copts": {"a": 1}}]
+)
 def test_a_build_record_with_wrong_types_fails_provenance_not_verify(tmp_path, lib, derived):
     from tfforge.wheel import edit as wheel_edit
 
     raw = verify_wheel(tmp_path, lib)
     (tmp_path / "w").mkdir()
-    record = {"id": "x", "spec": {"tf_version": "1.0", "python_version": "3.11"},
-              "derived": {"local_version": "avx2", "version": "1.0+avx2", **derived}}
+    record = {
+        "id": "x",
+        "spec": {"tf_version": "1.0", "python_version": "3.11"},
+        "derived": {"local_version": "avx2", "version": "1.0+avx2", **derived},
+    }
     whl = wheel_edit.finalize(raw, tmp_path / "w", local_version="avx2", provenance=record)
-    proc = subprocess.run([sys.executable, "-m", "invoke", "-r", str(ROOT), "verify", str(whl),
-                           "--json", "--jobs", "1", "--host", str(HASWELL)],
-                          env={**os.environ, "TFFORGE_CACHE": str(tmp_path / "cache")},
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "invoke",
+            "-r",
+            str(ROOT),
+            "verify",
+            str(whl),
+            "--json",
+            "--jobs",
+            "1",
+            "--host",
+            str(HASWELL),
+        ],
+        env={**os.environ, "TFFORGE_CACHE": str(tmp_path / "cache")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     prov = next(c for c in json.loads(proc.stdout)["checks"] if c["name"] == "provenance")
     assert prov["status"] == "fail" and "not a list of names" in prov["summary"], prov

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import elf_samples as samples
+import pytest
 from conftest import need_tool
-from tfforge.elfscan import decode, names, rules, scan as elfscan
+
+from tfforge.elfscan import decode, names, rules
+from tfforge.elfscan import scan as elfscan
 from tfforge.elfscan.results import LibraryScan
 from tfforge.errors import ConfigError
 
@@ -36,13 +37,16 @@ def libs(tmp_path_factory) -> dict[str, Path]:
         "own_flag": samples.strip(samples.compile_so(d, "own_flag", samples.OWN_FLAG, ["-O2"])),
         "table": samples.strip(samples.compile_so(d, "table", samples.TABLE, ["-O2"])),
         "asm": samples.strip(samples.compile_so(d, "asm", samples.ASM, ["-O2"])),
-        "table_read": samples.strip(samples.compile_so(d, "table_read", samples.TABLE_READ,
-                                                       ["-O2"])),
+        "table_read": samples.strip(
+            samples.compile_so(d, "table_read", samples.TABLE_READ, ["-O2"])
+        ),
         "extension": samples.compile_so(d, "extension", samples.EXTENSION, ["-O2", "-mavx2"]),
-        "v3note": samples.compile_so(d, "v3note", k, ["-O2", "-march=x86-64-v3",
-                                                      "-Wl,-z,x86-64-v3"]),
-        "v2note": samples.compile_so(d, "v2note", k, ["-O2", "-mavx2", "-mfma",
-                                                      "-Wl,-z,x86-64-v2"]),
+        "v3note": samples.compile_so(
+            d, "v3note", k, ["-O2", "-march=x86-64-v3", "-Wl,-z,x86-64-v3"]
+        ),
+        "v2note": samples.compile_so(
+            d, "v2note", k, ["-O2", "-mavx2", "-mfma", "-Wl,-z,x86-64-v2"]
+        ),
     }
 
 
@@ -63,7 +67,7 @@ def test_plain_O2_requires_nothing_and_tzcnt_is_not_a_requirement(scans):
 def test_avx2_fma_build(scans):
     s = scans["avx2fma"]
     assert {"avx", "avx2", "fma"} <= s.baseline
-    assert not ({"bmi2", "avx512f", "abm"} & s.baseline)     # -mavx2 -mfma only
+    assert not ({"bmi2", "avx512f", "abm"} & s.baseline)  # -mavx2 -mfma only
     avx2 = s.feature("avx2")
     assert avx2.cls == "baseline" and avx2.ordinary >= 1 and "add8" in avx2.examples
     assert "ordinary" in avx2.reason and avx2.mnemonics[0][0] == "vpaddd"
@@ -154,6 +158,7 @@ def test_extension_module_method_table_is_ordinary_code(scans):
 
 def test_isa_level_note_is_read_and_checked(scans):
     from tfforge.verify.wheelcheck import isa_note_check
+
     assert scans["v3note"].isa_needed == "x86-64-v3"
     assert scans["v2note"].isa_needed == "x86-64-v2"
     assert scans["O2"].isa_needed is None
@@ -176,8 +181,10 @@ def test_split_scan_equals_whole_scan(libs, tmp_path):
     bounds = decode.split_points(path, 3)
     assert len(bounds) == 3
     # parts as verify's worker processes hand them over: .npz files
-    parts = [elfscan.stream_part(path, lo, hi, out=tmp_path / f"p{i}.npz")
-             for i, (lo, hi) in enumerate(bounds)]
+    parts = [
+        elfscan.stream_part(path, lo, hi, out=tmp_path / f"p{i}.npz")
+        for i, (lo, hi) in enumerate(bounds)
+    ]
     split = elfscan.finish(path, parts, readable=False)
     assert whole.instructions == split.instructions == decode.plain_decode_count(path)[0]
     assert whole.features == split.features and whole.baseline == {"avx2"}
@@ -207,32 +214,39 @@ def test_truncated_elf_is_bad_input(libs, tmp_path):
 
 def test_code_table_drops_non_requirements():
     import iced_x86
+
     t = rules.code_table()
     C = iced_x86.Code
     for code in (C.TZCNT_R32_RM32, C.ENDBR64, C.PREFETCHW_M8, C.NOP_RM32, C.XGETBV):
         assert t.features[code] == (), t.mnemonic[code]
     assert t.features[C.VEX_VFMADD231PS_YMM_YMM_YMMM256] == ("fma",)
-    assert t.features[C.LZCNT_R32_RM32] == ("abm",)     # unlike tzcnt, lzcnt != bsr
-    assert t.features[C.ADDPS_XMM_XMMM128] == ()           # SSE: every x86-64 CPU
+    assert t.features[C.LZCNT_R32_RM32] == ("abm",)  # unlike tzcnt, lzcnt != bsr
+    assert t.features[C.ADDPS_XMM_XMMM128] == ()  # SSE: every x86-64 CPU
 
 
-@pytest.mark.parametrize("symbol,named", [
-    ("_ZN3ynn22min_max_bf16_4x16_avx2Emmm", True),               # mangled ISA suffix
-    ("xnn_f32_gemm_minmax_ukernel_1x16__fma3_broadcast", True),
-    ("_ZN3hwy6N_AVX36detail3FooEv", True),                        # Highway target namespace
-    ("_ZN3ruy18Kernel8bitAvx2ImplERKNS_16KernelParams8bitILi8ELi8EEE", True),
-    ("sum.avx2.0", True),                                         # GCC target_clones
-    ("ChaCha20_8x", True),                                        # allow-listed assembly
-    ("_ZSt3fmaddd", False),                                       # std::fma is not a kernel
-    ("_ZN10tensorflow6tensor8internal21CompressRepeatedFieldIN5Eigen4halfEEEbfRKNS_11TensorShapeEPNS_11TensorProtoE", False),
-    ("_ZN8gemmlowp24SSE4_64_Kernel12x4Depth23RunEv", False),      # compile-time SSE4 kernel
-    ("xnn_qu8_dwconv_minmax_fp32_ukernel_25p16c__xop_mul32", True),  # XNNPACK XOP (AMD)
-    ("xnn_f32_gemm_minmax_ukernel_4x8__fma4", True),
-    ("MlasGemmFloatKernelAvx512F", True),                         # onnxruntime MLAS
-    ("dgemm_kernel_HASWELL", True),                               # OpenBLAS DYNAMIC_ARCH
-    ("_ZN4dnnl4impl3cpu3x6417jit_avx512_core_x", True),          # oneDNN ISA-named code
-    ("boxop_helper", False),                                      # no separator before xop
-    ("HASWELL_notes", False),
-])
+@pytest.mark.parametrize(
+    "symbol,named",
+    [
+        ("_ZN3ynn22min_max_bf16_4x16_avx2Emmm", True),  # mangled ISA suffix
+        ("xnn_f32_gemm_minmax_ukernel_1x16__fma3_broadcast", True),
+        ("_ZN3hwy6N_AVX36detail3FooEv", True),  # Highway target namespace
+        ("_ZN3ruy18Kernel8bitAvx2ImplERKNS_16KernelParams8bitILi8ELi8EEE", True),
+        ("sum.avx2.0", True),  # GCC target_clones
+        ("ChaCha20_8x", True),  # allow-listed assembly
+        ("_ZSt3fmaddd", False),  # std::fma is not a kernel
+        (
+            "_ZN10tensorflow6tensor8internal21CompressRepeatedFieldIN5Eigen4halfEEEbfRKNS_11TensorShapeEPNS_11TensorProtoE",
+            False,
+        ),
+        ("_ZN8gemmlowp24SSE4_64_Kernel12x4Depth23RunEv", False),  # compile-time SSE4 kernel
+        ("xnn_qu8_dwconv_minmax_fp32_ukernel_25p16c__xop_mul32", True),  # XNNPACK XOP (AMD)
+        ("xnn_f32_gemm_minmax_ukernel_4x8__fma4", True),
+        ("MlasGemmFloatKernelAvx512F", True),  # onnxruntime MLAS
+        ("dgemm_kernel_HASWELL", True),  # OpenBLAS DYNAMIC_ARCH
+        ("_ZN4dnnl4impl3cpu3x6417jit_avx512_core_x", True),  # oneDNN ISA-named code
+        ("boxop_helper", False),  # no separator before xop
+        ("HASWELL_notes", False),
+    ],
+)
 def test_dispatch_name_patterns(symbol, named):
     assert (names.Matcher("libx.so").match(symbol) is not None) == named

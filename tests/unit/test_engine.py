@@ -7,9 +7,7 @@ Docker 20.10's plain BuildKit progress; wheel_edit round trips re-read every REC
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
-import io
 import json
 import os
 import zipfile
@@ -17,12 +15,14 @@ from pathlib import Path
 
 import pytest
 from packaging.utils import parse_wheel_filename
-
-from tfforge.docker import cancel, client as docker_client, progress, run as docker_run
-from tfforge.wheel import read as wheel
-from tfforge.wheel import edit as wheel_edit
-from tfforge.errors import BuildError, ConfigError
 from wheel_samples import raw_wheel, record_problems
+
+from tfforge.docker import cancel, progress
+from tfforge.docker import client as docker_client
+from tfforge.docker import run as docker_run
+from tfforge.errors import BuildError, ConfigError
+from tfforge.wheel import edit as wheel_edit
+from tfforge.wheel import read as wheel
 
 # ---- client resolution -----------------------------------------------------------------------
 
@@ -31,20 +31,25 @@ def fake_client(folder: Path, version: str, buildx: bool) -> Path:
     """An executable that answers `version --format ...` and `buildx version` like docker."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "docker"
-    path.write_text("#!/bin/sh\n"
-                    f'if [ "$1" = version ]; then echo "{version}"; exit 0; fi\n'
-                    f'if [ "$1" = buildx ]; then exit {0 if buildx else 1}; fi\n'
-                    "exit 2\n")
+    path.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = version ]; then echo "{version}"; exit 0; fi\n'
+        f'if [ "$1" = buildx ]; then exit {0 if buildx else 1}; fi\n'
+        "exit 2\n"
+    )
     path.chmod(0o755)
     return path
 
 
-@pytest.mark.parametrize("version, buildx, ok", [
-    ("20.10.24+dfsg1", False, True),    # Debian bookworm's client runs BuildKit itself
-    ("28.2.2", False, False),           # docker-ce client without the buildx plugin
-    ("28.2.2", True, True),
-    ("22.06.0-beta.0", False, True),
-])
+@pytest.mark.parametrize(
+    "version, buildx, ok",
+    [
+        ("20.10.24+dfsg1", False, True),  # Debian bookworm's client runs BuildKit itself
+        ("28.2.2", False, False),  # docker-ce client without the buildx plugin
+        ("28.2.2", True, True),
+        ("22.06.0-beta.0", False, True),
+    ],
+)
 def test_client_can_buildkit(version, buildx, ok):
     assert docker_client.client_can_buildkit(version, buildx) is ok
 
@@ -78,8 +83,12 @@ def test_candidates_put_debian_client_first_and_dedupe(tmp_path):
     first = fake_client(tmp_path / "bin1", "28.2.2", buildx=False)
     (tmp_path / "bin2").mkdir()
     (tmp_path / "bin2" / "docker").symlink_to(first)  # same binary twice on PATH
-    found = docker_client.candidate_paths("", search_path=f"{tmp_path / 'bin1'}:{tmp_path / 'bin2'}")
-    expected_first = [docker_client.DEBIAN_CLIENT] if os.access(docker_client.DEBIAN_CLIENT, os.X_OK) else []
+    found = docker_client.candidate_paths(
+        "", search_path=f"{tmp_path / 'bin1'}:{tmp_path / 'bin2'}"
+    )
+    expected_first = (
+        [docker_client.DEBIAN_CLIENT] if os.access(docker_client.DEBIAN_CLIENT, os.X_OK) else []
+    )
     assert found == expected_first + [str(first)]
     assert docker_client.candidate_paths("/opt/docker") == ["/opt/docker"]
 
@@ -93,12 +102,16 @@ def test_configured_client_must_exist(tmp_path):
 
 
 def test_engine_error_says_how_to_start():
-    text = docker_client.engine_error("Cannot connect to the Docker daemon at unix:///var/run/docker.sock."
-                               " Is the docker daemon running?\n")
+    text = docker_client.engine_error(
+        "Cannot connect to the Docker daemon at unix:///var/run/docker.sock."
+        " Is the docker daemon running?\n"
+    )
     assert "not reachable at unix:///var/run/docker.sock" in text
     assert "dockerd" in text and "systemctl start docker" in text
-    denied = docker_client.engine_error("Got permission denied while trying to connect to the Docker "
-                                 "daemon socket at unix:///var/run/docker.sock")
+    denied = docker_client.engine_error(
+        "Got permission denied while trying to connect to the Docker "
+        "daemon socket at unix:///var/run/docker.sock"
+    )
     assert "docker group" in denied and "\n" not in denied
 
 
@@ -117,7 +130,9 @@ FROM scratch AS export
 COPY --from=build /dist/ /
 """ % ("a" * 64)
     assert docker_client.dockerfile_images(text) == [
-        "local/bookworm:base", "debian:bookworm-slim@sha256:" + "a" * 64]
+        "local/bookworm:base",
+        "debian:bookworm-slim@sha256:" + "a" * 64,
+    ]
 
 
 # ---- BuildKit plain progress -----------------------------------------------------------------
@@ -161,30 +176,46 @@ def parse(lines):
 
 
 def test_steplog_follows_steps_and_stage_times():
-    lines = FAILED_STEP_LOG[:11] + ["#6 [build 3/3] RUN make", "#6 1.5 cc -O2 x.c",
-                                    "#6 DONE 12.5s", "#7 exporting to client", "#7 DONE 0.1s"]
+    lines = FAILED_STEP_LOG[:11] + [
+        "#6 [build 3/3] RUN make",
+        "#6 1.5 cc -O2 x.c",
+        "#6 DONE 12.5s",
+        "#7 exporting to client",
+        "#7 DONE 0.1s",
+    ]
     steps, started = parse(lines)
-    assert started == ["[internal] load build definition from Dockerfile",
-                       "[internal] load metadata for docker.io/local/bookworm:base",
-                       "[build 1/2] FROM docker.io/local/bookworm:base",
-                       "[build 3/3] RUN make", "exporting to client"]
+    assert started == [
+        "[internal] load build definition from Dockerfile",
+        "[internal] load metadata for docker.io/local/bookworm:base",
+        "[build 1/2] FROM docker.io/local/bookworm:base",
+        "[build 3/3] RUN make",
+        "exporting to client",
+    ]
     assert steps.current == "exporting to client"
     assert steps.cached == 1 and steps.ran == 4
     assert steps.stage_seconds == {"internal": 0.0, "build": 12.5, "export": 0.1}
 
 
 def test_running_run_steps_are_matched_to_step_containers():
-    steps, _ = parse(["#5 [build 3/4] RUN --mount=type=cache,target=/c,sharing=locked "
-                      "bazel build   --config=opt //t:wheel",
-                      "#6 [build 1/2] WORKDIR /src", "#6 DONE 0.0s",
-                      "#7 [toolchain 2/3] RUN apt-get update", "#7 CACHED"])
+    steps, _ = parse(
+        [
+            "#5 [build 3/4] RUN --mount=type=cache,target=/c,sharing=locked "
+            "bazel build   --config=opt //t:wheel",
+            "#6 [build 1/2] WORKDIR /src",
+            "#6 DONE 0.0s",
+            "#7 [toolchain 2/3] RUN apt-get update",
+            "#7 CACHED",
+        ]
+    )
     assert steps.running_commands() == ["bazel build   --config=opt //t:wheel"]
     ours = cancel.EngineStep(1, 0.0, "b1", "/bin/sh -c bazel build --config=opt //t:wheel")
     other = cancel.EngineStep(2, 0.0, "b2", "/bin/sh -c make -j2")
     assert cancel._same_command(ours, steps.running_commands())
     assert not cancel._same_command(other, steps.running_commands())
-    assert progress.step_title("[build 3/4] RUN --mount=a --network=none make") == \
-        "[build 3/4] RUN make"
+    assert (
+        progress.step_title("[build 3/4] RUN --mount=a --network=none make")
+        == "[build 3/4] RUN make"
+    )
 
 
 def test_step_titles_hide_the_rebuild_setup():
@@ -193,14 +224,20 @@ def test_step_titles_hide_the_rebuild_setup():
     from tfforge.build import render, spec
 
     text = render.dockerfile(spec.make({**settings.defaults(), "target": "haswell"}))
-    step = next(line for line in text.replace("\\\n", " ").splitlines()
-                if line.startswith("RUN --mount") and "bazel build" in line)
+    step = next(
+        line
+        for line in text.replace("\\\n", " ").splitlines()
+        if line.startswith("RUN --mount") and "bazel build" in line
+    )
     plain = progress.step_title("[build 3/4] " + " ".join(step.split()))
-    assert plain.startswith("[build 3/4] RUN bazel build --config=opt --config=clang_local "
-                            "--copt=-march=haswell")
-    shown = ('[build 3/4] RUN --mount=type=cache,target=/c umask "0002"  && if [ -n "1" ]; then '
-             'echo "startup --output_user_root=/tmp/tfforge-fresh" > "/home/b/.bazelrc"; fi  && '
-             'taskset -c 0-$((TFFORGE_CPUS - 1)) bazel build --config=opt //t:wheel')
+    assert plain.startswith(
+        "[build 3/4] RUN bazel build --config=opt --config=clang_local --copt=-march=haswell"
+    )
+    shown = (
+        '[build 3/4] RUN --mount=type=cache,target=/c umask "0002"  && if [ -n "1" ]; then '
+        'echo "startup --output_user_root=/tmp/tfforge-fresh" > "/home/b/.bazelrc"; fi  && '
+        "taskset -c 0-$((TFFORGE_CPUS - 1)) bazel build --config=opt //t:wheel"
+    )
     assert progress.step_title(shown) == "[build 3/4] RUN bazel build --config=opt //t:wheel"
 
 
@@ -219,15 +256,19 @@ def test_failed_step_is_named_with_exit_code_and_log_tail(tmp_path):
 
 
 def test_a_template_check_explains_the_failure_itself(tmp_path):
-    lines = ["#7 [toolchain 3/7] RUN apt-get update && echo \"tfforge: $x\" >&2",
-             "#7 2.1 E: Version '9.9' for 'zip' was not found",
-             "#7 2.2 tfforge: the Debian archive no longer has the locked package version(s) "
-             "zip=9.9; see https://snapshot.debian.org/archive/debian/20250101T000000Z/",
-             "#7 ERROR: executor failed running [/bin/sh -c apt-get update]: exit code: 1"]
+    lines = [
+        '#7 [toolchain 3/7] RUN apt-get update && echo "tfforge: $x" >&2',
+        "#7 2.1 E: Version '9.9' for 'zip' was not found",
+        "#7 2.2 tfforge: the Debian archive no longer has the locked package version(s) "
+        "zip=9.9; see https://snapshot.debian.org/archive/debian/20250101T000000Z/",
+        "#7 ERROR: executor failed running [/bin/sh -c apt-get update]: exit code: 1",
+    ]
     steps, _ = parse(lines)
     error = progress.classify_failure(lines, 1, steps, tmp_path / "build.log")
-    assert str(error).startswith("the Debian archive no longer has the locked package "
-                                 "version(s) zip=9.9; see https://snapshot.debian.org/")
+    assert str(error).startswith(
+        "the Debian archive no longer has the locked package "
+        "version(s) zip=9.9; see https://snapshot.debian.org/"
+    )
     assert "[toolchain 3/7] RUN apt-get update" in str(error) and "\n" not in str(error)
 
 
@@ -282,13 +323,18 @@ def _hash(data: bytes) -> str:
 
 def test_finalize_sets_label_provenance_and_record(tmp_path):
     raw = raw_wheel(tmp_path / "raw")
-    provenance = {"id": "2.21.0-avx2.fma-abc", "derived": {"local_version": "avx2.fma"},
-                  "engine": {"server_version": "20.10.24"}, "durations": {"build_s": 1.5}}
+    provenance = {
+        "id": "2.21.0-avx2.fma-abc",
+        "derived": {"local_version": "avx2.fma"},
+        "engine": {"server_version": "20.10.24"},
+        "durations": {"build_s": 1.5},
+    }
     out = wheel_edit.finalize(raw, tmp_path, local_version="avx2.fma", provenance=provenance)
     assert out.name == "tensorflow_cpu-2.21.0+avx2.fma-cp311-cp311-linux_x86_64.whl"
     name, version, _, tags = parse_wheel_filename(out.name)
-    assert str(version) == "2.21.0+avx2.fma" and {str(t) for t in tags} == \
-        {"cp311-cp311-linux_x86_64"}
+    assert str(version) == "2.21.0+avx2.fma" and {str(t) for t in tags} == {
+        "cp311-cp311-linux_x86_64"
+    }
     assert record_problems(out) == []
     with zipfile.ZipFile(out) as archive:
         names = archive.namelist()
@@ -312,8 +358,9 @@ def test_finalize_is_deterministic(tmp_path):
     outs = []
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-        outs.append(wheel_edit.finalize(raw, tmp_path / name, local_version="mkl",
-                                        provenance={"id": "x"}))
+        outs.append(
+            wheel_edit.finalize(raw, tmp_path / name, local_version="mkl", provenance={"id": "x"})
+        )
     assert outs[0].read_bytes() == outs[1].read_bytes()
 
 

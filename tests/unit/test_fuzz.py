@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import elf_samples as samples
 from conftest import FIXTURES, need_tool
 
@@ -28,10 +26,14 @@ def _limits() -> None:
 
 def fuzz(kind: str, seconds: float, files: list[Path]) -> dict:
     budget = float(os.environ.get("TFFORGE_FUZZ_SECONDS", seconds))
-    proc = subprocess.run([sys.executable, str(WORKER), kind, str(SEED), str(budget),
-                           *map(str, files)], capture_output=True, text=True,
-                          timeout=budget + 60, preexec_fn=_limits,
-                          env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    proc = subprocess.run(
+        [sys.executable, str(WORKER), kind, str(SEED), str(budget), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=budget + 60,
+        preexec_fn=_limits,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(proc.stdout)
     assert not doc["failures"], json.dumps(doc["failures"][:5], indent=1)
@@ -41,14 +43,24 @@ def fuzz(kind: str, seconds: float, files: list[Path]) -> dict:
 
 def test_fuzz_the_elf_reader(tmp_path):
     need_tool("gcc")
-    libs = [samples.compile_so(tmp_path, "k", samples.KERNELS, ["-O2", "-mavx2", "-mfma"]),
-            samples.compile_so(tmp_path, "g", samples.GUARDED, ["-O2"]),
-            samples.compile_so(tmp_path, "c", samples.CONSTRUCTOR, ["-O2"])]
+    libs = [
+        samples.compile_so(tmp_path, "k", samples.KERNELS, ["-O2", "-mavx2", "-mfma"]),
+        samples.compile_so(tmp_path, "g", samples.GUARDED, ["-O2"]),
+        samples.compile_so(tmp_path, "c", samples.CONSTRUCTOR, ["-O2"]),
+    ]
     fuzz("elf", 15, libs)
 
 
 def test_fuzz_the_snapshot_and_cpuinfo_parser():
     cpus = FIXTURES / "cpuinfo"
-    fuzz("text", 6, [cpus / "haswell-i7-4770.cpuinfo", cpus / "aarch64-neoverse-n1.cpuinfo",
-                     cpus / "zen4-epyc-9r14.cpuinfo", FIXTURES / "hosts" / "qemu-haswell.json",
-                     FIXTURES / "hosts" / "skylake-sp-8175m.json"])
+    fuzz(
+        "text",
+        6,
+        [
+            cpus / "haswell-i7-4770.cpuinfo",
+            cpus / "aarch64-neoverse-n1.cpuinfo",
+            cpus / "zen4-epyc-9r14.cpuinfo",
+            FIXTURES / "hosts" / "qemu-haswell.json",
+            FIXTURES / "hosts" / "skylake-sp-8175m.json",
+        ],
+    )

@@ -10,11 +10,10 @@ import re
 import sys
 
 import pytest
-
-from tfforge.runtime import g2p
-from tfforge.errors import ConfigError
-
 from conftest import ROOT
+
+from tfforge.errors import ConfigError
+from tfforge.runtime import g2p
 
 
 def _load_tool(name: str):
@@ -97,6 +96,7 @@ def test_golden_selection_is_deterministic_and_plain():
     assert picked == make_golden.select(list(reversed(words)), 3)
     assert picked == sorted(picked) and len(picked) == 3
     assert set(picked) <= {"apple", "banana", "cherry", "date"}
-    by_hash = sorted({"apple", "banana", "cherry", "date"},
-                     key=lambda w: hashlib.sha256(w.encode()).hexdigest())
+    by_hash = sorted(
+        {"apple", "banana", "cherry", "date"}, key=lambda w: hashlib.sha256(w.encode()).hexdigest()
+    )
     assert picked == sorted(by_hash[:3])

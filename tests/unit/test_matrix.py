@@ -33,6 +33,7 @@ def test_one_build_per_distinct_best_target_serving_every_host_once():
     assert len(set(targets)) == len(targets)
     # each host's cell target is that host's own best target
     from tfforge.host import fleet
+
     by_host = {h.name: c.target for c in p.cells for h in c.hosts}
     for h in hosts:
         assert by_host[h.name] == fleet.best_target([h], GCC).name
@@ -54,14 +55,21 @@ def test_cells_cross_tf_and_python_lists():
     assert len(p.cells) == groups * 4
     assert len({c.cell for c in p.cells}) == len(p.cells)
     assert {(c.tf_version, c.python_version) for c in p.cells} == {
-        ("2.20.0", "3.11"), ("2.20.0", "3.12"), ("2.21.0", "3.11"), ("2.21.0", "3.12")}
+        ("2.20.0", "3.11"),
+        ("2.20.0", "3.12"),
+        ("2.21.0", "3.11"),
+        ("2.21.0", "3.12"),
+    }
 
 
-@pytest.mark.parametrize("kw, needle", [
-    ({"tf_versions": ("9.9.9",)}, "is not pinned"),
-    ({"python_versions": ("3.99",)}, "not supported by TensorFlow"),
-    ({"python_versions": ("three",)}, "expected versions such as"),
-])
+@pytest.mark.parametrize(
+    "kw, needle",
+    [
+        ({"tf_versions": ("9.9.9",)}, "is not pinned"),
+        ({"python_versions": ("3.99",)}, "not supported by TensorFlow"),
+        ({"python_versions": ("three",)}, "expected versions such as"),
+    ],
+)
 def test_bad_versions_are_config_errors(kw, needle):
     with pytest.raises(ConfigError, match=needle):
         plan(**kw)
@@ -72,8 +80,14 @@ def test_split_list():
     assert matrix.split_list(None, "3.11") == ("3.11",)
 
 
-SHARED = ("--base-image", "local/bookworm:base", "--bazel-provider", "debian",
-          "--remote-cache", "http://cache.internal:9090/cache")
+SHARED = (
+    "--base-image",
+    "local/bookworm:base",
+    "--bazel-provider",
+    "debian",
+    "--remote-cache",
+    "http://cache.internal:9090/cache",
+)
 
 
 def test_github_workflow_is_yaml_matching_the_plan():
@@ -84,7 +98,8 @@ def test_github_workflow_is_yaml_matching_the_plan():
     assert job["strategy"]["fail-fast"] is False and job["strategy"]["max-parallel"] == 2
     include = job["strategy"]["matrix"]["include"]
     assert [(i["cell"], i["target"], i["tf_version"], i["python_version"]) for i in include] == [
-        (c.cell, c.display, c.tf_version, c.python_version) for c in p.cells]
+        (c.cell, c.display, c.tf_version, c.python_version) for c in p.cells
+    ]
     run = next(s["run"] for s in job["steps"] if s.get("name") == "build")
     assert "invoke build --target ${{ matrix.target }}" in run
     assert "--remote-cache http://cache.internal:9090/cache" in run
@@ -97,7 +112,8 @@ def test_gitlab_job_is_yaml_matching_the_plan():
     job = doc["tfforge-build"]
     cells = job["parallel"]["matrix"]
     assert [(m["CELL"], m["TARGET"], m["TF_VERSION"], m["PYTHON_VERSION"]) for m in cells] == [
-        (c.cell, c.display, c.tf_version, c.python_version) for c in p.cells]
+        (c.cell, c.display, c.tf_version, c.python_version) for c in p.cells
+    ]
     assert all(len(v) == 4 and all(isinstance(x, str) for x in v.values()) for v in cells)
     assert any('invoke build --target "$TARGET"' in line for line in job["script"])
     assert "wheels/*.whl" in job["artifacts"]["paths"]
@@ -105,8 +121,14 @@ def test_gitlab_job_is_yaml_matching_the_plan():
 
 def test_slurm_script_runs_each_cell_once(tmp_path):
     p = plan()
-    text = emit.slurm(p, SHARED, project="/shared/proj", python="/shared/proj/.venv/bin/python",
-                      results="/shared/proj/builds/matrix/r1", concurrent=2)
+    text = emit.slurm(
+        p,
+        SHARED,
+        project="/shared/proj",
+        python="/shared/proj/.venv/bin/python",
+        results="/shared/proj/builds/matrix/r1",
+        concurrent=2,
+    )
     assert f"#SBATCH --array=0-{len(p.cells) - 1}%2" in text
     for i, c in enumerate(p.cells):
         line = next(ln for ln in text.splitlines() if ln.strip().startswith(f"{i})"))
@@ -115,13 +137,21 @@ def test_slurm_script_runs_each_cell_once(tmp_path):
     script = tmp_path / "m.sbatch"
     script.write_text(text)
     import subprocess
+
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
 
 
 # ---- remote cache plumbing ------------------------------------------------------------------
 def make(**kw) -> spec.BuildSpec:
-    return spec.make({"tf_version": "2.21.0", "python_version": "3.11", "target": "haswell",
-                      "gcc_version": GCC, **kw})
+    return spec.make(
+        {
+            "tf_version": "2.21.0",
+            "python_version": "3.11",
+            "target": "haswell",
+            "gcc_version": GCC,
+            **kw,
+        }
+    )
 
 
 def test_loopback_cache_builds_with_host_network_and_probes_first():
@@ -174,25 +204,33 @@ def test_bad_credentials_are_refused_without_echoing_them(tmp_path):
 
 
 def test_log_facts_reads_bazels_summary():
-    log = ("#14 31.2 INFO: Elapsed time: 3.1s, Critical Path: 1.2s\n"
-           "#14 31.2 INFO: 9 processes: 5 remote cache hit, 4 internal.\n")
+    log = (
+        "#14 31.2 INFO: Elapsed time: 3.1s, Critical Path: 1.2s\n"
+        "#14 31.2 INFO: 9 processes: 5 remote cache hit, 4 internal.\n"
+    )
     facts = remote.log_facts(log)
     assert facts["processes"] == 9 and facts["remote_cache_hits"] == 5
     assert facts["cacheable"] == 5
-    echoed = ('#15 [build 3/4] RUN ... echo "tfforge: warning: remote cache 1.2.3.4:5 is not '
-              'reachable from the build; building locally without it"\n')
+    echoed = (
+        '#15 [build 3/4] RUN ... echo "tfforge: warning: remote cache 1.2.3.4:5 is not '
+        'reachable from the build; building locally without it"\n'
+    )
     assert remote.log_facts(echoed)["unreachable"] is None  # the RUN line is not the warning
-    cold = remote.log_facts("#14 INFO: 9 processes: 4 internal, 5 processwrapper-sandbox.\n"
-                            "#14 0.1 tfforge: warning: remote cache 127.0.0.1:1 is not reachable "
-                            "from the build; building locally without it\n")
+    cold = remote.log_facts(
+        "#14 INFO: 9 processes: 4 internal, 5 processwrapper-sandbox.\n"
+        "#14 0.1 tfforge: warning: remote cache 127.0.0.1:1 is not reachable "
+        "from the build; building locally without it\n"
+    )
     assert cold["remote_cache_hits"] == 0
     assert cold["unreachable"].startswith("remote cache 127.0.0.1:1 is not reachable")
 
 
 def test_nginx_config_serves_webdav_put(tmp_path):
     from tfforge.cluster import cache
-    text = cache.nginx_config(state=tmp_path, store=tmp_path / "s", bind="127.0.0.1", port=9,
-                              htpasswd=tmp_path / "h")
+
+    text = cache.nginx_config(
+        state=tmp_path, store=tmp_path / "s", bind="127.0.0.1", port=9, htpasswd=tmp_path / "h"
+    )
     assert "dav_methods PUT;" in text and "create_full_put_path on;" in text
     assert "listen 127.0.0.1:9;" in text and f"auth_basic_user_file {tmp_path / 'h'};" in text
     assert re.search(r"client_max_body_size 0;", text)
@@ -210,32 +248,39 @@ def test_invoke_matrix_emits_files_matching_its_json_plan(tmp_path):
     want = [(c["cell"], c["target"], c["tf_version"], c["python_version"]) for c in cells]
     assert all(re.fullmatch(r"2\.21\.0-\S+-[0-9a-f]{12}", c["build_id"]) for c in cells)
     for fmt in ("github", "gitlab"):
-        proc = invoke("matrix", str(HOSTS), "--python-version", "3.11,3.12", "--emit", fmt,
-                      env=env)
+        proc = invoke("matrix", str(HOSTS), "--python-version", "3.11,3.12", "--emit", fmt, env=env)
         assert proc.returncode == 0, proc.stderr
         path = tmp_path / emit_default(fmt)
         doc = yaml.safe_load(path.read_text())
         if fmt == "github":
-            got = [(i["cell"], i["target"], i["tf_version"], i["python_version"])
-                   for i in doc["jobs"]["build"]["strategy"]["matrix"]["include"]]
+            got = [
+                (i["cell"], i["target"], i["tf_version"], i["python_version"])
+                for i in doc["jobs"]["build"]["strategy"]["matrix"]["include"]
+            ]
         else:
-            got = [(m["CELL"], m["TARGET"], m["TF_VERSION"], m["PYTHON_VERSION"])
-                   for m in doc["tfforge-build"]["parallel"]["matrix"]]
+            got = [
+                (m["CELL"], m["TARGET"], m["TF_VERSION"], m["PYTHON_VERSION"])
+                for m in doc["tfforge-build"]["parallel"]["matrix"]
+            ]
         assert got == want
     assert not (tmp_path / "builds").exists()  # planning and emitting build nothing
 
 
 def emit_default(fmt: str) -> str:
     from tfforge.commands.matrix import DEFAULT_OUT
+
     return DEFAULT_OUT[fmt]
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--emit", "jenkins"], "--emit 'jenkins': must be one of github, gitlab, slurm"),
-    (["--run", "github"], "--run 'github': only 'slurm'"),
-    (["--tf-version", "9.9.9"], "TensorFlow '9.9.9' is not pinned"),
-    (["--base-image", "not an image"], "--base-image 'not an image'"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--emit", "jenkins"], "--emit 'jenkins': must be one of github, gitlab, slurm"),
+        (["--run", "github"], "--run 'github': only 'slurm'"),
+        (["--tf-version", "9.9.9"], "TensorFlow '9.9.9' is not pinned"),
+        (["--base-image", "not an image"], "--base-image 'not an image'"),
+    ],
+)
 def test_invoke_matrix_bad_input_is_one_error_line_exit_2(tmp_path, args, needle):
     from conftest import invoke
 

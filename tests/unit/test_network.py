@@ -3,10 +3,10 @@
 import socket
 import time
 
+from conftest import FIXTURES
+
 from tfforge import settings
 from tfforge.build import network, spec
-
-from conftest import FIXTURES
 
 
 def make(**kw) -> spec.BuildSpec:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tfforge.errors import TfforgeError
 from tfforge.commands import bench as bench_cmd
+from tfforge.errors import TfforgeError
 from tfforge.runtime import bench
 
 
@@ -17,10 +17,18 @@ def test_bench_run_where_every_row_failed_keeps_earlier_results(tmp_path, monkey
     (out / "bench.json").write_text('{"earlier": true}\n')
     (out / "bench.md").write_text("earlier\n")
     plan = bench_cmd.bench_plan(["w.whl"], out_dir=str(out), quick=True)
-    rows = [bench.asdict(bench.Row(f"w {m}", "w", "1", "0", m, 64, error="no such wheel"))
-            for m in plan.modes]
-    doc = {"machine": {"cpu": "Test CPU", "cores": 2}, "words": 10, "warmup": 1, "repeat": 3,
-           "baseline": rows[0]["key"], "rows": rows}
+    rows = [
+        bench.asdict(bench.Row(f"w {m}", "w", "1", "0", m, 64, error="no such wheel"))
+        for m in plan.modes
+    ]
+    doc = {
+        "machine": {"cpu": "Test CPU", "cores": 2},
+        "words": 10,
+        "warmup": 1,
+        "repeat": 3,
+        "baseline": rows[0]["key"],
+        "rows": rows,
+    }
     monkeypatch.setattr(bench, "run", lambda p, **kw: doc)
     with pytest.raises(TfforgeError, match="bench-failed.md"):
         bench_cmd.bench_command(["w.whl"], as_json=True, out_dir=str(out), quick=True)
@@ -43,10 +51,13 @@ def test_index_lists_only_publishable_wheels_and_warns_about_the_rest(tmp_path):
     os.mkfifo(wheels / "fifo-1.0-py3-none-any.whl")
     (wheels / "dir-1.0-py3-none-any.whl").mkdir()
     (wheels / "gone-1.0-py3-none-any.whl").symlink_to(tmp_path / "nowhere")
-    os.close(os.open(os.path.join(os.fsencode(wheels), b"caf\xe9-1.0-py3-none-any.whl"),
-                     os.O_CREAT | os.O_WRONLY))
-    proc = invoke("index", "--json", cwd=tmp_path, env={"TFFORGE_ROOT": str(tmp_path)},
-                  timeout=60)
+    os.close(
+        os.open(
+            os.path.join(os.fsencode(wheels), b"caf\xe9-1.0-py3-none-any.whl"),
+            os.O_CREAT | os.O_WRONLY,
+        )
+    )
+    proc = invoke("index", "--json", cwd=tmp_path, env={"TFFORGE_ROOT": str(tmp_path)}, timeout=60)
     assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
     doc = json.loads(proc.stdout)
     assert [w["filename"] for w in doc["wheels"]] == ["good-1.0-py3-none-any.whl"]
@@ -82,6 +93,7 @@ def test_delivering_a_wheel_never_replaces_a_different_one(tmp_path):
 # ---- publish takes what the user names; crafted members are checked, never skipped -----------
 def test_publish_takes_a_literal_file_name_with_brackets(tmp_path):
     from publish_helpers import make_wheel
+
     from tfforge.publish import upload
 
     wheel = make_wheel(tmp_path / "wheels[1]", "tfdemo", "1.0")
@@ -105,10 +117,15 @@ def _with_member(path, name: str, data: bytes, *, link: bool = False, declared: 
 
 def test_a_symlink_member_with_a_long_target_is_checked(tmp_path):
     from publish_helpers import make_wheel
+
     from tfforge.wheel.read import structure_problems
 
-    wheel = _with_member(make_wheel(tmp_path, "tfdemo", "1.0"), "tfdemo/evil.so",
-                         b"../" * 1500 + b"etc/passwd", link=True)
+    wheel = _with_member(
+        make_wheel(tmp_path, "tfdemo", "1.0"),
+        "tfdemo/evil.so",
+        b"../" * 1500 + b"etc/passwd",
+        link=True,
+    )
     problems = structure_problems(wheel)
     assert any("evil.so" in p and "symlink" in p for p in problems), problems
 
@@ -117,10 +134,12 @@ def test_a_zip_bomb_member_is_capped_not_expanded(tmp_path):
     import resource
 
     from publish_helpers import make_wheel
+
     from tfforge.wheel import read
 
-    wheel = _with_member(make_wheel(tmp_path, "tfdemo", "1.0"), "tfdemo/bomb.so",
-                         b"\0" * (200 << 20))  # 200 MiB of zeros: ~200 KB deflated
+    wheel = _with_member(
+        make_wheel(tmp_path, "tfdemo", "1.0"), "tfdemo/bomb.so", b"\0" * (200 << 20)
+    )  # 200 MiB of zeros: ~200 KB deflated
     assert wheel.stat().st_size < 1 << 20
     before = resource.getrusage(resource.RUSAGE_SELF).ru_utime
     out = tmp_path / "extract"

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import pytest
 import requests
-
 from conftest import invoke
 from publish_helpers import make_wheel
-from tfforge.publish import upload as publish
+
 from tfforge.errors import ConfigError, PublishError
-
-
+from tfforge.publish import upload as publish
 
 # ---- unit ----------------------------------------------------------------------------------
+
 
 def test_credentials_are_scrubbed_and_hidden_from_repr():
     creds = publish.Credentials("alice", "hunter22")
@@ -21,16 +20,20 @@ def test_credentials_are_scrubbed_and_hidden_from_repr():
     text = f"user alice pass hunter22 header Basic {basic}"
     assert publish.Credentials.scrub(creds, text) == "user *** pass *** header Basic ***"
     assert "hunter22" not in repr(creds) and "alice" not in repr(creds)
-    assert publish.Credentials.from_environ({"TWINE_USERNAME": "a", "TWINE_PASSWORD": ""}) == \
-        publish.Credentials("a", None)
+    assert publish.Credentials.from_environ(
+        {"TWINE_USERNAME": "a", "TWINE_PASSWORD": ""}
+    ) == publish.Credentials("a", None)
 
 
-@pytest.mark.parametrize("url, message", [
-    (None, "no index to upload to"),
-    ("ftp://host/", "is not an http(s) URL"),
-    ("127.0.0.1:8080", "is not an http(s) URL"),
-    ("https://bob:secret@index.example/", "credentials in the URL"),
-])
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        (None, "no index to upload to"),
+        ("ftp://host/", "is not an http(s) URL"),
+        ("127.0.0.1:8080", "is not an http(s) URL"),
+        ("https://bob:secret@index.example/", "credentials in the URL"),
+    ],
+)
 def test_bad_repository_urls(url, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as exc:
         publish.repository_url(url)
@@ -81,17 +84,28 @@ def test_failures_are_explained_in_one_line_without_secrets():
     assert "refused the credentials" in str(line(_http_error(401, "Unauthorized", "")))
     err = line(_http_error(500, "Internal Server Error", "trace: password=hunter22\nmore"))
     assert "HTTP 500" in str(err) and "***" in str(err)
-    err = line(_http_error(502, "Bad Gateway", "<html><head><title>502 Bad Gateway</title>"
-                                               "</head><body><h1>upstream down</h1></body></html>"))
+    err = line(
+        _http_error(
+            502,
+            "Bad Gateway",
+            "<html><head><title>502 Bad Gateway</title>"
+            "</head><body><h1>upstream down</h1></body></html>",
+        )
+    )
     assert str(err).endswith("502 Bad Gateway upstream down")
     assert "not an upload URL" in str(line(_http_error(405, "Method Not Allowed", "<html>")))
-    refused = requests.ConnectionError("HTTPConnectionPool: Max retries exceeded (Caused by "
-                                       "NewConnectionError('[Errno 111] Connection refused'))")
+    refused = requests.ConnectionError(
+        "HTTPConnectionPool: Max retries exceeded (Caused by "
+        "NewConnectionError('[Errno 111] Connection refused'))"
+    )
     assert "is the index running" in str(line(refused))
-    cut = requests.ConnectionError("('Connection aborted.', RemoteDisconnected('Remote end "
-                                   "closed connection without response'))")
+    cut = requests.ConnectionError(
+        "('Connection aborted.', RemoteDisconnected('Remote end "
+        "closed connection without response'))"
+    )
     assert "closed the connection" in str(line(cut))
     from twine.exceptions import NonInteractive
+
     err = line(NonInteractive("Credential not found for password."))
     assert isinstance(err, ConfigError) and "TWINE_PASSWORD" in str(err)
 

@@ -12,8 +12,8 @@ import pytest
 from conftest import invoke
 from wheel_samples import raw_wheel
 
-from tfforge.commands.rebuild import lines
 from tfforge.build import spec
+from tfforge.commands.rebuild import lines
 from tfforge.docker import rebuild, run
 from tfforge.errors import ConfigError
 from tfforge.files import sha256_file
@@ -25,8 +25,9 @@ INFO = "tensorflow_cpu-2.21.0+avx2.dist-info"
 
 def finalized(folder: Path, provenance: dict) -> Path:
     folder.mkdir(parents=True)
-    return wheel_edit.finalize(raw_wheel(folder / "raw"), folder, local_version="avx2",
-                               provenance=provenance)
+    return wheel_edit.finalize(
+        raw_wheel(folder / "raw"), folder, local_version="avx2", provenance=provenance
+    )
 
 
 def test_identical_wheels_compare_identical(tmp_path):
@@ -46,8 +47,7 @@ def test_differing_members_are_named_with_both_hashes(tmp_path):
     assert set(names) == {f"{INFO}/tfforge.json", f"{INFO}/RECORD"}
     member = names[f"{INFO}/tfforge.json"]
     assert member["status"] == "differs" and member["original"] != member["rebuild"]
-    text = "\n".join(lines({**result, "wheel": a.name, "vary": {}, "diffoscope": None,
-                            "kept": ""}))
+    text = "\n".join(lines({**result, "wheel": a.name, "vary": {}, "diffoscope": None, "kept": ""}))
     assert text.startswith(f"NOT reproducible: {a.name}")
     assert f"{INFO}/tfforge.json" in text and "differs" in text
 
@@ -62,8 +62,9 @@ def test_same_members_in_another_zip_are_zip_differences(tmp_path):
             dst.writestr(info, src.read(info.filename))
     result = compare.compare(a, b)
     assert result["identical"] is False and result["differing"] == []
-    assert any("date_time (1980, 1, 1, 0, 0, 0) != (2025, 1, 2, 3, 4, 6)" in z
-               for z in result["zip"])
+    assert any(
+        "date_time (1980, 1, 1, 0, 0, 0) != (2025, 1, 2, 3, 4, 6)" in z for z in result["zip"]
+    )
     only = compare.members(a, finalized(tmp_path / "c", {"id": "x"}))
     assert {m.status for m in only} == {"same"}
 
@@ -83,8 +84,13 @@ def test_status_reports_inputs_and_recorded_rebuilds(tmp_path):
     same = rebuild.status(doc, "f" * 64, builds)
     assert same["rebuild"] == "identical" and "with variations" in same["summary"]
     assert rebuild.status(doc, "e" * 64, builds)["rebuild"] == "other wheel"
-    record(builds, doc["id"], identical=False, sha256={"original": "f" * 64},
-           differing=[{"name": "pkg/_ext.so"}])
+    record(
+        builds,
+        doc["id"],
+        identical=False,
+        sha256={"original": "f" * 64},
+        differing=[{"name": "pkg/_ext.so"}],
+    )
     differs = rebuild.status(doc, "f" * 64, builds)
     assert differs["rebuild"] == "differs" and "pkg/_ext.so" in differs["summary"]
     old = rebuild.status({**doc, "durations": {"build_s": 3}}, "f" * 64, builds)
@@ -95,10 +101,14 @@ def test_rebuild_refuses_unknown_or_unfinished_builds(tmp_path):
     builds, wheels = tmp_path / "builds", tmp_path / "wheels"
     (builds / "2.21.0-avx2-aaa").mkdir(parents=True)
     for name in ("build.json", "provenance.json"):
-        (builds / "2.21.0-avx2-aaa" / name).write_text(json.dumps(
-            {"id": "2.21.0-avx2-aaa", "wheel": {"name": "gone.whl"}}))
-    with pytest.raises(ConfigError, match=r"no build '2.21.0-avx2-bbb' in .*known: "
-                                          r"2.21.0-avx2-aaa \(run `invoke build` first\)"):
+        (builds / "2.21.0-avx2-aaa" / name).write_text(
+            json.dumps({"id": "2.21.0-avx2-aaa", "wheel": {"name": "gone.whl"}})
+        )
+    with pytest.raises(
+        ConfigError,
+        match=r"no build '2.21.0-avx2-bbb' in .*known: "
+        r"2.21.0-avx2-aaa \(run `invoke build` first\)",
+    ):
         rebuild.rebuild("2.21.0-avx2-bbb", builds_dir=builds, wheels_dir=wheels, timeout_s=9)
     with pytest.raises(ConfigError, match="has no apt.lock"):
         rebuild.rebuild("2.21.0-avx2-aaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9)
@@ -106,8 +116,9 @@ def test_rebuild_refuses_unknown_or_unfinished_builds(tmp_path):
     (builds / "2.21.0-avx2-aaa" / "provenance.json").write_text("{not json")
     with pytest.raises(ConfigError, match=r"provenance.json does not name the build's wheel"):
         rebuild.rebuild("2.21.0-avx2-aaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9)
-    (builds / "2.21.0-avx2-aaa" / "provenance.json").write_text(json.dumps(
-        {"wheel": {"name": "gone.whl"}}))
+    (builds / "2.21.0-avx2-aaa" / "provenance.json").write_text(
+        json.dumps({"wheel": {"name": "gone.whl"}})
+    )
     with pytest.raises(ConfigError, match=r"gone.whl, is gone"):
         rebuild.rebuild("2.21.0-avx2-aaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9)
     assert not wheels.exists() and sorted(p.name for p in builds.iterdir()) == ["2.21.0-avx2-aaa"]
@@ -117,8 +128,8 @@ def test_cli_rebuild_of_unknown_id_is_one_line_exit_2(tmp_path):
     proc = invoke("rebuild", "nope", env={"TFFORGE_ROOT": str(tmp_path)})
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"error: no build 'nope' in {tmp_path / 'builds'}; known: none (run `invoke build` "
-        f"first)"]
+        f"error: no build 'nope' in {tmp_path / 'builds'}; known: none (run `invoke build` first)"
+    ]
 
 
 def test_copy_carries_inputs_and_pins_under_the_umask(tmp_path):
@@ -126,13 +137,21 @@ def test_copy_carries_inputs_and_pins_under_the_umask(tmp_path):
     (build / "src" / "pkg").mkdir(parents=True)
     (build / "src" / "pkg" / "a.c").write_text("int a;\n")
     (build / "src" / "link").symlink_to("pkg/a.c")
-    for name, text in (("Dockerfile", "FROM x\n"), ("build.json", "{}"),
-                       (run.APT_LOCK, "# archive-date: 20250101T000000Z\nzip=3.0-13\n"),
-                       ("build.log", "old"), ("provenance.json", "{}")):
+    for name, text in (
+        ("Dockerfile", "FROM x\n"),
+        ("build.json", "{}"),
+        (run.APT_LOCK, "# archive-date: 20250101T000000Z\nzip=3.0-13\n"),
+        ("build.log", "old"),
+        ("provenance.json", "{}"),
+    ):
         (build / name).write_text(text)
     copy = rebuild.copy_build(build, tmp_path / "vary" / "builds", umask=0o002)
-    assert sorted(p.name for p in copy.iterdir()) == ["Dockerfile", run.APT_PINS, "build.json",
-                                                      "src"]
+    assert sorted(p.name for p in copy.iterdir()) == [
+        "Dockerfile",
+        run.APT_PINS,
+        "build.json",
+        "src",
+    ]
     assert (copy / run.APT_PINS).read_text() == (build / run.APT_LOCK).read_text()
     assert (copy / "src" / "link").is_symlink()
     assert (copy / "src" / "pkg").stat().st_mode & 0o777 == 0o775  # made under umask 002
@@ -141,9 +160,26 @@ def test_copy_carries_inputs_and_pins_under_the_umask(tmp_path):
 
 
 def test_fresh_argv_disables_every_cache_and_sorts_variations():
-    argv = spec.docker_argv("/usr/bin/docker", Path("/p/builds/b1"), fresh=True,
-                          build_args={"TZ": "Pacific/Kiritimati", "HOSTNAME": "h"})
-    assert argv == ["/usr/bin/docker", "build", "--progress=plain", "--target", "export",
-                    "--output", "type=local,dest=/p/builds/b1/.export", "--no-cache",
-                    "--build-arg", "HOSTNAME=h", "--build-arg", "TFFORGE_FRESH=1",
-                    "--build-arg", "TZ=Pacific/Kiritimati", "/p/builds/b1"]
+    argv = spec.docker_argv(
+        "/usr/bin/docker",
+        Path("/p/builds/b1"),
+        fresh=True,
+        build_args={"TZ": "Pacific/Kiritimati", "HOSTNAME": "h"},
+    )
+    assert argv == [
+        "/usr/bin/docker",
+        "build",
+        "--progress=plain",
+        "--target",
+        "export",
+        "--output",
+        "type=local,dest=/p/builds/b1/.export",
+        "--no-cache",
+        "--build-arg",
+        "HOSTNAME=h",
+        "--build-arg",
+        "TFFORGE_FRESH=1",
+        "--build-arg",
+        "TZ=Pacific/Kiritimati",
+        "/p/builds/b1",
+    ]

@@ -26,8 +26,11 @@ from tfforge.build import clone_check, render, spec, toolchains
 
 INTERFACE = ROOT.parent / "shared" / "tf-interface"
 # What a packaging step calls -> the apt packages that provide it in the image.
-TOOL_PACKAGES = {"patchelf": {"patchelf"}, "rsync": {"rsync"},
-                 "python": {"python3", "python3-setuptools", "python3-wheel"}}
+TOOL_PACKAGES = {
+    "patchelf": {"patchelf"},
+    "rsync": {"rsync"},
+    "python": {"python3", "python3-setuptools", "python3-wheel"},
+}
 RESULT_DEFAULTS = ("ML_WHEEL_TYPE", "USE_HERMETIC_CC_TOOLCHAIN")
 
 
@@ -55,8 +58,14 @@ def choices(tc: toolchains.Toolchain) -> list[tuple[str, str]]:
             out.append(("gcc", image.gcc[str(major)]))
     for major in range(tc.clang[0], tc.clang[1] + 1):
         if toolchains.base_image_for("clang", major):
-            out.append(("clang", tc.official_compiler_version
-                        if tc.official_compiler_version.startswith(f"{major}.") else f"{major}.1.0"))
+            out.append(
+                (
+                    "clang",
+                    tc.official_compiler_version
+                    if tc.official_compiler_version.startswith(f"{major}.")
+                    else f"{major}.1.0",
+                )
+            )
     return out
 
 
@@ -85,8 +94,17 @@ def test_rendered_builds_conform_to_the_release_files(folder, facts, tmp_path):
     rendered = []
     for compiler, cversion in choices(tc):
         key = "gcc_version" if compiler == "gcc" else "clang_version"
-        s = spec.make({**settings.defaults(), "tf_version": version, "python_version": python,
-                       "target": "haswell", "mkl": True, "compiler": compiler, key: cversion})
+        s = spec.make(
+            {
+                **settings.defaults(),
+                "tf_version": version,
+                "python_version": python,
+                "target": "haswell",
+                "mkl": True,
+                "compiler": compiler,
+                key: cversion,
+            }
+        )
         owned, doc = render.files(s)
         dockerfile = owned["Dockerfile"].decode()
         cmd = list(s.bazel_command)
@@ -94,19 +112,23 @@ def test_rendered_builds_conform_to_the_release_files(folder, facts, tmp_path):
 
         # (a) configure gets every input it reads; what it writes carries flags and compiler
         env = dict(s.configure_env)
-        conditional = {"CLANG_COMPILER_PATH": env["TF_NEED_CLANG"] == "0",  # read only with 1
-                       "GCC_HOST_COMPILER_PATH": env["TF_NEED_CUDA"] == "0"}  # CUDA only
+        conditional = {
+            "CLANG_COMPILER_PATH": env["TF_NEED_CLANG"] == "0",  # read only with 1
+            "GCC_HOST_COMPILER_PATH": env["TF_NEED_CUDA"] == "0",
+        }  # CUDA only
         for name in fx["configure.py"]["reads_env_relevant"]:
-            assert (name in env or name in toolchains.pins().configure_unset
-                    or conditional.get(name)), f"{why}: configure reads {name}, not answered"
+            assert (
+                name in env or name in toolchains.pins().configure_unset or conditional.get(name)
+            ), f"{why}: configure reads {name}, not answered"
             if name in env:
                 assert f'{name}="{env[name]}"' in dockerfile, (why, name)
         written = []
         for word in shlex.split(env["CC_OPT_FLAGS"]):
             written += [f"build:opt --copt={word}", f"build:opt --host_copt={word}"]
         for flag in s.target.flags:
-            assert f"build:opt --copt={flag}" in written and f"build:opt --host_copt={flag}" \
-                in written, why
+            assert (
+                f"build:opt --copt={flag}" in written and f"build:opt --host_copt={flag}" in written
+            ), why
         major = cversion.split(".")[0]
         if compiler == "clang":
             assert env["TF_NEED_CLANG"] == "1"
@@ -131,22 +153,26 @@ def test_rendered_builds_conform_to_the_release_files(folder, facts, tmp_path):
 
         # (d) every tool the packaging step calls is installed by the image
         # (the ordinary install line; a rebuild installs apt.lock's exact versions instead)
-        install = next(line for line in dockerfile.splitlines()
-                       if "apt-get install" in line and "tfforge-pins" not in line)
+        install = next(
+            line
+            for line in dockerfile.splitlines()
+            if "apt-get install" in line and "tfforge-pins" not in line
+        )
         for call in fx["packaging_calls"]:
             for pkg_name in TOOL_PACKAGES[call.split()[0]]:
-                if pkg_name in ("python3-setuptools", "python3-wheel") and \
-                        "setup.py" not in call:
+                if pkg_name in ("python3-setuptools", "python3-wheel") and "setup.py" not in call:
                     continue
                 assert f" {pkg_name} " in f"{install} ", f"{why}: {call} needs {pkg_name}"
 
         # (e) the pinned Bazel is the release's .bazelversion
-        assert tc.bazel == clone_check.bazel_version(root / ".bazelversion") \
-            == fx["bazelversion"], why
+        assert (
+            tc.bazel == clone_check.bazel_version(root / ".bazelversion") == fx["bazelversion"]
+        ), why
 
         # (f) every --repo_env is one the release reads; result-changing defaults handled
-        passed = {a.split("=", 2)[1]: a.split("=", 2)[2] for a in cmd
-                  if a.startswith("--repo_env=")}
+        passed = {
+            a.split("=", 2)[1]: a.split("=", 2)[2] for a in cmd if a.startswith("--repo_env=")
+        }
         assert set(passed) <= read, f"{why}: not read by the release: {set(passed) - read}"
         for opts in plain:
             for name, value in repo_env_set_in(opts):
@@ -157,18 +183,29 @@ def test_rendered_builds_conform_to_the_release_files(folder, facts, tmp_path):
                     assert off and f"--config={off}" in cmd, f"{why}: hermetic clang left on"
                     assert doc["derived"]["compiler_story"].endswith(f"--config={off}")
         # the clone check the image runs agrees (the target's BUILD file is not kept here)
-        assert clone_check.problems(root, configs=[c for c in s.configs if c != "opt"],
-                                    bazel=tc.bazel, wheel_type=tc.wheel_type or None) == [], why
+        assert (
+            clone_check.problems(
+                root,
+                configs=[c for c in s.configs if c != "opt"],
+                bazel=tc.bazel,
+                wheel_type=tc.wheel_type or None,
+            )
+            == []
+        ), why
         rendered.append(f"{compiler} {cversion}")
     assert rendered, f"{folder}: no compiler choice rendered"
-    print(f"\n{folder} -> {version}: rendered {', '.join(rendered)}; evidence "
-          + ", ".join(sorted({e.level for e in tc.evidence.values()})))
+    print(
+        f"\n{folder} -> {version}: rendered {', '.join(rendered)}; evidence "
+        + ", ".join(sorted({e.level for e in tc.evidence.values()}))
+    )
 
 
 def test_releases_with_secondary_evidence_only_are_listed(facts):
     only = [v for v in toolchains.known_versions() if toolchains.toolchain(v).secondary_only]
-    line = ("releases whose recipe rests on secondary evidence only (no release file or "
-            f"nearby master read): {', '.join(only) or 'none'}")
+    line = (
+        "releases whose recipe rests on secondary evidence only (no release file or "
+        f"nearby master read): {', '.join(only) or 'none'}"
+    )
     print("\n" + line)
     warnings.warn(line)
     # every release not covered by a folder in tf-interface is one of them, and vice versa
@@ -185,12 +222,28 @@ def test_clone_check_runs_standalone_on_a_release_folder(facts):
 
     script = Path(clone_check.__file__)
     root = INTERFACE / "2.21-master"
-    ok = subprocess.run([sys.executable, str(script), "--root", str(root),
-                         "--config=clang_local", "--config=mkl", "--bazel", "7.4.1",
-                         "--wheel-type", "release"], capture_output=True, text=True)
+    ok = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--root",
+            str(root),
+            "--config=clang_local",
+            "--config=mkl",
+            "--bazel",
+            "7.4.1",
+            "--wheel-type",
+            "release",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
-    bad = subprocess.run([sys.executable, str(script), "--root", str(root), "--config=mkl",
-                          "--bazel", "7.7.0"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, str(script), "--root", str(root), "--config=mkl", "--bazel", "7.7.0"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 1
     assert "recipe pins Bazel 7.7.0" in bad.stderr and "hermetic C++ toolchain" in bad.stderr
     assert "ML_WHEEL_TYPE" in bad.stderr

@@ -14,20 +14,19 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, invoke
 
 from tfforge import settings
-from tfforge.host import isa
-from tfforge.build import render
-from tfforge.build import spec
-from tfforge.build import toolchains
+from tfforge.build import render, spec, toolchains
 from tfforge.errors import BuildError
-
-from conftest import ROOT, invoke, need
+from tfforge.host import isa
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 REGEN = os.environ.get("TFFORGE_REGEN_GOLDEN") == "1"
-FIXTURE_ARGS = ["--override_repository=rules_cc=/home/builder/src/third_party/rules_cc",
-                "--override_repository=rules_java=/home/builder/src/third_party/rules_java"]
+FIXTURE_ARGS = [
+    "--override_repository=rules_cc=/home/builder/src/third_party/rules_cc",
+    "--override_repository=rules_java=/home/builder/src/third_party/rules_java",
+]
 
 
 def make(**kw) -> spec.BuildSpec:
@@ -37,7 +36,7 @@ def make(**kw) -> spec.BuildSpec:
 def small_tree(root: Path) -> Path:
     """A fixed little source tree (same bytes every time, so its golden file is stable)."""
     (root / "tensorflow" / "tools" / "pip_package").mkdir(parents=True)
-    (root / "configure").write_text("#!/bin/sh\nexec python3 configure.py \"$@\"\n")
+    (root / "configure").write_text('#!/bin/sh\nexec python3 configure.py "$@"\n')
     os.chmod(root / "configure", 0o755)
     (root / "configure.py").write_text("print('configured')\n")
     os.chmod(root / "configure.py", 0o644)
@@ -52,15 +51,28 @@ def golden_specs(tmp: Path) -> dict[str, spec.BuildSpec]:
     return {
         "tf2.21-haswell-git": make(target="haswell"),
         "tf2.15-avx2-fma-mkl-build-pip-package": make(
-            tf_version="2.15.0", python_version="3.10", target="", features=["avx2", "fma"],
-            mkl=True),
+            tf_version="2.15.0",
+            python_version="3.10",
+            target="",
+            features=["avx2", "fma"],
+            mkl=True,
+        ),
         "tf2.21-local-source-debian-bazel": make(
-            target="", features=["avx2", "fma"], mkl=True, base_image="local/bookworm:base",
-            bazel_provider="debian", source_dir=str(small_tree(tmp / "tfws")),
-            bazel_args=FIXTURE_ARGS),
+            target="",
+            features=["avx2", "fma"],
+            mkl=True,
+            base_image="local/bookworm:base",
+            bazel_provider="debian",
+            source_dir=str(small_tree(tmp / "tfws")),
+            bazel_args=FIXTURE_ARGS,
+        ),
         "tf2.19-clang-x86-64-v3-image-bazel": make(
-            tf_version="2.19.0", compiler="clang", target="x86-64-v3", bazel_provider="image",
-            remote_cache="grpcs://cache.example.com:9092"),
+            tf_version="2.19.0",
+            compiler="clang",
+            target="x86-64-v3",
+            bazel_provider="image",
+            remote_cache="grpcs://cache.example.com:9092",
+        ),
     }
 
 
@@ -135,8 +147,10 @@ def test_stages_are_named_and_chained(tmp_path):
         assert st[0]["base"] == s.base_image
         assert (st[1]["base"], st[2]["base"], st[3]["base"]) == ("toolchain", "source", "scratch")
         # the export stage holds only the wheel(s) and build.json, copied out of /dist
-        assert st[3]["ins"] == [("COPY", "--from=build /dist/ /"),
-                                ("COPY", "--from=toolchain /etc/tfforge-apt.lock /apt.lock")]
+        assert st[3]["ins"] == [
+            ("COPY", "--from=build /dist/ /"),
+            ("COPY", "--from=toolchain /etc/tfforge-apt.lock /apt.lock"),
+        ]
         assert ("COPY", "build.json /dist/build.json") in st[2]["ins"]
 
 
@@ -173,8 +187,9 @@ def test_config_mkl_iff_asked(mkl):
     assert "--config=opt" in build_run
 
 
-@pytest.mark.parametrize("kw", [dict(target="haswell"), dict(target="", features=["avx512f"]),
-                                dict(target="x86-64-v2")])
+@pytest.mark.parametrize(
+    "kw", [dict(target="haswell"), dict(target="", features=["avx512f"]), dict(target="x86-64-v2")]
+)
 def test_copts_reach_configure_and_bazel(kw):
     s = make(**kw)
     st = parse_dockerfile(render.dockerfile(s))
@@ -212,8 +227,11 @@ def test_pinned_digests_and_no_frontend_image():
 
 def test_compiler_version_check_fails_clearly():
     s = make(gcc_version="12.4.0")
-    check = [r for r in runs(stage(parse_dockerfile(render.dockerfile(s)), "toolchain"))
-             if "-dumpfullversion" in r][0]
+    check = [
+        r
+        for r in runs(stage(parse_dockerfile(render.dockerfile(s)), "toolchain"))
+        if "-dumpfullversion" in r
+    ][0]
     assert 'have="$(gcc-12 -dumpfullversion)"' in check
     assert 'dpkg --compare-versions "$have" ge "12.4.0"' in check
     assert "exit 1" in check and "older than the required 12.4.0" in check
@@ -248,9 +266,20 @@ def test_the_build_steps_really_run_in_sh(tmp_path):
 
 # ---- writing builds/<id>/ -----------------------------------------------------------------
 def _tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() and not p.is_symlink()
-                                         else os.readlink(p).encode() if p.is_symlink() else b"")
-            for p in sorted(folder.rglob("*"))} if folder.exists() else {}
+    return (
+        {
+            str(p.relative_to(folder)): (
+                p.read_bytes()
+                if p.is_file() and not p.is_symlink()
+                else os.readlink(p).encode()
+                if p.is_symlink()
+                else b""
+            )
+            for p in sorted(folder.rglob("*"))
+        }
+        if folder.exists()
+        else {}
+    )
 
 
 def test_render_writes_and_rerender_is_a_noop(tmp_path):
@@ -258,9 +287,13 @@ def test_render_writes_and_rerender_is_a_noop(tmp_path):
     s = make(target="", features=["avx2", "fma"], mkl=True)
     first = render.render(s, builds)
     assert first.created and first.path == builds / s.build_id
-    assert sorted(p.name for p in first.path.iterdir()) == [".dockerignore", "Dockerfile",
-                                                             "apt-pins", "build.json",
-                                                             "clone_check.py"]
+    assert sorted(p.name for p in first.path.iterdir()) == [
+        ".dockerignore",
+        "Dockerfile",
+        "apt-pins",
+        "build.json",
+        "clone_check.py",
+    ]
     assert (first.path / "apt-pins").read_bytes() == b""  # pins only in a rebuild's copy
     stamp = {p.name: p.stat().st_mtime_ns for p in first.path.iterdir()}
     again = render.render(make(target="", features=["fma", "avx2"], mkl=True), builds)
@@ -280,8 +313,9 @@ def test_build_json_contract(tmp_path):
     assert doc["derived"]["features"] == sorted(s.target.features, key=isa.sort_key)
     assert doc["derived"]["copts"] == list(s.copts)
     assert doc["commands"]["bazel"] == list(s.bazel_command)
-    assert doc["commands"]["docker"]["argv"] == spec.docker_argv("/usr/bin/docker",
-                                                                 f"builds/{s.build_id}")
+    assert doc["commands"]["docker"]["argv"] == spec.docker_argv(
+        "/usr/bin/docker", f"builds/{s.build_id}"
+    )
     assert doc["recipe"]["evidence"]["bazel"]["level"] == "nearby-master"
     assert doc["derived"]["isa_note"]["stamped"] is False  # avx2+fma is no psABI level
     assert doc["commands"]["clone_check"] == list(s.clone_check_argv)
@@ -370,14 +404,20 @@ def test_cli_render_twice_same_id_and_bytes(tmp_path):
     assert text.returncode == 0 and "unchanged (already rendered)" in text.stdout
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["render", "--tf-version", "9.9", "--target", "haswell"], "TensorFlow '9.9' is not pinned"),
-    (["render", "--avx2", "--bazel-arg", "--copt=$(id)"], "--bazel-arg"),
-    (["render", "--target", "haswell", "--mkl", "--gcc-version", "5.4.0"], "--mkl needs GCC"),
-    (["render", "--target", "haswell", "--base-image", "debian\nRUN id"], "--base-image"),
-    (["build", "--dry-run", "--feature", "avx1024"], "unknown ISA feature 'avx1024'"),
-    (["build", "--dry-run", "--target", "haswell", "--timeout", "0"], "--timeout"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (
+            ["render", "--tf-version", "9.9", "--target", "haswell"],
+            "TensorFlow '9.9' is not pinned",
+        ),
+        (["render", "--avx2", "--bazel-arg", "--copt=$(id)"], "--bazel-arg"),
+        (["render", "--target", "haswell", "--mkl", "--gcc-version", "5.4.0"], "--mkl needs GCC"),
+        (["render", "--target", "haswell", "--base-image", "debian\nRUN id"], "--base-image"),
+        (["build", "--dry-run", "--feature", "avx1024"], "unknown ISA feature 'avx1024'"),
+        (["build", "--dry-run", "--target", "haswell", "--timeout", "0"], "--timeout"),
+    ],
+)
 def test_cli_bad_input_exit_2_one_line_nothing_written(tmp_path, args, needle):
     ok = _cli(tmp_path, "render", "--target", "x86-64-v2")
     assert ok.returncode == 0, ok.stderr
@@ -398,11 +438,14 @@ def test_cli_build_dry_run_prints_the_plan(tmp_path):
     assert f"Dockerfile: {build_dir / 'Dockerfile'}" in out
     # The argv tfforge.build.spec.docker_argv makes, which run_build executes (the e2e test
     # compares it with the argv a real build ran).
-    assert (f"docker:     DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target "
-            f"export --output type=local,dest={build_dir}/.export {build_dir}") in out
+    assert (
+        f"docker:     DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target "
+        f"export --output type=local,dest={build_dir}/.export {build_dir}"
+    ) in out
     bazel_line = next(line for line in out.splitlines() if line.startswith("bazel:"))
-    assert ("bazel build --config=opt --config=clang_local --copt=-march=haswell "
-            "--copt=-mtune=haswell") in bazel_line
+    assert (
+        "bazel build --config=opt --config=clang_local --copt=-march=haswell --copt=-mtune=haswell"
+    ) in bazel_line
     assert "recipe:     bazel 7.4.1 [nearby-master]" in out
     assert bazel_line.endswith("//tensorflow/tools/pip_package:wheel")
     assert not (tmp_path / "wheels").exists()
@@ -443,22 +486,40 @@ def test_build_hands_the_rendered_folder_to_the_engine(tmp_path, monkeypatch):
 
     calls = []
 
-    def fake_run_build(build_dir, *, wheels_dir, timeout_s, docker=None, watcher=None,
-                       network=None, secrets=None, secret_values=None):
+    def fake_run_build(
+        build_dir,
+        *,
+        wheels_dir,
+        timeout_s,
+        docker=None,
+        watcher=None,
+        network=None,
+        secrets=None,
+        secret_values=None,
+    ):
         assert docker == "/checked/docker"  # the client checked before rendering is the one used
         calls.append((build_dir, wheels_dir, timeout_s))
-        return {"wheel": str(wheels_dir / "x.whl"), "build_id": build_dir.name,
-                "durations": {"total_s": 1.0}, "engine": {}}
+        return {
+            "wheel": str(wheels_dir / "x.whl"),
+            "build_id": build_dir.name,
+            "durations": {"total_s": 1.0},
+            "engine": {},
+        }
 
     monkeypatch.setattr(docker_run, "run_build", fake_run_build)
-    monkeypatch.setattr(docker_client, "resolve_client",
-                        lambda configured="": docker_client.Client("/checked/docker", "20.10.24",
-                                                                   True))
+    monkeypatch.setattr(
+        docker_client,
+        "resolve_client",
+        lambda configured="": docker_client.Client("/checked/docker", "20.10.24", True),
+    )
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
     monkeypatch.setenv("TFFORGE_BUILD_TIMEOUT", "99")
     # a local tree and Debian's Bazel: nothing to reach on the network (this machine is offline)
-    local = {"target": "haswell", "source_dir": str(small_tree(tmp_path / "src")),
-             "bazel_provider": "debian"}
+    local = {
+        "target": "haswell",
+        "source_dir": str(small_tree(tmp_path / "src")),
+        "bazel_provider": "debian",
+    }
     out = build.build_command(local, as_json=True)
     [(build_dir, wheels_dir, timeout_s)] = calls
     assert build_dir == tmp_path / "builds" / out["id"] and (build_dir / "Dockerfile").is_file()
@@ -474,8 +535,9 @@ def test_every_release_renders_with_its_evidence_shown(tf_version, tmp_path, mon
 
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
     tc = toolchains.toolchain(tf_version)
-    build.render_command({"tf_version": tf_version, "python_version": tc.pythons[-1],
-                          "target": "x86-64-v3"})
+    build.render_command(
+        {"tf_version": tf_version, "python_version": tc.pythons[-1], "target": "x86-64-v3"}
+    )
     out = capsys.readouterr().out
     recipe = next(line for line in out.splitlines() if line.strip().startswith("recipe:"))
     assert f"bazel {tc.bazel} [{tc.evidence['bazel'].level}]" in recipe

@@ -13,8 +13,9 @@ def test_precedence(tmp_path):
     env = {"TFFORGE_GCC_VERSION": "10.5.0", "TFFORGE_TF_PROBE_TIMEOUT": "5"}
     merged = settings.load({}, cwd=tmp_path, environ=env)
     assert merged["gcc_version"] == "10.5.0" and merged["tf_probe_timeout"] == 5
-    merged = settings.load({"gcc_version": "9.4.0", "tf_probe_timeout": None}, cwd=tmp_path,
-                             environ=env)
+    merged = settings.load(
+        {"gcc_version": "9.4.0", "tf_probe_timeout": None}, cwd=tmp_path, environ=env
+    )
     assert merged["gcc_version"] == "9.4.0" and merged["tf_probe_timeout"] == 5
 
 
@@ -38,7 +39,7 @@ def test_a_malformed_whole_number_is_one_config_error(tmp_path, text):
 
 def test_tfforge_toml_is_read_from_the_project_root(tmp_path, monkeypatch):
     """TFFORGE_ROOT names the project: its tfforge.toml counts, not the working directory's."""
-    (tmp_path / "tfforge.toml").write_text('[tfforge]\nserve_port = 9999\n')
+    (tmp_path / "tfforge.toml").write_text("[tfforge]\nserve_port = 9999\n")
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
     monkeypatch.chdir(tmp_path.parent)
     assert settings.load({}, environ={}).serve_port == 9999

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import FIXTURES, invoke
 from invoke.exceptions import Exit
 
-from conftest import FIXTURES, invoke
 from tfforge import console
 from tfforge.commands import publish as publish_cmd
 from tfforge.commands import runner as cli
@@ -17,10 +17,15 @@ from tfforge.text import plain
 SECRET = "s3cr&t/p@ss w0rd"
 
 
-@pytest.mark.parametrize("url", [
-    f"ftp://user:{SECRET}@host/", f"http://user:{SECRET}@127.0.0.1:abc/",
-    f"user:{SECRET}@host", f"https://token:{SECRET}@[::1/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"ftp://user:{SECRET}@host/",
+        f"http://user:{SECRET}@127.0.0.1:abc/",
+        f"user:{SECRET}@host",
+        f"https://token:{SECRET}@[::1/",
+    ],
+)
 def test_repository_credentials_are_masked_before_any_other_check(url):
     with pytest.raises(Exit) as info:
         cli.run(publish_cmd.publish_command, ["x.whl"], repository=url)
@@ -32,8 +37,10 @@ def test_repository_credentials_are_masked_before_any_other_check(url):
 
 def test_scrub_covers_the_forms_a_server_echoes():
     creds = upload.Credentials("alice", SECRET)
-    page = ("<p>bad password s3cr&amp;t/p@ss w0rd</p> url=s3cr%26t%2Fp%40ss%20w0rd "
-            "form=s3cr%26t%2Fp%40ss+w0rd raw=" + SECRET)
+    page = (
+        "<p>bad password s3cr&amp;t/p@ss w0rd</p> url=s3cr%26t%2Fp%40ss%20w0rd "
+        "form=s3cr%26t%2Fp%40ss+w0rd raw=" + SECRET
+    )
     shown = creds.scrub(page)
     for part in ("s3cr", "w0rd"):
         assert part not in shown, shown
@@ -59,9 +66,11 @@ def test_hostile_cpuinfo_model_and_snapshot_names_are_shown_escaped(tmp_path):
     (tmp_path / "evil.cpuinfo").write_text(evil)
     snap = {"schema": "tfforge-host/1", "name": "web[/]\x1b[2J", "flags": ["sse", "sse2"]}
     (tmp_path / "evil.json").write_text(json.dumps(snap))
-    for args in (("detect", "--no-tf", "--cpuinfo", str(tmp_path / "evil.cpuinfo")),
-                 ("detect", "--no-tf", "--cpuinfo", str(tmp_path / "evil.json")),
-                 ("match", f"{tmp_path / 'evil.json'},{tmp_path / 'evil.cpuinfo'}")):
+    for args in (
+        ("detect", "--no-tf", "--cpuinfo", str(tmp_path / "evil.cpuinfo")),
+        ("detect", "--no-tf", "--cpuinfo", str(tmp_path / "evil.json")),
+        ("match", f"{tmp_path / 'evil.json'},{tmp_path / 'evil.cpuinfo'}"),
+    ):
         proc = invoke(*args, cwd=tmp_path, timeout=60)
         assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
         assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout

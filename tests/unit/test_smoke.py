@@ -7,12 +7,11 @@ import subprocess
 import zipfile
 
 import pytest
+from conftest import ROOT, invoke
 
 from tfforge.commands import smoke as smoke_cmd
-from tfforge.runtime import probe, smoke
 from tfforge.errors import ConfigError
-
-from conftest import ROOT, invoke
+from tfforge.runtime import probe, smoke
 
 
 def _proc(returncode: int, stderr: str = "") -> subprocess.CompletedProcess:
@@ -27,16 +26,21 @@ def test_sigill_is_reported_as_a_missing_cpu_feature():
 
 
 def test_cpu_feature_guard_abort_names_the_feature():
-    log = ("2024-01-01 F tensorflow/core/platform/cpu_feature_guard.cc:37] The TensorFlow "
-           "library was compiled to use AVX512F instructions, but these aren't available on "
-           "your machine.\nAborted (core dumped)")
+    log = (
+        "2024-01-01 F tensorflow/core/platform/cpu_feature_guard.cc:37] The TensorFlow "
+        "library was compiled to use AVX512F instructions, but these aren't available on "
+        "your machine.\nAborted (core dumped)"
+    )
     text = probe.explain_failure(_proc(-signal.SIGABRT, log), None)
     assert "AVX512F" in text and "missing CPU feature" in text
 
 
 def test_other_import_failures_show_the_cause():
-    doc = {"error": "import", "message": "AttributeError: _ARRAY_API not found",
-           "traceback": "Traceback ...\nAttributeError: _ARRAY_API not found"}
+    doc = {
+        "error": "import",
+        "message": "AttributeError: _ARRAY_API not found",
+        "traceback": "Traceback ...\nAttributeError: _ARRAY_API not found",
+    }
     assert probe.explain_failure(_proc(3), doc) == "AttributeError: _ARRAY_API not found"
     tb = "Traceback (most recent call last):\n  File x\nImportError: libfoo.so: cannot open"
     assert probe.explain_failure(_proc(1, tb), None) == "ImportError: libfoo.so: cannot open"
@@ -69,8 +73,10 @@ def test_wheel_for_another_python_fails_in_one_line_without_a_venv(tmp_path):
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1
-    assert lines[0].startswith("error: tensorflow_cpu-2.21.0-cp312-cp312-manylinux_2_27_x86_64"
-                               ".whl is not installable on this interpreter (CPython 3.")
+    assert lines[0].startswith(
+        "error: tensorflow_cpu-2.21.0-cp312-cp312-manylinux_2_27_x86_64"
+        ".whl is not installable on this interpreter (CPython 3."
+    )
     assert "cp312" in lines[0]
     assert not (cache / "venvs").exists() or not any((cache / "venvs").iterdir())
 
@@ -80,4 +86,5 @@ def test_missing_wheel_file_is_a_config_error(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"error: wheel {str(tmp_path / 'nope.whl')!r} not found (looked in . and "
-        f"{ROOT / 'wheels'}); pass an existing .whl or a PyPI pin like tensorflow-cpu==2.21.0"]
+        f"{ROOT / 'wheels'}); pass an existing .whl or a PyPI pin like tensorflow-cpu==2.21.0"
+    ]

@@ -15,8 +15,8 @@ import pytest
 from packaging.version import Version
 
 from tfforge import files
-from tfforge.runtime import venvs
 from tfforge.errors import ConfigError, TfforgeError
+from tfforge.runtime import venvs
 
 
 def make_wheel(folder: Path, value: int = 42, name: str = "demo_pkg") -> Path:
@@ -24,7 +24,7 @@ def make_wheel(folder: Path, value: int = 42, name: str = "demo_pkg") -> Path:
         f"{name}/__init__.py": f"VALUE = {value}\n",
         f"{name}-1.0.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
         f"{name}-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\n"
-                                      "Root-Is-Purelib: true\nTag: py3-none-any\n",
+        "Root-Is-Purelib: true\nTag: py3-none-any\n",
     }
     record = []
     for path, text in files.items():
@@ -48,8 +48,12 @@ def cache(tmp_path, monkeypatch) -> Path:
 def test_second_call_reuses_the_venv_without_reinstalling(tmp_path, cache):
     wheel = make_wheel(tmp_path)
     python = venvs.venv_python(wheel)
-    out = subprocess.run([str(python), "-c", "import demo_pkg; print(demo_pkg.VALUE)"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(python), "-c", "import demo_pkg; print(demo_pkg.VALUE)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "42"
     record = python.parent.parent / venvs.RECORD
     stamp = record.stat().st_mtime_ns
@@ -60,8 +64,7 @@ def test_second_call_reuses_the_venv_without_reinstalling(tmp_path, cache):
     assert again == python
     assert record.stat().st_mtime_ns == stamp
     assert log.read_text().count(" -m venv ") == 1  # no second install
-    assert python.parent.parent.name.startswith(
-        "demo-pkg-1.0-" + files.sha256_file(wheel)[:12])
+    assert python.parent.parent.name.startswith("demo-pkg-1.0-" + files.sha256_file(wheel)[:12])
 
 
 def test_a_different_wheel_gets_a_different_venv(tmp_path, cache):
@@ -70,8 +73,12 @@ def test_a_different_wheel_gets_a_different_venv(tmp_path, cache):
     first = venvs.venv_python(make_wheel(tmp_path / "a"))
     second = venvs.venv_python(make_wheel(tmp_path / "b", value=7))  # same name, other bytes
     assert first != second
-    out = subprocess.run([str(second), "-c", "import demo_pkg; print(demo_pkg.VALUE)"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [str(second), "-c", "import demo_pkg; print(demo_pkg.VALUE)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout.strip() == "7"
 
 
@@ -96,16 +103,19 @@ def test_incomplete_venv_is_rebuilt(tmp_path, cache):
     subprocess.run([str(python), "-c", "import demo_pkg"], check=True)
 
 
-@pytest.mark.parametrize("project, version, pins", [
-    ("intel-tensorflow-avx512", "2.14.0", ("numpy<2",)),
-    ("tensorflow_cpu", "2.14.1", ("numpy<2",)),
-    ("tensorflow", "2.15.0", ("numpy<2",)),
-    ("tensorflow", "2.14.0+avx2.fma.mkl", ("numpy<2",)),
-    ("tensorflow-cpu", "2.17.1", ("numpy<2",)),
-    ("tensorflow-cpu", "2.18.0", ()),
-    ("tensorflow-cpu", "2.21.0", ()),
-    ("numpy", "1.26.4", ()),
-])
+@pytest.mark.parametrize(
+    "project, version, pins",
+    [
+        ("intel-tensorflow-avx512", "2.14.0", ("numpy<2",)),
+        ("tensorflow_cpu", "2.14.1", ("numpy<2",)),
+        ("tensorflow", "2.15.0", ("numpy<2",)),
+        ("tensorflow", "2.14.0+avx2.fma.mkl", ("numpy<2",)),
+        ("tensorflow-cpu", "2.17.1", ("numpy<2",)),
+        ("tensorflow-cpu", "2.18.0", ()),
+        ("tensorflow-cpu", "2.21.0", ()),
+        ("numpy", "1.26.4", ()),
+    ],
+)
 def test_numpy_pin_for_tensorflow_before_2_18(project, version, pins):
     rules = venvs.matching_rules(project, Version(version))
     assert tuple(pin for rule in rules for pin in rule.pins) == pins

@@ -9,18 +9,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from tfforge import resources
+from conftest import FIXTURES
 from packaging.version import Version
 
-from tfforge import settings
-from tfforge.host import cpu
-from tfforge.host import isa
-from tfforge.build import spec
-from tfforge.build import toolchains
+from tfforge import resources, settings
+from tfforge.build import spec, toolchains
 from tfforge.errors import ConfigError
-
-from conftest import FIXTURES
+from tfforge.host import cpu, isa
 
 CPUINFO = FIXTURES / "cpuinfo"
 
@@ -54,10 +49,13 @@ def test_gcc_spelling_of_an_archspec_name_is_accepted():
     assert make(target="skylake-avx512").target.name == "skylake_avx512"
 
 
-@pytest.mark.parametrize("gcc,expected", [
-    ("12.2.0", ("-march=x86-64-v3", "-mtune=generic")),
-    ("10.2.0", None),  # GCC < 11 has no -march=x86-64-v3: archspec spells the features out
-])
+@pytest.mark.parametrize(
+    "gcc,expected",
+    [
+        ("12.2.0", ("-march=x86-64-v3", "-mtune=generic")),
+        ("10.2.0", None),  # GCC < 11 has no -march=x86-64-v3: archspec spells the features out
+    ],
+)
 def test_psabi_level_target(gcc, expected):
     t = spec.resolve_target({"target": "x86-64-v3"}, "gcc", gcc, gcc)
     assert t.kind == "psabi" and t.name == "x86_64_v3"
@@ -89,17 +87,20 @@ def test_feature_aliases_are_canonicalised():
     assert s.target.requested == {"pni", "abm", "avx512_vnni"}
 
 
-@pytest.mark.parametrize("kw,label", [
-    (dict(target="", features=["avx2", "fma"], mkl=True), "avx2.fma.mkl"),
-    (dict(target="", features=["fma", "avx2"]), "avx2.fma"),
-    (dict(target="", features=["avx", "avx2"]), "avx2"),  # avx2 implies avx
-    (dict(target="", features=["avx512f", "avx2", "fma"]), "avx512f"),
-    (dict(target="", features=["avx512_vnni"]), "avx512.vnni"),
-    (dict(target="haswell"), "haswell"),
-    (dict(target="haswell", mkl=True), "haswell.mkl"),
-    (dict(target="x86-64-v4"), "x86.64.v4"),
-    (dict(target="skylake_avx512"), "skylake.avx512"),
-])
+@pytest.mark.parametrize(
+    "kw,label",
+    [
+        (dict(target="", features=["avx2", "fma"], mkl=True), "avx2.fma.mkl"),
+        (dict(target="", features=["fma", "avx2"]), "avx2.fma"),
+        (dict(target="", features=["avx", "avx2"]), "avx2"),  # avx2 implies avx
+        (dict(target="", features=["avx512f", "avx2", "fma"]), "avx512f"),
+        (dict(target="", features=["avx512_vnni"]), "avx512.vnni"),
+        (dict(target="haswell"), "haswell"),
+        (dict(target="haswell", mkl=True), "haswell.mkl"),
+        (dict(target="x86-64-v4"), "x86.64.v4"),
+        (dict(target="skylake_avx512"), "skylake.avx512"),
+    ],
+)
 def test_local_version_label(kw, label):
     s = make(**kw)
     assert s.local_label == label
@@ -165,8 +166,12 @@ def test_gcc_configure_env_and_compiler_packages():
 
 # ---- bazel command -------------------------------------------------------------------------
 def test_bazel_command_for_the_wheel_target():
-    s = make(target="haswell", mkl=True, bazel_args=["--jobs=2"],
-             remote_cache="grpcs://cache.example.com:9092")
+    s = make(
+        target="haswell",
+        mkl=True,
+        bazel_args=["--jobs=2"],
+        remote_cache="grpcs://cache.example.com:9092",
+    )
     cmd = list(s.bazel_command)
     # 2.21 turns a hermetic clang on: clang_local makes the chosen compiler build it
     assert cmd[:5] == ["bazel", "build", "--config=opt", "--config=clang_local", "--config=mkl"]
@@ -180,9 +185,12 @@ def test_bazel_command_for_the_wheel_target():
     assert "--remote_cache=grpcs://cache.example.com:9092" in cmd
     assert "--action_env=SOURCE_DATE_EPOCH=315532800" in cmd
     # what removes the known sources of variation (README "Reproducible wheels")
-    assert {"--nostamp", "--action_env=PYTHONHASHSEED=0",
-            f"--copt=-ffile-prefix-map={s.bazel_cache}=/bazel",
-            f"--copt=-ffile-prefix-map={spec.FRESH_ROOT}=/bazel"} <= set(cmd)
+    assert {
+        "--nostamp",
+        "--action_env=PYTHONHASHSEED=0",
+        f"--copt=-ffile-prefix-map={s.bazel_cache}=/bazel",
+        f"--copt=-ffile-prefix-map={spec.FRESH_ROOT}=/bazel",
+    } <= set(cmd)
     assert cmd[-1] == "//tensorflow/tools/pip_package:wheel"
     assert cmd[-2] == "--jobs=2"  # extra args come last so they win
     assert s.collect_command[0] == "cp"
@@ -195,8 +203,11 @@ def test_bazel_command_for_build_pip_package_versions():
     assert "--repo_env=TF_PYTHON_VERSION=3.11" in cmd
     assert not any(a.startswith("--repo_env=WHEEL_NAME") for a in cmd)
     assert cmd[-1] == "//tensorflow/tools/pip_package:build_pip_package"
-    assert s.collect_command == ("bazel-bin/tensorflow/tools/pip_package/build_pip_package",
-                                 "/dist", "--cpu")
+    assert s.collect_command == (
+        "bazel-bin/tensorflow/tools/pip_package/build_pip_package",
+        "/dist",
+        "--cpu",
+    )
     assert not any("HERMETIC_PYTHON" in a or "ML_WHEEL" in a or "clang_local" in a for a in cmd)
     assert {"patchelf", "rsync", "python3-setuptools"} <= set(s.apt_packages)
 
@@ -217,12 +228,18 @@ def test_release_default_gcc_and_base_image_follow_the_recipe():
     assert "patchelf" in s.apt_packages and "patchelf" in old.apt_packages
 
 
-@pytest.mark.parametrize("opts,message", [
-    (dict(tf_version="2.18.0", gcc_version="14.2.0"), "builds with GCC 12 to 13 only (secondary"),
-    (dict(tf_version="2.17.0", gcc_version="11.3.0"), "pick --gcc-version 12"),
-    (dict(tf_version="2.14.0", gcc_version="13.3.0"), "Spack"),
-    (dict(compiler="clang", clang_version="16.0.6"), "builds with CLANG 18 only"),
-])
+@pytest.mark.parametrize(
+    "opts,message",
+    [
+        (
+            dict(tf_version="2.18.0", gcc_version="14.2.0"),
+            "builds with GCC 12 to 13 only (secondary",
+        ),
+        (dict(tf_version="2.17.0", gcc_version="11.3.0"), "pick --gcc-version 12"),
+        (dict(tf_version="2.14.0", gcc_version="13.3.0"), "Spack"),
+        (dict(compiler="clang", clang_version="16.0.6"), "builds with CLANG 18 only"),
+    ],
+)
 def test_compiler_outside_the_release_range_is_refused(opts, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         make(**opts)
@@ -342,22 +359,30 @@ def test_local_source_symlinks(tmp_path):
 # ---- refusals -------------------------------------------------------------------------------
 BAD = [
     (dict(tf_version="9.9"), "TensorFlow '9.9' is not pinned; known: 2.14.0"),
-    (dict(tf_version="2.19.0", python_version="3.13"),
-     "Python 3.13 is not supported by TensorFlow 2.19.0"),
+    (
+        dict(tf_version="2.19.0", python_version="3.13"),
+        "Python 3.13 is not supported by TensorFlow 2.19.0",
+    ),
     (dict(tf_version="2.21.0", python_version="3.9"), "pick --python-version 3.10"),
     (dict(mkl=True, gcc_version="5.4.0"), "--mkl needs GCC >= 6.2"),
     (dict(mkl=True, gcc_version="6.1"), "--mkl needs GCC >= 6.2"),
-    (dict(target="cascadelake", gcc_version="8.3.0"),
-     "cannot produce optimized binary for micro-architecture 'cascadelake' with gcc@8.3.0"),
+    (
+        dict(target="cascadelake", gcc_version="8.3.0"),
+        "cannot produce optimized binary for micro-architecture 'cascadelake' with gcc@8.3.0",
+    ),
     (dict(target="sapphirerapids", gcc_version="10.2.0"), "supported compiler versions are 11"),
     (dict(target="x86-64-v4", gcc_version="4.8.5"), "x86_64_v4"),
-    (dict(target="", features=["avx512_fp16"], gcc_version="11.4.0"),
-     "-mavx512fp16 needs GCC >= 12.1"),
+    (
+        dict(target="", features=["avx512_fp16"], gcc_version="11.4.0"),
+        "-mavx512fp16 needs GCC >= 12.1",
+    ),
     (dict(target="", features=["avx1024"]), "unknown ISA feature 'avx1024'"),
     (dict(target=""), "no build target"),
     (dict(target="haswell", features=["avx2"]), "give one kind of target"),
-    (dict(target="", features=["avx2"], hosts=[str(CPUINFO / "haswell-i7-4770.cpuinfo")]),
-     "give one kind of target"),
+    (
+        dict(target="", features=["avx2"], hosts=[str(CPUINFO / "haswell-i7-4770.cpuinfo")]),
+        "give one kind of target",
+    ),
     (dict(target="power9"), "not an x86_64 target"),
     (dict(target="", hosts=[str(CPUINFO / "aarch64-neoverse-n1.cpuinfo")]), "is aarch64"),
     (dict(target="", hosts=["/nonexistent/web-1.json"]), "no such file"),
@@ -442,11 +467,16 @@ def test_rendered_words_are_checked_again(monkeypatch):
 
 
 def test_valid_free_text_is_accepted():
-    s = make(base_image="registry.example.com:5000/team/tf-base:2024.1",
-             remote_cache="grpcs://cache.example.com:9092/instance_a",
-             bazel_args=["--override_repository=rules_cc=/home/builder/src/third_party/rules_cc",
-                         "--local_ram_resources=4096",
-                         "--verbose_failures", "--define=xnn_enable_avxvnniint8=false"])
+    s = make(
+        base_image="registry.example.com:5000/team/tf-base:2024.1",
+        remote_cache="grpcs://cache.example.com:9092/instance_a",
+        bazel_args=[
+            "--override_repository=rules_cc=/home/builder/src/third_party/rules_cc",
+            "--local_ram_resources=4096",
+            "--verbose_failures",
+            "--define=xnn_enable_avxvnniint8=false",
+        ],
+    )
     assert s.base_image_pinned is False
     assert s.bazel_args[0].startswith("--override_repository=")
 
@@ -502,10 +532,37 @@ def test_a_known_debian_base_image_picks_the_gcc_it_ships():
     keeps the recipe's default, and an explicit --gcc-version always wins."""
     tc = toolchains.toolchain("2.21.0")
     recipe_default = spec.default_gcc_version(tc)
-    assert spec.make({**settings.defaults(), "target": "haswell", "gcc_version": "",
-                      "base_image": "local/bookworm:base"}).gcc_version == "12.2.0"
+    assert (
+        spec.make(
+            {
+                **settings.defaults(),
+                "target": "haswell",
+                "gcc_version": "",
+                "base_image": "local/bookworm:base",
+            }
+        ).gcc_version
+        == "12.2.0"
+    )
     assert recipe_default != "12.2.0"
-    assert spec.make({**settings.defaults(), "target": "haswell", "gcc_version": "",
-                      "base_image": "example.org/custom:1"}).gcc_version == recipe_default
-    assert spec.make({**settings.defaults(), "target": "haswell", "gcc_version": "13.3.0",
-                      "base_image": "local/bookworm:base"}).gcc_version == "13.3.0"
+    assert (
+        spec.make(
+            {
+                **settings.defaults(),
+                "target": "haswell",
+                "gcc_version": "",
+                "base_image": "example.org/custom:1",
+            }
+        ).gcc_version
+        == recipe_default
+    )
+    assert (
+        spec.make(
+            {
+                **settings.defaults(),
+                "target": "haswell",
+                "gcc_version": "13.3.0",
+                "base_image": "local/bookworm:base",
+            }
+        ).gcc_version
+        == "13.3.0"
+    )

@@ -9,16 +9,35 @@ import sys
 
 from conftest import ROOT
 
-HEAVY = ("rich", "jinja2", "docker", "elftools", "iced_x86", "matplotlib", "numpy", "cpuinfo",
-         "twine", "pypiserver", "requests")
+HEAVY = (
+    "rich",
+    "jinja2",
+    "docker",
+    "elftools",
+    "iced_x86",
+    "matplotlib",
+    "numpy",
+    "cpuinfo",
+    "twine",
+    "pypiserver",
+    "requests",
+)
 
 
 def imported(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
     """Run `invoke ARGS` under -X importtime; the top-level packages it imported."""
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "invoke", "-r", str(ROOT),
-                           *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
-    names = {line.split("|")[-1].strip().split(".")[0]
-             for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "invoke", "-r", str(ROOT), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    names = {
+        line.split("|")[-1].strip().split(".")[0]
+        for line in proc.stderr.splitlines()
+        if line.startswith("import time:")
+    }
     return proc, names
 
 

@@ -9,12 +9,11 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from tfforge.build import toolchains
-from tfforge.errors import ConfigError
 from tfforge.build.spec import check_image_ref
-
-from conftest import ROOT
+from tfforge.errors import ConfigError
 
 # TensorFlow's "Tested build configurations" table for Linux CPU
 # (https://www.tensorflow.org/install/source#cpu): Python range, Clang, Bazel per release.
@@ -53,8 +52,11 @@ def test_pythons_are_contiguous_minor_versions():
 def test_wheel_target_and_hermetic_python_by_version():
     # 2.14/2.15: build_pip_package (release files); 2.16: pip_package/v2:wheel (nearby master,
     # TF's 2.16 CI); 2.17+: :wheel. 2.14-2.16 read TF_PYTHON_VERSION only; later ones get both.
-    targets = {"2.14.0": "pip_package:build_pip_package", "2.15.0": "pip_package:build_pip_package",
-               "2.16.1": "pip_package/v2:wheel"}
+    targets = {
+        "2.14.0": "pip_package:build_pip_package",
+        "2.15.0": "pip_package:build_pip_package",
+        "2.16.1": "pip_package/v2:wheel",
+    }
     for ver in toolchains.known_versions():
         tc = toolchains.toolchain(ver)
         assert tc.wheel_target == "//tensorflow/tools/" + targets.get(ver, "pip_package:wheel")
@@ -91,9 +93,12 @@ def test_base_images_are_pinned_by_digest_and_cover_every_default_compiler():
 
 
 def test_secondary_only_releases_are_the_ones_without_files():
-    assert [v for v in toolchains.known_versions()
-            if toolchains.toolchain(v).secondary_only] == ["2.17.0", "2.18.0", "2.19.0",
-                                                           "2.20.0"]
+    assert [v for v in toolchains.known_versions() if toolchains.toolchain(v).secondary_only] == [
+        "2.17.0",
+        "2.18.0",
+        "2.19.0",
+        "2.20.0",
+    ]
 
 
 def test_unknown_version_lists_the_known_ones():
@@ -116,9 +121,12 @@ def test_unknown_patch_release_suggests_the_pinned_one():
 def test_python_check_names_supported_versions_and_a_fix():
     tc = toolchains.toolchain("2.19.0")
     toolchains.check_python(tc, "3.12")
-    with pytest.raises(ConfigError, match=r"Python 3\.13 is not supported by TensorFlow 2\.19\.0 "
-                                          r"\(supported: 3\.9, 3\.10, 3\.11, 3\.12\); "
-                                          r"pick --python-version 3\.12"):
+    with pytest.raises(
+        ConfigError,
+        match=r"Python 3\.13 is not supported by TensorFlow 2\.19\.0 "
+        r"\(supported: 3\.9, 3\.10, 3\.11, 3\.12\); "
+        r"pick --python-version 3\.12",
+    ):
         toolchains.check_python(tc, "3.13")
     with pytest.raises(ConfigError, match="pick --python-version 3.10"):
         toolchains.check_python(toolchains.toolchain("2.21.0"), "3.9")
@@ -136,28 +144,34 @@ def _mutate(path: tuple, value):
     return raw
 
 
-@pytest.mark.parametrize("path,value,needle", [
-    (("tensorflow", "2.21.0", "bazel"), "7.9.9", "has no sha256"),
-    (("tensorflow", "2.21.0", "wheel_target"), "pip", "wheel_target"),
-    (("tensorflow", "2.21.0", "wheel_naming"), "pip", "wheel_naming must be one of"),
-    (("tensorflow", "2.21.0", "local_cc_config"), "", "local_cc_config"),
-    (("tensorflow", "2.21.0", "gcc"), [13, 12], "gcc must be [lowest, highest]"),
-    (("tensorflow", "2.21.0", "gcc_default"), 14, "gcc_default"),
-    (("tensorflow", "2.21.0", "gcc_args"), {"12": ["-O0; rm"]}, "gcc_args"),
-    (("tensorflow", "2.21.0", "evidence", "bazel"), {"level": "hearsay", "source": "x"},
-     "evidence.bazel"),
-    (("base_images", "trixie", "ref"), "debian:trixie-slim", "pinned by digest"),
-    (("tensorflow", "2.21.0", "git_tag"), "v2.20.0", "does not name version"),
-    (("tensorflow", "2.21.0", "git_commit"), "a481b10", "git_commit"),
-    (("tensorflow", "2.21.0", "pythons"), ["3.11; rm -rf /"], "pythons"),
-    (("tensorflow", "2.21.0", "python_env"), ["PYTHON"], "python_env"),
-    (("tensorflow", "2.21.0", "official_compiler"), KeyError, "official_compiler"),
-    (("bazelisk", "sha256"), "0" * 63, "sha256"),
-    (("bazelisk", "url"), "http://example.com/bazelisk", "url"),
-    (("image", "apt"), ["gcc; curl evil"], "apt"),
-    (("image", "uid"), 0, "uid"),
-    (("schema",), 2, "schema"),
-])
+@pytest.mark.parametrize(
+    "path,value,needle",
+    [
+        (("tensorflow", "2.21.0", "bazel"), "7.9.9", "has no sha256"),
+        (("tensorflow", "2.21.0", "wheel_target"), "pip", "wheel_target"),
+        (("tensorflow", "2.21.0", "wheel_naming"), "pip", "wheel_naming must be one of"),
+        (("tensorflow", "2.21.0", "local_cc_config"), "", "local_cc_config"),
+        (("tensorflow", "2.21.0", "gcc"), [13, 12], "gcc must be [lowest, highest]"),
+        (("tensorflow", "2.21.0", "gcc_default"), 14, "gcc_default"),
+        (("tensorflow", "2.21.0", "gcc_args"), {"12": ["-O0; rm"]}, "gcc_args"),
+        (
+            ("tensorflow", "2.21.0", "evidence", "bazel"),
+            {"level": "hearsay", "source": "x"},
+            "evidence.bazel",
+        ),
+        (("base_images", "trixie", "ref"), "debian:trixie-slim", "pinned by digest"),
+        (("tensorflow", "2.21.0", "git_tag"), "v2.20.0", "does not name version"),
+        (("tensorflow", "2.21.0", "git_commit"), "a481b10", "git_commit"),
+        (("tensorflow", "2.21.0", "pythons"), ["3.11; rm -rf /"], "pythons"),
+        (("tensorflow", "2.21.0", "python_env"), ["PYTHON"], "python_env"),
+        (("tensorflow", "2.21.0", "official_compiler"), KeyError, "official_compiler"),
+        (("bazelisk", "sha256"), "0" * 63, "sha256"),
+        (("bazelisk", "url"), "http://example.com/bazelisk", "url"),
+        (("image", "apt"), ["gcc; curl evil"], "apt"),
+        (("image", "uid"), 0, "uid"),
+        (("schema",), 2, "schema"),
+    ],
+)
 def test_broken_data_is_refused_when_loaded(path, value, needle):
     with pytest.raises(ValueError, match=re.escape(needle)):
         toolchains.parse(_mutate(path, value))
@@ -165,8 +179,11 @@ def test_broken_data_is_refused_when_loaded(path, value, needle):
 
 def test_adding_a_version_is_one_table():
     raw = _raw()
-    raw["tensorflow"]["2.22.0"] = {**raw["tensorflow"]["2.21.0"], "git_tag": "v2.22.0",
-                                   "git_commit": "0" * 40}
+    raw["tensorflow"]["2.22.0"] = {
+        **raw["tensorflow"]["2.21.0"],
+        "git_tag": "v2.22.0",
+        "git_commit": "0" * 40,
+    }
     pins = toolchains.parse(raw)
     assert list(pins.toolchains)[-1] == "2.22.0"
     assert pins.toolchains["2.22.0"].bazel == "7.4.1"

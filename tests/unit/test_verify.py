@@ -5,21 +5,17 @@ against host snapshots and confirmed by running it under qemu as older CPUs."""
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 
-import pytest
-
 import elf_samples as samples
-from conftest import FIXTURES, invoke, need, need_tool
-from tfforge.host import cpu
-from tfforge.host import isa
-from tfforge.wheel import fetch as pypi
+import pytest
+from conftest import FIXTURES, invoke, need_tool
+
 from tfforge.commands import verify as verify_cmd
+from tfforge.host import cpu, isa
 from tfforge.verify import verdict, wheelcheck
 from tfforge.wheel import edit as wheel_edit
-from tfforge.errors import ConfigError
 
 HOSTS = FIXTURES / "hosts"
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -27,44 +23,53 @@ TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
 
 
 # ---- pure functions --------------------------------------------------------------------------
-@pytest.mark.parametrize("label,claimed,other", [
-    ("avx2.fma", {"avx2", "fma"}, []),
-    ("avx2.fma.mkl", {"avx2", "fma"}, ["mkl"]),
-    ("avx512.vnni", {"avx512_vnni"}, []),          # PEP 440 turned avx512_vnni into this
-    ("x86.64.v3", {"avx2", "fma"}, []),             # psABI level: its vector features
-    ("haswell", {"avx2", "fma"}, []),               # archspec target
-    ("skylake.avx512", {"avx512f"}, []),
-    ("generic.mkl", set(), ["generic", "mkl"]),
-])
+@pytest.mark.parametrize(
+    "label,claimed,other",
+    [
+        ("avx2.fma", {"avx2", "fma"}, []),
+        ("avx2.fma.mkl", {"avx2", "fma"}, ["mkl"]),
+        ("avx512.vnni", {"avx512_vnni"}, []),  # PEP 440 turned avx512_vnni into this
+        ("x86.64.v3", {"avx2", "fma"}, []),  # psABI level: its vector features
+        ("haswell", {"avx2", "fma"}, []),  # archspec target
+        ("skylake.avx512", {"avx512f"}, []),
+        ("generic.mkl", set(), ["generic", "mkl"]),
+    ],
+)
 def test_claimed_features(label, claimed, other):
     assert wheelcheck.claimed_features(label) == (frozenset(claimed), other)
 
 
 def test_manylinux_promise():
     from packaging.tags import parse_tag
-    tags = lambda s: set(parse_tag(s))   # noqa: E731
+
+    tags = lambda s: set(parse_tag(s))  # noqa: E731
     assert wheelcheck.manylinux_glibc(tags("cp311-cp311-manylinux_2_27_x86_64")) == (2, 27)
     assert wheelcheck.manylinux_glibc(tags("cp311-cp311-manylinux2014_x86_64")) == (2, 17)
     assert wheelcheck.manylinux_glibc(
-        tags("cp311-cp311-manylinux_2_17_x86_64.manylinux_2_28_x86_64")) == (2, 17)
+        tags("cp311-cp311-manylinux_2_17_x86_64.manylinux_2_28_x86_64")
+    ) == (2, 17)
     assert wheelcheck.manylinux_glibc(tags("cp311-cp311-linux_x86_64")) is None
 
 
 def test_host_verdicts_fail_only_on_baseline():
     sandy = cpu.load_host(HOSTS / "qemu-sandybridge.json")
     haswell = cpu.load_host(HOSTS / "qemu-haswell.json")
-    v = verdict.host_verdicts([sandy, haswell], frozenset({"avx", "f16c"}),
-                             frozenset({"avx2", "avx512f"}))
+    v = verdict.host_verdicts(
+        [sandy, haswell], frozenset({"avx", "f16c"}), frozenset({"avx2", "avx512f"})
+    )
     assert (v[0].ok, v[0].missing) == (False, ("f16c",))
     assert (v[1].ok, v[1].missing, v[1].missing_dispatched) == (True, (), ("avx512f",))
 
 
 def test_short_name():
-    long = ("void tensorflow::functor::ApplyAdamNonCuda<Eigen::ThreadPoolDevice, Eigen::half>"
-            "::operator()(Eigen::ThreadPoolDevice const&, Eigen::TensorMap<Eigen::Tensor<"
-            "Eigen::half, 1, 1, long>, 16, Eigen::MakePointer>) const")
-    assert verify_cmd.short_name(long, 200) == ("void tensorflow::functor::ApplyAdamNonCuda<"
-                                            "Eigen::ThreadPoolDevice, Eigen::half>::operator")
+    long = (
+        "void tensorflow::functor::ApplyAdamNonCuda<Eigen::ThreadPoolDevice, Eigen::half>"
+        "::operator()(Eigen::ThreadPoolDevice const&, Eigen::TensorMap<Eigen::Tensor<"
+        "Eigen::half, 1, 1, long>, 16, Eigen::MakePointer>) const"
+    )
+    assert verify_cmd.short_name(long, 200) == (
+        "void tensorflow::functor::ApplyAdamNonCuda<Eigen::ThreadPoolDevice, Eigen::half>::operator"
+    )
 
 
 # ---- the command on small wheels ---------------------------------------------------------------
@@ -74,33 +79,49 @@ def libs(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("vlibs")
     return {
         "O2": samples.compile_so(d, "o2", samples.KERNELS, ["-O2"]),
-        "avx2fma": samples.compile_so(d, "avx2fma", samples.KERNELS,
-                                      ["-O2", "-mavx2", "-mfma"]),
+        "avx2fma": samples.compile_so(d, "avx2fma", samples.KERNELS, ["-O2", "-mavx2", "-mfma"]),
         "guarded": samples.compile_so(d, "guarded", samples.GUARDED, ["-O2"]),
         "glibc": samples.compile_so(d, "glibc", samples.GLIBC, ["-O2"]),
     }
 
 
 def provenance(label: str, features: list[str]) -> dict:
-    return {"id": f"1.0-{label}-0123456789ab", "schema": "tfforge-build/1",
-            "spec": {"tf_version": "1.0", "python_version": PY},
-            "derived": {"local_version": label, "version": f"1.0+{label}",
-                        "features": features, "copts": ["-mavx2", "-mfma"]}}
+    return {
+        "id": f"1.0-{label}-0123456789ab",
+        "schema": "tfforge-build/1",
+        "spec": {"tf_version": "1.0", "python_version": PY},
+        "derived": {
+            "local_version": label,
+            "version": f"1.0+{label}",
+            "features": features,
+            "copts": ["-mavx2", "-mfma"],
+        },
+    }
 
 
-def tfforge_wheel(tmp: Path, lib: Path, label: str = "avx2.fma",
-                  record: dict | None = None) -> Path:
+def tfforge_wheel(
+    tmp: Path, lib: Path, label: str = "avx2.fma", record: dict | None = None
+) -> Path:
     """A wheel finalized the way the build engine does it (tfforge.wheel_edit)."""
-    raw = samples.make_wheel(tmp / "raw", tag=f"{TAG}-{TAG}-linux_x86_64",
-                             files={"demo/__init__.py": b"", "demo/libk.so": lib.read_bytes()})
+    raw = samples.make_wheel(
+        tmp / "raw",
+        tag=f"{TAG}-{TAG}-linux_x86_64",
+        files={"demo/__init__.py": b"", "demo/libk.so": lib.read_bytes()},
+    )
     out = tmp / "wheels"
     out.mkdir(exist_ok=True)
-    return wheel_edit.finalize(raw, out, local_version=label, provenance=record or provenance(
-        label, sorted(isa.closure(["avx2", "fma"]), key=isa.sort_key)))
+    return wheel_edit.finalize(
+        raw,
+        out,
+        local_version=label,
+        provenance=record
+        or provenance(label, sorted(isa.closure(["avx2", "fma"]), key=isa.sort_key)),
+    )
 
 
-def run_verify(tmp: Path, whl: Path, *hosts: str, extra: tuple[str, ...] = (), python=PY,
-               jobs: int = 1):
+def run_verify(
+    tmp: Path, whl: Path, *hosts: str, extra: tuple[str, ...] = (), python=PY, jobs: int = 1
+):
     args = ["verify", str(whl), "--json", "--jobs", str(jobs), "--python", python]
     for h in hosts:
         args += ["--host", str(HOSTS / h)]
@@ -119,11 +140,19 @@ def test_tfforge_avx2_wheel_passes_on_haswell(tmp_path, libs):
     assert proc.returncode == 0, proc.stderr
     c = checks(doc)
     assert {k: v["status"] for k, v in c.items()} == {
-        "structure": "pass", "python": "pass", "manylinux": "skip", "provenance": "pass",
-        "isa": "pass", "isa-note": "skip", "compatibility": "pass", "claim": "pass",
-        "reproducible": "skip"}
-    assert c["reproducible"]["summary"].startswith("provenance is inputs-only; no rebuild "
-                                                   "recorded (run `invoke rebuild 1.0-avx2.fma-")
+        "structure": "pass",
+        "python": "pass",
+        "manylinux": "skip",
+        "provenance": "pass",
+        "isa": "pass",
+        "isa-note": "skip",
+        "compatibility": "pass",
+        "claim": "pass",
+        "reproducible": "skip",
+    }
+    assert c["reproducible"]["summary"].startswith(
+        "provenance is inputs-only; no rebuild recorded (run `invoke rebuild 1.0-avx2.fma-"
+    )
     assert {"avx", "avx2", "fma"} <= set(doc["baseline"])
     assert "avx2 in 1 ordinary functions" in c["claim"]["summary"]
     lib = doc["libraries"][0]
@@ -154,7 +183,7 @@ def test_label_claims_avx2_but_code_has_none(tmp_path, libs):
 
 
 def test_provenance_must_agree_with_the_label(tmp_path, libs):
-    record = provenance("avx512f", ["avx512f"])         # says another build
+    record = provenance("avx512f", ["avx512f"])  # says another build
     whl = tfforge_wheel(tmp_path, libs["avx2fma"], record=record)
     proc, doc = run_verify(tmp_path, whl, "qemu-haswell.json")
     assert proc.returncode == 1
@@ -164,9 +193,11 @@ def test_provenance_must_agree_with_the_label(tmp_path, libs):
 
 
 def test_dispatched_avx512_never_fails_a_host(tmp_path, libs):
-    whl = samples.make_wheel(tmp_path, tag=f"{TAG}-{TAG}-linux_x86_64",
-                             files={"demo/__init__.py": b"",
-                                    "demo/libg.so": libs["guarded"].read_bytes()})
+    whl = samples.make_wheel(
+        tmp_path,
+        tag=f"{TAG}-{TAG}-linux_x86_64",
+        files={"demo/__init__.py": b"", "demo/libg.so": libs["guarded"].read_bytes()},
+    )
     proc, doc = run_verify(tmp_path, whl, "qemu-nehalem.json")
     assert proc.returncode == 0, proc.stderr
     assert doc["baseline"] == [] and "avx512f" in doc["dispatched"]
@@ -174,15 +205,16 @@ def test_dispatched_avx512_never_fails_a_host(tmp_path, libs):
 
 
 def test_manylinux_tag_vs_glibc_symbol_versions(tmp_path, libs):
-    whl = samples.make_wheel(tmp_path, tag=f"{TAG}-{TAG}-manylinux_2_17_x86_64",
-                             files={"demo/__init__.py": b"",
-                                    "demo/libgrow.so": libs["glibc"].read_bytes()})
+    whl = samples.make_wheel(
+        tmp_path,
+        tag=f"{TAG}-{TAG}-manylinux_2_17_x86_64",
+        files={"demo/__init__.py": b"", "demo/libgrow.so": libs["glibc"].read_bytes()},
+    )
     proc, doc = run_verify(tmp_path, whl, "qemu-nehalem.json")
     assert proc.returncode == 1
     m = checks(doc)["manylinux"]
     assert m["status"] == "fail"
-    assert m["summary"] == ("tag promises glibc 2.17 but glibc 2.26 (demo/libgrow.so) is "
-                            "needed")
+    assert m["summary"] == ("tag promises glibc 2.17 but glibc 2.26 (demo/libgrow.so) is needed")
 
 
 def test_python_tag_vs_interpreter(tmp_path, libs):
@@ -195,20 +227,25 @@ def test_python_tag_vs_interpreter(tmp_path, libs):
 
 
 def test_crafted_bad_wheels_through_the_command(tmp_path):
-    bad_hash = samples.make_wheel(tmp_path / "h", files={"demo/__init__.py": b"x = 1\n"},
-                                  record_override={"demo/__init__.py": "sha256=AAAA,6"})
+    bad_hash = samples.make_wheel(
+        tmp_path / "h",
+        files={"demo/__init__.py": b"x = 1\n"},
+        record_override={"demo/__init__.py": "sha256=AAAA,6"},
+    )
     proc, doc = run_verify(tmp_path, bad_hash, "qemu-nehalem.json")
     assert proc.returncode == 1
     assert checks(doc)["structure"]["summary"].startswith(
-        "1 problem(s): RECORD hash mismatch for demo/__init__.py")
+        "1 problem(s): RECORD hash mismatch for demo/__init__.py"
+    )
 
     traversal = samples.make_wheel(tmp_path / "t", files={"../evil.py": b""})
     proc, doc = run_verify(tmp_path, traversal, "qemu-nehalem.json")
     assert proc.returncode == 1
     assert "unsafe member path '../evil.py'" in checks(doc)["structure"]["summary"]
 
-    tags = samples.make_wheel(tmp_path / "g", tag=f"{TAG}-{TAG}-linux_x86_64",
-                              wheel_tag="cp27-cp27mu-linux_x86_64")
+    tags = samples.make_wheel(
+        tmp_path / "g", tag=f"{TAG}-{TAG}-linux_x86_64", wheel_tag="cp27-cp27mu-linux_x86_64"
+    )
     proc, doc = run_verify(tmp_path, tags, "qemu-nehalem.json")
     assert proc.returncode == 1
     assert "differ from WHEEL Tag lines" in checks(doc)["structure"]["summary"]
@@ -234,13 +271,29 @@ def test_unusable_inputs_exit_2(tmp_path):
 
 def test_rich_report_names_the_evidence(tmp_path, libs):
     whl = tfforge_wheel(tmp_path, libs["avx2fma"])
-    proc = invoke("verify", str(whl), "--jobs", "1", "--python", PY,
-                  "--host", str(HOSTS / "qemu-sandybridge.json"),
-                  env={"TFFORGE_CACHE": str(tmp_path / "cache"), "COLUMNS": "160"})
+    proc = invoke(
+        "verify",
+        str(whl),
+        "--jobs",
+        "1",
+        "--python",
+        PY,
+        "--host",
+        str(HOSTS / "qemu-sandybridge.json"),
+        env={"TFFORGE_CACHE": str(tmp_path / "cache"), "COLUMNS": "160"},
+    )
     assert proc.returncode == 1
     out = proc.stdout
-    for text in ("Checks", "compatibility", "FAIL", "AVX2", "baseline", "add8",
-                 "qemu-sandybridge", "R4 rest"):
+    for text in (
+        "Checks",
+        "compatibility",
+        "FAIL",
+        "AVX2",
+        "baseline",
+        "add8",
+        "qemu-sandybridge",
+        "R4 rest",
+    ):
         assert text in out, text
 
 
@@ -251,6 +304,7 @@ def _offered(name: str) -> frozenset[str]:
 
 def test_emulation_names_what_qemu_cannot_execute():
     from tfforge.verify import emulate
+
     haswell = _offered("haswell")
     # A real Ice Lake has AVX-512; qemu's Icelake-Server model does not execute it.
     assert emulate.unexecutable("Icelake-Server", {"avx512f", "avx2"}, haswell) == ("avx512f",)
@@ -262,35 +316,47 @@ def test_emulation_names_what_qemu_cannot_execute():
 
 def test_unconfirmable_emulation_is_never_a_confirmation():
     from tfforge.verify import emulate
-    res = emulate.EmulationResult("Icelake-Server", "signal", "SIGILL", "import tensorflow",
-                                  None, 12.0, "")
+
+    res = emulate.EmulationResult(
+        "Icelake-Server", "signal", "SIGILL", "import tensorflow", None, 12.0, ""
+    )
     e = verdict.EmulationVerdict(res, ("avx512f",), ("avx512f",), None)
     check = verdict._emulation_check([e])
     assert check.status == "skip" and "not confirmable under qemu" in check.summary
     ok = verdict.EmulationVerdict(
-        emulate.EmulationResult("Haswell", "pass", None, "done", None, 9.0, ""), (), (), True)
+        emulate.EmulationResult("Haswell", "pass", None, "done", None, 9.0, ""), (), (), True
+    )
     assert verdict._emulation_check([e, ok]).status == "pass"
     bad = verdict.EmulationVerdict(
         emulate.EmulationResult("Haswell", "pass", None, "done", None, 9.0, ""),
-        ("avx512f",), (), False)
+        ("avx512f",),
+        (),
+        False,
+    )
     assert verdict._emulation_check([bad]).status == "fail"
 
 
 def test_corpus_runs_just_below_and_at_the_baseline():
     from tfforge.verify import corpus
+
     ladder, beyond = ["Nehalem", "SandyBridge", "IvyBridge", "Haswell"], "Icelake-Server"
     offered = {m: _offered(m.lower()) for m in ladder}
     assert corpus.pick_models(frozenset({"avx", "f16c"}), offered, ladder, beyond) == [
-        "SandyBridge", "IvyBridge"]
+        "SandyBridge",
+        "IvyBridge",
+    ]
     assert corpus.pick_models(frozenset({"pni"}), offered, ladder, beyond) == ["Nehalem"]
     assert corpus.pick_models(frozenset({"avx512f"}), offered, ladder, beyond) == [
-        "Haswell", "Icelake-Server"]
+        "Haswell",
+        "Icelake-Server",
+    ]
     pins = corpus.corpus()[0]
     assert "intel-tensorflow-avx512==2.14.0" in pins and len(pins) >= 6
 
 
 def test_probes_exist_per_project():
     from tfforge.verify import probes
+
     assert probes.for_project("intel-tensorflow-avx512") == probes.TENSORFLOW
     assert probes.for_project("onnxruntime") == probes.ONNXRUNTIME
     assert "import foo_bar" in probes.for_project("foo-bar")

@@ -5,16 +5,17 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import elf_samples as samples
 import pytest
 
-import elf_samples as samples
-from tfforge.wheel import read as wheel
 from tfforge.errors import ConfigError
+from tfforge.wheel import read as wheel
 
 
 def test_sound_wheel_has_no_problems(tmp_path):
-    w = samples.make_wheel(tmp_path, files={"demo/__init__.py": b"x = 1\n",
-                                            "demo/data.bin": bytes(range(256)) * 100})
+    w = samples.make_wheel(
+        tmp_path, files={"demo/__init__.py": b"x = 1\n", "demo/data.bin": bytes(range(256)) * 100}
+    )
     assert wheel.structure_problems(w) == []
     c = wheel.check(w)
     assert c.facts.name == "demo" and str(c.facts.version) == "1.0"
@@ -23,8 +24,11 @@ def test_sound_wheel_has_no_problems(tmp_path):
 
 
 def test_wrong_record_hash(tmp_path):
-    w = samples.make_wheel(tmp_path, files={"demo/__init__.py": b"x = 1\n"},
-                           record_override={"demo/__init__.py": f"{samples.record_hash(b'y')},6"})
+    w = samples.make_wheel(
+        tmp_path,
+        files={"demo/__init__.py": b"x = 1\n"},
+        record_override={"demo/__init__.py": f"{samples.record_hash(b'y')},6"},
+    )
     problems = wheel.structure_problems(w)
     assert len(problems) == 1
     assert problems[0].startswith("RECORD hash mismatch for demo/__init__.py")
@@ -32,44 +36,64 @@ def test_wrong_record_hash(tmp_path):
 
 def test_wrong_record_size(tmp_path):
     data = b"x = 1\n"
-    w = samples.make_wheel(tmp_path, files={"demo/__init__.py": data},
-                           record_override={"demo/__init__.py": f"{samples.record_hash(data)},99"})
+    w = samples.make_wheel(
+        tmp_path,
+        files={"demo/__init__.py": data},
+        record_override={"demo/__init__.py": f"{samples.record_hash(data)},99"},
+    )
     assert wheel.structure_problems(w) == [
-        "RECORD size mismatch for demo/__init__.py (RECORD 99, file 6)"]
+        "RECORD size mismatch for demo/__init__.py (RECORD 99, file 6)"
+    ]
 
 
 def test_unusable_record_hash_and_size_are_problems_not_crashes(tmp_path):
     # shake_* digests have no fixed length; a size must be a byte count
-    w = samples.make_wheel(tmp_path, files={"demo/__init__.py": b"x = 1\n"},
-                           record_override={"demo/__init__.py": "shake_128=abc,6"})
-    assert any("RECORD uses hash 'shake_128' for demo/__init__.py" in p
-               for p in wheel.structure_problems(w))
+    w = samples.make_wheel(
+        tmp_path,
+        files={"demo/__init__.py": b"x = 1\n"},
+        record_override={"demo/__init__.py": "shake_128=abc,6"},
+    )
+    assert any(
+        "RECORD uses hash 'shake_128' for demo/__init__.py" in p
+        for p in wheel.structure_problems(w)
+    )
     data = b"x = 1\n"
-    w = samples.make_wheel(tmp_path / "b", files={"demo/__init__.py": data},
-                           record_override={"demo/__init__.py": f"{samples.record_hash(data)},six"})
-    assert "RECORD size 'six' of demo/__init__.py is not a byte count" in \
-        wheel.structure_problems(w)
+    w = samples.make_wheel(
+        tmp_path / "b",
+        files={"demo/__init__.py": data},
+        record_override={"demo/__init__.py": f"{samples.record_hash(data)},six"},
+    )
+    assert "RECORD size 'six' of demo/__init__.py is not a byte count" in wheel.structure_problems(
+        w
+    )
 
 
 def test_path_traversal_member(tmp_path):
-    w = samples.make_wheel(tmp_path, files={"demo/__init__.py": b"",
-                                            "demo/../../evil.pth": b"import os\n"})
+    w = samples.make_wheel(
+        tmp_path, files={"demo/__init__.py": b"", "demo/../../evil.pth": b"import os\n"}
+    )
     problems = wheel.structure_problems(w)
     assert "unsafe member path 'demo/../../evil.pth': '..' in path" in problems
 
 
 def test_absolute_member_and_symlink_outside(tmp_path):
-    w = samples.make_wheel(tmp_path, files={"demo/__init__.py": b"", "/etc/evil": b"x"},
-                           symlinks={"demo/link": "../../../etc/passwd"})
+    w = samples.make_wheel(
+        tmp_path,
+        files={"demo/__init__.py": b"", "/etc/evil": b"x"},
+        symlinks={"demo/link": "../../../etc/passwd"},
+    )
     problems = wheel.structure_problems(w)
     assert "unsafe member path '/etc/evil': absolute path" in problems
-    assert any(p.startswith("unsafe member path 'demo/link': symlink to '../../../etc/passwd'")
-               for p in problems)
+    assert any(
+        p.startswith("unsafe member path 'demo/link': symlink to '../../../etc/passwd'")
+        for p in problems
+    )
 
 
 def test_symlink_inside_is_fine(tmp_path):
-    w = samples.make_wheel(tmp_path, files={"demo/__init__.py": b"", "demo/a.py": b""},
-                           symlinks={"demo/b.py": "a.py"})
+    w = samples.make_wheel(
+        tmp_path, files={"demo/__init__.py": b"", "demo/a.py": b""}, symlinks={"demo/b.py": "a.py"}
+    )
     assert wheel.structure_problems(w) == []
 
 
@@ -89,23 +113,28 @@ def test_corrupt_member_data_is_a_problem(tmp_path):
         info = z.getinfo("demo/blob.bin")
     start = info.header_offset + 30 + len(info.filename) + len(info.extra)
     for i in range(start + 10, start + 40):
-        data[i] ^= 0xFF                                  # damage the deflate stream
+        data[i] ^= 0xFF  # damage the deflate stream
     w.write_bytes(bytes(data))
     problems = wheel.structure_problems(w)
     assert any(p.startswith("member demo/blob.bin cannot be read") for p in problems)
 
 
 def test_mismatched_filename_tags(tmp_path):
-    w = samples.make_wheel(tmp_path, tag="cp312-cp312-manylinux_2_17_x86_64",
-                           wheel_tag="cp311-cp311-manylinux_2_17_x86_64")
+    w = samples.make_wheel(
+        tmp_path,
+        tag="cp312-cp312-manylinux_2_17_x86_64",
+        wheel_tag="cp311-cp311-manylinux_2_17_x86_64",
+    )
     assert wheel.structure_problems(w) == [
         "file name tags (cp312-cp312-manylinux_2_17_x86_64) differ from WHEEL Tag lines "
-        "(cp311-cp311-manylinux_2_17_x86_64)"]
+        "(cp311-cp311-manylinux_2_17_x86_64)"
+    ]
 
 
 def test_metadata_version_and_dist_info_must_match_file_name(tmp_path):
-    w = samples.make_wheel(tmp_path, version="1.0",
-                           filename="demo-2.0-cp311-cp311-linux_x86_64.whl")
+    w = samples.make_wheel(
+        tmp_path, version="1.0", filename="demo-2.0-cp311-cp311-linux_x86_64.whl"
+    )
     problems = wheel.structure_problems(w)
     assert "demo-1.0.dist-info does not match the file name's demo 2.0" in problems
     assert "METADATA Version 1.0 differs from the file name's 2.0" in problems
@@ -137,9 +166,15 @@ def test_missing_metadata_files(tmp_path):
 def test_extraction_hands_over_elf_libraries_largest_first(tmp_path):
     small = b"\x7fELF" + b"\0" * 100
     big = b"\x7fELF" + b"\1" * 5000
-    w = samples.make_wheel(tmp_path / "w", files={
-        "demo/__init__.py": b"", "demo/libsmall.so": small, "demo/libbig.so.2": big,
-        "demo/notelf.so": b"text, not ELF"})
+    w = samples.make_wheel(
+        tmp_path / "w",
+        files={
+            "demo/__init__.py": b"",
+            "demo/libsmall.so": small,
+            "demo/libbig.so.2": big,
+            "demo/notelf.so": b"text, not ELF",
+        },
+    )
     seen = []
     out = tmp_path / "x"
     out.mkdir()

@@ -16,8 +16,10 @@ import sys
 from pathlib import Path
 
 RECIPE = "tfforge/data/toolchains.toml"
-_SECTION = re.compile(r"^\s*(build|common|test|run|query|cquery|coverage|fetch|info|sync)"
-                      r"(?::([A-Za-z0-9_.-]+))?\s+(.*)$")
+_SECTION = re.compile(
+    r"^\s*(build|common|test|run|query|cquery|coverage|fetch|info|sync)"
+    r"(?::([A-Za-z0-9_.-]+))?\s+(.*)$"
+)
 
 
 def bazelrc_lines(root):
@@ -52,8 +54,9 @@ def _has_target(root, label):
     pkg, _, name = label[2:].partition(":")
     for build in ("BUILD", "BUILD.bazel"):
         path = Path(root) / pkg / build
-        if path.is_file() and re.search(r"\bname\s*=\s*\"" + re.escape(name) + "\"",
-                                        path.read_text(errors="replace")):
+        if path.is_file() and re.search(
+            r"\bname\s*=\s*\"" + re.escape(name) + '"', path.read_text(errors="replace")
+        ):
             return True
     return False
 
@@ -66,27 +69,35 @@ def problems(root, *, target=None, configs=(), bazel=None, wheel_type=None):
         have = root / ".bazelversion"
         text = bazel_version(have) if have.is_file() else ""
         if text != bazel:
-            found.append(f".bazelversion says {text or 'nothing'}, the recipe pins Bazel {bazel};"
-                         f" fix `bazel` for this release in {RECIPE}")
+            found.append(
+                f".bazelversion says {text or 'nothing'}, the recipe pins Bazel {bazel};"
+                f" fix `bazel` for this release in {RECIPE}"
+            )
     if target is not None and not _has_target(root, target):
         found.append(f"no target {target} in the tree; fix `wheel_target` in {RECIPE}")
     lines = bazelrc_lines(root)
     defined = {config for config, _ in lines if config}
     missing = [c for c in configs if c not in defined]
     if missing:
-        found.append(f".bazelrc defines no config {', '.join(missing)}; fix the recipe in "
-                     f"{RECIPE} or drop the --config")
+        found.append(
+            f".bazelrc defines no config {', '.join(missing)}; fix the recipe in "
+            f"{RECIPE} or drop the --config"
+        )
     plain = [opts for config, opts in lines if config is None]
     if any(_sets(o, "USE_HERMETIC_CC_TOOLCHAIN", "1") for o in plain):
         chosen = [o for config, o in lines if config in configs]
         if not any(_sets(o, "USE_HERMETIC_CC_TOOLCHAIN", "0") for o in chosen):
             off = sorted({c for c, o in lines if c and _sets(o, "USE_HERMETIC_CC_TOOLCHAIN", "0")})
             fix = f"--bazel-arg=--config={off[0]}" if off else "a config that sets it to 0"
-            found.append("the tree's .bazelrc turns on a hermetic C++ toolchain, so the chosen "
-                         f"compiler would be ignored; set cc_toolchain in {RECIPE} or pass {fix}")
+            found.append(
+                "the tree's .bazelrc turns on a hermetic C++ toolchain, so the chosen "
+                f"compiler would be ignored; set cc_toolchain in {RECIPE} or pass {fix}"
+            )
     if wheel_type is None and any(_sets(o, "ML_WHEEL_TYPE") for o in plain):
-        found.append("the tree's .bazelrc sets ML_WHEEL_TYPE (a snapshot makes a .dev0 version);"
-                     f" set wheel_type = \"release\" for this release in {RECIPE}")
+        found.append(
+            "the tree's .bazelrc sets ML_WHEEL_TYPE (a snapshot makes a .dev0 version);"
+            f' set wheel_type = "release" for this release in {RECIPE}'
+        )
     return found
 
 
@@ -98,14 +109,21 @@ def main(argv=None):
     parser.add_argument("--bazel")
     parser.add_argument("--wheel-type")
     opts = parser.parse_args(argv)
-    found = problems(opts.root, target=opts.target, configs=opts.config, bazel=opts.bazel,
-                     wheel_type=opts.wheel_type)
+    found = problems(
+        opts.root,
+        target=opts.target,
+        configs=opts.config,
+        bazel=opts.bazel,
+        wheel_type=opts.wheel_type,
+    )
     for line in found:
         print(f"tfforge: the source tree disagrees with the recipe: {line}", file=sys.stderr)
     if found:
         return 1
-    print(f"tfforge: the source tree matches the recipe (target {opts.target}, configs "
-          f"{', '.join(opts.config) or 'none'}, bazel {opts.bazel or 'not pinned here'})")
+    print(
+        f"tfforge: the source tree matches the recipe (target {opts.target}, configs "
+        f"{', '.join(opts.config) or 'none'}, bazel {opts.bazel or 'not pinned here'})"
+    )
     return 0
 
 

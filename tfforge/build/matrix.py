@@ -21,44 +21,59 @@ class HostGain:
     """One host served by a cell, and what its cell's target adds over the fleet's common one."""
 
     name: str
-    gains: tuple[str, ...]   # canonical features beyond the common target, most capable first
+    gains: tuple[str, ...]  # canonical features beyond the common target, most capable first
 
 
 @dataclass(frozen=True)
 class Cell:
     """One build of the matrix."""
 
-    cell: str                  # e.g. 'haswell-tf2.21.0-py3.11'
-    target: str                # archspec name (x86_64_v3 for psABI levels)
-    display: str               # as `--target` spells it (x86-64-v3)
-    flags: str                 # GCC flags of the target
+    cell: str  # e.g. 'haswell-tf2.21.0-py3.11'
+    target: str  # archspec name (x86_64_v3 for psABI levels)
+    display: str  # as `--target` spells it (x86-64-v3)
+    flags: str  # GCC flags of the target
     tf_version: str
     python_version: str
     hosts: tuple[HostGain, ...]
 
     def build_args(self) -> tuple[str, ...]:
         """The `invoke build` flags that select this cell (the shared options come after)."""
-        return ("--target", self.display, "--tf-version", self.tf_version,
-                "--python-version", self.python_version)
+        return (
+            "--target",
+            self.display,
+            "--tf-version",
+            self.tf_version,
+            "--python-version",
+            self.python_version,
+        )
 
     def as_dict(self) -> dict:
-        return {"cell": self.cell, "target": self.display, "archspec": self.target,
-                "flags": self.flags, "tf_version": self.tf_version,
-                "python_version": self.python_version,
-                "hosts": [{"name": h.name, "gains": list(h.gains)} for h in self.hosts],
-                "build_args": list(self.build_args())}
+        return {
+            "cell": self.cell,
+            "target": self.display,
+            "archspec": self.target,
+            "flags": self.flags,
+            "tf_version": self.tf_version,
+            "python_version": self.python_version,
+            "hosts": [{"name": h.name, "gains": list(h.gains)} for h in self.hosts],
+            "build_args": list(self.build_args()),
+        }
 
 
 @dataclass(frozen=True)
 class Plan:
-    common: str                # the fleet's common target (display name)
+    common: str  # the fleet's common target (display name)
     one: bool
     gcc_version: str
     cells: tuple[Cell, ...]
 
     def as_dict(self) -> dict:
-        return {"common_target": self.common, "one": self.one, "gcc_version": self.gcc_version,
-                "cells": [c.as_dict() for c in self.cells]}
+        return {
+            "common_target": self.common,
+            "one": self.one,
+            "gcc_version": self.gcc_version,
+            "cells": [c.as_dict() for c in self.cells],
+        }
 
 
 def split_list(text: str | list[str] | tuple[str, ...] | None, default: str) -> tuple[str, ...]:
@@ -78,8 +93,9 @@ def headline_first(names: frozenset[str]) -> tuple[str, ...]:
     return tuple(sorted(names, key=lambda f: (-levels.get(f, 0), -isa.sort_key(f))))
 
 
-def _groups(hosts: list[HostProfile], gcc_version: str, one: bool) -> list[tuple[fleet.Target,
-                                                                               list[HostProfile]]]:
+def _groups(
+    hosts: list[HostProfile], gcc_version: str, one: bool
+) -> list[tuple[fleet.Target, list[HostProfile]]]:
     """(target, hosts) pairs, most capable target first; one pair with `one`."""
     if one:
         return [(fleet.best_target(hosts, gcc_version), list(hosts))]
@@ -90,8 +106,14 @@ def _groups(hosts: list[HostProfile], gcc_version: str, one: bool) -> list[tuple
     return sorted(by_name.values(), key=lambda g: (-g[0].level, -len(g[0].features), g[0].name))
 
 
-def plan(hosts: list[HostProfile], *, gcc_version: str, tf_versions: tuple[str, ...],
-         python_versions: tuple[str, ...], one: bool = False) -> Plan:
+def plan(
+    hosts: list[HostProfile],
+    *,
+    gcc_version: str,
+    tf_versions: tuple[str, ...],
+    python_versions: tuple[str, ...],
+    one: bool = False,
+) -> Plan:
     """The matrix for a fleet; ConfigError for an unknown TF release or an unsupported Python."""
     fleet.check_fleet(hosts)
     common = fleet.best_target(hosts, gcc_version)
@@ -105,9 +127,11 @@ def plan(hosts: list[HostProfile], *, gcc_version: str, tf_versions: tuple[str, 
             pairs.append((tf, py))
     cells = []
     for t, members in _groups(hosts, gcc_version, one):
-        served = tuple(HostGain(h.name, headline_first(t.features - common.features))
-                       for h in members)
+        served = tuple(
+            HostGain(h.name, headline_first(t.features - common.features)) for h in members
+        )
         for tf, py in pairs:
-            cells.append(Cell(f"{t.display}-tf{tf}-py{py}", t.name, t.display, t.flags or "",
-                              tf, py, served))
+            cells.append(
+                Cell(f"{t.display}-tf{tf}-py{py}", t.name, t.display, t.flags or "", tf, py, served)
+            )
     return Plan(common.display, one, gcc_version, tuple(cells))

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from tfforge.build.spec import BuildSpec
 
 PROBE_TIMEOUT_S = 5.0
-OFFLINE_WAY = ("Offline: build a tree whose Bazel dependencies are all local (such as "
-               "tests/fixtures/tfws) with --source-dir DIR --bazel-provider debian (or image) "
-               "and a local base image: `bash scripts/make-base-image.sh local/{suite}:base "
-               "{suite}`, then --base-image local/{suite}:base")
+OFFLINE_WAY = (
+    "Offline: build a tree whose Bazel dependencies are all local (such as "
+    "tests/fixtures/tfws) with --source-dir DIR --bazel-provider debian (or image) "
+    "and a local base image: `bash scripts/make-base-image.sh local/{suite}:base "
+    "{suite}`, then --base-image local/{suite}:base"
+)
 
 
 @dataclass(frozen=True)

@@ -13,31 +13,35 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
 
 from tfforge import paths
 from tfforge.build.render import SECRET_HEADER, SECRET_NETRC
 from tfforge.errors import ConfigError
 
-HEADER_ENV = "TFFORGE_REMOTE_HEADER"            # e.g. "Authorization=Bearer <token>"
+HEADER_ENV = "TFFORGE_REMOTE_HEADER"  # e.g. "Authorization=Bearer <token>"
 HEADER_FILE_ENV = "TFFORGE_REMOTE_HEADER_FILE"  # a file holding that one line
-NETRC_FILE_ENV = "TFFORGE_REMOTE_NETRC_FILE"    # a netrc file (Bazel reads $NETRC, 4.0+)
+NETRC_FILE_ENV = "TFFORGE_REMOTE_NETRC_FILE"  # a netrc file (Bazel reads $NETRC, 4.0+)
 _HEADER = re.compile(r"^[A-Za-z0-9-]+=[^\r\n]+$")
 _PROCESSES = re.compile(r"INFO: (\d+) process(?:es)?: ([^\n]*)")
 _HITS = re.compile(r"(\d+) remote cache hits?")
 _INTERNAL = re.compile(r"(\d+) internal")
 # Only the step's output (BuildKit prefixes it with seconds), not the echoed RUN command.
-_UNREACHABLE = re.compile(r"^#\d+ \d+\.\d+ tfforge: warning: (remote cache \S+ is not "
-                          r"reachable from the build; building locally without it)", re.M)
+_UNREACHABLE = re.compile(
+    r"^#\d+ \d+\.\d+ tfforge: warning: (remote cache \S+ is not "
+    r"reachable from the build; building locally without it)",
+    re.M,
+)
 
 
 def _read(path: str, env: str) -> str:
     try:
         return Path(path).read_text()
     except OSError as exc:
-        raise ConfigError(f"{env}={path}: cannot read it ({exc.strerror}); point it at a "
-                          "readable file") from None
+        raise ConfigError(
+            f"{env}={path}: cannot read it ({exc.strerror}); point it at a readable file"
+        ) from None
 
 
 def credentials(environ: Mapping[str, str]) -> dict[str, str]:
@@ -48,8 +52,10 @@ def credentials(environ: Mapping[str, str]) -> dict[str, str]:
         header = _read(environ[HEADER_FILE_ENV], HEADER_FILE_ENV).strip()
     if header.strip():
         if not _HEADER.match(header.strip()):
-            raise ConfigError(f"{HEADER_ENV}: expected one line NAME=VALUE, e.g. "
-                              "Authorization=Bearer <token> (value not shown)")
+            raise ConfigError(
+                f"{HEADER_ENV}: expected one line NAME=VALUE, e.g. "
+                "Authorization=Bearer <token> (value not shown)"
+            )
         found[SECRET_HEADER] = header.strip()
     if environ.get(NETRC_FILE_ENV):
         found[SECRET_NETRC] = _read(environ[NETRC_FILE_ENV], NETRC_FILE_ENV)
@@ -90,9 +96,13 @@ def log_facts(text: str) -> dict:
     hits = _HITS.search(detail)
     internal = _INTERNAL.search(detail)
     unreachable = _UNREACHABLE.search(text)
-    return {"processes": processes, "remote_cache_hits": int(hits.group(1)) if hits else 0,
-            # actions that could come from a cache (Bazel's 'internal' ones never do)
-            "cacheable": processes - (int(internal.group(1)) if internal else 0)
-            if processes is not None else None,
-            "summary": detail.rstrip(". ") or None,
-            "unreachable": unreachable.group(1).strip() if unreachable else None}
+    return {
+        "processes": processes,
+        "remote_cache_hits": int(hits.group(1)) if hits else 0,
+        # actions that could come from a cache (Bazel's 'internal' ones never do)
+        "cacheable": processes - (int(internal.group(1)) if internal else 0)
+        if processes is not None
+        else None,
+        "summary": detail.rstrip(". ") or None,
+        "unreachable": unreachable.group(1).strip() if unreachable else None,
+    }

@@ -17,24 +17,33 @@ from pathlib import Path
 
 import jinja2
 
-from tfforge.build import toolchains
 from tfforge import resources
+from tfforge.build import toolchains
+from tfforge.build.spec import (
+    CLONE_CHECK,
+    DIST,
+    FRESH_ROOT,
+    BuildSpec,
+    canonical_json,
+    clone_check_source,
+    docker_command,
+)
 from tfforge.errors import BuildError, ConfigError
 from tfforge.files import io_error
-from tfforge.build.spec import (CLONE_CHECK, DIST, FRESH_ROOT, BuildSpec, canonical_json,
-                                clone_check_source, docker_command)
 
 # The build context: its inputs only (not logs, exports or kept rebuilds).
-DOCKERIGNORE = ("# the build context: its inputs only\n*\n!Dockerfile\n!build.json\n!apt-pins\n"
-                "!clone_check.py\n!src\n")
+DOCKERIGNORE = (
+    "# the build context: its inputs only\n*\n!Dockerfile\n!build.json\n!apt-pins\n"
+    "!clone_check.py\n!src\n"
+)
 
 
 @dataclass(frozen=True)
 class Rendered:
     build_id: str
     path: Path
-    created: bool     # False: an identical rendering already existed
-    document: dict    # build.json content
+    created: bool  # False: an identical rendering already existed
+    document: dict  # build.json content
 
 
 def build_document(spec: BuildSpec) -> dict:
@@ -46,9 +55,14 @@ def build_document(spec: BuildSpec) -> dict:
 
 
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(resources.template_path().parent)),
-                              undefined=jinja2.StrictUndefined, autoescape=False,
-                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True)
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(resources.template_path().parent)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def context(spec: BuildSpec, doc: dict) -> dict:
@@ -57,8 +71,9 @@ def context(spec: BuildSpec, doc: dict) -> dict:
     docker = doc["commands"]["docker"]
     return {
         "id": spec.build_id,
-        "docker_command": " ".join(f"{k}={v}" for k, v in docker["env"].items()) + " "
-                          + shlex.join(docker["argv"]),
+        "docker_command": " ".join(f"{k}={v}" for k, v in docker["env"].items())
+        + " "
+        + shlex.join(docker["argv"]),
         "base_image": spec.base_image,
         "bazel_provider": spec.bazel_provider,
         "compiler_packages": list(spec.compiler_packages),
@@ -73,9 +88,11 @@ def context(spec: BuildSpec, doc: dict) -> dict:
         "dist": DIST,
         "toolchain_env": [f"{k}={v}" for k, v in spec.toolchain_env],
         "source_kind": spec.source.kind,
-        "source_note": (f"the pinned tag {spec.source.tag}, its commit verified"
-                        if spec.source.kind == "git" else
-                        f"a local folder, tree sha256 {spec.source.tree_sha256}"),
+        "source_note": (
+            f"the pinned tag {spec.source.tag}, its commit verified"
+            if spec.source.kind == "git"
+            else f"a local folder, tree sha256 {spec.source.tree_sha256}"
+        ),
         "git_url": spec.source.url or "",
         "git_tag": spec.source.tag or "",
         "git_commit": spec.source.commit or "",
@@ -108,13 +125,21 @@ def remote_context(spec: BuildSpec) -> dict:
         return {"remote": None, "bazel_run": list(spec.bazel_command)}
     words = list(spec.bazel_command)
     at = words.index(flags[0])
-    words[at:at + len(flags)] = ["$tfforge_remote", '"$@"']
+    words[at : at + len(flags)] = ["$tfforge_remote", '"$@"']
     host, port = spec.remote_endpoint
-    return {"remote": {"flags": " ".join(flags), "host": host, "port": port, "probe": PROBE,
-                       "header": f"/run/secrets/{SECRET_HEADER}",
-                       "netrc": f"/run/secrets/{SECRET_NETRC}",
-                       "header_id": SECRET_HEADER, "netrc_id": SECRET_NETRC},
-            "bazel_run": words}
+    return {
+        "remote": {
+            "flags": " ".join(flags),
+            "host": host,
+            "port": port,
+            "probe": PROBE,
+            "header": f"/run/secrets/{SECRET_HEADER}",
+            "netrc": f"/run/secrets/{SECRET_NETRC}",
+            "header_id": SECRET_HEADER,
+            "netrc_id": SECRET_NETRC,
+        },
+        "bazel_run": words,
+    }
 
 
 def dockerfile(spec: BuildSpec, doc: dict | None = None) -> str:
@@ -127,10 +152,16 @@ def files(spec: BuildSpec) -> tuple[dict[str, bytes], dict]:
     doc = build_document(spec)
     # apt-pins: empty; `invoke rebuild` fills its copy from the apt.lock a build recorded.
     # .dockerignore: only the inputs go to the engine, not logs, exports or kept rebuilds.
-    return ({"Dockerfile": dockerfile(spec, doc).encode(),
-             "build.json": canonical_json(doc).encode(), "apt-pins": b"",
-             "clone_check.py": clone_check_source().encode(),
-             ".dockerignore": DOCKERIGNORE.encode()}, doc)
+    return (
+        {
+            "Dockerfile": dockerfile(spec, doc).encode(),
+            "build.json": canonical_json(doc).encode(),
+            "apt-pins": b"",
+            "clone_check.py": clone_check_source().encode(),
+            ".dockerignore": DOCKERIGNORE.encode(),
+        },
+        doc,
+    )
 
 
 def _same(folder: Path, owned: dict[str, bytes]) -> bool:
@@ -155,8 +186,10 @@ def _copy_source(spec: BuildSpec, dest: Path) -> None:
                 h.update(chunk)
                 dst.write(chunk)
         if h.hexdigest() != e.digest:
-            raise BuildError(f"{root / e.path} changed while it was being copied; render again "
-                             "when the source tree is quiet")
+            raise BuildError(
+                f"{root / e.path} changed while it was being copied; render again "
+                "when the source tree is quiet"
+            )
         os.chmod(out, e.mode)
 
 
@@ -165,13 +198,16 @@ def render(spec: BuildSpec, builds_dir: Path) -> Rendered:
     owned, doc = files(spec)
     final = builds_dir / spec.build_id
     if (final.exists() or final.is_symlink()) and (final.is_symlink() or not final.is_dir()):
-        raise ConfigError(f"{final} is a file or link, not a rendered build folder; move it away "
-                          "and render again")
+        raise ConfigError(
+            f"{final} is a file or link, not a rendered build folder; move it away and render again"
+        )
     if final.exists():
         if _same(final, owned):
             return Rendered(spec.build_id, final, False, doc)
-        raise BuildError(f"{final} exists but differs from what this spec renders (edited by "
-                         "hand?); move it away and render again")
+        raise BuildError(
+            f"{final} exists but differs from what this spec renders (edited by "
+            "hand?); move it away and render again"
+        )
     try:
         builds_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.build_id}-", dir=builds_dir))

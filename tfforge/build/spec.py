@@ -14,24 +14,21 @@ import json
 import os
 import re
 import stat
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
-from typing import Iterable, Mapping
 from urllib.parse import urlsplit
 
 import archspec
 import archspec.cpu
 from packaging.version import InvalidVersion, Version
 
-from tfforge import __version__
-from tfforge.host import cpu
-from tfforge.host import fleet
-from tfforge.host import isa
+from tfforge import __version__, resources
 from tfforge.build import toolchains
-from tfforge import resources
 from tfforge.errors import ConfigError
 from tfforge.files import sha256_file
+from tfforge.host import cpu, fleet, isa
 from tfforge.text import is_loopback, without_credentials
 
 SCHEMA = "tfforge-build/1"
@@ -57,10 +54,14 @@ EXPORT_STAGE = ".export"  # beside the build: the export stage's files land here
 _GCC_VERSION = re.compile(r"^[0-9]{1,2}(\.[0-9]{1,2}){0,2}$")
 _BAZEL_ARG = re.compile(r"^--[A-Za-z][A-Za-z0-9_]*(=[A-Za-z0-9_.,:/@%+=-]*)?$")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN = (r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)"
-           r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?")
-_IMAGE_REF = re.compile(rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
-                        r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$")
+_DOMAIN = (
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?"
+)
+_IMAGE_REF = re.compile(
+    rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
+)
 _URL_HOST = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 _URL_PATH = re.compile(r"^[A-Za-z0-9._~/%-]*$")
 SAFE_TOKEN = re.compile(r"^[A-Za-z0-9_.,:/@%+=*-]+$")
@@ -79,29 +80,33 @@ def _short(value: object, limit: int = 60) -> str:
 class TargetChoice:
     """The CPU target a build is for, and how its compiler flags were decided."""
 
-    kind: str                        # 'archspec', 'psabi', 'features', 'host' or 'fleet'
-    request: tuple[str, ...]         # what was asked: a name, feature names or host names
-    name: str | None                 # archspec name of the target (None for feature sets)
-    features: frozenset[str]         # canonical features the build may use
-    requested: frozenset[str]        # features asked for explicitly (feature sets)
-    implied: frozenset[str]          # features added because requested ones imply them
-    flags: tuple[str, ...]           # compiler flags for the target
-    flags_from: str                  # which path produced the flags
+    kind: str  # 'archspec', 'psabi', 'features', 'host' or 'fleet'
+    request: tuple[str, ...]  # what was asked: a name, feature names or host names
+    name: str | None  # archspec name of the target (None for feature sets)
+    features: frozenset[str]  # canonical features the build may use
+    requested: frozenset[str]  # features asked for explicitly (feature sets)
+    implied: frozenset[str]  # features added because requested ones imply them
+    flags: tuple[str, ...]  # compiler flags for the target
+    flags_from: str  # which path produced the flags
     hosts: tuple[tuple[str, str], ...] = ()  # (host name, sha256 of its snapshot)
-    skipped: tuple[str, ...] = ()    # better shared targets the compiler refused
+    skipped: tuple[str, ...] = ()  # better shared targets the compiler refused
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "request": list(self.request), "name": self.name,
-                "hosts": [{"name": n, "snapshot_sha256": s} for n, s in self.hosts],
-                "skipped": list(self.skipped)}
+        return {
+            "kind": self.kind,
+            "request": list(self.request),
+            "name": self.name,
+            "hosts": [{"name": n, "snapshot_sha256": s} for n, s in self.hosts],
+            "skipped": list(self.skipped),
+        }
 
 
 @dataclass(frozen=True)
 class SourceEntry:
-    path: str       # relative, '/'-separated
-    kind: str       # 'file' or 'link'
-    mode: int       # 0o644 / 0o755 for files, 0 for links
-    digest: str     # sha256 of the content (files) or of the link target (links)
+    path: str  # relative, '/'-separated
+    kind: str  # 'file' or 'link'
+    mode: int  # 0o644 / 0o755 for files, 0 for links
+    digest: str  # sha256 of the content (files) or of the link target (links)
     target: str = ""  # link target
 
 
@@ -109,7 +114,7 @@ class SourceEntry:
 class Source:
     """Where the TensorFlow source comes from: the pinned git tag or a local directory."""
 
-    kind: str                               # 'git' or 'local'
+    kind: str  # 'git' or 'local'
     url: str | None = None
     tag: str | None = None
     commit: str | None = None
@@ -203,8 +208,11 @@ class BuildSpec:
         if self.target.kind == "features":
             # the requested features no other requested one implies, newest first:
             # --avx2 --fma -> avx2.fma; --avx512f --avx2 -> avx512f
-            parts = [f for f in sorted(self.target.requested, key=isa.sort_key, reverse=True)
-                     if not any(f in isa.closure([g]) for g in self.target.requested if g != f)]
+            parts = [
+                f
+                for f in sorted(self.target.requested, key=isa.sort_key, reverse=True)
+                if not any(f in isa.closure([g]) for g in self.target.requested if g != f)
+            ]
         else:
             parts = [self.target.name or "generic"]
         if self.mkl:
@@ -239,8 +247,10 @@ class BuildSpec:
     def compiler_check(self) -> tuple[str, str]:
         """(command printing the installed version, the minimum version required)."""
         if self.compiler == "gcc":
-            return (f"gcc-{gcc_package_suffix(self.gcc_version)} -dumpfullversion",
-                    self.gcc_version)
+            return (
+                f"gcc-{gcc_package_suffix(self.gcc_version)} -dumpfullversion",
+                self.gcc_version,
+            )
         # Distribution packages of clang-N carry their own N.x.y (e.g. 18.1.3 for clang-18)
         # and some print only N: require the major version, record the asked-for one.
         return (f"clang-{_major(self.clang_version)} -dumpversion", _major(self.clang_version))
@@ -253,21 +263,29 @@ class BuildSpec:
             s = gcc_package_suffix(self.gcc_version)
             env += [("CC", f"/usr/bin/gcc-{s}"), ("CXX", f"/usr/bin/g++-{s}")]
         if self.bazel_provider == "bazelisk":
-            env += [("USE_BAZEL_VERSION", self.toolchain.bazel),
-                    ("BAZELISK_VERIFY_SHA256", self.toolchain.bazel_sha256)]
+            env += [
+                ("USE_BAZEL_VERSION", self.toolchain.bazel),
+                ("BAZELISK_VERIFY_SHA256", self.toolchain.bazel_sha256),
+            ]
         return tuple(env)
 
     @property
     def configure_env(self) -> tuple[tuple[str, str], ...]:
         """Answers for TensorFlow's ./configure, so it never asks."""
-        env = [("PYTHON_BIN_PATH", PYTHON_BIN), ("USE_DEFAULT_PYTHON_LIB_PATH", "1"),
-               ("TF_NEED_CLANG", "1" if self.compiler == "clang" else "0")]
+        env = [
+            ("PYTHON_BIN_PATH", PYTHON_BIN),
+            ("USE_DEFAULT_PYTHON_LIB_PATH", "1"),
+            ("TF_NEED_CLANG", "1" if self.compiler == "clang" else "0"),
+        ]
         if self.compiler == "clang":
             env.append(("CLANG_COMPILER_PATH", self.compiler_bin))
         else:
             env.append(("GCC_HOST_COMPILER_PATH", self.compiler_bin))
-        env += [("CC_OPT_FLAGS", self.cc_opt_flags), *toolchains.pins().configure_answers,
-                ("SOURCE_DATE_EPOCH", str(self.source_date_epoch))]
+        env += [
+            ("CC_OPT_FLAGS", self.cc_opt_flags),
+            *toolchains.pins().configure_answers,
+            ("SOURCE_DATE_EPOCH", str(self.source_date_epoch)),
+        ]
         return tuple(env)
 
     @property
@@ -282,19 +300,32 @@ class BuildSpec:
         the toolchain's --start-lib (both measured on the fixture)."""
         level = isa.psabi_level(self.target.features)
         if self.compiler != "gcc":
-            return {"stamped": False, "level": isa.level_name(level),
-                    "why": "not stamped: clang builds may link with LLD, which writes no "
-                           "ISA-level note (only GCC + GNU ld builds are stamped)"}
+            return {
+                "stamped": False,
+                "level": isa.level_name(level),
+                "why": "not stamped: clang builds may link with LLD, which writes no "
+                "ISA-level note (only GCC + GNU ld builds are stamped)",
+            }
         if level < 2:
-            return {"stamped": False, "level": isa.level_name(level),
-                    "why": "not stamped: the target's features complete no psABI level "
-                           "above the x86-64 baseline"}
+            return {
+                "stamped": False,
+                "level": isa.level_name(level),
+                "why": "not stamped: the target's features complete no psABI level "
+                "above the x86-64 baseline",
+            }
         if Version(self.gcc_version) < Version("11"):
-            return {"stamped": False, "level": isa.level_name(level),
-                    "why": "not stamped: -mneeded needs GCC >= 11"}
-        return {"stamped": True, "level": isa.level_name(level), "copt": "-mneeded",
-                "why": f"GCC -mneeded: the libraries need {isa.level_name(level)} in their "
-                       "ISA note; glibc refuses them on older CPUs"}
+            return {
+                "stamped": False,
+                "level": isa.level_name(level),
+                "why": "not stamped: -mneeded needs GCC >= 11",
+            }
+        return {
+            "stamped": True,
+            "level": isa.level_name(level),
+            "copt": "-mneeded",
+            "why": f"GCC -mneeded: the libraries need {isa.level_name(level)} in their "
+            "ISA note; glibc refuses them on older CPUs",
+        }
 
     @property
     def repo_env(self) -> tuple[str, ...]:
@@ -326,8 +357,10 @@ class BuildSpec:
         tc = self.toolchain
         what = f"{self.compiler} {self.compiler_check[1]} from the image"
         if tc.cc_toolchain == "hermetic-clang":
-            return (f"{what}; the release's hermetic clang is switched off with "
-                    f"--config={tc.local_cc_config}")
+            return (
+                f"{what}; the release's hermetic clang is switched off with "
+                f"--config={tc.local_cc_config}"
+            )
         return f"{what}, chosen by ./configure (TF_NEED_CLANG={int(self.compiler == 'clang')})"
 
     @property
@@ -357,19 +390,23 @@ class BuildSpec:
     def bazel_command(self) -> tuple[str, ...]:
         """The bazel command run in the source tree (argv)."""
         argv = ["bazel", "build"]
-        argv += [f"--config={c}" for c in self.configs
-                 if f"--config={c}" not in self.bazel_args]
+        argv += [f"--config={c}" for c in self.configs if f"--config={c}" not in self.bazel_args]
         argv += [f"--copt={f}" for f in self.copts]
         if self.isa_note["stamped"]:
             argv.append(f"--copt={self.isa_note['copt']}")
-        argv += [f"--action_env=SOURCE_DATE_EPOCH={self.source_date_epoch}",
-                 f"--disk_cache={self.bazel_cache}/disk"]
+        argv += [
+            f"--action_env=SOURCE_DATE_EPOCH={self.source_date_epoch}",
+            f"--disk_cache={self.bazel_cache}/disk",
+        ]
         # ---- reproducibility (tfforge rebuild; README "Reproducible wheels"): no volatile
         # stamping, fixed hashing in Python actions, and either output root (cached or fresh)
         # mapped to one name in __FILE__ and debug info.
-        argv += ["--nostamp", "--action_env=PYTHONHASHSEED=0",
-                 f"--copt=-ffile-prefix-map={self.bazel_cache}=/bazel",
-                 f"--copt=-ffile-prefix-map={FRESH_ROOT}=/bazel"]
+        argv += [
+            "--nostamp",
+            "--action_env=PYTHONHASHSEED=0",
+            f"--copt=-ffile-prefix-map={self.bazel_cache}=/bazel",
+            f"--copt=-ffile-prefix-map={FRESH_ROOT}=/bazel",
+        ]
         argv += self.remote_flags
         argv += [f"--repo_env={e}" for e in self.repo_env]
         argv += self.extra_args
@@ -402,66 +439,92 @@ class BuildSpec:
     def evidence_line(self) -> str:
         """The evidence level of each fact that decides this build, in one line."""
         ev = self.toolchain.evidence
-        shown = {"bazel": f"bazel {self.toolchain.bazel}",
-                 "wheel_target": self.toolchain.wheel_target.rsplit("/", 1)[-1],
-                 "python_env": "python var", "wheel_type": "version type",
-                 "cc_toolchain": f"toolchain {self.toolchain.cc_toolchain}",
-                 self.compiler: f"{self.compiler} range", "packages": "packaging tools"}
+        shown = {
+            "bazel": f"bazel {self.toolchain.bazel}",
+            "wheel_target": self.toolchain.wheel_target.rsplit("/", 1)[-1],
+            "python_env": "python var",
+            "wheel_type": "version type",
+            "cc_toolchain": f"toolchain {self.toolchain.cc_toolchain}",
+            self.compiler: f"{self.compiler} range",
+            "packages": "packaging tools",
+        }
         return "; ".join(f"{label} [{ev[k].level}]" for k, label in shown.items())
 
     def document(self) -> dict:
         """build.json without the id and the docker command (those follow from this)."""
         pins = toolchains.pins()
         t = self.target
-        tc = {**self.toolchain.as_dict(), "bazel_provider": self.bazel_provider,
-              "bazel_version": self.bazel_version}
+        tc = {
+            **self.toolchain.as_dict(),
+            "bazel_provider": self.bazel_provider,
+            "bazel_version": self.bazel_version,
+        }
         if self.bazel_provider == "bazelisk":
-            tc["bazelisk"] = {"version": pins.bazelisk.version, "url": pins.bazelisk.url,
-                              "sha256": pins.bazelisk.sha256}
+            tc["bazelisk"] = {
+                "version": pins.bazelisk.version,
+                "url": pins.bazelisk.url,
+                "sha256": pins.bazelisk.sha256,
+            }
         elif self.bazel_provider == "debian":
             tc["debian_package"] = pins.debian_bazel_package
         return {
             "schema": SCHEMA,
             "spec": {
-                "tf_version": self.tf_version, "python_version": self.python_version,
+                "tf_version": self.tf_version,
+                "python_version": self.python_version,
                 "target": t.as_dict(),
                 "features_requested": sorted(t.requested, key=isa.sort_key),
-                "mkl": self.mkl, "compiler": self.compiler, "gcc_version": self.gcc_version,
-                "clang_version": self.clang_version, "base_image": self.base_image,
+                "mkl": self.mkl,
+                "compiler": self.compiler,
+                "gcc_version": self.gcc_version,
+                "clang_version": self.clang_version,
+                "base_image": self.base_image,
                 "base_image_pinned": self.base_image_pinned,
-                "base_image_suite": (self.base_image_choice.suite if self.base_image_choice
-                                     else None),
+                "base_image_suite": (
+                    self.base_image_choice.suite if self.base_image_choice else None
+                ),
                 "source": self.source.as_dict(),
-                "bazel_provider": self.bazel_provider, "bazel_args": list(self.bazel_args),
+                "bazel_provider": self.bazel_provider,
+                "bazel_args": list(self.bazel_args),
                 "remote_cache": self.remote_cache,
                 "source_date_epoch": self.source_date_epoch,
                 **({"remote_executor": self.remote_executor} if self.remote_executor else {}),
             },
             "derived": {
-                "local_version": self.local_label, "version": self.version,
+                "local_version": self.local_label,
+                "version": self.version,
                 "wheel_name": WHEEL_NAME,
                 "features": sorted(t.features, key=isa.sort_key),
                 "implied_features": sorted(t.implied, key=isa.sort_key),
-                "target_name": t.name, "psabi_level": isa.level_name(isa.psabi_level(t.features)),
-                "copts": list(self.copts), "host_copts": list(self.copts),
-                "cc_opt_flags": self.cc_opt_flags, "flags_from": t.flags_from,
-                "threading": "OpenMP (oneDNN, --config=mkl; set OMP_NUM_THREADS)" if self.mkl
+                "target_name": t.name,
+                "psabi_level": isa.level_name(isa.psabi_level(t.features)),
+                "copts": list(self.copts),
+                "host_copts": list(self.copts),
+                "cc_opt_flags": self.cc_opt_flags,
+                "flags_from": t.flags_from,
+                "threading": "OpenMP (oneDNN, --config=mkl; set OMP_NUM_THREADS)"
+                if self.mkl
                 else "TensorFlow's Eigen thread pool",
                 "compiler_packages": list(self.compiler_packages),
                 "compiler_required": self.compiler_check[1],
                 "compiler_story": self.compiler_story,
                 "isa_note": self.isa_note,
-                "repo_env": list(self.repo_env), "configs": list(self.configs),
+                "repo_env": list(self.repo_env),
+                "configs": list(self.configs),
                 "apt_packages": list(self.apt_packages),
             },
-            "recipe": {"evidence": {k: e.as_dict()
-                                    for k, e in self.toolchain.evidence.items()},
-                       "secondary_only": self.toolchain.secondary_only,
-                       "configure_unset": toolchains.pins().configure_unset},
+            "recipe": {
+                "evidence": {k: e.as_dict() for k, e in self.toolchain.evidence.items()},
+                "secondary_only": self.toolchain.secondary_only,
+                "configure_unset": toolchains.pins().configure_unset,
+            },
             "toolchain": tc,
-            "tools": {"tfforge": __version__, "archspec": archspec.__version__,
-                      "dockerfile_template_sha256": template_sha256(),
-                      "clone_check_sha256": clone_check_sha256()},
+            "tools": {
+                "tfforge": __version__,
+                "archspec": archspec.__version__,
+                "dockerfile_template_sha256": template_sha256(),
+                "clone_check_sha256": clone_check_sha256(),
+            },
             "commands": {
                 "workdir": self.src_dir,
                 "toolchain_env": dict(self.toolchain_env),
@@ -508,9 +571,15 @@ def docker_env_text() -> str:
     return " ".join(f"{k}={v}" for k, v in DOCKER_ENV.items())
 
 
-def docker_argv(client: str, build_dir: str | Path, *, network: str | None = None,
-                secrets: Mapping[str, str] | None = None, fresh: bool = False,
-                build_args: Mapping[str, str] | None = None) -> list[str]:
+def docker_argv(
+    client: str,
+    build_dir: str | Path,
+    *,
+    network: str | None = None,
+    secrets: Mapping[str, str] | None = None,
+    fresh: bool = False,
+    build_args: Mapping[str, str] | None = None,
+) -> list[str]:
     """THE docker command that builds a rendered folder: `build --dry-run` prints it, the
     engine runs it (with DOCKER_ENV), build.json records it for the folder under builds/.
 
@@ -522,8 +591,13 @@ def docker_argv(client: str, build_dir: str | Path, *, network: str | None = Non
         argv.append(f"--network={network}")
     for sid, path in sorted((secrets or {}).items()):
         argv += ["--secret", f"id={sid},src={path}"]
-    argv += ["--progress=plain", "--target", "export",
-             "--output", f"type=local,dest={export_dir(build_dir)}"]
+    argv += [
+        "--progress=plain",
+        "--target",
+        "export",
+        "--output",
+        f"type=local,dest={export_dir(build_dir)}",
+    ]
     args = {**(FRESH_BUILD_ARGS if fresh else {}), **(build_args or {})}
     if fresh:
         argv.append("--no-cache")
@@ -534,11 +608,13 @@ def docker_argv(client: str, build_dir: str | Path, *, network: str | None = Non
 
 def docker_command(build_id: str, network: str | None = None) -> dict:
     """The docker command recorded in build.json, relative to the project root."""
-    return {"env": dict(DOCKER_ENV),
-            "argv": docker_argv("/usr/bin/docker", f"builds/{build_id}", network=network),
-            "note": "run from the project root; builds/<id>/.export receives the "
-                    "wheel(s) and build.json; `build` runs this with the client it resolves "
-                    "(and --secret files for remote-cache credentials)"}
+    return {
+        "env": dict(DOCKER_ENV),
+        "argv": docker_argv("/usr/bin/docker", f"builds/{build_id}", network=network),
+        "note": "run from the project root; builds/<id>/.export receives the "
+        "wheel(s) and build.json; `build` runs this with the client it resolves "
+        "(and --secret files for remote-cache credentials)",
+    }
 
 
 # ---- helpers -----------------------------------------------------------------------------
@@ -601,11 +677,16 @@ def check_image_ref(ref: str, flag: str = "--base-image") -> bool:
     # otherwise it is part of the repository name, which must be lowercase.
     first, slash, _ = ref.partition("/")
     registry = slash and ("." in first or ":" in first or first == "localhost")
-    if (len(ref) > 255 or not _IMAGE_REF.fullmatch(ref)
-            or (slash and not registry and first != first.lower())):
-        raise ConfigError(f"{flag} {_short(ref)}: not a docker image reference "
-                          "(expected NAME[:TAG][@sha256:DIGEST], e.g. "
-                          "debian:bookworm-slim@sha256:<64 hex>)")
+    if (
+        len(ref) > 255
+        or not _IMAGE_REF.fullmatch(ref)
+        or (slash and not registry and first != first.lower())
+    ):
+        raise ConfigError(
+            f"{flag} {_short(ref)}: not a docker image reference "
+            "(expected NAME[:TAG][@sha256:DIGEST], e.g. "
+            "debian:bookworm-slim@sha256:<64 hex>)"
+        )
     return "@sha256:" in ref
 
 
@@ -624,14 +705,17 @@ def check_cache_url(url: str, option: str = "--remote-cache") -> str:
     if parts.scheme not in _CACHE_SCHEMES:
         raise ConfigError(f"{bad}: scheme must be one of {', '.join(_CACHE_SCHEMES)}")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        raise ConfigError(f"{bad}: credentials in the URL would be written into build files; "
-                          "pass them at build time instead (TFFORGE_REMOTE_HEADER or "
-                          "TFFORGE_REMOTE_NETRC_FILE)")
+        raise ConfigError(
+            f"{bad}: credentials in the URL would be written into build files; "
+            "pass them at build time instead (TFFORGE_REMOTE_HEADER or "
+            "TFFORGE_REMOTE_NETRC_FILE)"
+        )
     if not parts.netloc or not _URL_HOST.fullmatch(parts.netloc):
         raise ConfigError(f"{bad}: the host must be a name or address with an optional :port")
     if parts.query or parts.fragment or not _URL_PATH.fullmatch(parts.path):
-        raise ConfigError(f"{bad}: only letters, digits and ._~/%- are allowed in the path; "
-                          "no query or fragment")
+        raise ConfigError(
+            f"{bad}: only letters, digits and ._~/%- are allowed in the path; no query or fragment"
+        )
     return url
 
 
@@ -639,9 +723,11 @@ def check_bazel_args(args: Iterable[str]) -> tuple[str, ...]:
     out = []
     for arg in args:
         if len(arg) > 512 or not _BAZEL_ARG.fullmatch(arg):
-            raise ConfigError(f"--bazel-arg {_short(arg)}: must look like --name or "
-                              "--name=value using letters, digits and _.,:/@%+=- only "
-                              "(no spaces, quotes or shell characters)")
+            raise ConfigError(
+                f"--bazel-arg {_short(arg)}: must look like --name or "
+                "--name=value using letters, digits and _.,:/@%+=- only "
+                "(no spaces, quotes or shell characters)"
+            )
         out.append(arg)
     if len(out) > 64:
         raise ConfigError(f"--bazel-arg given {len(out)} times; at most 64")
@@ -653,8 +739,7 @@ def _flags_for(name: str, compiler: str, version: str, asked: str) -> tuple[str,
     try:
         flags = fleet.optimization_flags(name, compiler, version)
     except archspec.cpu.UnsupportedMicroarchitecture as exc:
-        raise ConfigError(f"{asked}: {exc}; pick an older target or a newer "
-                          f"--{compiler}-version")
+        raise ConfigError(f"{asked}: {exc}; pick an older target or a newer --{compiler}-version")
     return tuple(flags.split())
 
 
@@ -663,16 +748,25 @@ def _named_target(name: str, compiler: str, version: str) -> TargetChoice:
     u = archspec.cpu.TARGETS[key]
     flags = _flags_for(key, compiler, version, f"--target {name}")
     kind = "psabi" if key.startswith("x86_64") else "archspec"
-    return TargetChoice(kind, (name,), key, isa.normalize(u.features), frozenset(), frozenset(),
-                        flags, f"archspec optimization_flags({compiler!r}, {version!r})")
+    return TargetChoice(
+        kind,
+        (name,),
+        key,
+        isa.normalize(u.features),
+        frozenset(),
+        frozenset(),
+        flags,
+        f"archspec optimization_flags({compiler!r}, {version!r})",
+    )
 
 
 def _host_snapshot_sha(host) -> str:
     return hashlib.sha256(canonical_json(host.to_dict()).encode()).hexdigest()
 
 
-def _host_target(host_files: list[str], this_host: bool, compiler: str, version: str,
-                 gcc_version: str) -> TargetChoice:
+def _host_target(
+    host_files: list[str], this_host: bool, compiler: str, version: str, gcc_version: str
+) -> TargetChoice:
     if this_host:
         hosts = [cpu.detect_host()]
     else:
@@ -684,11 +778,18 @@ def _host_target(host_files: list[str], this_host: bool, compiler: str, version:
         flags = tuple(best.flags.split())
     else:
         flags = _flags_for(best.name, compiler, version, f"target {best.name}")
-    return TargetChoice(kind, tuple(h.name for h in hosts), best.name, best.features,
-                        frozenset(), frozenset(), flags,
-                        f"fleet.best_target, then archspec optimization_flags({compiler!r}, "
-                        f"{version!r})",
-                        tuple((h.name, _host_snapshot_sha(h)) for h in hosts), best.skipped)
+    return TargetChoice(
+        kind,
+        tuple(h.name for h in hosts),
+        best.name,
+        best.features,
+        frozenset(),
+        frozenset(),
+        flags,
+        f"fleet.best_target, then archspec optimization_flags({compiler!r}, {version!r})",
+        tuple((h.name, _host_snapshot_sha(h)) for h in hosts),
+        best.skipped,
+    )
 
 
 def _feature_target(names: list[str], compiler: str, version: str) -> TargetChoice:
@@ -700,21 +801,31 @@ def _feature_target(names: list[str], compiler: str, version: str) -> TargetChoi
     else:
         flags = tuple(isa.gcc_flags(full, None))
         how = "tfforge.host.isa -m flags (closure of the requested features)"
-    return TargetChoice("features", tuple(sorted(requested, key=isa.sort_key)), None, full,
-                        requested, full - requested, flags, how)
+    return TargetChoice(
+        "features",
+        tuple(sorted(requested, key=isa.sort_key)),
+        None,
+        full,
+        requested,
+        full - requested,
+        flags,
+        how,
+    )
 
 
-def resolve_target(options: Mapping, compiler: str, version: str,
-                   gcc_version: str) -> TargetChoice:
+def resolve_target(options: Mapping, compiler: str, version: str, gcc_version: str) -> TargetChoice:
     target = _text(options, "target")
     hosts = [str(h) for h in (options.get("hosts") or []) if str(h).strip()]
     features = [str(f) for f in (options.get("features") or []) if str(f).strip()]
-    given = [k for k, v in (("--target", target), ("--host", hosts), ("feature flags", features))
-             if v]
+    given = [
+        k for k, v in (("--target", target), ("--host", hosts), ("feature flags", features)) if v
+    ]
     if len(given) > 1:
-        raise ConfigError(f"give one kind of target, not {' and '.join(given)}: a named target "
-                          "(--target haswell / x86-64-v3 / host), host snapshots (--host FILE) "
-                          "or feature flags (--avx2 --fma ...)")
+        raise ConfigError(
+            f"give one kind of target, not {' and '.join(given)}: a named target "
+            "(--target haswell / x86-64-v3 / host), host snapshots (--host FILE) "
+            "or feature flags (--avx2 --fma ...)"
+        )
     if features:
         return _feature_target(features, compiler, version)
     if hosts:
@@ -723,9 +834,11 @@ def resolve_target(options: Mapping, compiler: str, version: str,
         return _host_target([], True, compiler, version, gcc_version)
     if target:
         return _named_target(target, compiler, version)
-    raise ConfigError("no build target: pass --target NAME (archspec name such as haswell, a "
-                      "psABI level such as x86-64-v3, or 'host'), --host FILE (snapshot), or "
-                      "feature flags such as --avx2 --fma (or set target in tfforge.toml)")
+    raise ConfigError(
+        "no build target: pass --target NAME (archspec name such as haswell, a "
+        "psABI level such as x86-64-v3, or 'host'), --host FILE (snapshot), or "
+        "feature flags such as --avx2 --fma (or set target in tfforge.toml)"
+    )
 
 
 def walk_source(root: Path) -> tuple[SourceEntry, ...]:
@@ -756,8 +869,9 @@ def walk_source(root: Path) -> tuple[SourceEntry, ...]:
             if name.endswith(".pyc"):
                 continue
             if any(ord(ch) < 32 or ch == "\x7f" for ch in rel):
-                raise ConfigError(f"--source-dir: file name {_short(rel)} has control "
-                                  "characters; rename it")
+                raise ConfigError(
+                    f"--source-dir: file name {_short(rel)} has control characters; rename it"
+                )
             target = os.readlink(Path(dirpath, name)) if Path(dirpath, name).is_symlink() else ""
             if any(0xDC80 <= ord(ch) <= 0xDCFF for ch in rel + target):  # undecodable bytes
                 raise ConfigError(f"--source-dir: file name {_short(rel)} is not UTF-8; rename it")
@@ -767,19 +881,22 @@ def walk_source(root: Path) -> tuple[SourceEntry, ...]:
                 target = os.readlink(full)
                 dest = (full.parent / target).resolve()
                 if os.path.isabs(target) or not dest.is_relative_to(root_real):
-                    raise ConfigError(f"--source-dir: symlink {rel} -> {target} points outside "
-                                      "the source folder; replace it with the file it points to")
-                entries.append(SourceEntry(rel, "link", 0,
-                                           hashlib.sha256(target.encode()).hexdigest(), target))
+                    raise ConfigError(
+                        f"--source-dir: symlink {rel} -> {target} points outside "
+                        "the source folder; replace it with the file it points to"
+                    )
+                entries.append(
+                    SourceEntry(rel, "link", 0, hashlib.sha256(target.encode()).hexdigest(), target)
+                )
             elif stat.S_ISREG(st.st_mode):
                 mode = 0o755 if st.st_mode & 0o111 else 0o644
                 entries.append(SourceEntry(rel, "file", mode, sha256_file(full)))
             else:
-                raise ConfigError(f"--source-dir: {rel} is not a regular file, folder or "
-                                  "symlink; remove it")
+                raise ConfigError(
+                    f"--source-dir: {rel} is not a regular file, folder or symlink; remove it"
+                )
     entries.sort(key=lambda e: e.path)
     return tuple(entries)
-
 
 
 def tree_digest(entries: Iterable[SourceEntry]) -> str:
@@ -795,13 +912,14 @@ def resolve_source(options: Mapping, tc: toolchains.Toolchain) -> Source:
         return Source("git", toolchains.pins().git_url, tc.git_tag, tc.git_commit)
     path = Path(text).expanduser()
     if not path.is_dir():
-        raise ConfigError(f"--source-dir {_short(text)}: not a folder; pass a TensorFlow "
-                          "source tree (or leave it out to clone the pinned tag)")
+        raise ConfigError(
+            f"--source-dir {_short(text)}: not a folder; pass a TensorFlow "
+            "source tree (or leave it out to clone the pinned tag)"
+        )
     entries = walk_source(path)
     if not entries:
         raise ConfigError(f"--source-dir {text}: the folder has no files")
-    return Source("local", path=path.resolve(), tree_sha256=tree_digest(entries),
-                  entries=entries)
+    return Source("local", path=path.resolve(), tree_sha256=tree_digest(entries), entries=entries)
 
 
 def _bool(options: Mapping, key: str) -> bool:
@@ -822,19 +940,24 @@ def make(options: Mapping) -> BuildSpec:
         raise ConfigError(f"--compiler {_short(compiler)}: must be one of {', '.join(COMPILERS)}")
     gcc_text = _text(options, "gcc_version")
     base_text = _text(options, "base_image")
-    gcc_version = (_check_gcc_version(gcc_text) if gcc_text else
-                   (gcc_for_image(tc, base_text) if base_text else None)
-                   or default_gcc_version(tc))
+    gcc_version = (
+        _check_gcc_version(gcc_text)
+        if gcc_text
+        else (gcc_for_image(tc, base_text) if base_text else None) or default_gcc_version(tc)
+    )
     clang_version = None
     if compiler == "clang":
         clang_version = _text(options, "clang_version") or tc.official_compiler_version
         if not _GCC_VERSION.fullmatch(clang_version):
-            raise ConfigError(f"--clang-version {_short(clang_version)}: expected a version "
-                              "such as 18.1.8")
+            raise ConfigError(
+                f"--clang-version {_short(clang_version)}: expected a version such as 18.1.8"
+            )
     mkl = _bool(options, "mkl")
     if mkl and compiler == "gcc" and Version(gcc_version) < Version(MKL_MIN_GCC):
-        raise ConfigError(f"--mkl needs GCC >= {MKL_MIN_GCC} (oneDNN); --gcc-version is "
-                          f"{gcc_version}: pick {MKL_MIN_GCC} or newer")
+        raise ConfigError(
+            f"--mkl needs GCC >= {MKL_MIN_GCC} (oneDNN); --gcc-version is "
+            f"{gcc_version}: pick {MKL_MIN_GCC} or newer"
+        )
 
     cver = gcc_version if compiler == "gcc" else clang_version
     target = resolve_target(options, compiler, cver, gcc_version)
@@ -844,9 +967,13 @@ def make(options: Mapping) -> BuildSpec:
     if target.skipped:
         warnings.append("better shared targets the compiler refused: " + "; ".join(target.skipped))
     if target.implied:
-        warnings.append("implied features added: " + ", ".join(
-            sorted(target.implied, key=isa.sort_key)) + " (required by "
-            + ", ".join(sorted(target.requested, key=isa.sort_key)) + ")")
+        warnings.append(
+            "implied features added: "
+            + ", ".join(sorted(target.implied, key=isa.sort_key))
+            + " (required by "
+            + ", ".join(sorted(target.requested, key=isa.sort_key))
+            + ")"
+        )
 
     pins = toolchains.pins()
     base_image = _text(options, "base_image")
@@ -855,29 +982,38 @@ def make(options: Mapping) -> BuildSpec:
         major = int(_major(gcc_version if compiler == "gcc" else clang_version))
         choice = toolchains.base_image_for(compiler, major)
         if choice is None:
-            raise ConfigError(f"no base image in {toolchains.DATA_FILE} ships {compiler}-{major}; "
-                              "pass --base-image with an image that does")
+            raise ConfigError(
+                f"no base image in {toolchains.DATA_FILE} ships {compiler}-{major}; "
+                "pass --base-image with an image that does"
+            )
         base_image = choice.ref
     pinned = check_image_ref(base_image)
     if not pinned:
-        warnings.append(f"base image {base_image} is not pinned by digest; recorded as "
-                        "unpinned (the build repeats only while that image stays the same)")
+        warnings.append(
+            f"base image {base_image} is not pinned by digest; recorded as "
+            "unpinned (the build repeats only while that image stays the same)"
+        )
 
     provider = _text(options, "bazel_provider") or "bazelisk"
     if provider not in PROVIDERS:
-        raise ConfigError(f"--bazel-provider {_short(provider)}: must be one of "
-                          f"{', '.join(PROVIDERS)}")
+        raise ConfigError(
+            f"--bazel-provider {_short(provider)}: must be one of {', '.join(PROVIDERS)}"
+        )
     if provider == "bazelisk":
         bazel_version = tc.bazel
     elif provider == "debian":
         bazel_version = pins.debian_bazel_version
-        warnings.append(f"bazel provider 'debian' gives Bazel {bazel_version}; TensorFlow "
-                        f"{tc.tf_version} pins {tc.bazel}: fine for small test workspaces, a "
-                        "real TensorFlow tree needs the bazelisk provider")
+        warnings.append(
+            f"bazel provider 'debian' gives Bazel {bazel_version}; TensorFlow "
+            f"{tc.tf_version} pins {tc.bazel}: fine for small test workspaces, a "
+            "real TensorFlow tree needs the bazelisk provider"
+        )
     else:
         bazel_version = "from the base image"
-        warnings.append(f"bazel provider 'image' uses whatever Bazel the base image has; "
-                        f"TensorFlow {tc.tf_version} pins {tc.bazel}")
+        warnings.append(
+            f"bazel provider 'image' uses whatever Bazel the base image has; "
+            f"TensorFlow {tc.tf_version} pins {tc.bazel}"
+        )
 
     bazel_args = check_bazel_args(str(a) for a in (options.get("bazel_args") or []))
     remote_cache = _text(options, "remote_cache") or None
@@ -887,36 +1023,69 @@ def make(options: Mapping) -> BuildSpec:
     if remote_executor:
         check_cache_url(remote_executor, "--remote-executor")
         if urlsplit(remote_executor).scheme not in ("grpc", "grpcs"):
-            raise ConfigError(f"--remote-executor {_short(remote_executor)}: Bazel's remote "
-                              "execution speaks gRPC; use grpc:// or grpcs://")
-        warnings.append("remote execution is rendered but untested here (no REAPI worker on "
-                        "these machines); the build falls back to local execution when the "
-                        "executor cannot run an action (--remote_local_fallback)")
+            raise ConfigError(
+                f"--remote-executor {_short(remote_executor)}: Bazel's remote "
+                "execution speaks gRPC; use grpc:// or grpcs://"
+            )
+        warnings.append(
+            "remote execution is rendered but untested here (no REAPI worker on "
+            "these machines); the build falls back to local execution when the "
+            "executor cannot run an action (--remote_local_fallback)"
+        )
     try:
         epoch = int(options.get("source_date_epoch") or MIN_EPOCH)
     except (TypeError, ValueError):
-        raise ConfigError(f"source_date_epoch {_short(options.get('source_date_epoch'))}: "
-                          "must be an integer (seconds since 1970)")
+        raise ConfigError(
+            f"source_date_epoch {_short(options.get('source_date_epoch'))}: "
+            "must be an integer (seconds since 1970)"
+        )
     if not MIN_EPOCH <= epoch < 2**32:
-        raise ConfigError(f"source_date_epoch {epoch}: must be between {MIN_EPOCH} (1980-01-01, "
-                          "the earliest zip timestamp) and 4294967295")
+        raise ConfigError(
+            f"source_date_epoch {epoch}: must be between {MIN_EPOCH} (1980-01-01, "
+            "the earliest zip timestamp) and 4294967295"
+        )
 
     source = resolve_source(options, tc)
-    spec = BuildSpec(tc.tf_version, python_version, tc, target, mkl, compiler, gcc_version,
-                     clang_version, base_image, pinned, choice, source, provider, bazel_version,
-                     bazel_args, remote_cache, epoch, tuple(warnings),
-                     remote_executor=remote_executor)
+    spec = BuildSpec(
+        tc.tf_version,
+        python_version,
+        tc,
+        target,
+        mkl,
+        compiler,
+        gcc_version,
+        clang_version,
+        base_image,
+        pinned,
+        choice,
+        source,
+        provider,
+        bazel_version,
+        bazel_args,
+        remote_cache,
+        epoch,
+        tuple(warnings),
+        remote_executor=remote_executor,
+    )
     check_tokens(spec)
     return spec
 
 
 def check_tokens(spec: BuildSpec) -> None:
     """Defence in depth: every word that reaches a RUN line is from the safe charset."""
-    words = [*spec.bazel_command, *spec.collect_command, *spec.compiler_packages,
-             *spec.clone_check_argv, *spec.apt_packages,
-             spec.base_image, *(v for _, v in spec.configure_env for v in v.split()),
-             *(v for _, v in spec.toolchain_env)]
+    words = [
+        *spec.bazel_command,
+        *spec.collect_command,
+        *spec.compiler_packages,
+        *spec.clone_check_argv,
+        *spec.apt_packages,
+        spec.base_image,
+        *(v for _, v in spec.configure_env for v in v.split()),
+        *(v for _, v in spec.toolchain_env),
+    ]
     for w in words:
         if not SAFE_TOKEN.fullmatch(w):
-            raise ConfigError(f"refusing to render {_short(w)}: it has characters that are "
-                              "not allowed in build files")
+            raise ConfigError(
+                f"refusing to render {_short(w)}: it has characters that are "
+                "not allowed in build files"
+            )

@@ -10,10 +10,10 @@ import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
-from tfforge import resources
 
 from packaging.version import InvalidVersion, Version
 
+from tfforge import resources
 from tfforge.errors import ConfigError
 
 DATA_FILE = "tfforge/data/toolchains.toml"
@@ -23,8 +23,16 @@ CC_TOOLCHAINS = ("local", "hermetic-clang")
 WHEEL_TYPES = ("", "release")
 EVIDENCE_LEVELS = ("release-file", "nearby-master", "secondary")
 # The facts that decide a build; each needs an [tensorflow."X".evidence] entry.
-DECIDING = ("bazel", "wheel_target", "python_env", "wheel_type", "cc_toolchain", "gcc", "clang",
-            "packages")
+DECIDING = (
+    "bazel",
+    "wheel_target",
+    "python_env",
+    "wheel_type",
+    "cc_toolchain",
+    "gcc",
+    "clang",
+    "packages",
+)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -43,7 +51,7 @@ _MAJOR = re.compile(r"^[0-9]{1,2}$")
 class Evidence:
     """Where one fact of a recipe comes from."""
 
-    level: str   # one of EVIDENCE_LEVELS
+    level: str  # one of EVIDENCE_LEVELS
     source: str  # the file or public recipe it was read in
 
     def as_dict(self) -> dict:
@@ -60,18 +68,18 @@ class Toolchain:
     official_compiler: str
     official_compiler_version: str
     pythons: tuple[str, ...]
-    wheel_target: str                 # Bazel label
-    wheel_naming: str                 # 'repo_env' or 'cpu_flag'
-    python_env: tuple[str, ...]       # --repo_env variables picking the hermetic Python
-    wheel_type: str                   # 'release' or '' (no ML_WHEEL_TYPE switch)
+    wheel_target: str  # Bazel label
+    wheel_naming: str  # 'repo_env' or 'cpu_flag'
+    python_env: tuple[str, ...]  # --repo_env variables picking the hermetic Python
+    wheel_type: str  # 'release' or '' (no ML_WHEEL_TYPE switch)
     pywrap_rules: bool
-    cc_toolchain: str                 # 'local' or 'hermetic-clang'
-    local_cc_config: str              # config turning the hermetic toolchain off ('' = none)
-    gcc: tuple[int, int]              # supported GCC majors, inclusive
+    cc_toolchain: str  # 'local' or 'hermetic-clang'
+    local_cc_config: str  # config turning the hermetic toolchain off ('' = none)
+    gcc: tuple[int, int]  # supported GCC majors, inclusive
     gcc_default: int
     gcc_args: dict[str, tuple[str, ...]]
     clang: tuple[int, int]
-    packages: tuple[str, ...]         # apt packages the packaging step calls
+    packages: tuple[str, ...]  # apt packages the packaging step calls
     evidence: dict[str, Evidence]
     git_tag: str
     git_commit: str
@@ -87,17 +95,27 @@ class Toolchain:
         return all(e.level == "secondary" for e in self.evidence.values())
 
     def as_dict(self) -> dict:
-        return {"tf_version": self.tf_version, "bazel": self.bazel,
-                "bazel_sha256": self.bazel_sha256, "official_compiler": self.official_compiler,
-                "official_compiler_version": self.official_compiler_version,
-                "pythons": list(self.pythons), "wheel_target": self.wheel_target,
-                "wheel_naming": self.wheel_naming, "python_env": list(self.python_env),
-                "wheel_type": self.wheel_type, "pywrap_rules": self.pywrap_rules,
-                "cc_toolchain": self.cc_toolchain, "local_cc_config": self.local_cc_config,
-                "gcc": list(self.gcc), "clang": list(self.clang),
-                "packages": list(self.packages), "git_tag": self.git_tag,
-                "git_commit": self.git_commit,
-                "evidence": {k: e.as_dict() for k, e in self.evidence.items()}}
+        return {
+            "tf_version": self.tf_version,
+            "bazel": self.bazel,
+            "bazel_sha256": self.bazel_sha256,
+            "official_compiler": self.official_compiler,
+            "official_compiler_version": self.official_compiler_version,
+            "pythons": list(self.pythons),
+            "wheel_target": self.wheel_target,
+            "wheel_naming": self.wheel_naming,
+            "python_env": list(self.python_env),
+            "wheel_type": self.wheel_type,
+            "pywrap_rules": self.pywrap_rules,
+            "cc_toolchain": self.cc_toolchain,
+            "local_cc_config": self.local_cc_config,
+            "gcc": list(self.gcc),
+            "clang": list(self.clang),
+            "packages": list(self.packages),
+            "git_tag": self.git_tag,
+            "git_commit": self.git_commit,
+            "evidence": {k: e.as_dict() for k, e in self.evidence.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -109,8 +127,8 @@ class BaseImage:
     ref_source: str
     local: str
     suite: str
-    gcc: dict[str, str]          # major -> version of the suite's gcc-N
-    clang: tuple[str, ...]       # clang-N majors the suite ships
+    gcc: dict[str, str]  # major -> version of the suite's gcc-N
+    clang: tuple[str, ...]  # clang-N majors the suite ships
 
     def ships(self, compiler: str, major: int) -> bool:
         return str(major) in (self.gcc if compiler == "gcc" else self.clang)
@@ -161,8 +179,9 @@ def _str(table: dict, key: str, where: str, pattern: re.Pattern | None = None) -
 
 def _strs(table: dict, key: str, where: str, pattern: re.Pattern) -> tuple[str, ...]:
     value = table.get(key)
-    if not isinstance(value, list) or not all(isinstance(v, str) and pattern.fullmatch(v)
-                                              for v in value):
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and pattern.fullmatch(v) for v in value
+    ):
         raise _bad(where, f"{key!r} must be a list of strings matching {pattern.pattern}")
     return tuple(value)
 
@@ -176,8 +195,12 @@ def _choice(table: dict, key: str, where: str, allowed: tuple) -> str:
 
 def _range(table: dict, key: str, where: str) -> tuple[int, int]:
     value = table.get(key)
-    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value)
-            and 0 < value[0] <= value[1]):
+    if not (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int) for v in value)
+        and 0 < value[0] <= value[1]
+    ):
         raise _bad(where, f"{key} must be [lowest, highest] major versions")
     return value[0], value[1]
 
@@ -185,15 +208,22 @@ def _range(table: dict, key: str, where: str) -> tuple[int, int]:
 def _base_image(name: str, row: dict) -> BaseImage:
     where = f"[base_images.{name}]"
     gcc = row.get("gcc")
-    if not isinstance(gcc, dict) or not all(_MAJOR.fullmatch(k) and isinstance(v, str)
-                                            and v.startswith(k + ".") for k, v in gcc.items()):
-        raise _bad(where, "gcc must map majors to versions ({ \"12\" = \"12.2.0\" })")
+    if not isinstance(gcc, dict) or not all(
+        _MAJOR.fullmatch(k) and isinstance(v, str) and v.startswith(k + ".") for k, v in gcc.items()
+    ):
+        raise _bad(where, 'gcc must map majors to versions ({ "12" = "12.2.0" })')
     ref = _str(row, "ref", where)
     if "@sha256:" not in ref:
         raise _bad(where, f"ref {ref!r} must be pinned by digest")
-    return BaseImage(name, ref, _str(row, "ref_source", where), _str(row, "local", where),
-                     _str(row, "suite", where, _NAME), dict(gcc),
-                     _strs(row, "clang", where, _MAJOR))
+    return BaseImage(
+        name,
+        ref,
+        _str(row, "ref_source", where),
+        _str(row, "local", where),
+        _str(row, "suite", where, _NAME),
+        dict(gcc),
+        _strs(row, "clang", where, _MAJOR),
+    )
 
 
 def _recipe(ver: str, row: dict, bazel_sha: dict) -> Toolchain:
@@ -211,19 +241,27 @@ def _recipe(ver: str, row: dict, bazel_sha: dict) -> Toolchain:
         raise _bad(where, f"python_env must name some of {', '.join(PYTHON_ENVS)}")
     cc = _choice(row, "cc_toolchain", where, CC_TOOLCHAINS)
     local_cc = row.get("local_cc_config", "")
-    if not isinstance(local_cc, str) or (local_cc and not _NAME.fullmatch(local_cc)) \
-            or (cc == "hermetic-clang") != bool(local_cc):
-        raise _bad(where, "local_cc_config names the config turning a hermetic-clang toolchain "
-                          "off, and is empty for a local one")
+    if (
+        not isinstance(local_cc, str)
+        or (local_cc and not _NAME.fullmatch(local_cc))
+        or (cc == "hermetic-clang") != bool(local_cc)
+    ):
+        raise _bad(
+            where,
+            "local_cc_config names the config turning a hermetic-clang toolchain "
+            "off, and is empty for a local one",
+        )
     gcc, clang = _range(row, "gcc", where), _range(row, "clang", where)
     gcc_default = row.get("gcc_default")
     if not isinstance(gcc_default, int) or not gcc[0] <= gcc_default <= gcc[1]:
         raise _bad(where, "gcc_default must be a major version inside gcc")
     gcc_args = row.get("gcc_args", {})
     if not isinstance(gcc_args, dict) or not all(
-            _MAJOR.fullmatch(k) and isinstance(v, list) and all(isinstance(f, str) and _FLAG.fullmatch(f)
-                                                            for f in v)
-            for k, v in gcc_args.items()):
+        _MAJOR.fullmatch(k)
+        and isinstance(v, list)
+        and all(isinstance(f, str) and _FLAG.fullmatch(f) for f in v)
+        for k, v in gcc_args.items()
+    ):
         raise _bad(where, "gcc_args must map GCC majors to lists of --name=value flags")
     pywrap = row.get("pywrap_rules")
     if not isinstance(pywrap, bool):
@@ -232,19 +270,40 @@ def _recipe(ver: str, row: dict, bazel_sha: dict) -> Toolchain:
     evidence = {}
     for fact in DECIDING:
         e = ev.get(fact)
-        if not isinstance(e, dict) or e.get("level") not in EVIDENCE_LEVELS \
-                or not isinstance(e.get("source"), str) or not e["source"]:
-            raise _bad(where, f"evidence.{fact} needs level (one of "
-                              f"{', '.join(EVIDENCE_LEVELS)}) and source")
+        if (
+            not isinstance(e, dict)
+            or e.get("level") not in EVIDENCE_LEVELS
+            or not isinstance(e.get("source"), str)
+            or not e["source"]
+        ):
+            raise _bad(
+                where,
+                f"evidence.{fact} needs level (one of {', '.join(EVIDENCE_LEVELS)}) and source",
+            )
         evidence[fact] = Evidence(e["level"], e["source"])
     return Toolchain(
-        ver, bazel, bazel_sha[bazel], _str(row, "official_compiler", where),
+        ver,
+        bazel,
+        bazel_sha[bazel],
+        _str(row, "official_compiler", where),
         _str(row, "official_compiler_version", where, _VERSION),
-        _strs(row, "pythons", where, PY_VERSION), _str(row, "wheel_target", where, _LABEL),
-        _choice(row, "wheel_naming", where, WHEEL_NAMINGS), python_env,
-        _choice(row, "wheel_type", where, WHEEL_TYPES), pywrap, cc, local_cc, gcc, gcc_default,
-        {k: tuple(v) for k, v in gcc_args.items()}, clang,
-        _strs(row, "packages", where, _PKG), evidence, tag, _str(row, "git_commit", where, _COMMIT))
+        _strs(row, "pythons", where, PY_VERSION),
+        _str(row, "wheel_target", where, _LABEL),
+        _choice(row, "wheel_naming", where, WHEEL_NAMINGS),
+        python_env,
+        _choice(row, "wheel_type", where, WHEEL_TYPES),
+        pywrap,
+        cc,
+        local_cc,
+        gcc,
+        gcc_default,
+        {k: tuple(v) for k, v in gcc_args.items()},
+        clang,
+        _strs(row, "packages", where, _PKG),
+        evidence,
+        tag,
+        _str(row, "git_commit", where, _COMMIT),
+    )
 
 
 def parse(raw: dict) -> Pins:
@@ -256,17 +315,22 @@ def parse(raw: dict) -> Pins:
         if not _VERSION.fullmatch(ver) or not isinstance(sha, str) or not _SHA256.fullmatch(sha):
             raise _bad("[bazel.sha256]", f"{ver!r} needs a version key and a 64-hex sha256")
     bz = raw.get("bazelisk", {})
-    bazelisk = Bazelisk(_str(bz, "version", "[bazelisk]", _VERSION),
-                        _str(bz, "url", "[bazelisk]", _URL),
-                        _str(bz, "sha256", "[bazelisk]", _SHA256))
+    bazelisk = Bazelisk(
+        _str(bz, "version", "[bazelisk]", _VERSION),
+        _str(bz, "url", "[bazelisk]", _URL),
+        _str(bz, "sha256", "[bazelisk]", _SHA256),
+    )
     img = raw.get("image", {})
     uid = img.get("uid")
     if not isinstance(uid, int) or not 1000 <= uid < 65534:
         raise _bad("[image]", "uid must be an integer in 1000..65533")
-    image = ImagePins(_str(img, "user", "[image]", re.compile(r"^[a-z][a-z0-9_-]{0,30}$")), uid,
-                      _strs(img, "apt", "[image]", _PKG),
-                      _strs(img, "apt_build_pip_package", "[image]", _PKG),
-                      _strs(img, "apt_bazelisk", "[image]", _PKG))
+    image = ImagePins(
+        _str(img, "user", "[image]", re.compile(r"^[a-z][a-z0-9_-]{0,30}$")),
+        uid,
+        _strs(img, "apt", "[image]", _PKG),
+        _strs(img, "apt_build_pip_package", "[image]", _PKG),
+        _strs(img, "apt_bazelisk", "[image]", _PKG),
+    )
     deb = raw.get("debian_bazel", {})
     bases = {name: _base_image(name, row) for name, row in raw.get("base_images", {}).items()}
     if not bases:
@@ -274,20 +338,27 @@ def parse(raw: dict) -> Pins:
     conf = raw.get("configure", {})
     answers, unset = conf.get("answers", {}), conf.get("unset", {})
     env_name = re.compile(r"^[A-Z][A-Z0-9_]*$")
-    if not all(env_name.fullmatch(k) and isinstance(v, str) and _MAJOR.fullmatch(v)
-               for k, v in answers.items()) or not all(
-            env_name.fullmatch(k) and isinstance(v, str) and v for k, v in unset.items()):
+    if not all(
+        env_name.fullmatch(k) and isinstance(v, str) and _MAJOR.fullmatch(v)
+        for k, v in answers.items()
+    ) or not all(env_name.fullmatch(k) and isinstance(v, str) and v for k, v in unset.items()):
         raise _bad("[configure]", "answers map NAME to a number; unset maps NAME to a reason")
     toolchains: dict[str, Toolchain] = {}
     for ver, row in raw.get("tensorflow", {}).items():
         toolchains[ver] = _recipe(ver, row, bazel_sha)
     if not toolchains:
-        raise _bad("top", "no [tensorflow.\"X.Y.Z\"] tables")
-    return Pins(_str(raw.get("source", {}), "git_url", "[source]", _URL), bazelisk,
-                _str(deb, "package", "[debian_bazel]", _PKG),
-                _str(deb, "version", "[debian_bazel]", _VERSION), image,
-                tuple(answers.items()), dict(unset), bases,
-                dict(sorted(toolchains.items(), key=lambda kv: Version(kv[0]))))
+        raise _bad("top", 'no [tensorflow."X.Y.Z"] tables')
+    return Pins(
+        _str(raw.get("source", {}), "git_url", "[source]", _URL),
+        bazelisk,
+        _str(deb, "package", "[debian_bazel]", _PKG),
+        _str(deb, "version", "[debian_bazel]", _VERSION),
+        image,
+        tuple(answers.items()),
+        dict(unset),
+        bases,
+        dict(sorted(toolchains.items(), key=lambda kv: Version(kv[0]))),
+    )
 
 
 @cache
@@ -312,8 +383,10 @@ def toolchain(tf_version: str) -> Toolchain:
     same_minor = [v for v in known if v.rsplit(".", 1)[0] == tf_version.rsplit(".", 1)[0]]
     hint = f" (did you mean {same_minor[-1]}?)" if same_minor else ""
     shown = tf_version if len(tf_version) <= 40 else tf_version[:40] + "..."
-    raise ConfigError(f"TensorFlow {shown!r} is not pinned{hint}; known: {', '.join(known)} "
-                      f"(add it to {DATA_FILE})")
+    raise ConfigError(
+        f"TensorFlow {shown!r} is not pinned{hint}; known: {', '.join(known)} "
+        f"(add it to {DATA_FILE})"
+    )
 
 
 def base_image_for(compiler: str, major: int) -> BaseImage | None:
@@ -330,9 +403,11 @@ def check_compiler(tc: Toolchain, compiler: str, major: int, asked: str) -> None
     span = str(lo) if lo == hi else f"{lo} to {hi}"
     image = base_image_for(compiler, min(max(major, lo), hi))
     where = f" ({image.suite} ships it)" if image else ""
-    raise ConfigError(f"{asked}: TensorFlow {tc.tf_version} builds with {compiler.upper()} "
-                      f"{span} only ({ev.level}: {ev.source}); pick "
-                      f"--{compiler}-version {min(max(major, lo), hi)}{where}")
+    raise ConfigError(
+        f"{asked}: TensorFlow {tc.tf_version} builds with {compiler.upper()} "
+        f"{span} only ({ev.level}: {ev.source}); pick "
+        f"--{compiler}-version {min(max(major, lo), hi)}{where}"
+    )
 
 
 def check_python(tc: Toolchain, python_version: str) -> None:
@@ -344,5 +419,7 @@ def check_python(tc: Toolchain, python_version: str) -> None:
     except InvalidVersion:
         newest_ok = False
     pick = tc.pythons[-1] if newest_ok else tc.pythons[0]
-    raise ConfigError(f"Python {python_version} is not supported by TensorFlow {tc.tf_version} "
-                      f"(supported: {', '.join(tc.pythons)}); pick --python-version {pick}")
+    raise ConfigError(
+        f"Python {python_version} is not supported by TensorFlow {tc.tf_version} "
+        f"(supported: {', '.join(tc.pythons)}); pick --python-version {pick}"
+    )

@@ -26,16 +26,29 @@ NGINX = "nginx"
 @dataclass(frozen=True)
 class CacheServer:
     pid: int
-    url: str          # what to pass to --remote-cache
-    store: Path       # where the cache entries live
+    url: str  # what to pass to --remote-cache
+    store: Path  # where the cache entries live
     config: Path
 
 
-def nginx_config(*, state: Path, store: Path, bind: str, port: int,
-                 htpasswd: Path | None = None, run_as_root: bool = False) -> str:
+def nginx_config(
+    *,
+    state: Path,
+    store: Path,
+    bind: str,
+    port: int,
+    htpasswd: Path | None = None,
+    run_as_root: bool = False,
+) -> str:
     """An nginx.conf serving `store` read/write over WebDAV PUT on bind:port."""
-    auth = (f'            auth_basic "tfforge bazel cache";\n'
-            f"            auth_basic_user_file {htpasswd};\n") if htpasswd else ""
+    auth = (
+        (
+            f'            auth_basic "tfforge bazel cache";\n'
+            f"            auth_basic_user_file {htpasswd};\n"
+        )
+        if htpasswd
+        else ""
+    )
     return (
         "daemon off;\n"
         "worker_processes 2;\n"
@@ -53,20 +66,22 @@ def nginx_config(*, state: Path, store: Path, bind: str, port: int,
         f"            root {store};\n"
         "            dav_methods PUT;\n"
         "            create_full_put_path on;\n"
-        "            dav_access user:rw group:r all:r;\n"
-        + auth
-        + "        }\n"
+        "            dav_access user:rw group:r all:r;\n" + auth + "        }\n"
         "    }\n"
-        "}\n")
+        "}\n"
+    )
 
 
-def _wait_listening(bind: str, port: int, proc: subprocess.Popen, log: Path,
-                    timeout: float = 10) -> None:
+def _wait_listening(
+    bind: str, port: int, proc: subprocess.Popen, log: Path, timeout: float = 10
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise BuildError(f"nginx exited ({proc.returncode}): "
-                             + " ".join(log.read_text(errors="replace").split()[-40:]))
+            raise BuildError(
+                f"nginx exited ({proc.returncode}): "
+                + " ".join(log.read_text(errors="replace").split()[-40:])
+            )
         try:
             socket.create_connection((bind, port), 0.5).close()
             return
@@ -76,13 +91,21 @@ def _wait_listening(bind: str, port: int, proc: subprocess.Popen, log: Path,
     raise BuildError(f"nginx did not listen on {bind}:{port} within {timeout:g}s; see {log}")
 
 
-def start(state: Path, *, port: int, bind: str = "127.0.0.1", htpasswd: Path | None = None,
-          path: str = "cache") -> CacheServer:
+def start(
+    state: Path,
+    *,
+    port: int,
+    bind: str = "127.0.0.1",
+    htpasswd: Path | None = None,
+    path: str = "cache",
+) -> CacheServer:
     """Start nginx in the background (own session); stop it with stop(pid)."""
     exe = shutil.which(NGINX) or (shutil.which(NGINX, path="/usr/sbin:/sbin") or "")
     if not exe:
-        raise ConfigError("nginx is not installed; install it: apt-get install -y nginx-light "
-                          "(Debian's nginx has the WebDAV module Bazel's HTTP cache needs)")
+        raise ConfigError(
+            "nginx is not installed; install it: apt-get install -y nginx-light "
+            "(Debian's nginx has the WebDAV module Bazel's HTTP cache needs)"
+        )
     if not 0 < port < 65536:
         raise ConfigError(f"--port {port}: must be 1-65535")
     state = Path(state).resolve()
@@ -90,14 +113,25 @@ def start(state: Path, *, port: int, bind: str = "127.0.0.1", htpasswd: Path | N
     for d in (state, store, state / "body"):
         d.mkdir(parents=True, exist_ok=True)
     conf = state / "nginx.conf"
-    conf.write_text(nginx_config(state=state, store=store, bind=bind, port=port,
-                                 htpasswd=Path(htpasswd).resolve() if htpasswd else None,
-                                 run_as_root=os.geteuid() == 0))
+    conf.write_text(
+        nginx_config(
+            state=state,
+            store=store,
+            bind=bind,
+            port=port,
+            htpasswd=Path(htpasswd).resolve() if htpasswd else None,
+            run_as_root=os.geteuid() == 0,
+        )
+    )
     log = state / "error.log"
     with open(state / "stderr.log", "w") as err:
-        proc = subprocess.Popen([exe, "-c", str(conf), "-p", str(state), "-e", str(log)],
-                                stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [exe, "-c", str(conf), "-p", str(state), "-e", str(log)],
+            stdin=subprocess.DEVNULL,
+            stdout=err,
+            stderr=err,
+            start_new_session=True,
+        )
     _wait_listening(bind, port, proc, state / "stderr.log")
     host = f"[{bind}]" if ":" in bind else bind
     return CacheServer(proc.pid, f"http://{host}:{port}/{path}", store, conf)

@@ -15,9 +15,9 @@ import json
 import re
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tfforge.build import remote
 from tfforge.errors import BuildError, ConfigError
@@ -29,11 +29,15 @@ def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
-        raise ConfigError(f"{argv[0]} not found: this needs a Slurm client (apt-get install -y "
-                          "slurm-client) configured for your cluster (SLURM_CONF)") from None
+        raise ConfigError(
+            f"{argv[0]} not found: this needs a Slurm client (apt-get install -y "
+            "slurm-client) configured for your cluster (SLURM_CONF)"
+        ) from None
     except subprocess.TimeoutExpired:
-        raise BuildError(f"`{' '.join(argv[:2])}` did not answer within {timeout:g}s; is "
-                         "slurmctld up (scontrol ping)?") from None
+        raise BuildError(
+            f"`{' '.join(argv[:2])}` did not answer within {timeout:g}s; is "
+            "slurmctld up (scontrol ping)?"
+        ) from None
 
 
 def test_only(script: Path) -> subprocess.CompletedProcess:
@@ -45,10 +49,15 @@ def submit(script: Path) -> str:
     """Submit the array script; the job id."""
     proc = _run(["sbatch", "--parsable", str(script)])
     if proc.returncode != 0:
-        why = " ".join(ln.removeprefix("sbatch: ").strip() for ln in proc.stderr.splitlines()
-                       if "retrying" not in ln)
-        raise BuildError(f"sbatch refused {script.name}: {why[:300]}; check the Slurm "
-                         "client configuration (SLURM_CONF, `scontrol ping`)")
+        why = " ".join(
+            ln.removeprefix("sbatch: ").strip()
+            for ln in proc.stderr.splitlines()
+            if "retrying" not in ln
+        )
+        raise BuildError(
+            f"sbatch refused {script.name}: {why[:300]}; check the Slurm "
+            "client configuration (SLURM_CONF, `scontrol ping`)"
+        )
     return proc.stdout.strip().split(";")[0]
 
 
@@ -74,7 +83,7 @@ def cancel(job_id: str) -> None:
 @dataclass(frozen=True)
 class CellState:
     cell: str
-    state: str       # PENDING, RUNNING, COMPLETED, FAILED ...
+    state: str  # PENDING, RUNNING, COMPLETED, FAILED ...
     node: str
 
 
@@ -86,8 +95,7 @@ def states(job_id: str, cells: list[str], results: Path) -> list[CellState]:
         done = results / f"{cell}.done"
         if done.is_file():
             doc = json.loads(done.read_text())
-            out.append(CellState(cell, "COMPLETED" if doc["rc"] == 0 else "FAILED",
-                                 doc["node"]))
+            out.append(CellState(cell, "COMPLETED" if doc["rc"] == 0 else "FAILED", doc["node"]))
         elif i in live:
             out.append(CellState(cell, *live[i]))
         else:  # left the queue without a .done: killed, or the script itself failed
@@ -102,13 +110,28 @@ def _scontrol_state(job_id: str, index: int) -> str:
     return "FAILED" if state == "COMPLETED" else state  # completed but no .done: broken task
 
 
-FINAL = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY",
-         "BOOT_FAIL", "DEADLINE", "PREEMPTED")
+FINAL = (
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "PREEMPTED",
+)
 
 
-def follow(job_id: str, cells: list[str], results: Path, *, timeout_s: float,
-           report: Callable[[float, list[CellState]], None], poll_s: float = POLL_S
-           ) -> list[CellState]:
+def follow(
+    job_id: str,
+    cells: list[str],
+    results: Path,
+    *,
+    timeout_s: float,
+    report: Callable[[float, list[CellState]], None],
+    poll_s: float = POLL_S,
+) -> list[CellState]:
     """Poll until every cell is final; report(elapsed, states) on each change."""
     start = time.monotonic()
     last: tuple = ()
@@ -122,8 +145,10 @@ def follow(job_id: str, cells: list[str], results: Path, *, timeout_s: float,
             return now
         if time.monotonic() - start > timeout_s:
             cancel(job_id)
-            raise BuildError(f"Slurm job {job_id} still running after {timeout_s:g}s; cancelled "
-                             f"it (scancel {job_id}); results so far in {results}")
+            raise BuildError(
+                f"Slurm job {job_id} still running after {timeout_s:g}s; cancelled "
+                f"it (scancel {job_id}); results so far in {results}"
+            )
         time.sleep(poll_s)
 
 
@@ -131,24 +156,42 @@ def collect(cells: list[str], results: Path) -> list[dict]:
     """One summary row per cell: node, seconds, exit code, wheel, build log, cache hits."""
     rows = []
     for cell in cells:
-        row = {"cell": cell, "node": "", "seconds": None, "rc": None, "wheel": None,
-               "build_id": None, "log": None, "remote_cache_hits": None, "error": None}
+        row = {
+            "cell": cell,
+            "node": "",
+            "seconds": None,
+            "rc": None,
+            "wheel": None,
+            "build_id": None,
+            "log": None,
+            "remote_cache_hits": None,
+            "error": None,
+        }
         done = results / f"{cell}.done"
         if done.is_file():
             doc = json.loads(done.read_text())
-            row.update(node=doc["node"], seconds=doc["seconds"], rc=doc["rc"],
-                       start=doc.get("start"), end=doc.get("end"))
+            row.update(
+                node=doc["node"],
+                seconds=doc["seconds"],
+                rc=doc["rc"],
+                start=doc.get("start"),
+                end=doc.get("end"),
+            )
         result = results / f"{cell}.json"
         text = result.read_text() if result.is_file() else ""
         if row["rc"] == 0 and text.strip():
             doc = json.loads(text)
             row.update(wheel=doc.get("wheel"), build_id=doc.get("build_id"), log=doc.get("log"))
             if row["wheel"] and not Path(row["wheel"]).is_file():
-                row.update(rc=1, error=f"{row['wheel']} is not visible here (is the project "
-                                       "folder on storage shared by every node?)")
+                row.update(
+                    rc=1,
+                    error=f"{row['wheel']} is not visible here (is the project "
+                    "folder on storage shared by every node?)",
+                )
             if row["log"] and Path(row["log"]).is_file():
                 row["remote_cache_hits"] = remote.log_facts(
-                    Path(row["log"]).read_text(errors="replace"))["remote_cache_hits"]
+                    Path(row["log"]).read_text(errors="replace")
+                )["remote_cache_hits"]
         else:
             row["error"] = _last_error(results / f"{cell}.out") or "no result"
             row["rc"] = row["rc"] if row["rc"] not in (None, 0) else 1

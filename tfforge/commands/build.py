@@ -10,20 +10,34 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from tfforge import settings, console, paths
-from tfforge.host import isa
-from tfforge.build import remote, render
-from tfforge.build import spec
+from tfforge import console, paths, settings
+from tfforge.build import remote, render, spec
 from tfforge.errors import BuildError, ConfigError
+from tfforge.host import isa
 
 # Options of the spec that the command line may give; list-valued ones are never in defaults.
-SPEC_OPTIONS = ("tf_version", "python_version", "target", "hosts", "features", "mkl",
-                "compiler", "gcc_version", "clang_version", "base_image", "source_dir",
-                "bazel_provider", "bazel_args", "remote_cache", "source_date_epoch",
-                "remote_executor")
+SPEC_OPTIONS = (
+    "tf_version",
+    "python_version",
+    "target",
+    "hosts",
+    "features",
+    "mkl",
+    "compiler",
+    "gcc_version",
+    "clang_version",
+    "base_image",
+    "source_dir",
+    "bazel_provider",
+    "bazel_args",
+    "remote_cache",
+    "source_date_epoch",
+    "remote_executor",
+)
 
 
 def make_spec(cli: Mapping[str, Any]) -> spec.BuildSpec:
@@ -61,9 +75,12 @@ def _summary(s: spec.BuildSpec, r: render.Rendered) -> list[str]:
         what = f"{t.kind} {', '.join(t.request)} -> {t.name}"
     else:
         what = f"{t.kind} {t.name}"
-    src = (f"git {s.source.tag} @ {s.source.commit}" if s.source.kind == "git" else
-           f"local {s.source.path} ({len(s.source.entries)} files, "
-           f"tree sha256 {s.source.tree_sha256[:16]})")
+    src = (
+        f"git {s.source.tag} @ {s.source.commit}"
+        if s.source.kind == "git"
+        else f"local {s.source.path} ({len(s.source.entries)} files, "
+        f"tree sha256 {s.source.tree_sha256[:16]})"
+    )
     pin = "pinned" if s.base_image_pinned else "NOT pinned by digest"
     return [
         f"{'rendered' if r.created else 'unchanged (already rendered)'}: {_shown(r.path)}",
@@ -87,9 +104,14 @@ def render_command(cli: Mapping[str, Any], *, as_json: bool = False) -> dict:
     s = make_spec(cli)
     _warn_all(s)
     r = render.render(s, paths.builds_dir())
-    result = {"id": r.build_id, "build_dir": str(r.path), "created": r.created,
-              "dockerfile": str(r.path / "Dockerfile"), "warnings": list(s.warnings),
-              "build": r.document}
+    result = {
+        "id": r.build_id,
+        "build_dir": str(r.path),
+        "created": r.created,
+        "dockerfile": str(r.path / "Dockerfile"),
+        "warnings": list(s.warnings),
+        "build": r.document,
+    }
     if as_json:
         console.print_json(result)
     else:
@@ -111,9 +133,11 @@ def _host_isa_warning(s: spec.BuildSpec) -> str | None:
     missing = sorted(s.target.features - here.features, key=isa.sort_key)
     if not missing:
         return None
-    return (f"this machine lacks {', '.join(missing)}: build tools compiled with the target "
-            "flags (configure also passes them as --host_copt) may stop with SIGILL here; "
-            "build on a machine of the target's kind")
+    return (
+        f"this machine lacks {', '.join(missing)}: build tools compiled with the target "
+        "flags (configure also passes them as --host_copt) may stop with SIGILL here; "
+        "build on a machine of the target's kind"
+    )
 
 
 def docker_client() -> tuple[str, str | None]:
@@ -124,21 +148,31 @@ def docker_client() -> tuple[str, str | None]:
     try:
         return client.resolve_client(settings.load(cwd=paths.project_root()).docker).path, None
     except TfforgeError as exc:
-        return client.DEBIAN_CLIENT, f"no usable docker client ({exc}); shown with " \
-                                     f"{client.DEBIAN_CLIENT}"
+        return (
+            client.DEBIAN_CLIENT,
+            f"no usable docker client ({exc}); shown with {client.DEBIAN_CLIENT}",
+        )
 
 
-def plan(s: spec.BuildSpec, r: render.Rendered, client: str,
-         secrets: Mapping[str, str] | None = None) -> dict:
+def plan(
+    s: spec.BuildSpec, r: render.Rendered, client: str, secrets: Mapping[str, str] | None = None
+) -> dict:
     """What `build` runs: the argv the engine runs (tfforge.build.spec.docker_argv)."""
     build_dir = r.path.resolve()
-    return {"id": r.build_id, "build_dir": str(build_dir), "created": r.created,
-            "dockerfile": str(build_dir / "Dockerfile"), "docker_env": dict(spec.DOCKER_ENV),
-            "docker_command": spec.docker_argv(client, build_dir, network=s.docker_network,
-                                               secrets=secrets),
-            "bazel_command": list(s.bazel_command), "workdir": s.src_dir,
-            "evidence": {k: e.level for k, e in s.toolchain.evidence.items()},
-            "warnings": list(s.warnings)}
+    return {
+        "id": r.build_id,
+        "build_dir": str(build_dir),
+        "created": r.created,
+        "dockerfile": str(build_dir / "Dockerfile"),
+        "docker_env": dict(spec.DOCKER_ENV),
+        "docker_command": spec.docker_argv(
+            client, build_dir, network=s.docker_network, secrets=secrets
+        ),
+        "bazel_command": list(s.bazel_command),
+        "workdir": s.src_dir,
+        "evidence": {k: e.level for k, e in s.toolchain.evidence.items()},
+        "warnings": list(s.warnings),
+    }
 
 
 def timeout_seconds(value: float | str | None) -> float:
@@ -147,8 +181,13 @@ def timeout_seconds(value: float | str | None) -> float:
     return settings.positive(merged, "build_timeout")
 
 
-def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
-                  timeout: float | str | None = None, as_json: bool = False) -> dict:
+def build_command(
+    cli: Mapping[str, Any],
+    *,
+    dry_run: bool = False,
+    timeout: float | str | None = None,
+    as_json: bool = False,
+) -> dict:
     """`invoke build`: render (or reuse), then print the plan or run it on the engine."""
     s = make_spec(cli)
     timeout_s = timeout_seconds(timeout)
@@ -185,9 +224,15 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
                 f"docker:     {spec.docker_env_text()} {shlex.join(p['docker_command'])}",
                 f"bazel:      (in {s.src_dir}) {shlex.join(p['bazel_command'])}",
                 f"recipe:     {s.evidence_line()}",
-                *([f"secrets:    {', '.join(p['docker_secrets']) or 'none'} (docker build "
-                   "--secret from private files that exist only while the build runs; values "
-                   "never shown)"] if "docker_secrets" in p else []),
+                *(
+                    [
+                        f"secrets:    {', '.join(p['docker_secrets']) or 'none'} (docker build "
+                        "--secret from private files that exist only while the build runs; values "
+                        "never shown)"
+                    ]
+                    if "docker_secrets" in p
+                    else []
+                ),
                 "dry run: nothing was built; `build` runs exactly this docker command",
             ):
                 console.say(line)
@@ -204,10 +249,16 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
 
     console.info(f"building {r.build_id} (timeout {timeout_s:g} s)")
     with BuildWatcher() as watcher:
-        result = docker_run.run_build(r.path, wheels_dir=paths.wheels_dir(),
-                                      timeout_s=timeout_s, docker=p["docker_command"][0],
-                                      watcher=watcher, network=s.docker_network,
-                                      secrets=files, secret_values=secrets)
+        result = docker_run.run_build(
+            r.path,
+            wheels_dir=paths.wheels_dir(),
+            timeout_s=timeout_s,
+            docker=p["docker_command"][0],
+            watcher=watcher,
+            network=s.docker_network,
+            secrets=files,
+            secret_values=secrets,
+        )
     out = {**p, "dry_run": False, **result}
     if s.remote_flags:  # issue 13: what Bazel's summary says about the remote cache
         out["remote"] = remote.log_facts(Path(result["log"]).read_text(errors="replace"))
@@ -222,4 +273,3 @@ def build_command(cli: Mapping[str, Any], *, dry_run: bool = False,
             if isinstance(secs, (int, float)):
                 console.say(f"  {step}: {secs:.1f} s")
     return out
-

@@ -27,9 +27,9 @@ def tensorflow_report(timeout: float) -> dict:
     except TfforgeError as exc:
         return {"installed": None, "reason": str(exc)}
     # TensorFlow names features its own way (AVX512_VNNI); add tfforge's canonical names.
-    doc["unused_features"] = sorted({isa.lookup(n) or n.lower()
-                                     for n in doc.get("unused_cpu_features", [])},
-                                    key=isa.sort_key)
+    doc["unused_features"] = sorted(
+        {isa.lookup(n) or n.lower() for n in doc.get("unused_cpu_features", [])}, key=isa.sort_key
+    )
     return doc
 
 
@@ -39,29 +39,42 @@ def host_report(host: cpu.HostProfile, gcc_version: str) -> dict:
     doc["host"]["source"] = host.source
     if not host.is_x86:
         doc["x86"] = False
-        doc["note"] = (f"{host.arch} host: x86 ISA targets (AVX, AVX-512, psABI levels) do not "
-                       "apply; tfforge builds and verifies x86_64 wheels")
+        doc["note"] = (
+            f"{host.arch} host: x86 ISA targets (AVX, AVX-512, psABI levels) do not "
+            "apply; tfforge builds and verifies x86_64 wheels"
+        )
         return doc
     present = host.features
     uarch, best = fleet.microarchitecture(host), fleet.best_target([host], gcc_version)
     level = isa.psabi_level(present)
-    doc.update({
-        "x86": True,
-        "microarchitecture": uarch,
-        "psabi_level": isa.level_name(level),
-        "features": {"present": isa.tf_relevant(present),
-                     "absent": isa.tf_relevant(set(isa.tf_features()) - present)},
-        "recommended": {"target": best.name, "gcc_version": gcc_version, "flags": best.flags,
-                        "copts": [f"--copt={f}" for f in best.copts(gcc_version)],
-                        "refused": list(best.skipped)},
-        "gain": {"stock_baseline": isa.tf_relevant(STOCK_BASELINE),
-                 "would_add": isa.tf_relevant(present - STOCK_BASELINE)},
-    })
+    doc.update(
+        {
+            "x86": True,
+            "microarchitecture": uarch,
+            "psabi_level": isa.level_name(level),
+            "features": {
+                "present": isa.tf_relevant(present),
+                "absent": isa.tf_relevant(set(isa.tf_features()) - present),
+            },
+            "recommended": {
+                "target": best.name,
+                "gcc_version": gcc_version,
+                "flags": best.flags,
+                "copts": [f"--copt={f}" for f in best.copts(gcc_version)],
+                "refused": list(best.skipped),
+            },
+            "gain": {
+                "stock_baseline": isa.tf_relevant(STOCK_BASELINE),
+                "would_add": isa.tf_relevant(present - STOCK_BASELINE),
+            },
+        }
+    )
     return doc
 
 
-def detect_command(*, as_json: bool, save: str | None, cpuinfo: str | None,
-                   gcc_version: str | None, probe_tf: bool) -> dict:
+def detect_command(
+    *, as_json: bool, save: str | None, cpuinfo: str | None, gcc_version: str | None, probe_tf: bool
+) -> dict:
     opts = settings.load({"gcc_version": gcc_version})
     gcc = settings.version(opts, "gcc_version")
     host = cpu.load_host(cpuinfo) if cpuinfo else cpu.detect_host()
@@ -84,16 +97,19 @@ def detect_command(*, as_json: bool, save: str | None, cpuinfo: str | None,
 def _show_detect(doc: dict) -> None:
     from rich.table import Table
 
-    out, h = console.out, {k: "?" if v is None else console.safe(v)
-                           for k, v in doc["host"].items()}
-    out.print(f"[bold]{h['name']}[/]: {h['model_name']} ({h['vendor']}, {h['arch']}), "
-              f"{h['physical_cores'] or '?'} physical cores, "
-              f"{h['logical_cpus'] or '?'} logical CPUs")
+    out, h = console.out, {k: "?" if v is None else console.safe(v) for k, v in doc["host"].items()}
+    out.print(
+        f"[bold]{h['name']}[/]: {h['model_name']} ({h['vendor']}, {h['arch']}), "
+        f"{h['physical_cores'] or '?'} physical cores, "
+        f"{h['logical_cpus'] or '?'} logical CPUs"
+    )
     if not doc["x86"]:
         out.print(console.safe(doc["note"]))
     else:
-        out.print(f"microarchitecture [bold]{doc['microarchitecture']}[/], psABI level "
-                  f"[bold]{doc['psabi_level']}[/]")
+        out.print(
+            f"microarchitecture [bold]{doc['microarchitecture']}[/], psABI level "
+            f"[bold]{doc['psabi_level']}[/]"
+        )
         t = Table(title="TensorFlow-relevant ISA features", show_lines=False)
         t.add_column("feature")
         t.add_column("here")
@@ -101,12 +117,15 @@ def _show_detect(doc: dict) -> None:
         for name in isa.tf_features():
             here = name in doc["features"]["present"]
             stock = name in doc["gain"]["stock_baseline"]
-            t.add_row(isa.title(name), "[green]yes[/]" if here else "[red]no[/]",
-                      "yes" if stock else "-")
+            t.add_row(
+                isa.title(name), "[green]yes[/]" if here else "[red]no[/]", "yes" if stock else "-"
+            )
         out.print(t)
         rec = doc["recommended"]
-        out.print(f"recommended target for GCC {rec['gcc_version']}: [bold]{rec['target']}[/]  "
-                  f"{rec['flags']}")
+        out.print(
+            f"recommended target for GCC {rec['gcc_version']}: [bold]{rec['target']}[/]  "
+            f"{rec['flags']}"
+        )
         out.print("  explicit: " + " ".join(rec["copts"]))
         for why in rec["refused"]:
             out.print(f"  [yellow]refused[/] {console.safe(why)}")
@@ -116,9 +135,13 @@ def _show_detect(doc: dict) -> None:
     tf = doc["tensorflow"]
     if tf.get("installed"):
         unused = ", ".join(tf.get("unused_cpu_features") or []) or "none reported"
-        out.print(console.safe(f"TensorFlow {tf['version']} (oneDNN "
-                               f"{'on' if tf.get('onednn_on') else 'off'}, MKL build "
-                               f"{tf.get('mkl_enabled')}); features it does not use: {unused}"))
+        out.print(
+            console.safe(
+                f"TensorFlow {tf['version']} (oneDNN "
+                f"{'on' if tf.get('onednn_on') else 'off'}, MKL build "
+                f"{tf.get('mkl_enabled')}); features it does not use: {unused}"
+            )
+        )
     else:
         out.print(console.safe(f"TensorFlow: {tf.get('reason', 'not installed')}"))
     if doc.get("saved"):

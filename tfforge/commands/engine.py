@@ -22,12 +22,17 @@ def engine_command(*, image: str = "local/bookworm:base", as_json: bool = False)
     if as_json:
         console.print_json(doc)
         return doc
-    how = ("runs BuildKit builds itself" if client_can_buildkit(client.version, False)
-           else "BuildKit through buildx")
-    for line in (f"client:  {client.path} {client.version} ({how})",
-                 f"engine:  Docker {facts.server_version}, API {facts.api_version}, "
-                 f"{facts.os_arch}, storage {facts.storage_driver or '?'}",
-                 f"buildkit: {'available' if facts.buildkit else 'NOT available'}",
-                 f"base:    {image} " + (base.get('id', '') or base.get('missing', ''))):
+    how = (
+        "runs BuildKit builds itself"
+        if client_can_buildkit(client.version, False)
+        else "BuildKit through buildx"
+    )
+    for line in (
+        f"client:  {client.path} {client.version} ({how})",
+        f"engine:  Docker {facts.server_version}, API {facts.api_version}, "
+        f"{facts.os_arch}, storage {facts.storage_driver or '?'}",
+        f"buildkit: {'available' if facts.buildkit else 'NOT available'}",
+        f"base:    {image} " + (base.get("id", "") or base.get("missing", "")),
+    ):
         console.say(line)
     return doc

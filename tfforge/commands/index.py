@@ -18,7 +18,9 @@ def index_command(*, as_json: bool = False) -> dict:
         console.warn(f"no wheels in {folder}; the index is empty")
     for w in result["wheels"]:
         console.say(f"{w['project']:<24} {w['version']:<28} {w['filename']}")
-    console.say(f"index: {result['index']}/ ({len(result['projects'])} project(s), "
-                f"{len(result['wheels'])} wheel(s))")
+    console.say(
+        f"index: {result['index']}/ ({len(result['projects'])} project(s), "
+        f"{len(result['wheels'])} wheel(s))"
+    )
     console.say(f"use:   pip install --index-url {result['url']} <project>==<version>")
     return result

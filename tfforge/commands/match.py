@@ -10,28 +10,51 @@ from tfforge.errors import TfforgeError
 from tfforge.host import cpu, fleet, isa
 
 
-def match_report(hosts: list[cpu.HostProfile], gcc_version: str,
-                 require: frozenset[str] = frozenset()) -> dict:
+def match_report(
+    hosts: list[cpu.HostProfile], gcc_version: str, require: frozenset[str] = frozenset()
+) -> dict:
     fleet.check_fleet(hosts)
     best = fleet.best_target(hosts, gcc_version)
     rows = []
     for name in fleet.candidate_names():
         t = fleet.target(name, gcc_version)
         missing = {h.name: fleet.why_not(t, h) for h in hosts}
-        rows.append({"target": t.display, "name": t.name, "flags": t.flags, "refused": t.refused,
-                     "runs_on": [h for h, why in missing.items() if why is None],
-                     "missing": {h: why for h, why in missing.items() if why}})
-    lacking = {h.name: sorted(require - h.features, key=isa.sort_key) for h in hosts
-               if require - h.features}
+        rows.append(
+            {
+                "target": t.display,
+                "name": t.name,
+                "flags": t.flags,
+                "refused": t.refused,
+                "runs_on": [h for h, why in missing.items() if why is None],
+                "missing": {h: why for h, why in missing.items() if why},
+            }
+        )
+    lacking = {
+        h.name: sorted(require - h.features, key=isa.sort_key)
+        for h in hosts
+        if require - h.features
+    }
     return {
-        "hosts": [{"name": h.name, "source": h.source, "vendor": h.vendor,
-                   "model_name": h.model_name,
-                   "microarchitecture": fleet.microarchitecture(h),
-                   "psabi_level": isa.level_name(isa.psabi_level(h.features))} for h in hosts],
-        "best": {"target": best.display, "name": best.name, "flags": best.flags,
-                 "copts": [f"--copt={f}" for f in best.copts(gcc_version)],
-                 "features": sorted(best.features, key=isa.sort_key),
-                 "psabi_level": isa.level_name(best.level), "refused": list(best.skipped)},
+        "hosts": [
+            {
+                "name": h.name,
+                "source": h.source,
+                "vendor": h.vendor,
+                "model_name": h.model_name,
+                "microarchitecture": fleet.microarchitecture(h),
+                "psabi_level": isa.level_name(isa.psabi_level(h.features)),
+            }
+            for h in hosts
+        ],
+        "best": {
+            "target": best.display,
+            "name": best.name,
+            "flags": best.flags,
+            "copts": [f"--copt={f}" for f in best.copts(gcc_version)],
+            "features": sorted(best.features, key=isa.sort_key),
+            "psabi_level": isa.level_name(best.level),
+            "refused": list(best.skipped),
+        },
         "common_features": isa.tf_relevant(fleet.common_features(hosts)),
         "gcc_version": gcc_version,
         "require": sorted(require, key=isa.sort_key),
@@ -40,15 +63,16 @@ def match_report(hosts: list[cpu.HostProfile], gcc_version: str,
     }
 
 
-def match_command(hosts: str | list[str], *, as_json: bool, gcc_version: str | None,
-                  require: str | None = None) -> dict:
+def match_command(
+    hosts: str | list[str], *, as_json: bool, gcc_version: str | None, require: str | None = None
+) -> dict:
     opts = settings.load({"gcc_version": gcc_version})
-    wanted = frozenset(isa.canonical(n, source="--require")
-                       for n in (require or "").split(",") if n.strip())
+    wanted = frozenset(
+        isa.canonical(n, source="--require") for n in (require or "").split(",") if n.strip()
+    )
     gcc = settings.version(opts, "gcc_version")
     profiles = cpu.load_hosts(hosts)
-    doc = match_report(profiles, gcc,
-                       isa.closure(wanted) if wanted else wanted)
+    doc = match_report(profiles, gcc, isa.closure(wanted) if wanted else wanted)
     if as_json:
         console.print_json(doc)
     else:
@@ -84,8 +108,12 @@ def _show_match(doc: dict) -> None:
         runs = f"{len(r['runs_on'])}/{total}"
         style = "green" if len(r["runs_on"]) == total else ""
         why = console.safe("; ".join(f"{h}: {_short(m)}" for h, m in r["missing"].items()))
-        t.add_row(r["target"], f"[{style}]{runs}[/]" if style else runs, why,
-                  r["flags"] or f"[red]refused[/]: {console.safe(r['refused'])}")
+        t.add_row(
+            r["target"],
+            f"[{style}]{runs}[/]" if style else runs,
+            why,
+            r["flags"] or f"[red]refused[/]: {console.safe(r['refused'])}",
+        )
     out.print(t)
     b = doc["best"]
     out.print(f"best common target: [bold]{b['target']}[/] ({b['psabi_level']})  {b['flags']}")

@@ -12,8 +12,9 @@ import contextlib
 import shutil
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from rich.table import Table
 
@@ -25,12 +26,20 @@ from tfforge.files import write_json_atomic
 from tfforge.host import cpu, isa
 
 # The build options every cell shares, and how `invoke build` spells them.
-SHARED = {"base_image": "--base-image", "source_dir": "--source-dir",
-          "bazel_provider": "--bazel-provider", "compiler": "--compiler",
-          "gcc_version": "--gcc-version", "remote_cache": "--remote-cache",
-          "remote_executor": "--remote-executor"}
-DEFAULT_OUT = {"github": "matrix/tfforge.github.yml", "gitlab": "matrix/tfforge.gitlab-ci.yml",
-               "slurm": "matrix/tfforge.sbatch"}
+SHARED = {
+    "base_image": "--base-image",
+    "source_dir": "--source-dir",
+    "bazel_provider": "--bazel-provider",
+    "compiler": "--compiler",
+    "gcc_version": "--gcc-version",
+    "remote_cache": "--remote-cache",
+    "remote_executor": "--remote-executor",
+}
+DEFAULT_OUT = {
+    "github": "matrix/tfforge.github.yml",
+    "gitlab": "matrix/tfforge.gitlab-ci.yml",
+    "slurm": "matrix/tfforge.sbatch",
+}
 
 
 def shared_flags(shared: Mapping[str, Any]) -> tuple[str, ...]:
@@ -46,15 +55,24 @@ def shared_flags(shared: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(flags)
 
 
-def make_plan(hosts: str, *, tf_versions: str | None, python_versions: str | None, one: bool,
-              shared: Mapping[str, Any]) -> tuple[matrix.Plan, dict[str, str]]:
+def make_plan(
+    hosts: str,
+    *,
+    tf_versions: str | None,
+    python_versions: str | None,
+    one: bool,
+    shared: Mapping[str, Any],
+) -> tuple[matrix.Plan, dict[str, str]]:
     """The plan and each cell's build id (every cell's spec is validated here)."""
     opts = settings.load({"gcc_version": shared.get("gcc_version")}, cwd=paths.project_root())
     profiles = cpu.load_hosts(hosts, option="HOSTS")
-    p = matrix.plan(profiles, gcc_version=str(opts.gcc_version),
-                    tf_versions=matrix.split_list(tf_versions, str(opts.tf_version)),
-                    python_versions=matrix.split_list(python_versions, str(opts.python_version)),
-                    one=one)
+    p = matrix.plan(
+        profiles,
+        gcc_version=str(opts.gcc_version),
+        tf_versions=matrix.split_list(tf_versions, str(opts.tf_version)),
+        python_versions=matrix.split_list(python_versions, str(opts.python_version)),
+        one=one,
+    )
     ids = {}
     for c in p.cells:
         cli = {k: v for k, v in shared.items() if v not in (None, False, [], ())}
@@ -72,16 +90,21 @@ def _doc(p: matrix.Plan, ids: dict[str, str], flags: tuple[str, ...]) -> dict:
 
 
 def _show_plan(doc: dict) -> None:
-    t = Table(title=f"Build matrix: {len(doc['cells'])} builds "
-                    f"(common target {doc['common_target']}, GCC {doc['gcc_version']})")
+    t = Table(
+        title=f"Build matrix: {len(doc['cells'])} builds "
+        f"(common target {doc['common_target']}, GCC {doc['gcc_version']})"
+    )
     for col in ("cell", "build id", "target", "serves", "gains over the common target"):
         t.add_column(col, overflow="fold")
     for c in doc["cells"]:
         names = c["hosts"][0]["gains"] if c["hosts"] else []
-        gains = (", ".join(isa.title(g) for g in names[:6])
-                 + (f" +{len(names) - 6} more" if len(names) > 6 else "")) or "-"
-        t.add_row(c["cell"], c["build_id"], c["target"],
-                  ", ".join(h["name"] for h in c["hosts"]), gains)
+        gains = (
+            ", ".join(isa.title(g) for g in names[:6])
+            + (f" +{len(names) - 6} more" if len(names) > 6 else "")
+        ) or "-"
+        t.add_row(
+            c["cell"], c["build_id"], c["target"], ", ".join(h["name"] for h in c["hosts"]), gains
+        )
     console.out.print(t)
 
 
@@ -97,30 +120,49 @@ def _write(path: Path, text: str, mode: int = 0o644) -> Path:
 def _slurm_script(p: matrix.Plan, flags: tuple[str, ...], results: Path, concurrent: int) -> str:
     checkout = Path(__file__).resolve().parents[2]  # tasks.py of a source checkout
     tasks = checkout if (checkout / "tasks.py").is_file() else paths.project_root()
-    return emit.slurm(p, flags, project=str(paths.project_root()), python=sys.executable,
-                      results=str(results), tasks=str(tasks), concurrent=concurrent)
+    return emit.slurm(
+        p,
+        flags,
+        project=str(paths.project_root()),
+        python=sys.executable,
+        results=str(results),
+        tasks=str(tasks),
+        concurrent=concurrent,
+    )
 
 
-def matrix_command(hosts: str, *, tf_versions: str | None = None,
-                   python_versions: str | None = None, one: bool = False,
-                   shared: Mapping[str, Any], emit_format: str | None = None,
-                   out: str | None = None, run: str | None = None, dry_run: bool = False,
-                   concurrent: int | None = None, timeout: float | None = None,
-                   as_json: bool = False) -> dict:
+def matrix_command(
+    hosts: str,
+    *,
+    tf_versions: str | None = None,
+    python_versions: str | None = None,
+    one: bool = False,
+    shared: Mapping[str, Any],
+    emit_format: str | None = None,
+    out: str | None = None,
+    run: str | None = None,
+    dry_run: bool = False,
+    concurrent: int | None = None,
+    timeout: float | None = None,
+    as_json: bool = False,
+) -> dict:
     """`invoke matrix HOSTS`: plan, and optionally emit a CI file/Slurm script or run on Slurm."""
     if emit_format and emit_format not in emit.FORMATS:
         raise ConfigError(f"--emit {emit_format!r}: must be one of {', '.join(emit.FORMATS)}")
     if run and run != "slurm":
-        raise ConfigError(f"--run {run!r}: only 'slurm' runs a matrix (GitHub and GitLab run "
-                          "the file --emit writes)")
-    opts = settings.load({"matrix_concurrent": concurrent}, cwd=paths.project_root(),
-                         prefix="matrix_")
+        raise ConfigError(
+            f"--run {run!r}: only 'slurm' runs a matrix (GitHub and GitLab run "
+            "the file --emit writes)"
+        )
+    opts = settings.load(
+        {"matrix_concurrent": concurrent}, cwd=paths.project_root(), prefix="matrix_"
+    )
     conc = int(settings.positive(opts, "matrix_concurrent"))
     timeout_s = timeout_seconds(timeout)  # --timeout, else the build_timeout setting
-    p, ids = make_plan(hosts, tf_versions=tf_versions, python_versions=python_versions, one=one,
-                       shared=shared)
-    flags = shared_flags(shared) + (("--timeout", f"{timeout_s:g}")
-                                    if timeout is not None else ())
+    p, ids = make_plan(
+        hosts, tf_versions=tf_versions, python_versions=python_versions, one=one, shared=shared
+    )
+    flags = shared_flags(shared) + (("--timeout", f"{timeout_s:g}") if timeout is not None else ())
     doc = _doc(p, ids, flags)
     if dry_run or not (emit_format or run):
         if as_json:
@@ -143,22 +185,31 @@ def matrix_command(hosts: str, *, tf_versions: str | None = None,
                 console.print_json(doc)
             else:
                 _show_plan(doc)
-                console.say(f"wrote {path} ({emit_format}); " + {
-                    "github": "commit it under .github/workflows/",
-                    "gitlab": "include it from .gitlab-ci.yml",
-                    "slurm": f"submit it: sbatch {path}"}[emit_format])
+                console.say(
+                    f"wrote {path} ({emit_format}); "
+                    + {
+                        "github": "commit it under .github/workflows/",
+                        "gitlab": "include it from .gitlab-ci.yml",
+                        "slurm": f"submit it: sbatch {path}",
+                    }[emit_format]
+                )
             return doc
     return _run_slurm(p, doc, flags, conc, timeout_s, as_json)
 
 
-def _run_slurm(p: matrix.Plan, doc: dict, flags: tuple[str, ...], concurrent: int,
-               build_timeout: float, as_json: bool) -> dict:
+def _run_slurm(
+    p: matrix.Plan,
+    doc: dict,
+    flags: tuple[str, ...],
+    concurrent: int,
+    build_timeout: float,
+    as_json: bool,
+) -> dict:
     from tfforge.cluster import slurm
 
     results = paths.builds_dir() / "matrix" / time.strftime("run-%Y%m%d-%H%M%S")
     results.mkdir(parents=True, exist_ok=False)
-    script = _write(results / "matrix.sbatch", _slurm_script(p, flags, results, concurrent),
-                    0o755)
+    script = _write(results / "matrix.sbatch", _slurm_script(p, flags, results, concurrent), 0o755)
     cells = [c.cell for c in p.cells]
     try:
         job = slurm.submit(script)
@@ -167,24 +218,37 @@ def _run_slurm(p: matrix.Plan, doc: dict, flags: tuple[str, ...], concurrent: in
         with contextlib.suppress(OSError):
             results.parent.rmdir()
         raise
-    console.info(f"submitted Slurm array job {job}: {len(cells)} cells, {concurrent} at a time; "
-                 f"results in {results}")
+    console.info(
+        f"submitted Slurm array job {job}: {len(cells)} cells, {concurrent} at a time; "
+        f"results in {results}"
+    )
 
     def report(elapsed: float, now: list) -> None:
         counts: dict[str, int] = {}
         for s in now:
             counts[s.state] = counts.get(s.state, 0) + 1
         where = ", ".join(f"{s.cell}@{s.node}" for s in now if s.state == "RUNNING")
-        console.info(f"[{elapsed:7.1f}s] job {job}: " + ", ".join(
-            f"{n} {state.lower()}" for state, n in sorted(counts.items()))
-            + (f" (running: {where})" if where else ""))
+        console.info(
+            f"[{elapsed:7.1f}s] job {job}: "
+            + ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items()))
+            + (f" (running: {where})" if where else "")
+        )
 
     # Cells run one after another in the worst case: give the whole array that much time.
     slurm.follow(job, cells, results, timeout_s=build_timeout * len(cells), report=report)
     rows = slurm.collect(cells, results)
     failed = [r for r in rows if r["rc"] != 0]
-    summary = {**doc, "slurm": {"job_id": job, "results": str(results), "script": str(script),
-                                "concurrent": concurrent}, "rows": rows, "failed": len(failed)}
+    summary = {
+        **doc,
+        "slurm": {
+            "job_id": job,
+            "results": str(results),
+            "script": str(script),
+            "concurrent": concurrent,
+        },
+        "rows": rows,
+        "failed": len(failed),
+    }
     write_json_atomic(results / "summary.json", summary)
     if as_json:
         console.print_json(summary)
@@ -193,43 +257,71 @@ def _run_slurm(p: matrix.Plan, doc: dict, flags: tuple[str, ...], concurrent: in
         for col in ("cell", "node", "time", "cache hits", "wheel"):
             t.add_column(col)
         for r in rows:
-            t.add_row(r["cell"], r["node"] or "?",
-                      f"{r['seconds']}s" if r["seconds"] is not None else "?",
-                      "-" if r["remote_cache_hits"] is None else str(r["remote_cache_hits"]),
-                      Path(r["wheel"]).name if r["wheel"] else f"FAILED: {r['error']}")
+            t.add_row(
+                r["cell"],
+                r["node"] or "?",
+                f"{r['seconds']}s" if r["seconds"] is not None else "?",
+                "-" if r["remote_cache_hits"] is None else str(r["remote_cache_hits"]),
+                Path(r["wheel"]).name if r["wheel"] else f"FAILED: {r['error']}",
+            )
         console.out.print(t)
     if failed:
-        raise BuildError(f"{len(failed)} of {len(rows)} cells failed ("
-                         + ", ".join(r["cell"] for r in failed) + f"); logs in {results}")
+        raise BuildError(
+            f"{len(failed)} of {len(rows)} cells failed ("
+            + ", ".join(r["cell"] for r in failed)
+            + f"); logs in {results}"
+        )
     return summary
 
 
-def cache_command(action: str, *, port: int | None = None, bind: str | None = None,
-                  htpasswd: str | None = None, folder: str | None = None,
-                  as_json: bool = False) -> dict:
+def cache_command(
+    action: str,
+    *,
+    port: int | None = None,
+    bind: str | None = None,
+    htpasswd: str | None = None,
+    folder: str | None = None,
+    as_json: bool = False,
+) -> dict:
     """`invoke cache serve`: an nginx WebDAV Bazel HTTP cache until Ctrl-C."""
     from tfforge.cluster import cache
 
     if action != "serve":
         raise ConfigError(f"invoke cache {action!r}: the only action is 'serve'")
-    opts = settings.load({"cache_port": port, "cache_bind": bind}, cwd=paths.project_root(),
-                         prefix="cache_")
+    opts = settings.load(
+        {"cache_port": port, "cache_bind": bind}, cwd=paths.project_root(), prefix="cache_"
+    )
     if htpasswd and not Path(htpasswd).is_file():
-        raise ConfigError(f"--htpasswd {htpasswd}: no such file (make one with `htpasswd -c FILE "
-                          "USER` or passlib)")
+        raise ConfigError(
+            f"--htpasswd {htpasswd}: no such file (make one with `htpasswd -c FILE "
+            "USER` or passlib)"
+        )
     state = Path(folder) if folder else paths.cache_dir("bazel-remote-cache")
-    server = cache.start(state, port=int(opts.cache_port), bind=str(opts.cache_bind),
-                         htpasswd=Path(htpasswd) if htpasswd else None)
-    doc = {"url": server.url, "pid": server.pid, "store": str(server.store),
-           "config": str(server.config), "auth": bool(htpasswd)}
+    server = cache.start(
+        state,
+        port=int(opts.cache_port),
+        bind=str(opts.cache_bind),
+        htpasswd=Path(htpasswd) if htpasswd else None,
+    )
+    doc = {
+        "url": server.url,
+        "pid": server.pid,
+        "store": str(server.store),
+        "config": str(server.config),
+        "auth": bool(htpasswd),
+    }
     if as_json:
         console.print_json(doc)
     else:
-        console.say(f"Bazel HTTP cache at {server.url} (nginx pid {server.pid}, store "
-                    f"{server.store}); build with: invoke build --remote-cache {server.url} ...")
+        console.say(
+            f"Bazel HTTP cache at {server.url} (nginx pid {server.pid}, store "
+            f"{server.store}); build with: invoke build --remote-cache {server.url} ..."
+        )
         if opts.cache_bind.startswith("127.") or opts.cache_bind == "::1":
-            console.say("loopback only: builds on this machine reach it (tfforge runs them with "
-                        "--network=host); to share it see README 'A team's build matrix'")
+            console.say(
+                "loopback only: builds on this machine reach it (tfforge runs them with "
+                "--network=host); to share it see README 'A team's build matrix'"
+            )
         console.say("Ctrl-C stops it")
     try:
         while True:

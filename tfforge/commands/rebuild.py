@@ -15,13 +15,18 @@ def lines(result: dict) -> list[str]:
     varied = (" (varied: " + ", ".join(f"{k}={v}" for k, v in vary.items()) + ")") if vary else ""
     if result["identical"]:
         return [f"reproducible: sha256 {sha['original']} {result['wheel']}{varied}"]
-    out = [f"NOT reproducible: {result['wheel']}{varied}",
-           f"  original sha256 {sha['original']}", f"  rebuild  sha256 {sha['rebuild']}"]
+    out = [
+        f"NOT reproducible: {result['wheel']}{varied}",
+        f"  original sha256 {sha['original']}",
+        f"  rebuild  sha256 {sha['rebuild']}",
+    ]
     if result["differing"]:
         out.append(f"  {'member':60} {'status':17} original        rebuild")
         for m in result["differing"]:
-            out.append(f"  {m['name']:60} {m['status']:17} {m['original'][:12] or '-':15} "
-                       f"{m['rebuild'][:12] or '-'}")
+            out.append(
+                f"  {m['name']:60} {m['status']:17} {m['original'][:12] or '-':15} "
+                f"{m['rebuild'][:12] or '-'}"
+            )
     for z in result["zip"][:20]:
         out.append(f"  zip: {z}")
     if result.get("diffoscope"):
@@ -33,18 +38,23 @@ def lines(result: dict) -> list[str]:
     return out
 
 
-def rebuild_command(build_id: str, *, vary: bool = False, timeout=None,
-                    as_json: bool = False) -> dict:
+def rebuild_command(
+    build_id: str, *, vary: bool = False, timeout=None, as_json: bool = False
+) -> dict:
     """`invoke rebuild`: exit 0 when the rebuild is byte-identical, 1 otherwise."""
     from tfforge.commands.watch import BuildWatcher
     from tfforge.docker import rebuild
 
     with BuildWatcher() as watcher:
-        result = rebuild.rebuild(build_id, builds_dir=paths.builds_dir(),
-                                 wheels_dir=paths.wheels_dir(),
-                                 timeout_s=timeout_seconds(timeout),
-                                 docker=settings.load(cwd=paths.project_root()).docker,
-                                 vary=vary, watcher=watcher)
+        result = rebuild.rebuild(
+            build_id,
+            builds_dir=paths.builds_dir(),
+            wheels_dir=paths.wheels_dir(),
+            timeout_s=timeout_seconds(timeout),
+            docker=settings.load(cwd=paths.project_root()).docker,
+            vary=vary,
+            watcher=watcher,
+        )
     if as_json:
         console.print_json(result)
     else:

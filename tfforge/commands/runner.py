@@ -16,7 +16,8 @@ import signal
 import sys
 import threading
 import traceback
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from invoke.exceptions import Exit
 

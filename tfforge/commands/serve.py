@@ -13,16 +13,19 @@ from tfforge.errors import ConfigError, PublishError
 from tfforge.publish import serve
 
 
-def serve_command(*, port: int | str | None = None, htpasswd: str | None = None,
-                  as_json: bool = False) -> int:
+def serve_command(
+    *, port: int | str | None = None, htpasswd: str | None = None, as_json: bool = False
+) -> int:
     """Run the server in the foreground; returns its exit code (0 after Ctrl-C/SIGTERM)."""
     opts = settings.load({"serve_port": port}, prefix="serve_")
     port = opts.serve_port
     serve.check_port(port, opts.origin("serve_port"))
     root = paths.wheels_dir()
     if not root.is_dir():
-        raise ConfigError(f"no wheels folder at {root}; build a wheel first (invoke build) or "
-                          "create the folder for uploads")
+        raise ConfigError(
+            f"no wheels folder at {root}; build a wheel first (invoke build) or "
+            "create the folder for uploads"
+        )
     pw = serve.load_htpasswd(Path(htpasswd).expanduser()) if htpasswd else None
     argv = serve.pypiserver_argv(root, port, pw)
     console.info("running: " + shlex.join(argv))
@@ -35,8 +38,13 @@ def serve_command(*, port: int | str | None = None, htpasswd: str | None = None,
     try:
         serve.wait_listening(proc, port)
         base = f"http://{serve.LOOPBACK}:{port}/"
-        doc = {"url": base + "simple/", "upload_url": base, "root": str(root),
-               "uploads": pw is not None, "pid": proc.pid}
+        doc = {
+            "url": base + "simple/",
+            "upload_url": base,
+            "root": str(root),
+            "uploads": pw is not None,
+            "pid": proc.pid,
+        }
         if as_json:
             console.print_json(doc)
         else:

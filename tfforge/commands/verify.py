@@ -14,25 +14,42 @@ from tfforge.verify.wheelcheck import FAIL, PASS, SKIP
 from tfforge.verify.wheelscan import bounded_jobs, default_jobs
 
 
-def verify_command(wheel_spec: str, *, hosts: list[str], python: str | None,
-                   emulate: list[str], as_json: bool, jobs: int | None, no_cache: bool,
-                   examples: int | None) -> VerifyReport:
+def verify_command(
+    wheel_spec: str,
+    *,
+    hosts: list[str],
+    python: str | None,
+    emulate: list[str],
+    as_json: bool,
+    jobs: int | None,
+    no_cache: bool,
+    examples: int | None,
+) -> VerifyReport:
     from tfforge.runtime import venvs
+
     opts = settings.load({"verify_jobs": jobs, "verify_examples": examples}, prefix="verify_")
     n_jobs = settings.positive(opts, "verify_jobs", 0, strict=False)
     n_examples = settings.positive(opts, "verify_examples", 0, strict=False)
     n_jobs = bounded_jobs(n_jobs) if n_jobs else default_jobs()
     if opts["verify_jobs"] > n_jobs:
-        console.info(f"{opts.origin('verify_jobs')} {opts['verify_jobs']}: using {n_jobs} "
-                     f"(bounded by {os.cpu_count()} CPUs and the memory available, ~450 MB "
-                     "per worker)")
+        console.info(
+            f"{opts.origin('verify_jobs')} {opts['verify_jobs']}: using {n_jobs} "
+            f"(bounded by {os.cpu_count()} CPUs and the memory available, ~450 MB "
+            "per worker)"
+        )
     path = venvs.wheel_from_spec(wheel_spec)
     profiles = cpu.load_hosts(hosts, option="--host") if hosts else [cpu.detect_host()]
     python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
-    kwargs = dict(hosts=profiles, python=python, emulate_models=emulate, jobs=n_jobs,
-                  examples=n_examples, use_cache=not no_cache,
-                  emulate_timeout=float(opts["emulate_timeout"]),
-                  builds_dir=paths.builds_dir())
+    kwargs = dict(
+        hosts=profiles,
+        python=python,
+        emulate_models=emulate,
+        jobs=n_jobs,
+        examples=n_examples,
+        use_cache=not no_cache,
+        emulate_timeout=float(opts["emulate_timeout"]),
+        builds_dir=paths.builds_dir(),
+    )
     with console.Progress(f"verifying {path.name}", unit="bytes") as bar:
         report = verify(path, status=bar.note, progress=bar.update, **kwargs)
     if as_json:
@@ -41,10 +58,11 @@ def verify_command(wheel_spec: str, *, hosts: list[str], python: str | None,
         show(report)
     if not report.ok:
         names = ", ".join(c.name for c in report.failed)
-        raise VerifyError(f"{Path(report.wheel).name}: {len(report.failed)} check(s) failed "
-                          f"({names}); see the report")
+        raise VerifyError(
+            f"{Path(report.wheel).name}: {len(report.failed)} check(s) failed "
+            f"({names}); see the report"
+        )
     return report
-
 
 
 # ---- the readable report -------------------------------------------------------------------
@@ -55,8 +73,13 @@ def short_name(name: str, limit: int = 72) -> str:
     """A demangled C++ name cut for a table: no parameter list, inner template args elided."""
     depth, out = 0, []
     for i, ch in enumerate(name):
-        if ch == "(" and depth == 0 and i > 0 and not name.startswith("(anonymous", i) \
-                and not name.endswith("decltype", 0, i):
+        if (
+            ch == "("
+            and depth == 0
+            and i > 0
+            and not name.startswith("(anonymous", i)
+            and not name.endswith("decltype", 0, i)
+        ):
             break
         if ch == "<":
             depth += 1
@@ -69,9 +92,7 @@ def short_name(name: str, limit: int = 72) -> str:
             if depth == 1:
                 out.append(">")
     text = "".join(out)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _few(names, keep: int = 3) -> str:
@@ -88,10 +109,12 @@ def show(r: VerifyReport) -> None:
     escape = console.safe  # every name here came from the wheel or a host file
 
     out = console.out
-    out.print(f"[bold]{escape(Path(r.wheel).name)}[/]  {r.size / 1e6:.1f} MB, "
-              f"{r.members} members, "
-              f"sha256 {r.sha256[:16]}, verified in {r.seconds:.1f} s"
-              + (" (ISA scan from cache)" if r.scan_cached else ""))
+    out.print(
+        f"[bold]{escape(Path(r.wheel).name)}[/]  {r.size / 1e6:.1f} MB, "
+        f"{r.members} members, "
+        f"sha256 {r.sha256[:16]}, verified in {r.seconds:.1f} s"
+        + (" (ISA scan from cache)" if r.scan_cached else "")
+    )
     t = Table(title="Checks", title_justify="left")
     t.add_column("check")
     t.add_column("result")
@@ -103,31 +126,51 @@ def show(r: VerifyReport) -> None:
     out.print(t)
 
     if r.libraries:
-        t = Table(title=f"x86 extensions used by {len(r.libraries)} ELF libraries "
-                  "(baseline = required to run; dispatched = only behind run-time CPU checks)",
-                  title_justify="left")
-        for col in ("feature", "class", "why", "instr", "ordinary fns", "dispatched fns",
-                    "example (most uses)"):
-            t.add_column(col, overflow="fold",
-                         justify="right" if col.endswith(("fns", "instr")) else "left")
+        t = Table(
+            title=f"x86 extensions used by {len(r.libraries)} ELF libraries "
+            "(baseline = required to run; dispatched = only behind run-time CPU checks)",
+            title_justify="left",
+        )
+        for col in (
+            "feature",
+            "class",
+            "why",
+            "instr",
+            "ordinary fns",
+            "dispatched fns",
+            "example (most uses)",
+        ):
+            t.add_column(
+                col, overflow="fold", justify="right" if col.endswith(("fns", "instr")) else "left"
+            )
         rows = feature_rows(r)
         for row in rows:
             cls = "[bold]baseline[/]" if row["class"] == "baseline" else "[dim]dispatched[/]"
-            t.add_row(row["title"], cls, escape(row["why"]), f"{row['instructions']:,}",
-                      f"{row['ordinary']:,}", f"{row['dispatched_fns']:,}",
-                      escape(short_name(row["example"], 60)))
+            t.add_row(
+                row["title"],
+                cls,
+                escape(row["why"]),
+                f"{row['instructions']:,}",
+                f"{row['ordinary']:,}",
+                f"{row['dispatched_fns']:,}",
+                escape(short_name(row["example"], 60)),
+            )
         out.print(t)
         for row in rows:
             if row["class"] == "baseline":
-                out.print(f"  [bold]{row['title']}[/] {escape(row['evidence'])}",
-                          highlight=False)
+                out.print(f"  [bold]{row['title']}[/] {escape(row['evidence'])}", highlight=False)
 
     t = Table(title="Hosts", title_justify="left")
     for col in ("host", "model", "result", "missing baseline", "lacks (dispatched, fine)"):
         t.add_column(col, overflow="fold")
     for h in r.hosts:
-        t.add_row(escape(h.name), escape(h.model), _STYLE[PASS if h.ok else FAIL],
-                  ", ".join(h.missing) or "-", _few(h.missing_dispatched))
+        t.add_row(
+            escape(h.name),
+            escape(h.model),
+            _STYLE[PASS if h.ok else FAIL],
+            ", ".join(h.missing) or "-",
+            _few(h.missing_dispatched),
+        )
     out.print(t)
 
     if r.emulation:
@@ -136,31 +179,56 @@ def show(r: VerifyReport) -> None:
             t.add_column(col, overflow="fold")
         for e in r.emulation:
             res = e.result
-            verdict = ("lacks " + ", ".join(e.predicted_missing)) if e.predicted_missing \
+            verdict = (
+                ("lacks " + ", ".join(e.predicted_missing))
+                if e.predicted_missing
                 else "has every baseline feature"
+            )
             if not e.confirmable:
-                verdict = ("not confirmable under qemu (cannot execute "
-                           + ", ".join(e.unexecutable) + ")")
-            t.add_row(res.model, _STYLE[PASS] if res.status == "pass" else
-                      f"[bold red]{res.signal or res.status}[/]", res.stage or "-",
-                      escape(res.where or "-"), f"{res.seconds:.0f}",
-                      verdict + (" [bold red](disagrees)[/]" if e.agrees is False else ""))
+                verdict = (
+                    "not confirmable under qemu (cannot execute " + ", ".join(e.unexecutable) + ")"
+                )
+            t.add_row(
+                res.model,
+                _STYLE[PASS]
+                if res.status == "pass"
+                else f"[bold red]{res.signal or res.status}[/]",
+                res.stage or "-",
+                escape(res.where or "-"),
+                f"{res.seconds:.0f}",
+                verdict + (" [bold red](disagrees)[/]" if e.agrees is False else ""),
+            )
         out.print(t)
 
     libs = sorted(r.libraries, key=lambda s: -s.code_bytes)
     if libs:
         t = Table(title="Largest libraries", title_justify="left")
-        for col in ("library", "code MB", "M instr", "functions", "baseline", "dispatched",
-                    "ISA note", "scan s"):
-            t.add_column(col, overflow="fold",
-                         justify="right" if col in ("code MB", "M instr", "functions",
-                                                    "scan s") else "left")
+        for col in (
+            "library",
+            "code MB",
+            "M instr",
+            "functions",
+            "baseline",
+            "dispatched",
+            "ISA note",
+            "scan s",
+        ):
+            t.add_column(
+                col,
+                overflow="fold",
+                justify="right" if col in ("code MB", "M instr", "functions", "scan s") else "left",
+            )
         for s in libs[:8]:
-            t.add_row(escape(s.path), f"{s.code_bytes / 1e6:.1f}",
-                      f"{s.instructions / 1e6:.2f}",
-                      f"{s.functions:,}", ", ".join(sorted(s.baseline, key=isa.sort_key)),
-                      _few(sorted(s.dispatched, key=isa.sort_key)), s.isa_needed or "-",
-                      f"{s.seconds:.1f}")
+            t.add_row(
+                escape(s.path),
+                f"{s.code_bytes / 1e6:.1f}",
+                f"{s.instructions / 1e6:.2f}",
+                f"{s.functions:,}",
+                ", ".join(sorted(s.baseline, key=isa.sort_key)),
+                _few(sorted(s.dispatched, key=isa.sort_key)),
+                s.isa_needed or "-",
+                f"{s.seconds:.1f}",
+            )
         if len(libs) > 8:
             t.caption = f"{len(libs) - 8} smaller libraries in --json"
         out.print(t)
@@ -172,6 +240,8 @@ def show(r: VerifyReport) -> None:
         for rule in r.rules:
             out.print(f"[dim]  {escape(rule)}[/]")
         if hits:
-            out.print(f"[dim]  dispatch patterns that matched: "
-                      f"{sum(hits.values())} functions via {len(hits)} pattern(s); "
-                      "per-library list in --json (pattern_hits)[/]")
+            out.print(
+                f"[dim]  dispatch patterns that matched: "
+                f"{sum(hits.values())} functions via {len(hits)} pattern(s); "
+                "per-library list in --json (pattern_hits)[/]"
+            )

@@ -14,13 +14,14 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 # Seconds the client gets to send /build/cancel after SIGINT, and the engine to end the steps.
 CLIENT_GRACE_S = 15.0
 ENGINE_GRACE_S = 20.0
+
 
 @dataclass(frozen=True)
 class EngineStep:
@@ -38,7 +39,7 @@ def _proc_stat(pid: str) -> tuple[int, int] | None:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2:].split()
+    fields = text[text.rindex(")") + 2 :].split()
     return int(fields[1]), int(fields[19])
 
 
@@ -56,8 +57,11 @@ def engine_steps() -> list[EngineStep] | None:
     dockerd runs BuildKit's steps with runc itself (its containers run under containerd), so
     a step is a `runc ... run ... <bundle>` child of dockerd; its child is the step's command."""
     try:
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
         tick = os.sysconf("SC_CLK_TCK")
         pids = [p for p in os.listdir("/proc") if p.isdigit()]
     except (OSError, StopIteration, ValueError):
@@ -80,8 +84,12 @@ def engine_steps() -> list[EngineStep] | None:
     for daemon in daemons:
         for pid in parents.get(daemon, []):
             words = _argv(pid)
-            if words and words[0].endswith("runc") and "run" in words and \
-                    any("buildkit" in w for w in words):
+            if (
+                words
+                and words[0].endswith("runc")
+                and "run" in words
+                and any("buildkit" in w for w in words)
+            ):
                 init = next((_argv(c) for c in parents.get(pid, [])), [])
                 steps.append(EngineStep(pid, started[pid], words[-1], " ".join(init)))
     return steps
@@ -100,8 +108,11 @@ def stop_client(proc: subprocess.Popen, since: float, running: Iterable[str] = (
     containers from those of other builds on the same engine."""
     commands = list(running)
     before = engine_steps()
-    ours = {s.pid for s in before or [] if s.started >= since - 1
-            and (not commands or _same_command(s, commands))}
+    ours = {
+        s.pid
+        for s in before or []
+        if s.started >= since - 1 and (not commands or _same_command(s, commands))
+    }
     with contextlib.suppress(ProcessLookupError):
         # SIGINT: the client calls POST /build/cancel and closes its session.
         os.killpg(proc.pid, signal.SIGINT)
@@ -121,7 +132,9 @@ def stop_client(proc: subprocess.Popen, since: float, running: Iterable[str] = (
         time.sleep(0.2)
         left = ours & {s.pid for s in engine_steps() or []}
     if left:
-        return (f"{how}, but {len(left)} of its step(s) still run in the engine after "
-                f"{ENGINE_GRACE_S:g}s (runc pids {', '.join(map(str, sorted(left)))}; another "
-                f"build may share them)")
+        return (
+            f"{how}, but {len(left)} of its step(s) still run in the engine after "
+            f"{ENGINE_GRACE_S:g}s (runc pids {', '.join(map(str, sorted(left)))}; another "
+            f"build may share them)"
+        )
     return f"{how}; no step of it is left running in the engine ({len(ours)} stopped)"

@@ -8,16 +8,18 @@ import json
 import os
 import re
 import subprocess
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable, Sequence
 
 from tfforge.errors import BuildError, ConfigError
 
 DEBIAN_CLIENT = "/usr/bin/docker"
 START_ENGINE = "start it: `dockerd > /tmp/dockerd.log 2>&1 &` or `systemctl start docker`"
-MAKE_BASE = ("pull it where a registry is reachable (`docker pull {ref}`), or offline make a "
-             "local one with debootstrap and build on it: `bash scripts/make-base-image.sh "
-             "{local} {suite}`, then pass --base-image {local}")
+MAKE_BASE = (
+    "pull it where a registry is reachable (`docker pull {ref}`), or offline make a "
+    "local one with debootstrap and build on it: `bash scripts/make-base-image.sh "
+    "{local} {suite}`, then pass --base-image {local}"
+)
 PULL_TIMEOUT_S = 1800.0
 
 
@@ -63,8 +65,12 @@ def candidate_paths(configured: str = "", search_path: str | None = None) -> lis
 def probe_client(path: str) -> Client:
     """Ask one binary for its version and, for 23.0+, whether the buildx plugin works."""
     try:
-        proc = subprocess.run([path, "version", "--format", "{{.Client.Version}}"],
-                              capture_output=True, text=True, timeout=30)
+        proc = subprocess.run(
+            [path, "version", "--format", "{{.Client.Version}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Client(path, "", False, f"does not run ({exc})")
     version = proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else ""
@@ -73,8 +79,12 @@ def probe_client(path: str) -> Client:
     has_buildx = False
     if not client_can_buildkit(version, False):
         with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            has_buildx = subprocess.run([path, "buildx", "version"], capture_output=True,
-                                        timeout=30).returncode == 0
+            has_buildx = (
+                subprocess.run(
+                    [path, "buildx", "version"], capture_output=True, timeout=30
+                ).returncode
+                == 0
+            )
     ok = client_can_buildkit(version, has_buildx)
     note = "" if ok else "lacks the buildx plugin BuildKit builds need from client 23.0 on"
     return Client(path, version, ok, note)
@@ -88,16 +98,20 @@ def choose_client(clients: Sequence[Client]) -> Client:
     if not clients:
         raise BuildError("no docker client found; install Debian's: apt-get install -y docker.io")
     refused = "; ".join(f"{c.path} {c.version or '?'} {c.note}".strip() for c in clients)
-    raise BuildError(f"no docker client can run BuildKit builds ({refused}); install Debian's "
-                     f"{DEBIAN_CLIENT} (apt-get install -y docker.io) or set TFFORGE_DOCKER to one "
-                     f"that can")
+    raise BuildError(
+        f"no docker client can run BuildKit builds ({refused}); install Debian's "
+        f"{DEBIAN_CLIENT} (apt-get install -y docker.io) or set TFFORGE_DOCKER to one "
+        f"that can"
+    )
 
 
 def resolve_client(configured: str = "") -> Client:
     """The client tfforge uses: TFFORGE_DOCKER / `docker` option if set, else auto (see above)."""
     if configured and not (os.path.isfile(configured) and os.access(configured, os.X_OK)):
-        raise ConfigError(f"docker client {configured!r} is not an executable; fix the `docker` "
-                          f"option (TFFORGE_DOCKER) or leave it empty to pick one")
+        raise ConfigError(
+            f"docker client {configured!r} is not an executable; fix the `docker` "
+            f"option (TFFORGE_DOCKER) or leave it empty to pick one"
+        )
     return choose_client([probe_client(p) for p in candidate_paths(configured)])
 
 
@@ -123,23 +137,27 @@ def engine_error(stderr: str) -> str:
     """One line for a client that could not talk to the engine."""
     text = " ".join(stderr.split())
     if "permission denied" in text.lower():
-        return (f"Docker engine refused this user ({text[:160]}); run as root or add the user "
-                f"to the docker group")
+        return (
+            f"Docker engine refused this user ({text[:160]}); run as root or add the user "
+            f"to the docker group"
+        )
     if "Cannot connect" in text or "Is the docker daemon running" in text or not text:
         where = re.search(r"at (\S+?)\.? Is the docker", text)
-        return (f"Docker engine not reachable{' at ' + where.group(1) if where else ''}; "
-                f"{START_ENGINE}")
+        return (
+            f"Docker engine not reachable{' at ' + where.group(1) if where else ''}; {START_ENGINE}"
+        )
     return f"Docker engine not usable ({text[:200]}); {START_ENGINE}"
 
 
 def query(client: Client, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """A short engine query; an engine that hangs or a client that cannot start is a BuildError."""
     try:
-        return subprocess.run([client.path, *args], capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run([client.path, *args], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise BuildError(f"Docker engine did not answer `docker {args[0]}` within {timeout:g}s; "
-                         f"check it (docker info, /tmp/dockerd.log) or restart it")
+        raise BuildError(
+            f"Docker engine did not answer `docker {args[0]}` within {timeout:g}s; "
+            f"check it (docker info, /tmp/dockerd.log) or restart it"
+        )
     except OSError as exc:
         raise BuildError(f"docker client {client.path} does not run ({exc})")
 
@@ -160,12 +178,16 @@ def engine_facts(client: Client) -> Engine:
     info = query(client, "info", "--format", "{{.Driver}}")
     os_name = server.get("Os", "")
     api = server.get("ApiVersion", "")
-    return Engine(client=client.path, client_version=client.version,
-                  server_version=server.get("Version", ""), api_version=api,
-                  os_arch=f"{os_name}/{server.get('Arch', '')}",
-                  kernel=server.get("KernelVersion", ""),
-                  storage_driver=info.stdout.strip() if info.returncode == 0 else "",
-                  buildkit=os_name == "linux" and api_at_least(api, (1, 39)))
+    return Engine(
+        client=client.path,
+        client_version=client.version,
+        server_version=server.get("Version", ""),
+        api_version=api,
+        os_arch=f"{os_name}/{server.get('Arch', '')}",
+        kernel=server.get("KernelVersion", ""),
+        storage_driver=info.stdout.strip() if info.returncode == 0 else "",
+        buildkit=os_name == "linux" and api_at_least(api, (1, 39)),
+    )
 
 
 # ---- base images ---------------------------------------------------------------------------
@@ -200,16 +222,23 @@ def dockerfile_images(text: str) -> list[str]:
     return images
 
 
-def image_facts(client: Client, refs: Iterable[str], *, pull: bool = False,
-                on_pull: Callable[[str], None] | None = None) -> list[dict]:
+def image_facts(
+    client: Client,
+    refs: Iterable[str],
+    *,
+    pull: bool = False,
+    on_pull: Callable[[str], None] | None = None,
+) -> list[dict]:
     """Id and repo digests of each base image; BuildError naming the first one missing.
 
     pull=True first tries `docker pull` for an image the engine lacks (the default base image
     is a public one pinned by digest); without a registry that fails at once. on_pull(ref) is
     told before a pull starts."""
+
     def inspect(ref: str):
-        return query(client, "image", "inspect", "--format",
-                       "{{json .Id}} {{json .RepoDigests}}", ref)
+        return query(
+            client, "image", "inspect", "--format", "{{json .Id}} {{json .RepoDigests}}", ref
+        )
 
     facts = []
     for ref in refs:
@@ -221,17 +250,19 @@ def image_facts(client: Client, refs: Iterable[str], *, pull: bool = False,
             if pulled.returncode != 0:
                 lines = pulled.stderr.strip().splitlines()
                 why = " ".join((lines[-1] if lines else f"exit {pulled.returncode}").split())[:120]
-                raise BuildError(f"base image {ref!r} is not in the engine and `docker pull` "
-                                 f"failed ({why}); " + make_base(ref))
+                raise BuildError(
+                    f"base image {ref!r} is not in the engine and `docker pull` "
+                    f"failed ({why}); " + make_base(ref)
+                )
             proc = inspect(ref)
         if proc.returncode != 0:
             if "No such image" in proc.stderr or "No such object" in proc.stderr:
-                raise BuildError(f"base image {ref!r} is not in the engine; "
-                                 + make_base(ref))
+                raise BuildError(f"base image {ref!r} is not in the engine; " + make_base(ref))
             raise BuildError(engine_error(proc.stderr))
         image_id, digests = proc.stdout.strip().split(" ", 1)
-        facts.append({"ref": ref, "id": json.loads(image_id),
-                      "repo_digests": json.loads(digests) or []})
+        facts.append(
+            {"ref": ref, "id": json.loads(image_id), "repo_digests": json.loads(digests) or []}
+        )
     return facts
 
 

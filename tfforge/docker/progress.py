@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from tfforge.docker.client import DEBIAN_CLIENT, engine_error, make_base
 from tfforge.errors import BuildError
@@ -31,12 +31,15 @@ class StepLog:
     failed_number: str = ""
     failed_reason: str = ""
     outputs: dict[str, deque] = field(default_factory=dict)  # last lines of each step
-    running: dict[str, str] = field(default_factory=dict)     # started, not yet finished
+    running: dict[str, str] = field(default_factory=dict)  # started, not yet finished
 
     def running_commands(self) -> list[str]:
         """The shell commands of RUN steps now running (as the step container runs them)."""
-        return [step_title(name).split("] RUN ", 1)[1] for name in self.running.values()
-                if "] RUN " in name]
+        return [
+            step_title(name).split("] RUN ", 1)[1]
+            for name in self.running.values()
+            if "] RUN " in name
+        ]
 
     def feed(self, line: str) -> str | None:
         """Take one log line; return a step name when a new step starts."""
@@ -52,7 +55,8 @@ class StepLog:
                 self.ran += 1
                 stage = step_stage(name)
                 self.stage_seconds[stage] = round(
-                    self.stage_seconds.get(stage, 0.0) + float(status.group(3)), 3)
+                    self.stage_seconds.get(stage, 0.0) + float(status.group(3)), 3
+                )
             elif word == "CACHED":
                 self.cached += 1
             elif word.startswith("ERROR") and not self.failed_step:
@@ -84,8 +88,10 @@ def step_stage(name: str) -> str:
 
 # The template's set-up in front of `bazel build` for rebuilds (umask, fresh output root, CPU
 # set), as written and as BuildKit shows it with the build args expanded.
-_REBUILD_SETUP = re.compile(r'\bRUN umask "[^"]*" +&& +if \[ -n "[^"]*" \]; then .*?; fi +&& +'
-                            r'(?:\$\{TFFORGE_CPUS:\+[^}]*\} *|taskset -c 0-\$\(\([^)]*\)\) +)?')
+_REBUILD_SETUP = re.compile(
+    r'\bRUN umask "[^"]*" +&& +if \[ -n "[^"]*" \]; then .*?; fi +&& +'
+    r"(?:\$\{TFFORGE_CPUS:\+[^}]*\} *|taskset -c 0-\$\(\([^)]*\)\) +)?"
+)
 
 
 def step_title(name: str) -> str:
@@ -102,8 +108,9 @@ def short(text: str, width: int = 100) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def classify_failure(lines: Sequence[str], returncode: int, steps: StepLog,
-                     log_path: Path) -> BuildError:
+def classify_failure(
+    lines: Sequence[str], returncode: int, steps: StepLog, log_path: Path
+) -> BuildError:
     """The one-line cause of a failed `docker build` plus the last log lines as detail.
 
     For a failed step the detail is that step's own last lines (the compiler's error, not
@@ -112,29 +119,45 @@ def classify_failure(lines: Sequence[str], returncode: int, steps: StepLog,
     detail = "\n".join(tail(list(own) if own else lines) + [f"full log: {log_path}"])
     text = "\n".join(lines[-200:])
     missing = re.search(r"load metadata for (\S+)", steps.failed_step) or re.search(
-        r"(?:pull access denied for|failed to resolve source metadata for) (\S+?)[,:\s]", text)
-    if missing and ("metadata" in steps.failed_step or "pull access denied" in text
-                    or "failed to resolve source metadata" in text):
+        r"(?:pull access denied for|failed to resolve source metadata for) (\S+?)[,:\s]", text
+    )
+    if missing and (
+        "metadata" in steps.failed_step
+        or "pull access denied" in text
+        or "failed to resolve source metadata" in text
+    ):
         ref = missing.group(1).rstrip(",:")
         ref = re.sub(r"^docker\.io/(library/)?", "", ref)
-        return BuildError(f"base image {ref!r} is not in the engine and cannot be pulled; "
-                          + make_base(ref), detail)
+        return BuildError(
+            f"base image {ref!r} is not in the engine and cannot be pulled; " + make_base(ref),
+            detail,
+        )
     if "Cannot connect to the Docker daemon" in text:
         return BuildError(engine_error(text), detail)
     if "buildx component is missing" in text:
-        return BuildError("the docker client needs the buildx plugin for BuildKit; use Debian's "
-                          f"{DEBIAN_CLIENT} (set TFFORGE_DOCKER)", detail)
+        return BuildError(
+            "the docker client needs the buildx plugin for BuildKit; use Debian's "
+            f"{DEBIAN_CLIENT} (set TFFORGE_DOCKER)",
+            detail,
+        )
     # The template's own checks explain themselves on a line "tfforge: what happened; the fix".
-    said = [m.group(1) for m in (re.match(r"#\d+ \d+(?:\.\d+)? tfforge: (.+)", line)
-                                 for line in own or ()) if m]
+    said = [
+        m.group(1)
+        for m in (re.match(r"#\d+ \d+(?:\.\d+)? tfforge: (.+)", line) for line in own or ())
+        if m
+    ]
     if said:
-        return BuildError(f"{said[-1].strip()} (build step "
-                          f"{short(step_title(steps.failed_step), 60)}; full log {log_path})",
-                          detail)
+        return BuildError(
+            f"{said[-1].strip()} (build step "
+            f"{short(step_title(steps.failed_step), 60)}; full log {log_path})",
+            detail,
+        )
     if steps.failed_step:
         code = re.search(r"exit code: (\d+)", steps.failed_reason or text)
         why = f" (exit code {code.group(1)})" if code else ""
-        return BuildError(f"build step failed: {short(step_title(steps.failed_step))}{why}; "
-                          f"its last {TAIL_LINES} log lines are shown, full log {log_path}",
-                          detail)
+        return BuildError(
+            f"build step failed: {short(step_title(steps.failed_step))}{why}; "
+            f"its last {TAIL_LINES} log lines are shown, full log {log_path}",
+            detail,
+        )
     return BuildError(f"docker build failed (exit {returncode}); full log {log_path}", detail)

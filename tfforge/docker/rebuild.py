@@ -15,8 +15,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 
 from tfforge.docker import run
 from tfforge.errors import ConfigError
@@ -32,8 +32,13 @@ RUN_KEYS = ("run", "engine", "durations", "cache", "wheel", "host", "finished_at
 # stage's environment (TZ, LC_ALL, HOSTNAME; TFFORGE_UMASK and TFFORGE_CPUS are applied by the
 # template), the client gets TZ/LC_ALL too, and the copy is made under the umask. The step's
 # uts host name is BuildKit's own ("buildkitsandbox") in every build.
-VARIATIONS = {"TZ": "Pacific/Kiritimati", "LC_ALL": "fr_CH.UTF-8", "HOSTNAME": "tfforge-vary",
-              "TFFORGE_UMASK": "0002", "TFFORGE_CPUS": "1"}
+VARIATIONS = {
+    "TZ": "Pacific/Kiritimati",
+    "LC_ALL": "fr_CH.UTF-8",
+    "HOSTNAME": "tfforge-vary",
+    "TFFORGE_UMASK": "0002",
+    "TFFORGE_CPUS": "1",
+}
 
 
 def build_folder(build_id: str, builds_dir: Path) -> Path:
@@ -41,14 +46,20 @@ def build_folder(build_id: str, builds_dir: Path) -> Path:
     folder = Path(builds_dir) / build_id
     if not (folder / "build.json").is_file():
         known = sorted(p.parent.name for p in Path(builds_dir).glob("*/provenance.json"))
-        raise ConfigError(f"no build {build_id!r} in {builds_dir}; known: "
-                          f"{', '.join(known) or 'none'} (run `invoke build` first)")
+        raise ConfigError(
+            f"no build {build_id!r} in {builds_dir}; known: "
+            f"{', '.join(known) or 'none'} (run `invoke build` first)"
+        )
     if not (folder / "provenance.json").is_file():
-        raise ConfigError(f"build {build_id} never finished (no {folder}/provenance.json); "
-                          f"run `invoke build` for it first")
+        raise ConfigError(
+            f"build {build_id} never finished (no {folder}/provenance.json); "
+            f"run `invoke build` for it first"
+        )
     if not (folder / run.APT_LOCK).is_file():
-        raise ConfigError(f"build {build_id} has no {run.APT_LOCK} (built by an older tfforge); "
-                          f"build it again, then rebuild")
+        raise ConfigError(
+            f"build {build_id} has no {run.APT_LOCK} (built by an older tfforge); "
+            f"build it again, then rebuild"
+        )
     return folder
 
 
@@ -56,12 +67,16 @@ def original_wheel(folder: Path, wheels_dir: Path) -> Path:
     try:
         name = json.loads((folder / "provenance.json").read_text())["wheel"]["name"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{folder / 'provenance.json'} does not name the build's wheel "
-                          f"({exc}); build it again (`invoke build`), then rebuild")
+        raise ConfigError(
+            f"{folder / 'provenance.json'} does not name the build's wheel "
+            f"({exc}); build it again (`invoke build`), then rebuild"
+        )
     wheel = Path(wheels_dir) / name
     if not wheel.is_file():
-        raise ConfigError(f"the wheel of build {folder.name}, {wheel}, is gone; build it again "
-                          f"(`invoke build`), then rebuild")
+        raise ConfigError(
+            f"the wheel of build {folder.name}, {wheel}, is gone; build it again "
+            f"(`invoke build`), then rebuild"
+        )
     return wheel
 
 
@@ -106,8 +121,16 @@ def copy_build(folder: Path, dest: Path, *, umask: int | None = None) -> Path:
     return target
 
 
-def rebuild(build_id: str, *, builds_dir: Path, wheels_dir: Path, timeout_s: float,
-            docker: str = "", vary: bool = False, watcher: run.Watcher | None = None) -> dict:
+def rebuild(
+    build_id: str,
+    *,
+    builds_dir: Path,
+    wheels_dir: Path,
+    timeout_s: float,
+    docker: str = "",
+    vary: bool = False,
+    watcher: run.Watcher | None = None,
+) -> dict:
     """Rebuild from nothing and compare (see module docstring); wheels_dir is only read.
 
     Returns {"build_id", "identical", "sha256", "wheel", "differing", "zip", "vary",
@@ -124,9 +147,17 @@ def rebuild(build_id: str, *, builds_dir: Path, wheels_dir: Path, timeout_s: flo
         copy = copy_build(folder, work / "builds", umask=umask)
         env = {k: variations[k] for k in ("TZ", "LC_ALL") if k in variations}
         # The work folder goes; the log stays beside the build (errors name it).
-        result = run.run_build(copy, wheels_dir=work / "wheels", timeout_s=timeout_s,
-                               docker=docker, watcher=watcher, fresh=True,
-                               build_args=variations, env=env, log_path=folder / LOG)
+        result = run.run_build(
+            copy,
+            wheels_dir=work / "wheels",
+            timeout_s=timeout_s,
+            docker=docker,
+            watcher=watcher,
+            fresh=True,
+            build_args=variations,
+            env=env,
+            log_path=folder / LOG,
+        )
         rebuilt = Path(result["wheel"])
         outcome = compare.compare(wheel, rebuilt)
         report = compare.diffoscope(wheel, rebuilt) if not outcome["identical"] else None
@@ -137,10 +168,15 @@ def rebuild(build_id: str, *, builds_dir: Path, wheels_dir: Path, timeout_s: flo
             kept = str(shutil.copy2(rebuilt, folder / REBUILT / rebuilt.name))
             if report:
                 (folder / REBUILT / "diffoscope.txt").write_text(report)
-        record = {"build_id": build_id, "wheel": wheel.name, **outcome,
-                  "vary": {"build_path": str(copy), **variations} if vary else {},
-                  "argv": result["argv"], "durations": result["durations"],
-                  "finished_at": int(time.time())}
+        record = {
+            "build_id": build_id,
+            "wheel": wheel.name,
+            **outcome,
+            "vary": {"build_path": str(copy), **variations} if vary else {},
+            "argv": result["argv"],
+            "durations": result["durations"],
+            "finished_at": int(time.time()),
+        }
         write_json_atomic(folder / RECORD, record)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -152,11 +188,18 @@ def status(provenance: Mapping | None, wheel_sha256: str, builds_dir: Path) -> d
     record beside its build: {"inputs_only", "run_keys", "rebuild": "identical" | "differs" |
     "none" | "other wheel", "summary"}."""
     if not provenance:
-        return {"inputs_only": False, "run_keys": [], "rebuild": "none",
-                "summary": "no tfforge provenance"}
+        return {
+            "inputs_only": False,
+            "run_keys": [],
+            "rebuild": "none",
+            "summary": "no tfforge provenance",
+        }
     found = [k for k in RUN_KEYS if k in provenance]
-    inputs = ("provenance is inputs-only" if not found else
-              f"provenance holds per-run facts ({', '.join(found)}): two builds differ")
+    inputs = (
+        "provenance is inputs-only"
+        if not found
+        else f"provenance holds per-run facts ({', '.join(found)}): two builds differ"
+    )
     record_path = Path(builds_dir) / str(provenance.get("id", "")) / RECORD
     try:
         record = json.loads(record_path.read_text())
@@ -172,5 +215,9 @@ def status(provenance: Mapping | None, wheel_sha256: str, builds_dir: Path) -> d
     else:
         names = ", ".join(m["name"] for m in record.get("differing", [])[:3]) or "zip metadata"
         state, said = "differs", f"a rebuild differed ({names}); see {record_path}"
-    return {"inputs_only": not found, "run_keys": found, "rebuild": state,
-            "summary": f"{inputs}; {said}"}
+    return {
+        "inputs_only": not found,
+        "run_keys": found,
+        "rebuild": state,
+        "summary": f"{inputs}; {said}",
+    }

@@ -19,21 +19,21 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping, Protocol, Sequence
+from typing import Protocol
 
 from tfforge import paths
 from tfforge.build import remote
 from tfforge.build.spec import DOCKER_ENV, docker_argv, docker_env_text, export_dir
 from tfforge.docker.cancel import stop_client
-from tfforge.docker.client import dockerfile_images, engine_facts, image_facts, \
-    resolve_client
+from tfforge.docker.client import dockerfile_images, engine_facts, image_facts, resolve_client
 from tfforge.docker.progress import StepLog, classify_failure, short, step_title, tail
 from tfforge.errors import BuildError, ConfigError, Interrupted
 from tfforge.files import sha256_file, write_json_atomic
 
-APT_LOCK = "apt.lock"   # the packages the toolchain stage installed, as the export delivers them
-APT_PINS = "apt-pins"   # in the build context: versions the toolchain stage must install ("" = any)
+APT_LOCK = "apt.lock"  # the packages the toolchain stage installed, as the export delivers them
+APT_PINS = "apt-pins"  # in the build context: versions the toolchain stage must install ("" = any)
 
 
 class Watcher(Protocol):
@@ -72,8 +72,10 @@ def build_lock(build_id: str) -> Iterator[None]:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "?"
-            raise BuildError(f"build {build_id} is already running (pid {holder}); wait for it "
-                             f"to finish or stop it, then retry")
+            raise BuildError(
+                f"build {build_id} is already running (pid {holder}); wait for it "
+                f"to finish or stop it, then retry"
+            )
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
@@ -92,15 +94,22 @@ def _interrupt_when_parent_dies() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # 1 = PR_SET_PDEATHSIG
 
 
-def _read_lines(stream, lines: "queue.Queue[str | None]") -> None:
+def _read_lines(stream, lines: queue.Queue[str | None]) -> None:
     for raw in iter(stream.readline, b""):
         lines.put(raw.decode("utf-8", errors="replace"))
     lines.put(None)
 
 
-def run_docker_build(argv: Sequence[str], log_path: Path, *, build_id: str, timeout_s: float,
-                     started: float | None = None, watcher: Watcher | None = None,
-                     env: Mapping[str, str] | None = None) -> StepLog:
+def run_docker_build(
+    argv: Sequence[str],
+    log_path: Path,
+    *,
+    build_id: str,
+    timeout_s: float,
+    started: float | None = None,
+    watcher: Watcher | None = None,
+    env: Mapping[str, str] | None = None,
+) -> StepLog:
     """Run argv (from spec.docker_argv), streaming its log; stop it in the engine on timeout or Ctrl-C.
 
     The timeout counts from `started` (time.monotonic(); default now). env: added to ours."""
@@ -114,9 +123,15 @@ def run_docker_build(argv: Sequence[str], log_path: Path, *, build_id: str, time
         log.write(f"$ {docker_env_text()} " + " ".join(cmd) + "\n")
         # Own session: a terminal's Ctrl-C reaches only us and we decide how the client stops.
         # Started before any thread of ours exists (preexec_fn runs in the forked child).
-        proc = subprocess.Popen(cmd, env=full_env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True, preexec_fn=_interrupt_when_parent_dies)
+        proc = subprocess.Popen(
+            cmd,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_interrupt_when_parent_dies,
+        )
         lines: queue.Queue[str | None] = queue.Queue()
         reader = threading.Thread(target=_read_lines, args=(proc.stdout, lines), daemon=True)
         reader.start()
@@ -143,16 +158,21 @@ def run_docker_build(argv: Sequence[str], log_path: Path, *, build_id: str, time
         except (KeyboardInterrupt, TimeoutError) as exc:
             watcher.close()
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a 2nd Ctrl-C must not
-            try:                                                    # cut the cleanup short
+            try:  # cut the cleanup short
                 what = stop_client(proc, since, steps.running_commands())
             finally:
                 signal.signal(signal.SIGINT, previous)
             log.write(f"tfforge: build stopped ({type(exc).__name__}): {what}\n")
-            cause = (f"timed out after {timeout_s:g}s" if isinstance(exc, TimeoutError)
-                     else "interrupted")
-            raise Interrupted(f"build {build_id} {cause} in step "
-                              f"{short(step_title(steps.current), 80)!r}; "
-                              f"{what}; log {log_path}") from None
+            cause = (
+                f"timed out after {timeout_s:g}s"
+                if isinstance(exc, TimeoutError)
+                else "interrupted"
+            )
+            raise Interrupted(
+                f"build {build_id} {cause} in step "
+                f"{short(step_title(steps.current), 80)!r}; "
+                f"{what}; log {log_path}"
+            ) from None
         finally:
             watcher.close()
     if proc.returncode != 0:
@@ -184,9 +204,11 @@ def _move_into(src: Path, wheels_dir: Path, keep_in: Path | None = None) -> Path
         if keep_in is not None:
             kept = keep_in / src.name
             shutil.copyfile(src, kept)
-        raise BuildError(f"{target} already exists and is a different wheel; tfforge never "
-                         f"replaces one: this build's wheel is kept at {kept}; move the old one "
-                         "away and copy it in, or build with another version label") from None
+        raise BuildError(
+            f"{target} already exists and is a different wheel; tfforge never "
+            f"replaces one: this build's wheel is kept at {kept}; move the old one "
+            "away and copy it in, or build with another version label"
+        ) from None
     finally:
         partial.unlink(missing_ok=True)
     src.unlink(missing_ok=True)
@@ -197,8 +219,10 @@ def load_build(build_dir: Path) -> dict:
     """build.json of a rendered build directory; ConfigError if it is not one."""
     record = build_dir / "build.json"
     if not (build_dir / "Dockerfile").is_file() or not record.is_file():
-        raise ConfigError(f"{build_dir} is not a rendered build (needs Dockerfile and "
-                          f"build.json); run `invoke render` first")
+        raise ConfigError(
+            f"{build_dir} is not a rendered build (needs Dockerfile and "
+            f"build.json); run `invoke render` first"
+        )
     try:
         doc = json.loads(record.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -214,24 +238,38 @@ def _exported_wheel(export: Path, log_path: Path) -> Path:
     if len(raw) == 1:
         return raw[0]
     found = ", ".join(sorted(p.name for p in export.iterdir())) if export.is_dir() else ""
-    raise BuildError(f"the export stage holds {len(raw)} wheels, expected 1 (found: "
-                     f"{found or 'nothing'}); check that the bazel build wrote "
-                     f"wheel_house/*.whl; log {log_path}",
-                     "\n".join(tail(log_path.read_text().splitlines())))
+    raise BuildError(
+        f"the export stage holds {len(raw)} wheels, expected 1 (found: "
+        f"{found or 'nothing'}); check that the bazel build wrote "
+        f"wheel_house/*.whl; log {log_path}",
+        "\n".join(tail(log_path.read_text().splitlines())),
+    )
 
 
 def apt_packages(lock_text: str) -> list[str]:
     """The `name=version` lines of an apt lock (comments and blanks dropped), sorted."""
-    return sorted(line.strip() for line in lock_text.splitlines()
-                  if line.strip() and not line.lstrip().startswith("#"))
+    return sorted(
+        line.strip()
+        for line in lock_text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    )
 
 
-def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float, docker: str = "",
-              watcher: Watcher | None = None, fresh: bool = False,
-              build_args: Mapping[str, str] | None = None,
-              env: Mapping[str, str] | None = None, log_path: Path | None = None,
-              network: str | None = None, secrets: Mapping[str, str] | None = None,
-              secret_values: Mapping[str, str] | None = None) -> dict:
+def run_build(
+    build_dir: Path,
+    *,
+    wheels_dir: Path,
+    timeout_s: float,
+    docker: str = "",
+    watcher: Watcher | None = None,
+    fresh: bool = False,
+    build_args: Mapping[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
+    network: str | None = None,
+    secrets: Mapping[str, str] | None = None,
+    secret_values: Mapping[str, str] | None = None,
+) -> dict:
     """Build builds/<id>/ on the engine and deliver the finalized wheel into wheels_dir.
 
     The wheel's `.dist-info/tfforge.json` holds only inputs (build.json, base images, the apt
@@ -252,24 +290,40 @@ def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float, docker: st
     record = load_build(build_dir)
     build_id = str(record["id"])
     if timeout_s <= 0:
-        raise ConfigError(f"build timeout {timeout_s!r} must be positive seconds; fix "
-                          f"--timeout (or TFFORGE_BUILD_TIMEOUT)")
+        raise ConfigError(
+            f"build timeout {timeout_s!r} must be positive seconds; fix "
+            f"--timeout (or TFFORGE_BUILD_TIMEOUT)"
+        )
     with build_lock(build_id):
         client = resolve_client(docker)
         facts = engine_facts(client)
         if not facts.buildkit:
-            raise BuildError(f"the engine ({facts.server_version}, API {facts.api_version}, "
-                             f"{facts.os_arch}) cannot run BuildKit builds; use Docker 18.09+ "
-                             f"on Linux")
-        images = image_facts(client, dockerfile_images((build_dir / "Dockerfile").read_text()),
-                             pull=True, on_pull=lambda ref: watcher.note(f"pulling {ref}"))
+            raise BuildError(
+                f"the engine ({facts.server_version}, API {facts.api_version}, "
+                f"{facts.os_arch}) cannot run BuildKit builds; use Docker 18.09+ "
+                f"on Linux"
+            )
+        images = image_facts(
+            client,
+            dockerfile_images((build_dir / "Dockerfile").read_text()),
+            pull=True,
+            on_pull=lambda ref: watcher.note(f"pulling {ref}"),
+        )
         engine_doc = {**facts.as_dict(), "base_images": images}
-        watcher.note(f"engine: Docker {facts.server_version} (API {facts.api_version}, "
-                     f"BuildKit) via {client.path} {client.version}")
+        watcher.note(
+            f"engine: Docker {facts.server_version} (API {facts.api_version}, "
+            f"BuildKit) via {client.path} {client.version}"
+        )
         t_checked = time.monotonic()
         log_path = Path(log_path) if log_path else build_dir / "build.log"
-        argv = docker_argv(client.path, build_dir, network=network, secrets=secrets,
-                           fresh=fresh, build_args=build_args)
+        argv = docker_argv(
+            client.path,
+            build_dir,
+            network=network,
+            secrets=secrets,
+            fresh=fresh,
+            build_args=build_args,
+        )
         watcher.note(f"$ {docker_env_text()} " + " ".join(argv))
         # Beside the build (same filesystem as wheels/ in a project): the final move is one
         # rename. Removed whatever happens.
@@ -277,30 +331,52 @@ def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float, docker: st
         shutil.rmtree(stage, ignore_errors=True)
         try:
             with remote.written(secret_values or {}, secrets or {}):
-                steps = run_docker_build(argv, log_path, build_id=build_id, timeout_s=timeout_s,
-                                         started=t0, watcher=watcher, env=env)
+                steps = run_docker_build(
+                    argv,
+                    log_path,
+                    build_id=build_id,
+                    timeout_s=timeout_s,
+                    started=t0,
+                    watcher=watcher,
+                    env=env,
+                )
             t_built = time.monotonic()
             raw = _exported_wheel(stage, log_path)
             lock_path = stage / APT_LOCK
             lock_text = lock_path.read_text() if lock_path.is_file() else ""
-            inputs = {**record, "base_images": images,
-                      "apt_lock": {"packages": apt_packages(lock_text)}}
+            inputs = {
+                **record,
+                "base_images": images,
+                "apt_lock": {"packages": apt_packages(lock_text)},
+            }
             final = wheel_edit.finalize(
-                raw, stage,
+                raw,
+                stage,
                 local_version=str(record.get("derived", {}).get("local_version", "")),
-                provenance=inputs)
+                provenance=inputs,
+            )
             cache = {"steps_cached": steps.cached, "steps_run": steps.ran}
-            durations = {"engine_check_s": round(t_checked - t0, 3),
-                         "build_s": round(t_built - t_checked, 3),
-                         "stages_s": steps.stage_seconds,
-                         "finalize_s": round(time.monotonic() - t_built, 3),
-                         "total_s": round(time.monotonic() - t0, 3)}
-            provenance = {**inputs, "run": {
-                "engine": engine_doc, "durations": durations, "cache": cache, "fresh": fresh,
-                "build_args": dict(build_args or {}), "argv": argv,
-                "host": socket.gethostname(), "finished_at": int(time.time())},
-                "wheel": {"name": final.name, "raw_name": raw.name,
-                          "sha256": sha256_file(final)}}
+            durations = {
+                "engine_check_s": round(t_checked - t0, 3),
+                "build_s": round(t_built - t_checked, 3),
+                "stages_s": steps.stage_seconds,
+                "finalize_s": round(time.monotonic() - t_built, 3),
+                "total_s": round(time.monotonic() - t0, 3),
+            }
+            provenance = {
+                **inputs,
+                "run": {
+                    "engine": engine_doc,
+                    "durations": durations,
+                    "cache": cache,
+                    "fresh": fresh,
+                    "build_args": dict(build_args or {}),
+                    "argv": argv,
+                    "host": socket.gethostname(),
+                    "finished_at": int(time.time()),
+                },
+                "wheel": {"name": final.name, "raw_name": raw.name, "sha256": sha256_file(final)},
+            }
             target = _move_into(final, Path(wheels_dir), keep_in=build_dir)
             if lock_text:
                 (build_dir / f".{APT_LOCK}.tmp").write_text(lock_text)
@@ -308,8 +384,15 @@ def run_build(build_dir: Path, *, wheels_dir: Path, timeout_s: float, docker: st
             write_json_atomic(build_dir / "provenance.json", provenance)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
-    return {"wheel": str(target), "build_id": build_id, "argv": argv, "durations": durations,
-            "engine": engine_doc, "cache": cache, "log": str(log_path),
-            "provenance": str(build_dir / "provenance.json"),
-            "apt_lock": str(build_dir / APT_LOCK) if lock_text else "",
-            "sha256": provenance["wheel"]["sha256"]}
+    return {
+        "wheel": str(target),
+        "build_id": build_id,
+        "argv": argv,
+        "durations": durations,
+        "engine": engine_doc,
+        "cache": cache,
+        "log": str(log_path),
+        "provenance": str(build_dir / "provenance.json"),
+        "apt_lock": str(build_dir / APT_LOCK) if lock_text else "",
+        "sha256": provenance["wheel"]["sha256"],
+    }

@@ -22,4 +22,3 @@ def mask(ids: np.ndarray, n: int) -> np.ndarray:
     m = np.zeros(n, bool)
     m[ids[ids >= 0]] = True
     return m
-

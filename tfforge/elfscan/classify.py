@@ -40,18 +40,23 @@ RULES = (
 
 @dataclass
 class Classes:
-    feature_fns: np.ndarray          # functions with requirement features (sorted)
-    named: np.ndarray                # bool masks over all functions
+    feature_fns: np.ndarray  # functions with requirement features (sorted)
+    named: np.ndarray  # bool masks over all functions
     dispatched: np.ndarray
     load: np.ndarray
     checks: int
     roots: int
     hits: dict[str, int]
-    unlabelled: np.ndarray           # bool mask: dispatched by R5
+    unlabelled: np.ndarray  # bool mask: dispatched by R5
 
 
-def cpu_checks(lib: Library, s: Streamed, ranges: list[tuple[int, int]],
-                call_src: np.ndarray, call_dst: np.ndarray) -> np.ndarray:
+def cpu_checks(
+    lib: Library,
+    s: Streamed,
+    ranges: list[tuple[int, int]],
+    call_src: np.ndarray,
+    call_dst: np.ndarray,
+) -> np.ndarray:
     """Mask of CPU-check functions (see RULES R2)."""
     n = len(lib)
     table = code_table()
@@ -63,19 +68,19 @@ def cpu_checks(lib: Library, s: Streamed, ranges: list[tuple[int, int]],
             start, data = lib.code_bytes(fn)
             for ins in iced_x86.Decoder(64, data, ip=start):
                 if ins.is_ip_rel_memory_operand and any(
-                        lo <= ins.ip_rel_memory_address < hi for lo, hi in ranges):
+                    lo <= ins.ip_rel_memory_address < hi for lo, hi in ranges
+                ):
                     direct.append(np.array([fn]))
                     break
     helpers = lib.special["functions"]
     direct.append(lib.exact(helpers["value"]))
     direct_mask = arrays.mask(np.concatenate(direct).astype(np.int64), n)
     checks = direct_mask.copy()
-    checks[call_src[direct_mask[call_dst]]] = True      # their direct callers check too
+    checks[call_src[direct_mask[call_dst]]] = True  # their direct callers check too
     return checks
 
 
-def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]],
-              lib_name: str) -> Classes:
+def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name: str) -> Classes:
     n = len(lib)
     table = code_table()
     has_feat = np.array([bool(table.features[c]) for c in range(len(table.features))])
@@ -150,8 +155,9 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]],
     roots = arrays.unique(np.concatenate([roots, lib.exact(pyinit["value"])]))
     roots = roots[roots >= 0]
     load = reachable(roots, call_src, call_dst, dispatched, n)
-    return Classes(feature_fns, named, dispatched, load, int(checks.sum()), len(roots), hits,
-                   unlabelled)
+    return Classes(
+        feature_fns, named, dispatched, load, int(checks.sum()), len(roots), hits, unlabelled
+    )
 
 
 class _Tables:
@@ -165,8 +171,7 @@ class _Tables:
 
     TABLE_BYTES = TABLE_BYTES
 
-    def __init__(self, lib: Library, s: Streamed, rel_where: np.ndarray,
-                 rel_target: np.ndarray):
+    def __init__(self, lib: Library, s: Streamed, rel_where: np.ndarray, rel_target: np.ndarray):
         self.n = len(lib)
         fn = lib.exact(rel_target)
         to_data = lib.in_data(rel_target) & lib.in_data(rel_where)
@@ -179,8 +184,11 @@ class _Tables:
             """Object holding each slot, -1 when none is near."""
             o = np.searchsorted(self.objects, where, side="right").astype(np.int64) - 1
             oc = np.clip(o, 0, None)
-            near = (o >= 0) & (where - self.objects[oc] < self.TABLE_BYTES) \
-                if len(self.objects) else np.zeros(len(where), bool)
+            near = (
+                (o >= 0) & (where - self.objects[oc] < self.TABLE_BYTES)
+                if len(self.objects)
+                else np.zeros(len(where), bool)
+            )
             return np.where(near, o, -1)
 
         self.slot_fn = fn[fn >= 0]
@@ -198,7 +206,7 @@ class _Tables:
         bad = ~self.referenced
         bad[self.ref_obj[~guarded[self.ref_fn]]] = True
         bad[self.link_to[self.link_from < 0]] = True
-        while True:                 # badness flows along data -> data pointers
+        while True:  # badness flows along data -> data pointers
             spread = self.link_to[(self.link_from >= 0) & bad[np.clip(self.link_from, 0, None)]]
             new = spread[~bad[spread]]
             if not len(new):
@@ -214,8 +222,9 @@ class _Tables:
         return arrays.mask(self.slot_fn[self._guarded_slots(guarded)], self.n)
 
 
-def reachable(roots: np.ndarray, src: np.ndarray, dst: np.ndarray, blocked: np.ndarray,
-               n: int) -> np.ndarray:
+def reachable(
+    roots: np.ndarray, src: np.ndarray, dst: np.ndarray, blocked: np.ndarray, n: int
+) -> np.ndarray:
     """Mask of functions reachable from roots over edges, never entering blocked ones."""
     order = np.argsort(src, kind="stable")
     src, dst = src[order], dst[order]
@@ -232,8 +241,9 @@ def reachable(roots: np.ndarray, src: np.ndarray, dst: np.ndarray, blocked: np.n
     return seen
 
 
-def evidence(lib: Library, s: Streamed, c: Classes, examples: int,
-              readable: bool = True) -> list[FeatureEvidence]:
+def evidence(
+    lib: Library, s: Streamed, c: Classes, examples: int, readable: bool = True
+) -> list[FeatureEvidence]:
     table = code_table()
     ordinary = ~c.dispatched
     codes = arrays.unique(s.pair_code).tolist()
@@ -259,23 +269,39 @@ def evidence(lib: Library, s: Streamed, c: Classes, examples: int,
         order = np.lexsort((-per_fn[pool], -lt[pool].astype(np.int64)))
         chosen[feat] = fns[pool[order[:examples]]]
         if o.any() and lt.any():
-            reason = (f"runs at load (R3): in {int(lt.sum())} function(s) reachable from "
-                      f".init_array/PyInit_*; {int(o.sum())} ordinary function(s) in all")
+            reason = (
+                f"runs at load (R3): in {int(lt.sum())} function(s) reachable from "
+                f".init_array/PyInit_*; {int(o.sum())} ordinary function(s) in all"
+            )
         elif o.any():
-            reason = (f"in {int(o.sum())} ordinary function(s) (R4): not dispatch-named, "
-                      "not reached only from CPU checks")
+            reason = (
+                f"in {int(o.sum())} ordinary function(s) (R4): not dispatch-named, "
+                "not reached only from CPU checks"
+            )
         else:
-            parts = ([f"{int(nm.sum())} dispatch-named/allow-listed (R1)"] if nm.any() else []) \
-                + ([f"{int(gd.sum())} reached only from CPU-check code (R2)"] if gd.any() else []) \
+            parts = (
+                ([f"{int(nm.sum())} dispatch-named/allow-listed (R1)"] if nm.any() else [])
+                + ([f"{int(gd.sum())} reached only from CPU-check code (R2)"] if gd.any() else [])
                 + ([f"{int(ul.sum())} unlabelled code block(s) (R5)"] if ul.any() else [])
+            )
             reason = "only in dispatched functions: " + ", ".join(parts)
         top = sorted(per_code.items(), key=lambda kv: -kv[1])[:3]
-        rows.append(dict(name=feat, cls="baseline" if o.any() else "dispatched",
-                         instructions=int(per_fn.sum()), ordinary_instructions=int(per_fn[o].sum()),
-                         functions=len(fns), ordinary=int(o.sum()), load_time=int(lt.sum()),
-                         named=int(nm.sum()), guarded=int(gd.sum()), unlabelled=int(ul.sum()),
-                         mnemonics=tuple(top),
-                         reason=reason))
+        rows.append(
+            dict(
+                name=feat,
+                cls="baseline" if o.any() else "dispatched",
+                instructions=int(per_fn.sum()),
+                ordinary_instructions=int(per_fn[o].sum()),
+                functions=len(fns),
+                ordinary=int(o.sum()),
+                load_time=int(lt.sum()),
+                named=int(nm.sum()),
+                guarded=int(gd.sum()),
+                unlabelled=int(ul.sum()),
+                mnemonics=tuple(top),
+                reason=reason,
+            )
+        )
     # Names for the examples only: a few reads, one c++filt run.
     wanted = arrays.unique(np.concatenate(list(chosen.values()))) if chosen else np.zeros(0, int)
     first: dict[int, str] = {}
@@ -284,9 +310,11 @@ def evidence(lib: Library, s: Streamed, c: Classes, examples: int,
     shown = demangle(first.values()) if readable else {}
     out = []
     for row in rows:
-        ex = tuple(shown.get(first[fn], first[fn]) if fn in first
-                   else f"<function at {int(lib.starts[fn]):#x}>"
-                   for fn in chosen[row["name"]].tolist())
+        ex = tuple(
+            shown.get(first[fn], first[fn])
+            if fn in first
+            else f"<function at {int(lib.starts[fn]):#x}>"
+            for fn in chosen[row["name"]].tolist()
+        )
         out.append(FeatureEvidence(examples=ex, **row))
     return out
-

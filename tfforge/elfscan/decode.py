@@ -12,20 +12,19 @@ from __future__ import annotations
 import os
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import iced_x86
 import numpy as np
 
 from tfforge.elfscan import arrays
 from tfforge.elfscan.rules import CALL, FEATURE, JMP, code_table
-from tfforge.elfscan.tables import (CHUNK, Library, eh_frame_hdr_starts, exec_sections,
-                                    open_elf)
+from tfforge.elfscan.tables import CHUNK, Library, eh_frame_hdr_starts, exec_sections, open_elf
 
-TABLE_BYTES = 1024       # a table slot belongs to a data object starting this near below
-_SHIFT = 13              # a kept instruction is packed as address << 13 | iced Code (< 8192)
+TABLE_BYTES = 1024  # a table slot belongs to a data object starting this near below
+_SHIFT = 13  # a kept instruction is packed as address << 13 | iced Code (< 8192)
 
 
 def variable_ranges(lib: Library) -> list[tuple[int, int]]:
@@ -34,19 +33,19 @@ def variable_ranges(lib: Library) -> list[tuple[int, int]]:
     cpuid-executing code stores to or takes the address of in writable data (how stripped
     libraries keep their feature flags)."""
     found = lib.special["variables"]
-    named = {(int(v), int(v) + max(int(sz), 1))
-             for v, sz in zip(found["value"], found["size"])}
+    named = {(int(v), int(v) + max(int(sz), 1)) for v, sz in zip(found["value"], found["size"])}
     return sorted(named | set(cpuid_variables(lib)) | set(lib.imported_variable_slots()))
 
 
 _CPUID = b"\x0f\xa2"
-_VARIABLE_BYTES = 16     # a stored-to address stands for this many bytes (e.g. __cpu_model)
+_VARIABLE_BYTES = 16  # a stored-to address stands for this many bytes (e.g. __cpu_model)
 
 
 def cpuid_variables(lib: Library) -> list[tuple[int, int]]:
     """Writable data that functions executing cpuid store to or take the address of."""
-    writable = [(s.addr, s.addr + s.size) for s in lib.sections
-                if s.flags & 0x3 == 0x3 and s.addr]          # SHF_WRITE | SHF_ALLOC
+    writable = [
+        (s.addr, s.addr + s.size) for s in lib.sections if s.flags & 0x3 == 0x3 and s.addr
+    ]  # SHF_WRITE | SHF_ALLOC
     hits = []
     for sec in lib.exec_secs:
         pos = 0
@@ -69,32 +68,41 @@ def cpuid_variables(lib: Library) -> list[tuple[int, int]]:
         for ins in iced_x86.Decoder(64, data, ip=start):
             seen_cpuid |= ins.code == cpuid
             if ins.is_ip_rel_memory_operand and (
-                    ins.code == iced_x86.Code.LEA_R64_M or
-                    ins.op0_kind == iced_x86.OpKind.MEMORY):
+                ins.code == iced_x86.Code.LEA_R64_M or ins.op0_kind == iced_x86.OpKind.MEMORY
+            ):
                 targets.append(ins.ip_rel_memory_address)
         if seen_cpuid:
-            out.update((a, a + _VARIABLE_BYTES) for a in targets
-                       if any(lo <= a < hi for lo, hi in writable))
+            out.update(
+                (a, a + _VARIABLE_BYTES)
+                for a in targets
+                if any(lo <= a < hi for lo, hi in writable)
+            )
     return sorted(out)
 
 
 def merge(parts: list[Streamed]) -> Streamed:
     if len(parts) == 1:
         return parts[0]
-    keys, inv = np.unique(np.concatenate([p.pair_fn * 8192 + p.pair_code for p in parts]),
-                          return_inverse=True)
-    counts = np.bincount(inv, weights=np.concatenate([p.pair_count for p in parts]),
-                         minlength=len(keys)).astype(np.int64)
-    return Streamed(sum(p.instructions for p in parts), keys // 8192, keys % 8192, counts,
-                     arrays.unique(np.concatenate([p.calls for p in parts])),
-                     arrays.unique(np.concatenate([p.leas for p in parts])),
-                     np.concatenate([p.variable_reads for p in parts]),
-                     arrays.unique(np.concatenate([p.data_refs for p in parts])),
-                     max(p.seconds for p in parts))
+    keys, inv = np.unique(
+        np.concatenate([p.pair_fn * 8192 + p.pair_code for p in parts]), return_inverse=True
+    )
+    counts = np.bincount(
+        inv, weights=np.concatenate([p.pair_count for p in parts]), minlength=len(keys)
+    ).astype(np.int64)
+    return Streamed(
+        sum(p.instructions for p in parts),
+        keys // 8192,
+        keys % 8192,
+        counts,
+        arrays.unique(np.concatenate([p.calls for p in parts])),
+        arrays.unique(np.concatenate([p.leas for p in parts])),
+        np.concatenate([p.variable_reads for p in parts]),
+        arrays.unique(np.concatenate([p.data_refs for p in parts])),
+        max(p.seconds for p in parts),
+    )
 
 
-def split_points(path: Path | str, parts: int, *,
-                 min_bytes: int = 0) -> list[tuple[int, int]]:
+def split_points(path: Path | str, parts: int, *, min_bytes: int = 0) -> list[tuple[int, int]]:
     """Address ranges that split a library's code into `parts` pieces of similar size, cut
     at function starts (from .eh_frame_hdr), so each piece decodes from an instruction
     boundary. One range covering everything when the library cannot be split, or has no
@@ -124,34 +132,49 @@ def split_points(path: Path | str, parts: int, *,
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-
 @dataclass
 class Streamed:
     instructions: int
-    pair_fn: np.ndarray              # per (function, code) with kept instructions:
-    pair_code: np.ndarray            #   the function, the iced Code
-    pair_count: np.ndarray           #   and how many
-    calls: np.ndarray                # (caller, callee) edges, direct calls and tail jumps
-    leas: np.ndarray                 # (referrer, function) edges from RIP-relative LEAs
-    variable_reads: np.ndarray       # addresses that may read a CPU-feature variable
-    data_refs: np.ndarray            # referrer << 40 | address: references near table slots
+    pair_fn: np.ndarray  # per (function, code) with kept instructions:
+    pair_code: np.ndarray  #   the function, the iced Code
+    pair_count: np.ndarray  #   and how many
+    calls: np.ndarray  # (caller, callee) edges, direct calls and tail jumps
+    leas: np.ndarray  # (referrer, function) edges from RIP-relative LEAs
+    variable_reads: np.ndarray  # addresses that may read a CPU-feature variable
+    data_refs: np.ndarray  # referrer << 40 | address: references near table slots
     seconds: float = 0.0
 
     def save(self, path: Path) -> Path:
         """Write to an .npz file: parts travel between processes as files, not pickles
         held by the coordinating process."""
-        np.savez(path, instructions=self.instructions, pair_fn=self.pair_fn,
-                 pair_code=self.pair_code, pair_count=self.pair_count, calls=self.calls,
-                 leas=self.leas, variable_reads=self.variable_reads,
-                 data_refs=self.data_refs, seconds=self.seconds)
+        np.savez(
+            path,
+            instructions=self.instructions,
+            pair_fn=self.pair_fn,
+            pair_code=self.pair_code,
+            pair_count=self.pair_count,
+            calls=self.calls,
+            leas=self.leas,
+            variable_reads=self.variable_reads,
+            data_refs=self.data_refs,
+            seconds=self.seconds,
+        )
         return Path(path)
 
     @classmethod
-    def load(cls, path: Path) -> "Streamed":
+    def load(cls, path: Path) -> Streamed:
         with np.load(path) as z:
-            return cls(int(z["instructions"]), z["pair_fn"], z["pair_code"], z["pair_count"],
-                       z["calls"], z["leas"], z["variable_reads"], z["data_refs"],
-                       float(z["seconds"]))
+            return cls(
+                int(z["instructions"]),
+                z["pair_fn"],
+                z["pair_code"],
+                z["pair_count"],
+                z["calls"],
+                z["leas"],
+                z["variable_reads"],
+                z["data_refs"],
+                float(z["seconds"]),
+            )
 
 
 class Collector:
@@ -192,8 +215,18 @@ class Collector:
         ok = src >= 0
         self.data_refs.append(arrays.unique(src[ok] << 40 | target[near][ok]))
 
-    def chunk(self, data: bytes, base: int, kept: array, call_ip: array, call_to: array,
-              jump_ip: array, jump_to: array, lea_ip: array, lea_to: array) -> None:
+    def chunk(
+        self,
+        data: bytes,
+        base: int,
+        kept: array,
+        call_ip: array,
+        call_to: array,
+        jump_ip: array,
+        jump_to: array,
+        lea_ip: array,
+        lea_to: array,
+    ) -> None:
         if len(kept):
             packed = np.frombuffer(kept, np.int64)
             fn = self.lib.of((packed >> _SHIFT).astype(np.uint64))
@@ -219,8 +252,12 @@ class Collector:
         if len(b) < 6:
             return
         at = np.flatnonzero((b[:-4] & 0xC7) == 0x05) + 1
-        disp = (b[at].astype(np.int64) | b[at + 1].astype(np.int64) << 8
-                | b[at + 2].astype(np.int64) << 16 | b[at + 3].astype(np.int64) << 24)
+        disp = (
+            b[at].astype(np.int64)
+            | b[at + 1].astype(np.int64) << 8
+            | b[at + 2].astype(np.int64) << 16
+            | b[at + 3].astype(np.int64) << 24
+        )
         target = (disp ^ 0x80000000) - 0x80000000 + at + (base + 4)
         self._variable_reads(at, target, base)
         self._table_refs(at, target, base)
@@ -236,24 +273,36 @@ class Collector:
     def result(self, instructions: int) -> Streamed:
         def cat(parts: list[np.ndarray], dtype) -> np.ndarray:
             return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
         keys = cat(self.keys, np.int64)
         ukeys, inv = np.unique(keys, return_inverse=True)
-        counts = np.bincount(inv, weights=cat(self.counts, np.int64),
-                             minlength=len(ukeys)).astype(np.int64)
-        return Streamed(instructions, ukeys // 8192, ukeys % 8192, counts,
-                         arrays.unique(cat(self.calls, np.int64)),
-                         arrays.unique(cat(self.leas, np.int64)),
-                         cat(self.reads, np.uint64),
-                         arrays.unique(cat(self.data_refs, np.int64)))
+        counts = np.bincount(inv, weights=cat(self.counts, np.int64), minlength=len(ukeys)).astype(
+            np.int64
+        )
+        return Streamed(
+            instructions,
+            ukeys // 8192,
+            ukeys % 8192,
+            counts,
+            arrays.unique(cat(self.calls, np.int64)),
+            arrays.unique(cat(self.leas, np.int64)),
+            cat(self.reads, np.uint64),
+            arrays.unique(cat(self.data_refs, np.int64)),
+        )
 
 
-def stream(lib: Library, ranges: list[tuple[int, int]],
-            progress: Callable[[int], None] | None, lo: int = 0, hi: int = 1 << 64) -> Streamed:
+def stream(
+    lib: Library,
+    ranges: list[tuple[int, int]],
+    progress: Callable[[int], None] | None,
+    lo: int = 0,
+    hi: int = 1 << 64,
+) -> Streamed:
     """Decode the executable sections (the part in [lo, hi)) in bounded chunks; redo
     instructions cut at chunk edges."""
     hot = code_table().hot
     no_more = iced_x86.DecoderError.NO_MORE_BYTES
-    feature, call, jump, shift = FEATURE, CALL, JMP, _SHIFT     # locals: faster in the loop
+    feature, call, jump, shift = FEATURE, CALL, JMP, _SHIFT  # locals: faster in the loop
     col = Collector(lib, ranges)
     total = 0
     for sec in lib.exec_secs:
@@ -266,8 +315,14 @@ def stream(lib: Library, ranges: list[tuple[int, int]],
             kept = array("q")
             call_ip, call_to, jump_ip, jump_to, lea_ip, lea_to = (array("Q") for _ in range(6))
             keep, c_ip, c_to, j_ip, j_to, l_ip, l_to = (
-                kept.append, call_ip.append, call_to.append, jump_ip.append, jump_to.append,
-                lea_ip.append, lea_to.append)
+                kept.append,
+                call_ip.append,
+                call_to.append,
+                jump_ip.append,
+                jump_to.append,
+                lea_ip.append,
+                lea_to.append,
+            )
             decoder = iced_x86.Decoder(64, data, ip=base)
             n, ins = -1, None
             # The hot loop: one table lookup per instruction; only the rare kept ones do more.
@@ -288,11 +343,12 @@ def stream(lib: Library, ranges: list[tuple[int, int]],
                         l_to(ins.ip_rel_memory_address)
             consumed = want
             if ins is not None and decoder.last_error == no_more and pos + want < end:
-                n -= 1                      # cut by the chunk edge: decode it again next time
-                consumed = ins.ip - base    # (it was not kept: an invalid Code is never hot)
+                n -= 1  # cut by the chunk edge: decode it again next time
+                consumed = ins.ip - base  # (it was not kept: an invalid Code is never hot)
             total += n + 1
-            col.chunk(data[:consumed], base, kept, call_ip, call_to, jump_ip, jump_to,
-                      lea_ip, lea_to)
+            col.chunk(
+                data[:consumed], base, kept, call_ip, call_to, jump_ip, jump_to, lea_ip, lea_to
+            )
             pos += consumed
             if progress is not None:
                 progress(consumed)
@@ -311,8 +367,9 @@ def plain_decode_count(path: Path | str) -> tuple[int, float]:
             pos = 0
             while pos < sec.size:
                 want = min(CHUNK, sec.size - pos)
-                decoder = iced_x86.Decoder(64, os.pread(f.fileno(), want, sec.offset + pos),
-                                           ip=sec.addr + pos)
+                decoder = iced_x86.Decoder(
+                    64, os.pread(f.fileno(), want, sec.offset + pos), ip=sec.addr + pos
+                )
                 ins = None
                 for ins in decoder:
                     counts[ins.code] += 1

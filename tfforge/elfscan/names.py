@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from typing import Iterable
+from collections.abc import Iterable
 
 from tfforge.elfscan.rules import Pattern, rules
-
 
 _SOURCE_NAME = re.compile(r"(\d+)([A-Za-z_])")
 
@@ -48,11 +47,16 @@ class Matcher:
         allow = [p for p in r.allow if p.applies(lib_name)]
         self.anchored = [p for p in allow if p.regex.pattern.startswith("^")]
         # (literal the pattern starts with, pattern): `literal in name` is a cheap pre-test.
-        self.floating = [(re.match(r"[\w]*", p.regex.pattern)[0], p) for p in allow
-                         if not p.regex.pattern.startswith("^")]
-        self._anchored_any = (re.compile("|".join(f"(?:{p.regex.pattern})"
-                                                  for p in self.anchored))
-                              if self.anchored else None)
+        self.floating = [
+            (re.match(r"[\w]*", p.regex.pattern)[0], p)
+            for p in allow
+            if not p.regex.pattern.startswith("^")
+        ]
+        self._anchored_any = (
+            re.compile("|".join(f"(?:{p.regex.pattern})" for p in self.anchored))
+            if self.anchored
+            else None
+        )
 
     def match(self, symbol: str) -> Pattern | None:
         if self._anchored_any is not None and self._anchored_any.match(symbol):
@@ -73,10 +77,8 @@ def demangle(names: Iterable[str]) -> dict[str, str]:
     tool = shutil.which("c++filt")
     if not names or tool is None:
         return {n: n for n in names}
-    proc = subprocess.run([tool], input="\n".join(names) + "\n", capture_output=True,
-                          text=True)
+    proc = subprocess.run([tool], input="\n".join(names) + "\n", capture_output=True, text=True)
     lines = proc.stdout.splitlines()
     if proc.returncode != 0 or len(lines) != len(names):
         return {n: n for n in names}
     return dict(zip(names, lines))
-

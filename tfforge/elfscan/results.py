@@ -11,19 +11,19 @@ from tfforge.host import isa
 class FeatureEvidence:
     """Why one feature was classed baseline or dispatched in one library."""
 
-    name: str                        # canonical feature name (tfforge.isa), or iced:NAME
-    cls: str                         # "baseline" | "dispatched"
-    instructions: int                # instructions using it (in function bodies)
-    ordinary_instructions: int       # of them in ordinary (incl. load-time) functions
-    functions: int                   # functions using it
-    ordinary: int                    # ordinary functions (R3 + R4) using it
-    load_time: int                   # of those, reachable at load (R3)
-    named: int                       # dispatch-named / allow-listed functions (R1)
-    guarded: int                     # functions reached only from CPU-check code (R2)
-    examples: tuple[str, ...]        # function names: ordinary ones (most uses first) if any
+    name: str  # canonical feature name (tfforge.isa), or iced:NAME
+    cls: str  # "baseline" | "dispatched"
+    instructions: int  # instructions using it (in function bodies)
+    ordinary_instructions: int  # of them in ordinary (incl. load-time) functions
+    functions: int  # functions using it
+    ordinary: int  # ordinary functions (R3 + R4) using it
+    load_time: int  # of those, reachable at load (R3)
+    named: int  # dispatch-named / allow-listed functions (R1)
+    guarded: int  # functions reached only from CPU-check code (R2)
+    examples: tuple[str, ...]  # function names: ordinary ones (most uses first) if any
     mnemonics: tuple[tuple[str, int], ...]  # its most frequent instructions
     reason: str
-    unlabelled: int = 0              # unlabelled code blocks (R5)
+    unlabelled: int = 0  # unlabelled code blocks (R5)
 
 
 @dataclass(frozen=True)
@@ -35,17 +35,17 @@ class LibraryScan:
     code_bytes: int
     instructions: int
     functions: int
-    symbols: str                     # where function names came from
+    symbols: str  # where function names came from
     baseline: frozenset[str]
     dispatched: frozenset[str]
     features: tuple[FeatureEvidence, ...] = ()
-    ignored: tuple[tuple[str, int], ...] = ()     # non-requirement mnemonics and counts
-    cpu_checks: int = 0              # CPU-check functions found
-    roots: int = 0                   # load-time entry points
-    load_reachable: int = 0          # functions reachable from them
+    ignored: tuple[tuple[str, int], ...] = ()  # non-requirement mnemonics and counts
+    cpu_checks: int = 0  # CPU-check functions found
+    roots: int = 0  # load-time entry points
+    load_reachable: int = 0  # functions reachable from them
     pattern_hits: tuple[tuple[str, int], ...] = ()  # dispatch pattern -> feature functions
-    glibc: str | None = None         # highest GLIBC_x.y symbol version needed
-    isa_needed: str | None = None    # x86 ISA level in .note.gnu.property, if recorded
+    glibc: str | None = None  # highest GLIBC_x.y symbol version needed
+    isa_needed: str | None = None  # x86 ISA level in .note.gnu.property, if recorded
     seconds: float = 0.0
     phases: tuple[tuple[str, float], ...] = ()
 
@@ -59,13 +59,25 @@ class LibraryScan:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "LibraryScan":
-        feats = tuple(FeatureEvidence(**{**f, "examples": tuple(f["examples"]),
-                                         "mnemonics": tuple(map(tuple, f["mnemonics"]))})
-                      for f in d["features"])
-        return cls(**{**d, "baseline": frozenset(d["baseline"]),
-                      "dispatched": frozenset(d["dispatched"]), "features": feats,
-                      "ignored": tuple(map(tuple, d["ignored"])),
-                      "pattern_hits": tuple(map(tuple, d["pattern_hits"])),
-                      "phases": tuple(map(tuple, d["phases"]))})
-
+    def from_dict(cls, d: dict) -> LibraryScan:
+        feats = tuple(
+            FeatureEvidence(
+                **{
+                    **f,
+                    "examples": tuple(f["examples"]),
+                    "mnemonics": tuple(map(tuple, f["mnemonics"])),
+                }
+            )
+            for f in d["features"]
+        )
+        return cls(
+            **{
+                **d,
+                "baseline": frozenset(d["baseline"]),
+                "dispatched": frozenset(d["dispatched"]),
+                "features": feats,
+                "ignored": tuple(map(tuple, d["ignored"])),
+                "pattern_hits": tuple(map(tuple, d["pattern_hits"])),
+                "phases": tuple(map(tuple, d["phases"])),
+            }
+        )

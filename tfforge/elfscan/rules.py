@@ -46,8 +46,8 @@ class Rules:
     check_functions: tuple[str, ...]
     generic: tuple[Pattern, ...]
     allow: tuple[Pattern, ...]
-    name_hints: tuple[str, ...] = ()   # generic patterns run only on names containing one
-    data_in_text: frozenset[str] = frozenset()   # CpuidFeatures only data decodes as
+    name_hints: tuple[str, ...] = ()  # generic patterns run only on names containing one
+    data_in_text: frozenset[str] = frozenset()  # CpuidFeatures only data decodes as
 
 
 def _read_toml(name: str) -> dict:
@@ -60,11 +60,13 @@ def _read_toml(name: str) -> dict:
 
 def _compile(source: str, entry: dict) -> Pattern:
     try:
-        return Pattern(source, re.compile(entry["pattern"]), entry["why"],
-                       tuple(entry.get("libraries", ["*"])))
+        return Pattern(
+            source, re.compile(entry["pattern"]), entry["why"], tuple(entry.get("libraries", ["*"]))
+        )
     except KeyError as exc:
-        raise ConfigError(f"tfforge/data/{source}: an entry lacks {exc}; each needs "
-                          "pattern and why")
+        raise ConfigError(
+            f"tfforge/data/{source}: an entry lacks {exc}; each needs pattern and why"
+        )
     except re.error as exc:
         raise ConfigError(f"tfforge/data/{source}: bad pattern {entry['pattern']!r} ({exc})")
 
@@ -76,29 +78,43 @@ def rules() -> Rules:
     allow = _read_toml("verify_allow.toml")
     checks = base.get("cpu_checks", {})
     known = _mnemonics()
-    bad = [m for m in (*base.get("ignore", {}), *checks.get("instructions", ()))
-           if m not in known.values()]
+    bad = [
+        m
+        for m in (*base.get("ignore", {}), *checks.get("instructions", ()))
+        if m not in known.values()
+    ]
     if bad:
-        raise ConfigError(f"tfforge/data/verify.toml: unknown mnemonic(s) {', '.join(bad)}; "
-                          "use iced-x86 mnemonic names in lower case")
+        raise ConfigError(
+            f"tfforge/data/verify.toml: unknown mnemonic(s) {', '.join(bad)}; "
+            "use iced-x86 mnemonic names in lower case"
+        )
     cpuid_names = {k for k in vars(iced_x86.CpuidFeature) if not k.startswith("_")}
     unknown = sorted(set(base.get("data_in_text", ())) - cpuid_names)
     if unknown:
-        raise ConfigError(f"tfforge/data/verify.toml: data_in_text names unknown iced-x86 "
-                          f"CpuidFeature(s) {', '.join(unknown)}")
-    return Rules(frozenset(base.get("implicit", ())), tuple(base.get("ignore", {}).items()),
-                 frozenset(checks.get("instructions", ())),
-                 tuple(checks.get("variables", ())), tuple(checks.get("functions", ())),
-                 tuple(_compile("verify.toml", e) for e in base.get("dispatch", [])),
-                 tuple(_compile("verify_allow.toml", e) for e in allow.get("allow", [])),
-                 tuple(h.lower() for h in base.get("names", {}).get("hints", ())),
-                 frozenset(base.get("data_in_text", ())))
+        raise ConfigError(
+            f"tfforge/data/verify.toml: data_in_text names unknown iced-x86 "
+            f"CpuidFeature(s) {', '.join(unknown)}"
+        )
+    return Rules(
+        frozenset(base.get("implicit", ())),
+        tuple(base.get("ignore", {}).items()),
+        frozenset(checks.get("instructions", ())),
+        tuple(checks.get("variables", ())),
+        tuple(checks.get("functions", ())),
+        tuple(_compile("verify.toml", e) for e in base.get("dispatch", [])),
+        tuple(_compile("verify_allow.toml", e) for e in allow.get("allow", [])),
+        tuple(h.lower() for h in base.get("names", {}).get("hints", ())),
+        frozenset(base.get("data_in_text", ())),
+    )
 
 
 @cache
 def _mnemonics() -> dict[int, str]:
-    return {v: k.lower() for k, v in vars(iced_x86.Mnemonic).items()
-            if not k.startswith("_") and isinstance(v, int)}
+    return {
+        v: k.lower()
+        for k, v in vars(iced_x86.Mnemonic).items()
+        if not k.startswith("_") and isinstance(v, int)
+    }
 
 
 def feature_name(cpuid_feature: str) -> str:
@@ -113,8 +129,8 @@ class CodeTable:
     features: tuple[tuple[str, ...], ...]
     hot: list[int]
     mnemonic: tuple[str, ...]
-    ignored: frozenset[int]          # codes whose features are not requirements
-    checks: frozenset[int]           # cpuid, xgetbv
+    ignored: frozenset[int]  # codes whose features are not requirements
+    checks: frozenset[int]  # cpuid, xgetbv
 
 
 @cache
@@ -122,10 +138,14 @@ def code_table() -> CodeTable:
     """Built once: a Code's CPUID features depend only on the Code, never on its operands."""
     r = rules()
     ignore = dict(r.ignore)
-    cf_names = {v: k for k, v in vars(iced_x86.CpuidFeature).items()
-                if not k.startswith("_") and isinstance(v, int)}
-    codes = [v for k, v in vars(iced_x86.Code).items()
-             if not k.startswith("_") and isinstance(v, int)]
+    cf_names = {
+        v: k
+        for k, v in vars(iced_x86.CpuidFeature).items()
+        if not k.startswith("_") and isinstance(v, int)
+    }
+    codes = [
+        v for k, v in vars(iced_x86.Code).items() if not k.startswith("_") and isinstance(v, int)
+    ]
     n = max(codes) + 1
     feats: list[tuple[str, ...]] = [()] * n
     mnem = [""] * n
@@ -154,7 +174,6 @@ def code_table() -> CodeTable:
             hot[code] = FEATURE
     hot[iced_x86.Code.CALL_REL32_64] = CALL
     hot[iced_x86.Code.JMP_REL32_64] = JMP
-    hot[iced_x86.Code.JMP_REL8_64] = JMP          # a short tail call to a neighbour
+    hot[iced_x86.Code.JMP_REL8_64] = JMP  # a short tail call to a neighbour
     hot[iced_x86.Code.LEA_R64_M] = LEA
     return CodeTable(tuple(feats), hot, tuple(mnem), frozenset(ignored), frozenset(checks))
-

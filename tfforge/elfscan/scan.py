@@ -10,8 +10,8 @@ classify (R1-R4 and evidence), results (dataclasses).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -24,9 +24,13 @@ from tfforge.elfscan.tables import Library, open_file
 EXAMPLES = 3
 
 
-def stream_part(path: Path | str, lo: int = 0, hi: int = 1 << 64,
-                progress: Callable[[int], None] | None = None,
-                out: Path | str | None = None) -> Streamed | Path:
+def stream_part(
+    path: Path | str,
+    lo: int = 0,
+    hi: int = 1 << 64,
+    progress: Callable[[int], None] | None = None,
+    out: Path | str | None = None,
+) -> Streamed | Path:
     """The decode phase for the code in [lo, hi), for `finish`; with `out`, written to that
     .npz file and its path returned (for worker processes)."""
     t0 = time.perf_counter()
@@ -38,27 +42,44 @@ def stream_part(path: Path | str, lo: int = 0, hi: int = 1 << 64,
     return part.save(Path(out)) if out is not None else part
 
 
-def finish(path: Path | str, parts: list[Streamed | Path | str], *,
-           display_name: str | None = None, examples: int = EXAMPLES,
-           readable: bool = True) -> LibraryScan:
+def finish(
+    path: Path | str,
+    parts: list[Streamed | Path | str],
+    *,
+    display_name: str | None = None,
+    examples: int = EXAMPLES,
+    readable: bool = True,
+) -> LibraryScan:
     """Classify decoded parts of one library (from stream_part, maybe in other processes)."""
     path = Path(path)
     parts = [p if isinstance(p, Streamed) else Streamed.load(Path(p)) for p in parts]
     with open_file(path) as f:
-        return _finish(Library(path, f), merge(parts), display_name, examples, readable,
-                       time.perf_counter() - max(p.seconds for p in parts))
+        return _finish(
+            Library(path, f),
+            merge(parts),
+            display_name,
+            examples,
+            readable,
+            time.perf_counter() - max(p.seconds for p in parts),
+        )
 
 
-def _finish(lib: Library, streamed: Streamed, display_name: str | None, examples: int,
-            readable: bool, started: float) -> LibraryScan:
+def _finish(
+    lib: Library,
+    streamed: Streamed,
+    display_name: str | None,
+    examples: int,
+    readable: bool,
+    started: float,
+) -> LibraryScan:
     t0 = time.perf_counter()
-    classes = classify(lib, streamed, variable_ranges(lib),
-                        (display_name or str(lib.path)).rsplit("/", 1)[-1])
+    classes = classify(
+        lib, streamed, variable_ranges(lib), (display_name or str(lib.path)).rsplit("/", 1)[-1]
+    )
     t1 = time.perf_counter()
     found = evidence(lib, streamed, classes, examples, readable)
     table = code_table()
-    totals = np.bincount(streamed.pair_code, weights=streamed.pair_count,
-                         minlength=len(table.hot))
+    totals = np.bincount(streamed.pair_code, weights=streamed.pair_count, minlength=len(table.hot))
     ignored: dict[str, int] = {}
     for code in table.ignored:
         if totals[code]:
@@ -66,24 +87,39 @@ def _finish(lib: Library, streamed: Streamed, display_name: str | None, examples
             ignored[mn] = ignored.get(mn, 0) + int(totals[code])
     t2 = time.perf_counter()
     return LibraryScan(
-        path=display_name or str(lib.path), size=lib.path.stat().st_size,
-        code_bytes=sum(s.size for s in lib.exec_secs), instructions=streamed.instructions,
-        functions=len(lib), symbols=lib.symbol_source,
+        path=display_name or str(lib.path),
+        size=lib.path.stat().st_size,
+        code_bytes=sum(s.size for s in lib.exec_secs),
+        instructions=streamed.instructions,
+        functions=len(lib),
+        symbols=lib.symbol_source,
         baseline=frozenset(e.name for e in found if e.cls == "baseline"),
         dispatched=frozenset(e.name for e in found if e.cls == "dispatched"),
-        features=tuple(found), ignored=tuple(sorted(ignored.items())),
-        cpu_checks=classes.checks, roots=classes.roots,
+        features=tuple(found),
+        ignored=tuple(sorted(ignored.items())),
+        cpu_checks=classes.checks,
+        roots=classes.roots,
         load_reachable=int(classes.load.sum()),
-        pattern_hits=tuple(sorted(classes.hits.items())), glibc=lib.glibc_needed(),
-        isa_needed=lib.isa_needed(), seconds=round(time.perf_counter() - started, 3),
-        phases=(("decode", round(streamed.seconds, 3)), ("classify", round(t1 - t0, 3)),
-                ("evidence", round(t2 - t1, 3))))
+        pattern_hits=tuple(sorted(classes.hits.items())),
+        glibc=lib.glibc_needed(),
+        isa_needed=lib.isa_needed(),
+        seconds=round(time.perf_counter() - started, 3),
+        phases=(
+            ("decode", round(streamed.seconds, 3)),
+            ("classify", round(t1 - t0, 3)),
+            ("evidence", round(t2 - t1, 3)),
+        ),
+    )
 
 
-
-def scan_library(path: Path | str, *, display_name: str | None = None,
-                 progress: Callable[[int], None] | None = None,
-                 examples: int = EXAMPLES, readable: bool = True) -> LibraryScan:
+def scan_library(
+    path: Path | str,
+    *,
+    display_name: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    examples: int = EXAMPLES,
+    readable: bool = True,
+) -> LibraryScan:
     """Scan one ELF library in this process; ConfigError if it is not a
     readable x86-64 ELF file.
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 import re
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from elftools.common.exceptions import ELFError
@@ -22,10 +22,18 @@ from tfforge.errors import ConfigError
 from tfforge.host import isa
 
 ADDRESS_LIMIT = 1 << 47  # x86-64 user space: a library's sections all lie below it
-CHUNK = 8 << 20          # bytes per pread; bounds what one read holds
-GAP_BYTES = 64           # code after an FDE's end shorter than this is alignment padding
-SYM_DT = np.dtype([("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
-                   ("value", "<u8"), ("size", "<u8")])
+CHUNK = 8 << 20  # bytes per pread; bounds what one read holds
+GAP_BYTES = 64  # code after an FDE's end shorter than this is alignment padding
+SYM_DT = np.dtype(
+    [
+        ("name", "<u4"),
+        ("info", "u1"),
+        ("other", "u1"),
+        ("shndx", "<u2"),
+        ("value", "<u8"),
+        ("size", "<u8"),
+    ]
+)
 _RELA_DT = np.dtype([("offset", "<u8"), ("info", "<u8"), ("addend", "<i8")])
 _NT_GNU_PROPERTY_TYPE_0 = 5
 # GNU_PROPERTY_X86_ISA_1_NEEDED as binutils >= 2.35 writes it and glibc >= 2.33 checks it.
@@ -46,9 +54,20 @@ class Section:
     index: int = 0
 
 
-_SHDR_DT = np.dtype([("name", "<u4"), ("type", "<u4"), ("flags", "<u8"), ("addr", "<u8"),
-                     ("offset", "<u8"), ("size", "<u8"), ("link", "<u4"), ("info", "<u4"),
-                     ("align", "<u8"), ("entsize", "<u8")])
+_SHDR_DT = np.dtype(
+    [
+        ("name", "<u4"),
+        ("type", "<u4"),
+        ("flags", "<u8"),
+        ("addr", "<u8"),
+        ("offset", "<u8"),
+        ("size", "<u8"),
+        ("link", "<u4"),
+        ("info", "<u4"),
+        ("align", "<u8"),
+        ("entsize", "<u8"),
+    ]
+)
 _SHT_PROGBITS, _SHT_RELA, _SHT_NOBITS, _SHT_VERNEED = 1, 4, 8, 0x6FFFFFFE
 _SHF_ALLOC, _SHF_EXECINSTR = 0x2, 0x4
 
@@ -65,10 +84,10 @@ def strings_at(fd: int, strtab: Section, offsets: Iterable[int]) -> dict[int, st
         j = int(np.searchsorted(want, lo + len(buf)))
         starts = want[i:j] - lo
         k = np.searchsorted(nul, starts)
-        whole = int(np.searchsorted(k, len(nul)))      # names whose NUL is in this buffer
+        whole = int(np.searchsorted(k, len(nul)))  # names whose NUL is in this buffer
         for st, end in zip(starts[:whole].tolist(), nul[k[:whole]].tolist()):
             out[lo + st] = buf[st:end].decode("utf-8", "replace")
-        if whole == 0:                          # unterminated or longer than a chunk: skip it
+        if whole == 0:  # unterminated or longer than a chunk: skip it
             out[lo] = ""
             whole = 1
         i += whole
@@ -99,8 +118,11 @@ def _offsets_of(fd: int, strtab: Section, needles: Iterable[bytes]) -> dict[byte
                 for needle, k in group:
                     start = at - k
                     # count each start once: in the chunk [pos, pos + CHUNK) it falls in
-                    if start >= 0 and pos <= lo + start < pos + CHUNK and \
-                            buf.startswith(needle, start):
+                    if (
+                        start >= 0
+                        and pos <= lo + start < pos + CHUNK
+                        and buf.startswith(needle, start)
+                    ):
                         found[needle].append(lo + start)
                 at = buf.find(anchor, at + 1)
         pos += CHUNK
@@ -118,16 +140,17 @@ def open_elf(path: Path, f) -> tuple[ELFFile, list[Section]]:
     except (ELFError, ValueError) as exc:
         raise ConfigError(f"{path}: not an ELF file ({exc})")
     if elf["e_machine"] != "EM_X86_64" or elf.elfclass != 64:
-        raise ConfigError(f"{path}: machine {elf['e_machine']}; only x86-64 libraries "
-                          "are scanned")
+        raise ConfigError(f"{path}: machine {elf['e_machine']}; only x86-64 libraries are scanned")
     if not count or elf.header["e_shentsize"] != _SHDR_DT.itemsize:
         return elf, []
     fd = f.fileno()
     file_size = os.fstat(fd).st_size
     shoff = int(elf.header["e_shoff"])
     if shoff + count * _SHDR_DT.itemsize > file_size:
-        raise ConfigError(f"{path}: truncated or damaged ELF file (section headers at {shoff} "
-                          f"run past its {file_size} bytes)")
+        raise ConfigError(
+            f"{path}: truncated or damaged ELF file (section headers at {shoff} "
+            f"run past its {file_size} bytes)"
+        )
     raw = np.frombuffer(os.pread(fd, count * _SHDR_DT.itemsize, shoff), _SHDR_DT)
     if len(raw) != count:
         raise ConfigError(f"{path}: truncated ELF file (section headers missing)")
@@ -139,21 +162,33 @@ def open_elf(path: Path, f) -> tuple[ELFFile, list[Section]]:
         off, size, addr = int(h["offset"]), int(h["size"]), int(h["addr"])
         in_file = int(h["type"]) == _SHT_NOBITS or off + size <= file_size
         if not in_file or addr + size > ADDRESS_LIMIT:
-            raise ConfigError(f"{path}: damaged ELF file (section {i} at offset {off}, "
-                              f"{size} bytes, address {addr:#x} lies outside its "
-                              f"{file_size} bytes or the address space)")
+            raise ConfigError(
+                f"{path}: damaged ELF file (section {i} at offset {off}, "
+                f"{size} bytes, address {addr:#x} lies outside its "
+                f"{file_size} bytes or the address space)"
+            )
     names: dict[int, str] = {}
     if shstrndx < count:
         shstr = Section("", int(raw[shstrndx]["offset"]), int(raw[shstrndx]["size"]), 0)
         names = strings_at(fd, shstr, raw["name"])
-    return elf, [Section(names.get(int(h["name"]), ""), int(h["offset"]), int(h["size"]),
-                         int(h["addr"]), int(h["type"]), int(h["flags"]), int(h["link"]),
-                         int(h["entsize"]), i) for i, h in enumerate(raw)]
+    return elf, [
+        Section(
+            names.get(int(h["name"]), ""),
+            int(h["offset"]),
+            int(h["size"]),
+            int(h["addr"]),
+            int(h["type"]),
+            int(h["flags"]),
+            int(h["link"]),
+            int(h["entsize"]),
+            i,
+        )
+        for i, h in enumerate(raw)
+    ]
 
 
 def exec_sections(sections: list[Section]) -> list[Section]:
-    return [s for s in sections if s.flags & _SHF_EXECINSTR and s.type == _SHT_PROGBITS
-            and s.size]
+    return [s for s in sections if s.flags & _SHF_EXECINSTR and s.type == _SHT_PROGBITS and s.size]
 
 
 def eh_frame_table(fd: int, sections: list[Section]) -> tuple[np.ndarray, np.ndarray]:
@@ -181,8 +216,7 @@ def eh_frame_hdr_starts(fd: int, sections: list[Section]) -> np.ndarray:
     return eh_frame_table(fd, sections)[0]
 
 
-def fde_ends(fd: int, sections: list[Section], starts: np.ndarray,
-             fdes: np.ndarray) -> np.ndarray:
+def fde_ends(fd: int, sections: list[Section], starts: np.ndarray, fdes: np.ndarray) -> np.ndarray:
     """End address of each function from its FDE's pc_range (int64; -1 where unknown).
 
     Read for FDEs in the encoding compilers use on x86-64 (pc_begin pcrel|sdata4, then a
@@ -202,11 +236,16 @@ def fde_ends(fd: int, sections: list[Section], starts: np.ndarray,
         lo, hi = np.searchsorted(off_sorted, [pos, pos + want])
         rel = off_sorted[lo:hi] - pos
         rel = rel[rel + 16 <= len(buf)]
-        idx = order[lo:lo + len(rel)]
+        idx = order[lo : lo + len(rel)]
 
         def word(at: np.ndarray) -> np.ndarray:
-            return (buf[at].astype(np.int64) | buf[at + 1].astype(np.int64) << 8
-                    | buf[at + 2].astype(np.int64) << 16 | buf[at + 3].astype(np.int64) << 24)
+            return (
+                buf[at].astype(np.int64)
+                | buf[at + 1].astype(np.int64) << 8
+                | buf[at + 2].astype(np.int64) << 16
+                | buf[at + 3].astype(np.int64) << 24
+            )
+
         length, begin, span = word(rel), word(rel + 8), word(rel + 12)
         begin = (begin ^ 0x80000000) - 0x80000000 + fdes[idx] + 8
         ok = (length != 0xFFFFFFFF) & (length >= 12) & (begin == starts[idx])
@@ -242,17 +281,31 @@ class Library:
         self.tables = [self._symbols(".symtab"), self._symbols(".dynsym")]
         self.dynsym = self.tables[1][0]
         fsyms = [self._function_symbols(syms) for syms, _ in self.tables]
-        self.symbol_source = (".symtab" if len(fsyms[0]) else
-                              ".dynsym" if len(fsyms[1]) else ".eh_frame_hdr")
+        self.symbol_source = (
+            ".symtab" if len(fsyms[0]) else ".dynsym" if len(fsyms[1]) else ".eh_frame_hdr"
+        )
         eh_starts, eh_fdes = eh_frame_table(self.fd, self.sections)
-        starts = arrays.unique(np.concatenate(
-            [fsyms[0]["value"], fsyms[1]["value"], eh_starts.astype(np.uint64),
-             np.array([s.addr for s in self.exec_secs], np.uint64)]).astype(np.uint64))
+        starts = arrays.unique(
+            np.concatenate(
+                [
+                    fsyms[0]["value"],
+                    fsyms[1]["value"],
+                    eh_starts.astype(np.uint64),
+                    np.array([s.addr for s in self.exec_secs], np.uint64),
+                ]
+            ).astype(np.uint64)
+        )
         self.fsyms = fsyms
         self.lo = np.array([s.addr for s in self.exec_secs], np.uint64)
         self.hi = np.array([s.addr + s.size for s in self.exec_secs], np.uint64)
-        data = [s for s in self.sections if s.flags & 0x3 == 0x3 and s.type == _SHT_PROGBITS
-                and s.addr and not s.flags & _SHF_EXECINSTR]     # SHF_WRITE | SHF_ALLOC
+        data = [
+            s
+            for s in self.sections
+            if s.flags & 0x3 == 0x3
+            and s.type == _SHT_PROGBITS
+            and s.addr
+            and not s.flags & _SHF_EXECINSTR
+        ]  # SHF_WRITE | SHF_ALLOC
         data.sort(key=lambda s: s.addr)
         self.data_lo = np.array([s.addr for s in data], np.uint64)
         self.data_hi = np.array([s.addr + s.size for s in data], np.uint64)
@@ -287,8 +340,7 @@ class Library:
         if len(gaps):
             # Entry points inside the gaps (targets of direct calls, jumps and LEAs) start
             # blocks of their own, so one routine's use does not decide its neighbours'.
-            gaps = arrays.unique(np.concatenate(
-                [gaps, self._entries_in(gaps, nxt[gap])]))
+            gaps = arrays.unique(np.concatenate([gaps, self._entries_in(gaps, nxt[gap])]))
             merged = arrays.unique(np.concatenate([starts, gaps]))
             new_ends = np.append(merged[1:], top).astype(np.uint64)
             at = np.searchsorted(merged, starts)
@@ -307,22 +359,32 @@ class Library:
             pos = 0
             while pos < sec.size:
                 want = min(CHUNK, sec.size - pos)
-                b = np.frombuffer(os.pread(self.fd, min(want + 8, sec.size - pos),
-                                           sec.offset + pos), np.uint8)
+                b = np.frombuffer(
+                    os.pread(self.fd, min(want + 8, sec.size - pos), sec.offset + pos), np.uint8
+                )
                 base = sec.addr + pos
                 n = min(want, len(b) - 7)
                 if n <= 0:
                     break
 
                 def rel32(at: np.ndarray) -> np.ndarray:
-                    v = (b[at].astype(np.int64) | b[at + 1].astype(np.int64) << 8
-                         | b[at + 2].astype(np.int64) << 16 | b[at + 3].astype(np.int64) << 24)
+                    v = (
+                        b[at].astype(np.int64)
+                        | b[at + 1].astype(np.int64) << 8
+                        | b[at + 2].astype(np.int64) << 16
+                        | b[at + 3].astype(np.int64) << 24
+                    )
                     return (v ^ 0x80000000) - 0x80000000
+
                 br = np.flatnonzero((b[:n] == 0xE8) | (b[:n] == 0xE9))
-                lea = np.flatnonzero(((b[:n] & 0xFB) == 0x48) & (b[1:n + 1] == 0x8D)
-                                     & ((b[2:n + 2] & 0xC7) == 0x05))
-                targets = np.concatenate([base + br + 5 + rel32(br + 1),
-                                          base + lea + 7 + rel32(lea + 3)])
+                lea = np.flatnonzero(
+                    ((b[:n] & 0xFB) == 0x48)
+                    & (b[1 : n + 1] == 0x8D)
+                    & ((b[2 : n + 2] & 0xC7) == 0x05)
+                )
+                targets = np.concatenate(
+                    [base + br + 5 + rel32(br + 1), base + lea + 7 + rel32(lea + 3)]
+                )
                 targets = targets[targets >= 0].astype(np.uint64)
                 i = np.searchsorted(lo, targets, side="right").astype(np.int64) - 1
                 inside = (i >= 0) & (targets < hi[np.clip(i, 0, None)])
@@ -345,7 +407,7 @@ class Library:
         return np.frombuffer(raw, SYM_DT), self.sections[sec.link]
 
     def _function_symbols(self, syms: np.ndarray) -> np.ndarray:
-        kind = syms["info"] & 0xF              # STT_FUNC = 2, STT_GNU_IFUNC = 10
+        kind = syms["info"] & 0xF  # STT_FUNC = 2, STT_GNU_IFUNC = 10
         syms = syms[((kind == 2) | (kind == 10)) & (syms["shndx"] != 0)]
         value = syms["value"]
         inside = np.zeros(len(syms), bool)
@@ -359,17 +421,22 @@ class Library:
         """Defined symbols the rules look for, found in one pass over each string table:
         'variables' (CPU-feature variables), 'functions' (CPU-check helpers), 'pyinit'."""
         r = rules()
-        groups = {"variables": [n.encode() + b"\0" for n in r.check_variables],
-                  "functions": [n.encode() + b"\0" for n in r.check_functions],
-                  "pyinit": [b"PyInit_"]}
+        groups = {
+            "variables": [n.encode() + b"\0" for n in r.check_variables],
+            "functions": [n.encode() + b"\0" for n in r.check_functions],
+            "pyinit": [b"PyInit_"],
+        }
         out = {k: [] for k in groups}
         has_symtab = len(self.tables[0][0]) > 0
         for table, (syms, strtab) in zip((".symtab", ".dynsym"), self.tables):
             if strtab is None or not len(syms):
                 continue
             # Hidden CPU-check symbols live in .symtab; PyInit_* is exported (.dynsym).
-            keys = ("variables", "functions") if table == ".symtab" else \
-                (("pyinit",) if has_symtab else tuple(groups))
+            keys = (
+                ("variables", "functions")
+                if table == ".symtab"
+                else (("pyinit",) if has_symtab else tuple(groups))
+            )
             found = _offsets_of(self.fd, strtab, [n for k in keys for n in groups[k]])
             found = {n: found.get(n, []) for ns in groups.values() for n in ns}
             for key, needles in groups.items():
@@ -393,10 +460,12 @@ class Library:
         for sec in self.sections:
             if sec.type != _SHT_RELA or not sec.flags & _SHF_ALLOC:
                 continue
-            rel = np.frombuffer(os.pread(self.fd, sec.size - sec.size % _RELA_DT.itemsize,
-                                         sec.offset), _RELA_DT)
-            hit = ((rel["info"] & 0xFFFFFFFF) == _R_GLOB_DAT) & \
-                np.isin((rel["info"] >> 32).astype(np.int64), wanted)
+            rel = np.frombuffer(
+                os.pread(self.fd, sec.size - sec.size % _RELA_DT.itemsize, sec.offset), _RELA_DT
+            )
+            hit = ((rel["info"] & 0xFFFFFFFF) == _R_GLOB_DAT) & np.isin(
+                (rel["info"] >> 32).astype(np.int64), wanted
+            )
             out += [(int(w), int(w) + 8) for w in rel["offset"][hit]]
         return out
 
@@ -455,14 +524,18 @@ class Library:
         sec = self.section(".plt.sec") or self.section(".plt")
         if rela is None or sec is None or not len(self.dynsym):
             return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
-        rel = np.frombuffer(os.pread(self.fd, rela.size - rela.size % _RELA_DT.itemsize,
-                                     rela.offset), _RELA_DT)
-        first = 0 if sec.name == ".plt.sec" else 1     # .plt starts with a 16-byte header
+        rel = np.frombuffer(
+            os.pread(self.fd, rela.size - rela.size % _RELA_DT.itemsize, rela.offset), _RELA_DT
+        )
+        first = 0 if sec.name == ".plt.sec" else 1  # .plt starts with a 16-byte header
         entries = sec.addr + 16 * (first + np.arange(len(rel), dtype=np.uint64))
         idx = np.clip((rel["info"] >> 32).astype(np.int64), 0, len(self.dynsym) - 1)
         sym = self.dynsym[idx]
-        ok = ((rel["info"] & 0xFFFFFFFF) == _R_JUMP_SLOT) & (sym["shndx"] != 0) & \
-            (entries < sec.addr + sec.size)
+        ok = (
+            ((rel["info"] & 0xFFFFFFFF) == _R_JUMP_SLOT)
+            & (sym["shndx"] != 0)
+            & (entries < sec.addr + sec.size)
+        )
         return entries[ok], sym["value"][ok]
 
     def through_plt(self, targets: np.ndarray) -> np.ndarray:
@@ -499,11 +572,13 @@ class Library:
             targets.append(rel["addend"][local].astype(np.uint64))
             absolute = kind == _R_X86_64_64
             if absolute.any() and len(self.dynsym):
-                idx = np.clip((rel["info"][absolute] >> 32).astype(np.int64), 0,
-                              len(self.dynsym) - 1)
+                idx = np.clip(
+                    (rel["info"][absolute] >> 32).astype(np.int64), 0, len(self.dynsym) - 1
+                )
                 wheres.append(rel["offset"][absolute])
-                targets.append(self.dynsym["value"][idx]
-                               + rel["addend"][absolute].astype(np.uint64))
+                targets.append(
+                    self.dynsym["value"][idx] + rel["addend"][absolute].astype(np.uint64)
+                )
         if not wheres:
             return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
         return np.concatenate(wheres), np.concatenate(targets)
@@ -546,16 +621,16 @@ class Library:
         pos = 0
         while pos + 12 <= len(raw):
             namesz, descsz, kind = struct.unpack_from("<III", raw, pos)
-            name = raw[pos + 12:pos + 12 + namesz]
-            start = pos + 12 + (namesz + 3) // 4 * 4          # name 4-aligned, desc 8-aligned
-            desc = raw[start:start + descsz]
+            name = raw[pos + 12 : pos + 12 + namesz]
+            start = pos + 12 + (namesz + 3) // 4 * 4  # name 4-aligned, desc 8-aligned
+            desc = raw[start : start + descsz]
             pos = start + (descsz + 7) // 8 * 8
             if kind != _NT_GNU_PROPERTY_TYPE_0 or name != b"GNU\0":
                 continue
             at = 0
             while at + 8 <= len(desc):
                 pr_type, size = struct.unpack_from("<II", desc, at)
-                data = desc[at + 8:at + 8 + size]
+                data = desc[at + 8 : at + 8 + size]
                 at += 8 + (size + 7) // 8 * 8
                 if pr_type == _ISA_1_NEEDED and len(data) >= 4:
                     bits = int.from_bytes(data[:4], "little")
@@ -564,8 +639,10 @@ class Library:
         return None
         for note in self.elf.get_section(hdr.index).iter_notes():
             for prop in note.get("n_desc") or ():
-                if not isinstance(prop, dict) or \
-                        prop.get("pr_type") != "GNU_PROPERTY_X86_ISA_1_NEEDED":
+                if (
+                    not isinstance(prop, dict)
+                    or prop.get("pr_type") != "GNU_PROPERTY_X86_ISA_1_NEEDED"
+                ):
                     continue
                 data = prop.get("pr_data")
                 bits = int.from_bytes(data, "little") if isinstance(data, bytes) else int(data)
@@ -574,10 +651,8 @@ class Library:
         return None
 
 
-
 def open_file(path: Path):
     try:
         return open(path, "rb")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})")
-

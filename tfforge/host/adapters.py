@@ -14,13 +14,15 @@ pyproject.toml bounds both dependencies' versions.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import archspec.cpu
 
-CPUID_PROBE = ("import json, cpuinfo; d = cpuinfo.cpuinfo._get_cpu_info_from_cpuid(); "
-               "print(json.dumps({'brand': d.get('brand_raw', ''), "
-               "'vendor': d.get('vendor_id_raw', ''), 'flags': d.get('flags', [])}))")
+CPUID_PROBE = (
+    "import json, cpuinfo; d = cpuinfo.cpuinfo._get_cpu_info_from_cpuid(); "
+    "print(json.dumps({'brand': d.get('brand_raw', ''), "
+    "'vendor': d.get('vendor_id_raw', ''), 'flags': d.get('flags', [])}))"
+)
 
 GENERIC = "generic"
 
@@ -31,11 +33,12 @@ def host_cpu(vendor: str, flags: Iterable[str]) -> archspec.cpu.Microarchitectur
     return archspec.cpu.Microarchitecture("", [], vendor, set(flags), {})
 
 
-def can_run(target: archspec.cpu.Microarchitecture,
-            host: archspec.cpu.Microarchitecture) -> bool:
+def can_run(target: archspec.cpu.Microarchitecture, host: archspec.cpu.Microarchitecture) -> bool:
     """True when `host` (host_cpu) runs `target`: the target is in the x86_64 family, of the
     host's vendor or generic, and the host has all its features."""
     root = archspec.cpu.TARGETS["x86_64"]
-    return ((target == root or root in target.ancestors)
-            and target.vendor in (host.vendor, GENERIC)
-            and target.features <= host.features)
+    return (
+        (target == root or root in target.ancestors)
+        and target.vendor in (host.vendor, GENERIC)
+        and target.features <= host.features
+    )

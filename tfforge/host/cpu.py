@@ -15,9 +15,9 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from tfforge.host import isa
 from tfforge.errors import ConfigError
 from tfforge.files import expand, read_user_text, write_json_atomic
+from tfforge.host import isa
 
 SCHEMA = "tfforge-host/1"
 X86 = "x86_64"
@@ -46,10 +46,17 @@ class HostProfile:
 
     def to_dict(self) -> dict:
         """The snapshot document `detect --save` writes and load_host reads."""
-        return {"schema": SCHEMA, "name": self.name, "vendor": self.vendor,
-                "model_name": self.model_name, "arch": self.arch, "flags": list(self.flags_raw),
-                "physical_cores": self.physical_cores, "logical_cpus": self.logical_cpus,
-                "features": sorted(self.features, key=isa.sort_key)}
+        return {
+            "schema": SCHEMA,
+            "name": self.name,
+            "vendor": self.vendor,
+            "model_name": self.model_name,
+            "arch": self.arch,
+            "flags": list(self.flags_raw),
+            "physical_cores": self.physical_cores,
+            "logical_cpus": self.logical_cpus,
+            "features": sorted(self.features, key=isa.sort_key),
+        }
 
 
 def _blocks(text: str) -> list[dict[str, str]]:
@@ -72,28 +79,50 @@ def parse_cpuinfo(text: str, *, name: str, source: str) -> HostProfile:
     """A HostProfile from /proc/cpuinfo text; ConfigError naming `source` when unusable."""
     blocks = _blocks(text)
     if not blocks:
-        raise ConfigError(f"{source}: no processor entries; expected the text of /proc/cpuinfo "
-                          "(copy it with `cat /proc/cpuinfo > FILE`)")
+        raise ConfigError(
+            f"{source}: no processor entries; expected the text of /proc/cpuinfo "
+            "(copy it with `cat /proc/cpuinfo > FILE`)"
+        )
     first = blocks[0]
     if "flags" not in first and "Features" in first:
         features = first["Features"].split()
         model = first.get("model name") or f"CPU part {first.get('CPU part', '?')}"
-        return HostProfile(name, first.get("CPU implementer", "unknown"), model, "aarch64",
-                           tuple(sorted(set(features))), None, len(blocks), source)
+        return HostProfile(
+            name,
+            first.get("CPU implementer", "unknown"),
+            model,
+            "aarch64",
+            tuple(sorted(set(features))),
+            None,
+            len(blocks),
+            source,
+        )
     if "flags" not in first:
-        raise ConfigError(f"{source}: no 'flags' line in the first processor entry; expected "
-                          "the full text of /proc/cpuinfo from an x86 Linux machine")
+        raise ConfigError(
+            f"{source}: no 'flags' line in the first processor entry; expected "
+            "the full text of /proc/cpuinfo from an x86 Linux machine"
+        )
     vendors = {b.get("vendor_id") for b in blocks if "vendor_id" in b}
     if len(vendors) > 1:
-        raise ConfigError(f"{source}: processor entries from several vendors "
-                          f"({', '.join(sorted(vendors))}); one file must describe one machine")
+        raise ConfigError(
+            f"{source}: processor entries from several vendors "
+            f"({', '.join(sorted(vendors))}); one file must describe one machine"
+        )
     flags = first["flags"].split()
     if not flags:
         raise ConfigError(f"{source}: the 'flags' line is empty")
     cores = {(b.get("physical id"), b.get("core id")) for b in blocks}
     physical = len(cores) if all("core id" in b for b in blocks) else None
-    return HostProfile(name, first.get("vendor_id", "unknown"), first.get("model name", "unknown"),
-                       X86, tuple(sorted(set(flags))), physical, len(blocks), source)
+    return HostProfile(
+        name,
+        first.get("vendor_id", "unknown"),
+        first.get("model name", "unknown"),
+        X86,
+        tuple(sorted(set(flags))),
+        physical,
+        len(blocks),
+        source,
+    )
 
 
 def detect_host(name: str | None = None) -> HostProfile:
@@ -102,8 +131,7 @@ def detect_host(name: str | None = None) -> HostProfile:
     name = name or socket.gethostname()
     if platform.system() == "Linux" and os.path.exists("/proc/cpuinfo"):
         try:
-            here = parse_cpuinfo(Path("/proc/cpuinfo").read_text(), name=name,
-                                 source="this host")
+            here = parse_cpuinfo(Path("/proc/cpuinfo").read_text(), name=name, source="this host")
             return dataclasses.replace(here, logical_cpus=os.cpu_count())
         except (OSError, ConfigError):
             pass  # an architecture whose cpuinfo has no flags line: ask py-cpuinfo
@@ -112,9 +140,16 @@ def detect_host(name: str | None = None) -> HostProfile:
     arch = platform.machine().lower()
     arch = {"amd64": X86, "x64": X86, "arm64": "aarch64"}.get(arch, arch)
     info = cpuinfo.get_cpu_info()
-    return HostProfile(name, info.get("vendor_id_raw", "unknown"), info.get("brand_raw", "unknown"),
-                       arch, tuple(sorted(set(info.get("flags") or []))), None, os.cpu_count(),
-                       "this host")
+    return HostProfile(
+        name,
+        info.get("vendor_id_raw", "unknown"),
+        info.get("brand_raw", "unknown"),
+        arch,
+        tuple(sorted(set(info.get("flags") or []))),
+        None,
+        os.cpu_count(),
+        "this host",
+    )
 
 
 def _field(doc: dict, key: str, kinds: tuple[type, ...], default, source: str):
@@ -123,52 +158,72 @@ def _field(doc: dict, key: str, kinds: tuple[type, ...], default, source: str):
     if value is default or (isinstance(value, kinds) and not isinstance(value, bool)):
         return value
     want = " or ".join(sorted({"text" if k is str else "a whole number" for k in kinds}))
-    raise ConfigError(f"{source}: \"{key}\" must be {want}, not {json.dumps(value)[:40]}; "
-                      "re-save it with `invoke detect --save`")
+    raise ConfigError(
+        f'{source}: "{key}" must be {want}, not {json.dumps(value)[:40]}; '
+        "re-save it with `invoke detect --save`"
+    )
 
 
 def _from_json(doc: object, source: str, default_name: str) -> HostProfile:
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
-        raise ConfigError(f"{source}: not a tfforge host snapshot (expected \"schema\": "
-                          f"\"{SCHEMA}\"; make one with `invoke detect --save FILE`)")
+        raise ConfigError(
+            f'{source}: not a tfforge host snapshot (expected "schema": '
+            f'"{SCHEMA}"; make one with `invoke detect --save FILE`)'
+        )
     flags = doc.get("flags")
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
-        raise ConfigError(f"{source}: \"flags\" must be a list of /proc/cpuinfo flag names")
+        raise ConfigError(f'{source}: "flags" must be a list of /proc/cpuinfo flag names')
     arch = _field(doc, "arch", (str,), X86, source)
     if arch == X86 and not flags:
-        raise ConfigError(f"{source}: \"flags\" is empty; re-save it with `invoke detect --save`")
+        raise ConfigError(f'{source}: "flags" is empty; re-save it with `invoke detect --save`')
     features = doc.get("features", [])
     if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
-        raise ConfigError(f"{source}: \"features\" must be a list of feature names")
+        raise ConfigError(f'{source}: "features" must be a list of feature names')
     if arch == X86:
         unknown_feats = [f for f in features if isa.lookup(f) is None]
         if unknown_feats:
             isa.canonical(unknown_feats[0], source=source)  # raises, listing the valid names
     text = {k: _field(doc, k, (str,), None, source) for k in ("name", "vendor", "model_name")}
     counts = {k: _field(doc, k, (int,), None, source) for k in ("physical_cores", "logical_cpus")}
-    return HostProfile(text["name"] or default_name, text["vendor"] or "unknown",
-                       text["model_name"] or "unknown", arch, tuple(sorted(set(flags))),
-                       counts["physical_cores"], counts["logical_cpus"], source)
+    return HostProfile(
+        text["name"] or default_name,
+        text["vendor"] or "unknown",
+        text["model_name"] or "unknown",
+        arch,
+        tuple(sorted(set(flags))),
+        counts["physical_cores"],
+        counts["logical_cpus"],
+        source,
+    )
 
 
 def load_host(path: str | Path) -> HostProfile:
     """A snapshot (`detect --save` JSON) or a raw /proc/cpuinfo text, by content."""
     path = Path(path)
-    text = read_user_text(path, missing=f"no such file; save one with `invoke detect --save "
-                          f"{path}` or `cat /proc/cpuinfo > FILE` on that machine")
+    text = read_user_text(
+        path,
+        missing=f"no such file; save one with `invoke detect --save "
+        f"{path}` or `cat /proc/cpuinfo > FILE` on that machine",
+    )
     if not text.strip():
-        raise ConfigError(f"{path}: the file is empty; save a snapshot with "
-                          "`invoke detect --save FILE` or `cat /proc/cpuinfo > FILE`")
+        raise ConfigError(
+            f"{path}: the file is empty; save a snapshot with "
+            "`invoke detect --save FILE` or `cat /proc/cpuinfo > FILE`"
+        )
     default_name = path.name.split(".")[0]
     if text.lstrip().startswith("{"):
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno} "
-                              f"({exc.msg}); re-save it with `invoke detect --save`")
+            raise ConfigError(
+                f"{path}: malformed JSON at line {exc.lineno} column {exc.colno} "
+                f"({exc.msg}); re-save it with `invoke detect --save`"
+            )
         except RecursionError:
-            raise ConfigError(f"{path}: JSON nested too deeply to be a host snapshot; re-save it "
-                              "with `invoke detect --save`")
+            raise ConfigError(
+                f"{path}: JSON nested too deeply to be a host snapshot; re-save it "
+                "with `invoke detect --save`"
+            )
         return _from_json(doc, str(path), default_name)
     return parse_cpuinfo(text, name=default_name, source=str(path))
 
@@ -180,12 +235,15 @@ def host_files(items: str | list[str], *, option: str = "hosts") -> list[Path]:
         for part in filter(None, (p.strip() for p in item.split(","))):
             p = Path(part).expanduser()
             if p.is_dir():
-                found = sorted(q for q in p.iterdir()
-                               if q.suffix in (".json", ".cpuinfo") and q.is_file())
+                found = sorted(
+                    q for q in p.iterdir() if q.suffix in (".json", ".cpuinfo") and q.is_file()
+                )
                 if not found:
-                    raise ConfigError(f"{option} {p}: the folder has no .json or .cpuinfo "
-                                      "snapshots; add them with `invoke detect --save` or "
-                                      "`cat /proc/cpuinfo > FILE.cpuinfo`")
+                    raise ConfigError(
+                        f"{option} {p}: the folder has no .json or .cpuinfo "
+                        "snapshots; add them with `invoke detect --save` or "
+                        "`cat /proc/cpuinfo > FILE.cpuinfo`"
+                    )
                 paths.extend(found)
             else:
                 found = expand(part)
@@ -193,8 +251,10 @@ def host_files(items: str | list[str], *, option: str = "hosts") -> list[Path]:
                     raise ConfigError(f"{option} {part}: the pattern matches no files")
                 paths.extend(found)
     if not paths:
-        raise ConfigError(f"{option}: no hosts given; pass a folder, glob or comma-separated "
-                          "list of snapshot files, e.g. hosts/")
+        raise ConfigError(
+            f"{option}: no hosts given; pass a folder, glob or comma-separated "
+            "list of snapshot files, e.g. hosts/"
+        )
     return paths
 
 

@@ -8,25 +8,26 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from tfforge import resources
 
 import archspec.cpu
 
+from tfforge import resources
+from tfforge.errors import ConfigError
 from tfforge.host import isa
 from tfforge.host.adapters import GENERIC, can_run, host_cpu
 from tfforge.host.cpu import HostProfile
-from tfforge.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Target:
     """A build target and the flags the configured GCC gives for it."""
 
-    name: str                 # archspec name, e.g. 'haswell', 'x86_64_v3'
+    name: str  # archspec name, e.g. 'haswell', 'x86_64_v3'
     vendor: str
     features: frozenset[str]  # canonical names
-    level: int                # psABI level the target's features satisfy
-    flags: str | None         # e.g. '-march=haswell -mtune=haswell'; None when refused
-    refused: str | None       # why the compiler cannot emit it
+    level: int  # psABI level the target's features satisfy
+    flags: str | None  # e.g. '-march=haswell -mtune=haswell'; None when refused
+    refused: str | None  # why the compiler cannot emit it
     skipped: tuple[str, ...] = ()  # better shared targets this GCC refused, with reasons
 
     @property
@@ -46,13 +47,17 @@ def candidate_names() -> list[str]:
 def target_key(name: str, *, source: str = "target") -> str:
     """The archspec key for a target name ('haswell', 'skylake-avx512') or psABI level."""
     level = isa.parse_level(name)
-    key = ((f"x86_64_v{level}" if level > 1 else "x86_64") if level
-           else name.strip().lower().replace("-", "_"))  # GCC spells skylake-avx512
+    key = (
+        (f"x86_64_v{level}" if level > 1 else "x86_64")
+        if level
+        else name.strip().lower().replace("-", "_")
+    )  # GCC spells skylake-avx512
     u = archspec.cpu.TARGETS.get(key)
     if u is None or u.family.name != "x86_64":
         known = ", ".join(n for n, t in archspec.cpu.TARGETS.items() if t.family.name == "x86_64")
-        raise ConfigError(f"{source} {name!r}: not an x86_64 target; known: {known}, "
-                          "x86-64-v2/v3/v4")
+        raise ConfigError(
+            f"{source} {name!r}: not an x86_64 target; known: {known}, x86-64-v2/v3/v4"
+        )
     return key
 
 
@@ -105,8 +110,9 @@ def why_not(t: Target, host: HostProfile) -> str | None:
         return f"{u.name} targets vendor {u.vendor}, but {host.name} is {host.vendor}"
     missing = u.features - host_cpu(host.vendor, host.flags_raw).features
     if missing:
-        names = sorted(isa.normalize(missing) | {m for m in missing if isa.lookup(m) is None},
-                       key=isa.sort_key)
+        names = sorted(
+            isa.normalize(missing) | {m for m in missing if isa.lookup(m) is None}, key=isa.sort_key
+        )
         return "missing " + ", ".join(names)
     return None
 
@@ -123,11 +129,16 @@ def _ranked(hosts: list[HostProfile]) -> list[archspec.cpu.Microarchitecture]:
         raise ConfigError("no hosts given; pass snapshot files (hosts/*.json or raw cpuinfo)")
     for h in hosts:
         if not h.is_x86:
-            raise ConfigError(f"{h.source}: {h.name} is {h.arch}; x86 ISA targets do not apply "
-                              "(tfforge builds x86_64 wheels)")
+            raise ConfigError(
+                f"{h.source}: {h.name} is {h.arch}; x86 ISA targets do not apply "
+                "(tfforge builds x86_64 wheels)"
+            )
     cpus = [host_cpu(h.vendor, h.flags_raw) for h in hosts]
-    common = [u for u in archspec.cpu.TARGETS.values()
-              if u.family.name == "x86_64" and all(can_run(u, c) for c in cpus)]
+    common = [
+        u
+        for u in archspec.cpu.TARGETS.values()
+        if u.family.name == "x86_64" and all(can_run(u, c) for c in cpus)
+    ]
     generics = sorted((u for u in common if u.vendor == GENERIC), key=_rank, reverse=True)
     specific = sorted((u for u in common if u > generics[0]), key=_rank, reverse=True)
     return specific + generics
@@ -155,8 +166,10 @@ def check_fleet(hosts: list[HostProfile]) -> None:
     for h in hosts:
         for key in (f"name {h.name!r}", f"file {h.source}"):
             if key in seen:
-                raise ConfigError(f"{h.source}: duplicated host ({key} also given by "
-                                  f"{seen[key]}); pass each machine once")
+                raise ConfigError(
+                    f"{h.source}: duplicated host ({key} also given by "
+                    f"{seen[key]}); pass each machine once"
+                )
             seen[key] = h.source
 
 

@@ -5,13 +5,13 @@ and GCC flags. Data lives in ``data/isa.toml``; this module only reads it. No I/
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from tfforge import resources
-from typing import Iterable
 
 from packaging.version import Version
 
+from tfforge import resources
 from tfforge.errors import ConfigError
 
 PSABI_LEVELS = ("x86-64-v1", "x86-64-v2", "x86-64-v3", "x86-64-v4")
@@ -43,9 +43,16 @@ def _load() -> Vocabulary:
     aliases: dict[str, str] = {}
     for name, row in raw["features"].items():
         gcc = row.get("gcc") or [None, None]
-        feats[name] = Feature(name, row["title"], tuple(row.get("aliases", ())),
-                              tuple(row.get("implies", ())), row.get("level"), gcc[0], gcc[1],
-                              bool(row.get("tf", False)))
+        feats[name] = Feature(
+            name,
+            row["title"],
+            tuple(row.get("aliases", ())),
+            tuple(row.get("implies", ())),
+            row.get("level"),
+            gcc[0],
+            gcc[1],
+            bool(row.get("tf", False)),
+        )
         for alias in (name, *row.get("aliases", ())):
             key = alias.lower()
             if aliases.get(key, name) != name:
@@ -91,8 +98,9 @@ def canonical(name: str, *, source: str = "feature") -> str:
         valid = sorted(features())
         close = difflib.get_close_matches(name.lower(), list(vocabulary().aliases), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"{source}: unknown ISA feature {name!r}{hint}; "
-                          f"valid: {', '.join(valid)}")
+        raise ConfigError(
+            f"{source}: unknown ISA feature {name!r}{hint}; valid: {', '.join(valid)}"
+        )
     return found
 
 

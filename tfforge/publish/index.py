@@ -59,6 +59,7 @@ class Skipped:
 
 # ---- reading wheels ------------------------------------------------------------------------
 
+
 def _requires_python(path: Path, project: str) -> str | None:
     """Requires-Python from the wheel's METADATA (None when absent); ValueError when unreadable."""
     try:
@@ -67,8 +68,11 @@ def _requires_python(path: Path, project: str) -> str | None:
         raise ValueError(str(exc).removeprefix(f"{path.name}: ")) from None
     try:
         with archive:
-            names = [n for n in archive.namelist()
-                     if n.endswith(".dist-info/METADATA") and n.count("/") == 1]
+            names = [
+                n
+                for n in archive.namelist()
+                if n.endswith(".dist-info/METADATA") and n.count("/") == 1
+            ]
             # A wheel holds one top-level .dist-info; pick the one named after the project.
             mine = [n for n in names if canonicalize_name(n.split("-")[0]) == project] or names
             if not mine:
@@ -86,8 +90,9 @@ def scan_wheels(folder: Path) -> tuple[list[IndexedWheel], list[Skipped]]:
     wheels, skipped = [], []
     for path in sorted(folder.glob("*.whl")):
         if path.is_symlink() and not path.exists() or not path.is_file():
-            skipped.append(Skipped(path.name, "not a regular file (a folder, pipe or dangling "
-                                              "link)"))
+            skipped.append(
+                Skipped(path.name, "not a regular file (a folder, pipe or dangling link)")
+            )
             continue
         try:
             name, version, _build, _tags = parse_wheel_filename(path.name)
@@ -104,19 +109,23 @@ def scan_wheels(folder: Path) -> tuple[list[IndexedWheel], list[Skipped]]:
         if problems:
             skipped.append(Skipped(path.name, f"publish would refuse it: {problems[0]}"))
             continue
-        wheels.append(IndexedWheel(path.name, name, version, sha256_file(path), path.stat().st_size,
-                                   requires))
+        wheels.append(
+            IndexedWheel(path.name, name, version, sha256_file(path), path.stat().st_size, requires)
+        )
     return wheels, skipped
 
 
 # ---- rendering (pure) ----------------------------------------------------------------------
 
+
 def _page(title: str, links: list[str]) -> str:
     body = "".join(f"    {link}<br>\n" for link in links)
-    return ("<!DOCTYPE html>\n<html>\n  <head>\n"
-            f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
-            f"    <title>{html.escape(title)}</title>\n  </head>\n  <body>\n"
-            f"    <h1>{html.escape(title)}</h1>\n{body}  </body>\n</html>\n")
+    return (
+        "<!DOCTYPE html>\n<html>\n  <head>\n"
+        f'    <meta name="pypi:repository-version" content="{API_VERSION}">\n'
+        f"    <title>{html.escape(title)}</title>\n  </head>\n  <body>\n"
+        f"    <h1>{html.escape(title)}</h1>\n{body}  </body>\n</html>\n"
+    )
 
 
 def _json(doc: dict) -> str:
@@ -139,8 +148,9 @@ def render_index(wheels: list[IndexedWheel]) -> dict[str, str]:
         projects.setdefault(wheel.project, []).append(wheel)
     names = sorted(projects)
     tree = {
-        "index.html": _page("Simple index",
-                            [f'<a href="{quote(n)}/">{html.escape(n)}</a>' for n in names]),
+        "index.html": _page(
+            "Simple index", [f'<a href="{quote(n)}/">{html.escape(n)}</a>' for n in names]
+        ),
         "index.json": _json({"meta": meta, "projects": [{"name": n} for n in names]}),
     }
     for name in names:
@@ -151,19 +161,25 @@ def render_index(wheels: list[IndexedWheel]) -> dict[str, str]:
             if w.requires_python:
                 attrs += f' data-requires-python="{html.escape(w.requires_python)}"'
             links.append(f"<a {attrs}>{html.escape(w.filename)}</a>")
-            entry = {"filename": w.filename, "url": wheel_href(w.filename),
-                     "hashes": {"sha256": w.sha256}, "size": w.size}
+            entry = {
+                "filename": w.filename,
+                "url": wheel_href(w.filename),
+                "hashes": {"sha256": w.sha256},
+                "size": w.size,
+            }
             if w.requires_python:
                 entry["requires-python"] = w.requires_python
             entries.append(entry)
         versions = sorted({w.version for w in files})
         tree[f"{name}/index.html"] = _page(f"Links for {name}", links)
-        tree[f"{name}/index.json"] = _json({"meta": meta, "name": name, "files": entries,
-                                            "versions": [str(v) for v in versions]})
+        tree[f"{name}/index.json"] = _json(
+            {"meta": meta, "name": name, "files": entries, "versions": [str(v) for v in versions]}
+        )
     return tree
 
 
 # ---- writing atomically --------------------------------------------------------------------
+
 
 class _Lock:
     """flock on the wheels folder itself, so two index runs do not swap at the same time."""
@@ -182,8 +198,10 @@ class _Lock:
             except BlockingIOError:
                 if time.monotonic() > deadline:
                     os.close(self.fd)
-                    raise PublishError(f"another process holds the lock on {self.folder} for "
-                                       f"over {LOCK_WAIT_S:.0f}s; wait for it and re-run")
+                    raise PublishError(
+                        f"another process holds the lock on {self.folder} for "
+                        f"over {LOCK_WAIT_S:.0f}s; wait for it and re-run"
+                    )
                 time.sleep(0.2)
 
     def __exit__(self, *exc):
@@ -203,9 +221,11 @@ def write_index(folder: Path, tree: dict[str, str]) -> Path:
     link = folder / SIMPLE
     with _Lock(folder):
         if (link.exists() or link.is_symlink()) and not _ours(link):
-            raise ConfigError(f"{link} was not written by `invoke index` (a folder, file or "
-                              "link of yours); nothing was changed: move it away (e.g. to "
-                              f"{folder / 'simple.mine'}) and run `invoke index` again")
+            raise ConfigError(
+                f"{link} was not written by `invoke index` (a folder, file or "
+                "link of yours); nothing was changed: move it away (e.g. to "
+                f"{folder / 'simple.mine'}) and run `invoke index` again"
+            )
         try:
             staging = Path(tempfile.mkdtemp(prefix=f".{SIMPLE}-", dir=folder))
         except OSError as exc:
@@ -230,8 +250,12 @@ def write_index(folder: Path, tree: dict[str, str]) -> Path:
         # Under the lock no other run is staging, so every other index folder of ours is stale;
         # `.simple-old-*` folders (earlier versions moved a user's simple/ there) are kept.
         for old in folder.glob(f".{SIMPLE}-*"):
-            if (old != staging and old.is_dir() and not old.is_symlink()
-                    and not old.name.startswith(f".{SIMPLE}-old-")):
+            if (
+                old != staging
+                and old.is_dir()
+                and not old.is_symlink()
+                and not old.name.startswith(f".{SIMPLE}-old-")
+            ):
                 shutil.rmtree(old, ignore_errors=True)
     return link
 
@@ -239,16 +263,29 @@ def write_index(folder: Path, tree: dict[str, str]) -> Path:
 def build_index(folder: Path) -> dict:
     """Scan folder's wheels and (re)write folder/simple; return what was indexed."""
     if not folder.is_dir():
-        raise ConfigError(f"no wheels folder at {folder}; build a wheel first (invoke build) or "
-                          "set TFFORGE_ROOT to the project folder")
+        raise ConfigError(
+            f"no wheels folder at {folder}; build a wheel first (invoke build) or "
+            "set TFFORGE_ROOT to the project folder"
+        )
     wheels, skipped = scan_wheels(folder)
     link = write_index(folder, render_index(wheels))
     projects: dict[str, list[str]] = {}
     for w in wheels:
         projects.setdefault(w.project, []).append(w.filename)
-    return {"index": str(link), "url": (folder.resolve() / SIMPLE).as_uri() + "/",
-            "projects": {k: sorted(v) for k, v in sorted(projects.items())},
-            "wheels": [{"filename": w.filename, "project": w.project, "version": str(w.version),
-                        "sha256": w.sha256, "size": w.size, "requires_python": w.requires_python}
-                       for w in wheels],
-            "skipped": [{"filename": s.filename, "reason": s.reason} for s in skipped]}
+    return {
+        "index": str(link),
+        "url": (folder.resolve() / SIMPLE).as_uri() + "/",
+        "projects": {k: sorted(v) for k, v in sorted(projects.items())},
+        "wheels": [
+            {
+                "filename": w.filename,
+                "project": w.project,
+                "version": str(w.version),
+                "sha256": w.sha256,
+                "size": w.size,
+                "requires_python": w.requires_python,
+            }
+            for w in wheels
+        ],
+        "skipped": [{"filename": s.filename, "reason": s.reason} for s in skipped],
+    }

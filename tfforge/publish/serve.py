@@ -21,23 +21,38 @@ LOOPBACK = "127.0.0.1"
 def load_htpasswd(path: Path) -> Path:
     """The htpasswd file, checked to be readable and to hold at least one user."""
     from passlib.apache import HtpasswdFile
+
     if not path.is_file():
-        raise ConfigError(f"htpasswd file {str(path)!r} does not exist; create it (README, "
-                          "section publish) or leave --htpasswd out for a read-only index")
+        raise ConfigError(
+            f"htpasswd file {str(path)!r} does not exist; create it (README, "
+            "section publish) or leave --htpasswd out for a read-only index"
+        )
     try:
         users = HtpasswdFile(str(path)).users()
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"htpasswd file {str(path)!r} is not readable ({exc}); recreate it")
     if not users:
-        raise ConfigError(f"htpasswd file {str(path)!r} has no users; add one (README, section "
-                          "publish)")
+        raise ConfigError(
+            f"htpasswd file {str(path)!r} has no users; add one (README, section publish)"
+        )
     return path.resolve()
 
 
 def pypiserver_argv(root: Path, port: int, htpasswd: Path | None) -> list[str]:
     """The pypiserver command: loopback only, no PyPI fallback, sha256 links, no overwrite."""
-    argv = [sys.executable, "-m", "pypiserver", "run", "--host", LOOPBACK, "--port", str(port),
-            "--disable-fallback", "--hash-algo", "sha256"]
+    argv = [
+        sys.executable,
+        "-m",
+        "pypiserver",
+        "run",
+        "--host",
+        LOOPBACK,
+        "--port",
+        str(port),
+        "--disable-fallback",
+        "--hash-algo",
+        "sha256",
+    ]
     if htpasswd is not None:
         argv += ["--passwords", str(htpasswd), "--authenticate", "update"]
     return argv + [str(root)]
@@ -60,8 +75,10 @@ def wait_listening(proc: subprocess.Popen, port: int, timeout_s: float = 30.0) -
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise PublishError(f"pypiserver exited with code {proc.returncode} before it "
-                               "listened; see its messages above")
+            raise PublishError(
+                f"pypiserver exited with code {proc.returncode} before it "
+                "listened; see its messages above"
+            )
         try:
             with socket.create_connection((LOOPBACK, port), timeout=1):
                 return

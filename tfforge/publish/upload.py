@@ -19,9 +19,9 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import quote, quote_plus, urlsplit
 
 from tfforge.errors import ConfigError, Interrupted, PublishError, TfforgeError, VerifyError
@@ -30,8 +30,10 @@ from tfforge.text import without_credentials
 
 logger = logging.getLogger(__name__)
 USER_VAR, PASSWORD_VAR = "TWINE_USERNAME", "TWINE_PASSWORD"
-CREDENTIALS_HINT = (f"set {USER_VAR} and {PASSWORD_VAR}, or store the password with "
-                    "`keyring set URL USER` and set only " + USER_VAR)
+CREDENTIALS_HINT = (
+    f"set {USER_VAR} and {PASSWORD_VAR}, or store the password with "
+    "`keyring set URL USER` and set only " + USER_VAR
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class Credentials:
     password: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_environ(cls, env: Mapping[str, str]) -> "Credentials":
+    def from_environ(cls, env: Mapping[str, str]) -> Credentials:
         return cls(env.get(USER_VAR) or None, env.get(PASSWORD_VAR) or None)
 
     def scrub(self, text: str) -> str:
@@ -52,8 +54,11 @@ class Credentials:
             pair = f"{self.username}:{self.password}".encode()
             secrets.append(base64.b64encode(pair).decode())
         # Servers echo what they got: HTML-escaped in error pages, percent-encoded in URLs.
-        forms = {f for s in secrets for f in (s, html.escape(s), quote(s, safe=""),
-                                              quote_plus(s, safe=""))}
+        forms = {
+            f
+            for s in secrets
+            for f in (s, html.escape(s), quote(s, safe=""), quote_plus(s, safe=""))
+        }
         for secret in sorted(forms, key=len, reverse=True):
             text = text.replace(secret, "***")
         return text
@@ -61,27 +66,34 @@ class Credentials:
 
 # ---- inputs --------------------------------------------------------------------------------
 
+
 def repository_url(url: str | None, where: str = "--repository") -> str:
     """The upload URL, checked: http(s), a host, a numeric port, and no credentials inside it.
 
     Credentials are looked for first, on the raw text: no later message can show them."""
     if not url:
-        raise ConfigError("no index to upload to; pass --repository URL (e.g. "
-                          "http://127.0.0.1:8080/ from `invoke serve`) or set "
-                          "TFFORGE_PUBLISH_REPOSITORY")
+        raise ConfigError(
+            "no index to upload to; pass --repository URL (e.g. "
+            "http://127.0.0.1:8080/ from `invoke serve`) or set "
+            "TFFORGE_PUBLISH_REPOSITORY"
+        )
     shown = without_credentials(url)
     if shown != url:
-        raise ConfigError(f"{where} {shown!r} has credentials in the URL; remove them and "
-                          + CREDENTIALS_HINT)
+        raise ConfigError(
+            f"{where} {shown!r} has credentials in the URL; remove them and " + CREDENTIALS_HINT
+        )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError as exc:
-        raise ConfigError(f"{where} {url!r} is not a valid URL ({exc}); write it like "
-                          "http://127.0.0.1:8080/")
+        raise ConfigError(
+            f"{where} {url!r} is not a valid URL ({exc}); write it like http://127.0.0.1:8080/"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{where} {url!r} is not an http(s) URL; write it like "
-                          "https://index.example.com/legacy/")
+        raise ConfigError(
+            f"{where} {url!r} is not an http(s) URL; write it like "
+            "https://index.example.com/legacy/"
+        )
     return url
 
 
@@ -89,14 +101,18 @@ def resolve_wheels(items: list[str]) -> list[Path]:
     """Wheel paths from paths, globs and comma lists, in order, each named once."""
     specs = [s.strip() for item in items for s in item.split(",") if s.strip()]
     if not specs:
-        raise ConfigError("no wheel named; pass a wheel file, a quoted glob like "
-                          "'wheels/*.whl' or a comma-separated list")
+        raise ConfigError(
+            "no wheel named; pass a wheel file, a quoted glob like "
+            "'wheels/*.whl' or a comma-separated list"
+        )
     paths: list[Path] = []
     for spec in specs:
         matched = expand(spec)
         if not matched:
-            raise ConfigError(f"no file matches {spec!r}; check the pattern (quote it so the "
-                              "shell does not expand it)")
+            raise ConfigError(
+                f"no file matches {spec!r}; check the pattern (quote it so the "
+                "shell does not expand it)"
+            )
         for path in matched:
             if not path.is_file():
                 raise ConfigError(f"wheel {str(path)!r} does not exist; pass a .whl file path")
@@ -107,24 +123,30 @@ def resolve_wheels(items: list[str]) -> list[Path]:
     for path in paths:
         other = unique.setdefault(path.name, path)
         if other.resolve() != path.resolve():
-            raise ConfigError(f"two different files are both named {path.name} ({other} and "
-                              f"{path}); an index holds one file per name, pass one of them")
+            raise ConfigError(
+                f"two different files are both named {path.name} ({other} and "
+                f"{path}); an index holds one file per name, pass one of them"
+            )
     return list(unique.values())
 
 
 def check_wheels(paths: list[Path]) -> None:
     """Refuse to upload anything unless every wheel passes the structure and hash checks."""
     from tfforge.wheel.read import structure_problems
+
     failing = [(p, problems) for p in paths if (problems := structure_problems(p))]
     if failing:
         path, problems = failing[0]
         more = f" (+{len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         others = f"; {len(failing) - 1} other wheel(s) fail too" if len(failing) > 1 else ""
-        raise VerifyError(f"refusing to publish {path.name}: {problems[0]}{more}{others}; "
-                          f"nothing was uploaded (run `invoke verify {path}` for details)")
+        raise VerifyError(
+            f"refusing to publish {path.name}: {problems[0]}{more}{others}; "
+            f"nothing was uploaded (run `invoke verify {path}` for details)"
+        )
 
 
 # ---- failures -> one line ------------------------------------------------------------------
+
 
 def is_conflict(status: int, reason: str, text: str) -> bool:
     """The index already has this file: 409 (pypiserver, devpi), or 400 'already exists' (PyPI;
@@ -145,8 +167,9 @@ def _body_text(body: str, limit: int = 160) -> str:
     return " ".join(body.split())[:limit]
 
 
-def explain(exc: BaseException, wheel: str, url: str, creds: Credentials,
-            done: list[str]) -> TfforgeError:
+def explain(
+    exc: BaseException, wheel: str, url: str, creds: Credentials, done: list[str]
+) -> TfforgeError:
     """The one-line error for an upload failure of `wheel`; `done` = wheels uploaded before."""
     import requests
     from twine import exceptions as twine_errors
@@ -156,24 +179,32 @@ def explain(exc: BaseException, wheel: str, url: str, creds: Credentials,
         resp = exc.response
         status, reason, body = resp.status_code, resp.reason or "", resp.text or ""
         if is_conflict(status, reason, body):
-            return PublishError(f"{wheel} already exists on {url} (HTTP {status}); an index never "
-                                "replaces a file: give the build a new local version label, or "
-                                f"pass --skip-existing to leave the index's copy{before}")
+            return PublishError(
+                f"{wheel} already exists on {url} (HTTP {status}); an index never "
+                "replaces a file: give the build a new local version label, or "
+                f"pass --skip-existing to leave the index's copy{before}"
+            )
         if status in (401, 403):
-            return PublishError(f"{url} refused the credentials (HTTP {status} {reason}) for "
-                                f"{wheel}; check {USER_VAR}/{PASSWORD_VAR} or the keyring entry "
-                                f"for {url}{before}")
+            return PublishError(
+                f"{url} refused the credentials (HTTP {status} {reason}) for "
+                f"{wheel}; check {USER_VAR}/{PASSWORD_VAR} or the keyring entry "
+                f"for {url}{before}"
+            )
         if status in (404, 405):
-            return PublishError(f"{url} answered HTTP {status} {reason}: not an upload URL; pass "
-                                "the index's upload endpoint (pypiserver: http://HOST:PORT/, "
-                                "devpi: .../USER/INDEX/, PyPI: https://upload.pypi.org/legacy/),"
-                                f" not its /simple/ page{before}")
+            return PublishError(
+                f"{url} answered HTTP {status} {reason}: not an upload URL; pass "
+                "the index's upload endpoint (pypiserver: http://HOST:PORT/, "
+                "devpi: .../USER/INDEX/, PyPI: https://upload.pypi.org/legacy/),"
+                f" not its /simple/ page{before}"
+            )
         detail = creds.scrub(_body_text(body) or reason)
         return PublishError(f"{url} answered HTTP {status} {reason} to {wheel}: {detail}{before}")
     if isinstance(exc, requests.exceptions.SSLError):
-        return PublishError(f"TLS with {url} failed for {wheel} "
-                            f"({creds.scrub(_first_line(str(exc)))[:160]}); "
-                            f"set REQUESTS_CA_BUNDLE to the index's CA file{before}")
+        return PublishError(
+            f"TLS with {url} failed for {wheel} "
+            f"({creds.scrub(_first_line(str(exc)))[:160]}); "
+            f"set REQUESTS_CA_BUNDLE to the index's CA file{before}"
+        )
     if isinstance(exc, requests.ConnectionError):
         text = str(exc)
         if "refused" in text.lower():
@@ -183,25 +214,34 @@ def explain(exc: BaseException, wheel: str, url: str, creds: Credentials,
         elif "timed out" in text.lower():
             why = "the connection timed out"
         else:
-            why = ("the server closed the connection during the upload: the index may hold a "
-                   "partial file, check it before re-running")
+            why = (
+                "the server closed the connection during the upload: the index may hold a "
+                "partial file, check it before re-running"
+            )
         return PublishError(f"cannot upload {wheel} to {url}: {why}{before}")
     if isinstance(exc, twine_errors.NonInteractive) or (
-            isinstance(exc, twine_errors.InvalidConfiguration) and "credential" in str(exc)):
+        isinstance(exc, twine_errors.InvalidConfiguration) and "credential" in str(exc)
+    ):
         return ConfigError(f"no credentials for {url}: {CREDENTIALS_HINT}")
     if isinstance(exc, twine_errors.InvalidDistribution):
         return VerifyError(f"twine refused {wheel}: {creds.scrub(_first_line(str(exc)))}")
     if isinstance(exc, twine_errors.RedirectDetected):
-        return PublishError(f"{url} redirects uploads ({creds.scrub(_first_line(str(exc)))}); "
-                            f"pass the final upload URL with --repository{before}")
+        return PublishError(
+            f"{url} redirects uploads ({creds.scrub(_first_line(str(exc)))}); "
+            f"pass the final upload URL with --repository{before}"
+        )
     if isinstance(exc, twine_errors.TwineException):
-        return PublishError(f"twine could not upload {wheel} to {url}: "
-                            f"{creds.scrub(_first_line(str(exc)))}{before}")
-    return PublishError(f"uploading {wheel} to {url} failed: {type(exc).__name__}: "
-                        f"{creds.scrub(_first_line(str(exc)))}{before}")
+        return PublishError(
+            f"twine could not upload {wheel} to {url}: {creds.scrub(_first_line(str(exc)))}{before}"
+        )
+    return PublishError(
+        f"uploading {wheel} to {url} failed: {type(exc).__name__}: "
+        f"{creds.scrub(_first_line(str(exc)))}{before}"
+    )
 
 
 # ---- uploading -----------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def _quiet_twine(show_progress: bool):
@@ -220,8 +260,14 @@ def _quiet_twine(show_progress: bool):
 def _upload_one(path: Path, url: str, creds: Credentials, show_progress: bool) -> None:
     from twine.commands.upload import upload
     from twine.settings import Settings
-    settings = Settings(repository_url=url, username=creds.username, password=creds.password,
-                        non_interactive=True, disable_progress_bar=not show_progress)
+
+    settings = Settings(
+        repository_url=url,
+        username=creds.username,
+        password=creds.password,
+        non_interactive=True,
+        disable_progress_bar=not show_progress,
+    )
     upload(settings, [str(path)])
 
 
@@ -250,8 +296,15 @@ def size_text(n: int) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
 
 
-def publish(paths: list[Path], url: str, creds: Credentials, *, skip_existing: bool = False,
-            timeout_s: float = 3600.0, show_progress: bool = False) -> list[dict]:
+def publish(
+    paths: list[Path],
+    url: str,
+    creds: Credentials,
+    *,
+    skip_existing: bool = False,
+    timeout_s: float = 3600.0,
+    show_progress: bool = False,
+) -> list[dict]:
     """Upload each wheel in turn; one TfforgeError names the first failure."""
     results: list[dict] = []
     done: list[str] = []
@@ -263,13 +316,16 @@ def publish(paths: list[Path], url: str, creds: Credentials, *, skip_existing: b
             with _quiet_twine(show_progress):
                 _run_with_timeout(lambda: _upload_one(path, url, creds, show_progress), timeout_s)
         except KeyboardInterrupt:
-            raise Interrupted(f"upload of {path.name} to {url} interrupted; nothing changed "
-                              "locally; the index may hold a partial file, check it before "
-                              "re-running" + (f" (uploaded before it: {', '.join(done)})"
-                                              if done else ""))
+            raise Interrupted(
+                f"upload of {path.name} to {url} interrupted; nothing changed "
+                "locally; the index may hold a partial file, check it before "
+                "re-running" + (f" (uploaded before it: {', '.join(done)})" if done else "")
+            )
         except TimeoutError:
-            raise PublishError(f"upload of {path.name} to {url} did not finish within "
-                               f"{timeout_s:.0f}s (--timeout); check the index, then re-run")
+            raise PublishError(
+                f"upload of {path.name} to {url} did not finish within "
+                f"{timeout_s:.0f}s (--timeout); check the index, then re-run"
+            )
         except Exception as exc:
             if not (skip_existing and _is_conflict_error(exc)):
                 raise explain(exc, path.name, url, creds, done) from None
@@ -285,6 +341,10 @@ def publish(paths: list[Path], url: str, creds: Credentials, *, skip_existing: b
 
 def _is_conflict_error(exc: BaseException) -> bool:
     import requests
+
     resp = getattr(exc, "response", None)
-    return (isinstance(exc, requests.HTTPError) and resp is not None
-            and is_conflict(resp.status_code, resp.reason or "", resp.text or ""))
+    return (
+        isinstance(exc, requests.HTTPError)
+        and resp is not None
+        and is_conflict(resp.status_code, resp.reason or "", resp.text or "")
+    )

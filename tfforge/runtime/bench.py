@@ -15,27 +15,34 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tfforge import __version__
 from tfforge.errors import ConfigError, TfforgeError
-from tfforge.paths import project_root
+from tfforge.files import expand, io_error
+from tfforge.paths import folder, project_root
 from tfforge.runtime import g2p, venvs
 from tfforge.runtime.g2p import MODES
 from tfforge.runtime.probe import TfPython, explain_failure, probe_tensorflow, run_script
 from tfforge.runtime.smoke import compare, single_thread_env
-from tfforge.files import expand, io_error
-from tfforge.paths import folder
 
 THREADS = ("default", "1")  # TensorFlow's defaults; intra=inter=1 with OMP_NUM_THREADS=1
 ONEDNN = ("0", "1")  # TF_ENABLE_ONEDNN_OPTS
 BATCHES = (1, 64)
 REFERENCE = "g2p-en-numpy"
 # --quick: small and fast, for tests and a first look; explicit options still win.
-QUICK = {"threads": ("1",), "onednn": ("0", "1"), "modes": ("graph", "frozen"),
-         "batches": (64,), "warmup": 1, "repeat": 2, "words": 256}
+QUICK = {
+    "threads": ("1",),
+    "onednn": ("0", "1"),
+    "modes": ("graph", "frozen"),
+    "batches": (64,),
+    "warmup": 1,
+    "repeat": 2,
+    "words": 256,
+}
 
 
 @dataclass(frozen=True)
@@ -86,8 +93,13 @@ class Row:
     error: str | None = None
 
 
-def _choices(name: str, given: str | tuple | list | None, allowed: tuple, fallback: tuple,
-             convert: Callable = str) -> tuple:
+def _choices(
+    name: str,
+    given: str | tuple | list | None,
+    allowed: tuple,
+    fallback: tuple,
+    convert: Callable = str,
+) -> tuple:
     if given is None or given == "":
         return fallback
     items = given.split(",") if isinstance(given, str) else list(given)
@@ -98,21 +110,33 @@ def _choices(name: str, given: str | tuple | list | None, allowed: tuple, fallba
         except ValueError:
             value = None
         if value not in allowed:
-            raise ConfigError(f"--{name} {item!r} is not one of "
-                              f"{', '.join(map(str, allowed))}")
+            raise ConfigError(f"--{name} {item!r} is not one of {', '.join(map(str, allowed))}")
         if value not in values:
             values.append(value)
     return tuple(values)
 
 
-def make_plan(specs: list[str], *, threads=None, onednn=None, modes=None, batches=None,
-              warmup: int = 1, repeat: int = 5, words: int = 1024, reference: bool = False,
-              baseline: str | None = None, out_dir: Path | None = None,
-              timeout: float = 1800.0) -> Plan:
+def make_plan(
+    specs: list[str],
+    *,
+    threads=None,
+    onednn=None,
+    modes=None,
+    batches=None,
+    warmup: int = 1,
+    repeat: int = 5,
+    words: int = 1024,
+    reference: bool = False,
+    baseline: str | None = None,
+    out_dir: Path | None = None,
+    timeout: float = 1800.0,
+) -> Plan:
     """Check the axes (comma lists or tuples; None = all) and read the golden words once."""
     if not specs:
-        raise ConfigError("no wheel given; pass wheel files, names in wheels/ or PyPI pins "
-                          "(e.g. invoke bench tensorflow-cpu==2.21.0)")
+        raise ConfigError(
+            "no wheel given; pass wheel files, names in wheels/ or PyPI pins "
+            "(e.g. invoke bench tensorflow-cpu==2.21.0)"
+        )
     batch_choices = tuple(sorted(set(BATCHES) | {2, 4, 8, 16, 32, 128, 256}))
     plan = Plan(
         specs=tuple(dict.fromkeys(specs)),
@@ -120,12 +144,19 @@ def make_plan(specs: list[str], *, threads=None, onednn=None, modes=None, batche
         onednn=_choices("onednn", onednn, ONEDNN, ONEDNN),
         modes=_choices("modes", modes, MODES, MODES),
         batches=_choices("batches", batches, batch_choices, BATCHES, int),
-        warmup=warmup, repeat=repeat, words=words, reference=reference,
-        baseline=baseline or None, out_dir=out_dir or project_root() / "bench",
-        timeout=timeout, golden=tuple(g2p.read_golden()))
+        warmup=warmup,
+        repeat=repeat,
+        words=words,
+        reference=reference,
+        baseline=baseline or None,
+        out_dir=out_dir or project_root() / "bench",
+        timeout=timeout,
+        golden=tuple(g2p.read_golden()),
+    )
     if plan.words > len(plan.golden):
-        raise ConfigError(f"--words {plan.words}: choose 1 to {len(plan.golden)} "
-                          "(the golden words)")
+        raise ConfigError(
+            f"--words {plan.words}: choose 1 to {len(plan.golden)} (the golden words)"
+        )
     return plan
 
 
@@ -135,8 +166,10 @@ def wheel_label(wheel: Path) -> str:
 
 
 def configs(plan: Plan, labels: list[str]) -> list[Config]:
-    return [Config(*combo) for combo in itertools.product(
-        labels, plan.threads, plan.onednn, plan.modes, plan.batches)]
+    return [
+        Config(*combo)
+        for combo in itertools.product(labels, plan.threads, plan.onednn, plan.modes, plan.batches)
+    ]
 
 
 def find_baseline(plan: Plan, keys: list[str]) -> str:
@@ -151,8 +184,10 @@ def find_baseline(plan: Plan, keys: list[str]) -> str:
     words = plan.baseline.split()
     hits = [k for k in keys if all(any(w in token for token in k.split()) for w in words)]
     if len(hits) != 1:
-        raise ConfigError(f"--baseline {plan.baseline!r} matches {len(hits)} configurations; "
-                          f"name one of: {'; '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}")
+        raise ConfigError(
+            f"--baseline {plan.baseline!r} matches {len(hits)} configurations; "
+            f"name one of: {'; '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
+        )
     return hits[0]
 
 
@@ -162,8 +197,9 @@ def stats(words: int, times: list[float]) -> dict[str, float]:
 
 
 def config_env(threads: str, onednn: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OMP_NUM_THREADS", "TF_ENABLE_ONEDNN_OPTS")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "TF_ENABLE_ONEDNN_OPTS")
+    }
     env["TF_ENABLE_ONEDNN_OPTS"] = onednn
     if threads == "1":
         env["OMP_NUM_THREADS"] = "1"
@@ -178,12 +214,23 @@ def reference_row() -> Row:
     return Row(REFERENCE, REFERENCE, "1", "-", "numpy", 1)
 
 
-def run_config(row: Row, target: TfPython, plan: Plan, words_file: Path,
-               golden: list[tuple[str, list[str]]]) -> Row:
+def run_config(
+    row: Row, target: TfPython, plan: Plan, words_file: Path, golden: list[tuple[str, list[str]]]
+) -> Row:
     """Fill a configuration's row (config_row) from the runner; TfforgeError on a timeout."""
-    args = [str(g2p.RUNNER), "--words", str(words_file), "--mode", row.mode,
-            "--batch", str(row.batch), "--warmup", str(plan.warmup),
-            "--repeat", str(plan.repeat)]
+    args = [
+        str(g2p.RUNNER),
+        "--words",
+        str(words_file),
+        "--mode",
+        row.mode,
+        "--batch",
+        str(row.batch),
+        "--warmup",
+        str(plan.warmup),
+        "--repeat",
+        str(plan.repeat),
+    ]
     if row.threads == "1":
         args += ["--intra", "1", "--inter", "1"]
     proc, doc = run_script(target, args, config_env(row.threads, row.onednn), plan.timeout)
@@ -194,8 +241,15 @@ def run_reference(row: Row, plan: Plan, words_file: Path, golden) -> Row:
     """Fill the reference row (reference_row); TfforgeError on a timeout or a failed venv."""
     python = venvs.venv_python(None, requirements=g2p.REFERENCE_REQUIREMENTS)
     target = TfPython(python, None)
-    args = [str(g2p.REFERENCE), "--words", str(words_file), "--warmup", str(plan.warmup),
-            "--repeat", str(plan.repeat)]
+    args = [
+        str(g2p.REFERENCE),
+        "--words",
+        str(words_file),
+        "--warmup",
+        str(plan.warmup),
+        "--repeat",
+        str(plan.repeat),
+    ]
     proc, doc = run_script(target, args, single_thread_env(), plan.timeout)
     return _fill(row, proc, doc, golden)
 
@@ -239,9 +293,13 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": model or platform.machine(), "cores": os.cpu_count(),
-            "python": platform.python_version(), "platform": platform.platform(),
-            "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")}
+    return {
+        "cpu": model or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+    }
 
 
 def _done_line(row: Row) -> str:
@@ -258,7 +316,7 @@ def run(plan: Plan, progress: Callable[..., Any]) -> dict:
 
     `progress(title, total=N)` makes the step display (console.Progress: a context manager with
     step(text) and done(line)); Ctrl-C stops the matrix and marks the document interrupted."""
-    golden = list(plan.golden[:plan.words])
+    golden = list(plan.golden[: plan.words])
     targets: dict[str, TfPython] = {}
     wheels: list[dict] = []
     # Every spec is checked (and downloaded) before any venv is built: bad input fails fast.
@@ -279,18 +337,34 @@ def run(plan: Plan, progress: Callable[..., Any]) -> dict:
             probe = {"error": str(exc)}
         targets[label] = target
         broken[label] = probe.get("error")
-        wheels.append({"label": label, "wheel": str(wheel), "sha256": venv.wheel_sha256,
-                       "tensorflow": probe.get("version"),
-                       "onednn_default": probe.get("onednn_on"),
-                       "mkl_enabled": probe.get("mkl_enabled"),
-                       "unused_cpu_features": probe.get("unused_cpu_features"),
-                       "error": probe.get("error")})
+        wheels.append(
+            {
+                "label": label,
+                "wheel": str(wheel),
+                "sha256": venv.wheel_sha256,
+                "tensorflow": probe.get("version"),
+                "onednn_default": probe.get("onednn_on"),
+                "mkl_enabled": probe.get("mkl_enabled"),
+                "unused_cpu_features": probe.get("unused_cpu_features"),
+                "error": probe.get("error"),
+            }
+        )
     rows: list[Row] = []
-    doc = {"tfforge": __version__, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-           "machine": machine(), "words": len(golden), "warmup": plan.warmup,
-           "repeat": plan.repeat, "baseline": baseline, "wheels": wheels, "rows": []}
-    with tempfile.TemporaryDirectory() as tmp, \
-            progress("bench", total=len(todo) + plan.reference) as bar:
+    doc = {
+        "tfforge": __version__,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine(),
+        "words": len(golden),
+        "warmup": plan.warmup,
+        "repeat": plan.repeat,
+        "baseline": baseline,
+        "wheels": wheels,
+        "rows": [],
+    }
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        progress("bench", total=len(todo) + plan.reference) as bar,
+    ):
         words_file = Path(tmp, "words.txt")
         words_file.write_text("".join(w + "\n" for w, _ in golden), encoding="utf-8")
         try:
@@ -304,8 +378,7 @@ def run(plan: Plan, progress: Callable[..., Any]) -> dict:
                 if broken[cfg.wheel]:
                     row.error = broken[cfg.wheel]
                 else:
-                    row = _measure(row, run_config, targets[cfg.wheel], plan, words_file,
-                                   golden)
+                    row = _measure(row, run_config, targets[cfg.wheel], plan, words_file, golden)
                 rows.append(row)
                 bar.done(_done_line(row))
         except KeyboardInterrupt:
@@ -318,26 +391,38 @@ def run(plan: Plan, progress: Callable[..., Any]) -> dict:
 
 def markdown(doc: dict) -> str:
     m = doc["machine"]
-    lines = [f"g2p benchmark: {doc['words']} words, {doc['warmup']} warm-up + {doc['repeat']} "
-             f"timed passes per row, each row in its own process; {m['cpu']}, {m['cores']} "
-             f"cores; speedup against `{doc['baseline']}`"
-             + (" (one word per call)." if doc["baseline"] == REFERENCE
-                else " at the same batch size."), "",
-             "| wheel | threads | oneDNN | mode | batch | words/s (median) | min | max | "
-             "speedup | golden |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        f"g2p benchmark: {doc['words']} words, {doc['warmup']} warm-up + {doc['repeat']} "
+        f"timed passes per row, each row in its own process; {m['cpu']}, {m['cores']} "
+        f"cores; speedup against `{doc['baseline']}`"
+        + (" (one word per call)." if doc["baseline"] == REFERENCE else " at the same batch size."),
+        "",
+        "| wheel | threads | oneDNN | mode | batch | words/s (median) | min | max | "
+        "speedup | golden |",
+        "|---|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
     for r in doc["rows"]:
         w = r["words_per_s"]
-        nums = ([f"{w['median']:,.0f}", f"{w['min']:,.0f}", f"{w['max']:,.0f}"] if w
-                else ["-", "-", "-"])
+        nums = (
+            [f"{w['median']:,.0f}", f"{w['min']:,.0f}", f"{w['max']:,.0f}"]
+            if w
+            else ["-", "-", "-"]
+        )
         speed = f"{r['speedup']:.2f}x" if r["speedup"] is not None else "-"
         if r["key"] == doc["baseline"]:
             speed = f"**{speed}** (baseline)"
-        check = ("error: " + r["error"].replace("|", "/") if r["error"]
-                 else "ok" if not r["mismatches"] else f"{r['mismatches']} differ")
+        check = (
+            "error: " + r["error"].replace("|", "/")
+            if r["error"]
+            else "ok"
+            if not r["mismatches"]
+            else f"{r['mismatches']} differ"
+        )
         threads = "1 (+OMP=1)" if r["threads"] == "1" else r["threads"]
-        lines.append(f"| {r['wheel']} | {threads} | {r['onednn']} | {r['mode']} | "
-                     f"{r['batch']} | " + " | ".join(nums) + f" | {speed} | {check} |")
+        lines.append(
+            f"| {r['wheel']} | {threads} | {r['onednn']} | {r['mode']} | "
+            f"{r['batch']} | " + " | ".join(nums) + f" | {speed} | {check} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -357,14 +442,26 @@ def side_by_side(doc: dict) -> str:
         if r["mismatches"]:
             text += " MISMATCH"
         cells.setdefault(setting, {})[r["wheel"]] = text
-    lines = ["| batch | threads | oneDNN | mode | " + " | ".join(wheels) + " |",
-             "|---:|---|---|---|" + "---:|" * len(wheels)]
-    order = sorted(cells, key=lambda k: (k[0], THREADS.index(k[1]) if k[1] in THREADS else 9,
-                                         k[2], MODES.index(k[3]) if k[3] in MODES else 9))
+    lines = [
+        "| batch | threads | oneDNN | mode | " + " | ".join(wheels) + " |",
+        "|---:|---|---|---|" + "---:|" * len(wheels),
+    ]
+    order = sorted(
+        cells,
+        key=lambda k: (
+            k[0],
+            THREADS.index(k[1]) if k[1] in THREADS else 9,
+            k[2],
+            MODES.index(k[3]) if k[3] in MODES else 9,
+        ),
+    )
     for batch, threads, onednn, mode in order:
         by_wheel = cells[(batch, threads, onednn, mode)]
-        lines.append(f"| {batch} | {threads} | {onednn} | {mode} | "
-                     + " | ".join(by_wheel.get(w, "-") for w in wheels) + " |")
+        lines.append(
+            f"| {batch} | {threads} | {onednn} | {mode} | "
+            + " | ".join(by_wheel.get(w, "-") for w in wheels)
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -383,30 +480,41 @@ def chart(doc: dict, path: Path) -> None:
     # The numpy reference (one word per call) is the yardstick in every panel.
     per = [[r for r in rows if r["batch"] == b or r["key"] == REFERENCE] for b in batches]
     height = max(3.0, 0.28 * max(len(p) for p in per) + 1.5)
-    fig, axes = plt.subplots(1, len(batches), figsize=(9 * len(batches), height),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(batches), figsize=(9 * len(batches), height), squeeze=False)
     for ax, batch, group in zip(axes[0], batches, per):
-        labels = [r["wheel"] if r["key"] == REFERENCE else
-                  f"{r['wheel']} | threads={r['threads']} oneDNN={r['onednn']} {r['mode']}"
-                  for r in group]
+        labels = [
+            r["wheel"]
+            if r["key"] == REFERENCE
+            else f"{r['wheel']} | threads={r['threads']} oneDNN={r['onednn']} {r['mode']}"
+            for r in group
+        ]
         med = [r["words_per_s"]["median"] for r in group]
         lo = [r["words_per_s"]["median"] - r["words_per_s"]["min"] for r in group]
         hi = [r["words_per_s"]["max"] - r["words_per_s"]["median"] for r in group]
         y = list(range(len(group)))[::-1]
-        ax.barh(y, med, xerr=[lo, hi], color=[colours[r["wheel"]] for r in group],
-                edgecolor=["black" if r["key"] == doc["baseline"] else "none" for r in group],
-                capsize=2)
+        ax.barh(
+            y,
+            med,
+            xerr=[lo, hi],
+            color=[colours[r["wheel"]] for r in group],
+            edgecolor=["black" if r["key"] == doc["baseline"] else "none" for r in group],
+            capsize=2,
+        )
         for yi, r in zip(y, group):
             if r["speedup"] is not None:
-                ax.text(r["words_per_s"]["max"], yi, f" {r['speedup']:.2f}x", va="center",
-                        fontsize=7)
+                ax.text(
+                    r["words_per_s"]["max"], yi, f" {r['speedup']:.2f}x", va="center", fontsize=7
+                )
         ax.set_yticks(y)
         ax.set_yticklabels(labels, fontsize=7)
         ax.set_xlabel("words/s (median; whiskers: min-max)")
         ax.set_title(f"batch {batch}")
         ax.margins(x=0.15)
-    fig.suptitle(f"g2p on {doc['machine']['cpu']} ({doc['machine']['cores']} cores); "
-                 f"speedup vs {doc['baseline']}", fontsize=9)
+    fig.suptitle(
+        f"g2p on {doc['machine']['cpu']} ({doc['machine']['cores']} cores); "
+        f"speedup vs {doc['baseline']}",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
@@ -416,15 +524,23 @@ def write_outputs(doc: dict, out_dir: Path, stem: str = "bench") -> dict[str, Pa
     """bench.json, bench.md, bench.png, each written to a temp name and renamed into place;
     on a failure (a full disk) no temp file stays and the earlier results stay whole."""
     folder(out_dir, "bench folder", create=True)
-    paths = {"json": out_dir / f"{stem}.json", "markdown": out_dir / f"{stem}.md",
-             "chart": out_dir / f"{stem}.png"}
+    paths = {
+        "json": out_dir / f"{stem}.json",
+        "markdown": out_dir / f"{stem}.md",
+        "chart": out_dir / f"{stem}.png",
+    }
     tmp = {k: p.with_name(p.name + ".tmp") for k, p in paths.items()}
     try:
         tmp["json"].write_text(json.dumps(doc, indent=2) + "\n")
         pivot = side_by_side(doc)
-        tmp["markdown"].write_text(markdown(doc) + (
-            "\nSide by side: median words/s (speedup against the baseline)\n\n" + pivot
-            if pivot else ""))
+        tmp["markdown"].write_text(
+            markdown(doc)
+            + (
+                "\nSide by side: median words/s (speedup against the baseline)\n\n" + pivot
+                if pivot
+                else ""
+            )
+        )
         chart(doc, tmp["chart"])
         for k, p in paths.items():
             os.replace(tmp[k], p)

@@ -13,9 +13,9 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from tfforge.errors import ConfigError, TfforgeError, VerifyError
 
@@ -40,16 +40,24 @@ def current() -> TfPython:
     return TfPython(Path(sys.executable), None)
 
 
-def run_script(tf: TfPython, args: list[str], env: Mapping[str, str] | None,
-               timeout: float) -> tuple[subprocess.CompletedProcess, dict | None]:
+def run_script(
+    tf: TfPython, args: list[str], env: Mapping[str, str] | None, timeout: float
+) -> tuple[subprocess.CompletedProcess, dict | None]:
     """Run a standalone script with tf's python; (process, its last JSON line or None)."""
     cmd = [str(tf.python), *args]
     try:
-        proc = subprocess.run(cmd, env=None if env is None else dict(env), capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run(
+            cmd,
+            env=None if env is None else dict(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
-        raise TfforgeError(f"{Path(args[0]).name} with {tf.name} did not finish in "
-                           f"{timeout:.0f} s (raise --timeout)")
+        raise TfforgeError(
+            f"{Path(args[0]).name} with {tf.name} did not finish in "
+            f"{timeout:.0f} s (raise --timeout)"
+        )
     doc = None
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if lines:
@@ -65,11 +73,15 @@ def explain_failure(proc: subprocess.CompletedProcess, doc: dict | None) -> str:
     text = (proc.stderr or "") + "\n" + (doc or {}).get("traceback", "")
     guard = _GUARD.search(text)
     if guard:
-        return (f"TensorFlow aborted: it was compiled to use {guard.group(1)}, which this CPU "
-                "lacks (a missing CPU feature; `invoke verify WHEEL` shows what the wheel needs)")
+        return (
+            f"TensorFlow aborted: it was compiled to use {guard.group(1)}, which this CPU "
+            "lacks (a missing CPU feature; `invoke verify WHEEL` shows what the wheel needs)"
+        )
     if proc.returncode == -signal.SIGILL or "Illegal instruction" in text:
-        return ("TensorFlow died with SIGILL (illegal instruction): the wheel uses a CPU "
-                "feature this machine lacks (`invoke verify WHEEL` shows which)")
+        return (
+            "TensorFlow died with SIGILL (illegal instruction): the wheel uses a CPU "
+            "feature this machine lacks (`invoke verify WHEEL` shows which)"
+        )
     if proc.returncode < 0:
         return f"the process was killed by signal {signal.Signals(-proc.returncode).name}"
     if doc and doc.get("error"):
@@ -91,8 +103,10 @@ def probe_tensorflow(tf: TfPython, env: Mapping[str, str] | None, timeout: float
     if doc is not None and not doc.get("installed", True):
         message = doc.get("error", "not installed")
         if tf.wheel is None and "No module named 'tensorflow'" in message:
-            raise ConfigError(f"TensorFlow is not installed for {tf.python}; pass a wheel "
-                              "(invoke smoke wheels/NAME.whl) or a pin (tensorflow-cpu==2.21.0)")
+            raise ConfigError(
+                f"TensorFlow is not installed for {tf.python}; pass a wheel "
+                "(invoke smoke wheels/NAME.whl) or a pin (tensorflow-cpu==2.21.0)"
+            )
         raise VerifyError(f"import tensorflow failed with {tf.name}: {message}")
     if doc is None and proc.returncode == 0:
         raise VerifyError(f"the TensorFlow probe printed no JSON document with {tf.name}")

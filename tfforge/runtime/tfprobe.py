@@ -45,12 +45,17 @@ def probe():
         tf, log = _capture_fd2(_load)
     except ImportError as exc:
         return {"installed": False, "error": f"{exc.__class__.__name__}: {exc}"}
-    doc = {"installed": True, "version": tf.__version__, "python": sys.version.split()[0],
-           "path": os.path.dirname(tf.__file__)}
+    doc = {
+        "installed": True,
+        "version": tf.__version__,
+        "python": sys.version.split()[0],
+        "path": os.path.dirname(tf.__file__),
+    }
     try:
         info = dict(tf.sysconfig.get_build_info())
-        doc["build_info"] = {k: v if isinstance(v, (str, int, float, bool)) else str(v)
-                             for k, v in info.items()}
+        doc["build_info"] = {
+            k: v if isinstance(v, (str, int, float, bool)) else str(v) for k, v in info.items()
+        }
     except Exception as exc:  # old or unusual builds; report, do not fail the probe
         doc["build_info"] = {"error": str(exc)}
     try:

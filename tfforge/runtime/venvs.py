@@ -20,7 +20,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from tfforge import resources
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -33,10 +32,11 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from tfforge.wheel import fetch as pypi
+from tfforge import resources
 from tfforge.errors import ConfigError, TfforgeError
 from tfforge.files import sha256_file, write_json_atomic
 from tfforge.paths import cache_dir, wheels_dir
+from tfforge.wheel import fetch as pypi
 
 logger = logging.getLogger(__name__)
 RECORD = "tfforge-venv.json"
@@ -64,37 +64,51 @@ class VenvPlan:
 
 def pin_rules() -> tuple[Rule, ...]:
     doc = resources.toml("venvs.toml")
-    return tuple(Rule(frozenset(canonicalize_name(p) for p in r["projects"]),
-                      SpecifierSet(r["versions"]), tuple(r["pins"]), r["why"])
-                 for r in doc["rule"])
+    return tuple(
+        Rule(
+            frozenset(canonicalize_name(p) for p in r["projects"]),
+            SpecifierSet(r["versions"]),
+            tuple(r["pins"]),
+            r["why"],
+        )
+        for r in doc["rule"]
+    )
 
 
 def matching_rules(project: str, version: Version) -> tuple[Rule, ...]:
     """The rules of data/venvs.toml that apply to a wheel of this project and version."""
     name = canonicalize_name(project)
     # Compare the public version: local labels (2.14.0+avx2.fma) do not change the API.
-    return tuple(rule for rule in pin_rules()
-                 if name in rule.projects and rule.versions.contains(Version(version.public),
-                                                                     prereleases=True))
+    return tuple(
+        rule
+        for rule in pin_rules()
+        if name in rule.projects
+        and rule.versions.contains(Version(version.public), prereleases=True)
+    )
 
 
 def check_installable(wheel: Path) -> tuple[str, Version]:
     """The wheel's (project, version); ConfigError when this interpreter cannot install it."""
     if not wheel.is_file():
-        raise ConfigError(f"wheel {str(wheel)!r} does not exist; pass a .whl file, a name in "
-                          f"wheels/ or a PyPI pin like tensorflow-cpu==2.21.0")
+        raise ConfigError(
+            f"wheel {str(wheel)!r} does not exist; pass a .whl file, a name in "
+            f"wheels/ or a PyPI pin like tensorflow-cpu==2.21.0"
+        )
     try:
         name, version, _, tags = parse_wheel_filename(wheel.name)
     except InvalidWheelFilename as exc:
-        raise ConfigError(f"{wheel.name!r} is not a wheel file name ({exc}); "
-                          "pass a .whl file as pip and PyPI name them")
+        raise ConfigError(
+            f"{wheel.name!r} is not a wheel file name ({exc}); "
+            "pass a .whl file as pip and PyPI name them"
+        )
     supported = set(sys_tags())
     if not tags & supported:
         here = f"CPython {sys.version_info.major}.{sys.version_info.minor}"
         raise ConfigError(
             f"{wheel.name} is not installable on this interpreter ({here}, best tag "
             f"{next(iter(sys_tags()))}); its tags are {', '.join(sorted(map(str, tags)))} "
-            f"(use a wheel built for cp{sys.version_info.major}{sys.version_info.minor})")
+            f"(use a wheel built for cp{sys.version_info.major}{sys.version_info.minor})"
+        )
     return name, version
 
 
@@ -114,11 +128,17 @@ def plan(wheel: Path | None, requirements: tuple[str, ...] = ()) -> VenvPlan:
     sha = sha256_file(wheel)
     applied = matching_rules(project, version)
     constraints = tuple(pin for rule in applied for pin in rule.pins)
-    key = hashlib.sha256(json.dumps(
-        [interpreter, sha, list(requirements), list(constraints)]).encode()).hexdigest()
-    return VenvPlan(f"{canonicalize_name(project)}-{version}-{sha[:12]}-{key[:8]}",
-                    wheel, sha, tuple(requirements), constraints,
-                    tuple(rule.why for rule in applied))
+    key = hashlib.sha256(
+        json.dumps([interpreter, sha, list(requirements), list(constraints)]).encode()
+    ).hexdigest()
+    return VenvPlan(
+        f"{canonicalize_name(project)}-{version}-{sha[:12]}-{key[:8]}",
+        wheel,
+        sha,
+        tuple(requirements),
+        constraints,
+        tuple(rule.why for rule in applied),
+    )
 
 
 def venv_python(wheel: Path | None, *, requirements: tuple[str, ...] = ()) -> Path:
@@ -149,19 +169,32 @@ def _build(p: VenvPlan, target: Path, log: Path) -> None:
     try:
         # --without-pip + the host's `pip --python` is seconds faster than ensurepip per venv.
         _run([sys.executable, "-m", "venv", "--without-pip", str(target)], log, p)
-        cmd = [sys.executable, "-m", "pip", "--python", str(target / "bin" / "python"),
-               "install", "--disable-pip-version-check", "--no-input"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(target / "bin" / "python"),
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+        ]
         if p.constraints:
             cfile = target / "tfforge-constraints.txt"
             cfile.write_text("".join(c + "\n" for c in p.constraints))
             cmd += ["-c", str(cfile)]
         cmd += ([str(p.wheel)] if p.wheel else []) + list(p.requirements)
         _run(cmd, log, p)
-        record = {"wheel": str(p.wheel) if p.wheel else None, "wheel_sha256": p.wheel_sha256,
-                  "requirements": list(p.requirements), "constraints": list(p.constraints),
-                  "why": list(p.why), "python": sys.version,
-                  "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  "seconds": round(time.monotonic() - started, 1)}
+        record = {
+            "wheel": str(p.wheel) if p.wheel else None,
+            "wheel_sha256": p.wheel_sha256,
+            "requirements": list(p.requirements),
+            "constraints": list(p.constraints),
+            "why": list(p.why),
+            "python": sys.version,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "seconds": round(time.monotonic() - started, 1),
+        }
         write_json_atomic(target / RECORD, record)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
@@ -193,9 +226,13 @@ def wheel_from_spec(spec: str) -> Path:
     if (wheels_dir() / spec).is_file():
         return (wheels_dir() / spec).resolve()
     if spec.endswith(".whl"):
-        raise ConfigError(f"wheel {spec!r} not found (looked in . and {wheels_dir()}); "
-                          "pass an existing .whl or a PyPI pin like tensorflow-cpu==2.21.0")
+        raise ConfigError(
+            f"wheel {spec!r} not found (looked in . and {wheels_dir()}); "
+            "pass an existing .whl or a PyPI pin like tensorflow-cpu==2.21.0"
+        )
     if "==" not in spec:
-        raise ConfigError(f"{spec!r} is neither a wheel file nor a pinned requirement; pass a "
-                          ".whl path or e.g. tensorflow-cpu==2.21.0")
+        raise ConfigError(
+            f"{spec!r} is neither a wheel file nor a pinned requirement; pass a "
+            ".whl path or e.g. tensorflow-cpu==2.21.0"
+        )
     return pypi.fetch(spec)

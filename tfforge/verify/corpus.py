@@ -4,9 +4,9 @@ this host and under qemu models (the corpus in tfforge/data/corpus.toml). No pri
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from tfforge import resources
 from tfforge.errors import ConfigError
@@ -20,11 +20,11 @@ from tfforge.verify.wheelscan import scan_wheel
 class Run:
     """One ground-truth run of a wheel's probe and what the static verdict predicted."""
 
-    where: str                       # "this host" or "qemu Haswell"
-    predicted: bool                  # the static verdict: it runs here
-    status: str                      # pass | signal | failed | timeout
-    detail: str                      # signal, stage reached, or what qemu cannot execute
-    agrees: bool | None              # None: not confirmable under qemu
+    where: str  # "this host" or "qemu Haswell"
+    predicted: bool  # the static verdict: it runs here
+    status: str  # pass | signal | failed | timeout
+    detail: str  # signal, stage reached, or what qemu cannot execute
+    agrees: bool | None  # None: not confirmable under qemu
     seconds: float
 
     @property
@@ -55,26 +55,36 @@ def corpus() -> tuple[list[str], list[str], str]:
         raise ConfigError(f"tfforge/data/corpus.toml: missing {exc}; each [[wheel]] needs pin")
 
 
-def pick_models(baseline: frozenset[str], offered: dict[str, frozenset[str]],
-                ladder: list[str], beyond: str) -> list[str]:
+def pick_models(
+    baseline: frozenset[str], offered: dict[str, frozenset[str]], ladder: list[str], beyond: str
+) -> list[str]:
     """The ladder model just below the first one that executes every baseline feature, and
     that one; when none does, the last ladder model and `beyond` (not confirmable)."""
     at = next((i for i, m in enumerate(ladder) if baseline <= offered[m]), None)
     if at is None:
         return [ladder[-1], beyond]
-    return ladder[max(at - 1, 0):at + 1]
+    return ladder[max(at - 1, 0) : at + 1]
 
 
-def check(wheel: Path, pin: str, *, host: cpu.HostProfile, jobs: int = 1,
-          timeout: float = 900.0, models: list[str] | None = None,
-          status: Callable[[str], None] = lambda _m: None) -> CorpusRow:
+def check(
+    wheel: Path,
+    pin: str,
+    *,
+    host: cpu.HostProfile,
+    jobs: int = 1,
+    timeout: float = 900.0,
+    models: list[str] | None = None,
+    status: Callable[[str], None] = lambda _m: None,
+) -> CorpusRow:
     """Scan (cached), then run the probe here and under the picked qemu models."""
     from tfforge.runtime import venvs
+
     t0 = time.perf_counter()
     _, scans, errors, _, _ = scan_wheel(wheel, jobs=jobs, status=status)
     if errors:
-        raise ConfigError(f"{wheel.name}: {len(errors)} librar(ies) could not be scanned: "
-                          f"{errors[0]}")
+        raise ConfigError(
+            f"{wheel.name}: {len(errors)} librar(ies) could not be scanned: {errors[0]}"
+        )
     baseline, dispatched = union(scans)
     project = pin.split("==")[0]
     python = venvs.venv_python(wheel)
@@ -82,9 +92,16 @@ def check(wheel: Path, pin: str, *, host: cpu.HostProfile, jobs: int = 1,
     here = host_verdicts([host], baseline, dispatched)[0]
     status(f"{pin}: probe on this host ({host.model_name})")
     res = emulate.run_probe([], python, "this host", project=project, timeout=timeout)
-    runs.append(Run("this host", here.ok, res.status, _detail(res, here.missing),
-                    res.status == "pass" if here.ok else res.status == "signal",
-                    res.seconds))
+    runs.append(
+        Run(
+            "this host",
+            here.ok,
+            res.status,
+            _detail(res, here.missing),
+            res.status == "pass" if here.ok else res.status == "signal",
+            res.seconds,
+        )
+    )
     if models is None:
         ladder, beyond = corpus()[1:]
         offered = {m: emulate.model_host(m).features for m in ladder}
@@ -92,13 +109,29 @@ def check(wheel: Path, pin: str, *, host: cpu.HostProfile, jobs: int = 1,
     for model in models:
         status(f"{pin}: probe under qemu-x86_64 -cpu {model}")
         v = emulated_verdict(python, model, project, baseline, timeout=timeout)
-        detail = (f"qemu cannot execute {', '.join(v.unexecutable)}" if v.unexecutable
-                  else _detail(v.result, v.predicted_missing))
-        runs.append(Run(f"qemu {model}", not v.predicted_missing, v.result.status, detail,
-                        v.agrees, v.result.seconds))
-    return CorpusRow(pin, wheel.name, tuple(sorted(baseline, key=isa.sort_key)),
-                     tuple(sorted(dispatched, key=isa.sort_key)), tuple(runs),
-                     round(time.perf_counter() - t0, 1))
+        detail = (
+            f"qemu cannot execute {', '.join(v.unexecutable)}"
+            if v.unexecutable
+            else _detail(v.result, v.predicted_missing)
+        )
+        runs.append(
+            Run(
+                f"qemu {model}",
+                not v.predicted_missing,
+                v.result.status,
+                detail,
+                v.agrees,
+                v.result.seconds,
+            )
+        )
+    return CorpusRow(
+        pin,
+        wheel.name,
+        tuple(sorted(baseline, key=isa.sort_key)),
+        tuple(sorted(dispatched, key=isa.sort_key)),
+        tuple(runs),
+        round(time.perf_counter() - t0, 1),
+    )
 
 
 def _detail(res: emulate.EmulationResult, missing: tuple[str, ...]) -> str:

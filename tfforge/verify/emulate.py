@@ -19,17 +19,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Iterable
 
 from tfforge import resources
-from tfforge.host import adapters, cpu, isa
-from tfforge.verify import probes
 from tfforge.errors import ConfigError, TfforgeError
 from tfforge.files import write_json_atomic
+from tfforge.host import adapters, cpu, isa
 from tfforge.paths import cache_dir
+from tfforge.verify import probes
 
 # What a model offers, read by py-cpuinfo's own CPUID decoder under qemu (the kernel's
 # /proc/cpuinfo would describe the real host, not the model).
@@ -39,19 +39,20 @@ MODEL_PROBE = adapters.CPUID_PROBE
 @dataclass(frozen=True)
 class EmulationResult:
     model: str
-    status: str                      # "pass" | "signal" | "failed" | "timeout"
-    signal: str | None               # e.g. "SIGILL"
-    stage: str | None                # last stage the probe reached
-    where: str | None                # innermost Python frame faulthandler printed
+    status: str  # "pass" | "signal" | "failed" | "timeout"
+    signal: str | None  # e.g. "SIGILL"
+    stage: str | None  # last stage the probe reached
+    where: str | None  # innermost Python frame faulthandler printed
     seconds: float
-    detail: str                      # result line or the last lines of output
+    detail: str  # result line or the last lines of output
 
 
 def qemu() -> str:
     path = shutil.which("qemu-x86_64")
     if path is None:
-        raise ConfigError("--emulate needs qemu-x86_64; install Debian's qemu-user "
-                          "(apt-get install qemu-user)")
+        raise ConfigError(
+            "--emulate needs qemu-x86_64; install Debian's qemu-user (apt-get install qemu-user)"
+        )
     return path
 
 
@@ -75,9 +76,11 @@ def check_model(model: str) -> str:
             return name
     close = difflib.get_close_matches(model, known, n=3)
     hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise ConfigError(f"--emulate {model!r}: qemu-x86_64 has no such CPU model; {hint}"
-                      f"see `qemu-x86_64 -cpu help` (e.g. Nehalem, SandyBridge, IvyBridge, "
-                      "Haswell)")
+    raise ConfigError(
+        f"--emulate {model!r}: qemu-x86_64 has no such CPU model; {hint}"
+        f"see `qemu-x86_64 -cpu help` (e.g. Nehalem, SandyBridge, IvyBridge, "
+        "Haswell)"
+    )
 
 
 def _model_facts(model: str) -> dict:
@@ -102,6 +105,7 @@ def unexecutable(model: str, required: Iterable[str], offered: Iterable[str]) ->
     qemu-user (`offered`: what CPUID says under qemu). A run that needs them confirms nothing:
     it traps where the real CPU would run."""
     import archspec.cpu
+
     target = stands_for(model)
     if target is None or target not in archspec.cpu.TARGETS:
         return ()
@@ -123,70 +127,111 @@ def model_host(model: str) -> cpu.HostProfile:
     cached = cache_dir("emulate") / key
     if cached.is_file():
         return cpu.load_host(cached)
-    proc = subprocess.run([qemu_path, "-cpu", model, _host_python(), "-c", MODEL_PROBE],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [qemu_path, "-cpu", model, _host_python(), "-c", MODEL_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if proc.returncode != 0 or not lines:
-        raise TfforgeError(f"could not read the CPU features of qemu model {model} "
-                           f"(exit {proc.returncode}): {_tail(proc.stderr)}")
+        raise TfforgeError(
+            f"could not read the CPU features of qemu model {model} "
+            f"(exit {proc.returncode}): {_tail(proc.stderr)}"
+        )
     doc = json.loads(lines[-1])
-    snapshot = {"schema": cpu.SCHEMA, "name": f"qemu-{model}", "vendor": doc["vendor"],
-                "model_name": f"{doc['brand']} [qemu-x86_64 -cpu {model}]", "arch": cpu.X86,
-                "flags": sorted(doc["flags"])}
+    snapshot = {
+        "schema": cpu.SCHEMA,
+        "name": f"qemu-{model}",
+        "vendor": doc["vendor"],
+        "model_name": f"{doc['brand']} [qemu-x86_64 -cpu {model}]",
+        "arch": cpu.X86,
+        "flags": sorted(doc["flags"]),
+    }
     write_json_atomic(cached, snapshot)
     return cpu.load_host(cached)
 
 
 def _tail(text: str, lines: int = 3) -> str:
-    keep = [ln for ln in text.strip().splitlines()
-            if ln.strip() and "TCG doesn't support requested feature" not in ln]
+    keep = [
+        ln
+        for ln in text.strip().splitlines()
+        if ln.strip() and "TCG doesn't support requested feature" not in ln
+    ]
     return " | ".join(keep[-lines:]) or "no output"
 
 
-def run(python: Path, model: str, *, project: str = "tensorflow",
-        timeout: float) -> EmulationResult:
+def run(
+    python: Path, model: str, *, project: str = "tensorflow", timeout: float
+) -> EmulationResult:
     """Run the project's probe (tfforge.verify.probes) with `python` (a venv's) under
     qemu-x86_64 -cpu MODEL."""
     model = check_model(model)
-    return run_probe([qemu(), "-cpu", model], python, model, project=project, timeout=timeout,
-                     env=model_env(model))
+    return run_probe(
+        [qemu(), "-cpu", model],
+        python,
+        model,
+        project=project,
+        timeout=timeout,
+        env=model_env(model),
+    )
 
 
-def run_probe(prefix: list[str], python: Path, label: str, *, project: str,
-              timeout: float, env: dict[str, str] | None = None) -> EmulationResult:
+def run_probe(
+    prefix: list[str],
+    python: Path,
+    label: str,
+    *,
+    project: str,
+    timeout: float,
+    env: dict[str, str] | None = None,
+) -> EmulationResult:
     """The project's probe run as `prefix + [python, ...]` (no prefix: on this CPU)."""
     model = label
     cmd = [*prefix, str(python), "-X", "faulthandler", "-c", probes.for_project(project)]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1",
-           **(env or {})}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
     t0 = time.monotonic()
     # cwd: an empty folder, so a ./tensorflow directory cannot shadow the installed package.
     with tempfile.TemporaryDirectory(prefix="tfforge-emulate-") as cwd:
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                                  cwd=cwd, env=env)
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env
+            )
         except subprocess.TimeoutExpired as exc:
             out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-            return EmulationResult(model, "timeout", None, _stage(out), None,
-                                   round(time.monotonic() - t0, 1),
-                                   f"still running after {timeout:g} s")
+            return EmulationResult(
+                model,
+                "timeout",
+                None,
+                _stage(out),
+                None,
+                round(time.monotonic() - t0, 1),
+                f"still running after {timeout:g} s",
+            )
     seconds = round(time.monotonic() - t0, 1)
     stage = _stage(proc.stdout)
-    result = next((ln.split(" ", 1)[1] for ln in proc.stdout.splitlines()
-                   if ln.startswith("TFFORGE-RESULT ")), None)
+    result = next(
+        (
+            ln.split(" ", 1)[1]
+            for ln in proc.stdout.splitlines()
+            if ln.startswith("TFFORGE-RESULT ")
+        ),
+        None,
+    )
     if proc.returncode == 0:
         return EmulationResult(model, "pass", None, stage, None, seconds, result or "")
     if proc.returncode < 0:
         sig = signal.Signals(-proc.returncode).name
-        return EmulationResult(model, "signal", sig, stage, _where(proc.stderr), seconds,
-                               _tail(proc.stderr))
-    return EmulationResult(model, "failed", None, stage, _where(proc.stderr), seconds,
-                           result or _tail(proc.stderr))
+        return EmulationResult(
+            model, "signal", sig, stage, _where(proc.stderr), seconds, _tail(proc.stderr)
+        )
+    return EmulationResult(
+        model, "failed", None, stage, _where(proc.stderr), seconds, result or _tail(proc.stderr)
+    )
 
 
 def _stage(stdout: str) -> str | None:
-    stages = [ln.split(" ", 1)[1] for ln in stdout.splitlines()
-              if ln.startswith("TFFORGE-STAGE ")]
+    stages = [ln.split(" ", 1)[1] for ln in stdout.splitlines() if ln.startswith("TFFORGE-STAGE ")]
     return stages[-1] if stages else None
 
 
@@ -195,7 +240,6 @@ def _where(stderr: str) -> str | None:
     for line in stderr.splitlines():
         line = line.strip()
         if line.startswith("File ") and "<frozen" not in line:
-            path, _, rest = line[len("File "):].partition(", line ")
+            path, _, rest = line[len("File ") :].partition(", line ")
             return f"{Path(path.strip(chr(34))).name}:{rest}"
     return None
-

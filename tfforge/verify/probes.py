@@ -14,7 +14,9 @@ def stage(name):
     print("TFFORGE-STAGE", name, flush=True)
 """
 
-TENSORFLOW = _HEAD + r"""
+TENSORFLOW = (
+    _HEAD
+    + r"""
 stage("import numpy")
 import numpy as np
 stage("import tensorflow")
@@ -35,8 +37,11 @@ print("TFFORGE-RESULT", json.dumps({"version": tf.__version__, "sum": back, "rel
                                     "conv": c, "ok": ok}), flush=True)
 sys.exit(0 if ok else 3)
 """
+)
 
-NUMPY = _HEAD + r"""
+NUMPY = (
+    _HEAD
+    + r"""
 stage("import numpy")
 import numpy as np
 stage("matmul")
@@ -52,8 +57,11 @@ ok = m == 529536.0 and s[0] == 0 and s[-1] == 999 and u == 24.0 and h == 28.0
 print("TFFORGE-RESULT", json.dumps({"version": np.__version__, "ok": ok}), flush=True)
 sys.exit(0 if ok else 3)
 """
+)
 
-ONNXRUNTIME = _HEAD + r"""
+ONNXRUNTIME = (
+    _HEAD
+    + r"""
 stage("import numpy")
 import numpy as np
 stage("import onnxruntime")
@@ -90,6 +98,7 @@ ok = float(y.sum()) == 54.0
 print("TFFORGE-RESULT", json.dumps({"version": ort.__version__, "ok": ok}), flush=True)
 sys.exit(0 if ok else 3)
 """
+)
 
 _BY_PROJECT = {"numpy": NUMPY, "onnxruntime": ONNXRUNTIME}
 

@@ -12,9 +12,9 @@ import multiprocessing
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Callable
 
 from tfforge import resources
 from tfforge.elfscan import scan as elfscan
@@ -31,6 +31,7 @@ from tfforge.wheel import read as wheel
 def scanner_key(examples: int) -> str:
     """Changes whenever a scan could give another answer: scanner code, rules, decoder."""
     from importlib.metadata import version
+
     h = hashlib.sha256()
     for module in sorted(Path(elfscan.__file__).parent.glob("*.py")):
         h.update(module.read_bytes())
@@ -50,21 +51,29 @@ MAX_DEFAULT_JOBS = 2
 def _scan_worker(path: str, member: str, examples: int) -> LibraryScan:
     """Runs in a worker process (module level so it pickles). Examples stay mangled:
     readable() demangles every library's in one c++filt run."""
-    return elfscan.scan_library(Path(path), display_name=member, examples=examples,
-                                readable=False)
+    return elfscan.scan_library(Path(path), display_name=member, examples=examples, readable=False)
 
 
 def readable(scans: list[LibraryScan]) -> list[LibraryScan]:
     """The scans with demangled example names (one c++filt process for the whole wheel)."""
     shown = demangle(x for s in scans for f in s.features for x in f.examples)
-    return [dataclasses.replace(s, features=tuple(
-        dataclasses.replace(f, examples=tuple(shown.get(x, x) for x in f.examples))
-        for f in s.features)) for s in scans]
+    return [
+        dataclasses.replace(
+            s,
+            features=tuple(
+                dataclasses.replace(f, examples=tuple(shown.get(x, x) for x in f.examples))
+                for f in s.features
+            ),
+        )
+        for s in scans
+    ]
 
 
 def _worker_died(member: str) -> TfforgeError:
-    return TfforgeError(f"a scan worker died while scanning {member} (killed for memory?); "
-                        "nothing was cached: run verify again with --jobs 1")
+    return TfforgeError(
+        f"a scan worker died while scanning {member} (killed for memory?); "
+        "nothing was cached: run verify again with --jobs 1"
+    )
 
 
 class _Scanner:
@@ -76,9 +85,13 @@ class _Scanner:
         self.jobs, self.examples, self.status = jobs, examples, status
         self.scans: list[LibraryScan] = []
         self.errors: list[str] = []
-        self.pool = (futures.ProcessPoolExecutor(
-            max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
-            if jobs > 1 else None)
+        self.pool = (
+            futures.ProcessPoolExecutor(
+                max_workers=jobs, mp_context=multiprocessing.get_context("spawn")
+            )
+            if jobs > 1
+            else None
+        )
         self.pending: dict[futures.Future, tuple] = {}
         self.parts: dict[str, list] = {}
 
@@ -99,15 +112,19 @@ class _Scanner:
         else:
             self.parts[member] = [None] * len(bounds)
             for i, (lo, hi) in enumerate(bounds):
-                fut = self.pool.submit(elfscan.stream_part, str(path), lo, hi,
-                                       out=f"{path}.part{i}.npz")
+                fut = self.pool.submit(
+                    elfscan.stream_part, str(path), lo, hi, out=f"{path}.part{i}.npz"
+                )
                 self.pending[fut] = ("part", member, path, t0, i)
         self.poll(block=False)
 
     def poll(self, block: bool) -> None:
         while self.pending:
-            done, _ = futures.wait(list(self.pending), timeout=None if block else 0,
-                                   return_when=futures.FIRST_COMPLETED)
+            done, _ = futures.wait(
+                list(self.pending),
+                timeout=None if block else 0,
+                return_when=futures.FIRST_COMPLETED,
+            )
             if not done:
                 return
             for fut in done:
@@ -125,27 +142,33 @@ class _Scanner:
                     continue
                 if member in self.parts and all(p is not None for p in self.parts[member]):
                     parts = [str(p) for p in self.parts.pop(member)]
-                    nxt = self.pool.submit(elfscan.finish, str(path), parts,
-                                           display_name=member, examples=self.examples,
-                                           readable=False)
+                    nxt = self.pool.submit(
+                        elfscan.finish,
+                        str(path),
+                        parts,
+                        display_name=member,
+                        examples=self.examples,
+                        readable=False,
+                    )
                     self.pending[nxt] = ("finish", member, path, t0)
 
-    def _done(self, member: str, path: Path, result: Callable[[], LibraryScan],
-              t0: float) -> None:
+    def _done(self, member: str, path: Path, result: Callable[[], LibraryScan], t0: float) -> None:
         try:
             scan = result()
-        except ConfigError as exc:      # e.g. an aarch64 library inside an x86_64 wheel
+        except ConfigError as exc:  # e.g. an aarch64 library inside an x86_64 wheel
             self._failed(member, path, exc)
             return
         except BrokenProcessPool:
             raise _worker_died(member) from None
         self.scans.append(scan)
         self._remove(path)
-        if scan.code_bytes >= 1 << 20:          # small libraries: only in the summary line
-            self.status(f"scanned {member}: {scan.code_bytes / 1e6:.1f} MB code, "
-                        f"{scan.instructions / 1e6:.2f} M instructions in "
-                        f"{time.perf_counter() - t0:.1f} s; baseline "
-                        f"{', '.join(sorted(scan.baseline, key=isa.sort_key)) or 'none'}")
+        if scan.code_bytes >= 1 << 20:  # small libraries: only in the summary line
+            self.status(
+                f"scanned {member}: {scan.code_bytes / 1e6:.1f} MB code, "
+                f"{scan.instructions / 1e6:.2f} M instructions in "
+                f"{time.perf_counter() - t0:.1f} s; baseline "
+                f"{', '.join(sorted(scan.baseline, key=isa.sort_key)) or 'none'}"
+            )
 
     def _failed(self, member: str, path: Path, exc: Exception) -> None:
         self.errors.append(f"{member}: {exc}")
@@ -163,26 +186,37 @@ class _Scanner:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _read_and_scan(wheel_path: Path, *, jobs: int, examples: int,
-                   status: Callable[[str], None], progress: Callable[[int, int], None] | None
-                   ) -> tuple[wheel.WheelCheck, list[LibraryScan], list[str]]:
+def _read_and_scan(
+    wheel_path: Path,
+    *,
+    jobs: int,
+    examples: int,
+    status: Callable[[str], None],
+    progress: Callable[[int, int], None] | None,
+) -> tuple[wheel.WheelCheck, list[LibraryScan], list[str]]:
     """One pass over the wheel: check every member, extract the ELF libraries (largest first)
     and scan each as soon as it is complete."""
     with tempfile.TemporaryDirectory(prefix="verify-", dir=cache_dir("tmp")) as tmp:
         scanner = _Scanner(jobs, examples, status)
         try:
-            checked = wheel.check(wheel_path, extract_dir=Path(tmp), on_library=scanner.add,
-                                  progress=progress)
+            checked = wheel.check(
+                wheel_path, extract_dir=Path(tmp), on_library=scanner.add, progress=progress
+            )
             scanner.poll(block=True)
         finally:
             scanner.close()
     return checked, readable(scanner.scans), scanner.errors
 
 
-def scan_wheel(wheel_path: Path, *, jobs: int = 1, examples: int = elfscan.EXAMPLES,
-               use_cache: bool = True, status: Callable[[str], None] = lambda _m: None,
-               progress: Callable[[int, int], None] | None = None
-               ) -> tuple[wheel.WheelCheck, list[LibraryScan], list[str], str, bool]:
+def scan_wheel(
+    wheel_path: Path,
+    *,
+    jobs: int = 1,
+    examples: int = elfscan.EXAMPLES,
+    use_cache: bool = True,
+    status: Callable[[str], None] = lambda _m: None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[wheel.WheelCheck, list[LibraryScan], list[str], str, bool]:
     """(structure check, library scans, scan errors, sha256, from cache?).
 
     Scans are cached per wheel sha256 and scanner version in cache_dir('verify'); the
@@ -197,25 +231,40 @@ def scan_wheel(wheel_path: Path, *, jobs: int = 1, examples: int = elfscan.EXAMP
                 raise ValueError("not a complete scan")
             scans = [LibraryScan.from_dict(d) for d in doc["libraries"]]
             status(f"using the cached ISA scan of this wheel ({cached})")
-            return (wheel.check(wheel_path, progress=progress), scans,
-                    list(doc.get("errors", [])), sha, True)
+            return (
+                wheel.check(wheel_path, progress=progress),
+                scans,
+                list(doc.get("errors", [])),
+                sha,
+                True,
+            )
         except (ValueError, KeyError, TypeError):
-            cached.unlink(missing_ok=True)      # unreadable cache: scan again
+            cached.unlink(missing_ok=True)  # unreadable cache: scan again
     t0 = time.perf_counter()
-    checked, scans, errors = _read_and_scan(wheel_path, jobs=jobs, examples=examples,
-                                            status=status, progress=progress)
-    status(f"read {checked.facts.members} members and scanned {len(scans)} ELF libraries "
-           f"({sum(s.code_bytes for s in scans) / 1e6:.1f} MB code, "
-           f"{sum(s.instructions for s in scans) / 1e6:.1f} M instructions) in "
-           f"{time.perf_counter() - t0:.1f} s")
+    checked, scans, errors = _read_and_scan(
+        wheel_path, jobs=jobs, examples=examples, status=status, progress=progress
+    )
+    status(
+        f"read {checked.facts.members} members and scanned {len(scans)} ELF libraries "
+        f"({sum(s.code_bytes for s in scans) / 1e6:.1f} MB code, "
+        f"{sum(s.instructions for s in scans) / 1e6:.1f} M instructions) in "
+        f"{time.perf_counter() - t0:.1f} s"
+    )
     scans.sort(key=lambda s: s.path)
     # Only a scan that read every member and every library is kept: a later run must never
     # trust one that a fault (a full disk, a damaged member) left short.
     if not errors and not checked.problems:
-        write_json_atomic(cached, {"wheel": wheel_path.name, "sha256": sha, "complete": True,
-                                   "libraries": [s.to_dict() for s in scans], "errors": []})
+        write_json_atomic(
+            cached,
+            {
+                "wheel": wheel_path.name,
+                "sha256": sha,
+                "complete": True,
+                "libraries": [s.to_dict() for s in scans],
+                "errors": [],
+            },
+        )
     return checked, scans, errors, sha, False
-
 
 
 WORKER_BYTES = 450 << 20  # the most one scan worker was measured to hold (a TensorFlow wheel)
@@ -244,4 +293,3 @@ def default_jobs() -> int:
     """What --jobs 0 (the verify_jobs default) means: one scan process per CPU, at most
     MAX_DEFAULT_JOBS (each worker adds ~200-450 MB)."""
     return bounded_jobs(MAX_DEFAULT_JOBS)
-

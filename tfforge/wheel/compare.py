@@ -83,11 +83,19 @@ def zip_differences(first: Path, second: Path) -> list[str]:
             twin = other.get(info.filename)
             if twin is None:
                 continue
-            for field in ("date_time", "external_attr", "compress_type", "create_system",
-                          "extra", "comment"):
+            for field in (
+                "date_time",
+                "external_attr",
+                "compress_type",
+                "create_system",
+                "extra",
+                "comment",
+            ):
                 if getattr(info, field) != getattr(twin, field):
-                    out.append(f"{info.filename}: {field} {getattr(info, field)!r} != "
-                               f"{getattr(twin, field)!r}")
+                    out.append(
+                        f"{info.filename}: {field} {getattr(info, field)!r} != "
+                        f"{getattr(twin, field)!r}"
+                    )
         return out
 
 
@@ -97,8 +105,12 @@ def diffoscope(first: Path, second: Path) -> str | None:
     if not tool:
         return None
     try:
-        proc = subprocess.run([tool, "--text", "-", "--no-progress", str(first), str(second)],
-                              capture_output=True, text=True, timeout=DIFFOSCOPE_TIMEOUT_S)
+        proc = subprocess.run(
+            [tool, "--text", "-", "--no-progress", str(first), str(second)],
+            capture_output=True,
+            text=True,
+            timeout=DIFFOSCOPE_TIMEOUT_S,
+        )
     except subprocess.TimeoutExpired:
         return f"diffoscope did not finish within {DIFFOSCOPE_TIMEOUT_S}s"
     # Exit 1 means "they differ" and is the expected case here.
@@ -110,8 +122,16 @@ def compare(first: Path, second: Path) -> dict:
     """{"identical", "sha256" {original, rebuild}, "differing" members, "zip" differences}."""
     sha_a, sha_b = sha256_file(first), sha256_file(second)
     if sha_a == sha_b:
-        return {"identical": True, "sha256": {"original": sha_a, "rebuild": sha_b},
-                "differing": [], "zip": []}
+        return {
+            "identical": True,
+            "sha256": {"original": sha_a, "rebuild": sha_b},
+            "differing": [],
+            "zip": [],
+        }
     differing = [m.as_dict() for m in members(first, second) if m.status != "same"]
-    return {"identical": False, "sha256": {"original": sha_a, "rebuild": sha_b},
-            "differing": differing, "zip": [] if differing else zip_differences(first, second)}
+    return {
+        "identical": False,
+        "sha256": {"original": sha_a, "rebuild": sha_b},
+        "differing": differing,
+        "zip": [] if differing else zip_differences(first, second),
+    }

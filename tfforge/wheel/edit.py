@@ -16,8 +16,8 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
@@ -42,8 +42,10 @@ def labelled_version(version: str, label: str) -> Version:
     try:
         return Version(f"{base.public}+{local}")
     except InvalidVersion:
-        raise ConfigError(f"local version label {label!r} is not valid PEP 440 (letters, "
-                          f"digits and dots); fix derived.local_version in build.json")
+        raise ConfigError(
+            f"local version label {label!r} is not valid PEP 440 (letters, "
+            f"digits and dots); fix derived.local_version in build.json"
+        )
 
 
 def _rewrite_metadata(data: bytes, version: str) -> bytes:
@@ -66,8 +68,7 @@ def _zip_info(name: str, source: zipfile.ZipInfo | None = None) -> zipfile.ZipIn
     return info
 
 
-def finalize(raw: Path, out_dir: Path, *, local_version: str,
-             provenance: Mapping) -> Path:
+def finalize(raw: Path, out_dir: Path, *, local_version: str, provenance: Mapping) -> Path:
     """Write the finalized wheel into out_dir and return its path (see module docstring).
 
     Raises BuildError when the raw wheel is inconsistent (bad name, unsafe paths, a member whose
@@ -78,7 +79,7 @@ def finalize(raw: Path, out_dir: Path, *, local_version: str,
         parse_wheel_filename(raw.name)
     except InvalidWheelFilename as exc:
         raise BuildError(f"built wheel name {raw.name!r} is invalid ({exc})")
-    dist, old_version, rest = raw.name[:-len(".whl")].split("-", 2)
+    dist, old_version, rest = raw.name[: -len(".whl")].split("-", 2)
     new_version = str(labelled_version(old_version, local_version))
     old_info, new_info = f"{dist}-{old_version}.dist-info", f"{dist}-{new_version}.dist-info"
     old_data, new_data = f"{dist}-{old_version}.data", f"{dist}-{new_version}.data"
@@ -112,11 +113,14 @@ def finalize(raw: Path, out_dir: Path, *, local_version: str,
             unlisted = sorted(names - set(listed) - record_files)
             missing = sorted(set(listed) - names)
             if unlisted or missing:
-                raise BuildError(f"built wheel {raw.name}: RECORD does not match the files "
-                                 f"(not listed: {unlisted[:3]}, listed but absent: {missing[:3]})")
+                raise BuildError(
+                    f"built wheel {raw.name}: RECORD does not match the files "
+                    f"(not listed: {unlisted[:3]}, listed but absent: {missing[:3]})"
+                )
             # Package files first, then .dist-info with RECORD last, each group sorted.
-            members.sort(key=lambda i: (renamed(i.filename).startswith(new_info + "/"),
-                                        renamed(i.filename)))
+            members.sort(
+                key=lambda i: (renamed(i.filename).startswith(new_info + "/"), renamed(i.filename))
+            )
             record: list[tuple[str, str, int]] = []
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as out:
                 for member in members:
@@ -131,20 +135,25 @@ def finalize(raw: Path, out_dir: Path, *, local_version: str,
                         record.append((target, record_digest(hashlib.sha256(data)), len(data)))
                         continue
                     digest, size = hashlib.sha256(), 0
-                    with archive.open(member) as src, out.open(
-                            _zip_info(target, member), "w",
-                            force_zip64=member.file_size >= 1 << 31) as dst:
+                    with (
+                        archive.open(member) as src,
+                        out.open(
+                            _zip_info(target, member), "w", force_zip64=member.file_size >= 1 << 31
+                        ) as dst,
+                    ):
                         for block in iter(lambda: src.read(CHUNK), b""):
                             digest.update(block)
                             size += len(block)
                             dst.write(block)
                     _check(member.filename, digest, size, listed)
                     record.append((target, record_digest(digest), size))
-                doc = (json.dumps(dict(provenance), indent=2, sort_keys=True, default=str)
-                       + "\n").encode("utf-8")
+                doc = (
+                    json.dumps(dict(provenance), indent=2, sort_keys=True, default=str) + "\n"
+                ).encode("utf-8")
                 out.writestr(_zip_info(f"{new_info}/{PROVENANCE}"), doc)
-                record.append((f"{new_info}/{PROVENANCE}", record_digest(hashlib.sha256(doc)),
-                               len(doc)))
+                record.append(
+                    (f"{new_info}/{PROVENANCE}", record_digest(hashlib.sha256(doc)), len(doc))
+                )
                 text = io.StringIO()
                 writer = csv.writer(text, lineterminator="\n")
                 for row in sorted(record, key=lambda r: (r[0].startswith(new_info + "/"), r[0])):
@@ -161,5 +170,7 @@ def _check(name: str, digest, size: int, listed: Mapping[str, tuple[str, str]]) 
     """A member must match its RECORD line where that line has a hash."""
     want_hash, want_size = listed[name]
     if want_hash and (want_hash != record_digest(digest) or (want_size and int(want_size) != size)):
-        raise BuildError(f"built wheel member {name} does not match its RECORD line "
-                         f"({want_hash}, {want_size} bytes); the export is corrupt, rebuild")
+        raise BuildError(
+            f"built wheel member {name} does not match its RECORD line "
+            f"({want_hash}, {want_size} bytes); the export is corrupt, rebuild"
+        )

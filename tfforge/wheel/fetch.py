@@ -17,12 +17,13 @@ def _pinned(requirement: str) -> Requirement:
     try:
         req = Requirement(requirement)
     except InvalidRequirement as exc:
-        raise ConfigError(f"{requirement!r} is not a requirement string ({exc}); "
-                          "write it like tensorflow-cpu==2.21.0")
+        raise ConfigError(
+            f"{requirement!r} is not a requirement string ({exc}); "
+            "write it like tensorflow-cpu==2.21.0"
+        )
     pins = [s for s in req.specifier if s.operator == "=="]
     if len(pins) != 1 or req.url or req.extras:
-        raise ConfigError(f"{requirement!r} must pin one exact version, like "
-                          f"{req.name}==2.21.0")
+        raise ConfigError(f"{requirement!r} must pin one exact version, like {req.name}==2.21.0")
     return req
 
 
@@ -34,7 +35,8 @@ def cached_wheel(requirement: str, *, python_version: str | None = None) -> Path
         name, ver, _, tags = parse_wheel_filename(path.name)
         if canonicalize_name(name) == canonicalize_name(req.name) and str(ver) == version:
             if python_version is None or any(
-                    t.interpreter == "cp" + python_version.replace(".", "") for t in tags):
+                t.interpreter == "cp" + python_version.replace(".", "") for t in tags
+            ):
                 return path
     return None
 
@@ -46,10 +48,27 @@ def fetch(requirement: str, *, python_version: str | None = None) -> Path:
     if hit:
         return hit
     dest = cache_dir("pypi")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--python-version", pyver, "--platform", "manylinux2014_x86_64",
-           "--platform", "manylinux_2_27_x86_64", "--platform", "manylinux_2_28_x86_64",
-           "--platform", "manylinux_2_17_x86_64", "-d", str(dest), requirement]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        pyver,
+        "--platform",
+        "manylinux2014_x86_64",
+        "--platform",
+        "manylinux_2_27_x86_64",
+        "--platform",
+        "manylinux_2_28_x86_64",
+        "--platform",
+        "manylinux_2_17_x86_64",
+        "-d",
+        str(dest),
+        requirement,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["pip failed"])[-1]

@@ -19,10 +19,10 @@ import re
 import stat
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 from packaging.tags import Tag, parse_tag
 from packaging.utils import (
@@ -59,15 +59,15 @@ class WheelFacts:
     """What a wheel says about itself (file name, .dist-info, WHEEL, METADATA)."""
 
     path: Path
-    name: str                        # distribution name from the file name (canonical)
+    name: str  # distribution name from the file name (canonical)
     version: Version
     tags: frozenset[Tag]
-    dist_info: str | None            # the .dist-info folder, when there is exactly one
+    dist_info: str | None  # the .dist-info folder, when there is exactly one
     requires_python: str | None
-    wheel_tags: frozenset[str]       # Tag lines of WHEEL
+    wheel_tags: frozenset[str]  # Tag lines of WHEEL
     members: int
-    size: int                        # bytes of the .whl file
-    provenance: dict | None          # .dist-info/tfforge.json, parsed
+    size: int  # bytes of the .whl file
+    provenance: dict | None  # .dist-info/tfforge.json, parsed
     provenance_error: str | None
 
     @property
@@ -101,8 +101,10 @@ def open_wheel(path: Path) -> tuple[zipfile.ZipFile, str, Version, frozenset[Tag
     try:
         name, version, _build, tags = parse_wheel_filename(path.name)
     except InvalidWheelFilename as exc:
-        raise ConfigError(f"{path.name!r} is not a wheel file name ({exc}); wheels are named "
-                          "NAME-VERSION-PYTHON-ABI-PLATFORM.whl")
+        raise ConfigError(
+            f"{path.name!r} is not a wheel file name ({exc}); wheels are named "
+            "NAME-VERSION-PYTHON-ABI-PLATFORM.whl"
+        )
     try:
         with open(path, "rb") as fh:
             head = fh.read(4)
@@ -111,8 +113,10 @@ def open_wheel(path: Path) -> tuple[zipfile.ZipFile, str, Version, frozenset[Tag
         raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})")
     except zipfile.BadZipFile as exc:
         if head == b"PK\x03\x04":
-            raise ConfigError(f"{path.name}: truncated or damaged zip ({exc}: no readable "
-                              "end-of-central-directory record); download or copy it again")
+            raise ConfigError(
+                f"{path.name}: truncated or damaged zip ({exc}: no readable "
+                "end-of-central-directory record); download or copy it again"
+            )
         raise ConfigError(f"{path.name}: not a zip archive, so not a wheel ({exc})")
     return archive, canonicalize_name(name), version, tags
 
@@ -148,8 +152,10 @@ def bomb_reason(info: zipfile.ZipInfo) -> str | None:
     if info.file_size > MAX_MEMBER:
         return f"expands to {info.file_size} bytes, over the {MAX_MEMBER >> 30} GiB cap"
     if info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-        return (f"expands {info.file_size // max(info.compress_size, 1)}:1 to {info.file_size} "
-                f"bytes, over the {MAX_RATIO}:1 cap")
+        return (
+            f"expands {info.file_size // max(info.compress_size, 1)}:1 to {info.file_size} "
+            f"bytes, over the {MAX_RATIO}:1 cap"
+        )
     return None
 
 
@@ -166,7 +172,7 @@ def headers(data: bytes) -> dict[str, list[str]]:
     return out
 
 
-def record_digest(digest: "hashlib._Hash") -> str:
+def record_digest(digest: hashlib._Hash) -> str:
     """A hash as RECORD writes it: <algorithm>=<urlsafe base64 without padding>."""
     return f"{digest.name}=" + base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
 
@@ -191,9 +197,13 @@ def parse_record(data: bytes) -> tuple[dict[str, tuple[str, str]], list[str]]:
     return rows, problems
 
 
-def check(path: Path, *, extract_dir: Path | None = None,
-          on_library: Callable[[str, Path], None] | None = None,
-          progress: Callable[[int, int], None] | None = None) -> WheelCheck:
+def check(
+    path: Path,
+    *,
+    extract_dir: Path | None = None,
+    on_library: Callable[[str, Path], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> WheelCheck:
     """Read the whole wheel once: structure problems, facts, and (with extract_dir) the ELF
     libraries written there, largest first, each handed to on_library when complete."""
     path = Path(path)
@@ -215,30 +225,36 @@ def check(path: Path, *, extract_dir: Path | None = None,
                     target = raw.decode("utf-8", "replace")
                 except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError):
                     target = "?"
-            why = (f"symlink target longer than {LINK_MAX} bytes"
-                   if target is not None and len(target.encode()) > LINK_MAX
-                   else unsafe_reason(info, target))
+            why = (
+                f"symlink target longer than {LINK_MAX} bytes"
+                if target is not None and len(target.encode()) > LINK_MAX
+                else unsafe_reason(info, target)
+            )
             if why:
                 problems.append(f"unsafe member path {info.filename!r}: {why}")
 
         # .dist-info, WHEEL, METADATA
-        tops = {PurePosixPath(i.filename).parts[0] for i in files
-                if len(PurePosixPath(i.filename).parts) > 1}
+        tops = {
+            PurePosixPath(i.filename).parts[0]
+            for i in files
+            if len(PurePosixPath(i.filename).parts) > 1
+        }
         infos_dirs = sorted(t for t in tops if t.endswith(".dist-info"))
         dist_info = None
         if len(infos_dirs) != 1:
-            problems.append(f"expected one .dist-info folder, found {len(infos_dirs)}"
-                            + (f" ({', '.join(infos_dirs)})" if infos_dirs else ""))
+            problems.append(
+                f"expected one .dist-info folder, found {len(infos_dirs)}"
+                + (f" ({', '.join(infos_dirs)})" if infos_dirs else "")
+            )
         else:
             dist_info = infos_dirs[0]
-            dname, _, dver = dist_info[:-len(".dist-info")].rpartition("-")
+            dname, _, dver = dist_info[: -len(".dist-info")].rpartition("-")
             try:
                 same = canonicalize_name(dname) == name and Version(dver) == version
             except InvalidVersion:
                 same = False
             if not same:
-                problems.append(f"{dist_info} does not match the file name's "
-                                f"{name} {version}")
+                problems.append(f"{dist_info} does not match the file name's {name} {version}")
         by_name = {i.filename: i for i in files}
 
         def small(member: str) -> bytes | None:
@@ -246,8 +262,10 @@ def check(path: Path, *, extract_dir: Path | None = None,
             if info is None:
                 return None
             if info.file_size > SMALL_MAX or bomb_reason(info):
-                problems.append(f"{info.filename} declares {info.file_size} bytes, over the "
-                                f"{SMALL_MAX >> 20} MiB a metadata file may have; not read")
+                problems.append(
+                    f"{info.filename} declares {info.file_size} bytes, over the "
+                    f"{SMALL_MAX >> 20} MiB a metadata file may have; not read"
+                )
                 return b""
             try:
                 return archive.read(info)
@@ -275,7 +293,8 @@ def check(path: Path, *, extract_dir: Path | None = None,
             if wheel_tags != from_name:
                 problems.append(
                     f"file name tags ({', '.join(sorted(from_name))}) differ from WHEEL Tag "
-                    f"lines ({', '.join(sorted(wheel_tags)) or 'none'})")
+                    f"lines ({', '.join(sorted(wheel_tags)) or 'none'})"
+                )
 
         meta_name = meta_version = requires_python = None
         metadata = small("METADATA")
@@ -290,12 +309,15 @@ def check(path: Path, *, extract_dir: Path | None = None,
                 problems.append("METADATA lacks a Name or Version header")
             else:
                 if canonicalize_name(meta_name) != name:
-                    problems.append(f"METADATA Name {meta_name!r} differs from the file "
-                                    f"name's {name!r}")
+                    problems.append(
+                        f"METADATA Name {meta_name!r} differs from the file name's {name!r}"
+                    )
                 try:
                     if Version(meta_version) != version:
-                        problems.append(f"METADATA Version {meta_version} differs from the "
-                                        f"file name's {version}")
+                        problems.append(
+                            f"METADATA Version {meta_version} differs from the "
+                            f"file name's {version}"
+                        )
                 except InvalidVersion:
                     problems.append(f"METADATA Version {meta_version!r} is not PEP 440")
 
@@ -322,22 +344,32 @@ def check(path: Path, *, extract_dir: Path | None = None,
         record_names = {f"{dist_info}/{r}" for r in RECORD_FILES} if dist_info else set()
         unlisted = sorted(n for n in seen if n not in listed and n not in record_names)
         if record_data is not None and unlisted:
-            problems.append(f"{len(unlisted)} member(s) not in RECORD: "
-                            f"{', '.join(unlisted[:3])}{' ...' if len(unlisted) > 3 else ''}")
+            problems.append(
+                f"{len(unlisted)} member(s) not in RECORD: "
+                f"{', '.join(unlisted[:3])}{' ...' if len(unlisted) > 3 else ''}"
+            )
         absent = sorted(n for n in listed if n not in seen)
         if absent:
-            problems.append(f"RECORD lists {len(absent)} file(s) not in the wheel: "
-                            f"{', '.join(absent[:3])}{' ...' if len(absent) > 3 else ''}")
+            problems.append(
+                f"RECORD lists {len(absent)} file(s) not in the wheel: "
+                f"{', '.join(absent[:3])}{' ...' if len(absent) > 3 else ''}"
+            )
 
         def wanted(info: zipfile.ZipInfo) -> bool:
-            return (extract_dir is not None and LIBRARY_NAME.search(info.filename) is not None
-                    and not _is_link(info) and unsafe_reason(info) is None)
+            return (
+                extract_dir is not None
+                and LIBRARY_NAME.search(info.filename) is not None
+                and not _is_link(info)
+                and unsafe_reason(info) is None
+            )
 
         order = sorted(files, key=lambda i: (not wanted(i), -i.file_size if wanted(i) else 0))
         total = sum(i.file_size for i in files)
         if total > MAX_TOTAL:
-            problems.append(f"the members expand to {total} bytes, over the {MAX_TOTAL >> 30} "
-                            "GiB cap for a wheel; not read (a zip bomb?)")
+            problems.append(
+                f"the members expand to {total} bytes, over the {MAX_TOTAL >> 30} "
+                "GiB cap for a wheel; not read (a zip bomb?)"
+            )
             order = []
         done = 0
         for n, info in enumerate(order):
@@ -345,15 +377,20 @@ def check(path: Path, *, extract_dir: Path | None = None,
             if bomb:
                 problems.append(f"member {info.filename} {bomb}; not read (a zip bomb?)")
                 continue
-            dest = extract_dir / f"{n:05d}-{PurePosixPath(info.filename).name}" \
-                if wanted(info) else None
+            dest = (
+                extract_dir / f"{n:05d}-{PurePosixPath(info.filename).name}"
+                if wanted(info)
+                else None
+            )
             digest_line, size_line = listed.get(info.filename, ("", ""))
             algo = digest_line.partition("=")[0]
             # shake_* are variable-length: RECORD cannot name their length, so they never fit.
-            if algo and (algo in WEAK_HASHES or algo.startswith("shake_")
-                         or algo not in hashlib.algorithms_guaranteed):
-                problems.append(f"RECORD uses hash {algo!r} for {info.filename}; "
-                                "use sha256")
+            if algo and (
+                algo in WEAK_HASHES
+                or algo.startswith("shake_")
+                or algo not in hashlib.algorithms_guaranteed
+            ):
+                problems.append(f"RECORD uses hash {algo!r} for {info.filename}; use sha256")
                 algo = ""
             digest = hashlib.new(algo or "sha256")
             size = 0
@@ -363,7 +400,7 @@ def check(path: Path, *, extract_dir: Path | None = None,
             except OSError as exc:
                 raise io_error(dest, exc, "cannot be written") from None
             if out is not None and info.file_size and hasattr(os, "posix_fallocate"):
-                try:    # one allocation instead of one per block: ~30% faster on ext4
+                try:  # one allocation instead of one per block: ~30% faster on ext4
                     os.posix_fallocate(out.fileno(), 0, info.file_size)
                 except OSError:
                     pass
@@ -398,11 +435,15 @@ def check(path: Path, *, extract_dir: Path | None = None,
             elif digest_line and algo:
                 got = record_digest(digest)
                 if got != digest_line:
-                    problems.append(f"RECORD hash mismatch for {info.filename} "
-                                    f"(RECORD {digest_line}, file {got})")
+                    problems.append(
+                        f"RECORD hash mismatch for {info.filename} "
+                        f"(RECORD {digest_line}, file {got})"
+                    )
                 if size_line and size_line != str(size):
-                    problems.append(f"RECORD size mismatch for {info.filename} "
-                                    f"(RECORD {size_line}, file {size})")
+                    problems.append(
+                        f"RECORD size mismatch for {info.filename} "
+                        f"(RECORD {size_line}, file {size})"
+                    )
             elif info.filename in listed and info.filename not in record_names:
                 problems.append(f"RECORD has no hash for {info.filename}")
             if dest is not None:
@@ -412,12 +453,22 @@ def check(path: Path, *, extract_dir: Path | None = None,
                 else:
                     dest.unlink(missing_ok=True)
 
-    facts = WheelFacts(path, name, version, tags, dist_info, requires_python, wheel_tags,
-                       len(files), path.stat().st_size, provenance, provenance_error)
+    facts = WheelFacts(
+        path,
+        name,
+        version,
+        tags,
+        dist_info,
+        requires_python,
+        wheel_tags,
+        len(files),
+        path.stat().st_size,
+        provenance,
+        provenance_error,
+    )
     return WheelCheck(facts, tuple(problems))
 
 
 def _is_elf(path: Path) -> bool:
     with open(path, "rb") as fh:
         return fh.read(4) == b"\x7fELF"
-

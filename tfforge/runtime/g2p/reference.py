@@ -46,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with open(args.words, encoding="utf-8") as fh:
         # One word per line; a golden file's `word<TAB>phonemes` lines and # comments work too.
-        words = [line.split("\t")[0].strip() for line in fh
-                 if line.strip() and not line.startswith("#")]
+        words = [
+            line.split("\t")[0].strip() for line in fh if line.strip() and not line.startswith("#")
+        ]
 
     import numpy as np
 
@@ -60,9 +61,16 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         predictions = [model.predict(w) for w in words]
         times.append(time.perf_counter() - start)
-    doc = {"engine": "g2p-en numpy", "g2p_en": version, "numpy": np.__version__,
-           "python": platform.python_version(), "words": len(words), "batch": 1,
-           "times_s": times, "predictions": predictions}
+    doc = {
+        "engine": "g2p-en numpy",
+        "g2p_en": version,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "words": len(words),
+        "batch": 1,
+        "times_s": times,
+        "predictions": predictions,
+    }
     json.dump(doc, sys.stdout)
     sys.stdout.write("\n")
     return 0

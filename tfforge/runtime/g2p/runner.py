@@ -26,8 +26,7 @@ MAX_STEPS = 20  # g2p-en's decoder stops after 20 phonemes
 START, END = 2, 3  # phoneme ids of <s> and </s>
 EOS = 2  # grapheme id of </s>, appended to every word
 NONE = -1  # fills output positions after </s>; never a phoneme id
-WEIGHTS = ("enc_table", "enc_w_hh", "enc_b_hh", "dec_table", "dec_w_hh", "dec_b_hh",
-           "fc_w", "fc_b")
+WEIGHTS = ("enc_table", "enc_w_hh", "enc_b_hh", "dec_table", "dec_w_hh", "dec_b_hh", "fc_w", "fc_b")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -57,8 +56,9 @@ def translate(tf, chars, lengths, w):
         return t + 1, tf.where(tf.expand_dims(t < lengths, 1), h_next, h)
 
     steps = tf.reduce_max(lengths)
-    _, h = tf.while_loop(lambda t, h: t < steps, encode,
-                         (tf.constant(0), tf.zeros(tf.stack([batch, hidden]))))
+    _, h = tf.while_loop(
+        lambda t, h: t < steps, encode, (tf.constant(0), tf.zeros(tf.stack([batch, hidden])))
+    )
 
     positions = tf.range(MAX_STEPS)
 
@@ -67,15 +67,20 @@ def translate(tf, chars, lengths, w):
         pred = tf.argmax(tf.matmul(h, w["fc_w"]) + w["fc_b"], axis=1, output_type=tf.int32)
         done = done | tf.equal(pred, END)
         emitted = tf.where(done, tf.fill(tf.shape(pred), NONE), pred)
-        out = tf.where(tf.expand_dims(tf.equal(positions, i), 0),
-                       tf.expand_dims(emitted, 1), out)
+        out = tf.where(tf.expand_dims(tf.equal(positions, i), 0), tf.expand_dims(emitted, 1), out)
         return i + 1, h, pred, done, out
 
     _, _, _, _, out = tf.while_loop(
         lambda i, h, prev, done, out: (i < MAX_STEPS) & tf.logical_not(tf.reduce_all(done)),
         decode,
-        (tf.constant(0), h, tf.fill(tf.stack([batch]), START),
-         tf.zeros(tf.stack([batch]), tf.bool), tf.fill(tf.stack([batch, MAX_STEPS]), NONE)))
+        (
+            tf.constant(0),
+            h,
+            tf.fill(tf.stack([batch]), START),
+            tf.zeros(tf.stack([batch]), tf.bool),
+            tf.fill(tf.stack([batch, MAX_STEPS]), NONE),
+        ),
+    )
     return out
 
 
@@ -92,8 +97,9 @@ def graph_constants(tf, graph_def):
     for node in graph_def.node:
         if node.op == "Const" and (node.name in WEIGHTS or node.name.startswith("vocab/")):
             consts[node.name] = tf.make_ndarray(node.attr["value"].tensor)
-    missing = [name for name in WEIGHTS + ("vocab/graphemes", "vocab/phonemes")
-               if name not in consts]
+    missing = [
+        name for name in WEIGHTS + ("vocab/graphemes", "vocab/phonemes") if name not in consts
+    ]
     if missing:
         raise SystemExit(f"{len(missing)} constants missing from the model: {missing}")
     return consts
@@ -110,8 +116,9 @@ class Model:
         self.phonemes = [p.decode() for p in consts["vocab/phonemes"]]
         self.mode = mode
         if mode == "frozen":
-            config = tf.compat.v1.ConfigProto(intra_op_parallelism_threads=intra or 0,
-                                              inter_op_parallelism_threads=inter or 0)
+            config = tf.compat.v1.ConfigProto(
+                intra_op_parallelism_threads=intra or 0, inter_op_parallelism_threads=inter or 0
+            )
             graph = tf.Graph()
             with graph.as_default():
                 tf.graph_util.import_graph_def(self.graph_def, name="")
@@ -141,7 +148,7 @@ class Model:
         lengths = np.zeros(len(words), np.int32)
         for row, word in enumerate(words):
             ids = [index.get(ch, unk) for ch in word] + [EOS]
-            chars[row, :len(ids)] = ids
+            chars[row, : len(ids)] = ids
             lengths[row] = len(ids)
         return chars, lengths
 
@@ -185,8 +192,16 @@ def peak(args, n=1024, calls=8, repeat=5):
         started = time.perf_counter()
         chain(a, b).numpy()
         best = min(best, time.perf_counter() - started)
-    json.dump({"tf_version": tf.__version__, "intra": args.intra, "inter": args.inter,
-               "matmul": [n, n, n], "peak_gflops": 2 * n ** 3 * calls / best / 1e9}, sys.stdout)
+    json.dump(
+        {
+            "tf_version": tf.__version__,
+            "intra": args.intra,
+            "inter": args.inter,
+            "matmul": [n, n, n],
+            "peak_gflops": 2 * n**3 * calls / best / 1e9,
+        },
+        sys.stdout,
+    )
     sys.stdout.write("\n")
     return 0
 
@@ -201,23 +216,33 @@ def main(argv=None):
     parser.add_argument("--inter", type=int, default=None, help="inter-op threads (TF default)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed passes over all words")
     parser.add_argument("--repeat", type=int, default=1, help="timed passes over all words")
-    parser.add_argument("--peak", action="store_true",
-                        help="instead: measure float32 matmul GFLOP/s (the FLOP bound)")
+    parser.add_argument(
+        "--peak",
+        action="store_true",
+        help="instead: measure float32 matmul GFLOP/s (the FLOP bound)",
+    )
     args = parser.parse_args(argv)
     if args.peak:
         return peak(args)
     with open(args.words, encoding="utf-8") as fh:
         # One word per line; a golden file's `word<TAB>phonemes` lines and # comments work too.
-        words = [line.split("\t")[0].strip() for line in fh
-                 if line.strip() and not line.startswith("#")]
+        words = [
+            line.split("\t")[0].strip() for line in fh if line.strip() and not line.startswith("#")
+        ]
 
     started = time.perf_counter()
     try:
         import numpy as np
         import tensorflow as tf
     except BaseException as exc:  # report why, whatever it is; SIGILL never gets here
-        json.dump({"error": "import", "message": f"{type(exc).__name__}: {exc}",
-                   "traceback": traceback.format_exc()}, sys.stdout)
+        json.dump(
+            {
+                "error": "import",
+                "message": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            },
+            sys.stdout,
+        )
         sys.stdout.write("\n")
         return 3
     import_s = time.perf_counter() - started
@@ -228,7 +253,7 @@ def main(argv=None):
     load_s = time.perf_counter() - started
     # One padded width for every batch: XLA compiles once per batch shape, not per word length.
     width = max(len(w) for w in words) + 1
-    batches = [words[i:i + args.batch] for i in range(0, len(words), args.batch)]
+    batches = [words[i : i + args.batch] for i in range(0, len(words), args.batch)]
     warmup, times = [], []
     predictions = None
     for timed, count in ((False, args.warmup), (True, args.repeat)):
@@ -236,11 +261,22 @@ def main(argv=None):
             started = time.perf_counter()
             predictions = model.predict(batches, width, np)
             (times if timed else warmup).append(time.perf_counter() - started)
-    doc = {"engine": "tensorflow", "tf_version": tf.__version__, "numpy": np.__version__,
-           "mode": args.mode, "batch": args.batch, "intra": args.intra, "inter": args.inter,
-           "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TF_ENABLE_ONEDNN_OPTS")},
-           "words": len(words), "import_s": import_s, "load_s": load_s,
-           "warmup_s": warmup, "times_s": times, "predictions": predictions}
+    doc = {
+        "engine": "tensorflow",
+        "tf_version": tf.__version__,
+        "numpy": np.__version__,
+        "mode": args.mode,
+        "batch": args.batch,
+        "intra": args.intra,
+        "inter": args.inter,
+        "env": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TF_ENABLE_ONEDNN_OPTS")},
+        "words": len(words),
+        "import_s": import_s,
+        "load_s": load_s,
+        "warmup_s": warmup,
+        "times_s": times,
+        "predictions": predictions,
+    }
     json.dump(doc, sys.stdout)
     sys.stdout.write("\n")
     return 0
