@@ -25,10 +25,16 @@ from tfforge.wheel import fetch  # noqa: E402
 
 
 def cell(run: corpus.Run) -> str:
-    said = "runs" if run.predicted else "cannot run"
     got = "ran" if run.ran else run.detail.split(";")[0]
-    mark = {True: "agree", False: "**DISAGREE**", None: "not confirmable under qemu"}[run.agrees]
-    return f"{run.where}: verify says {said}, {got} ({mark})"
+    if run.settled:
+        mark = f"settled: {run.settled}"
+    elif run.predicted == "undecided":
+        mark = "undecided"
+    else:
+        mark = {True: "agree", False: "**DISAGREE**", None: "not confirmable under qemu"}[
+            run.agrees
+        ]
+    return f"{run.where}: verify says {run.predicted}, {got} ({mark})"
 
 
 def markdown(rows: list[corpus.CorpusRow], host: cpu.HostProfile) -> str:

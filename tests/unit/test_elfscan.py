@@ -69,7 +69,7 @@ def test_avx2_fma_build(scans):
     assert {"avx", "avx2", "fma"} <= s.baseline
     assert not ({"bmi2", "avx512f", "abm"} & s.baseline)  # -mavx2 -mfma only
     avx2 = s.feature("avx2")
-    assert avx2.cls == "baseline" and avx2.ordinary >= 1 and "add8" in avx2.examples
+    assert avx2.cls == "unguarded" and avx2.ordinary >= 1 and "add8" in avx2.examples
     assert "ordinary" in avx2.reason and avx2.mnemonics[0][0] == "vpaddd"
     assert "axpy8" in s.feature("fma").examples
 
@@ -85,7 +85,7 @@ def test_skylake_avx512_uses_evex_in_ordinary_code(scans):
     s = scans["skx"]
     assert {"avx512f", "avx2", "fma", "bmi2"} <= s.baseline
     ev = s.feature("avx512f")
-    assert ev.cls == "baseline" and "u2d" in ev.examples
+    assert ev.cls == "unguarded" and "u2d" in ev.examples
     assert any(m == "vcvtusi2sd" for m, _ in ev.mnemonics)
 
 
@@ -141,7 +141,7 @@ def test_unlabelled_assembly_and_data_in_text(scans):
     # asm_avx_always is called directly by run(): required. asm_avx2_kernel's address is
     # taken only by pick(), a CPU check: dispatched (R5). The table decodes as 3DNow! femms:
     # data, never a feature.
-    assert s.baseline == frozenset({"avx"})
+    assert s.baseline == frozenset({"avx"}) and not s.required
     assert "avx2" in s.dispatched and s.feature("avx2").unlabelled == 1
     assert "R5" in s.feature("avx2").reason
     assert dict(s.ignored).get("femms", 0) >= 1
@@ -171,7 +171,7 @@ def test_isa_level_note_is_read_and_checked(scans):
 def test_code_run_by_a_constructor_is_load_time_baseline(scans):
     s = scans["ctor"]
     ev = s.feature("avx2")
-    assert ev.cls == "baseline" and ev.load_time == 1 and "runs at load" in ev.reason
+    assert ev.cls == "required" and ev.load_time == 1 and "runs at load" in ev.reason
     assert s.roots >= 1 and s.load_reachable >= 2
 
 

@@ -4,8 +4,9 @@ tasks.py calls `quit_on_interrupt()` first thing: a Ctrl-C while invoke and tffo
 importing ends the process with 130 and one line (invoke itself would exit 1). Each task then
 calls `run(command, *args, debug=..., **kwargs)`, which hands Ctrl-C back to Python
 (KeyboardInterrupt) so a running command cleans up, then exits 130; nothing else in tfforge
-handles exits. Domain modules report status through `logging` (loggers under "tfforge"); `run`
-shows those lines on stderr through tfforge.console.
+handles exits. An unexpected exception (a bug) becomes one line and exit 4 (InternalError),
+never the exit code of a verdict. Domain modules report status through `logging` (loggers
+under "tfforge"); `run` shows those lines on stderr through tfforge.console.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from invoke.exceptions import Exit
 
-from tfforge.errors import BuildError, Interrupted, TfforgeError
+from tfforge.errors import BuildError, InternalError, Interrupted, TfforgeError
 from tfforge.text import plain
 
 T = TypeVar("T")
@@ -55,7 +57,8 @@ def quit_on_interrupt() -> None:
 
 
 def run(command: Callable[..., T], *args, debug: bool = False, **kwargs) -> T:
-    """Call command; turn TfforgeError (and a stray local OSError) into one line and an exit code."""
+    """Call command; turn TfforgeError (and a stray local OSError) into one line and an exit
+    code, and any other exception into the internal-error line and exit 4."""
     debug = debug or os.environ.get("TFFORGE_DEBUG") == "1"
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -77,3 +80,20 @@ def run(command: Callable[..., T], *args, debug: bool = False, **kwargs) -> T:
         raise Exit(f"error: {where}{exc.strerror or exc}", code=2)
     except KeyboardInterrupt:
         raise Exit(f"error: {Interrupted('interrupted')}", code=Interrupted.exit_code)
+    except Exception as exc:  # noqa: BLE001 - the one place a bug becomes an exit code
+        raise Exit(internal_error_line(exc, debug), code=InternalError.exit_code)
+
+
+def internal_error_line(exc: BaseException, debug: bool) -> str:
+    """The one line an unexpected exception becomes (its traceback first under --debug): an
+    internal error has its own exit code, so a crash never reads as a verdict."""
+    if debug:
+        traceback.print_exception(exc)
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    ours = [f for f in frames if "tfforge" in Path(f.filename).parts] or frames
+    at = f" at {Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else ""
+    return (
+        f"error: internal error{at}: {type(exc).__name__}: {plain(str(exc))[:300]} "
+        "(a bug in tfforge, not a verdict on the input; rerun with --debug for the traceback "
+        "and report it)"
+    )

@@ -48,6 +48,7 @@ class Classes:
     roots: int
     hits: dict[str, int]
     unlabelled: np.ndarray  # bool mask: dispatched by R5
+    checking: np.ndarray  # bool mask: CPU-check functions (they may guard their own code)
 
 
 def cpu_checks(
@@ -156,7 +157,15 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     roots = roots[roots >= 0]
     load = reachable(roots, call_src, call_dst, dispatched, n)
     return Classes(
-        feature_fns, named, dispatched, load, int(checks.sum()), len(roots), hits, unlabelled
+        feature_fns,
+        named,
+        dispatched,
+        load,
+        int(checks.sum()),
+        len(roots),
+        hits,
+        unlabelled,
+        checks,
     )
 
 
@@ -265,20 +274,27 @@ def evidence(
         o, lt = ordinary[fns], c.load[fns]
         nm, ul = c.named[fns], c.unlabelled[fns]
         gd = c.dispatched[fns] & ~nm & ~ul
+        ck = o & c.checking[fns]
+        # Load-time code that tests the CPU itself may guard its own use: not proof it runs.
+        at_load = o & lt & ~ck
         pool = np.flatnonzero(o) if o.any() else np.arange(len(fns))
-        order = np.lexsort((-per_fn[pool], -lt[pool].astype(np.int64)))
+        order = np.lexsort((-per_fn[pool], -at_load[pool].astype(np.int64)))
         chosen[feat] = fns[pool[order[:examples]]]
-        if o.any() and lt.any():
+        if at_load.any():
+            cls = "required"
             reason = (
-                f"runs at load (R3): in {int(lt.sum())} function(s) reachable from "
+                f"runs at load (R3): in {int(at_load.sum())} function(s) reachable from "
                 f".init_array/PyInit_*; {int(o.sum())} ordinary function(s) in all"
             )
         elif o.any():
+            cls = "unguarded"
             reason = (
-                f"in {int(o.sum())} ordinary function(s) (R4): not dispatch-named, "
-                "not reached only from CPU checks"
+                f"in {int(o.sum())} ordinary function(s) (R4): not dispatch-named, not reached "
+                "only from CPU checks, not run at load"
+                + (f"; {int(ck.sum())} of them test the CPU themselves" if ck.any() else "")
             )
         else:
+            cls = "dispatched"
             parts = (
                 ([f"{int(nm.sum())} dispatch-named/allow-listed (R1)"] if nm.any() else [])
                 + ([f"{int(gd.sum())} reached only from CPU-check code (R2)"] if gd.any() else [])
@@ -289,15 +305,16 @@ def evidence(
         rows.append(
             dict(
                 name=feat,
-                cls="baseline" if o.any() else "dispatched",
+                cls=cls,
                 instructions=int(per_fn.sum()),
                 ordinary_instructions=int(per_fn[o].sum()),
                 functions=len(fns),
                 ordinary=int(o.sum()),
-                load_time=int(lt.sum()),
+                load_time=int((o & lt).sum()),
                 named=int(nm.sum()),
                 guarded=int(gd.sum()),
                 unlabelled=int(ul.sum()),
+                checking=int(ck.sum()),
                 mnemonics=tuple(top),
                 reason=reason,
             )

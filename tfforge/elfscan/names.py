@@ -9,7 +9,8 @@ from collections.abc import Iterable
 
 from tfforge.elfscan.rules import Pattern, rules
 
-_SOURCE_NAME = re.compile(r"(\d+)([A-Za-z_])")
+_DIGITS = re.compile(r"\d+")  # a <length> of a <source-name>, if an identifier follows
+_MAX_DIGITS = 9  # no symbol name is a gigabyte long
 
 
 def name_words(symbol: str) -> str:
@@ -17,15 +18,25 @@ def name_words(symbol: str) -> str:
 
     `_ZN3ynn22min_max_bf16_4x16_avx2Emmm` -> `ynn min_max_bf16_4x16_avx2`: in the mangled form
     the identifier runs into type codes, so word-boundary patterns could not see its end.
-    A clone suffix (`.avx2`, `.arch_x86_64_v3`) is kept.
+    A clone suffix (`.avx2`, `.arch_x86_64_v3`) is kept. Numbers in the name are bounded:
+    a length that runs past the name (a literal such as std::span's extent
+    `18446744073709551615`, or a hostile one) is not an identifier, and a digit run longer
+    than 9 is never converted to a number at all.
     """
     if not symbol.startswith("_Z"):
         return symbol
     base, dot, clone = symbol.partition(".")
     words, pos = [], 2
-    while m := _SOURCE_NAME.search(base, pos):
-        start = m.start(2)
-        end = start + int(m[1])
+    while m := _DIGITS.search(base, pos):
+        start = m.end()  # one search per digit run: linear in the name's length
+        pos = start
+        if len(m[0]) > _MAX_DIGITS or start >= len(base):
+            continue  # a literal (or hostile) number, never a length
+        if not (base[start].isascii() and (base[start].isalpha() or base[start] == "_")):
+            continue
+        end = start + int(m[0])
+        if end > len(base):
+            continue  # runs past the name: not a <source-name>
         words.append(base[start:end])
         pos = max(end, start + 1)
     return " ".join(words) + (f" .{clone}" if dot else "")
@@ -71,14 +82,28 @@ class Matcher:
         return None
 
 
+DEMANGLE_SECONDS = 60.0  # c++filt on a few hundred example names takes well under a second
+
+
 def demangle(names: Iterable[str]) -> dict[str, str]:
-    """Readable C++ names via c++filt (binutils), one process for the batch."""
+    """Readable C++ names via c++filt (binutils), one process for the batch; the names as
+    they are when c++filt is missing, fails, times out or answers out of step."""
     names = [n for n in dict.fromkeys(names) if n]
     tool = shutil.which("c++filt")
     if not names or tool is None:
         return {n: n for n in names}
-    proc = subprocess.run([tool], input="\n".join(names) + "\n", capture_output=True, text=True)
+    try:
+        proc = subprocess.run(
+            [tool],
+            input="\n".join(names) + "\n",
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=DEMANGLE_SECONDS,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return {n: n for n in names}
     lines = proc.stdout.splitlines()
     if proc.returncode != 0 or len(lines) != len(names):
         return {n: n for n in names}
-    return dict(zip(names, lines))
+    return dict(zip(names, lines, strict=True))

@@ -39,6 +39,9 @@ _NT_GNU_PROPERTY_TYPE_0 = 5
 # GNU_PROPERTY_X86_ISA_1_NEEDED as binutils >= 2.35 writes it and glibc >= 2.33 checks it.
 _ISA_1_NEEDED = 0xC0008002
 _R_X86_64_64, _R_GLOB_DAT, _R_JUMP_SLOT, _R_RELATIVE, _R_IRELATIVE = 1, 6, 7, 8, 37
+# Said of ELF files no x86-64 process maps as code (other machines, 32-bit, object files): a
+# wheel may carry them (test data, cross-built tools); verify lists them and scans nothing.
+NOT_LOADED = "not code an x86-64 process loads"
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,11 @@ def open_elf(path: Path, f) -> tuple[ELFFile, list[Section]]:
     except (ELFError, ValueError) as exc:
         raise ConfigError(f"{path}: not an ELF file ({exc})")
     if elf["e_machine"] != "EM_X86_64" or elf.elfclass != 64:
-        raise ConfigError(f"{path}: machine {elf['e_machine']}; only x86-64 libraries are scanned")
+        raise ConfigError(
+            f"{path}: ELF for machine {elf['e_machine']}, {elf.elfclass}-bit: {NOT_LOADED}"
+        )
+    if elf["e_type"] not in ("ET_DYN", "ET_EXEC"):
+        raise ConfigError(f"{path}: ELF of type {elf['e_type']}: {NOT_LOADED}")
     if not count or elf.header["e_shentsize"] != _SHDR_DT.itemsize:
         return elf, []
     fd = f.fileno()

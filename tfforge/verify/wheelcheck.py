@@ -17,7 +17,8 @@ from tfforge.errors import ConfigError
 from tfforge.host import isa
 from tfforge.wheel import read as wheel
 
-PASS, FAIL, SKIP = "pass", "fail", "skip"
+# A check passes, fails (exit 1), is skipped, or is undecided (exit 3 when nothing failed).
+PASS, FAIL, SKIP, UNDECIDED = "pass", "fail", "skip", "undecided"
 # Legacy manylinux names and the glibc each promises (PEP 600 aliases).
 LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 EXT_SUFFIX = re.compile(r"\.cpython-(\d)(\d+)[a-z]*-x86_64-linux-gnu\.so$")
@@ -245,6 +246,18 @@ def provenance_check(facts: wheel.WheelFacts, claimed: frozenset[str]) -> Check:
     return Check(
         "provenance", PASS, f"tfforge build record matches +{label}{extra} (copts: {copts})"
     )
+
+
+def built_for(facts: wheel.WheelFacts) -> frozenset[str]:
+    """The features a tfforge wheel's build record says every file was compiled for (its
+    target's features: the compiler may use them anywhere). Call it only when the provenance
+    check passed."""
+    doc = facts.provenance or {}
+    derived = doc.get("derived") if isinstance(doc.get("derived"), dict) else {}
+    names = derived.get("features", []) if isinstance(derived, dict) else []
+    if not isinstance(names, list):
+        return frozenset()
+    return frozenset(f for n in names if isinstance(n, str) and (f := isa.lookup(n)))
 
 
 def isa_note_check(scans: list[LibraryScan]) -> Check:

@@ -1,0 +1,218 @@
+"""The wide corpus and its ground truth: native PyPI wheels outside TensorFlow
+(data/corpus_wide.toml), what really happened when each one's import and workload ran under qemu
+models and natively (data/corpus_truth.toml, written by tools/corpus_truth.py), and how verify's
+answer for each (wheel, host) cell compares with that. No printing, no settings."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tfforge import resources
+from tfforge.errors import ConfigError
+from tfforge.host import cpu
+from tfforge.verify import emulate, probes
+
+NATIVE = "native"  # the cell run on the recording host itself
+TRUTH_FILE = "corpus_truth.toml"
+
+
+@dataclass(frozen=True)
+class WideWheel:
+    pin: str
+    style: str
+    module: str
+    workload: str
+    requires: tuple[str, ...] = ()
+
+    @property
+    def probe(self) -> str:
+        return probes.workload_probe(self.module, self.workload)
+
+
+@dataclass(frozen=True)
+class WideCorpus:
+    wheels: tuple[WideWheel, ...]
+    models: tuple[str, ...]
+    timeout: float
+
+    def wheel(self, pin: str) -> WideWheel:
+        for w in self.wheels:
+            if w.pin == pin:
+                return w
+        raise ConfigError(
+            f"{pin!r} is not in tfforge/data/corpus_wide.toml; known: "
+            + ", ".join(w.pin for w in self.wheels)
+        )
+
+
+def wide_corpus() -> WideCorpus:
+    doc = resources.toml("corpus_wide.toml")
+    try:
+        wheels = tuple(
+            WideWheel(
+                str(w["pin"]),
+                str(w["style"]),
+                str(w["module"]),
+                str(w["workload"]),
+                tuple(str(r) for r in w.get("requires", ())),
+            )
+            for w in doc["wheel"]
+        )
+        models = tuple(str(m) for m in doc["models"])
+        timeout = float(doc["timeout"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"tfforge/data/corpus_wide.toml: missing or bad {exc}; each [[wheel]] needs pin, "
+            "style, module and workload"
+        ) from None
+    bad = [w.module for w in wheels if not probes.valid_module(w.module)]
+    if bad:
+        raise ConfigError(f"tfforge/data/corpus_wide.toml: not module names: {', '.join(bad)}")
+    return WideCorpus(wheels, models, timeout)
+
+
+@dataclass(frozen=True)
+class TruthRun:
+    """One recorded run of a wheel's import + workload."""
+
+    pin: str
+    wheel: str  # file name
+    sha256: str
+    where: str  # a qemu model, or NATIVE
+    status: str  # pass | signal | failed | timeout
+    signal: str
+    stage: str
+    seconds: float
+    detail: str  # the result line, or the last lines of stderr
+
+    @property
+    def ran(self) -> bool:
+        return self.status == "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class Truth:
+    qemu: str
+    host: cpu.HostProfile  # the recording host (the NATIVE cells)
+    runs: tuple[TruthRun, ...]
+
+    def run(self, pin: str, where: str) -> TruthRun | None:
+        return next((r for r in self.runs if r.pin == pin and r.where == where), None)
+
+
+def load_truth(text: str | None = None) -> Truth:
+    """The recorded ground truth (data/corpus_truth.toml, or the given TOML text)."""
+    import tomllib
+
+    try:
+        doc = tomllib.loads(text) if text is not None else resources.toml(TRUTH_FILE)
+        h = doc["host"]
+        host = cpu.HostProfile(
+            str(h["name"]),
+            str(h["vendor"]),
+            str(h["model"]),
+            cpu.X86,
+            tuple(str(f) for f in h["flags"]),
+            None,
+            None,
+            f"tfforge/data/{TRUTH_FILE}",
+        )
+        runs = tuple(
+            TruthRun(
+                str(r["pin"]),
+                str(r["wheel"]),
+                str(r["sha256"]),
+                str(r["where"]),
+                str(r["status"]),
+                str(r.get("signal", "")),
+                str(r.get("stage", "")),
+                float(r["seconds"]),
+                str(r.get("detail", "")),
+            )
+            for r in doc.get("run", ())
+        )
+        return Truth(str(doc["qemu"]), host, runs)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"tfforge/data/{TRUTH_FILE}: missing or bad {exc}; regenerate it with "
+            "`python tools/corpus_truth.py`"
+        ) from None
+
+
+def qemu_version() -> str:
+    proc = subprocess.run([emulate.qemu(), "--version"], capture_output=True, text=True)
+    return (proc.stdout.strip().splitlines() or ["unknown"])[0]
+
+
+def record(
+    wheel_path: Path,
+    sha256: str,
+    w: WideWheel,
+    python: Path,
+    where: Iterable[str],
+    *,
+    timeout: float,
+    status: Callable[[str], None] = lambda _m: None,
+) -> list[TruthRun]:
+    """Run the wheel's import + workload natively (NATIVE) and under each qemu model."""
+    out = []
+    for place in where:
+        shown = "on this host" if place == NATIVE else f"under qemu {place}"
+        status(f"{w.pin}: import + workload {shown}")
+        if place == NATIVE:
+            res = emulate.run_probe([], python, NATIVE, script=w.probe, timeout=timeout)
+        else:
+            res = emulate.run(python, place, script=w.probe, timeout=timeout)
+        out.append(
+            TruthRun(
+                w.pin,
+                wheel_path.name,
+                sha256,
+                place,
+                res.status,
+                res.signal or "",
+                res.stage or "",
+                res.seconds,
+                res.detail[-400:],
+            )
+        )
+        status(f"{w.pin} {place}: {res.status} {res.signal or ''} at {res.stage} ({res.seconds} s)")
+    return out
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string (JSON's escapes are TOML's; DEL is escaped too)."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def dump_truth(truth: Truth) -> str:
+    """corpus_truth.toml's text."""
+    h = truth.host
+    lines = [
+        "# Ground truth for the wide corpus (corpus_wide.toml): what each wheel's import and",
+        "# workload did under qemu-x86_64 -cpu MODEL and natively on the recording host.",
+        "# Written by `python tools/corpus_truth.py` (re-run it to regenerate; never by hand).",
+        f"qemu = {_toml_string(truth.qemu)}",
+        f"python = {_toml_string(platform.python_version())}",
+        "",
+        "[host]",
+        f"name = {_toml_string(h.name)}",
+        f"vendor = {_toml_string(h.vendor)}",
+        f"model = {_toml_string(h.model_name)}",
+        "flags = [" + ", ".join(_toml_string(f) for f in h.flags_raw) + "]",
+    ]
+    for r in sorted(truth.runs, key=lambda r: (r.pin, r.where != NATIVE, r.where)):
+        lines += ["", "[[run]]"]
+        for key, value in r.to_dict().items():
+            shown = _toml_string(value) if isinstance(value, str) else repr(value)
+            lines.append(f"{key} = {shown}")
+    return "\n".join(lines) + "\n"
