@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from tfforge.files import sha256_file, write_atomic  # noqa: E402
 from tfforge.host import cpu  # noqa: E402
 from tfforge.runtime import venvs  # noqa: E402
-from tfforge.verify import truth  # noqa: E402
+from tfforge.verify import emulate, truth  # noqa: E402
 from tfforge.wheel import fetch  # noqa: E402
 
 OUT = ROOT / "tfforge" / "data" / truth.TRUTH_FILE
@@ -58,13 +58,14 @@ def main() -> int:
                 continue
             keep.append(r)
     runs = list(keep)
+    models = tuple(emulate.model_host(m) for m in corpus.models)
     for w in wheels:
         path = fetch.fetch(w.pin)
         sha = sha256_file(path)
         python = venvs.venv_python(path, requirements=w.requires)
         runs += truth.record(path, sha, w, python, where, timeout=corpus.timeout, status=say)
         # written after every wheel: an interrupted recording keeps what it measured
-        doc = truth.dump_truth(truth.Truth(truth.qemu_version(), host, tuple(runs)))
+        doc = truth.dump_truth(truth.Truth(truth.qemu_version(), host, tuple(runs), models))
         write_atomic(OUT, doc.encode())
     say(f"wrote {OUT} ({len(runs)} runs)")
     return 0

@@ -21,11 +21,12 @@ RULES = (
     "allow-list (verify_allow.toml) are dispatched kernels",
     "R2 guard: functions that are not exported (a Python extension module exports only "
     "PyInit_*: it is loaded RTLD_LOCAL), whose address is not stored in data, and whose "
-    "every reference (call, tail jump, LEA) comes from CPU-check code (cpuid/xgetbv, reads of "
+    "every reference (call, jump, LEA) comes from CPU-check code (cpuid/xgetbv, reads of "
     "__cpu_model & co. or flags a cpuid function stores, or a direct caller of those) or "
     "from dispatched code, are dispatched; a pointer in a data table counts as a reference "
     "from the code that takes the table's address, and helpers without features pass "
-    "dispatched-ness on to their callees",
+    "dispatched-ness on to their callees when only dispatched code calls them, or a CPU check "
+    "jumps to them or takes their address (a function pointer picked after cpuid)",
     "R3 load: features in code reachable by direct calls from .init/.init_array/PyInit_* "
     "(not through dispatched code) are baseline: it runs when the library loads",
     "R4 rest: every other function is ordinary; a feature in any ordinary function is baseline "
@@ -33,6 +34,9 @@ RULES = (
     "R5 unlabelled: code with neither a symbol nor an unwind (FDE) entry - hand-written "
     "assembly or data in .text - is dispatched unless ordinary code calls, jumps to or takes "
     "the address of it (tables of pointers count as in R2)",
+    "R6 unreferenced: code that no call, jump or LEA reaches, no pointer in data points to, "
+    "not exported and not run at load never runs (the linker kept it after dropping its "
+    "callers): its features are never needed",
     "ignored: instructions in verify.toml [ignore] (tzcnt, endbr64, multi-byte nop, prefetchw, "
     "xgetbv ...) never make a requirement; x86-64 level-1 features (SSE, SSE2) are implicit",
 )
@@ -49,6 +53,7 @@ class Classes:
     hits: dict[str, int]
     unlabelled: np.ndarray  # bool mask: dispatched by R5
     checking: np.ndarray  # bool mask: CPU-check functions (they may guard their own code)
+    unreached: np.ndarray  # bool mask: nothing refers to them (R6)
 
 
 def cpu_checks(
@@ -62,8 +67,9 @@ def cpu_checks(
     n = len(lib)
     table = code_table()
     direct = [s.pair_fn[np.isin(s.pair_code, list(table.checks))]]
-    if len(s.variable_reads):
-        for fn in arrays.unique(lib.of(s.variable_reads)).tolist():
+    reads = s.reads(ranges)
+    if len(reads):
+        for fn in arrays.unique(lib.of(reads)).tolist():
             if fn < 0:
                 continue
             start, data = lib.code_bytes(fn)
@@ -73,8 +79,6 @@ def cpu_checks(
                 ):
                     direct.append(np.array([fn]))
                     break
-    helpers = lib.special["functions"]
-    direct.append(lib.exact(helpers["value"]))
     direct_mask = arrays.mask(np.concatenate(direct).astype(np.int64), n)
     checks = direct_mask.copy()
     checks[call_src[direct_mask[call_dst]]] = True  # their direct callers check too
@@ -88,8 +92,10 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     feature_fns = arrays.unique(s.pair_fn[has_feat[s.pair_code]])
     feat_mask = arrays.mask(feature_fns, n)
     call_src, call_dst = s.calls // n, s.calls % n
-    ref_src = np.concatenate([call_src, s.leas // n])
-    ref_dst = np.concatenate([call_dst, s.leas % n])
+    flow = np.concatenate([s.calls, s.jumps])  # control reaches the callee: calls, jumps
+    flow_src, flow_dst = flow // n, flow % n
+    ref_src = np.concatenate([flow_src, s.leas // n])
+    ref_dst = np.concatenate([flow_dst, s.leas % n])
     checks = cpu_checks(lib, s, ranges, call_src, call_dst)
 
     # Unknown callers: exported functions and functions whose address is stored in data.
@@ -98,6 +104,7 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     exported = dyn[((dyn["info"] >> 4) != 0) & ((dyn["other"] & 3) == 0) & (dyn["shndx"] != 0)]
     # A Python extension module (it defines PyInit_*) is loaded with RTLD_LOCAL: no other
     # library binds to its exports, so only PyInit_* itself is called from outside.
+    dynamic_mask = arrays.mask(lib.exact(exported["value"]), n)  # anyone may dlsym these
     if len(lib.special["pyinit"]):
         exported = lib.special["pyinit"]
     exported_mask = arrays.mask(lib.exact(exported["value"]), n)
@@ -124,30 +131,36 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     referrers = arrays.unique(ref_src[cand[ref_dst]])
     match(referrers[~feat_mask[referrers] & ~checks[referrers]])
 
-    # R2 + R5 to a fixed point. R2: referenced only from CPU checks or dispatched code.
-    # Functions without features count too when only dispatched code refers to them (a
-    # static helper or thread body between a dispatched entry point and its kernels); CPU-check
-    # code alone does not pass that on. A pointer stored in a table whose address only
-    # CPU-check or dispatched code takes (a dispatch table filled in after cpuid) is such a
-    # reference too. R5: unlabelled code (no symbol, no unwind entry) unless ordinary labelled
-    # code calls, jumps to or takes the address of it, or an unguarded table points to it.
+    # R2 + R5, as the greatest fixed point: start from every function that could be
+    # dispatched and take away each one an ordinary function refers to, until nothing changes
+    # (so a group of kernels that call each other, entered only after a CPU check, stays
+    # dispatched). R2: referenced only from CPU checks or dispatched code. Functions without
+    # features count too when only dispatched code calls them (a static helper or thread body
+    # between a dispatched entry point and its kernels), or a CPU check jumps to them or takes
+    # their address; a check merely calling one does not pass that on. A pointer stored in a
+    # table whose address only CPU-check or dispatched code takes (a dispatch table filled in
+    # after cpuid) is such a reference too. R5: unlabelled code (no symbol, no unwind entry)
+    # unless ordinary labelled code calls, jumps to or takes the address of it, or an
+    # unguarded table points to it.
     gap = lib.unlabelled
-    dispatched = named.copy()
+    dispatched = ~exported_mask | named
     while True:
         guarded = checks | dispatched
-        outside = exported_mask | tables.outside(guarded)
-        cand = ~named & ~outside & (referenced | tables.guarded_targets(guarded))
+        in_open, in_guarded = tables.split(guarded)
+        outside = exported_mask | in_open
+        cand = ~named & ~outside & (referenced | in_guarded)
         bad = np.zeros(n, bool)
         bad[ref_dst[~guarded[ref_src]]] = True
         plain_bad = bad.copy()
-        plain_bad[ref_dst[checks[ref_src] & ~dispatched[ref_src]]] = True
+        plain_bad[call_dst[checks[call_src] & ~dispatched[call_src]]] = True
         gap_bad = np.zeros(n, bool)
         gap_bad[ref_dst[~(guarded | gap)[ref_src]]] = True
         gap_ok = gap & ~gap_bad & ~(outside & ~exported_mask)
-        new = ~dispatched & ((cand & np.where(feat_mask, ~bad, ~plain_bad)) | gap_ok)
-        if not new.any():
+        keep = named | (cand & np.where(feat_mask, ~bad, ~plain_bad)) | gap_ok
+        new = dispatched & keep
+        if (new == dispatched).all():
             break
-        dispatched |= new
+        dispatched = new
     unlabelled = gap & dispatched & ~named
 
     # R3: reachable at load, never entering dispatched code.
@@ -155,7 +168,12 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     pyinit = lib.special["pyinit"]
     roots = arrays.unique(np.concatenate([roots, lib.exact(pyinit["value"])]))
     roots = roots[roots >= 0]
-    load = reachable(roots, call_src, call_dst, dispatched, n)
+    # R6: code nothing reaches (no call, jump or LEA, no pointer in data, not exported, not a
+    # load-time entry) never runs: left in by the linker after its callers were dropped.
+    in_tables = tables.split(np.zeros(n, bool))
+    unreached = ~referenced & ~in_tables[0] & ~in_tables[1] & ~dynamic_mask & ~arrays.mask(roots, n)
+    dispatched = dispatched | (unreached & feat_mask)
+    load = reachable(roots, flow_src, flow_dst, dispatched, n)
     return Classes(
         feature_fns,
         named,
@@ -166,6 +184,7 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
         hits,
         unlabelled,
         checks,
+        unreached & ~named,
     )
 
 
@@ -208,6 +227,7 @@ class _Tables:
         self.referenced = np.zeros(len(self.objects), bool)
         self.referenced[self.ref_obj] = True
         self.referenced[self.link_to] = True
+        self._last: tuple[bytes, tuple[np.ndarray, np.ndarray]] = (b"\x01", (self.referenced,) * 2)
 
     def _guarded_slots(self, guarded: np.ndarray) -> np.ndarray:
         if not len(self.objects):
@@ -225,10 +245,20 @@ class _Tables:
 
     def outside(self, guarded: np.ndarray) -> np.ndarray:
         """Functions stored in a slot of a table that ordinary code may read."""
-        return arrays.mask(self.slot_fn[~self._guarded_slots(guarded)], self.n)
+        return self.split(guarded)[0]
 
-    def guarded_targets(self, guarded: np.ndarray) -> np.ndarray:
-        return arrays.mask(self.slot_fn[self._guarded_slots(guarded)], self.n)
+    def split(self, guarded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(functions in a slot of a table ordinary code may read, functions in slots of
+        tables only guarded code reads) as masks. Only which table readers are guarded
+        decides it, so the answer is kept for the same readers."""
+        key = guarded[self.ref_fn].tobytes()
+        if key != self._last[0]:
+            ok = self._guarded_slots(guarded)
+            self._last = (
+                key,
+                (arrays.mask(self.slot_fn[~ok], self.n), arrays.mask(self.slot_fn[ok], self.n)),
+            )
+        return self._last[1]
 
 
 def reachable(
@@ -272,8 +302,8 @@ def evidence(
             mn = table.mnemonic[code]
             per_code[mn] = per_code.get(mn, 0) + int(code_totals[code])
         o, lt = ordinary[fns], c.load[fns]
-        nm, ul = c.named[fns], c.unlabelled[fns]
-        gd = c.dispatched[fns] & ~nm & ~ul
+        nm, ul, ur = c.named[fns], c.unlabelled[fns], c.unreached[fns]
+        gd = c.dispatched[fns] & ~nm & ~ul & ~ur
         ck = o & c.checking[fns]
         # Load-time code that tests the CPU itself may guard its own use: not proof it runs.
         at_load = o & lt & ~ck
@@ -299,6 +329,7 @@ def evidence(
                 ([f"{int(nm.sum())} dispatch-named/allow-listed (R1)"] if nm.any() else [])
                 + ([f"{int(gd.sum())} reached only from CPU-check code (R2)"] if gd.any() else [])
                 + ([f"{int(ul.sum())} unlabelled code block(s) (R5)"] if ul.any() else [])
+                + ([f"{int(ur.sum())} that nothing refers to (R6)"] if ur.any() else [])
             )
             reason = "only in dispatched functions: " + ", ".join(parts)
         top = sorted(per_code.items(), key=lambda kv: -kv[1])[:3]

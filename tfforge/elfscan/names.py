@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from tfforge.elfscan.rules import Pattern, rules
 
+_COMPILER_CLONE = re.compile(r"(\.(constprop|isra|part|cold|lto_priv|localalias|llvm)(\.\d+)?)+$")
 _DIGITS = re.compile(r"\d+")  # a <length> of a <source-name>, if an identifier follows
 _MAX_DIGITS = 9  # no symbol name is a gigabyte long
 
@@ -42,6 +43,31 @@ def name_words(symbol: str) -> str:
     return " ".join(words) + (f" .{clone}" if dot else "")
 
 
+def _leading_literal(pattern: str) -> str:
+    m = re.match(r"\w*", pattern)
+    return m[0] if m else ""
+
+
+def _contains_any(needles: Iterable[str]) -> Callable[[str], bool]:
+    """A predicate: does the text contain one of the needles? Runs on hundreds of thousands
+    of long names, so it is one `in` test per needle, chained, without a generator (a regex
+    alternation or any() over a generator costs three times as much)."""
+    needles = tuple(dict.fromkeys(needles))
+    if not needles or "" in needles:
+        return lambda _text: True
+    if len(needles) == 1:
+        (a,) = needles
+        return lambda text: a in text
+
+    def test(text: str) -> bool:
+        for needle in needles:
+            if needle in text:
+                return True
+        return False
+
+    return test
+
+
 class Matcher:
     """Dispatch-name matching for one library: which pattern (if any) a symbol matches.
 
@@ -54,12 +80,14 @@ class Matcher:
     def __init__(self, lib_name: str):
         r = rules()
         self.generic = [p for p in r.generic if p.applies(lib_name)]
-        self.hints = r.name_hints
+        self.has_hint = _contains_any(r.name_hints)
+        self.has_tail_hint = _contains_any(r.tail_hints)
         allow = [p for p in r.allow if p.applies(lib_name)]
         self.anchored = [p for p in allow if p.regex.pattern.startswith("^")]
-        # (literal the pattern starts with, pattern): `literal in name` is a cheap pre-test.
+        # (cheap pre-test, pattern): the literals one of which a name must contain (the
+        # entry's `contains`, else the literal the pattern starts with) before the search.
         self.floating = [
-            (re.match(r"[\w]*", p.regex.pattern)[0], p)
+            (_contains_any(p.contains or (_leading_literal(p.regex.pattern),)), p)
             for p in allow
             if not p.regex.pattern.startswith("^")
         ]
@@ -70,13 +98,24 @@ class Matcher:
         )
 
     def match(self, symbol: str) -> Pattern | None:
+        """The pattern the symbol matches, tried on the name as compilers changed it too: a
+        copy GCC specialised or split off (foo.constprop.0, foo.isra.0, foo.part.0, foo.cold)
+        is the same function for the allow-list."""
+        found = self._match(symbol)
+        if found is None and "." in symbol:
+            plain = _COMPILER_CLONE.sub("", symbol)
+            if plain != symbol:
+                found = self._match(plain)
+        return found
+
+    def _match(self, symbol: str) -> Pattern | None:
         if self._anchored_any is not None and self._anchored_any.match(symbol):
             return next(p for p in self.anchored if p.regex.match(symbol))
-        for literal, p in self.floating:
-            if literal in symbol and p.regex.search(symbol):
+        for pretest, p in self.floating:
+            if pretest(symbol) and p.regex.search(symbol):
                 return p
         low = symbol.lower()
-        if any(h in low for h in self.hints):
+        if self.has_hint(low) or self.has_tail_hint(low[-32:]):
             words = name_words(symbol)
             return next((p for p in self.generic if p.regex.search(words)), None)
         return None

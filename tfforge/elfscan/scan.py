@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from tfforge.elfscan.classify import classify, evidence
-from tfforge.elfscan.decode import Streamed, merge, stream, variable_ranges
+from tfforge.elfscan.decode import Streamed, merge, stream
+from tfforge.elfscan.variables import variable_ranges
 from tfforge.elfscan.results import LibraryScan
 from tfforge.elfscan.rules import code_table
 from tfforge.elfscan.tables import Library, open_file
@@ -37,7 +38,7 @@ def stream_part(
     path = Path(path)
     with open_file(path) as f:
         lib = Library(path, f)
-        part = stream(lib, variable_ranges(lib), progress, lo, hi)
+        part = stream(lib, progress, lo, hi)
     part.seconds = time.perf_counter() - t0
     return part.save(Path(out)) if out is not None else part
 
@@ -73,12 +74,16 @@ def _finish(
     started: float,
 ) -> LibraryScan:
     t0 = time.perf_counter()
+    table = code_table()
+    cpuid_fns = streamed.pair_fn[np.isin(streamed.pair_code, sorted(table.cpuid))]
     classes = classify(
-        lib, streamed, variable_ranges(lib), (display_name or str(lib.path)).rsplit("/", 1)[-1]
+        lib,
+        streamed,
+        variable_ranges(lib, cpuid_fns),
+        (display_name or str(lib.path)).rsplit("/", 1)[-1],
     )
     t1 = time.perf_counter()
     found = evidence(lib, streamed, classes, examples, readable)
-    table = code_table()
     totals = np.bincount(streamed.pair_code, weights=streamed.pair_count, minlength=len(table.hot))
     ignored: dict[str, int] = {}
     for code in table.ignored:
@@ -133,6 +138,6 @@ def scan_library(
     path = Path(path)
     with open_file(path) as f:
         lib = Library(path, f)
-        streamed = stream(lib, variable_ranges(lib), progress)
+        streamed = stream(lib, progress)
         streamed.seconds = time.perf_counter() - t0
         return _finish(lib, streamed, display_name, examples, readable, t0)

@@ -97,41 +97,6 @@ def strings_at(fd: int, strtab: Section, offsets: Iterable[int]) -> dict[int, st
     return out
 
 
-def _offsets_of(fd: int, strtab: Section, needles: Iterable[bytes]) -> dict[bytes, list[int]]:
-    """String-table offsets where each needle starts, in one pass over the table.
-
-    Needles sharing b"cpu" are found through that one anchor (a fast bytes.find) and compared
-    in place, instead of one search of a ~175 MB table per needle."""
-    needles = [n for n in dict.fromkeys(needles) if n]
-    found: dict[bytes, list[int]] = {n: [] for n in needles}
-    if not needles:
-        return found
-    anchors: dict[bytes, list[tuple[bytes, int]]] = {}
-    for n in needles:
-        anchor = b"cpu" if b"cpu" in n else n
-        anchors.setdefault(anchor, []).append((n, n.find(anchor)))
-    margin = max(len(n) for n in needles)
-    pos = 0
-    while pos < strtab.size:
-        lo = max(pos - margin, 0)
-        buf = os.pread(fd, min(CHUNK + 2 * margin, strtab.size - lo), strtab.offset + lo)
-        for anchor, group in anchors.items():
-            at = buf.find(anchor)
-            while at >= 0:
-                for needle, k in group:
-                    start = at - k
-                    # count each start once: in the chunk [pos, pos + CHUNK) it falls in
-                    if (
-                        start >= 0
-                        and pos <= lo + start < pos + CHUNK
-                        and buf.startswith(needle, start)
-                    ):
-                        found[needle].append(lo + start)
-                at = buf.find(anchor, at + 1)
-        pos += CHUNK
-    return found
-
-
 def open_elf(path: Path, f) -> tuple[ELFFile, list[Section]]:
     """The ELF header (pyelftools) and the section headers, read straight from the table:
     pyelftools' iter_sections would build every section object, and parsing a 1.6 MB
@@ -174,6 +139,17 @@ def open_elf(path: Path, f) -> tuple[ELFFile, list[Section]]:
                 f"{size} bytes, address {addr:#x} lies outside its "
                 f"{file_size} bytes or the address space)"
             )
+    execs = sorted(
+        (int(h["addr"]), int(h["addr"]) + int(h["size"]))
+        for h in raw
+        if int(h["flags"]) & _SHF_EXECINSTR and int(h["type"]) == _SHT_PROGBITS and int(h["size"])
+    )
+    for (_, hi), (lo, _) in zip(execs, execs[1:], strict=False):
+        if lo < hi:
+            raise ConfigError(
+                f"{path}: damaged ELF file (executable sections overlap at {lo:#x}); "
+                "no linker writes that"
+            )
     names: dict[int, str] = {}
     if shstrndx < count:
         shstr = Section("", int(raw[shstrndx]["offset"]), int(raw[shstrndx]["size"]), 0)
@@ -195,7 +171,12 @@ def open_elf(path: Path, f) -> tuple[ELFFile, list[Section]]:
 
 
 def exec_sections(sections: list[Section]) -> list[Section]:
-    return [s for s in sections if s.flags & _SHF_EXECINSTR and s.type == _SHT_PROGBITS and s.size]
+    """The executable sections with bytes in the file, in address order (open_elf checked
+    that they do not overlap)."""
+    return sorted(
+        (s for s in sections if s.flags & _SHF_EXECINSTR and s.type == _SHT_PROGBITS and s.size),
+        key=lambda s: s.addr,
+    )
 
 
 def eh_frame_table(fd: int, sections: list[Section]) -> tuple[np.ndarray, np.ndarray]:
@@ -305,6 +286,9 @@ class Library:
         self.fsyms = fsyms
         self.lo = np.array([s.addr for s in self.exec_secs], np.uint64)
         self.hi = np.array([s.addr + s.size for s in self.exec_secs], np.uint64)
+        starts = starts[_inside(self.lo, self.hi, starts)]  # unwind entries may point anywhere
+        self.code_lo = self.lo[0] if len(self.lo) else np.uint64(0)
+        self.code_hi = self.hi[-1] if len(self.hi) else np.uint64(0)
         data = [
             s
             for s in self.sections
@@ -354,8 +338,10 @@ class Library:
             new_ends[at] = np.minimum(new_ends[at], ends)
             self.unlabelled = np.isin(merged, gaps) & ~np.isin(merged, starts)
             starts, ends = merged, new_ends
-        self.starts = starts
-        self.ends = ends
+        inside = _inside(self.lo, self.hi, starts)  # gaps after unwind ranges may lie outside
+        self.starts = starts[inside]
+        self.ends = ends[inside]
+        self.unlabelled = self.unlabelled[inside]
 
     def _entries_in(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """Addresses in [lo[i], hi[i]) that a call/jmp rel32 or a RIP-relative LEA anywhere
@@ -425,32 +411,46 @@ class Library:
 
     @cached_property
     def special(self) -> dict[str, np.ndarray]:
-        """Defined symbols the rules look for, found in one pass over each string table:
-        'variables' (CPU-feature variables), 'functions' (CPU-check helpers), 'pyinit'."""
+        """Defined symbols the rules look for: 'variables' (CPU-feature variables, among the
+        data symbols: a name that ends with a verify.toml name, any prefix being a Rust crate's
+        versioned copy such as ring_core_0_17_8_OPENSSL_ia32cap_P, or holds a `variables_in`
+        one, a mangled Rust path) and 'pyinit' (PyInit_*, exported)."""
         r = rules()
-        groups = {
-            "variables": [n.encode() + b"\0" for n in r.check_variables],
-            "functions": [n.encode() + b"\0" for n in r.check_functions],
-            "pyinit": [b"PyInit_"],
-        }
-        out = {k: [] for k in groups}
-        has_symtab = len(self.tables[0][0]) > 0
-        for table, (syms, strtab) in zip((".symtab", ".dynsym"), self.tables):
+        ends = tuple(r.check_variables)
+        holds = tuple(r.check_variables_in)
+        out: dict[str, list[np.ndarray]] = {"variables": [], "pyinit": []}
+        for table, (syms, strtab) in zip((".symtab", ".dynsym"), self.tables, strict=True):
             if strtab is None or not len(syms):
                 continue
-            # Hidden CPU-check symbols live in .symtab; PyInit_* is exported (.dynsym).
-            keys = (
-                ("variables", "functions")
-                if table == ".symtab"
-                else (("pyinit",) if has_symtab else tuple(groups))
-            )
-            found = _offsets_of(self.fd, strtab, [n for k in keys for n in groups[k]])
-            found = {n: found.get(n, []) for ns in groups.values() for n in ns}
-            for key, needles in groups.items():
-                offs = [o for n in needles for o in found[n]]
-                if offs:
-                    out[key].append(syms[np.isin(syms["name"], offs) & (syms["shndx"] != 0)])
+            defined = syms["shndx"] != 0
+            # NOTYPE/OBJECT/COMMON/TLS symbols in a section the program writes at run time
+            # (.data, .bss, .tbss ...; not .data.rel.ro, which holds vtables and typeinfo)
+            data = syms[
+                defined
+                & np.isin(syms["info"] & 0xF, (0, 1, 5, 6))
+                & np.isin(syms["shndx"], self._runtime_writable)
+                & (syms["size"] <= 1 << 16)
+            ]
+            names = strings_at(self.fd, strtab, data["name"])
+            hit = [o for o, t in names.items() if t.endswith(ends) or any(h in t for h in holds)]
+            if hit:
+                out["variables"].append(data[np.isin(data["name"], hit)])
+            if table == ".dynsym":
+                funcs = syms[defined & ((syms["info"] & 0xF) == 2)]  # exported functions
+                fnames = strings_at(self.fd, strtab, funcs["name"])
+                init = [o for o, t in fnames.items() if t.startswith("PyInit_")]
+                if init:
+                    out["pyinit"].append(funcs[np.isin(funcs["name"], init)])
         return {k: np.concatenate(v) if v else np.zeros(0, SYM_DT) for k, v in out.items()}
+
+    @cached_property
+    def _runtime_writable(self) -> list[int]:
+        """Indexes of the sections written at run time, where CPU-feature flags can live."""
+        return [
+            s.index
+            for s in self.sections
+            if s.flags & 0x3 == 0x3 and not s.name.startswith((".data.rel.ro", ".got"))
+        ]
 
     def imported_variable_slots(self) -> list[tuple[int, int]]:
         """GOT slots (address ranges) holding the address of a CPU-feature variable defined in
@@ -458,9 +458,15 @@ class Library:
         syms, strtab = self.tables[1]
         if strtab is None or not len(syms):
             return []
-        needles = [n.encode() + b"\0" for n in rules().check_variables]
-        offs = [o for v in _offsets_of(self.fd, strtab, needles).values() for o in v]
-        wanted = np.flatnonzero(np.isin(syms["name"], offs) & (syms["shndx"] == 0))
+        r = rules()
+        undefined = np.flatnonzero(syms["shndx"] == 0)
+        names = strings_at(self.fd, strtab, syms["name"][undefined])
+        hit = {
+            o
+            for o, t in names.items()
+            if t.endswith(tuple(r.check_variables)) or any(h in t for h in r.check_variables_in)
+        }
+        wanted = undefined[np.isin(syms["name"][undefined], sorted(hit))]
         if not len(wanted):
             return []
         out = []
@@ -470,16 +476,17 @@ class Library:
             rel = np.frombuffer(
                 os.pread(self.fd, sec.size - sec.size % _RELA_DT.itemsize, sec.offset), _RELA_DT
             )
-            hit = ((rel["info"] & 0xFFFFFFFF) == _R_GLOB_DAT) & np.isin(
+            hit_rel = ((rel["info"] & 0xFFFFFFFF) == _R_GLOB_DAT) & np.isin(
                 (rel["info"] >> 32).astype(np.int64), wanted
             )
-            out += [(int(w), int(w) + 8) for w in rel["offset"][hit]]
+            out += [(int(w), int(w) + 8) for w in rel["offset"][hit_rel]]
         return out
 
     def names(self, fns: np.ndarray) -> Iterable[tuple[int, str]]:
-        """(function, name) for every symbol at each function's start (aliases included)."""
+        """(function, name) for every symbol at each function's start (aliases included);
+        from .symtab, which holds the exported ones too, else from .dynsym."""
         addrs = self.starts[fns]
-        for syms, strtab in zip(self.fsyms, (t[1] for t in self.tables)):
+        for syms, strtab in zip(self.fsyms, (t[1] for t in self.tables), strict=True):
             if strtab is None or not len(syms):
                 continue
             lo = np.searchsorted(syms["value"], addrs, side="left")
@@ -489,9 +496,10 @@ class Library:
             owner = np.repeat(fns, cnt)
             name_off = syms["name"][arrays.spans(lo, cnt)]
             got = strings_at(self.fd, strtab, name_off)
-            for fn, off in zip(owner.tolist(), name_off.tolist()):
+            for fn, off in zip(owner.tolist(), name_off.tolist(), strict=True):
                 if got.get(off):
                     yield fn, got[off]
+            return  # .symtab had them
 
     # -- addresses
     def of(self, addrs: np.ndarray) -> np.ndarray:
@@ -589,6 +597,30 @@ class Library:
         if not wheres:
             return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
         return np.concatenate(wheres), np.concatenate(targets)
+
+    def pointer_slots(self, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Data slots (GOT entries, pointer variables) that relocation fills with an address
+        inside one of the ranges: code that loads such a slot and dereferences it reads the
+        range (a Rust cdylib reaches std_detect's cache through its GOT entry)."""
+        if not ranges:
+            return []
+        wheres, targets = [self._relocations[0]], [self._relocations[1]]
+        for sec in self.sections:
+            if sec.type != _SHT_RELA or not sec.flags & _SHF_ALLOC or not len(self.dynsym):
+                continue
+            rel = np.frombuffer(
+                os.pread(self.fd, sec.size - sec.size % _RELA_DT.itemsize, sec.offset), _RELA_DT
+            )
+            glob = (rel["info"] & 0xFFFFFFFF) == _R_GLOB_DAT
+            idx = np.clip((rel["info"][glob] >> 32).astype(np.int64), 0, len(self.dynsym) - 1)
+            defined = self.dynsym["shndx"][idx] != 0
+            wheres.append(rel["offset"][glob][defined])
+            targets.append(self.dynsym["value"][idx][defined])
+        where, target = np.concatenate(wheres), np.concatenate(targets)
+        hit = np.zeros(len(target), bool)
+        for lo, hi in ranges:
+            hit |= (target >= np.uint64(lo)) & (target < np.uint64(hi))
+        return [(int(w), int(w) + 8) for w in where[hit]]
 
     def init_targets(self, rel_where: np.ndarray, rel_target: np.ndarray) -> np.ndarray:
         """Constructor addresses in .init_array/.preinit_array (relocated or in place)."""

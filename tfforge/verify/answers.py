@@ -12,8 +12,11 @@ No printing, no settings.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 from tfforge.elfscan.results import LibraryScan
 from tfforge.host import cpu, isa
@@ -39,6 +42,52 @@ class WheelNeeds:
     def baseline(self) -> frozenset[str]:
         """What ordinary code uses (required | unguarded): a host lacking none of it runs."""
         return self.required | self.unguarded
+
+
+# A library file whose name is a sibling's name plus an ISA word: an alternative build that
+# Python code imports only after a CPU check (rapidfuzz's fuzz_cpp_avx2 beside fuzz_cpp).
+_VARIANT = re.compile(
+    r"^(?P<stem>.+?)_(?:avx512\w*|avx2|avx|sse4_?[12]|sse\d+|ssse3|fma3?|haswell|skylake\w*|"
+    r"icelake\w*|x86_64_v[234])$",
+    re.IGNORECASE,
+)
+_SUFFIXES = re.compile(r"(\.cpython-[^.]+|\.abi3)?\.so(\.\d+)*$|-[0-9a-f]{8}(?=\.so)")
+
+
+def _stem(path: str) -> str:
+    return _SUFFIXES.sub("", PurePosixPath(path).name)
+
+
+def variant_libraries(paths: Iterable[str]) -> frozenset[str]:
+    """Libraries that are ISA variants of a sibling in the same folder (same name without the
+    ISA word): the import picks one, so what only they use is dispatched."""
+    paths = list(paths)
+    stems = {(str(PurePosixPath(p).parent), _stem(p)) for p in paths}
+    out = set()
+    for p in paths:
+        m = _VARIANT.match(_stem(p))
+        if m and (str(PurePosixPath(p).parent), m["stem"]) in stems:
+            out.add(p)
+    return frozenset(out)
+
+
+def as_variant(scan: LibraryScan) -> LibraryScan:
+    """A variant library's scan with every feature dispatched, saying why."""
+    why = "an ISA variant of a sibling library, imported only after a CPU check (R7): "
+    return dataclasses.replace(
+        scan,
+        baseline=frozenset(),
+        required=frozenset(),
+        dispatched=scan.dispatched | scan.baseline,
+        features=tuple(
+            dataclasses.replace(f, cls="dispatched", reason=why + f.reason) for f in scan.features
+        ),
+    )
+
+
+def with_variants(scans: list[LibraryScan]) -> list[LibraryScan]:
+    variants = variant_libraries(s.path for s in scans)
+    return [as_variant(s) if s.path in variants else s for s in scans]
 
 
 def needs(scans: list[LibraryScan], built_for: frozenset[str] = frozenset()) -> WheelNeeds:

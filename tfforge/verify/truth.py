@@ -17,6 +17,7 @@ from tfforge import resources
 from tfforge.errors import ConfigError
 from tfforge.host import cpu
 from tfforge.verify import emulate, probes
+from tfforge.verify.answers import CANNOT, RUNS, WheelNeeds, host_verdict
 
 NATIVE = "native"  # the cell run on the recording host itself
 TRUTH_FILE = "corpus_truth.toml"
@@ -104,9 +105,22 @@ class Truth:
     qemu: str
     host: cpu.HostProfile  # the recording host (the NATIVE cells)
     runs: tuple[TruthRun, ...]
+    models: tuple[cpu.HostProfile, ...] = ()  # what each qemu model offered (py-cpuinfo)
 
     def run(self, pin: str, where: str) -> TruthRun | None:
         return next((r for r in self.runs if r.pin == pin and r.where == where), None)
+
+    def machine(self, where: str) -> cpu.HostProfile:
+        """The host a cell ran on: the recording host, or the qemu model as recorded."""
+        if where == NATIVE:
+            return self.host
+        for m in self.models:
+            if m.name == f"qemu-{where}":
+                return m
+        raise ConfigError(
+            f"tfforge/data/{TRUTH_FILE} records no features for qemu model {where}; "
+            "regenerate it with `python tools/corpus_truth.py`"
+        )
 
 
 def load_truth(text: str | None = None) -> Truth:
@@ -140,7 +154,20 @@ def load_truth(text: str | None = None) -> Truth:
             )
             for r in doc.get("run", ())
         )
-        return Truth(str(doc["qemu"]), host, runs)
+        models = tuple(
+            cpu.HostProfile(
+                f"qemu-{name}",
+                str(m["vendor"]),
+                str(m["model"]),
+                cpu.X86,
+                tuple(str(f) for f in m["flags"]),
+                None,
+                None,
+                f"tfforge/data/{TRUTH_FILE}",
+            )
+            for name, m in doc.get("models", {}).items()
+        )
+        return Truth(str(doc["qemu"]), host, runs, models)
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(
             f"tfforge/data/{TRUTH_FILE}: missing or bad {exc}; regenerate it with "
@@ -210,9 +237,50 @@ def dump_truth(truth: Truth) -> str:
         f"model = {_toml_string(h.model_name)}",
         "flags = [" + ", ".join(_toml_string(f) for f in h.flags_raw) + "]",
     ]
+    for m in sorted(truth.models, key=lambda m: m.name):
+        lines += [
+            "",
+            f"[models.{m.name.removeprefix('qemu-')}]",
+            f"vendor = {_toml_string(m.vendor)}",
+            f"model = {_toml_string(m.model_name)}",
+            "flags = [" + ", ".join(_toml_string(f) for f in m.flags_raw) + "]",
+        ]
     for r in sorted(truth.runs, key=lambda r: (r.pin, r.where != NATIVE, r.where)):
         lines += ["", "[[run]]"]
         for key, value in r.to_dict().items():
             shown = _toml_string(value) if isinstance(value, str) else repr(value)
             lines.append(f"{key} = {shown}")
     return "\n".join(lines) + "\n"
+
+
+AGREE, FALSE_PASS, FALSE_REFUSAL, OPEN = "agree", "false pass", "false refusal", "undecided"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """verify's static answer for one (wheel, machine) cell against what really happened."""
+
+    pin: str
+    where: str
+    answer: str  # runs | cannot run | undecided
+    lacks: tuple[str, ...]  # what the machine lacks that decides the answer
+    truth: TruthRun
+
+    @property
+    def outcome(self) -> str:
+        if self.answer == RUNS:
+            return AGREE if self.truth.ran else FALSE_PASS
+        if self.answer == CANNOT:
+            return FALSE_REFUSAL if self.truth.ran else AGREE
+        return OPEN
+
+
+def cells(truth: Truth, pin: str, n: WheelNeeds) -> list[Cell]:
+    """Every recorded cell of one wheel, with verify's answer for that machine."""
+    out = []
+    for r in sorted(
+        (r for r in truth.runs if r.pin == pin), key=lambda r: (r.where == NATIVE, r.where)
+    ):
+        v = host_verdict(truth.machine(r.where), n)
+        out.append(Cell(pin, r.where, v.answer, v.missing or v.unsettled, r))
+    return out

@@ -37,6 +37,7 @@ from tfforge.verify.answers import (
     judge_run,
     needs,
     same_answer_as,
+    with_variants,
 )
 from tfforge.verify.wheelcheck import (
     FAIL,
@@ -193,6 +194,7 @@ def verify(
         progress=progress,
     )
     checked, scans, errors, sha, cached = scanned
+    scans = with_variants(scans)
     timings.append(("read + scan", time.perf_counter() - t0))
     facts = checked.facts
     claim = claimed_features(facts.local_label) if facts.local_label else (frozenset(), [])

@@ -21,7 +21,7 @@ from tfforge.elfscan import scan as elfscan
 from tfforge.elfscan.decode import split_points
 from tfforge.elfscan.names import demangle
 from tfforge.elfscan.results import LibraryScan
-from tfforge.errors import ConfigError, TfforgeError
+from tfforge.errors import ConfigError, InternalError
 from tfforge.files import sha256_file, write_json_atomic
 from tfforge.host import isa
 from tfforge.paths import cache_dir
@@ -69,17 +69,18 @@ def readable(scans: list[LibraryScan]) -> list[LibraryScan]:
     ]
 
 
-def _worker_died(member: str) -> TfforgeError:
-    return TfforgeError(
+def _worker_died(member: str) -> InternalError:
+    return InternalError(
         f"a scan worker died while scanning {member} (killed for memory?); "
         "nothing was cached: run verify again with --jobs 1"
     )
 
 
 class _Scanner:
-    """Scans libraries as the wheel reader hands them over: in this process (jobs=1) or in a
-    pool of worker processes, a big library split into parts decoded in parallel and then
-    classified by one more job."""
+    """Scans libraries as the wheel reader hands them over: with jobs=1 in one thread of this
+    process (the reading, decompressing and hashing go on in the calling thread, mostly
+    outside the GIL), else in a pool of worker processes, a big library split into parts
+    decoded in parallel and then classified by one more job."""
 
     def __init__(self, jobs: int, examples: int, status: Callable[[str], None]):
         self.jobs, self.examples, self.status = jobs, examples, status
@@ -92,14 +93,17 @@ class _Scanner:
             if jobs > 1
             else None
         )
+        self.thread = futures.ThreadPoolExecutor(max_workers=1) if jobs <= 1 else None
         self.pending: dict[futures.Future, tuple] = {}
         self.parts: dict[str, list] = {}
 
     def add(self, member: str, path: Path) -> None:
-        if self.pool is None:
-            t0 = time.perf_counter()
-            self._done(member, path, lambda: _scan_worker(str(path), member, self.examples), t0)
+        if self.thread is not None:
+            fut = self.thread.submit(_scan_worker, str(path), member, self.examples)
+            self.pending[fut] = ("whole", member, path, time.perf_counter())
+            self.poll(block=False)
             return
+        assert self.pool is not None
         t0 = time.perf_counter()
         try:
             bounds = split_points(path, self.jobs, min_bytes=SPLIT_BYTES)
@@ -182,8 +186,9 @@ class _Scanner:
             part.unlink(missing_ok=True)
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+        for executor in (self.pool, self.thread):
+            if executor is not None:
+                executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _read_and_scan(
@@ -200,7 +205,11 @@ def _read_and_scan(
         scanner = _Scanner(jobs, examples, status)
         try:
             checked = wheel.check(
-                wheel_path, extract_dir=Path(tmp), on_library=scanner.add, progress=progress
+                wheel_path,
+                extract_dir=Path(tmp),
+                on_library=scanner.add,
+                progress=progress,
+                smallest_first=jobs <= 1,
             )
             scanner.poll(block=True)
         finally:

@@ -203,9 +203,12 @@ def check(
     extract_dir: Path | None = None,
     on_library: Callable[[str, Path], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    smallest_first: bool = False,
 ) -> WheelCheck:
-    """Read the whole wheel once: structure problems, facts, and (with extract_dir) the ELF
-    libraries written there, largest first, each handed to on_library when complete."""
+    """Read the whole wheel once: structure problems, facts, and (with extract_dir) every ELF
+    member written there and handed to on_library when complete. ELF files are found by
+    content (the magic bytes), whatever their names; members named like libraries are read
+    first, largest first (smallest first when asked: a single scanner starts sooner)."""
     path = Path(path)
     archive, name, version, tags = open_wheel(path)
     problems: list[str] = []
@@ -355,15 +358,16 @@ def check(
                 f"{', '.join(absent[:3])}{' ...' if len(absent) > 3 else ''}"
             )
 
-        def wanted(info: zipfile.ZipInfo) -> bool:
-            return (
-                extract_dir is not None
-                and LIBRARY_NAME.search(info.filename) is not None
-                and not _is_link(info)
-                and unsafe_reason(info) is None
-            )
+        def extractable(info: zipfile.ZipInfo) -> bool:
+            return extract_dir is not None and not _is_link(info) and unsafe_reason(info) is None
 
-        order = sorted(files, key=lambda i: (not wanted(i), -i.file_size if wanted(i) else 0))
+        def wanted(info: zipfile.ZipInfo) -> bool:
+            return extractable(info) and LIBRARY_NAME.search(info.filename) is not None
+
+        sign = 1 if smallest_first else -1
+        order = sorted(
+            files, key=lambda i: (not wanted(i), sign * i.file_size if wanted(i) else 0)
+        )
         total = sum(i.file_size for i in files)
         if total > MAX_TOTAL:
             problems.append(
@@ -379,9 +383,10 @@ def check(
                 continue
             dest = (
                 extract_dir / f"{n:05d}-{PurePosixPath(info.filename).name}"
-                if wanted(info)
+                if extract_dir is not None and extractable(info)
                 else None
             )
+            sniff = dest is not None and not wanted(info)  # opened once its magic says ELF
             digest_line, size_line = listed.get(info.filename, ("", ""))
             algo = digest_line.partition("=")[0]
             # shake_* are variable-length: RECORD cannot name their length, so they never fit.
@@ -396,7 +401,7 @@ def check(
             size = 0
             error = None
             try:
-                out = open(dest, "wb") if dest else None
+                out = open(dest, "wb") if dest and not sniff else None
             except OSError as exc:
                 raise io_error(dest, exc, "cannot be written") from None
             if out is not None and info.file_size and hasattr(os, "posix_fallocate"):
@@ -407,6 +412,15 @@ def check(
             try:
                 with archive.open(info) as src:
                     while block := src.read(BLOCK):
+                        if sniff:  # the first block of a member not named like a library
+                            sniff = False
+                            if block[:4] == ELF_MAGIC and dest is not None:
+                                try:
+                                    out = open(dest, "wb")
+                                except OSError as exc:
+                                    raise io_error(dest, exc, "cannot be written") from None
+                            else:
+                                dest = None
                         digest.update(block)
                         size += len(block)
                         if out:
@@ -446,6 +460,8 @@ def check(
                     )
             elif info.filename in listed and info.filename not in record_names:
                 problems.append(f"RECORD has no hash for {info.filename}")
+            if dest is not None and sniff:  # an empty member: nothing to sniff
+                dest = None
             if dest is not None:
                 if not error and _is_elf(dest):
                     if on_library:
@@ -469,6 +485,9 @@ def check(
     return WheelCheck(facts, tuple(problems))
 
 
+ELF_MAGIC = b"\x7fELF"
+
+
 def _is_elf(path: Path) -> bool:
     with open(path, "rb") as fh:
-        return fh.read(4) == b"\x7fELF"
+        return fh.read(4) == ELF_MAGIC
