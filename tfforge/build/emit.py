@@ -12,8 +12,9 @@ import shlex
 import yaml
 
 from tfforge.build.matrix import Plan
+from tfforge.options.typed.enums import EmitFormat
 
-FORMATS = ("github", "gitlab", "slurm")
+FORMATS = tuple(f.value for f in EmitFormat)  # declared in tfforge/data/options.toml
 HEADER_ENV = "TFFORGE_REMOTE_HEADER"
 ARTIFACTS = ("wheels/*.whl", "builds/*/build.log", "builds/*/provenance.json")
 _COMMENT = (

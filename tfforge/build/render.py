@@ -19,15 +19,9 @@ import jinja2
 
 from tfforge import resources
 from tfforge.build import toolchains
-from tfforge.build.spec import (
-    CLONE_CHECK,
-    DIST,
-    FRESH_ROOT,
-    BuildSpec,
-    canonical_json,
-    clone_check_source,
-    docker_command,
-)
+from tfforge.build.dockercmd import docker_command
+from tfforge.build.document import canonical_json, clone_check_source
+from tfforge.build.spec import CLONE_CHECK, DIST, FRESH_ROOT, BuildSpec
 from tfforge.errors import BuildError, ConfigError
 from tfforge.files import io_error
 
