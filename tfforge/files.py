@@ -8,6 +8,7 @@ into place; on any failure the temporary file is removed and the target is left 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
@@ -43,9 +44,9 @@ def read_user_bytes(
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: {missing}")
+        raise ConfigError(f"{path}: {missing}") from None
     except OSError as exc:
-        raise io_error(path, exc)
+        raise io_error(path, exc) from exc
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
@@ -61,7 +62,7 @@ def read_user_bytes(
         try:
             data = fh.read(limit + 1)
         except OSError as exc:
-            raise io_error(path, exc)
+            raise io_error(path, exc) from exc
     if len(data) > limit:
         raise ConfigError(f"{path}: more than {limit >> 20} MiB; pass the right file")
     return data
@@ -75,7 +76,7 @@ def read_user_text(
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); pass a text file")
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); pass a text file") from exc
 
 
 def expand(spec: str) -> list[Path]:
@@ -100,7 +101,7 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise io_error(path.parent, exc, "cannot be made a folder")
+        raise io_error(path.parent, exc, "cannot be made a folder") from exc
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as fh:
@@ -108,12 +109,10 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
             fh.flush()
         os.replace(tmp, path)
     except OSError as exc:
-        raise io_error(path, exc, "cannot be written")
+        raise io_error(path, exc, "cannot be written") from exc
     finally:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
     return path
 
 

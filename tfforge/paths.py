@@ -24,7 +24,7 @@ def folder(path: Path, what: str, *, create: bool = False) -> Path:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise io_error(path, exc, f"{what} cannot be made a folder")
+            raise io_error(path, exc, f"{what} cannot be made a folder") from exc
     return path
 
 

@@ -49,7 +49,7 @@ def toml(name: str, package: str = DATA) -> dict[str, Any]:
     try:
         return tomllib.loads(read_text(package, name))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{package.replace('.', '/')}/{name}: not valid TOML ({exc})")
+        raise ConfigError(f"{package.replace('.', '/')}/{name}: not valid TOML ({exc})") from exc
 
 
 def template_path() -> Path:

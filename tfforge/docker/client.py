@@ -157,9 +157,9 @@ def query(client: Client, *args: str, timeout: float = 60) -> subprocess.Complet
         raise BuildError(
             f"Docker engine did not answer `docker {args[0]}` within {timeout:g}s; "
             f"check it (docker info, /tmp/dockerd.log) or restart it"
-        )
+        ) from None
     except OSError as exc:
-        raise BuildError(f"docker client {client.path} does not run ({exc})")
+        raise BuildError(f"docker client {client.path} does not run ({exc})") from exc
 
 
 def api_at_least(version: str, minimum: tuple[int, int]) -> bool:

@@ -70,7 +70,7 @@ def original_wheel(folder: Path, wheels_dir: Path) -> Path:
         raise ConfigError(
             f"{folder / 'provenance.json'} does not name the build's wheel "
             f"({exc}); build it again (`invoke build`), then rebuild"
-        )
+        ) from exc
     wheel = Path(wheels_dir) / name
     if not wheel.is_file():
         raise ConfigError(

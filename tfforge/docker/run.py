@@ -65,8 +65,7 @@ class Quiet:
 def build_lock(build_id: str) -> Iterator[None]:
     """One build per id at a time (the id is a hash of the inputs); other ids run freely."""
     path = paths.cache_dir("locks") / f"{build_id}.lock"
-    handle = open(path, "a+")
-    try:
+    with open(path, "a+") as handle:  # closing it releases the lock
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -75,14 +74,12 @@ def build_lock(build_id: str) -> Iterator[None]:
             raise BuildError(
                 f"build {build_id} is already running (pid {holder}); wait for it "
                 f"to finish or stop it, then retry"
-            )
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
         yield
-    finally:
-        handle.close()
 
 
 def _interrupt_when_parent_dies() -> None:
@@ -110,7 +107,8 @@ def run_docker_build(
     watcher: Watcher | None = None,
     env: Mapping[str, str] | None = None,
 ) -> StepLog:
-    """Run argv (from spec.docker_argv), streaming its log; stop it in the engine on timeout or Ctrl-C.
+    """Run argv (from spec.docker_argv), streaming its log; stop it in the engine on timeout or
+    Ctrl-C.
 
     The timeout counts from `started` (time.monotonic(); default now). env: added to ours."""
     watcher = watcher or Quiet()
@@ -142,7 +140,7 @@ def run_docker_build(
                     line = lines.get(timeout=0.25)
                 except queue.Empty:
                     if time.monotonic() > deadline:
-                        raise TimeoutError
+                        raise TimeoutError from None
                     watcher.tick()
                     continue
                 if line is None:
@@ -226,7 +224,7 @@ def load_build(build_dir: Path) -> dict:
     try:
         doc = json.loads(record.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{record}: not valid JSON ({exc}); re-render the build")
+        raise ConfigError(f"{record}: not valid JSON ({exc}); re-render the build") from exc
     if not isinstance(doc, dict) or not doc.get("id"):
         raise ConfigError(f"{record}: has no 'id'; re-render the build")
     return doc
@@ -279,8 +277,8 @@ def run_build(
     Raises BuildError / ConfigError / Interrupted with wheels_dir unchanged. docker: the client
     ("" = pick one); network, secrets, fresh, build_args: see tfforge.build.spec.docker_argv;
     secret_values: {secret id: content}, written to the `secrets` files under the build lock
-    (so a second build of the id never touches a running build's files) and removed after; env: added to the client's environment;
-    log_path: default builds/<id>/build.log.
+    (so a second build of the id never touches a running build's files) and removed after;
+    env: added to the client's environment; log_path: default builds/<id>/build.log.
     """
     from tfforge.wheel import edit as wheel_edit
 

@@ -218,12 +218,12 @@ def load_host(path: str | Path) -> HostProfile:
             raise ConfigError(
                 f"{path}: malformed JSON at line {exc.lineno} column {exc.colno} "
                 f"({exc.msg}); re-save it with `invoke detect --save`"
-            )
+            ) from exc
         except RecursionError:
             raise ConfigError(
                 f"{path}: JSON nested too deeply to be a host snapshot; re-save it "
                 "with `invoke detect --save`"
-            )
+            ) from None
         return _from_json(doc, str(path), default_name)
     return parse_cpuinfo(text, name=default_name, source=str(path))
 

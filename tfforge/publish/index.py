@@ -201,7 +201,7 @@ class _Lock:
                     raise PublishError(
                         f"another process holds the lock on {self.folder} for "
                         f"over {LOCK_WAIT_S:.0f}s; wait for it and re-run"
-                    )
+                    ) from None
                 time.sleep(0.2)
 
     def __exit__(self, *exc):
@@ -229,7 +229,7 @@ def write_index(folder: Path, tree: dict[str, str]) -> Path:
         try:
             staging = Path(tempfile.mkdtemp(prefix=f".{SIMPLE}-", dir=folder))
         except OSError as exc:
-            raise io_error(folder, exc, "cannot be written")
+            raise io_error(folder, exc, "cannot be written") from exc
         try:
             # mkdtemp makes 0700; a static server usually runs as another user.
             staging.chmod(0o755)

@@ -30,7 +30,9 @@ def load_htpasswd(path: Path) -> Path:
     try:
         users = HtpasswdFile(str(path)).users()
     except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"htpasswd file {str(path)!r} is not readable ({exc}); recreate it")
+        raise ConfigError(
+            f"htpasswd file {str(path)!r} is not readable ({exc}); recreate it"
+        ) from exc
     if not users:
         raise ConfigError(
             f"htpasswd file {str(path)!r} has no users; add one (README, section publish)"
@@ -68,7 +70,7 @@ def check_port(port: int, where: str = "--port") -> None:
             sock.bind((LOOPBACK, port))
         except OSError as exc:
             why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc})"
-            raise ConfigError(f"port {port} on {LOOPBACK} {why}; pick another with --port")
+            raise ConfigError(f"port {port} on {LOOPBACK} {why}; pick another with --port") from exc
 
 
 def wait_listening(proc: subprocess.Popen, port: int, timeout_s: float = 30.0) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import html
 import io
 import logging
@@ -88,7 +89,7 @@ def repository_url(url: str | None, where: str = "--repository") -> str:
     except ValueError as exc:
         raise ConfigError(
             f"{where} {url!r} is not a valid URL ({exc}); write it like http://127.0.0.1:8080/"
-        )
+        ) from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             f"{where} {url!r} is not an http(s) URL; write it like "
@@ -280,7 +281,7 @@ def _run_with_timeout(fn, timeout_s: float) -> None:
     def target():
         try:
             fn()
-        except BaseException as exc:  # handed to the main thread, which decides
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which decides
             failure.append(exc)
 
     worker = threading.Thread(target=target, name="twine-upload", daemon=True)
@@ -314,19 +315,21 @@ def publish(
         started = time.monotonic()
         try:
             with _quiet_twine(show_progress):
-                _run_with_timeout(lambda: _upload_one(path, url, creds, show_progress), timeout_s)
+                _run_with_timeout(
+                    functools.partial(_upload_one, path, url, creds, show_progress), timeout_s
+                )
         except KeyboardInterrupt:
             raise Interrupted(
                 f"upload of {path.name} to {url} interrupted; nothing changed "
                 "locally; the index may hold a partial file, check it before "
                 "re-running" + (f" (uploaded before it: {', '.join(done)})" if done else "")
-            )
+            ) from None
         except TimeoutError:
             raise PublishError(
                 f"upload of {path.name} to {url} did not finish within "
                 f"{timeout_s:.0f}s (--timeout); check the index, then re-run"
-            )
-        except Exception as exc:
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - twine, requests, keyring: explain() names each
             if not (skip_existing and _is_conflict_error(exc)):
                 raise explain(exc, path.name, url, creds, done) from None
             entry.update(status="skipped", seconds=round(time.monotonic() - started, 2))

@@ -481,7 +481,7 @@ def chart(doc: dict, path: Path) -> None:
     per = [[r for r in rows if r["batch"] == b or r["key"] == REFERENCE] for b in batches]
     height = max(3.0, 0.28 * max(len(p) for p in per) + 1.5)
     fig, axes = plt.subplots(1, len(batches), figsize=(9 * len(batches), height), squeeze=False)
-    for ax, batch, group in zip(axes[0], batches, per):
+    for ax, batch, group in zip(axes[0], batches, per, strict=True):
         labels = [
             r["wheel"]
             if r["key"] == REFERENCE
@@ -500,7 +500,7 @@ def chart(doc: dict, path: Path) -> None:
             edgecolor=["black" if r["key"] == doc["baseline"] else "none" for r in group],
             capsize=2,
         )
-        for yi, r in zip(y, group):
+        for yi, r in zip(y, group, strict=True):
             if r["speedup"] is not None:
                 ax.text(
                     r["words_per_s"]["max"], yi, f" {r['speedup']:.2f}x", va="center", fontsize=7
@@ -545,7 +545,7 @@ def write_outputs(doc: dict, out_dir: Path, stem: str = "bench") -> dict[str, Pa
         for k, p in paths.items():
             os.replace(tmp[k], p)
     except OSError as exc:
-        raise io_error(out_dir, exc, "cannot be written")
+        raise io_error(out_dir, exc, "cannot be written") from exc
     finally:
         for t in tmp.values():
             t.unlink(missing_ok=True)

@@ -57,7 +57,7 @@ def run_script(
         raise TfforgeError(
             f"{Path(args[0]).name} with {tf.name} did not finish in "
             f"{timeout:.0f} s (raise --timeout)"
-        )
+        ) from None
     doc = None
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if lines:

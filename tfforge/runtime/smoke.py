@@ -41,9 +41,16 @@ def single_thread_env() -> dict[str, str]:
 
 
 def compare(golden: list[tuple[str, list[str]]], predictions: list[list[str]]) -> list[Mismatch]:
+    """The golden words whose prediction differs, in order; VerifyError when the runner gave
+    another number of predictions than there are words (nothing can be matched then)."""
+    if len(predictions) != len(golden):
+        raise VerifyError(
+            f"the g2p runner returned {len(predictions)} predictions for {len(golden)} words; "
+            "its output does not line up with the golden file"
+        )
     return [
         Mismatch(word, tuple(want), tuple(got))
-        for (word, want), got in zip(golden, predictions)
+        for (word, want), got in zip(golden, predictions, strict=True)
         if list(want) != list(got)
     ]
 

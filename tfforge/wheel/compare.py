@@ -47,7 +47,7 @@ def _digests(path: Path) -> dict[str, tuple[str, int]]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise BuildError(f"{path} is not a readable wheel ({exc})")
+        raise BuildError(f"{path} is not a readable wheel ({exc})") from exc
     out = {}
     with archive:
         for info in archive.infolist():

@@ -234,7 +234,7 @@ def main(argv=None):
     try:
         import numpy as np
         import tensorflow as tf
-    except BaseException as exc:  # report why, whatever it is; SIGILL never gets here
+    except BaseException as exc:  # noqa: BLE001 - report why, whatever it is (SIGILL never gets here)
         json.dump(
             {
                 "error": "import",
