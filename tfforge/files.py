@@ -14,8 +14,13 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any, TypeAlias
 
 from tfforge.errors import ConfigError
+
+# A JSON object read from or written to a file whose fields are not fixed here (build.json,
+# provenance): its values are whatever the document holds, checked where they are read.
+JsonDoc: TypeAlias = dict[str, Any]
 
 MAX_INPUT_BYTES = 16 << 20  # cpuinfo texts, snapshots, tfforge.toml: a few KB; refuse absurd ones
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import tomllib
 from functools import cache
 from importlib import resources as _res
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ G2P = "tfforge.runtime.g2p"
 DOCKERFILE_TEMPLATE = "Dockerfile.j2"
 
 
-def _file(package: str, name: str):
+def _file(package: str, name: str) -> Traversable:
     return _res.files(package).joinpath(name)
 
 

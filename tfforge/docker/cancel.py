@@ -33,7 +33,7 @@ class EngineStep:
     command: str  # the container's init command line, e.g. "/bin/sh -c make"
 
 
-def _proc_stat(pid: str) -> tuple[int, int] | None:
+def _proc_stat(pid: int) -> tuple[int, int] | None:
     """(parent pid, start time in clock ticks since boot) from /proc/PID/stat."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
@@ -43,7 +43,7 @@ def _proc_stat(pid: str) -> tuple[int, int] | None:
     return int(fields[1]), int(fields[19])
 
 
-def _argv(pid: int | str) -> list[str]:
+def _argv(pid: int) -> list[str]:
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
@@ -63,21 +63,21 @@ def engine_steps() -> list[EngineStep] | None:
             if line.startswith("btime ")
         )
         tick = os.sysconf("SC_CLK_TCK")
-        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
     except (OSError, StopIteration, ValueError):
         return None
     parents: dict[int, list[int]] = {}
     started: dict[int, float] = {}
-    daemons = set()
+    daemons: set[int] = set()
     for pid in pids:
         stat = _proc_stat(pid)
         if stat is None:
             continue
-        parents.setdefault(stat[0], []).append(int(pid))
-        started[int(pid)] = boot + stat[1] / tick
+        parents.setdefault(stat[0], []).append(pid)
+        started[pid] = boot + stat[1] / tick
         with contextlib.suppress(OSError):
             if Path(f"/proc/{pid}/comm").read_text().strip() == "dockerd":
-                daemons.add(int(pid))
+                daemons.add(pid)
     if not daemons:
         return None
     steps = []
@@ -101,7 +101,7 @@ def _same_command(step: EngineStep, commands: Iterable[str]) -> bool:
     return any(have.endswith(" ".join(c.split())) for c in commands if c.strip())
 
 
-def stop_client(proc: subprocess.Popen, since: float, running: Iterable[str] = ()) -> str:
+def stop_client(proc: subprocess.Popen[bytes], since: float, running: Iterable[str] = ()) -> str:
     """Stop a running build for real; return what happened, for the error message.
 
     running: the RUN commands our log shows as started and not finished; they tell our step

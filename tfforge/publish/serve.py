@@ -73,7 +73,7 @@ def check_port(port: int, where: str = "--port") -> None:
             raise ConfigError(f"port {port} on {LOOPBACK} {why}; pick another with --port") from exc
 
 
-def wait_listening(proc: subprocess.Popen, port: int, timeout_s: float = 30.0) -> None:
+def wait_listening(proc: subprocess.Popen[bytes], port: int, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -89,7 +89,7 @@ def wait_listening(proc: subprocess.Popen, port: int, timeout_s: float = 30.0) -
     raise PublishError(f"pypiserver did not listen on {LOOPBACK}:{port} within {timeout_s:.0f}s")
 
 
-def stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:

@@ -70,7 +70,9 @@ def _zip_info(name: str, source: zipfile.ZipInfo | None = None) -> zipfile.ZipIn
     return info
 
 
-def finalize(raw: Path, out_dir: Path, *, local_version: str, provenance: Mapping) -> Path:
+def finalize(
+    raw: Path, out_dir: Path, *, local_version: str, provenance: Mapping[str, object]
+) -> Path:
     """Write the finalized wheel into out_dir and return its path (see module docstring).
 
     Raises BuildError when the raw wheel is inconsistent (bad name, unsafe paths, a member whose
@@ -168,7 +170,9 @@ def finalize(raw: Path, out_dir: Path, *, local_version: str, provenance: Mappin
     return final
 
 
-def _check(name: str, digest, size: int, listed: Mapping[str, tuple[str, str]]) -> None:
+def _check(
+    name: str, digest: hashlib._Hash, size: int, listed: Mapping[str, tuple[str, str]]
+) -> None:
     """A member must match its RECORD line where that line has a hash."""
     want_hash, want_size = listed[name]
     if want_hash and (want_hash != record_digest(digest) or (want_size and int(want_size) != size)):
