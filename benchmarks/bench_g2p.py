@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tfforge.console import Progress
-from tfforge.runtime import bench, g2p, venvs
+from tfforge.runtime import bench, bench_report, g2p, venvs
 from tfforge.runtime.probe import TfPython, run_script
 
 WHEELS = ("tensorflow-cpu==2.14.1", "intel-tensorflow-avx512==2.14.0", "tensorflow-cpu==2.21.0")
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         doc = bench.run(plan, progress=Progress)
         doc["targets"] = check_targets(doc)
-    paths = bench.write_outputs(doc, args.out, stem="bench-g2p")
+    paths = bench_report.write_outputs(doc, args.out, stem="bench-g2p")
     with open(paths["markdown"], "a") as fh:
         fh.write("\n".join(report(doc["targets"])) + "\n")
     print(paths["markdown"].read_text())

@@ -13,10 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tfforge.errors import VerifyError
+from tfforge.files import JsonDoc
 from tfforge.runtime import g2p, probe, venvs
 from tfforge.runtime.probe import TfPython
+
+if TYPE_CHECKING:  # verify is loaded only when a wheel is given
+    from tfforge.verify.verdict import HostVerdict
 
 CURRENT = "current"  # the wheel spec meaning: this interpreter's TensorFlow
 
@@ -64,7 +69,7 @@ def smoke(
     repeat: int,
     timeout: float,
     status: Callable[[str], None] = lambda line: None,
-) -> dict:
+) -> JsonDoc:
     """The smoke result document (`ok` False when words differ); VerifyError when TensorFlow
     does not import or the runner fails. `status` receives progress lines."""
     pairs = g2p.read_golden(golden)
@@ -152,7 +157,7 @@ def smoke(
     }
 
 
-def _static_verdict(tf_python: TfPython, status: Callable[[str], None]):
+def _static_verdict(tf_python: TfPython, status: Callable[[str], None]) -> HostVerdict | None:
     """verify's static verdict for this host (cached scan), or None without a wheel."""
     if tf_python.wheel is None:
         return None
