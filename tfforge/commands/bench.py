@@ -86,7 +86,9 @@ def bench_command(specs: list[str], *, as_json: bool = False, **options) -> dict
     doc = runtime.run(plan, progress=console.Progress)
     # A run in which every row failed measured nothing: it never replaces earlier results.
     all_failed = bool(doc["rows"]) and all(r["error"] for r in doc["rows"])
-    written = bench_report.write_outputs(doc, plan.out_dir, "bench-failed" if all_failed else "bench")
+    written = bench_report.write_outputs(
+        doc, plan.out_dir, "bench-failed" if all_failed else "bench"
+    )
     if all_failed:
         console.warn(
             f"every configuration failed; results kept in {written['json']}, "
