@@ -99,7 +99,8 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
     The temporary name carries the process id: two processes writing the same file (a shared
     cache) never write into each other's temporary file. Any OSError (a folder in the way, a
     parent that is a file, no permission, a full disk) is one ConfigError naming the path; the
-    temporary file is gone and the target untouched."""
+    temporary file is gone and the target untouched. Hand-written: the standard library has no
+    atomic write and the atomicwrites package is no longer maintained."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; pass a file name")

@@ -17,7 +17,6 @@ from tfforge.errors import ConfigError
 
 DATA = "tfforge.data"
 TEMPLATES = "tfforge.templates"
-G2P = "tfforge.runtime.g2p"
 DOCKERFILE_TEMPLATE = "Dockerfile.j2"
 
 

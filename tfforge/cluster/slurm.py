@@ -41,11 +41,6 @@ def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[st
         ) from None
 
 
-def test_only(script: Path) -> subprocess.CompletedProcess[str]:
-    """`sbatch --test-only`: Slurm validates the script and says when it would start."""
-    return _run(["sbatch", "--test-only", str(script)])
-
-
 def submit(script: Path) -> str:
     """Submit the array script; the job id."""
     proc = _run(["sbatch", "--parsable", str(script)])

@@ -203,7 +203,9 @@ class ImageFact(TypedDict):
 def dockerfile_images(text: str) -> list[str]:
     """Images the Dockerfile's FROM lines pull: not `scratch`, not earlier stage names.
 
-    Global `ARG NAME=default` before the first FROM is substituted, as docker does.
+    Global `ARG NAME=default` before the first FROM is substituted, as docker does. Hand-written:
+    FROM lines, global ARG defaults and stage names are all it needs; a Dockerfile parser
+    (dockerfile-parse) would add a dependency and scopes ARGs to the last stage.
     """
     args: dict[str, str] = {}
     stages: set[str] = set()

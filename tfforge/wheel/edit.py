@@ -51,7 +51,10 @@ def labelled_version(version: str, label: str) -> Version:
 
 
 def _rewrite_metadata(data: bytes, version: str) -> bytes:
-    """Replace the Version header (headers end at the first blank line)."""
+    """Replace the Version header (headers end at the first blank line).
+
+    Hand-written: only that line may change. packaging.metadata parses METADATA but writes no
+    byte-for-byte copy, and email's generator re-folds headers."""
     lines = data.decode("utf-8").split("\n")
     for index, line in enumerate(lines):
         if not line.strip():
