@@ -9,7 +9,7 @@ from conftest import options_for
 
 from tfforge.commands import bench as bench_cmd
 from tfforge.errors import ConfigError
-from tfforge.runtime import bench
+from tfforge.runtime import bench, bench_report
 
 
 def plan_for(wheels: list[str], **flags):
@@ -122,7 +122,7 @@ def test_outputs_table_json_and_png(tmp_path):
         "baseline": "a graph",
         "rows": [bench.asdict(r) for r in rows],
     }
-    paths = bench.write_outputs(doc, tmp_path / "out")
+    paths = bench_report.write_outputs(doc, tmp_path / "out")
     assert json.loads(paths["json"].read_text())["rows"][2]["speedup"] == 3.0
     table, pivot = paths["markdown"].read_text().split("Side by side")
     body = [ln for ln in table.splitlines() if ln.startswith("| ") and not ln.startswith("| wheel")]

@@ -8,6 +8,7 @@ from tfforge import console, paths
 from tfforge.errors import Interrupted, TfforgeError
 from tfforge.options.typed.bench import BenchOptions
 from tfforge.runtime import bench as runtime
+from tfforge.runtime import bench_report
 
 _AXES = ("threads", "onednn", "modes", "batches", "warmup", "repeat", "words")
 
@@ -37,7 +38,9 @@ def bench_command(opts: BenchOptions) -> dict:
     doc = runtime.run(plan, progress=console.Progress)
     # A run in which every row failed measured nothing: it never replaces earlier results.
     all_failed = bool(doc["rows"]) and all(r["error"] for r in doc["rows"])
-    written = runtime.write_outputs(doc, plan.out_dir, "bench-failed" if all_failed else "bench")
+    written = bench_report.write_outputs(
+        doc, plan.out_dir, "bench-failed" if all_failed else "bench"
+    )
     if all_failed:
         console.warn(
             f"every configuration failed; results kept in {written['json']}, "
@@ -47,7 +50,7 @@ def bench_command(opts: BenchOptions) -> dict:
     if opts.json:
         console.print_json(doc)
     else:
-        console.say(runtime.markdown(doc))
+        console.say(bench_report.markdown(doc))
         console.say("wrote " + ", ".join(str(p) for p in written.values()))
     if doc.get("interrupted"):
         raise Interrupted(
