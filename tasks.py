@@ -4,7 +4,7 @@ runs (tfforge/cli.py builds them from tfforge/data/options.toml).
 Run `invoke --list` for the tasks and `invoke --help TASK` for their flags.
 """
 
-from tfforge.commands.runner import quit_on_interrupt  # noqa: I001 - first: Ctrl-C exits 130
+from tfforge.commands.runner import quit_on_interrupt
 
 quit_on_interrupt()
 

@@ -12,13 +12,16 @@ the options and imports the command only then, so `--list` and `--help` load no 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tfforge.options import declared
 from tfforge.options.declared import Command, Option, Param
 
 if TYPE_CHECKING:
-    from invoke import Collection, Program, Task
+    from invoke.collection import Collection
+    from invoke.program import Program
+    from invoke.tasks import Task
 
 _P = inspect.Parameter
 
@@ -56,11 +59,11 @@ def _signature(cmd: Command) -> inspect.Signature:
     return inspect.Signature(params)
 
 
-def make_task(cmd: Command) -> Task:
+def make_task(cmd: Command) -> Task[Callable[..., None]]:
     """One invoke Task for a declared command."""
-    from invoke import Task
+    from invoke.tasks import Task
 
-    def body(c: object, **given: object) -> None:  # noqa: ARG001 - invoke passes its Context
+    def body(c: object, **given: object) -> None:
         from tfforge.commands.runner import run_task
 
         run_task(cmd.name, given)
@@ -83,7 +86,7 @@ def make_task(cmd: Command) -> Task:
 def namespace() -> Collection:
     """Every declared task, in the data file's order. A new collection per call: invoke's
     Task.get_arguments consumes the task's help as it builds the flags."""
-    from invoke import Collection
+    from invoke.collection import Collection
 
     ns = Collection()
     for cmd in declared.declarations().commands.values():
@@ -92,7 +95,7 @@ def namespace() -> Collection:
 
 
 def program() -> Program:
-    from invoke import Program
+    from invoke.program import Program
 
     from tfforge import __version__
 

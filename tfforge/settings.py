@@ -41,11 +41,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
     try:
         doc = tomllib.loads(read_user_text(path))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc}); fix or remove it")
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix or remove it") from None
     except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply to read; fix or remove it")
+        raise ConfigError(f"{path}: nested too deeply to read; fix or remove it") from None
     except ConfigError as exc:
-        raise ConfigError(f"{exc}; fix or remove it")
+        raise ConfigError(f"{exc}; fix or remove it") from None
     table = doc.get("tfforge", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: 'tfforge' must be a table ([tfforge]); fix or remove it")

@@ -274,7 +274,9 @@ def test_unusable_docker_client_is_refused_before_rendering(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:abc/", "http://[::1/"])
 def test_publish_repository_with_a_bad_port(tmp_path, url):
-    assert "--repository" in one_line(task("publish"), wheels=str(tmp_path / "x.whl"), repository=url)
+    assert "--repository" in one_line(
+        task("publish"), wheels=str(tmp_path / "x.whl"), repository=url
+    )
 
 
 def test_ctrl_c_while_starting_exits_130(tmp_path):

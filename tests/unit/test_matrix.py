@@ -236,7 +236,9 @@ def test_invoke_matrix_emits_files_matching_its_json_plan(tmp_path):
     want = [(c["cell"], c["target"], c["tf_version"], c["python_version"]) for c in cells]
     assert all(re.fullmatch(r"2\.21\.0-\S+-[0-9a-f]{12}", c["build_id"]) for c in cells)
     for fmt in ("github", "gitlab"):
-        proc = run_cli("matrix", str(HOSTS), "--python-version", "3.11,3.12", "--emit", fmt, env=env)
+        proc = run_cli(
+            "matrix", str(HOSTS), "--python-version", "3.11,3.12", "--emit", fmt, env=env
+        )
         assert proc.returncode == 0, proc.stderr
         path = tmp_path / emit_default(fmt)
         doc = yaml.safe_load(path.read_text())
@@ -298,9 +300,7 @@ def test_cells_build_with_the_shared_options_and_plan_with_the_build_gcc(tmp_pat
     opts = settings.resolve("matrix", given, root=tmp_path, environ={})
     p, ids = matrix_cmd.make_plan(opts)
     cell = p.cells[0]
-    s = make(
-        target=cell.display, bazel_provider="debian", mkl=True, gcc_version="12.2.0"
-    )
+    s = make(target=cell.display, bazel_provider="debian", mkl=True, gcc_version="12.2.0")
     assert ids[cell.cell] == s.build_id
     flags = matrix_cmd.shared_flags(opts.spec)
     assert flags == ("--bazel-provider", "debian", "--gcc-version", "12.2.0", "--mkl")

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli, spec_options, tree_bytes
+from conftest import ROOT, run_cli, tree_bytes
 from conftest import make_spec as make
 
 from tfforge.build import dockercmd, document, render, spec, toolchains

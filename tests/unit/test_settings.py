@@ -16,7 +16,9 @@ from enum import StrEnum
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from tfforge import settings
 from tfforge.errors import ConfigError, Origin
@@ -44,7 +46,9 @@ def test_precedence_and_where_each_value_came_from(tmp_path):
     (tmp_path / "tfforge.toml").write_text('[tfforge]\nmatch_gcc_version = "11.4.0"\n')
     opts = resolve("detect", root=tmp_path)
     assert opts.match_gcc_version == "11.4.0"
-    assert opts.origin("match_gcc_version") == Origin("file", "tfforge.toml key 'match_gcc_version'")
+    assert opts.origin("match_gcc_version") == Origin(
+        "file", "tfforge.toml key 'match_gcc_version'"
+    )
     env = {"TFFORGE_MATCH_GCC_VERSION": "10.5.0", "TFFORGE_TF_PROBE_TIMEOUT": "5"}
     opts = resolve("detect", root=tmp_path, env=env)
     assert (opts.match_gcc_version, opts.tf_probe_timeout) == ("10.5.0", 5.0)
@@ -94,8 +98,10 @@ def test_matrix_reads_the_spec_group_whole_with_flags_only_where_declared(tmp_pa
 # ---- bad configuration files and variables ---------------------------------------------------
 def test_unknown_key_bad_toml_and_deep_nesting(tmp_path):
     cfg = tmp_path / "tfforge.toml"
-    cfg.write_text('[tfforge]\nsmoke_batc = 3\n')
-    with pytest.raises(ConfigError, match="unknown option 'smoke_batc' \\(did you mean 'smoke_batch'"):
+    cfg.write_text("[tfforge]\nsmoke_batc = 3\n")
+    with pytest.raises(
+        ConfigError, match="unknown option 'smoke_batc' \\(did you mean 'smoke_batch'"
+    ):
         resolve("smoke", {"wheel": "w"}, root=tmp_path)
     cfg.write_text("[tfforge\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
@@ -104,7 +110,9 @@ def test_unknown_key_bad_toml_and_deep_nesting(tmp_path):
     with pytest.raises(ConfigError, match="nested too deeply"):
         resolve("detect", root=tmp_path)
     cfg.write_text('[tfforge]\ntarget = [["haswell"]]\n')
-    with pytest.raises(ConfigError, match="tfforge.toml key 'target' a list of 1: must be a string"):
+    with pytest.raises(
+        ConfigError, match="tfforge.toml key 'target' a list of 1: must be a string"
+    ):
         resolve("detect", root=tmp_path)  # the whole file is checked, not only detect's options
 
 
@@ -228,9 +236,13 @@ def toml_text(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf") if math.isinf(
-            value
-        ) else repr(value)
+        return (
+            "nan"
+            if math.isnan(value)
+            else ("inf" if value > 0 else "-inf")
+            if math.isinf(value)
+            else repr(value)
+        )
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):

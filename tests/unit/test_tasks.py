@@ -60,7 +60,9 @@ def test_help_shows_the_declared_help_and_defaults(task):
             assert args[p.flag].help.endswith(f"(default: {opt.default_text})")
     proc = run_cli("--help", task)
     assert proc.returncode == 0, proc.stderr
-    assert all(f"--{p.flag.replace('_', '-')}" in proc.stdout for p in declared.command(task).params)
+    assert all(
+        f"--{p.flag.replace('_', '-')}" in proc.stdout for p in declared.command(task).params
+    )
     assert declared.command(task).help.split()[0] in proc.stdout
 
 
@@ -123,14 +125,19 @@ def test_every_documented_command_line_parses_and_resolves(line, tmp_path):
         ("invoke detect --gcc-version 13.2.0", lambda o: o.match_gcc_version == "13.2.0"),
         ("invoke build --gcc-version 12.2.0", lambda o: o.spec.build_gcc_version == "12.2.0"),
         ("invoke detect -j -g 11.4.0", lambda o: o.json and o.match_gcc_version == "11.4.0"),
-        ("invoke render --sse4-2 --avx512-vnni", lambda o: o.spec.features == ("sse4_2", "avx512_vnni")),
+        (
+            "invoke render --sse4-2 --avx512-vnni",
+            lambda o: o.spec.features == ("sse4_2", "avx512_vnni"),
+        ),
         ("invoke bench a.whl -h b.whl --quick", lambda o: o.bench_more_wheels == ("b.whl",)),
         ("invoke matrix hosts/ --bazel-arg=--jobs=2", lambda o: o.spec.bazel_args == ("--jobs=2",)),
     ],
 )
 def test_command_lines_mean_what_they_meant(line, check, tmp_path):
     words = shlex.split(line)[1:]
-    [parsed] = [c for c in Parser(contexts=cli.namespace().to_contexts()).parse_argv(words) if c.name]
+    [parsed] = [
+        c for c in Parser(contexts=cli.namespace().to_contexts()).parse_argv(words) if c.name
+    ]
     given = parsed.as_kwargs
     assert check(settings.resolve(parsed.name, given, root=tmp_path, environ={}))
 

@@ -8,6 +8,7 @@ the CI ones name a secret (TFFORGE_REMOTE_HEADER) that the engine injects at run
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 import yaml
 
@@ -36,7 +37,7 @@ _Dumper.add_representer(
 )
 
 
-def _dump(doc: dict) -> str:
+def _dump(doc: dict[str, Any]) -> str:
     return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=1000, default_flow_style=False)
 
 
@@ -54,7 +55,7 @@ def github(plan: Plan, shared: tuple[str, ...], *, max_parallel: int = 0) -> str
         "--python-version",
         "${{ matrix.python_version }}",
     ]
-    strategy: dict = {"fail-fast": False}
+    strategy: dict[str, Any] = {"fail-fast": False}
     if max_parallel:
         strategy["max-parallel"] = max_parallel
     strategy["matrix"] = {

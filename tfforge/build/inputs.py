@@ -74,7 +74,7 @@ def check_cache_url(url: str, where: str = "--remote-cache") -> str:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a non-numeric port
     except ValueError:
-        raise ConfigError(f"{bad}: not a URL")
+        raise ConfigError(f"{bad}: not a URL") from None
     if parts.scheme not in CACHE_SCHEMES:
         raise ConfigError(f"{bad}: scheme must be one of {', '.join(CACHE_SCHEMES)}")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:

@@ -2,10 +2,11 @@
 
 Credentials never enter build files: the command reads them from the environment (or a file the
 environment names) and hands them to `docker build --secret` through a private file (0600, in a
-0700 folder of the user's cache) that exists only while the build runs. The RUN step reads the secret at run time (tfforge/build/
-render.py: remote_context), so it is neither in the Dockerfile, the image history, the wheel nor
-builds/. The flag is passed on Bazel's command line, not in a bazelrc: TensorFlow's .bazelrc sets
---announce_rc, which would print rc-file options into the log.
+0700 folder of the user's cache) that exists only while the build runs. The RUN step reads the
+secret at run time (tfforge/build/render.py: remote_context), so it is neither in the
+Dockerfile, the image history, the wheel nor builds/. The flag is passed on Bazel's command
+line, not in a bazelrc: TensorFlow's .bazelrc sets --announce_rc, which would print rc-file
+options into the log.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from tfforge import paths
 from tfforge.build.render import SECRET_HEADER, SECRET_NETRC
@@ -89,7 +91,7 @@ def written(secrets: Mapping[str, str], files: Mapping[str, str]) -> Iterator[No
                 os.unlink(path)
 
 
-def log_facts(text: str) -> dict:
+def log_facts(text: str) -> dict[str, Any]:
     """Bazel's process summary from a build log: remote cache hits, or why it was skipped."""
     summary = _PROCESSES.findall(text)
     processes, detail = (int(summary[-1][0]), summary[-1][1]) if summary else (None, "")

@@ -94,7 +94,9 @@ def walk_source(root: Path, where: str = "--source-dir") -> tuple[SourceEntry, .
             if name.endswith(".pyc"):
                 continue
             if any(ord(ch) < 32 or ch == "\x7f" for ch in rel):
-                raise ConfigError(f"{where}: file name {short(rel)} has control characters; rename it")
+                raise ConfigError(
+                    f"{where}: file name {short(rel)} has control characters; rename it"
+                )
             full = Path(dirpath, name)
             target = os.readlink(full) if full.is_symlink() else ""
             if any(0xDC80 <= ord(ch) <= 0xDCFF for ch in rel + target):  # undecodable bytes

@@ -152,7 +152,7 @@ class BuildSpec:
         try:
             return Version(f"{self.tf_version}+{raw}").local or raw
         except InvalidVersion:
-            raise ConfigError(f"cannot make a PEP 440 local version from {raw!r}")
+            raise ConfigError(f"cannot make a PEP 440 local version from {raw!r}") from None
 
     @property
     def version(self) -> str:

@@ -52,7 +52,9 @@ def _flags_for(name: str, compiler: str, version: str, asked: str) -> tuple[str,
     try:
         flags = fleet.optimization_flags(name, compiler, version)
     except archspec.cpu.UnsupportedMicroarchitecture as exc:
-        raise ConfigError(f"{asked}: {exc}; pick an older target or a newer --{compiler}-version")
+        raise ConfigError(
+            f"{asked}: {exc}; pick an older target or a newer --{compiler}-version"
+        ) from exc
     return tuple(flags.split())
 
 
@@ -79,7 +81,7 @@ def _host_target(
 ) -> TargetChoice:
     best = fleet.best_target(hosts, gcc_version)
     if compiler == "gcc":
-        flags = tuple(best.flags.split())
+        flags = tuple((best.flags or "").split())
     else:
         flags = _flags_for(best.name, compiler, version, f"target {best.name}")
     return TargetChoice(
@@ -88,7 +90,8 @@ def _host_target(
         name=best.name,
         features=best.features,
         flags=flags,
-        flags_from=f"fleet.best_target, then archspec optimization_flags({compiler!r}, {version!r})",
+        flags_from="fleet.best_target, then archspec "
+        f"optimization_flags({compiler!r}, {version!r})",
         hosts=tuple((h.name, snapshot_sha256(h)) for h in hosts),
         skipped=best.skipped,
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 from tfforge import console, paths
 from tfforge.errors import Interrupted, TfforgeError
+from tfforge.files import JsonDoc
 from tfforge.options.typed.bench import BenchOptions
 from tfforge.runtime import bench as runtime
 from tfforge.runtime import bench_report
@@ -33,7 +34,7 @@ def bench_plan(opts: BenchOptions) -> runtime.Plan:
     )
 
 
-def bench_command(opts: BenchOptions) -> dict:
+def bench_command(opts: BenchOptions) -> JsonDoc:
     plan = bench_plan(opts)
     doc = runtime.run(plan, progress=console.Progress)
     # A run in which every row failed measured nothing: it never replaces earlier results.

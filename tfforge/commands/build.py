@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tfforge import console, paths
-from tfforge.build import dockercmd, remote, render, spec
+from tfforge.build import dockercmd, document, remote, render, spec
 from tfforge.errors import BuildError
+from tfforge.files import JsonDoc
 from tfforge.host import isa
 from tfforge.options.typed.build import BuildOptions
 from tfforge.options.typed.render import RenderOptions
@@ -47,7 +48,7 @@ def _summary(s: spec.BuildSpec, r: render.Rendered) -> list[str]:
         f"git {s.source.tag} @ {s.source.commit}"
         if s.source.kind == "git"
         else f"local {s.source.path} ({len(s.source.entries)} files, "
-        f"tree sha256 {s.source.tree_sha256[:16]})"
+        f"tree sha256 {(s.source.tree_sha256 or '')[:16]})"
     )
     pin = "pinned" if s.base_image_pinned else "NOT pinned by digest"
     return [
@@ -61,13 +62,13 @@ def _summary(s: spec.BuildSpec, r: render.Rendered) -> list[str]:
         f"  isa note: {s.isa_note.level}: {s.isa_note.why}",
         f"  recipe:  {s.evidence_line()}"
         + (" (secondary evidence only)" if s.toolchain.secondary_only else ""),
-        f"  version: {s.version} ({spec.WHEEL_NAME})",
+        f"  version: {s.version} ({document.WHEEL_NAME})",
         f"  image:   {s.base_image} ({pin})",
         f"  source:  {src}",
     ]
 
 
-def render_command(opts: RenderOptions) -> dict:
+def render_command(opts: RenderOptions) -> JsonDoc:
     """`invoke render`: write builds/<id>/ and say what it holds."""
     s = spec.make(opts.spec)
     _warn_all(s)
@@ -94,7 +95,7 @@ def _host_isa_warning(s: spec.BuildSpec) -> str | None:
 
     try:
         here = cpu.detect_host()
-    except Exception:  # detection is advice here; never block a build on it
+    except Exception:  # noqa: BLE001 - detection is advice here; never block a build on it
         return None
     if not here.is_x86:
         return None
@@ -124,7 +125,7 @@ def docker_client(configured: str | None) -> tuple[str, str | None]:
 
 def plan(
     s: spec.BuildSpec, r: render.Rendered, client: str, secrets: Mapping[str, str] | None = None
-) -> dict:
+) -> JsonDoc:
     """What `build` runs: the argv the engine runs (tfforge.build.dockercmd.docker_argv)."""
     build_dir = r.path.resolve()
     return {
@@ -143,7 +144,7 @@ def plan(
     }
 
 
-def build_command(opts: BuildOptions) -> dict:
+def build_command(opts: BuildOptions) -> JsonDoc:
     """`invoke build`: render (or reuse), then print the plan or run it on the engine."""
     s = spec.make(opts.spec)
     timeout_s = opts.build_timeout

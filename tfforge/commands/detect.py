@@ -10,6 +10,7 @@ import importlib.util
 
 from tfforge import console
 from tfforge.errors import TfforgeError
+from tfforge.files import JsonDoc
 from tfforge.host import cpu, fleet, isa
 from tfforge.options.typed.detect import DetectOptions
 from tfforge.runtime import probe
@@ -18,7 +19,7 @@ from tfforge.runtime import probe
 STOCK_BASELINE = isa.closure(["avx"])
 
 
-def tensorflow_report(timeout: float) -> dict:
+def tensorflow_report(timeout: float) -> JsonDoc:
     """The installed TensorFlow as tfprobe.py sees it in a subprocess (detect stays fast), or
     why it cannot say."""
     if importlib.util.find_spec("tensorflow") is None:
@@ -34,9 +35,11 @@ def tensorflow_report(timeout: float) -> dict:
     return doc
 
 
-def host_report(host: cpu.HostProfile, gcc_version: str) -> dict:
+def host_report(host: cpu.HostProfile, gcc_version: str) -> JsonDoc:
     """Everything detect says about one host except the TensorFlow probe."""
-    doc = {"host": {k: v for k, v in host.to_dict().items() if k not in ("flags", "schema")}}
+    doc: JsonDoc = {
+        "host": {k: v for k, v in host.to_dict().items() if k not in ("flags", "schema")}
+    }
     doc["host"]["source"] = host.source
     if not host.is_x86:
         doc["x86"] = False
@@ -73,7 +76,7 @@ def host_report(host: cpu.HostProfile, gcc_version: str) -> dict:
     return doc
 
 
-def detect_command(opts: DetectOptions) -> dict:
+def detect_command(opts: DetectOptions) -> JsonDoc:
     host = cpu.load_host(opts.cpuinfo) if opts.cpuinfo else cpu.detect_host()
     doc = host_report(host, opts.match_gcc_version)
     if opts.cpuinfo:
@@ -91,7 +94,7 @@ def detect_command(opts: DetectOptions) -> dict:
     return doc
 
 
-def _show_detect(doc: dict) -> None:
+def _show_detect(doc: JsonDoc) -> None:
     from rich.table import Table
 
     out, h = console.out, {k: "?" if v is None else console.safe(v) for k, v in doc["host"].items()}

@@ -5,10 +5,11 @@ from __future__ import annotations
 from tfforge import console
 from tfforge.docker.client import client_can_buildkit, engine_facts, image_facts, resolve_client
 from tfforge.errors import BuildError
+from tfforge.files import JsonDoc
 from tfforge.options.typed.engine import EngineOptions
 
 
-def engine_command(opts: EngineOptions) -> dict:
+def engine_command(opts: EngineOptions) -> JsonDoc:
     """`invoke engine`: which client, which engine, BuildKit, and whether the base image exists."""
     from tfforge.build.inputs import check_image_ref
 
@@ -16,8 +17,9 @@ def engine_command(opts: EngineOptions) -> dict:
     check_image_ref(image, opts.where("engine_image"))  # before the engine: `--image --help`
     client = resolve_client(opts.docker or "")
     facts = engine_facts(client)
+    base: dict[str, object]
     try:
-        base = image_facts(client, [image])[0]
+        base = dict(image_facts(client, [image])[0])
     except BuildError as exc:
         base = {"ref": image, "missing": str(exc)}
     doc = {**facts.as_dict(), "base_image": base}
@@ -34,7 +36,7 @@ def engine_command(opts: EngineOptions) -> dict:
         f"engine:  Docker {facts.server_version}, API {facts.api_version}, "
         f"{facts.os_arch}, storage {facts.storage_driver or '?'}",
         f"buildkit: {'available' if facts.buildkit else 'NOT available'}",
-        f"base:    {image} " + (base.get("id", "") or base.get("missing", "")),
+        f"base:    {image} {base.get('id') or base.get('missing') or ''}",
     ):
         console.say(line)
     return doc

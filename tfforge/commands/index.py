@@ -7,7 +7,7 @@ from tfforge.options.typed.index import IndexOptions
 from tfforge.publish import index
 
 
-def index_command(opts: IndexOptions) -> dict:
+def index_command(opts: IndexOptions) -> index.IndexResult:
     folder = paths.wheels_dir()
     result = index.build_index(folder)
     for s in result["skipped"]:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from tfforge import console
 from tfforge.errors import TfforgeError
+from tfforge.files import JsonDoc
 from tfforge.host import cpu, fleet, isa
 from tfforge.options.typed.match import MatchOptions
 
 
 def match_report(
     hosts: list[cpu.HostProfile], gcc_version: str, require: frozenset[str] = frozenset()
-) -> dict:
+) -> JsonDoc:
     fleet.check_fleet(hosts)
     best = fleet.best_target(hosts, gcc_version)
     rows = []
@@ -64,7 +65,7 @@ def match_report(
     }
 
 
-def match_command(opts: MatchOptions) -> dict:
+def match_command(opts: MatchOptions) -> JsonDoc:
     where = opts.where("require")
     wanted = frozenset(isa.canonical(n, source=where) for n in opts.require)
     profiles = cpu.load_hosts(opts.fleet)
@@ -90,7 +91,7 @@ def _short(why: str, keep: int = 4) -> str:
     return why
 
 
-def _show_match(doc: dict) -> None:
+def _show_match(doc: JsonDoc) -> None:
     from rich.table import Table
 
     out = console.out

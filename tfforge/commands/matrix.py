@@ -20,7 +20,7 @@ from rich.table import Table
 from tfforge import console, paths
 from tfforge.build import emit, matrix, spec
 from tfforge.errors import BuildError, ConfigError, Origin
-from tfforge.files import write_json_atomic
+from tfforge.files import JsonDoc, write_json_atomic
 from tfforge.host import cpu, isa
 from tfforge.options.typed.cache import CacheOptions
 from tfforge.options.typed.enums import EmitFormat
@@ -99,7 +99,7 @@ def make_plan(opts: MatrixOptions) -> tuple[matrix.Plan, dict[str, str]]:
     return p, ids
 
 
-def _doc(p: matrix.Plan, ids: dict[str, str], flags: tuple[str, ...]) -> dict:
+def _doc(p: matrix.Plan, ids: dict[str, str], flags: tuple[str, ...]) -> JsonDoc:
     doc = p.as_dict()
     for cell in doc["cells"]:
         cell["build_id"] = ids[cell["cell"]]
@@ -107,7 +107,7 @@ def _doc(p: matrix.Plan, ids: dict[str, str], flags: tuple[str, ...]) -> dict:
     return doc
 
 
-def _show_plan(doc: dict) -> None:
+def _show_plan(doc: JsonDoc) -> None:
     t = Table(
         title=f"Build matrix: {len(doc['cells'])} builds "
         f"(common target {doc['common_target']}, GCC {doc['gcc_version']})"
@@ -149,7 +149,7 @@ def _slurm_script(p: matrix.Plan, flags: tuple[str, ...], results: Path, concurr
     )
 
 
-def matrix_command(opts: MatrixOptions) -> dict:
+def matrix_command(opts: MatrixOptions) -> JsonDoc:
     """`invoke matrix HOSTS`: plan, and optionally emit a CI file/Slurm script or run on Slurm."""
     conc = opts.matrix_concurrent
     timeout_s = opts.build_timeout
@@ -193,12 +193,12 @@ def matrix_command(opts: MatrixOptions) -> dict:
 
 def _run_slurm(
     p: matrix.Plan,
-    doc: dict,
+    doc: JsonDoc,
     flags: tuple[str, ...],
     concurrent: int,
     build_timeout: float,
     as_json: bool,
-) -> dict:
+) -> JsonDoc:
     from tfforge.cluster import slurm
 
     results = paths.builds_dir() / "matrix" / time.strftime("run-%Y%m%d-%H%M%S")
@@ -217,7 +217,7 @@ def _run_slurm(
         f"results in {results}"
     )
 
-    def report(elapsed: float, now: list) -> None:
+    def report(elapsed: float, now: list[slurm.CellState]) -> None:
         counts: dict[str, int] = {}
         for s in now:
             counts[s.state] = counts.get(s.state, 0) + 1
@@ -268,7 +268,7 @@ def _run_slurm(
     return summary
 
 
-def cache_command(opts: CacheOptions) -> dict:
+def cache_command(opts: CacheOptions) -> JsonDoc:
     """`invoke cache serve` (the only action): an nginx WebDAV Bazel HTTP cache until Ctrl-C."""
     from tfforge.cluster import cache
 

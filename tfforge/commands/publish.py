@@ -7,12 +7,13 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from tfforge import console
+from tfforge.files import JsonDoc
 from tfforge.options.typed.publish import PublishOptions
 from tfforge.publish import upload
 from tfforge.text import is_loopback
 
 
-def publish_command(opts: PublishOptions, *, environ: Mapping[str, str] | None = None) -> dict:
+def publish_command(opts: PublishOptions, *, environ: Mapping[str, str] | None = None) -> JsonDoc:
     url = upload.repository_url(opts.publish_repository or "", opts.where("publish_repository"))
     paths = upload.resolve_wheels([opts.publish_wheels, *opts.publish_more_wheels])
     upload.check_wheels(paths)

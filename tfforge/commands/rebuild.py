@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 from invoke.exceptions import Exit
 
 from tfforge import console, paths
 from tfforge.options.typed.rebuild import RebuildOptions
 
+if TYPE_CHECKING:
+    from tfforge.docker.rebuild import RebuildResult
 
-def lines(result: dict) -> list[str]:
+
+def lines(result: Mapping[str, Any]) -> list[str]:
     """The report for people: one line when identical, else the members that differ."""
     sha = result["sha256"]
     vary = result.get("vary") or {}
@@ -38,7 +44,7 @@ def lines(result: dict) -> list[str]:
     return out
 
 
-def rebuild_command(opts: RebuildOptions) -> dict:
+def rebuild_command(opts: RebuildOptions) -> RebuildResult:
     """`invoke rebuild`: exit 0 when the rebuild is byte-identical, 1 otherwise."""
     from tfforge.commands.watch import BuildWatcher
     from tfforge.docker import rebuild

@@ -47,7 +47,7 @@ def show_status_logs() -> None:
         logger.propagate = False
 
 
-def _quit(signum: int, frame: object) -> None:  # noqa: ARG001 - signal handler signature
+def _quit(signum: int, frame: object) -> None:
     os.write(2, b"error: interrupted\n")
     os._exit(Interrupted.exit_code)
 
@@ -86,7 +86,8 @@ def run_task(name: str, given: Mapping[str, object]) -> object:
 
 
 def run(command: Callable[..., T], *args: Any, debug: bool = False, **kwargs: Any) -> T:
-    """Call command; turn TfforgeError (and a stray local OSError) into one line and an exit code."""
+    """Call command; a TfforgeError (or a stray local OSError) becomes one line and an exit
+    code."""
     debug = debug or _debug_from_environment()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -99,12 +100,12 @@ def run(command: Callable[..., T], *args: Any, debug: bool = False, **kwargs: An
         detail = getattr(exc, "detail", "") if isinstance(exc, BuildError) else ""
         if detail:
             sys.stderr.write("\n".join(plain(ln) for ln in detail.rstrip("\n").split("\n")) + "\n")
-        raise Exit(f"error: {plain(exc)}", code=exc.exit_code)
+        raise Exit(f"error: {plain(exc)}", code=exc.exit_code) from None
     except OSError as exc:
         # A local I/O failure nothing below turned into a TfforgeError: still one line, exit 2.
         if debug:
             traceback.print_exc()
         where = f"{plain(exc.filename)}: " if exc.filename else ""
-        raise Exit(f"error: {where}{exc.strerror or exc}", code=2)
+        raise Exit(f"error: {where}{exc.strerror or exc}", code=2) from None
     except KeyboardInterrupt:
-        raise Exit(f"error: {Interrupted('interrupted')}", code=Interrupted.exit_code)
+        raise Exit(f"error: {Interrupted('interrupted')}", code=Interrupted.exit_code) from None

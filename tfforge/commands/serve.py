@@ -27,7 +27,7 @@ def serve_command(opts: ServeOptions) -> int:
     argv = serve.pypiserver_argv(root, port, pw)
     console.info("running: " + shlex.join(argv))
 
-    def _terminate(signum, _frame):
+    def _terminate(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM stops the server the same way Ctrl-C does
 
     previous = signal.signal(signal.SIGTERM, _terminate)

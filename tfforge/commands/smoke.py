@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from tfforge import console
 from tfforge.errors import ConfigError, VerifyError
+from tfforge.files import JsonDoc
 from tfforge.options.typed.smoke import SmokeOptions
 from tfforge.runtime import g2p
 from tfforge.runtime import smoke as runtime
 
 
-def smoke_command(opts: SmokeOptions) -> dict:
+def smoke_command(opts: SmokeOptions) -> JsonDoc:
     golden_path = opts.golden or g2p.GOLDEN
     if not golden_path.is_file():
         raise ConfigError(
@@ -41,7 +42,7 @@ def smoke_command(opts: SmokeOptions) -> dict:
     return doc
 
 
-def show(doc: dict) -> None:
+def show(doc: JsonDoc) -> None:
     say = console.say
     tf = doc["tensorflow"]
     build = ", ".join(f"{k}={v}" for k, v in sorted((tf.get("build_info") or {}).items()))

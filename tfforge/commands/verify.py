@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from tfforge import console, paths
@@ -86,7 +87,7 @@ def short_name(name: str, limit: int = 72) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _few(names, keep: int = 3) -> str:
+def _few(names: Iterable[str], keep: int = 3) -> str:
     names = list(names)
     if not names:
         return "-"
