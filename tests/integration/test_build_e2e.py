@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, invoke, need, need_engine
+from conftest import tree_bytes as snapshot
 
 from tfforge.elfscan.scan import scan_library
 from tfforge.wheel.read import check as check_wheel
@@ -333,10 +334,6 @@ def test_clone_check_stops_a_tree_that_disagrees_with_the_recipe(builds, project
 # ---- reproducibility (issue 11): rebuild from empty caches and compare ----------------------
 def env_of(project: Path) -> dict:
     return {"TFFORGE_ROOT": str(project), "TFFORGE_CACHE": str(project / "cache")}
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
 def test_rebuild_with_variations_is_bit_identical(builds, project):

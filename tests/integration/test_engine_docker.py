@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, need, need_engine, need_tool
+from conftest import tree_bytes as snapshot
 from wheel_samples import raw_wheel, record_problems
 
 from tfforge.build import spec
@@ -45,10 +46,6 @@ def project(tmp_path, monkeypatch):
     wheels.mkdir()
     (wheels / "older-1.0-py3-none-any.whl").write_bytes(b"an older wheel")
     return tmp_path
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
 def build_dir(project: Path, build_stage: str, *, label: str = "avx2") -> Path:

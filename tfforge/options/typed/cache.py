@@ -14,7 +14,7 @@ from tfforge.options.typed.enums import CacheAction
 
 @dataclass(frozen=True, kw_only=True)
 class CacheOptions(Options):
-    """A Bazel remote cache for a team that has none (`invoke cache serve`)."""
+    """A Bazel remote cache for a team that has none (`cache serve`)."""
 
     # serve: run an nginx WebDAV Bazel HTTP cache until Ctrl-C
     cache_action: CacheAction
