@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import cluster_helpers as ch
 
 from tfforge import settings
-from tfforge.build import render, spec
+from tfforge.build import render, request
 from tfforge.cluster import cache
 from tfforge.options.typed.render import RenderOptions
 
@@ -60,7 +60,7 @@ def cache_runs(tmp: Path, reps: int) -> list[dict]:
         "base_image": ch.BASE,
         "bazel_provider": "debian",
     }
-    s = spec.make(settings.options(RenderOptions, "render", flags, environ={}).spec)
+    s = request.make(settings.options(RenderOptions, "render", flags, environ={}).spec)
     image = ch.toolchain_image(render.context(s, render.build_document(s))["apt_packages"])
     daemons = [ch.start_daemon(n, tmp, 201 + i) for i, n in enumerate(("tfforge-d1", "tfforge-d2"))]
     server = None

@@ -145,9 +145,9 @@ def spec_options(command: str = "render", **kw: Any):
 
 def make_spec(**kw: Any):
     """A BuildSpec from `spec_options(**kw)` (default: --target haswell --gcc-version 12.2.0)."""
-    from tfforge.build import spec
+    from tfforge.build import request
 
-    return spec.make(spec_options(**kw))
+    return request.make(spec_options(**kw))
 
 
 def tree_bytes(folder: Path) -> dict[str, bytes]:

@@ -199,20 +199,20 @@ def test_log_facts_reads_bazels_summary():
         "#14 31.2 INFO: 9 processes: 5 remote cache hit, 4 internal.\n"
     )
     facts = remote.log_facts(log)
-    assert facts["processes"] == 9 and facts["remote_cache_hits"] == 5
-    assert facts["cacheable"] == 5
+    assert facts.processes == 9 and facts.remote_cache_hits == 5
+    assert facts.cacheable == 5 and facts.as_dict()["summary"] == "5 remote cache hit, 4 internal"
     echoed = (
         '#15 [build 3/4] RUN ... echo "tfforge: warning: remote cache 1.2.3.4:5 is not '
         'reachable from the build; building locally without it"\n'
     )
-    assert remote.log_facts(echoed)["unreachable"] is None  # the RUN line is not the warning
+    assert remote.log_facts(echoed).unreachable is None  # the RUN line is not the warning
     cold = remote.log_facts(
         "#14 INFO: 9 processes: 4 internal, 5 processwrapper-sandbox.\n"
         "#14 0.1 tfforge: warning: remote cache 127.0.0.1:1 is not reachable "
         "from the build; building locally without it\n"
     )
-    assert cold["remote_cache_hits"] == 0
-    assert cold["unreachable"].startswith("remote cache 127.0.0.1:1 is not reachable")
+    assert cold.remote_cache_hits == 0
+    assert (cold.unreachable or "").startswith("remote cache 127.0.0.1:1 is not reachable")
 
 
 def test_nginx_config_serves_webdav_put(tmp_path):

@@ -415,7 +415,7 @@ def test_cli_build_dry_run_prints_the_plan(tmp_path):
     [build_dir] = (tmp_path / "builds").iterdir()
     out = proc.stdout
     assert f"Dockerfile: {build_dir / 'Dockerfile'}" in out
-    # The argv tfforge.build.spec.docker_argv makes, which run_build executes (the e2e test
+    # The argv tfforge.build.dockercmd.docker_argv makes, which run_build executes (the e2e test
     # compares it with the argv a real build ran).
     assert (
         f"docker:     DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target "

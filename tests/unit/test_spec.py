@@ -14,7 +14,7 @@ from conftest import make_spec as make
 from packaging.version import Version
 
 from tfforge import resources
-from tfforge.build import document, inputs, spec, targets, toolchains
+from tfforge.build import document, inputs, request, spec, targets, toolchains
 from tfforge.errors import ConfigError
 from tfforge.host import cpu, isa
 
@@ -527,7 +527,7 @@ def test_a_known_debian_base_image_picks_the_gcc_it_ships():
     (in 2.21's range) instead of the recipe's gcc-13, which bookworm lacks; an unknown image
     keeps the recipe's default, and an explicit --gcc-version always wins."""
     tc = toolchains.toolchain("2.21.0")
-    recipe_default = spec.default_gcc_version(tc)
+    recipe_default = request.default_gcc_version(tc)
     assert recipe_default != "12.2.0"
     bookworm = make(gcc_version="", base_image="local/bookworm:base")
     assert bookworm.gcc_version == "12.2.0"

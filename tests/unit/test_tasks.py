@@ -88,9 +88,9 @@ def documented_lines() -> list[str]:
             while words and re.fullmatch(r"[A-Z_]+=\S*", words[0]):
                 words.pop(0)
             core = {"--help", "-h", "--list", "-l"}  # invoke's own flags: run_cli tests them
-            if len(words) > 1 and words[0] in ("invoke", "tfforge") and words[1][0] != "-":
-                if not core & set(words):
-                    lines.append(" ".join(["invoke", *words[1:]]))
+            task_line = len(words) > 1 and words[0] in ("invoke", "tfforge") and words[1][0] != "-"
+            if task_line and not core & set(words):
+                lines.append(" ".join(["invoke", *words[1:]]))
     return lines
 
 

@@ -1,14 +1,12 @@
 """BuildSpec: the validated inputs of one wheel build and what follows from them.
 
-`make(opts)` turns a build's typed options (tfforge.options.typed.spec.SpecOptions) into a frozen
-BuildSpec, or raises ConfigError naming the bad input, where it came from and the fix. Every
-value rendered into a Dockerfile passes a charset check (tfforge.build.inputs), so no input can
-inject shell or Dockerfile syntax. The spec derives the compiler flags, the configure
-environment, the bazel command, the PEP 440 local version label and the build id (a hash of
-build.json, tfforge.build.document). It never renders or runs.
-
-The target comes from tfforge.build.targets, the source from tfforge.build.source, the docker
-command from tfforge.build.dockercmd.
+A BuildSpec is made from a build's typed options by tfforge.build.request.make, which checks
+every input; `check_tokens` checks again that every word reaching a RUN line is from a safe
+charset (tfforge.build.inputs), so no input can inject shell or Dockerfile syntax. The spec
+derives the compiler flags, the configure environment, the bazel command, the PEP 440 local
+version label and the build id (a hash of build.json, tfforge.build.document). It never renders
+or runs. The target comes from tfforge.build.targets, the source from tfforge.build.source, the
+docker command from tfforge.build.dockercmd.
 """
 
 from __future__ import annotations
@@ -22,12 +20,11 @@ from packaging.version import InvalidVersion, Version
 
 from tfforge.build import document, inputs, toolchains
 from tfforge.build.document import WHEEL_NAME
-from tfforge.build.source import Source, resolve_source
-from tfforge.build.targets import TargetChoice, resolve_target
+from tfforge.build.source import Source
+from tfforge.build.targets import TargetChoice
 from tfforge.errors import ConfigError
 from tfforge.host import isa
 from tfforge.options.typed.enums import BazelProvider, Compiler
-from tfforge.options.typed.spec import SpecOptions
 from tfforge.text import is_loopback
 
 MKL_MIN_GCC = "6.2"
@@ -162,14 +159,14 @@ class BuildSpec:
     def compiler_bin(self) -> str:
         if self.compiler == "gcc":
             return f"/usr/bin/gcc-{gcc_package_suffix(self.gcc_version)}"
-        return f"/usr/lib/llvm-{_major(self.clang_version)}/bin/clang"
+        return f"/usr/lib/llvm-{compiler_major(self.clang_version)}/bin/clang"
 
     @property
     def compiler_packages(self) -> tuple[str, ...]:
         if self.compiler == "gcc":
             s = gcc_package_suffix(self.gcc_version)
             return (f"gcc-{s}", f"g++-{s}")
-        m = _major(self.clang_version)
+        m = compiler_major(self.clang_version)
         return (f"clang-{m}", f"lld-{m}")
 
     @property
@@ -182,7 +179,10 @@ class BuildSpec:
             )
         # Distribution packages of clang-N carry their own N.x.y (e.g. 18.1.3 for clang-18)
         # and some print only N: require the major version, record the asked-for one.
-        return (f"clang-{_major(self.clang_version)} -dumpversion", _major(self.clang_version))
+        return (
+            f"clang-{compiler_major(self.clang_version)} -dumpversion",
+            compiler_major(self.clang_version),
+        )
 
     @property
     def toolchain_env(self) -> tuple[tuple[str, str], ...]:
@@ -305,7 +305,7 @@ class BuildSpec:
         """Flags the recipe adds for the chosen compiler (e.g. an XNNPACK define for GCC 12)."""
         if self.compiler != "gcc":
             return ()
-        return self.toolchain.gcc_args.get(_major(self.gcc_version), ())
+        return self.toolchain.gcc_args.get(compiler_major(self.gcc_version), ())
 
     @cached_property
     def bazel_command(self) -> tuple[str, ...]:
@@ -381,8 +381,9 @@ class BuildSpec:
         return document.build_id(self)
 
 
-# ---- from options to a spec --------------------------------------------------------------
-def _major(version: str | None) -> str:
+# ---- helpers ------------------------------------------------------------------------------
+def compiler_major(version: str | None) -> str:
+    """The major version of a compiler version ("12" for "12.2.0")."""
     return (version or "").split(".")[0]
 
 
@@ -390,197 +391,6 @@ def gcc_package_suffix(gcc_version: str) -> str:
     """Debian/Ubuntu name GCC packages by major version (gcc-12), before GCC 5 by X.Y."""
     parts = gcc_version.split(".")
     return parts[0] if int(parts[0]) >= 5 else ".".join(parts[:2])
-
-
-def default_gcc_version(tc: toolchains.Toolchain) -> str:
-    """The GCC a release builds with when --gcc-version is not given: its recipe's default
-    major, at the version the first base image shipping it carries."""
-    image = toolchains.base_image_for("gcc", tc.gcc_default)
-    if image is None:
-        raise ValueError(f"{toolchains.DATA_FILE}: no base image ships gcc-{tc.gcc_default}")
-    return image.gcc[str(tc.gcc_default)]
-
-
-def gcc_for_image(tc: toolchains.Toolchain, base_image: str) -> str | None:
-    """The GCC a base image of a known Debian suite ships that the release accepts (its newest
-    such major), so `--base-image local/bookworm:base` alone builds with bookworm's gcc-12;
-    None for an image tfforge knows nothing about."""
-    lo, hi = tc.gcc
-    for known in toolchains.pins().base_images.values():
-        if base_image in (known.ref, known.local) or known.suite in base_image:
-            fits = sorted((int(m) for m in known.gcc if lo <= int(m) <= hi), reverse=True)
-            return known.gcc[str(fits[0])] if fits else None
-    return None
-
-
-def _blame(exc: ConfigError, opts: SpecOptions, name: str) -> ConfigError:
-    """`exc` (whose message already names `opts.where(name)`) with the option and its origin."""
-    if exc.option is None:
-        exc.option, exc.origin = name, opts.origin(name)
-    return exc
-
-
-def _compilers(opts: SpecOptions, tc: toolchains.Toolchain) -> tuple[str, str | None]:
-    """(GCC version, Clang version or None): given, the image's, or the release's own."""
-    base = opts.base_image
-    gcc_version = (
-        opts.build_gcc_version
-        or (gcc_for_image(tc, base) if base else None)
-        or default_gcc_version(tc)
-    )
-    clang_version = None
-    if opts.compiler == Compiler.CLANG:
-        clang_version = opts.clang_version or tc.official_compiler_version
-    if opts.mkl and opts.compiler == Compiler.GCC and Version(gcc_version) < Version(MKL_MIN_GCC):
-        given = opts.build_gcc_version
-        which = f"{opts.where('build_gcc_version')} is" if given else "the release's GCC is"
-        raise ConfigError(
-            f"--mkl needs GCC >= {MKL_MIN_GCC} (oneDNN); {which} {gcc_version}: "
-            f"pick {MKL_MIN_GCC} or newer",
-            option="build_gcc_version",
-            origin=opts.origin("build_gcc_version"),
-        )
-    return gcc_version, clang_version
-
-
-def _base_image(
-    opts: SpecOptions, compiler: Compiler, major: int, warnings: list[str]
-) -> tuple[str, bool, toolchains.BaseImage | None]:
-    choice = None
-    base_image = opts.base_image
-    if not base_image:
-        choice = toolchains.base_image_for(compiler.value, major)
-        if choice is None:
-            raise ConfigError(
-                f"no base image in {toolchains.DATA_FILE} ships {compiler}-{major}; "
-                "pass --base-image with an image that does"
-            )
-        base_image = choice.ref
-    try:
-        pinned = inputs.check_image_ref(base_image, opts.where("base_image"))
-    except ConfigError as exc:
-        raise _blame(exc, opts, "base_image") from None
-    if not pinned:
-        warnings.append(
-            f"base image {base_image} is not pinned by digest; recorded as "
-            "unpinned (the build repeats only while that image stays the same)"
-        )
-    return base_image, pinned, choice
-
-
-def _bazel_version(opts: SpecOptions, tc: toolchains.Toolchain, warnings: list[str]) -> str:
-    provider = opts.bazel_provider
-    if provider == BazelProvider.BAZELISK:
-        return tc.bazel
-    if provider == BazelProvider.DEBIAN:
-        version = toolchains.pins().debian_bazel_version
-        warnings.append(
-            f"bazel provider 'debian' gives Bazel {version}; TensorFlow "
-            f"{tc.tf_version} pins {tc.bazel}: fine for small test workspaces, a "
-            "real TensorFlow tree needs the bazelisk provider"
-        )
-        return version
-    warnings.append(
-        f"bazel provider 'image' uses whatever Bazel the base image has; "
-        f"TensorFlow {tc.tf_version} pins {tc.bazel}"
-    )
-    return "from the base image"
-
-
-def _remote(opts: SpecOptions, warnings: list[str]) -> tuple[str | None, str | None]:
-    cache, executor = opts.remote_cache, opts.remote_executor
-    try:
-        if cache:
-            inputs.check_cache_url(cache, opts.where("remote_cache"))
-    except ConfigError as exc:
-        raise _blame(exc, opts, "remote_cache") from None
-    if executor:
-        where = opts.where("remote_executor")
-        try:
-            inputs.check_cache_url(executor, where)
-        except ConfigError as exc:
-            raise _blame(exc, opts, "remote_executor") from None
-        if urlsplit(executor).scheme not in ("grpc", "grpcs"):
-            raise ConfigError(
-                f"{where} {inputs.short(executor)}: Bazel's remote execution speaks gRPC; "
-                "use grpc:// or grpcs://",
-                option="remote_executor",
-                origin=opts.origin("remote_executor"),
-            )
-        warnings.append(
-            "remote execution is rendered but untested here (no REAPI worker on "
-            "these machines); the build falls back to local execution when the "
-            "executor cannot run an action (--remote_local_fallback)"
-        )
-    return cache, executor
-
-
-def make(opts: SpecOptions) -> BuildSpec:
-    """A validated BuildSpec from a build's typed options, or ConfigError on the first bad one."""
-    warnings: list[str] = []
-    tc = toolchains.toolchain(opts.tf_version.strip())
-    try:
-        python_version = inputs.check_python(
-            opts.python_version.strip(), tc, opts.where("python_version")
-        )
-    except ConfigError as exc:
-        raise _blame(exc, opts, "python_version") from None
-    compiler = opts.compiler
-    gcc_version, clang_version = _compilers(opts, tc)
-    cver = gcc_version if compiler == Compiler.GCC else str(clang_version)
-    try:
-        target = resolve_target(opts, compiler.value, cver, gcc_version)
-    except ConfigError as exc:
-        raise _blame(exc, opts, "target") from None
-    # The release's own compiler range, after the compiler-independent refusals above.
-    name = "build_gcc_version" if compiler == Compiler.GCC else "clang_version"
-    given = opts.is_set(name)
-    shown = f"{opts.where(name)} {cver}" if given else f"--{compiler}-version {cver}"
-    toolchains.check_compiler(tc, compiler.value, int(_major(cver)), shown)
-    if target.skipped:
-        warnings.append("better shared targets the compiler refused: " + "; ".join(target.skipped))
-    if target.implied:
-        warnings.append(
-            "implied features added: "
-            + ", ".join(sorted(target.implied, key=isa.sort_key))
-            + " (required by "
-            + ", ".join(sorted(target.requested, key=isa.sort_key))
-            + ")"
-        )
-    base_image, pinned, choice = _base_image(opts, compiler, int(_major(cver)), warnings)
-    bazel_version = _bazel_version(opts, tc, warnings)
-    try:
-        bazel_args = inputs.check_bazel_args(opts.bazel_args, opts.where("bazel_args"))
-    except ConfigError as exc:
-        raise _blame(exc, opts, "bazel_args") from None
-    remote_cache, remote_executor = _remote(opts, warnings)
-    try:
-        source = resolve_source(opts.source_dir, tc, opts.where("source_dir"))
-    except ConfigError as exc:
-        raise _blame(exc, opts, "source_dir") from None
-    spec = BuildSpec(
-        tf_version=tc.tf_version,
-        python_version=python_version,
-        toolchain=tc,
-        target=target,
-        mkl=opts.mkl,
-        compiler=compiler,
-        gcc_version=gcc_version,
-        clang_version=clang_version,
-        base_image=base_image,
-        base_image_pinned=pinned,
-        base_image_choice=choice,
-        source=source,
-        bazel_provider=opts.bazel_provider,
-        bazel_version=bazel_version,
-        bazel_args=bazel_args,
-        remote_cache=remote_cache,
-        source_date_epoch=opts.source_date_epoch,
-        warnings=tuple(warnings),
-        remote_executor=remote_executor,
-    )
-    check_tokens(spec)
-    return spec
 
 
 def check_tokens(spec: BuildSpec) -> None:

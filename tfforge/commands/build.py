@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tfforge import console, paths
-from tfforge.build import dockercmd, document, remote, render, spec
+from tfforge.build import dockercmd, document, remote, render, request, spec
 from tfforge.errors import BuildError
 from tfforge.files import JsonDoc
 from tfforge.host import isa
@@ -70,7 +70,7 @@ def _summary(s: spec.BuildSpec, r: render.Rendered) -> list[str]:
 
 def render_command(opts: RenderOptions) -> JsonDoc:
     """`invoke render`: write builds/<id>/ and say what it holds."""
-    s = spec.make(opts.spec)
+    s = request.make(opts.spec)
     _warn_all(s)
     r = render.render(s, paths.builds_dir())
     result = {
@@ -146,7 +146,7 @@ def plan(
 
 def build_command(opts: BuildOptions) -> JsonDoc:
     """`invoke build`: render (or reuse), then print the plan or run it on the engine."""
-    s = spec.make(opts.spec)
+    s = request.make(opts.spec)
     timeout_s = opts.build_timeout
     if opts.dry_run:
         client, no_client = docker_client(opts.docker)  # shown even when no client is usable
@@ -217,9 +217,10 @@ def build_command(opts: BuildOptions) -> JsonDoc:
         )
     out = {**p, "dry_run": False, **result}
     if s.remote_flags:  # issue 13: what Bazel's summary says about the remote cache
-        out["remote"] = remote.log_facts(Path(result["log"]).read_text(errors="replace"))
-        if out["remote"]["unreachable"]:
-            console.warn(out["remote"]["unreachable"] + " (built locally)")
+        facts = remote.log_facts(Path(result["log"]).read_text(errors="replace"))
+        out["remote"] = facts.as_dict()
+        if facts.unreachable:
+            console.warn(facts.unreachable + " (built locally)")
     if opts.json:
         console.print_json(out)
     else:

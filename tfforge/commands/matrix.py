@@ -18,7 +18,7 @@ from pathlib import Path
 from rich.table import Table
 
 from tfforge import console, paths
-from tfforge.build import emit, matrix, spec
+from tfforge.build import emit, matrix, request
 from tfforge.errors import BuildError, ConfigError, Origin
 from tfforge.files import JsonDoc, write_json_atomic
 from tfforge.host import cpu, isa
@@ -95,7 +95,7 @@ def make_plan(opts: MatrixOptions) -> tuple[matrix.Plan, dict[str, str]]:
         python_versions=matrix.split_list(opts.matrix_python_versions, opts.spec.python_version),
         one=opts.one,
     )
-    ids = {c.cell: spec.make(cell_spec(opts, c)).build_id for c in p.cells}
+    ids = {c.cell: request.make(cell_spec(opts, c)).build_id for c in p.cells}
     return p, ids
 
 

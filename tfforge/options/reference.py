@@ -54,7 +54,7 @@ def _flag(opt: Option, p: Param | None) -> str:
 
 
 def _rows(cmd: Command) -> list[str]:
-    rows = []
+    rows: list[tuple[Option, Param | None]] = []
     seen: set[str] = set()
     for p in cmd.params:
         if p.feature is not None:
