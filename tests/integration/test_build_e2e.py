@@ -270,9 +270,9 @@ def test_recipe_overrides_the_fixture_defaults_and_packaging_ran_patchelf(builds
 
 
 def test_isa_level_note_makes_glibc_refuse_an_older_cpu(builds, tmp_path):
-    """Built for x86-64-v3 with GCC -mneeded (linked by gold): the note says v3; under qemu as a SandyBridge
-    glibc's loader refuses the library ("CPU ISA level is lower than required"), no SIGILL;
-    as a Haswell it imports and runs."""
+    """Built for x86-64-v3 with GCC -mneeded (linked by gold): the note says v3; under qemu as a
+    SandyBridge glibc's loader refuses the library ("CPU ISA level is lower than required"), no
+    SIGILL; as a Haswell it imports and runs."""
     qemu = shutil.which("qemu-x86_64")
     need(qemu is not None, "qemu-x86_64 (apt-get install qemu-user)")
     result = builds["v3"]

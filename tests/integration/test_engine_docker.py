@@ -109,7 +109,9 @@ def test_failing_step_reports_cause_and_log_tail(client, project):
     assert "kernel.c:3: error: expected ;" in exc.value.detail
     assert exc.value.detail.splitlines()[-1] == f"full log: {folder / 'build.log'}"
     assert snapshot(project / "wheels") == before
-    assert not (folder / "provenance.json").exists() and not (folder / dockercmd.EXPORT_STAGE).exists()
+    assert (
+        not (folder / "provenance.json").exists() and not (folder / dockercmd.EXPORT_STAGE).exists()
+    )
 
 
 def test_missing_base_image_is_named(client, project):

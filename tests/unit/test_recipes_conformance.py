@@ -203,7 +203,7 @@ def test_releases_with_secondary_evidence_only_are_listed(facts):
         f"nearby master read): {', '.join(only) or 'none'}"
     )
     print("\n" + line)
-    warnings.warn(line)
+    warnings.warn(line, stacklevel=2)
     # every release not covered by a folder in tf-interface is one of them, and vice versa
     covered = {release_of(f) for f in folders()}
     assert covered, f"{INTERFACE} holds no release folder"

@@ -104,7 +104,7 @@ def context(spec: BuildSpec, doc: JsonDoc) -> dict[str, Any]:
     }
 
 
-# ---- remote cache / execution (issue 13) -----------------------------------------------------
+# ---- remote cache / execution -------------------------------------------------------------
 SECRET_HEADER = "tfforge_remote_header"  # docker build --secret ids (tfforge.build.remote)
 SECRET_NETRC = "tfforge_netrc"
 PROBE = "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)"

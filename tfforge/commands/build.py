@@ -168,7 +168,7 @@ def build_command(opts: BuildOptions) -> JsonDoc:
             p["warnings"].append(extra)
     if no_client:
         console.warn(no_client)
-    if s.remote_flags:  # issue 13: which credentials `docker build --secret` will carry
+    if s.remote_flags:  # which credentials `docker build --secret` will carry
         p["docker_secrets"] = sorted(secrets)
     if opts.dry_run:
         if opts.json:
@@ -216,7 +216,7 @@ def build_command(opts: BuildOptions) -> JsonDoc:
             secret_values=secrets,
         )
     out = {**p, "dry_run": False, **result}
-    if s.remote_flags:  # issue 13: what Bazel's summary says about the remote cache
+    if s.remote_flags:  # what Bazel's summary says about the remote cache
         facts = remote.log_facts(Path(result["log"]).read_text(errors="replace"))
         out["remote"] = facts.as_dict()
         if facts.unreachable:
