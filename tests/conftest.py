@@ -107,14 +107,6 @@ def options_for(command: str, **given: Any):
     return settings.resolve(command, given)
 
 
-def task_runner(command: str, **given: Any):
-    """The task as the command line runs it (tfforge.commands.runner.run_task): options,
-    command, and one `error:` line with an exit code (invoke's Exit) on failure."""
-    from tfforge.commands.runner import run_task
-
-    return run_task(command, given)
-
-
 # ---- build specs as the tests ask for them ---------------------------------------------------
 # The tests' GCC: bookworm's, fixed so that build ids and golden files do not follow the
 # release recipe's default.
