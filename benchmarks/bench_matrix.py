@@ -1,4 +1,4 @@
-"""Figures for issue 13, medians in one run, on this machine:
+"""Figures for builds beyond one machine (remote cache, Slurm matrix), medians in one run:
 
   remote cache   the tfws fixture built on daemon d1 (cold: new sources, empty cache for them),
                  then the same request on daemon d2 (warm: the cache d1 filled); Bazel step
@@ -27,10 +27,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-import cluster_helpers as ch  # noqa: E402
+import cluster_helpers as ch
 
-from tfforge.build import render, spec  # noqa: E402
-from tfforge.cluster import cache  # noqa: E402
+from tfforge import settings
+from tfforge.build import render, request
+from tfforge.cluster import cache
+from tfforge.options.typed.render import RenderOptions
 
 
 def invoke(
@@ -50,16 +52,15 @@ def invoke(
 
 
 def cache_runs(tmp: Path, reps: int) -> list[dict]:
-    s = spec.make(
-        {
-            "tf_version": "2.21.0",
-            "python_version": "3.11",
-            "target": "x86-64-v2",
-            "gcc_version": "12.2.0",
-            "base_image": ch.BASE,
-            "bazel_provider": "debian",
-        }
-    )
+    flags = {
+        "tf_version": "2.21.0",
+        "python_version": "3.11",
+        "target": "x86-64-v2",
+        "gcc_version": "12.2.0",
+        "base_image": ch.BASE,
+        "bazel_provider": "debian",
+    }
+    s = request.make(settings.options(RenderOptions, "render", flags, environ={}).spec)
     image = ch.toolchain_image(render.context(s, render.build_document(s))["apt_packages"])
     daemons = [ch.start_daemon(n, tmp, 201 + i) for i, n in enumerate(("tfforge-d1", "tfforge-d2"))]
     server = None

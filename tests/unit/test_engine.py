@@ -220,10 +220,11 @@ def test_running_run_steps_are_matched_to_step_containers():
 
 def test_step_titles_hide_the_rebuild_setup():
     """The bazel step as the rendered template writes it, and as BuildKit shows it in a rebuild."""
-    from tfforge import settings
-    from tfforge.build import render, spec
+    from conftest import make_spec
 
-    text = render.dockerfile(spec.make({**settings.defaults(), "target": "haswell"}))
+    from tfforge.build import render
+
+    text = render.dockerfile(make_spec(target="haswell"))
     step = next(
         line
         for line in text.replace("\\\n", " ").splitlines()
@@ -294,9 +295,11 @@ def test_tail_keeps_last_lines():
 def test_same_id_refused_other_ids_independent(tmp_path, monkeypatch):
     monkeypatch.setenv("TFFORGE_CACHE", str(tmp_path))
     with docker_run.build_lock("2.21.0-avx2-aaaa"):
-        with pytest.raises(BuildError, match=rf"already running \(pid {os.getpid()}\)"):
-            with docker_run.build_lock("2.21.0-avx2-aaaa"):
-                pass
+        with (
+            pytest.raises(BuildError, match=rf"already running \(pid {os.getpid()}\)"),
+            docker_run.build_lock("2.21.0-avx2-aaaa"),
+        ):
+            pass
         with docker_run.build_lock("2.21.0-mkl-bbbb"):
             pass
     with docker_run.build_lock("2.21.0-avx2-aaaa"):  # released after the first build

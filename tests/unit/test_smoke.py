@@ -7,10 +7,10 @@ import subprocess
 import zipfile
 
 import pytest
-from conftest import ROOT, invoke
+from conftest import ROOT, invoke, options_for
 
 from tfforge.commands import smoke as smoke_cmd
-from tfforge.errors import ConfigError
+from tfforge.errors import ConfigError, VerifyError
 from tfforge.runtime import probe, smoke
 
 
@@ -55,13 +55,23 @@ def test_compare_lists_differing_words_in_order():
     assert diff[0].expected == ("D", "AO1", "G") and diff[0].got == ("D", "AA1", "G")
 
 
+@pytest.mark.parametrize("count", [0, 2, 4])
+def test_compare_refuses_predictions_that_do_not_line_up(count):
+    """A runner that dropped or added a word is a failure, not a shorter list of mismatches."""
+    golden = [("cat", ["K", "AE1", "T"]), ("dog", ["D", "AO1", "G"]), ("emu", ["IY1", "M"])]
+    got = ([["K", "AE1", "T"]] * 4)[:count]
+    with pytest.raises(VerifyError, match=f"returned {count} predictions for 3 words"):
+        smoke.compare(golden, got)
+
+
 def test_bad_options_are_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="--mode 'fast' is not one of"):
-        smoke_cmd.smoke_command("tensorflow-cpu==2.21.0", mode="fast")
-    with pytest.raises(ConfigError, match="--batch='x' is not a whole number"):
-        smoke_cmd.smoke_command("tensorflow-cpu==2.21.0", batch="x")
+    pin = "tensorflow-cpu==2.21.0"
+    with pytest.raises(ConfigError, match="--mode 'fast': must be one of eager, graph"):
+        options_for("smoke", wheel=pin, mode="fast")
+    with pytest.raises(ConfigError, match="--batch 'x': not a whole number"):
+        options_for("smoke", wheel=pin, batch="x")
     with pytest.raises(ConfigError, match="golden file .* not found"):
-        smoke_cmd.smoke_command("tensorflow-cpu==2.21.0", golden=str(tmp_path / "none.txt"))
+        smoke_cmd.smoke_command(options_for("smoke", wheel=pin, golden=str(tmp_path / "none.txt")))
 
 
 def test_wheel_for_another_python_fails_in_one_line_without_a_venv(tmp_path):

@@ -21,7 +21,7 @@ def _pinned(requirement: str) -> Requirement:
         raise ConfigError(
             f"{requirement!r} is not a requirement string ({exc}); "
             "write it like tensorflow-cpu==2.21.0"
-        )
+        ) from exc
     pins = [s for s in req.specifier if s.operator == "=="]
     if len(pins) != 1 or req.url or req.extras:
         raise ConfigError(f"{requirement!r} must pin one exact version, like {req.name}==2.21.0")
@@ -48,9 +48,12 @@ def cached_wheel(requirement: str, *, python_version: str | None = None) -> Path
     version = next(iter(req.specifier)).version
     for path in sorted(cache_dir("pypi").glob("*.whl")):
         name, ver, _, tags = parse_wheel_filename(path.name)
-        if canonicalize_name(name) == canonicalize_name(req.name) and str(ver) == version:
-            if python_version is None or _installs_on(tags, python_version):
-                return path
+        if (
+            canonicalize_name(name) == canonicalize_name(req.name)
+            and str(ver) == version
+            and (python_version is None or _installs_on(tags, python_version))
+        ):
+            return path
     return None
 
 
