@@ -112,6 +112,8 @@ def run(command: Callable[..., T], *args: Any, debug: bool = False, **kwargs: An
         raise Exit(f"error: {where}{exc.strerror or exc}", code=2) from None
     except KeyboardInterrupt:
         raise Exit(f"error: {Interrupted('interrupted')}", code=Interrupted.exit_code) from None
+    except Exit:
+        raise  # already one line and an exit code (a nested run)
     except Exception as exc:  # noqa: BLE001 - the one place a bug becomes an exit code
         raise Exit(internal_error_line(exc, debug), code=InternalError.exit_code) from None
 
