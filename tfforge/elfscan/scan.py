@@ -79,7 +79,7 @@ def _finish(
     classes = classify(
         lib,
         streamed,
-        variable_ranges(lib, cpuid_fns),
+        variable_ranges(lib, cpuid_fns, streamed.calls),
         (display_name or str(lib.path)).rsplit("/", 1)[-1],
     )
     t1 = time.perf_counter()

@@ -585,7 +585,9 @@ class Library:
             local = (kind == _R_RELATIVE) | (kind == _R_IRELATIVE)
             wheres.append(rel["offset"][local])
             targets.append(rel["addend"][local].astype(np.uint64))
-            absolute = kind == _R_X86_64_64
+            # R_X86_64_64 in data, and GOT entries (GLOB_DAT) of functions defined here: a
+            # Rust or -fno-plt caller calls through the GOT entry (call [rip+sym@GOTPCREL])
+            absolute = (kind == _R_X86_64_64) | (kind == _R_GLOB_DAT)
             if absolute.any() and len(self.dynsym):
                 idx = np.clip(
                     (rel["info"][absolute] >> 32).astype(np.int64), 0, len(self.dynsym) - 1

@@ -93,7 +93,9 @@ def with_variants(scans: list[LibraryScan]) -> list[LibraryScan]:
 def needs(scans: list[LibraryScan], built_for: frozenset[str] = frozenset()) -> WheelNeeds:
     """The wheel's needs from its library scans, and what it declares: each library's x86
     ISA-level note (glibc refuses to load it below that level) and, for a tfforge wheel, the
-    features its build record says every file was compiled for (`built_for`)."""
+    features its build record says every file was compiled for (`built_for`). ISA variant
+    libraries count as dispatched (with_variants)."""
+    scans = with_variants(scans)
     at_load = frozenset().union(*(s.required for s in scans))
     noted = frozenset().union(
         *(

@@ -284,3 +284,69 @@ def cells(truth: Truth, pin: str, n: WheelNeeds) -> list[Cell]:
         v = host_verdict(truth.machine(r.where), n)
         out.append(Cell(pin, r.where, v.answer, v.missing or v.unsettled, r))
     return out
+
+
+@dataclass(frozen=True)
+class WheelCells:
+    wheel: WideWheel
+    cells: tuple[Cell, ...]
+    required: tuple[str, ...]
+    unguarded: tuple[str, ...]
+    dispatched: tuple[str, ...]
+    scan_seconds: float
+    cached: bool
+
+
+def evaluate(
+    truth: Truth,
+    wheels: Iterable[WideWheel],
+    *,
+    fetch: Callable[[str], Path],
+    jobs: int = 1,
+    use_cache: bool = True,
+    status: Callable[[str], None] = lambda _m: None,
+) -> list[WheelCells]:
+    """verify's answer for every recorded cell of each wheel (its ISA scan cached per sha256)."""
+    import time
+
+    from tfforge.elfscan.tables import NOT_LOADED
+    from tfforge.verify.answers import needs
+    from tfforge.verify.wheelscan import scan_wheel
+
+    out = []
+    for w in wheels:
+        t0 = time.perf_counter()
+        path = fetch(w.pin)
+        status(f"{w.pin}: ISA scan")
+        _, scans, errors, _, cached = scan_wheel(path, jobs=jobs, use_cache=use_cache)
+        errors = [e for e in errors if NOT_LOADED not in e]
+        if errors:
+            raise ConfigError(f"{path.name}: a library could not be scanned: {errors[0]}")
+        n = needs(scans)
+        out.append(
+            WheelCells(
+                w,
+                tuple(cells(truth, w.pin, n)),
+                _names(n.required),
+                _names(n.unguarded),
+                _names(n.dispatched),
+                round(time.perf_counter() - t0, 1),
+                cached,
+            )
+        )
+    return out
+
+
+def _names(features: frozenset[str]) -> tuple[str, ...]:
+    from tfforge.host import isa
+
+    return tuple(sorted(features, key=lambda f: (isa.sort_key(f), f)))
+
+
+def tally(rows: Iterable[WheelCells]) -> dict[str, int]:
+    """How many cells agree, are undecided, or are false passes or false refusals."""
+    counts = {AGREE: 0, OPEN: 0, FALSE_PASS: 0, FALSE_REFUSAL: 0}
+    for row in rows:
+        for c in row.cells:
+            counts[c.outcome] += 1
+    return counts
