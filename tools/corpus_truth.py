@@ -20,11 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tfforge.files import sha256_file, write_atomic  # noqa: E402
-from tfforge.host import cpu  # noqa: E402
-from tfforge.runtime import venvs  # noqa: E402
-from tfforge.verify import emulate, truth  # noqa: E402
-from tfforge.wheel import fetch  # noqa: E402
+from tfforge.files import sha256_file, write_atomic
+from tfforge.host import cpu
+from tfforge.runtime import venvs
+from tfforge.verify import emulate, truth
+from tfforge.wheel import fetch
 
 OUT = ROOT / "tfforge" / "data" / truth.TRUTH_FILE
 

@@ -11,8 +11,8 @@ from tfforge import console, paths
 from tfforge.errors import Undecided, VerifyError
 from tfforge.host import cpu, isa
 from tfforge.options.typed.verify import VerifyOptions
-from tfforge.verify.verdict import VerifyReport, feature_rows, verify
 from tfforge.verify.answers import CANNOT, RUNS
+from tfforge.verify.verdict import VerifyReport, feature_rows, verify
 from tfforge.verify.wheelcheck import FAIL, PASS, SKIP, UNDECIDED
 from tfforge.verify.wheelscan import bounded_jobs, default_jobs
 
@@ -193,9 +193,7 @@ def show(r: VerifyReport) -> None:
     out.print(t)
 
     if r.emulation:
-        t = Table(
-            title=f"Emulated runs (qemu-x86_64): {escape(r.probe)}", title_justify="left"
-        )
+        t = Table(title=f"Emulated runs (qemu-x86_64): {escape(r.probe)}", title_justify="left")
         for col in ("model", "result", "stage", "where", "seconds", "static answer", "so"):
             t.add_column(col, overflow="fold")
         for e in r.emulation:

@@ -3,6 +3,7 @@ for each decision (rule, counts, example functions)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import iced_x86
@@ -10,10 +11,10 @@ import numpy as np
 
 from tfforge.elfscan import arrays
 from tfforge.elfscan.decode import TABLE_BYTES, Streamed
+from tfforge.elfscan.library import Library
 from tfforge.elfscan.names import Matcher, demangle
 from tfforge.elfscan.results import FeatureEvidence
 from tfforge.elfscan.rules import code_table
-from tfforge.elfscan.tables import Library
 from tfforge.host import isa
 
 RULES = (
@@ -192,10 +193,10 @@ class _Tables:
     """Relocated pointers and the data objects holding them.
 
     Objects start at addresses that code refers to (RIP-relative, near a table slot) or that
-    a relocated pointer in data points to; a slot belongs to the nearest object start at or below it (within
-    TABLE_BYTES). An object is guarded when every reference to it comes from guarded code
-    (CPU checks, dispatched code) or from a slot of a guarded object, and it has at least one
-    reference; a function pointer in a guarded object is not an unknown caller."""
+    a relocated pointer in data points to; a slot belongs to the nearest object start at or
+    below it (within TABLE_BYTES). An object is guarded when every reference to it comes from
+    guarded code (CPU checks, dispatched code) or from a slot of a guarded object, and it has
+    at least one reference; a function pointer in a guarded object is not an unknown caller."""
 
     TABLE_BYTES = TABLE_BYTES
 
@@ -241,7 +242,8 @@ class _Tables:
             if not len(new):
                 break
             bad[new] = True
-        return (self.slot_obj >= 0) & ~bad[np.clip(self.slot_obj, 0, None)]
+        ok: np.ndarray = (self.slot_obj >= 0) & ~bad[np.clip(self.slot_obj, 0, None)]
+        return ok
 
     def outside(self, guarded: np.ndarray) -> np.ndarray:
         """Functions stored in a slot of a table that ordinary code may read."""
@@ -292,7 +294,7 @@ def evidence(
             by_feature.setdefault(feat, []).append(code)
     code_totals = np.bincount(s.pair_code, weights=s.pair_count).astype(np.int64)
     chosen: dict[str, np.ndarray] = {}
-    rows = []
+    rows: list[FeatureEvidence] = []
     for feat in sorted(by_feature, key=isa.sort_key):
         sel = np.isin(s.pair_code, by_feature[feat])
         fns, inv = np.unique(s.pair_fn[sel], return_inverse=True)
@@ -334,7 +336,7 @@ def evidence(
             reason = "only in dispatched functions: " + ", ".join(parts)
         top = sorted(per_code.items(), key=lambda kv: -kv[1])[:3]
         rows.append(
-            dict(
+            FeatureEvidence(
                 name=feat,
                 cls=cls,
                 instructions=int(per_fn.sum()),
@@ -348,6 +350,7 @@ def evidence(
                 checking=int(ck.sum()),
                 mnemonics=tuple(top),
                 reason=reason,
+                examples=(),
             )
         )
     # Names for the examples only: a few reads, one c++filt run.
@@ -362,7 +365,7 @@ def evidence(
             shown.get(first[fn], first[fn])
             if fn in first
             else f"<function at {int(lib.starts[fn]):#x}>"
-            for fn in chosen[row["name"]].tolist()
+            for fn in chosen[row.name].tolist()
         )
-        out.append(FeatureEvidence(examples=ex, **row))
+        out.append(dataclasses.replace(row, examples=ex))
     return out

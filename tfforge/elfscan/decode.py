@@ -23,11 +23,11 @@ import numpy as np
 
 from tfforge.elfscan import arrays
 from tfforge.elfscan.arrays import Ints, UInts
+from tfforge.elfscan.library import Library
 from tfforge.elfscan.rules import CALL, FEATURE, code_table
 from tfforge.elfscan.tables import (
     ADDRESS_LIMIT,
     CHUNK,
-    Library,
     eh_frame_hdr_starts,
     exec_sections,
     open_elf,
@@ -315,7 +315,8 @@ def stream(
             fb = (first + k) << _SHIFT
             n = -1
             # The hot loop: one table lookup per instruction; only the rare kept ones do more.
-            for n, ins in enumerate(decoder(64, data[s - read_lo : e - read_lo], ip=s)):
+            body = decoder(64, data[s - read_lo : e - read_lo], ip=s)
+            for n, ins in enumerate(body):  # noqa: B007 - n counts the instructions
                 code = ins.code
                 kind = hot[code]
                 if kind:
@@ -327,7 +328,8 @@ def stream(
                         ref(ins.near_branch64 | jump_bit)
             total += n + 1
             mark(len(refs))
-        counts = np.diff(np.frombuffer(marks, np.int64), prepend=0)
+        ends_at: Ints = np.frombuffer(marks, np.int64)
+        counts: Ints = np.diff(ends_at, prepend=np.zeros(1, np.int64))
         src = np.repeat(np.arange(first, last, dtype=np.int64), counts)
         col.chunk(data, read_lo, kept, refs, src)
         if progress is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from tfforge.host import isa
 
@@ -66,7 +67,7 @@ class LibraryScan:
     def feature(self, name: str) -> FeatureEvidence | None:
         return next((f for f in self.features if f.name == name), None)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["baseline"] = sorted(self.baseline, key=isa.sort_key)
         d["dispatched"] = sorted(self.dispatched, key=isa.sort_key)
@@ -74,7 +75,7 @@ class LibraryScan:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> LibraryScan:
+    def from_dict(cls, d: dict[str, Any]) -> LibraryScan:
         feats = tuple(
             FeatureEvidence(
                 **{

@@ -8,6 +8,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import iced_x86
 
@@ -53,15 +54,15 @@ class Rules:
     check_variables_in: tuple[str, ...] = ()  # found anywhere in a (mangled) name
 
 
-def _read_toml(name: str) -> dict:
+def _read_toml(name: str) -> dict[str, Any]:
     text = resources.read_text(resources.DATA, name)
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"tfforge/data/{name}: not valid TOML ({exc}); fix the file")
+        raise ConfigError(f"tfforge/data/{name}: not valid TOML ({exc}); fix the file") from None
 
 
-def _compile(source: str, entry: dict) -> Pattern:
+def _compile(source: str, entry: dict[str, Any]) -> Pattern:
     try:
         return Pattern(
             source,
@@ -73,9 +74,11 @@ def _compile(source: str, entry: dict) -> Pattern:
     except KeyError as exc:
         raise ConfigError(
             f"tfforge/data/{source}: an entry lacks {exc}; each needs pattern and why"
-        )
+        ) from None
     except re.error as exc:
-        raise ConfigError(f"tfforge/data/{source}: bad pattern {entry['pattern']!r} ({exc})")
+        raise ConfigError(
+            f"tfforge/data/{source}: bad pattern {entry['pattern']!r} ({exc})"
+        ) from None
 
 
 @cache
@@ -187,11 +190,12 @@ def code_table() -> CodeTable:
     feats: list[tuple[str, ...]] = [()] * n
     mnem = [""] * n
     hot = [0] * n
-    ignored, checks = set(), set()
+    ignored: set[int] = set()
+    checks: set[int] = set()
     ins = iced_x86.Instruction()
     for code in codes:
-        ins.code = code
-        mn = _mnemonics().get(iced_x86.OpCodeInfo(code).mnemonic, "?")
+        ins.code = code  # type: ignore[assignment]  # iced's Code values are ints
+        mn = _mnemonics().get(iced_x86.OpCodeInfo(code).mnemonic, "?")  # type: ignore[arg-type]
         mnem[code] = mn
         names, noise = [], False
         for f in ins.cpuid_features():
@@ -216,13 +220,10 @@ def code_table() -> CodeTable:
     # jumps to its variant (jnz .Lavx2_shortcut). rel8 ones reach only a neighbour; a long
     # conditional jump is how assembly reaches a variant further away.
     for name, code in vars(iced_x86.Code).items():
-        if (
-            name.startswith("J")
-            and name.endswith(("REL32_64", "REL8_64"))
-            and isinstance(code, int)
+        if isinstance(code, int) and (
+            (name.startswith("J") and name.endswith("REL32_64")) or name == "JMP_REL8_64"
         ):
-            if name.endswith("REL32_64") or name == "JMP_REL8_64":
-                hot[code] = JMP
+            hot[code] = JMP
     # LEAs of a function's address are found in the bytes (decode.Collector), not here.
     return CodeTable(
         tuple(feats),

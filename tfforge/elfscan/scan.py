@@ -10,17 +10,18 @@ classify (R1-R4 and evidence), results (dataclasses).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from tfforge.elfscan.classify import classify, evidence
 from tfforge.elfscan.decode import Streamed, merge, stream
-from tfforge.elfscan.variables import variable_ranges
+from tfforge.elfscan.library import Library
 from tfforge.elfscan.results import LibraryScan
 from tfforge.elfscan.rules import code_table
-from tfforge.elfscan.tables import Library, open_file
+from tfforge.elfscan.tables import open_file
+from tfforge.elfscan.variables import variable_ranges
 
 EXAMPLES = 3
 
@@ -45,7 +46,7 @@ def stream_part(
 
 def finish(
     path: Path | str,
-    parts: list[Streamed | Path | str],
+    parts: Sequence[Streamed | Path | str],
     *,
     display_name: str | None = None,
     examples: int = EXAMPLES,
@@ -53,15 +54,15 @@ def finish(
 ) -> LibraryScan:
     """Classify decoded parts of one library (from stream_part, maybe in other processes)."""
     path = Path(path)
-    parts = [p if isinstance(p, Streamed) else Streamed.load(Path(p)) for p in parts]
+    loaded = [p if isinstance(p, Streamed) else Streamed.load(Path(p)) for p in parts]
     with open_file(path) as f:
         return _finish(
             Library(path, f),
-            merge(parts),
+            merge(loaded),
             display_name,
             examples,
             readable,
-            time.perf_counter() - max(p.seconds for p in parts),
+            time.perf_counter() - max(p.seconds for p in loaded),
         )
 
 

@@ -13,12 +13,14 @@ import numpy as np
 
 from tfforge.elfscan import arrays
 from tfforge.elfscan.arrays import Ints
-from tfforge.elfscan.tables import Library
+from tfforge.elfscan.library import Library
 
 _VARIABLE_BYTES = 16  # a stored-to address stands for this many bytes (e.g. __cpu_model)
 
 
-def variable_ranges(lib: Library, cpuid_fns: Ints, calls: Ints | None = None) -> list[tuple[int, int]]:
+def variable_ranges(
+    lib: Library, cpuid_fns: Ints, calls: Ints | None = None
+) -> list[tuple[int, int]]:
     """Address ranges of CPU-feature variables: named ones, imported ones' GOT slots, what the
     cpuid-executing functions (`cpuid_fns`, from the decode) store to or take the address of
     in writable data, what their direct callers store right after calling them (`calls`:
@@ -34,11 +36,7 @@ def variable_ranges(lib: Library, cpuid_fns: Ints, calls: Ints | None = None) ->
         n = len(lib)
         callers = arrays.unique(calls[np.isin(calls % n, fns)] // n)
         callers = callers[~np.isin(callers, fns)]
-    ranges = (
-        named
-        | set(cpuid_variables(lib, fns, callers))
-        | set(lib.imported_variable_slots())
-    )
+    ranges = named | set(cpuid_variables(lib, fns, callers)) | set(lib.imported_variable_slots())
     return sorted(ranges | set(lib.pointer_slots(sorted(ranges))))
 
 

@@ -21,7 +21,7 @@ from tfforge.runtime import g2p, probe, venvs
 from tfforge.runtime.probe import TfPython
 
 if TYPE_CHECKING:  # verify is loaded only when a wheel is given
-    from tfforge.verify.verdict import HostVerdict
+    from tfforge.verify.answers import HostVerdict
 
 CURRENT = "current"  # the wheel spec meaning: this interpreter's TensorFlow
 

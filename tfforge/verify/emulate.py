@@ -83,9 +83,10 @@ def check_model(model: str) -> str:
     )
 
 
-def _model_facts(model: str) -> dict:
+def _model_facts(model: str) -> dict[str, str]:
     base = re.sub(r"(-v\d+|-noTSX|-IBRS)+$", "", model)
-    return resources.toml("qemu_models.toml")["models"].get(base, {})
+    facts = resources.toml("qemu_models.toml")["models"].get(base, {})
+    return {str(k): str(v) for k, v in facts.items()} if isinstance(facts, dict) else {}
 
 
 def stands_for(model: str) -> str | None:

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import archspec.cpu
 from packaging.tags import Tag, compatible_tags, cpython_tags
@@ -204,8 +205,9 @@ def provenance_check(facts: wheel.WheelFacts, claimed: frozenset[str]) -> Check:
     if doc is None:
         return Check("provenance", SKIP, f"no .dist-info/{wheel.PROVENANCE}: not built by tfforge")
     problems = []
-    derived = doc.get("derived") if isinstance(doc.get("derived"), dict) else {}
-    spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+    raw_derived, raw_spec = doc.get("derived"), doc.get("spec")
+    derived: dict[str, Any] = raw_derived if isinstance(raw_derived, dict) else {}
+    spec: dict[str, Any] = raw_spec if isinstance(raw_spec, dict) else {}
     if not derived or not spec:
         problems.append(f"{wheel.PROVENANCE} lacks the 'spec'/'derived' build record")
     label = facts.local_label or ""
@@ -274,7 +276,7 @@ def isa_note_check(scans: list[LibraryScan]) -> Check:
         )
     problems, shown = [], []
     for s in noted:
-        level = isa.parse_level(s.isa_needed) or 1
+        level = isa.parse_level(s.isa_needed or "") or 1
         levels = {f: isa.features()[f].level or 1 for f in s.baseline if f in isa.features()}
         beyond = sorted((f for f, lv in levels.items() if lv > level), key=isa.sort_key)
         needed = max(levels.values(), default=1)

@@ -14,7 +14,9 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tfforge import resources
 from tfforge.elfscan import scan as elfscan
@@ -76,6 +78,15 @@ def _worker_died(member: str) -> InternalError:
     )
 
 
+@dataclass(frozen=True)
+class _Job:
+    kind: str  # whole | part | finish
+    member: str
+    path: Path
+    t0: float
+    part: int = 0
+
+
 class _Scanner:
     """Scans libraries as the wheel reader hands them over: with jobs=1 in one thread of this
     process (the reading, decompressing and hashing go on in the calling thread, mostly
@@ -94,16 +105,18 @@ class _Scanner:
             else None
         )
         self.thread = futures.ThreadPoolExecutor(max_workers=1) if jobs <= 1 else None
-        self.pending: dict[futures.Future, tuple] = {}
-        self.parts: dict[str, list] = {}
+        self.pending: dict[futures.Future[Any], _Job] = {}
+        self.parts: dict[str, list[str | None]] = {}
 
     def add(self, member: str, path: Path) -> None:
         if self.thread is not None:
             fut = self.thread.submit(_scan_worker, str(path), member, self.examples)
-            self.pending[fut] = ("whole", member, path, time.perf_counter())
+            self.pending[fut] = _Job("whole", member, path, time.perf_counter())
             self.poll(block=False)
             return
-        assert self.pool is not None
+        pool = self.pool
+        if pool is None:
+            raise InternalError("no scan pool for jobs > 1")
         t0 = time.perf_counter()
         try:
             bounds = split_points(path, self.jobs, min_bytes=SPLIT_BYTES)
@@ -111,15 +124,15 @@ class _Scanner:
             self._failed(member, path, exc)
             return
         if len(bounds) == 1:
-            fut = self.pool.submit(_scan_worker, str(path), member, self.examples)
-            self.pending[fut] = ("whole", member, path, t0)
+            fut = pool.submit(_scan_worker, str(path), member, self.examples)
+            self.pending[fut] = _Job("whole", member, path, t0)
         else:
             self.parts[member] = [None] * len(bounds)
             for i, (lo, hi) in enumerate(bounds):
-                fut = self.pool.submit(
+                part = pool.submit(
                     elfscan.stream_part, str(path), lo, hi, out=f"{path}.part{i}.npz"
                 )
-                self.pending[fut] = ("part", member, path, t0, i)
+                self.pending[part] = _Job("part", member, path, t0, i)
         self.poll(block=False)
 
     def poll(self, block: bool) -> None:
@@ -132,29 +145,33 @@ class _Scanner:
             if not done:
                 return
             for fut in done:
-                kind, member, path, t0, *rest = self.pending.pop(fut)
+                job = self.pending.pop(fut)
+                member, path = job.member, job.path
                 if isinstance(fut.exception(), BrokenProcessPool):
                     raise _worker_died(member)
-                if kind != "part":
-                    self._done(member, path, fut.result, t0)
+                if job.kind != "part":
+                    self._done(member, path, fut.result, job.t0)
                     continue
                 try:
-                    self.parts[member][rest[0]] = fut.result()
+                    self.parts[member][job.part] = str(fut.result())
                 except ConfigError as exc:
                     self.parts.pop(member, None)
                     self._failed(member, path, exc)
                     continue
-                if member in self.parts and all(p is not None for p in self.parts[member]):
-                    parts = [str(p) for p in self.parts.pop(member)]
+                if self.pool is not None and member in self.parts:
+                    done_parts = [p for p in self.parts[member] if p is not None]
+                    if len(done_parts) < len(self.parts[member]):
+                        continue
+                    del self.parts[member]
                     nxt = self.pool.submit(
                         elfscan.finish,
                         str(path),
-                        parts,
+                        done_parts,
                         display_name=member,
                         examples=self.examples,
                         readable=False,
                     )
-                    self.pending[nxt] = ("finish", member, path, t0)
+                    self.pending[nxt] = _Job("finish", member, path, job.t0)
 
     def _done(self, member: str, path: Path, result: Callable[[], LibraryScan], t0: float) -> None:
         try:

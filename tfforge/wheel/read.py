@@ -365,9 +365,7 @@ def check(
             return extractable(info) and LIBRARY_NAME.search(info.filename) is not None
 
         sign = 1 if smallest_first else -1
-        order = sorted(
-            files, key=lambda i: (not wanted(i), sign * i.file_size if wanted(i) else 0)
-        )
+        order = sorted(files, key=lambda i: (not wanted(i), sign * i.file_size if wanted(i) else 0))
         total = sum(i.file_size for i in files)
         if total > MAX_TOTAL:
             problems.append(
@@ -416,7 +414,7 @@ def check(
                             sniff = False
                             if block[:4] == ELF_MAGIC and dest is not None:
                                 try:
-                                    out = open(dest, "wb")
+                                    out = open(dest, "wb")  # noqa: SIM115 - closed below, always
                                 except OSError as exc:
                                     raise io_error(dest, exc, "cannot be written") from None
                             else:
