@@ -255,6 +255,14 @@ def test_code_table_drops_non_requirements():
         ("_ZN4dnnl4impl3cpu3x6417jit_avx512_core_x", True),  # oneDNN ISA-named code
         ("boxop_helper", False),  # no separator before xop
         ("HASWELL_notes", False),
+        ("xnn_qd8_f16_qc4w_gemm_minmax_ukernel_8x8c8__avx256skx_madd_prfm", True),
+        ("_ZN2np10qsort_simd15ArgQSort_X86_V4IjEEvPT_Pll", True),  # numpy's per-target name
+        ("simsimd_dot_f32_skylake", True),  # microarchitecture suffix
+        ("simsimd_dot_u8_ice", True),
+        ("get_device_slice", False),
+        ("HUF_decompress4X2_usingDTable_internal_fast.constprop.0", True),  # GCC clone
+        ("ring_core_0_17_14__vpaes_encrypt", True),  # versioned crate prefix
+        ("ring_core_0_17_14__x25519_ge_frombytes_vartime", False),
     ],
 )
 def test_dispatch_name_patterns(symbol, named):

@@ -9,6 +9,10 @@ from collections.abc import Callable, Iterable
 
 from tfforge.elfscan.rules import Pattern, rules
 
+# A Rust crate's versioned prefix on the C and assembly symbols it bundles (ring_core_0_17_14_).
+_CRATE_PREFIX = re.compile(
+    r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z][A-Za-z0-9]*)*_\d+_\d+_\d+_{1,2}(?=\w)"
+)
 _COMPILER_CLONE = re.compile(r"(\.(constprop|isra|part|cold|lto_priv|localalias|llvm)(\.\d+)?)+$")
 _DIGITS = re.compile(r"\d+")  # a <length> of a <source-name>, if an identifier follows
 _MAX_DIGITS = 9  # no symbol name is a gigabyte long
@@ -98,14 +102,17 @@ class Matcher:
         )
 
     def match(self, symbol: str) -> Pattern | None:
-        """The pattern the symbol matches, tried on the name as compilers changed it too: a
-        copy GCC specialised or split off (foo.constprop.0, foo.isra.0, foo.part.0, foo.cold)
-        is the same function for the allow-list."""
+        """The pattern the symbol matches, tried on the name as compilers and crates changed it
+        too: a copy GCC specialised or split off (foo.constprop.0, foo.isra.0, foo.part.0,
+        foo.cold) is the same function for the allow-list, and so is a bundled assembly
+        routine under a Rust crate's versioned prefix (ring_core_0_17_14__vpaes_encrypt)."""
         found = self._match(symbol)
         if found is None and "." in symbol:
             plain = _COMPILER_CLONE.sub("", symbol)
             if plain != symbol:
                 found = self._match(plain)
+        if found is None and (m := _CRATE_PREFIX.match(symbol)):
+            found = self.match(symbol[m.end() :])  # ring_core_0_17_14__aes_hw_encrypt
         return found
 
     def _match(self, symbol: str) -> Pattern | None:
