@@ -149,8 +149,8 @@ def main() -> None:
                 f"plain, peak RSS {peak.peak / 1024:.0f} MiB (process tree), this process CPU "
                 f"{time.process_time() - cpu0:.1f} s, largest worker ru_maxrss "
                 f"{children / 1024:.0f} MiB; "
-                f"{sum(s.instructions for s in report.libraries) / 1e6:.1f} M instructions "
-                f"decoded in {len(report.libraries)} ELF files"
+                f"{sum(s.decoded_bytes for s in report.libraries) / 1e6:.1f} MB of function "
+                f"bodies decoded in {len(report.libraries)} ELF files"
             )
     for jobs in jobs_list:
         ratio, peak_kib = statistics.median(ratios[jobs]), max(peaks[jobs])

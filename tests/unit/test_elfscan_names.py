@@ -1,11 +1,15 @@
 """Symbol-name handling on generated hostile input: name_words (the identifiers of a mangled
 name), the dispatch-name matcher and the c++filt batch never raise, and name_words recovers the
-identifiers of well-formed names. Property-based (hypothesis, derandomized, bounded)."""
+identifiers of well-formed names; the byte-level pretest on the string table finds exactly the
+names holding a needle, and passes every name a pattern matches. Property-based (hypothesis,
+derandomized, bounded)."""
 
 from __future__ import annotations
 
+import re
 import string
 
+import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -80,3 +84,69 @@ def test_span_extent_is_not_a_length():
 def test_demangle_batch_maps_every_name(names):
     out = demangle(names)
     assert set(out) == {n for n in names if n}
+
+
+def _table(names: list[bytes], tails: list[int]) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """A string table of the names (NUL-terminated, in order) and the offsets of each name
+    and of some of their tails (a linker shares tails between names): buf, starts, ends."""
+    buf, starts, ends = b"", [], []
+    for name, tail in zip(names, tails, strict=True):
+        starts.append(len(buf))
+        if 0 < tail < len(name):
+            starts.append(len(buf) + tail)
+        buf += name + b"\0"
+        ends += [len(buf) - 1] * (len(starts) - len(ends))
+    return buf, np.array(starts, np.int64), np.array(ends, np.int64)
+
+
+MATCHERS = [Matcher(lib) for lib in ("libx.so", "libiomp5.so", "_simd.cpython-311.so")]
+NEEDLE_TEXT = st.sampled_from(
+    sorted({w.decode() for m in MATCHERS for w in m.needles or ()} | {"AVX", "Sse4_1", "x"})
+)
+NAME = st.lists(
+    st.one_of(NEEDLE_TEXT, st.text(max_size=12).map(lambda t: t.replace("\0", ""))),
+    max_size=6,
+).map(lambda parts: "".join(parts).encode("utf-8", "surrogatepass"))
+
+
+@BOUNDED
+@given(st.lists(st.tuples(NAME, st.integers(0, 40)), max_size=40), st.sampled_from(MATCHERS))
+def test_pretest_finds_exactly_the_names_holding_a_needle(rows, matcher):
+    buf, starts, ends = _table([r[0] for r in rows], [r[1] for r in rows])
+    got = matcher.maybe(buf, starts, ends).tolist()
+    want = [
+        any(w in buf[s:e].lower() for w in matcher.needles or ())
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+    ]
+    assert got == want
+
+
+def _patterns() -> list[tuple[Matcher, re.Pattern[str]]]:
+    out = []
+    for m in MATCHERS:
+        out += [(m, p.regex) for p in (*m.generic, *m.anchored)]
+        out += [(m, p.regex) for _, p in m.floating]
+    return out
+
+
+@BOUNDED
+@given(st.data(), st.sampled_from(_patterns()))
+def test_a_name_a_pattern_matches_passes_the_pretest(data, pair):
+    """Only names that pass the byte-level pretest are read at all: every name a pattern
+    matches (made from the pattern, in plain and in mangled form, with a crate prefix or a
+    clone suffix) must pass it."""
+    matcher, regex = pair
+    core = data.draw(st.from_regex(regex, fullmatch=True, alphabet=string.printable))
+    core = core.replace("\0", "")
+    words = [w for w in re.split(r"\s+", core) if w]
+    forms = [
+        core,
+        f"ring_core_0_17_14_{core}",
+        f"{core}.constprop.0",
+        "_ZN" + "".join(f"{len(w)}{w}" for w in words) + "Ev",
+    ]
+    for name in forms:
+        if matcher.match(name) is None:
+            continue
+        buf, starts, ends = _table([name.encode()], [0])
+        assert matcher.maybe(buf, starts, ends).tolist() == [True], name

@@ -232,7 +232,7 @@ def show(r: VerifyReport) -> None:
         for col in (
             "library",
             "code MB",
-            "M instr",
+            "decoded MB",
             "functions",
             "required / unguarded",
             "dispatched",
@@ -242,13 +242,15 @@ def show(r: VerifyReport) -> None:
             t.add_column(
                 col,
                 overflow="fold",
-                justify="right" if col in ("code MB", "M instr", "functions", "scan s") else "left",
+                justify="right"
+                if col in ("code MB", "decoded MB", "functions", "scan s")
+                else "left",
             )
         for s in libs[:8]:
             t.add_row(
                 escape(s.path),
                 f"{s.code_bytes / 1e6:.1f}",
-                f"{s.instructions / 1e6:.2f}",
+                f"{s.decoded_bytes / 1e6:.1f}",
                 f"{s.functions:,}",
                 ", ".join(sorted(s.required, key=isa.sort_key))
                 + " / "

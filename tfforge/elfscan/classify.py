@@ -10,9 +10,10 @@ import iced_x86
 import numpy as np
 
 from tfforge.elfscan import arrays
-from tfforge.elfscan.decode import TABLE_BYTES, Streamed
+from tfforge.elfscan.decode import Streamed
 from tfforge.elfscan.library import Library
 from tfforge.elfscan.names import Matcher, demangle
+from tfforge.elfscan.pointers import Graph, Tables
 from tfforge.elfscan.results import FeatureEvidence
 from tfforge.elfscan.rules import code_table
 from tfforge.host import isa
@@ -109,8 +110,9 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     if len(lib.special["pyinit"]):
         exported = lib.special["pyinit"]
     exported_mask = arrays.mask(lib.exact(exported["value"]), n)
-    tables = _Tables(lib, s, rel_where, rel_target)
-    outside = exported_mask | tables.outside(np.zeros(n, bool))
+    tables = Tables(lib, s, rel_where, rel_target)
+    open_to_all, guarded_slots = tables.split(tables.open_objects(np.zeros(n, bool)))
+    outside = exported_mask | open_to_all
     referenced = arrays.mask(ref_dst, n)
 
     # R1: names of feature functions, and of the referrers of those R2 may class.
@@ -119,7 +121,7 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     hits: dict[str, int] = {}
 
     def match(fns: np.ndarray) -> None:
-        for fn, name in lib.names(fns):
+        for fn, name in lib.names(fns, matcher.maybe):
             if not named[fn]:
                 p = matcher.match(name)
                 if p is not None:
@@ -132,36 +134,14 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     referrers = arrays.unique(ref_src[cand[ref_dst]])
     match(referrers[~feat_mask[referrers] & ~checks[referrers]])
 
-    # R2 + R5, as the greatest fixed point: start from every function that could be
-    # dispatched and take away each one an ordinary function refers to, until nothing changes
-    # (so a group of kernels that call each other, entered only after a CPU check, stays
-    # dispatched). R2: referenced only from CPU checks or dispatched code. Functions without
-    # features count too when only dispatched code calls them (a static helper or thread body
-    # between a dispatched entry point and its kernels), or a CPU check jumps to them or takes
-    # their address; a check merely calling one does not pass that on. A pointer stored in a
-    # table whose address only CPU-check or dispatched code takes (a dispatch table filled in
-    # after cpuid) is such a reference too. R5: unlabelled code (no symbol, no unwind entry)
-    # unless ordinary labelled code calls, jumps to or takes the address of it, or an
-    # unguarded table points to it.
+    # R2 + R5: what stays dispatched (see _greatest_fixed_point).
     gap = lib.unlabelled
-    dispatched = ~exported_mask | named
-    while True:
-        guarded = checks | dispatched
-        in_open, in_guarded = tables.split(guarded)
-        outside = exported_mask | in_open
-        cand = ~named & ~outside & (referenced | in_guarded)
-        bad = np.zeros(n, bool)
-        bad[ref_dst[~guarded[ref_src]]] = True
-        plain_bad = bad.copy()
-        plain_bad[call_dst[checks[call_src] & ~dispatched[call_src]]] = True
-        gap_bad = np.zeros(n, bool)
-        gap_bad[ref_dst[~(guarded | gap)[ref_src]]] = True
-        gap_ok = gap & ~gap_bad & ~(outside & ~exported_mask)
-        keep = named | (cand & np.where(feat_mask, ~bad, ~plain_bad)) | gap_ok
-        new = dispatched & keep
-        if (new == dispatched).all():
-            break
-        dispatched = new
+    dispatched = _greatest_fixed_point(
+        _Facts(n, exported_mask, named, checks, gap, feat_mask, referenced),
+        tables,
+        Graph(ref_src, ref_dst, n),
+        Graph(call_src, call_dst, n),
+    )
     unlabelled = gap & dispatched & ~named
 
     # R3: reachable at load, never entering dispatched code.
@@ -171,8 +151,8 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     roots = roots[roots >= 0]
     # R6: code nothing reaches (no call, jump or LEA, no pointer in data, not exported, not a
     # load-time entry) never runs: left in by the linker after its callers were dropped.
-    in_tables = tables.split(np.zeros(n, bool))
-    unreached = ~referenced & ~in_tables[0] & ~in_tables[1] & ~dynamic_mask & ~arrays.mask(roots, n)
+    in_tables = open_to_all | (guarded_slots > 0)
+    unreached = ~referenced & ~in_tables & ~dynamic_mask & ~arrays.mask(roots, n)
     dispatched = dispatched | (unreached & feat_mask)
     load = reachable(roots, flow_src, flow_dst, dispatched, n)
     return Classes(
@@ -189,78 +169,73 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     )
 
 
-class _Tables:
-    """Relocated pointers and the data objects holding them.
+@dataclass
+class _Facts:
+    """What the R2/R5 fixed point starts from (bool masks over all functions)."""
 
-    Objects start at addresses that code refers to (RIP-relative, near a table slot) or that
-    a relocated pointer in data points to; a slot belongs to the nearest object start at or
-    below it (within TABLE_BYTES). An object is guarded when every reference to it comes from
-    guarded code (CPU checks, dispatched code) or from a slot of a guarded object, and it has
-    at least one reference; a function pointer in a guarded object is not an unknown caller."""
+    n: int
+    exported: np.ndarray
+    named: np.ndarray
+    checks: np.ndarray
+    gap: np.ndarray  # unlabelled code (R5)
+    feat: np.ndarray
+    referenced: np.ndarray
 
-    TABLE_BYTES = TABLE_BYTES
 
-    def __init__(self, lib: Library, s: Streamed, rel_where: np.ndarray, rel_target: np.ndarray):
-        self.n = len(lib)
-        fn = lib.exact(rel_target)
-        to_data = lib.in_data(rel_target) & lib.in_data(rel_where)
-        self.ref_fn = (s.data_refs >> 40).astype(np.int64)
-        ref_addr = (s.data_refs & ((1 << 40) - 1)).astype(np.uint64)
-        self.objects = arrays.unique(np.concatenate([ref_addr, rel_target[to_data]]))
-        self.ref_obj = np.searchsorted(self.objects, ref_addr)
+def _greatest_fixed_point(f: _Facts, tables: Tables, refs: Graph, calls: Graph) -> np.ndarray:
+    """R2 + R5 as the greatest fixed point: start from every function that could be
+    dispatched and take away each one an ordinary function refers to, until nothing changes
+    (so a group of kernels that call each other, entered only after a CPU check, stays
+    dispatched). R2: referenced only from CPU checks or dispatched code. Functions without
+    features count too when only dispatched code calls them (a static helper or thread body
+    between a dispatched entry point and its kernels), or a CPU check jumps to them or takes
+    their address; a check merely calling one does not pass that on. A pointer stored in a
+    table whose address only CPU-check or dispatched code takes (a dispatch table filled in
+    after cpuid) is such a reference too. R5: unlabelled code (no symbol, no unwind entry)
+    unless ordinary labelled code calls, jumps to or takes the address of it, or an open
+    table points to it.
 
-        def owner(where: np.ndarray) -> np.ndarray:
-            """Object holding each slot, -1 when none is near."""
-            o = np.searchsorted(self.objects, where, side="right").astype(np.int64) - 1
-            oc = np.clip(o, 0, None)
-            near = (
-                (o >= 0) & (where - self.objects[oc] < self.TABLE_BYTES)
-                if len(self.objects)
-                else np.zeros(len(where), bool)
-            )
-            return np.where(near, o, -1)
+    Every condition only grows as functions are taken away, so after one full pass only the
+    targets of the functions just taken away (and the slots of tables they opened) are
+    looked at again: a worklist, not a recomputation per round."""
+    n = f.n
+    dispatched = ~f.exported | f.named
+    guarded = f.checks | dispatched
+    is_open = tables.open_objects(guarded)
+    in_open, guarded_slots = tables.split(is_open)
+    ref_src, ref_dst = np.repeat(np.arange(n), np.diff(refs.indptr)), refs.dst
+    call_src = np.repeat(np.arange(n), np.diff(calls.indptr))
+    bad = arrays.mask(ref_dst[~guarded[ref_src]], n)  # an ordinary function refers to it
+    gap_bad = arrays.mask(ref_dst[~(guarded | f.gap)[ref_src]], n)
+    from_check = arrays.mask(calls.dst[(f.checks & ~dispatched)[call_src]], n)
 
-        self.slot_fn = fn[fn >= 0]
-        self.slot_obj = owner(rel_where[fn >= 0])
-        # data -> data pointers: (holding object, pointed-to object)
-        self.link_from = owner(rel_where[to_data])
-        self.link_to = np.searchsorted(self.objects, rel_target[to_data])
-        self.referenced = np.zeros(len(self.objects), bool)
-        self.referenced[self.ref_obj] = True
-        self.referenced[self.link_to] = True
-        self._last: tuple[bytes, tuple[np.ndarray, np.ndarray]] = (b"\x01", (self.referenced,) * 2)
+    def keep(fn: np.ndarray) -> np.ndarray:
+        open_ = in_open[fn]
+        cand = ~f.named[fn] & ~f.exported[fn] & ~open_
+        cand &= f.referenced[fn] | (guarded_slots[fn] > 0)
+        cand &= ~bad[fn] & (f.feat[fn] | ~from_check[fn])
+        gap_ok = f.gap[fn] & ~gap_bad[fn] & ~(open_ & ~f.exported[fn])
+        kept: np.ndarray = f.named[fn] | cand | gap_ok
+        return kept
 
-    def _guarded_slots(self, guarded: np.ndarray) -> np.ndarray:
-        if not len(self.objects):
-            return np.zeros(len(self.slot_fn), bool)
-        bad = ~self.referenced
-        bad[self.ref_obj[~guarded[self.ref_fn]]] = True
-        bad[self.link_to[self.link_from < 0]] = True
-        while True:  # badness flows along data -> data pointers
-            spread = self.link_to[(self.link_from >= 0) & bad[np.clip(self.link_from, 0, None)]]
-            new = spread[~bad[spread]]
-            if not len(new):
-                break
-            bad[new] = True
-        ok: np.ndarray = (self.slot_obj >= 0) & ~bad[np.clip(self.slot_obj, 0, None)]
-        return ok
-
-    def outside(self, guarded: np.ndarray) -> np.ndarray:
-        """Functions stored in a slot of a table that ordinary code may read."""
-        return self.split(guarded)[0]
-
-    def split(self, guarded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(functions in a slot of a table ordinary code may read, functions in slots of
-        tables only guarded code reads) as masks. Only which table readers are guarded
-        decides it, so the answer is kept for the same readers."""
-        key = guarded[self.ref_fn].tobytes()
-        if key != self._last[0]:
-            ok = self._guarded_slots(guarded)
-            self._last = (
-                key,
-                (arrays.mask(self.slot_fn[~ok], self.n), arrays.mask(self.slot_fn[ok], self.n)),
-            )
-        return self._last[1]
+    every = np.arange(n)
+    removed = every[dispatched & ~keep(every)]
+    while len(removed):
+        dispatched[removed] = False
+        loose = removed[~f.checks[removed]]  # no longer guards what it refers to
+        hit = refs.out(loose)
+        bad[hit] = True
+        gap_bad[refs.out(loose[~f.gap[loose]])] = True
+        checking = calls.out(removed[f.checks[removed]])
+        from_check[checking] = True
+        slots = tables.open_more(is_open, loose)
+        in_open[slots] = True
+        np.subtract.at(guarded_slots, slots, 1)
+        touched = arrays.unique(np.concatenate([hit, checking, slots]))
+        touched = touched[dispatched[touched]]
+        removed = touched[~keep(touched)]
+    out: np.ndarray = dispatched
+    return out
 
 
 def reachable(

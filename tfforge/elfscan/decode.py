@@ -41,7 +41,7 @@ _TARGET = (1 << 62) - 1
 
 @dataclass
 class Streamed:
-    instructions: int  # decoded in function bodies
+    decoded_bytes: int  # function bodies decoded
     pair_fn: Ints  # per (function, code) with kept instructions:
     pair_code: Ints  #   the function, the iced Code
     pair_count: Ints  #   and how many
@@ -65,7 +65,7 @@ class Streamed:
         """Write to an .npz file: parts travel between processes as files, not pickles."""
         np.savez(
             path,
-            instructions=self.instructions,
+            decoded_bytes=self.decoded_bytes,
             pair_fn=self.pair_fn,
             pair_code=self.pair_code,
             pair_count=self.pair_count,
@@ -83,7 +83,7 @@ class Streamed:
     def load(cls, path: Path) -> Streamed:
         with np.load(path) as z:
             return cls(
-                int(z["instructions"]),
+                int(z["decoded_bytes"]),
                 z["pair_fn"],
                 z["pair_code"],
                 z["pair_count"],
@@ -107,7 +107,7 @@ def merge(parts: list[Streamed]) -> Streamed:
         inv, weights=np.concatenate([p.pair_count for p in parts]), minlength=len(keys)
     ).astype(np.int64)
     return Streamed(
-        sum(p.instructions for p in parts),
+        sum(p.decoded_bytes for p in parts),
         keys // 8192,
         keys % 8192,
         counts,
@@ -233,6 +233,9 @@ class Collector:
         slots = self.lib.table_slots
         if not len(slots) or not len(at):
             return
+        near = (target >= 0) & (target <= int(slots[-1]))
+        near &= target > int(slots[0]) - TABLE_BYTES
+        at, target = at[near], target[near]
         i = np.searchsorted(slots, target.astype(np.uint64))
         near = i < len(slots)
         near[near] = (slots[i[near]].astype(np.int64) - target[near]) < TABLE_BYTES
@@ -241,7 +244,7 @@ class Collector:
         ok = src >= 0
         self.data_refs.append(arrays.unique(src[ok] << 40 | target[near][ok]))
 
-    def result(self, instructions: int) -> Streamed:
+    def result(self, decoded_bytes: int) -> Streamed:
         def cat(parts: list[Ints]) -> Ints:
             return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
@@ -252,7 +255,7 @@ class Collector:
         ukeys, inv = np.unique(keys, return_inverse=True)
         counts = np.bincount(inv, weights=cat(self.counts), minlength=len(ukeys)).astype(np.int64)
         return Streamed(
-            instructions,
+            decoded_bytes,
             ukeys // 8192,
             ukeys % 8192,
             counts,
@@ -311,23 +314,21 @@ def stream(
         keep, ref, mark = kept.append, refs.append, marks.append
         fn_starts = starts[first:last].tolist()
         fn_ends = np.minimum(ends[first:last], np.uint64(read_hi)).tolist()
-        for k, (s, e) in enumerate(zip(fn_starts, fn_ends, strict=True)):
-            fb = (first + k) << _SHIFT
-            n = -1
+        fb = first << _SHIFT
+        for s, e in zip(fn_starts, fn_ends, strict=True):
             # The hot loop: one table lookup per instruction; only the rare kept ones do more.
-            body = decoder(64, data[s - read_lo : e - read_lo], ip=s)
-            for n, ins in enumerate(body):  # noqa: B007 - n counts the instructions
-                code = ins.code
-                kind = hot[code]
+            for ins in decoder(64, data[s - read_lo : e - read_lo], ip=s):
+                kind = hot[ins.code]
                 if kind:
                     if kind == feature:
-                        keep(fb | code)
+                        keep(fb | ins.code)
                     elif kind == call:
                         ref(ins.near_branch64)
                     else:  # a jump
                         ref(ins.near_branch64 | jump_bit)
-            total += n + 1
             mark(len(refs))
+            fb += 1 << _SHIFT
+        total += sum(fn_ends) - sum(fn_starts)
         ends_at: Ints = np.frombuffer(marks, np.int64)
         counts: Ints = np.diff(ends_at, prepend=np.zeros(1, np.int64))
         src = np.repeat(np.arange(first, last, dtype=np.int64), counts)

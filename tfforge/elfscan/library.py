@@ -5,7 +5,7 @@ address lookups, the PLT, relocated pointers in data and load-time entry points.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from pathlib import Path
 from typing import BinaryIO
@@ -13,6 +13,7 @@ from typing import BinaryIO
 import numpy as np
 
 from tfforge.elfscan import arrays
+from tfforge.elfscan.arrays import Ints
 from tfforge.elfscan.rules import rules
 from tfforge.elfscan.tables import (
     CHUNK,
@@ -37,6 +38,7 @@ from tfforge.elfscan.tables import (
     inside,
     isa_level_note,
     le32,
+    offsets_matching,
     open_elf,
     strings_at,
 )
@@ -191,30 +193,34 @@ class Library:
         versioned copy such as ring_core_0_17_8_OPENSSL_ia32cap_P, or holds a `variables_in`
         one, a mangled Rust path) and 'pyinit' (PyInit_*, exported)."""
         r = rules()
-        ends = tuple(r.check_variables)
-        holds = tuple(r.check_variables_in)
         out: dict[str, list[np.ndarray]] = {"variables": [], "pyinit": []}
         for table, (syms, strtab) in zip((".symtab", ".dynsym"), self.tables, strict=True):
             if strtab is None or not len(syms):
                 continue
             defined = syms["shndx"] != 0
             # NOTYPE/OBJECT/COMMON/TLS symbols in a section the program writes at run time
-            # (.data, .bss, .tbss ...; not .data.rel.ro, which holds vtables and typeinfo)
-            data = syms[
-                defined
-                & np.isin(syms["info"] & 0xF, (0, 1, 5, 6))
-                & np.isin(syms["shndx"], self._runtime_writable)
-                & (syms["size"] <= 1 << 16)
-            ]
-            names = strings_at(self.fd, strtab, data["name"])
-            hit = [o for o, t in names.items() if t.endswith(ends) or any(h in t for h in holds)]
-            if hit:
-                out["variables"].append(data[np.isin(data["name"], hit)])
+            # (.data, .bss, .tbss ...; not .data.rel.ro, which holds vtables and typeinfo);
+            # .symtab holds .dynsym's defined symbols too.
+            if table == ".symtab" or not len(self.tables[0][0]):
+                data = syms[
+                    defined
+                    & np.isin(syms["info"] & 0xF, (0, 1, 5, 6))
+                    & np.isin(syms["shndx"], self._runtime_writable)
+                    & (syms["size"] <= 1 << 16)
+                ]
+                hit = offsets_matching(
+                    self.fd,
+                    strtab,
+                    data["name"],
+                    ends=r.check_variables,
+                    holds=r.check_variables_in,
+                )
+                if len(hit):
+                    out["variables"].append(data[np.isin(data["name"], hit)])
             if table == ".dynsym":
                 funcs = syms[defined & ((syms["info"] & 0xF) == 2)]  # exported functions
-                fnames = strings_at(self.fd, strtab, funcs["name"])
-                init = [o for o, t in fnames.items() if t.startswith("PyInit_")]
-                if init:
+                init = offsets_matching(self.fd, strtab, funcs["name"], begins=("PyInit_",))
+                if len(init):
                     out["pyinit"].append(funcs[np.isin(funcs["name"], init)])
         return {k: np.concatenate(v) if v else np.zeros(0, SYM_DT) for k, v in out.items()}
 
@@ -235,13 +241,14 @@ class Library:
             return []
         r = rules()
         undefined = np.flatnonzero(syms["shndx"] == 0)
-        names = strings_at(self.fd, strtab, syms["name"][undefined])
-        hit = {
-            o
-            for o, t in names.items()
-            if t.endswith(tuple(r.check_variables)) or any(h in t for h in r.check_variables_in)
-        }
-        wanted = undefined[np.isin(syms["name"][undefined], sorted(hit))]
+        hit = offsets_matching(
+            self.fd,
+            strtab,
+            syms["name"][undefined],
+            ends=r.check_variables,
+            holds=r.check_variables_in,
+        )
+        wanted = undefined[np.isin(syms["name"][undefined], hit)]
         if not len(wanted):
             return []
         out = []
@@ -257,9 +264,14 @@ class Library:
             out += [(int(w), int(w) + 8) for w in rel["offset"][hit_rel]]
         return out
 
-    def names(self, fns: np.ndarray) -> Iterable[tuple[int, str]]:
+    def names(
+        self,
+        fns: np.ndarray,
+        keep: Callable[[bytes, Ints, Ints], np.ndarray] | None = None,
+    ) -> Iterable[tuple[int, str]]:
         """(function, name) for every symbol at each function's start (aliases included);
-        from .symtab, which holds the exported ones too, else from .dynsym."""
+        from .symtab, which holds the exported ones too, else from .dynsym. With `keep`,
+        only names it passes (see tables.strings_at)."""
         addrs = self.starts[fns]
         for syms, strtab in zip(self.fsyms, (t[1] for t in self.tables), strict=True):
             if strtab is None or not len(syms):
@@ -270,7 +282,7 @@ class Library:
                 continue
             owner = np.repeat(fns, cnt)
             name_off = syms["name"][arrays.spans(lo, cnt)]
-            got = strings_at(self.fd, strtab, name_off)
+            got = strings_at(self.fd, strtab, name_off, keep)
             for fn, off in zip(owner.tolist(), name_off.tolist(), strict=True):
                 if got.get(off):
                     yield fn, got[off]

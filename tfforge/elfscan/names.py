@@ -7,6 +7,10 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterable
 
+import numpy as np
+
+from tfforge.elfscan import arrays
+from tfforge.elfscan.arrays import Bools, Ints
 from tfforge.elfscan.rules import Pattern, rules
 
 # A Rust crate's versioned prefix on the C and assembly symbols it bundles (ring_core_0_17_14_).
@@ -45,6 +49,12 @@ def name_words(symbol: str) -> str:
         words.append(base[start:end])
         pos = max(end, start + 1)
     return " ".join(words) + (f" .{clone}" if dot else "")
+
+
+def _ascii_lower(text: str) -> str:
+    """Lower case for ASCII letters only (str.lower maps the Kelvin sign to k): the patterns
+    and the byte-level pretest know ASCII case alone."""
+    return "".join(c.lower() if c.isascii() else c for c in text)
 
 
 def _leading_literal(pattern: str) -> str:
@@ -90,16 +100,77 @@ class Matcher:
         self.anchored = [p for p in allow if p.regex.pattern.startswith("^")]
         # (cheap pre-test, pattern): the literals one of which a name must contain (the
         # entry's `contains`, else the literal the pattern starts with) before the search.
-        self.floating = [
-            (_contains_any(p.contains or (_leading_literal(p.regex.pattern),)), p)
-            for p in allow
-            if not p.regex.pattern.startswith("^")
-        ]
+        floating = [p for p in allow if not p.regex.pattern.startswith("^")]
+        needles = [p.contains or (_leading_literal(p.regex.pattern),) for p in floating]
+        self.floating = [(_contains_any(n), p) for n, p in zip(needles, floating, strict=True)]
+        self.floating_any = _contains_any(x for n in needles for x in n)  # one test first
+        # What a name must hold (in any case) for any pattern to match it: the pretest
+        # `maybe` runs on the raw string table, so only those names are read and matched.
+        words = [*r.name_hints, *r.tail_hints, *(x for n in needles for x in n)]
+        for p in self.anchored:
+            words += p.contains or (_leading_literal(p.regex.pattern.lstrip("^")),)
+        self.needles = (
+            None if not all(words) else tuple(sorted({w.lower().encode() for w in words}))
+        )
+        self._table: Bools | None = None
         self._anchored_any = (
             re.compile("|".join(f"(?:{p.regex.pattern})" for p in self.anchored))
             if self.anchored
             else None
         )
+
+    def maybe(self, buf: bytes, starts: Ints, ends: Ints) -> Bools:
+        """Which strings buf[starts[i]:ends[i]] hold one of the needles in any case (a name
+        no pattern can match does not), for all strings at once in numpy: their bytes are
+        taken out end to end, every three-byte window is looked up in a table of the
+        needles' first three bytes, and the few windows found are compared with the rest of
+        their needle."""
+        if self.needles is None or min(map(len, self.needles)) < 3:
+            return np.ones(len(starts), bool)
+        hit = np.zeros(len(starts), bool)
+        # The strings as disjoint segments (a string table shares tails between names).
+        seg_hi = np.maximum.accumulate(ends)
+        new = np.ones(len(starts), bool)
+        new[1:] = starts[1:] >= seg_hi[:-1]
+        seg_lo = starts[new]
+        seg_hi = (
+            np.append(seg_hi[np.flatnonzero(new)[1:] - 1], seg_hi[-1]) if len(seg_lo) else seg_lo
+        )
+        raw = np.frombuffer(buf, np.uint8)
+        keep = np.repeat(
+            np.tile(np.array([False, True]), len(seg_lo)),
+            np.column_stack([seg_lo - np.append(0, seg_hi[:-1]), seg_hi - seg_lo]).ravel(),
+        )
+        text = raw[: len(keep)][keep].astype(np.int32)
+        if len(text) < 3:
+            return hit
+        text[(text >= 65) & (text <= 90)] += 32  # ASCII lower case
+        tri = (text[:-2] << 16) | (text[1:-1] << 8) | text[2:]
+        if self._table is None:
+            self._table = np.zeros(1 << 24, bool)
+            self._table[[(w[0] << 16) | (w[1] << 8) | w[2] for w in self.needles]] = True
+        at = np.flatnonzero(self._table[tri])
+        order = np.argsort(tri[at], kind="stable")  # windows grouped by their three bytes
+        at, first3 = at[order], tri[at][order]
+        in_text = np.cumsum(seg_hi - seg_lo) - (seg_hi - seg_lo)  # each segment's start
+        for word in self.needles:
+            code = (word[0] << 16) | (word[1] << 8) | word[2]
+            pos = at[np.searchsorted(first3, code) : np.searchsorted(first3, code, "right")]
+            pos = pos[pos + len(word) <= len(text)]
+            rest = np.frombuffer(word[3:], np.uint8)
+            if len(rest):
+                pos = pos[(text[pos[:, None] + np.arange(3, len(word))] == rest).all(axis=1)]
+            seg = np.searchsorted(in_text, pos, side="right") - 1
+            where = seg_lo[seg] + pos - in_text[seg]  # in buf
+            # Strings holding it end at the first NUL after it (several, sharing a tail).
+            first = np.searchsorted(ends, where + len(word))
+            ok = first < len(ends)
+            where, first = where[ok], first[ok]
+            last = np.searchsorted(ends, ends[first], side="right")
+            k = arrays.spans(first, last - first)
+            holder = np.repeat(where, last - first)
+            hit[k[starts[k] <= holder]] = True
+        return hit
 
     def match(self, symbol: str) -> Pattern | None:
         """The pattern the symbol matches, tried on the name as compilers and crates changed it
@@ -118,10 +189,11 @@ class Matcher:
     def _match(self, symbol: str) -> Pattern | None:
         if self._anchored_any is not None and self._anchored_any.match(symbol):
             return next(p for p in self.anchored if p.regex.match(symbol))
-        for pretest, p in self.floating:
-            if pretest(symbol) and p.regex.search(symbol):
-                return p
-        low = symbol.lower()
+        if self.floating and self.floating_any(symbol):
+            for pretest, p in self.floating:
+                if pretest(symbol) and p.regex.search(symbol):
+                    return p
+        low = symbol.lower() if symbol.isascii() else _ascii_lower(symbol)
         if self.has_hint(low) or self.has_tail_hint(low[-32:]):
             words = name_words(symbol)
             return next((p for p in self.generic if p.regex.search(words)), None)

@@ -43,7 +43,7 @@ class LibraryScan:
     path: str
     size: int
     code_bytes: int
-    instructions: int
+    decoded_bytes: int  # of code_bytes, in function bodies (decoded)
     functions: int
     symbols: str  # where function names came from
     baseline: frozenset[str]  # what ordinary code uses: required | unguarded

@@ -66,7 +66,7 @@ def _compile(source: str, entry: dict[str, Any]) -> Pattern:
     try:
         return Pattern(
             source,
-            re.compile(entry["pattern"]),
+            re.compile(entry["pattern"], re.ASCII),  # symbol names: ASCII case and \w
             entry["why"],
             tuple(entry.get("libraries", ["*"])),
             tuple(entry.get("contains", ())),

@@ -96,7 +96,7 @@ def _finish(
         path=display_name or str(lib.path),
         size=lib.path.stat().st_size,
         code_bytes=sum(s.size for s in lib.exec_secs),
-        instructions=streamed.instructions,
+        decoded_bytes=streamed.decoded_bytes,
         functions=len(lib),
         symbols=lib.symbol_source,
         baseline=frozenset(e.name for e in found if e.cls != "dispatched"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -76,10 +76,16 @@ SHT_PROGBITS, SHT_RELA, SHT_NOBITS, SHT_VERNEED = 1, 4, 8, 0x6FFFFFFE
 SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
 
 
-def strings_at(fd: int, strtab: Section, offsets: Iterable[int]) -> dict[int, str]:
-    """Names at string-table offsets, reading the table in bounded chunks, in order."""
-    want = arrays.unique(np.fromiter((int(o) for o in offsets), np.int64))
-    out: dict[int, str] = {}
+def _spans(
+    fd: int, strtab: Section, offsets: Iterable[int] | np.ndarray
+) -> Iterator[tuple[int, bytes, Ints, Ints]]:
+    """The string table in bounded chunks, in order: (chunk offset, chunk, starts and NUL
+    ends within it of the wanted strings it holds whole). A string that is unterminated or
+    longer than a chunk comes as an empty one."""
+    if isinstance(offsets, np.ndarray):
+        want = arrays.unique(offsets.astype(np.int64))
+    else:
+        want = arrays.unique(np.fromiter((int(o) for o in offsets), np.int64))
     i = 0
     while i < len(want):
         lo = int(want[i])
@@ -89,13 +95,68 @@ def strings_at(fd: int, strtab: Section, offsets: Iterable[int]) -> dict[int, st
         starts = want[i:j] - lo
         k = np.searchsorted(nul, starts)
         whole = int(np.searchsorted(k, len(nul)))  # names whose NUL is in this buffer
-        for st, end in zip(starts[:whole].tolist(), nul[k[:whole]].tolist(), strict=True):
-            out[lo + st] = buf[st:end].decode("utf-8", "replace")
-        if whole == 0:  # unterminated or longer than a chunk: skip it
-            out[lo] = ""
+        if whole == 0:  # unterminated or longer than a chunk: an empty name
+            yield lo, b"", np.zeros(1, np.int64), np.zeros(1, np.int64)
             whole = 1
+        else:
+            yield lo, buf, starts[:whole], nul[k[:whole]].astype(np.int64)
         i += whole
+
+
+def strings_at(
+    fd: int,
+    strtab: Section,
+    offsets: Iterable[int] | np.ndarray,
+    keep: Callable[[bytes, Ints, Ints], npt.NDArray[np.bool_]] | None = None,
+) -> dict[int, str]:
+    """Names at string-table offsets, reading the table in bounded chunks, in order; with
+    `keep` (chunk, starts, ends -> mask), only the strings it keeps are decoded."""
+    out: dict[int, str] = {}
+    for lo, buf, starts, ends in _spans(fd, strtab, offsets):
+        if keep is not None and len(buf):
+            kept = keep(buf, starts, ends)
+            starts, ends = starts[kept], ends[kept]
+        for st, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            out[lo + st] = buf[st:end].decode("utf-8", "replace")
     return out
+
+
+def offsets_matching(
+    fd: int,
+    strtab: Section,
+    offsets: np.ndarray,
+    ends: Iterable[str] = (),
+    holds: Iterable[str] = (),
+    begins: Iterable[str] = (),
+) -> Ints:
+    """Of the strings at these offsets, those that end with one of `ends`, hold one of
+    `holds` or begin with one of `begins` (bytes compared, no string is decoded): numpy
+    compares the few bytes before each string's end, bytes.find looks for the others."""
+    suffixes = [np.frombuffer(e.encode(), np.uint8) for e in ends if e]
+    prefixes = [np.frombuffer(e.encode(), np.uint8) for e in begins if e]
+    inner = [h.encode() for h in holds if h]
+    found: list[Ints] = []
+    for lo, buf, starts, nul in _spans(fd, strtab, offsets):
+        b = np.frombuffer(buf, np.uint8)
+        hit = np.zeros(len(starts), bool)
+        for needles, at in ((suffixes, False), (prefixes, True)):
+            for needle in needles:
+                fits = np.flatnonzero(nul - starts >= len(needle))
+                first = starts[fits] if at else nul[fits] - len(needle)
+                window = b[first[:, None] + np.arange(len(needle))]
+                hit[fits[(window == needle).all(axis=1)]] = True
+        for word in inner:
+            pos = buf.find(word)
+            while pos >= 0:
+                # Wanted strings holding it end at the first NUL after it (several may:
+                # a string table shares a tail between names).
+                k = int(np.searchsorted(nul, pos))
+                if k < len(nul) and pos + len(word) <= nul[k]:
+                    same = np.arange(k, int(np.searchsorted(nul, nul[k], side="right")))
+                    hit[same[starts[same] <= pos]] = True
+                pos = buf.find(word, pos + 1)
+        found.append(starts[hit] + lo)
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
 
 
 def open_elf(path: Path, f: BinaryIO) -> tuple[ELFFile, list[Section]]:

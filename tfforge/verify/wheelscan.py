@@ -74,7 +74,7 @@ def readable(scans: list[LibraryScan]) -> list[LibraryScan]:
 def _worker_died(member: str) -> InternalError:
     return InternalError(
         f"a scan worker died while scanning {member} (killed for memory?); "
-        "nothing was cached: run verify again with --jobs 1"
+        "nothing was cached: run verify again with --jobs 1 (one library in memory at a time)"
     )
 
 
@@ -88,35 +88,23 @@ class _Job:
 
 
 class _Scanner:
-    """Scans libraries as the wheel reader hands them over: with jobs=1 in one thread of this
-    process (the reading, decompressing and hashing go on in the calling thread, mostly
-    outside the GIL), else in a pool of worker processes, a big library split into parts
-    decoded in parallel and then classified by one more job."""
+    """Scans libraries as the wheel reader hands them over, in `jobs` worker processes (the
+    reading, decompressing and hashing go on in this process meanwhile, with no GIL shared
+    with the scan); with jobs > 1 a big library is split into parts decoded in parallel and
+    then classified by one more job."""
 
     def __init__(self, jobs: int, examples: int, status: Callable[[str], None]):
         self.jobs, self.examples, self.status = jobs, examples, status
         self.scans: list[LibraryScan] = []
         self.errors: list[str] = []
-        self.pool = (
-            futures.ProcessPoolExecutor(
-                max_workers=jobs, mp_context=multiprocessing.get_context("spawn")
-            )
-            if jobs > 1
-            else None
+        self.pool = futures.ProcessPoolExecutor(
+            max_workers=max(jobs, 1), mp_context=multiprocessing.get_context("spawn")
         )
-        self.thread = futures.ThreadPoolExecutor(max_workers=1) if jobs <= 1 else None
         self.pending: dict[futures.Future[Any], _Job] = {}
         self.parts: dict[str, list[str | None]] = {}
 
     def add(self, member: str, path: Path) -> None:
-        if self.thread is not None:
-            fut = self.thread.submit(_scan_worker, str(path), member, self.examples)
-            self.pending[fut] = _Job("whole", member, path, time.perf_counter())
-            self.poll(block=False)
-            return
         pool = self.pool
-        if pool is None:
-            raise InternalError("no scan pool for jobs > 1")
         t0 = time.perf_counter()
         try:
             bounds = split_points(path, self.jobs, min_bytes=SPLIT_BYTES)
@@ -158,7 +146,7 @@ class _Scanner:
                     self.parts.pop(member, None)
                     self._failed(member, path, exc)
                     continue
-                if self.pool is not None and member in self.parts:
+                if member in self.parts:
                     done_parts = [p for p in self.parts[member] if p is not None]
                     if len(done_parts) < len(self.parts[member]):
                         continue
@@ -185,8 +173,7 @@ class _Scanner:
         self._remove(path)
         if scan.code_bytes >= 1 << 20:  # small libraries: only in the summary line
             self.status(
-                f"scanned {member}: {scan.code_bytes / 1e6:.1f} MB code, "
-                f"{scan.instructions / 1e6:.2f} M instructions in "
+                f"scanned {member}: {scan.code_bytes / 1e6:.1f} MB code in "
                 f"{time.perf_counter() - t0:.1f} s; baseline "
                 f"{', '.join(sorted(scan.baseline, key=isa.sort_key)) or 'none'}"
             )
@@ -203,9 +190,7 @@ class _Scanner:
             part.unlink(missing_ok=True)
 
     def close(self) -> None:
-        for executor in (self.pool, self.thread):
-            if executor is not None:
-                executor.shutdown(wait=True, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _read_and_scan(
@@ -272,8 +257,7 @@ def scan_wheel(
     )
     status(
         f"read {checked.facts.members} members and scanned {len(scans)} ELF libraries "
-        f"({sum(s.code_bytes for s in scans) / 1e6:.1f} MB code, "
-        f"{sum(s.instructions for s in scans) / 1e6:.1f} M instructions) in "
+        f"({sum(s.code_bytes for s in scans) / 1e6:.1f} MB code) in "
         f"{time.perf_counter() - t0:.1f} s"
     )
     scans.sort(key=lambda s: s.path)
