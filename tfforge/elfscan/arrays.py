@@ -19,6 +19,15 @@ def unique(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return a[np.concatenate(([True], a[1:] != a[:-1]))] if len(a) else a
 
 
+def unique_counts(a: Ints) -> tuple[Ints, Ints]:
+    """(sorted distinct values, how often each occurs), by sorting (see unique)."""
+    a = np.sort(a)
+    if not len(a):
+        return a, np.zeros(0, np.int64)
+    first = np.flatnonzero(np.concatenate(([True], a[1:] != a[:-1])))
+    return a[first], np.diff(np.append(first, len(a))).astype(np.int64)
+
+
 def spans(lo: Ints, cnt: Ints) -> Ints:
     """Concatenation of arange(lo[i], lo[i] + cnt[i]) for all i, vectorized."""
     total = int(cnt.sum())

@@ -174,10 +174,9 @@ class Collector:
         the function each ref came from."""
         lib = self.lib
         if len(kept):
-            packed = np.frombuffer(kept, np.int64)
-            key, cnt = np.unique((packed >> _SHIFT) * 8192 + (packed & 8191), return_counts=True)
+            key, cnt = arrays.unique_counts(np.frombuffer(kept, np.int64))  # fn << 13 | code
             self.keys.append(key)
-            self.counts.append(cnt.astype(np.int64))
+            self.counts.append(cnt)
         if len(refs):
             raw = np.frombuffer(refs, np.uint64)
             target = raw & np.uint64(_TARGET)

@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 
 import numpy as np
 
@@ -49,6 +50,14 @@ def name_words(symbol: str) -> str:
         words.append(base[start:end])
         pos = max(end, start + 1)
     return " ".join(words) + (f" .{clone}" if dot else "")
+
+
+@lru_cache(maxsize=4)
+def _first_three(needles: tuple[bytes, ...]) -> Bools:
+    """A table over all three-byte values: True where one of the needles starts so."""
+    table = np.zeros(1 << 24, bool)
+    table[[(w[0] << 16) | (w[1] << 8) | w[2] for w in needles]] = True
+    return table
 
 
 def _ascii_lower(text: str) -> str:
@@ -112,7 +121,6 @@ class Matcher:
         self.needles = (
             None if not all(words) else tuple(sorted({w.lower().encode() for w in words}))
         )
-        self._table: Bools | None = None
         self._anchored_any = (
             re.compile("|".join(f"(?:{p.regex.pattern})" for p in self.anchored))
             if self.anchored
@@ -146,10 +154,7 @@ class Matcher:
             return hit
         text[(text >= 65) & (text <= 90)] += 32  # ASCII lower case
         tri = (text[:-2] << 16) | (text[1:-1] << 8) | text[2:]
-        if self._table is None:
-            self._table = np.zeros(1 << 24, bool)
-            self._table[[(w[0] << 16) | (w[1] << 8) | w[2] for w in self.needles]] = True
-        at = np.flatnonzero(self._table[tri])
+        at = np.flatnonzero(_first_three(self.needles)[tri])
         order = np.argsort(tri[at], kind="stable")  # windows grouped by their three bytes
         at, first3 = at[order], tri[at][order]
         in_text = np.cumsum(seg_hi - seg_lo) - (seg_hi - seg_lo)  # each segment's start
