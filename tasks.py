@@ -32,10 +32,21 @@ def _default(key: str, empty: str = "") -> str:
         "cpuinfo": "analyse a saved /proc/cpuinfo text from another machine instead of this host",
         "gcc_version": f"GCC version the recommended flags are for {_default('gcc_version')}",
         "no_tf": "skip probing the installed TensorFlow",
+        "capture_script": "print the stdlib-only script that captures another host's CPU and "
+        "runtime (python3 capture.py > hosts/NAME.json there)",
         "debug": "show a traceback on errors",
     }
 )
-def detect(c, json=False, save=None, cpuinfo=None, gcc_version=None, no_tf=False, debug=False):
+def detect(
+    c,
+    json=False,
+    save=None,
+    cpuinfo=None,
+    gcc_version=None,
+    no_tf=False,
+    capture_script=False,
+    debug=False,
+):
     """What this CPU supports, what the installed TensorFlow uses, and the build target for it."""
     from tfforge.commands import detect as report
 
@@ -46,6 +57,7 @@ def detect(c, json=False, save=None, cpuinfo=None, gcc_version=None, no_tf=False
         cpuinfo=cpuinfo,
         gcc_version=gcc_version,
         probe_tf=not no_tf,
+        capture_script=capture_script,
         debug=debug,
     )
 

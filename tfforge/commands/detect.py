@@ -7,10 +7,12 @@ is imported only for the tables.
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 from tfforge import console, settings
 from tfforge.errors import TfforgeError
 from tfforge.host import cpu, fleet, isa
+from tfforge.host import runtime as host_runtime
 from tfforge.runtime import probe
 
 # The official x86 wheel baseline: TensorFlow's `avx_linux` config compiles with -mavx only.
@@ -35,8 +37,11 @@ def tensorflow_report(timeout: float) -> dict:
 
 def host_report(host: cpu.HostProfile, gcc_version: str) -> dict:
     """Everything detect says about one host except the TensorFlow probe."""
-    doc = {"host": {k: v for k, v in host.to_dict().items() if k not in ("flags", "schema")}}
+    doc = {
+        "host": {k: v for k, v in host.to_dict().items() if k not in ("flags", "schema", "runtime")}
+    }
     doc["host"]["source"] = host.source
+    doc["runtime"] = runtime_report(host)
     if not host.is_x86:
         doc["x86"] = False
         doc["note"] = (
@@ -72,9 +77,35 @@ def host_report(host: cpu.HostProfile, gcc_version: str) -> dict:
     return doc
 
 
+def runtime_report(host: cpu.HostProfile) -> dict:
+    """The host's runtime as detect shows it, or why it is unknown."""
+    if host.runtime is None:
+        return {
+            "known": False,
+            "reason": f"{host.source} records no runtime (a raw /proc/cpuinfo copy or an older "
+            "snapshot): glibc, libstdc++ and Python are unknown; capture the host with the "
+            "script `invoke detect --capture-script` prints",
+        }
+    return {"known": True, **host.runtime.to_dict(), "summary": host.runtime.summary()}
+
+
 def detect_command(
-    *, as_json: bool, save: str | None, cpuinfo: str | None, gcc_version: str | None, probe_tf: bool
+    *,
+    as_json: bool,
+    save: str | None,
+    cpuinfo: str | None,
+    gcc_version: str | None,
+    probe_tf: bool,
+    capture_script: bool = False,
 ) -> dict:
+    if capture_script:
+        text = host_runtime.capture_script()
+        if as_json:
+            console.print_json({"capture_script": text})
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        return {"capture_script": text}
     opts = settings.load({"gcc_version": gcc_version})
     gcc = settings.version(opts, "gcc_version")
     host = cpu.load_host(cpuinfo) if cpuinfo else cpu.detect_host()
@@ -132,6 +163,11 @@ def _show_detect(doc: dict) -> None:
         gain = doc["gain"]["would_add"]
         added = ", ".join(isa.title(f) for f in gain) if gain else "nothing over the stock wheel"
         out.print("a build for this host would add: " + added)
+    rt = doc["runtime"]
+    if rt["known"]:
+        out.print(console.safe(f"runtime: {rt['summary']}"))
+    else:
+        out.print(f"[yellow]runtime unknown[/]: {console.safe(rt['reason'])}")
     tf = doc["tensorflow"]
     if tf.get("installed"):
         unused = ", ".join(tf.get("unused_cpu_features") or []) or "none reported"
