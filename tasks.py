@@ -70,10 +70,12 @@ def detect(
         "gcc_version": f"GCC version the recommended flags are for {_default('gcc_version')}",
         "require": "comma-separated features the target must have (e.g. avx512_vnni); "
         "fails listing the hosts that lack them",
+        "tf_version": "TensorFlow release whose Pythons the hosts' runtimes are checked against "
+        + _default("tf_version"),
         "debug": "show a traceback on errors",
     }
 )
-def match(c, hosts, json=False, gcc_version=None, require=None, debug=False):
+def match(c, hosts, json=False, gcc_version=None, require=None, tf_version=None, debug=False):
     """The best build target every host in a fleet can run, and why others are refused."""
     from tfforge.commands import match as match_mod
 
@@ -83,6 +85,7 @@ def match(c, hosts, json=False, gcc_version=None, require=None, debug=False):
         as_json=json,
         gcc_version=gcc_version,
         require=require,
+        tf_version=tf_version,
         debug=debug,
     )
 
@@ -140,6 +143,8 @@ _SPEC_HELP = {
     "bazel_provider": "bazelisk (pinned download), debian (bazel-bootstrap) or image "
     + _default("bazel_provider"),
     "bazel_arg": "extra bazel build flag, --name or --name=value; repeatable",
+    "runtime_floor": "the glibc/libstdc++ the wheel must load on: auto (the --host snapshots' "
+    "oldest runtime), a suite (bullseye, bookworm, trixie) or none " + _default("runtime_floor"),
     "remote_cache": "Bazel remote cache URL (http, https, grpc, grpcs; no credentials: give "
     "them in TFFORGE_REMOTE_HEADER or TFFORGE_REMOTE_NETRC_FILE at build time) "
     + _default("remote_cache", "none"),
@@ -173,6 +178,7 @@ def _spec_cli(given: dict) -> dict:
         "bazel_args": list(given["bazel_arg"] or []) or None,
         "remote_cache": given["remote_cache"],
         "remote_executor": given["remote_executor"],
+        "runtime_floor": given["runtime_floor"],
     }
 
 
@@ -195,6 +201,7 @@ def render(
     bazel_arg=None,
     remote_cache=None,
     remote_executor=None,
+    runtime_floor=None,
     sse3=False,
     ssse3=False,
     sse4_1=False,
@@ -253,6 +260,7 @@ def build(
     bazel_arg=None,
     remote_cache=None,
     remote_executor=None,
+    runtime_floor=None,
     sse3=False,
     ssse3=False,
     sse4_1=False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tfforge.build import floor as runtime_floor
 from tfforge.build import toolchains
 from tfforge.errors import ConfigError
 from tfforge.host import fleet, isa
@@ -35,9 +36,11 @@ class Cell:
     tf_version: str
     python_version: str
     hosts: tuple[HostGain, ...]
+    runtime_floor: str | None = None  # the fleet's runtime floor (tfforge/build/floor.py)
 
     def build_args(self) -> tuple[str, ...]:
         """The `invoke build` flags that select this cell (the shared options come after)."""
+        floor = ("--runtime-floor", self.runtime_floor) if self.runtime_floor else ()
         return (
             "--target",
             self.display,
@@ -45,6 +48,7 @@ class Cell:
             self.tf_version,
             "--python-version",
             self.python_version,
+            *floor,
         )
 
     def as_dict(self) -> dict:
@@ -56,6 +60,7 @@ class Cell:
             "tf_version": self.tf_version,
             "python_version": self.python_version,
             "hosts": [{"name": h.name, "gains": list(h.gains)} for h in self.hosts],
+            "runtime_floor": self.runtime_floor,
             "build_args": list(self.build_args()),
         }
 
@@ -66,6 +71,7 @@ class Plan:
     one: bool
     gcc_version: str
     cells: tuple[Cell, ...]
+    runtime: tuple[dict, ...] = ()  # per release: floor.fleet_plan (oldest runtime, Pythons)
 
     def as_dict(self) -> dict:
         return {
@@ -73,6 +79,7 @@ class Plan:
             "one": self.one,
             "gcc_version": self.gcc_version,
             "cells": [c.as_dict() for c in self.cells],
+            "runtime": list(self.runtime),
         }
 
 
@@ -125,6 +132,10 @@ def plan(
                 raise ConfigError(f"--python-version {py!r}: expected versions such as 3.11,3.12")
             toolchains.check_python(tc, py)
             pairs.append((tf, py))
+    floor = runtime_floor.fleet_runtime(hosts).floor()
+    runtime = tuple(
+        runtime_floor.fleet_plan(hosts, tf, toolchains.toolchain(tf).pythons) for tf in tf_versions
+    )
     cells = []
     for t, members in _groups(hosts, gcc_version, one):
         served = tuple(
@@ -132,6 +143,15 @@ def plan(
         )
         for tf, py in pairs:
             cells.append(
-                Cell(f"{t.display}-tf{tf}-py{py}", t.name, t.display, t.flags or "", tf, py, served)
+                Cell(
+                    f"{t.display}-tf{tf}-py{py}",
+                    t.name,
+                    t.display,
+                    t.flags or "",
+                    tf,
+                    py,
+                    served,
+                    floor.name if floor else None,
+                )
             )
-    return Plan(common.display, one, gcc_version, tuple(cells))
+    return Plan(common.display, one, gcc_version, tuple(cells), runtime)

@@ -106,6 +106,7 @@ def context(spec: BuildSpec, doc: dict) -> dict:
         "clone_check": list(spec.clone_check_argv),
         "compiler_story": spec.compiler_story,
         **remote_context(spec),
+        "sysroot": sysroot_context(spec),
     }
 
 
@@ -113,6 +114,26 @@ def context(spec: BuildSpec, doc: dict) -> dict:
 SECRET_HEADER = "tfforge_remote_header"  # docker build --secret ids (tfforge.build.remote)
 SECRET_NETRC = "tfforge_netrc"
 PROBE = "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)"
+
+
+def sysroot_context(spec: BuildSpec) -> dict | None:
+    """The sysroot stage and wrappers of a build on the sysroot route (tfforge/build/floor.py)."""
+    if spec.floor is None or not spec.sysroot:
+        return None
+    from tfforge.build import floor
+
+    fl = spec.floor.floor
+    return {
+        "suite": fl.name,
+        "glibc": fl.glibc,
+        "glibcxx": fl.glibcxx,
+        "libstdcxx": fl.libstdcxx,
+        "image": spec.floor.sysroot_image,
+        "packages": list(fl.sysroot),
+        "path": floor.SYSROOT,
+        "specs": list(floor.specs_lines(fl)),
+        "wrappers": [list(w) for w in spec.sysroot_wrappers],
+    }
 
 
 def remote_context(spec: BuildSpec) -> dict:

@@ -25,6 +25,7 @@ import archspec.cpu
 from packaging.version import InvalidVersion, Version
 
 from tfforge import __version__, resources
+from tfforge.build import floor as runtime_floor
 from tfforge.build import toolchains
 from tfforge.errors import ConfigError
 from tfforge.files import sha256_file
@@ -149,6 +150,7 @@ class BuildSpec:
     source_date_epoch: int
     warnings: tuple[str, ...] = field(default=(), compare=False)
     remote_executor: str | None = None  # issue 13: rendered, untested here
+    floor: runtime_floor.FloorPlan | None = None  # the runtime floor and the route to it
 
     # ---- remote cache / execution (issue 13) ---------------------------------------------
     @property
@@ -230,6 +232,34 @@ class BuildSpec:
         return f"{self.tf_version}+{self.local_label}"
 
     @property
+    def sysroot(self) -> bool:
+        return self.floor is not None and self.floor.route == "sysroot"
+
+    @property
+    def driver_bin(self) -> str:
+        """The compiler driver builds call: the sysroot wrapper on the sysroot route."""
+        return self.sysroot_wrappers[0][0] if self.sysroot else self.compiler_bin
+
+    @property
+    def sysroot_wrappers(self) -> tuple[tuple[str, str], ...]:
+        """(path, command) of the wrapper scripts the sysroot route installs (else none)."""
+        if not self.floor or not self.sysroot:
+            return ()
+        fl = self.floor.floor
+        out = runtime_floor.wrapper_lines(fl, self.compiler, self.compiler_bin)
+        if self.floor.python_from_sysroot:
+            out += (runtime_floor.python_wrapper(fl),)
+        return out
+
+    @property
+    def python_bin(self) -> str:
+        """PYTHON_BIN_PATH: the floor's own Python when the sysroot route provides the one asked
+        for, else the image's python3."""
+        if self.floor and self.sysroot and self.floor.python_from_sysroot:
+            return runtime_floor.python_wrapper(self.floor.floor)[0]
+        return PYTHON_BIN
+
+    @property
     def compiler_bin(self) -> str:
         if self.compiler == "gcc":
             return f"/usr/bin/gcc-{gcc_package_suffix(self.gcc_version)}"
@@ -262,6 +292,8 @@ class BuildSpec:
         if self.compiler == "gcc":
             s = gcc_package_suffix(self.gcc_version)
             env += [("CC", f"/usr/bin/gcc-{s}"), ("CXX", f"/usr/bin/g++-{s}")]
+            if self.sysroot:  # the floor's wrappers (tfforge/build/floor.py)
+                env = [("CC", self.sysroot_wrappers[0][0]), ("CXX", self.sysroot_wrappers[1][0])]
         if self.bazel_provider == "bazelisk":
             env += [
                 ("USE_BAZEL_VERSION", self.toolchain.bazel),
@@ -273,14 +305,14 @@ class BuildSpec:
     def configure_env(self) -> tuple[tuple[str, str], ...]:
         """Answers for TensorFlow's ./configure, so it never asks."""
         env = [
-            ("PYTHON_BIN_PATH", PYTHON_BIN),
+            ("PYTHON_BIN_PATH", self.python_bin),
             ("USE_DEFAULT_PYTHON_LIB_PATH", "1"),
             ("TF_NEED_CLANG", "1" if self.compiler == "clang" else "0"),
         ]
         if self.compiler == "clang":
-            env.append(("CLANG_COMPILER_PATH", self.compiler_bin))
+            env.append(("CLANG_COMPILER_PATH", self.driver_bin))
         else:
-            env.append(("GCC_HOST_COMPILER_PATH", self.compiler_bin))
+            env.append(("GCC_HOST_COMPILER_PATH", self.driver_bin))
         env += [
             ("CC_OPT_FLAGS", self.cc_opt_flags),
             *toolchains.pins().configure_answers,
@@ -489,6 +521,7 @@ class BuildSpec:
                 "remote_cache": self.remote_cache,
                 "source_date_epoch": self.source_date_epoch,
                 **({"remote_executor": self.remote_executor} if self.remote_executor else {}),
+                **({"runtime_floor": self.floor.request} if self.floor else {}),
             },
             "derived": {
                 "local_version": self.local_label,
@@ -512,6 +545,7 @@ class BuildSpec:
                 "repo_env": list(self.repo_env),
                 "configs": list(self.configs),
                 "apt_packages": list(self.apt_packages),
+                **({"runtime": self.floor.as_dict()} if self.floor else {}),
             },
             "recipe": {
                 "evidence": {k: e.as_dict() for k, e in self.toolchain.evidence.items()},
@@ -940,10 +974,20 @@ def make(options: Mapping) -> BuildSpec:
         raise ConfigError(f"--compiler {_short(compiler)}: must be one of {', '.join(COMPILERS)}")
     gcc_text = _text(options, "gcc_version")
     base_text = _text(options, "base_image")
+    asked = requested_floor(options)
+    floor_image = None
+    if compiler == "gcc" and not gcc_text and not base_text:
+        # the base route: a known image at or below the floor with a GCC the recipe accepts
+        floor_image = floor_base_image(asked, tc)
+        default = toolchains.base_image_for("gcc", tc.gcc_default)
+        if floor_image is not None and default is not None:
+            if runtime_floor.within(default.suite, asked[0]) if asked else True:
+                floor_image = None  # the recipe's own default image is within the floor
     gcc_version = (
         _check_gcc_version(gcc_text)
         if gcc_text
-        else (gcc_for_image(tc, base_text) if base_text else None) or default_gcc_version(tc)
+        else (gcc_for_image(tc, base_text or (floor_image.ref if floor_image else "")) or None)
+        or default_gcc_version(tc)
     )
     clang_version = None
     if compiler == "clang":
@@ -977,7 +1021,9 @@ def make(options: Mapping) -> BuildSpec:
 
     pins = toolchains.pins()
     base_image = _text(options, "base_image")
-    choice = None
+    choice = floor_image
+    if floor_image is not None:
+        base_image = floor_image.ref
     if not base_image:
         major = int(_major(gcc_version if compiler == "gcc" else clang_version))
         choice = toolchains.base_image_for(compiler, major)
@@ -1046,6 +1092,9 @@ def make(options: Mapping) -> BuildSpec:
         )
 
     source = resolve_source(options, tc)
+    plan = resolve_floor(asked, tc, compiler, cver or "", python_version, base_image, choice)
+    if plan is not None and plan.route == "sysroot":
+        warnings.append(f"runtime floor {plan.floor.name}: {plan.why}")
     spec = BuildSpec(
         tc.tf_version,
         python_version,
@@ -1066,9 +1115,84 @@ def make(options: Mapping) -> BuildSpec:
         epoch,
         tuple(warnings),
         remote_executor=remote_executor,
+        floor=plan,
     )
     check_tokens(spec)
     return spec
+
+
+def _image_suite(base_image: str, choice: toolchains.BaseImage | None) -> str | None:
+    """The Debian suite of the build image when tfforge knows it (its [base_images] entry, a
+    local image made by make-base-image.sh, or the suite's name in the reference)."""
+    if choice is not None:
+        return choice.suite
+    for known in toolchains.pins().base_images.values():
+        if base_image in (known.ref, known.local) or known.suite in base_image:
+            return known.suite
+    return next((n for n in runtime_floor.floors() if n in base_image), None)
+
+
+def requested_floor(
+    options: Mapping,
+) -> tuple[runtime_floor.Floor, str, tuple[str, ...]] | None:
+    """(floor, request, hosts it comes from) the options ask for; None for no floor.
+
+    runtime_floor: a suite name; "auto" (the default): the oldest runtime of the --host
+    snapshots (or of this host for --target host) when they carry one; "none"/"": no floor."""
+    asked = _text(options, "runtime_floor").lower() or runtime_floor.NONE
+    if asked == runtime_floor.NONE:
+        return None
+    if asked != runtime_floor.AUTO:
+        return runtime_floor.floor(asked), asked, ()
+    files = [str(h) for h in (options.get("hosts") or []) if str(h).strip()]
+    if files:
+        profiles = cpu.load_hosts(files, option="--host")
+    elif _text(options, "target").lower() == "host":
+        profiles = [cpu.detect_host()]
+    else:
+        return None
+    fl = runtime_floor.fleet_runtime(profiles).floor()
+    if fl is None:
+        return None
+    return fl, asked, tuple(h.name for h in profiles if h.runtime is not None)
+
+
+def floor_base_image(
+    asked: tuple[runtime_floor.Floor, str, tuple[str, ...]] | None, tc: toolchains.Toolchain
+) -> toolchains.BaseImage | None:
+    """A known base image at or below the floor shipping a GCC the recipe accepts (the base
+    route), when the default image for the recipe's GCC would be newer than the floor."""
+    if asked is None:
+        return None
+    images = toolchains.pins().base_images
+    suite = runtime_floor.base_for(asked[0], tc.gcc, [i.suite for i in images.values()])
+    return next((i for i in images.values() if i.suite == suite), None)
+
+
+def resolve_floor(
+    asked: tuple[runtime_floor.Floor, str, tuple[str, ...]] | None,
+    tc: toolchains.Toolchain,
+    compiler: str,
+    cver: str,
+    python_version: str,
+    base_image: str,
+    choice: toolchains.BaseImage | None,
+) -> runtime_floor.FloorPlan | None:
+    """The route to the requested floor for this build image and compiler."""
+    if asked is None:
+        return None
+    fl, request, hosts = asked
+    lo, hi = tc.gcc if compiler == "gcc" else tc.clang
+    return runtime_floor.plan(
+        fl,
+        request=request,
+        hosts=hosts,
+        build_suite=_image_suite(base_image, choice),
+        compiler=compiler,
+        compiler_major=int(_major(cver) or 0),
+        recipe_range=(lo, hi),
+        python_version=python_version,
+    )
 
 
 def check_tokens(spec: BuildSpec) -> None:
@@ -1082,6 +1206,7 @@ def check_tokens(spec: BuildSpec) -> None:
         spec.base_image,
         *(v for _, v in spec.configure_env for v in v.split()),
         *(v for _, v in spec.toolchain_env),
+        *(w for pair in spec.sysroot_wrappers for v in pair for w in v.split()),
     ]
     for w in words:
         if not SAFE_TOKEN.fullmatch(w):

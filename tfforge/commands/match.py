@@ -10,8 +10,19 @@ from tfforge.errors import TfforgeError
 from tfforge.host import cpu, fleet, isa
 
 
+def runtime_report(hosts: list[cpu.HostProfile], tf_version: str) -> dict:
+    """The fleet's oldest runtime, its floor, each host's Python for the release, the builds."""
+    from tfforge.build import floor, toolchains
+
+    tc = toolchains.toolchain(tf_version)
+    return floor.fleet_plan(hosts, tc.tf_version, tc.pythons)
+
+
 def match_report(
-    hosts: list[cpu.HostProfile], gcc_version: str, require: frozenset[str] = frozenset()
+    hosts: list[cpu.HostProfile],
+    gcc_version: str,
+    require: frozenset[str] = frozenset(),
+    tf_version: str | None = None,
 ) -> dict:
     fleet.check_fleet(hosts)
     best = fleet.best_target(hosts, gcc_version)
@@ -60,19 +71,27 @@ def match_report(
         "require": sorted(require, key=isa.sort_key),
         "require_missing": lacking,
         "candidates": rows,
+        **({"runtime": runtime_report(hosts, tf_version)} if tf_version else {}),
     }
 
 
 def match_command(
-    hosts: str | list[str], *, as_json: bool, gcc_version: str | None, require: str | None = None
+    hosts: str | list[str],
+    *,
+    as_json: bool,
+    gcc_version: str | None,
+    require: str | None = None,
+    tf_version: str | None = None,
 ) -> dict:
-    opts = settings.load({"gcc_version": gcc_version})
+    opts = settings.load({"gcc_version": gcc_version, "tf_version": tf_version})
     wanted = frozenset(
         isa.canonical(n, source="--require") for n in (require or "").split(",") if n.strip()
     )
     gcc = settings.version(opts, "gcc_version")
     profiles = cpu.load_hosts(hosts)
-    doc = match_report(profiles, gcc, isa.closure(wanted) if wanted else wanted)
+    doc = match_report(
+        profiles, gcc, isa.closure(wanted) if wanted else wanted, str(opts["tf_version"])
+    )
     if as_json:
         console.print_json(doc)
     else:
@@ -121,3 +140,46 @@ def _show_match(doc: dict) -> None:
     for why in b["refused"]:
         out.print(f"  [yellow]refused[/] {console.safe(why)}")
     out.print("features every host has: " + ", ".join(isa.title(f) for f in doc["common_features"]))
+    if "runtime" in doc:
+        _show_runtime(doc["runtime"])
+
+
+def _show_runtime(rt: dict) -> None:
+    out = console.out
+    for key, label in (("glibc", "glibc"), ("glibcxx", "libstdc++"), ("cxxabi", "C++ ABI")):
+        old = rt[f"oldest_{key}"]
+        if old:
+            shown = f"{label} {old['value']} ({old['host']})"
+            out.print(console.safe(f"oldest {shown}"))
+    if rt["unknown"]:
+        out.print(
+            "[yellow]runtime unknown[/] for "
+            + console.safe(", ".join(rt["unknown"]))
+            + " (raw cpuinfo or older snapshots: capture them with `invoke detect "
+            "--capture-script`)"
+        )
+    if rt.get("floor"):
+        f = rt["floor"]
+        out.print(
+            console.safe(
+                f"runtime floor: {f['suite']} (glibc {f['glibc']}, {f['glibcxx']}): every "
+                "build below targets it"
+            )
+        )
+    elif rt.get("floor_refused"):
+        out.print(f"[red]no runtime floor[/]: {console.safe(rt['floor_refused'])}")
+    for h in rt["hosts"]:
+        py = h["python"] or ("[yellow]unknown[/]" if h["runtime"] is None else "[red]none[/]")
+        out.print(f"  {console.safe(h['name'])}: Python {py} ({console.safe(h['why'])})")
+    for b in rt["builds"]:
+        out.print(
+            console.safe(
+                f"build for Python {b['python']} ({', '.join(b['hosts'])}): "
+                f"invoke build {' '.join(b['build_args'])} ..."
+            )
+        )
+    for r in rt["refused"]:
+        out.print(
+            f"[red]TensorFlow {console.safe(rt['tf_version'])} cannot serve[/] "
+            f"{console.safe(r['name'])}: {console.safe(r['why'])}"
+        )

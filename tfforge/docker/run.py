@@ -31,8 +31,10 @@ from tfforge.docker.client import dockerfile_images, engine_facts, image_facts, 
 from tfforge.docker.progress import StepLog, classify_failure, short, step_title, tail
 from tfforge.errors import BuildError, ConfigError, Interrupted
 from tfforge.files import sha256_file, write_json_atomic
+from tfforge.wheel import manylinux
 
 APT_LOCK = "apt.lock"  # the packages the toolchain stage installed, as the export delivers them
+SYSROOT_LOCK = "sysroot.lock"  # the sysroot stage's packages (runtime floor, sysroot route)
 APT_PINS = "apt-pins"  # in the build context: versions the toolchain stage must install ("" = any)
 
 
@@ -344,17 +346,32 @@ def run_build(
             raw = _exported_wheel(stage, log_path)
             lock_path = stage / APT_LOCK
             lock_text = lock_path.read_text() if lock_path.is_file() else ""
+            sysroot_lock = stage / SYSROOT_LOCK
+            watcher.note("platform tag: auditwheel show --json on the built wheel")
+            platform = manylinux.decide(raw, timeout_s)
+            if not platform.manylinux:
+                watcher.note(
+                    f"WARNING: no manylinux tag fits: {platform.why}; tagged {platform.tag}"
+                )
             inputs = {
                 **record,
                 "base_images": images,
                 "apt_lock": {"packages": apt_packages(lock_text)},
+                **(
+                    {"sysroot_lock": {"packages": apt_packages(sysroot_lock.read_text())}}
+                    if sysroot_lock.is_file()
+                    else {}
+                ),
+                "platform": platform.as_dict(),
             }
             final = wheel_edit.finalize(
                 raw,
                 stage,
                 local_version=str(record.get("derived", {}).get("local_version", "")),
                 provenance=inputs,
+                platforms=platform.tags,
             )
+            manylinux.check_agrees(final, platform, timeout_s)
             cache = {"steps_cached": steps.cached, "steps_run": steps.ran}
             durations = {
                 "engine_check_s": round(t_checked - t0, 3),
@@ -395,4 +412,5 @@ def run_build(
         "provenance": str(build_dir / "provenance.json"),
         "apt_lock": str(build_dir / APT_LOCK) if lock_text else "",
         "sha256": provenance["wheel"]["sha256"],
+        "platform": platform.as_dict(),
     }

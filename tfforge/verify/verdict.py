@@ -19,6 +19,7 @@ from tfforge.elfscan.results import FeatureEvidence, LibraryScan
 from tfforge.errors import ConfigError
 from tfforge.host import cpu, isa
 from tfforge.verify import emulate
+from tfforge.verify import runtime as runtime_verdicts
 from tfforge.verify.wheelcheck import (
     FAIL,
     PASS,
@@ -77,6 +78,7 @@ class VerifyReport:
     seconds: float
     timings: tuple[tuple[str, float], ...] = ()
     rules: tuple[str, ...] = field(default=RULES)
+    runtime: tuple[runtime_verdicts.RuntimeVerdict, ...] = ()  # per host: glibc, libstdc++, Python
 
     @property
     def ok(self) -> bool:
@@ -191,6 +193,8 @@ def verify(
     ]
     if facts.provenance:
         checks.append(reproducible_check(facts, sha, builds_dir))
+    runtime_check, runtime_hosts = runtime_verdicts.runtime_check(wheel_path, facts.tags, hosts)
+    checks.append(runtime_check)
 
     emulations = []
     if models:
@@ -229,6 +233,7 @@ def verify(
         scan_cached=cached,
         seconds=round(time.perf_counter() - t0, 2),
         timings=tuple((k, round(v, 2)) for k, v in timings),
+        runtime=tuple(runtime_hosts),
     )
 
 

@@ -1,0 +1,105 @@
+"""What a wheel's ELF members need from the loader: DT_NEEDED libraries and the symbol versions
+(.gnu.version_r) they need from each. Every member is checked by its magic bytes, whatever its
+name; each ELF member is copied to a temporary file and read with pyelftools.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerNeedSection
+
+from tfforge.errors import ConfigError
+
+ELF_MAGIC = b"\x7fELF"
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class ElfNeeds:
+    """One ELF member's needs from the dynamic loader."""
+
+    member: str
+    soname: str | None
+    needed: tuple[str, ...]  # DT_NEEDED
+    versions: tuple[tuple[str, tuple[str, ...]], ...]  # (library file, version names)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "member": self.member,
+            "soname": self.soname,
+            "needed": list(self.needed),
+            "versions": {lib: list(names) for lib, names in self.versions},
+        }
+
+
+def read_needs(path: Path, member: str) -> ElfNeeds:
+    """DT_NEEDED, DT_SONAME and the version needs of one ELF file; ValueError when unreadable."""
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            needed: list[str] = []
+            soname = None
+            versions: dict[str, set[str]] = {}
+            for section in elf.iter_sections():
+                if isinstance(section, DynamicSection):
+                    for tag in section.iter_tags():
+                        if tag.entry.d_tag == "DT_NEEDED":
+                            needed.append(str(tag.needed))
+                        elif tag.entry.d_tag == "DT_SONAME":
+                            soname = str(tag.soname)
+                elif isinstance(section, GNUVerNeedSection):
+                    for verneed, auxes in section.iter_versions():
+                        names = versions.setdefault(str(verneed.name), set())
+                        names.update(str(aux.name) for aux in auxes)
+    except (ELFError, OSError, ValueError, KeyError, IndexError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{member}: unreadable ELF ({type(exc).__name__}: {exc})") from None
+    except Exception as exc:  # pyelftools on damaged input raises whatever its parser hits
+        raise ValueError(f"{member}: unreadable ELF ({type(exc).__name__}: {exc})") from None
+    return ElfNeeds(
+        member,
+        soname,
+        tuple(needed),
+        tuple((lib, tuple(sorted(names))) for lib, names in sorted(versions.items())),
+    )
+
+
+def wheel_needs(wheel: Path) -> tuple[list[ElfNeeds], list[str]]:
+    """Every ELF member's needs, and the members that could not be read (with why)."""
+    out: list[ElfNeeds] = []
+    errors: list[str] = []
+    try:
+        archive = zipfile.ZipFile(wheel)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ConfigError(f"{wheel.name}: not a readable wheel ({exc})") from None
+    with archive, tempfile.TemporaryDirectory(prefix="tfforge-symvers-") as tmp:
+        for info in archive.infolist():
+            if info.is_dir() or info.file_size < 64:
+                continue
+            with archive.open(info) as src:
+                if src.read(4) != ELF_MAGIC:
+                    continue
+            target = Path(tmp) / "member"
+            try:
+                with archive.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, CHUNK)
+                out.append(read_needs(target, info.filename))
+            except (ValueError, zipfile.BadZipFile, OSError) as exc:
+                errors.append(str(exc))
+            finally:
+                target.unlink(missing_ok=True)
+    return out, errors
+
+
+def provided_inside(needs: list[ElfNeeds]) -> frozenset[str]:
+    """Library names the wheel itself carries (their SONAMEs and file names)."""
+    names = {PurePosixPath(n.member).name for n in needs}
+    names |= {n.soname for n in needs if n.soname}
+    return frozenset(names)
