@@ -302,3 +302,20 @@ def test_rewritten_wheel_file_has_one_tag_line_per_pair_and_platform(plats, pair
     tags = [line[5:] for line in out.splitlines() if line.startswith("Tag: ")]
     assert tags == [f"{p}-{q}" for p in dict.fromkeys(pairs) for q in plats]
     assert out.startswith("Wheel-Version: 1.0\nGenerator: x\n")
+
+
+def test_capture_script_runs_under_the_oldest_python_here(tmp_path):
+    """The script fleet hosts run needs only a Python 3.6 standard library."""
+    import glob
+
+    old = sorted(glob.glob("/root/.pyenv/versions/3.6*/bin/python3.6")) or sorted(
+        glob.glob("/usr/bin/python3.[6-8]")
+    )
+    if not old:
+        pytest.skip("no Python 3.6-3.8 on this machine")
+    proc = subprocess.run(
+        [old[0], "-c", host_runtime.capture_script()], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    host = cpu._from_json(json.loads(proc.stdout), "old.json", "old")
+    assert host.runtime.glibc == cpu.detect_host().runtime.glibc

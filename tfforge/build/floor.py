@@ -221,7 +221,8 @@ def fleet_plan(hosts: list[HostProfile], tf_version: str, pythons: Iterable[str]
     fr = fleet_runtime(hosts)
     doc = fr.to_dict()
     supported = list(pythons)
-    rows, builds = [], {}
+    rows: list[dict[str, Any]] = []
+    builds: dict[str, list[str]] = {}
     for h in hosts:
         py, why = serving_python(h.runtime, supported)
         rows.append(

@@ -22,6 +22,7 @@ import re
 import socket
 import struct
 import sys
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 SCHEMA = "tfforge-capture/1"
 # The libraries a compiled Python extension usually needs from the system; for each the loader's
@@ -45,7 +46,7 @@ class _LinkMap(ctypes.Structure):
     ]
 
 
-def loaded_path(soname):
+def loaded_path(soname: str) -> Optional[str]:
     """The file the dynamic loader uses for soname (None when it finds none)."""
     try:
         lib = ctypes.CDLL(soname)
@@ -65,7 +66,7 @@ def loaded_path(soname):
     return os.path.realpath(name.decode("utf-8", "replace")) if name else None
 
 
-def version_definitions(path):
+def version_definitions(path: str) -> List[str]:
     """Version names an ELF64 little-endian library defines (its .gnu.version_d), sorted."""
     with open(path, "rb") as f:
         data = f.read()
@@ -76,7 +77,7 @@ def version_definitions(path):
     sections = [
         struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)
     ]
-    names = set()
+    names = set()  # type: Set[str]
     for sec in sections:
         if sec[1] != SHT_GNU_VERDEF:
             continue
@@ -94,9 +95,9 @@ def version_definitions(path):
     return sorted(names)
 
 
-def library(soname):
+def library(soname: str) -> Dict[str, Any]:
     path = loaded_path(soname)
-    doc = {"path": path, "defines": []}
+    doc = {"path": path, "defines": []}  # type: Dict[str, Any]
     if path:
         try:
             doc["defines"] = version_definitions(path)
@@ -105,7 +106,7 @@ def library(soname):
     return doc
 
 
-def libc():
+def libc() -> Tuple[str, Optional[str]]:
     """('glibc', '2.31') from the C library itself; ('musl' or 'unknown', None) otherwise."""
     try:
         text = os.confstr("CS_GNU_LIBC_VERSION") or ""
@@ -119,7 +120,7 @@ def libc():
     return "unknown", None
 
 
-def pythons():
+def pythons() -> List[str]:
     """Versions of python3.N found on PATH and in the usual folders, and this one."""
     found = {"%d.%d" % sys.version_info[:2]}
     dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d] + list(PY_DIRS)
@@ -135,7 +136,7 @@ def pythons():
     return sorted(found, key=lambda v: tuple(int(p) for p in v.split(".")))
 
 
-def distribution():
+def distribution() -> Dict[str, str]:
     """ID, VERSION_ID and PRETTY_NAME of /etc/os-release (then /usr/lib/os-release)."""
     for path in ("/etc/os-release", "/usr/lib/os-release"):
         try:
@@ -143,7 +144,7 @@ def distribution():
                 lines = f.read(65536).splitlines()
         except OSError:
             continue
-        fields = {}
+        fields = {}  # type: Dict[str, str]
         for line in lines:
             key, sep, value = line.partition("=")
             if sep:
@@ -156,7 +157,7 @@ def distribution():
     return {"id": "", "version_id": "", "name": ""}
 
 
-def runtime():
+def runtime() -> Dict[str, Any]:
     kind, version = libc()
     return {
         "libc": kind,
@@ -169,7 +170,7 @@ def runtime():
     }
 
 
-def capture():
+def capture() -> Dict[str, Any]:
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             cpuinfo = f.read(CPUINFO_CAP)

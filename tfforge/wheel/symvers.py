@@ -52,9 +52,9 @@ def read_needs(path: Path, member: str) -> ElfNeeds:
                 if isinstance(section, DynamicSection):
                     for tag in section.iter_tags():
                         if tag.entry.d_tag == "DT_NEEDED":
-                            needed.append(str(tag.needed))
+                            needed.append(str(tag.needed))  # type: ignore[attr-defined]
                         elif tag.entry.d_tag == "DT_SONAME":
-                            soname = str(tag.soname)
+                            soname = str(tag.soname)  # type: ignore[attr-defined]
                 elif isinstance(section, GNUVerNeedSection):
                     for verneed, auxes in section.iter_versions():
                         names = versions.setdefault(str(verneed.name), set())
