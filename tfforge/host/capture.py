@@ -22,7 +22,7 @@ import re
 import socket
 import struct
 import sys
-from typing import Any, Dict, List, Optional, Set, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 SCHEMA = "tfforge-capture/1"
 # The libraries a compiled Python extension usually needs from the system; for each the loader's
