@@ -22,7 +22,7 @@ import re
 import socket
 import struct
 import sys
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 SCHEMA = "tfforge-capture/1"
 # The libraries a compiled Python extension usually needs from the system; for each the loader's
@@ -77,7 +77,7 @@ def version_definitions(path: str) -> List[str]:
     sections = [
         struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)
     ]
-    names = set()  # type: Set[str]
+    names: Set[str] = set()
     for sec in sections:
         if sec[1] != SHT_GNU_VERDEF:
             continue
@@ -97,7 +97,7 @@ def version_definitions(path: str) -> List[str]:
 
 def library(soname: str) -> Dict[str, Any]:
     path = loaded_path(soname)
-    doc = {"path": path, "defines": []}  # type: Dict[str, Any]
+    doc: Dict[str, Any] = {"path": path, "defines": []}
     if path:
         try:
             doc["defines"] = version_definitions(path)
@@ -144,7 +144,7 @@ def distribution() -> Dict[str, str]:
                 lines = f.read(65536).splitlines()
         except OSError:
             continue
-        fields = {}  # type: Dict[str, str]
+        fields: Dict[str, str] = {}
         for line in lines:
             key, sep, value = line.partition("=")
             if sep:
