@@ -242,7 +242,8 @@ def test_unfloored_build_is_refused_for_bullseye(builds, fleet):
         "python3 -m pip debug --verbose 2>/dev/null | grep -c manylinux_2_3[4-9]_x86_64; "
         "python3 -m pip debug --verbose 2>/dev/null | grep -c manylinux_2_31_x86_64",
     )
-    assert pip.stdout.split() == ["0", "1"], pip.stdout
+    newer, floor_tags = (int(n) for n in pip.stdout.split())
+    assert newer == 0 and floor_tags > 0, pip.stdout  # pip in bullseye accepts up to 2_31
     # verify with the snapshots: bullseye cannot load it, naming the versions it lacks
     proc = invoke(
         "verify",
