@@ -980,9 +980,12 @@ def make(options: Mapping) -> BuildSpec:
         # the base route: a known image at or below the floor with a GCC the recipe accepts
         floor_image = floor_base_image(asked, tc)
         default = toolchains.base_image_for("gcc", tc.gcc_default)
-        if floor_image is not None and default is not None:
-            if runtime_floor.within(default.suite, asked[0]) if asked else True:
-                floor_image = None  # the recipe's own default image is within the floor
+        if (
+            asked is not None
+            and default is not None
+            and runtime_floor.within(default.suite, asked[0])
+        ):
+            floor_image = None  # the recipe's own default image is within the floor
     gcc_version = (
         _check_gcc_version(gcc_text)
         if gcc_text

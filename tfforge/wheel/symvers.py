@@ -61,7 +61,7 @@ def read_needs(path: Path, member: str) -> ElfNeeds:
                         names.update(str(aux.name) for aux in auxes)
     except (ELFError, OSError, ValueError, KeyError, IndexError, UnicodeDecodeError) as exc:
         raise ValueError(f"{member}: unreadable ELF ({type(exc).__name__}: {exc})") from None
-    except Exception as exc:  # pyelftools on damaged input raises whatever its parser hits
+    except Exception as exc:  # noqa: BLE001 - pyelftools on damaged input raises anything
         raise ValueError(f"{member}: unreadable ELF ({type(exc).__name__}: {exc})") from None
     return ElfNeeds(
         member,
