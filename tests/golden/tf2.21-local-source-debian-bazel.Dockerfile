@@ -1,7 +1,7 @@
-# tfforge build 2.21.0-avx2.fma.mkl-8c591e929c10
+# tfforge build 2.21.0-avx2.fma.mkl-5bf98a1f1ad1
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-avx2.fma.mkl-8c591e929c10/.export builds/2.21.0-avx2.fma.mkl-8c591e929c10
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-avx2.fma.mkl-5bf98a1f1ad1/.export builds/2.21.0-avx2.fma.mkl-5bf98a1f1ad1
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (debian), non-root user
 FROM local/bookworm:base AS toolchain

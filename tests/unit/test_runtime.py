@@ -9,6 +9,7 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+import conftest
 import pytest
 from conftest import FIXTURES
 from elf_samples import make_wheel
@@ -170,17 +171,15 @@ def test_serving_python_names_the_reason():
     assert py is None and "3.9" in why and "3.10, 3.11" in why
 
 
-def make_spec(**opts) -> spec.BuildSpec:
+def make_spec(**opts: object) -> spec.BuildSpec:
     base = {
         "tf_version": "2.20.0",
         "python_version": "3.9",
         "target": "x86-64-v2",
         "base_image": "local/bookworm:base",
-        "gcc_version": "12.2.0",
         "bazel_provider": "debian",
-        "source_date_epoch": 315532800,
     }
-    return spec.make({**base, **opts})
+    return conftest.make_spec(**{**base, **opts})
 
 
 def test_bullseye_floor_takes_the_sysroot_route():
@@ -213,6 +212,64 @@ def test_auto_floor_from_host_snapshots():
     assert s.floor.floor.name == "bullseye" and s.floor.hosts == ("bullseye-host", "bookworm-host")
     raw = make_spec(target="", hosts=[str(FIXTURES / "cpuinfo" / "haswell-i7-4770.cpuinfo")])
     assert raw.floor is None
+
+
+def test_runtime_floor_is_one_option_with_its_origin(tmp_path):
+    """--runtime-floor, TFFORGE_RUNTIME_FLOOR and tfforge.toml's runtime_floor: one option, one
+    refusal naming where the value came from, exit 2 and nothing rendered."""
+    with pytest.raises(ConfigError, match=r"^--runtime-floor 'buster': not a known") as exc:
+        make_spec(runtime_floor="buster")
+    assert exc.value.option == "runtime_floor" and exc.value.origin.kind == "flag"
+    (tmp_path / "tfforge.toml").write_text('[tfforge]\nruntime_floor = "bullseye"\n')
+    proc = conftest.run_cli(
+        "render",
+        "--target",
+        "x86-64-v2",
+        "--tf-version",
+        "2.20.0",
+        "--python-version",
+        "3.9",
+        "--json",
+        cwd=tmp_path,
+        env={"TFFORGE_ROOT": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    runtime = json.loads(proc.stdout)["build"]["derived"]["runtime"]
+    assert runtime["floor"]["suite"] == "bullseye" and runtime["route"] == "sysroot"
+    bad = conftest.run_cli(
+        "render",
+        "--target",
+        "haswell",
+        cwd=tmp_path,
+        env={"TFFORGE_ROOT": str(tmp_path), "TFFORGE_RUNTIME_FLOOR": "nope"},
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "error: TFFORGE_RUNTIME_FLOOR 'nope': not a known runtime floor; known: bullseye, "
+        "bookworm, trixie (or auto: the --host snapshots', none: the base image's)"
+    ]
+    assert sorted(p.name for p in (tmp_path / "builds").iterdir()) == [
+        Path(json.loads(proc.stdout)["build_dir"]).name
+    ]
+
+
+def test_match_reports_the_runtime_for_the_release_asked_for():
+    """match --tf-version (the tf_version option render and build read): the fleet's oldest
+    runtime, the floor, one build per Python, and the hosts the release cannot serve."""
+    proc = conftest.run_cli("match", str(HOSTS), "--tf-version", "2.20.0", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rt = json.loads(proc.stdout)["runtime"]
+    assert rt["tf_version"] == "2.20.0" and rt["floor"]["suite"] == "bullseye"
+    assert rt["oldest_glibc"] == {"value": "2.31", "host": "bullseye-host"}
+    assert [(b["python"], b["hosts"]) for b in rt["builds"]] == [
+        ("3.9", ["bullseye-host"]),
+        ("3.11", ["bookworm-host"]),
+    ]
+    assert all(b["build_args"][-2:] == ["--runtime-floor", "bullseye"] for b in rt["builds"])
+    assert "qemu-haswell" in rt["unknown"] and rt["refused"] == []
+    newer = conftest.run_cli("match", str(HOSTS), "--json", env={"TFFORGE_TF_VERSION": "2.21.0"})
+    refused = json.loads(newer.stdout)["runtime"]["refused"]
+    assert [r["name"] for r in refused] == ["bullseye-host"] and "3.9" in refused[0]["why"]
 
 
 # ---- per-host verdicts -----------------------------------------------------------------------

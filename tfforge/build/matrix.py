@@ -9,8 +9,9 @@ and Python version lists; each cell of the result is one `invoke build`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from tfforge.build import floor as runtime_floor
+from tfforge.build import floor as floors
 from tfforge.build import toolchains
 from tfforge.errors import ConfigError
 from tfforge.host import fleet, isa
@@ -36,11 +37,11 @@ class Cell:
     tf_version: str
     python_version: str
     hosts: tuple[HostGain, ...]
-    runtime_floor: str | None = None  # the fleet's runtime floor (tfforge/build/floor.py)
+    runtime_floor: str | None = None  # the plan's runtime floor (tfforge/build/floor.py)
 
     def build_args(self) -> tuple[str, ...]:
-        """The `invoke build` flags that select this cell (the shared options come after)."""
-        floor = ("--runtime-floor", self.runtime_floor) if self.runtime_floor else ()
+        """The `invoke build` flags that select this cell (the shared options, the runtime
+        floor among them, come after)."""
         return (
             "--target",
             self.display,
@@ -48,10 +49,9 @@ class Cell:
             self.tf_version,
             "--python-version",
             self.python_version,
-            *floor,
         )
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "cell": self.cell,
             "target": self.display,
@@ -71,15 +71,17 @@ class Plan:
     one: bool
     gcc_version: str
     cells: tuple[Cell, ...]
-    runtime: tuple[dict, ...] = ()  # per release: floor.fleet_plan (oldest runtime, Pythons)
+    runtime: tuple[dict[str, Any], ...] = ()  # per release: floor.fleet_plan
+    runtime_floor: str | None = None  # the floor every cell builds for (None: no floor)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "common_target": self.common,
             "one": self.one,
             "gcc_version": self.gcc_version,
             "cells": [c.as_dict() for c in self.cells],
             "runtime": list(self.runtime),
+            "runtime_floor": self.runtime_floor,
         }
 
 
@@ -120,8 +122,13 @@ def plan(
     tf_versions: tuple[str, ...],
     python_versions: tuple[str, ...],
     one: bool = False,
+    runtime_floor: str = floors.AUTO,
+    floor_source: str = "--runtime-floor",
 ) -> Plan:
-    """The matrix for a fleet; ConfigError for an unknown TF release or an unsupported Python."""
+    """The matrix for a fleet; ConfigError for an unknown TF release or an unsupported Python.
+
+    runtime_floor: "auto" (the fleet's oldest known runtime), a suite, or "none"/"" (no floor);
+    floor_source names where that value came from in a refusal."""
     fleet.check_fleet(hosts)
     common = fleet.best_target(hosts, gcc_version)
     pairs = []
@@ -132,9 +139,9 @@ def plan(
                 raise ConfigError(f"--python-version {py!r}: expected versions such as 3.11,3.12")
             toolchains.check_python(tc, py)
             pairs.append((tf, py))
-    floor = runtime_floor.fleet_runtime(hosts).floor()
+    floor = fleet_floor(hosts, runtime_floor, floor_source)
     runtime = tuple(
-        runtime_floor.fleet_plan(hosts, tf, toolchains.toolchain(tf).pythons) for tf in tf_versions
+        floors.fleet_plan(hosts, tf, toolchains.toolchain(tf).pythons) for tf in tf_versions
     )
     cells = []
     for t, members in _groups(hosts, gcc_version, one):
@@ -154,4 +161,18 @@ def plan(
                     floor.name if floor else None,
                 )
             )
-    return Plan(common.display, one, gcc_version, tuple(cells), runtime)
+    return Plan(
+        common.display, one, gcc_version, tuple(cells), runtime, floor.name if floor else None
+    )
+
+
+def fleet_floor(
+    hosts: list[HostProfile], request: str, source: str = "--runtime-floor"
+) -> floors.Floor | None:
+    """The floor a request names for a fleet: a suite, the fleet's own ("auto"), or none."""
+    asked = request.strip().lower() or floors.NONE
+    if asked == floors.NONE:
+        return None
+    if asked == floors.AUTO:
+        return floors.fleet_runtime(hosts).floor()
+    return floors.floor(asked, source=source)

@@ -9,17 +9,19 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-from tfforge import console, settings
+from tfforge import console
 from tfforge.errors import TfforgeError
+from tfforge.files import JsonDoc
 from tfforge.host import cpu, fleet, isa
 from tfforge.host import runtime as host_runtime
+from tfforge.options.typed.detect import DetectOptions
 from tfforge.runtime import probe
 
 # The official x86 wheel baseline: TensorFlow's `avx_linux` config compiles with -mavx only.
 STOCK_BASELINE = isa.closure(["avx"])
 
 
-def tensorflow_report(timeout: float) -> dict:
+def tensorflow_report(timeout: float) -> JsonDoc:
     """The installed TensorFlow as tfprobe.py sees it in a subprocess (detect stays fast), or
     why it cannot say."""
     if importlib.util.find_spec("tensorflow") is None:
@@ -35,11 +37,10 @@ def tensorflow_report(timeout: float) -> dict:
     return doc
 
 
-def host_report(host: cpu.HostProfile, gcc_version: str) -> dict:
+def host_report(host: cpu.HostProfile, gcc_version: str) -> JsonDoc:
     """Everything detect says about one host except the TensorFlow probe."""
-    doc = {
-        "host": {k: v for k, v in host.to_dict().items() if k not in ("flags", "schema", "runtime")}
-    }
+    skip = ("flags", "schema", "runtime")
+    doc: JsonDoc = {"host": {k: v for k, v in host.to_dict().items() if k not in skip}}
     doc["host"]["source"] = host.source
     doc["runtime"] = runtime_report(host)
     if not host.is_x86:
@@ -77,7 +78,7 @@ def host_report(host: cpu.HostProfile, gcc_version: str) -> dict:
     return doc
 
 
-def runtime_report(host: cpu.HostProfile) -> dict:
+def runtime_report(host: cpu.HostProfile) -> JsonDoc:
     """The host's runtime as detect shows it, or why it is unknown."""
     if host.runtime is None:
         return {
@@ -89,43 +90,33 @@ def runtime_report(host: cpu.HostProfile) -> dict:
     return {"known": True, **host.runtime.to_dict(), "summary": host.runtime.summary()}
 
 
-def detect_command(
-    *,
-    as_json: bool,
-    save: str | None,
-    cpuinfo: str | None,
-    gcc_version: str | None,
-    probe_tf: bool,
-    capture_script: bool = False,
-) -> dict:
-    if capture_script:
+def detect_command(opts: DetectOptions) -> JsonDoc:
+    if opts.capture_script:
         text = host_runtime.capture_script()
-        if as_json:
+        if opts.json:
             console.print_json({"capture_script": text})
         else:
             sys.stdout.write(text)
             sys.stdout.flush()
         return {"capture_script": text}
-    opts = settings.load({"gcc_version": gcc_version})
-    gcc = settings.version(opts, "gcc_version")
-    host = cpu.load_host(cpuinfo) if cpuinfo else cpu.detect_host()
-    doc = host_report(host, gcc)
-    if cpuinfo:
-        doc["tensorflow"] = {"installed": None, "reason": f"not probed: analysing {cpuinfo}"}
-    elif probe_tf:
-        doc["tensorflow"] = tensorflow_report(float(opts["tf_probe_timeout"]))
+    host = cpu.load_host(opts.cpuinfo) if opts.cpuinfo else cpu.detect_host()
+    doc = host_report(host, opts.match_gcc_version)
+    if opts.cpuinfo:
+        doc["tensorflow"] = {"installed": None, "reason": f"not probed: analysing {opts.cpuinfo}"}
+    elif not opts.no_tf:
+        doc["tensorflow"] = tensorflow_report(opts.tf_probe_timeout)
     else:
         doc["tensorflow"] = {"installed": None, "reason": "not probed (--no-tf)"}
-    if save:
-        doc["saved"] = str(cpu.save_host(host, save))
-    if as_json:
+    if opts.save:
+        doc["saved"] = str(cpu.save_host(host, opts.save))
+    if opts.json:
         console.print_json(doc)
     else:
         _show_detect(doc)
     return doc
 
 
-def _show_detect(doc: dict) -> None:
+def _show_detect(doc: JsonDoc) -> None:
     from rich.table import Table
 
     out, h = console.out, {k: "?" if v is None else console.safe(v) for k, v in doc["host"].items()}

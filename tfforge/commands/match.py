@@ -5,12 +5,14 @@ The command builds a plain dict (the --json output) and renders the same dict as
 
 from __future__ import annotations
 
-from tfforge import console, settings
+from tfforge import console
 from tfforge.errors import TfforgeError
+from tfforge.files import JsonDoc
 from tfforge.host import cpu, fleet, isa
+from tfforge.options.typed.match import MatchOptions
 
 
-def runtime_report(hosts: list[cpu.HostProfile], tf_version: str) -> dict:
+def runtime_report(hosts: list[cpu.HostProfile], tf_version: str) -> JsonDoc:
     """The fleet's oldest runtime, its floor, each host's Python for the release, the builds."""
     from tfforge.build import floor, toolchains
 
@@ -23,7 +25,7 @@ def match_report(
     gcc_version: str,
     require: frozenset[str] = frozenset(),
     tf_version: str | None = None,
-) -> dict:
+) -> JsonDoc:
     fleet.check_fleet(hosts)
     best = fleet.best_target(hosts, gcc_version)
     rows = []
@@ -75,30 +77,23 @@ def match_report(
     }
 
 
-def match_command(
-    hosts: str | list[str],
-    *,
-    as_json: bool,
-    gcc_version: str | None,
-    require: str | None = None,
-    tf_version: str | None = None,
-) -> dict:
-    opts = settings.load({"gcc_version": gcc_version, "tf_version": tf_version})
-    wanted = frozenset(
-        isa.canonical(n, source="--require") for n in (require or "").split(",") if n.strip()
-    )
-    gcc = settings.version(opts, "gcc_version")
-    profiles = cpu.load_hosts(hosts)
+def match_command(opts: MatchOptions) -> JsonDoc:
+    where = opts.where("require")
+    wanted = frozenset(isa.canonical(n, source=where) for n in opts.require)
+    profiles = cpu.load_hosts(opts.fleet)
     doc = match_report(
-        profiles, gcc, isa.closure(wanted) if wanted else wanted, str(opts["tf_version"])
+        profiles,
+        opts.match_gcc_version,
+        isa.closure(wanted) if wanted else wanted,
+        opts.spec.tf_version.strip(),
     )
-    if as_json:
+    if opts.json:
         console.print_json(doc)
     else:
         _show_match(doc)
     if doc["require_missing"]:
         who = "; ".join(f"{h} lacks {', '.join(m)}" for h, m in doc["require_missing"].items())
-        raise TfforgeError(f"--require {require}: not every host has it ({who})")
+        raise TfforgeError(f"{where} {','.join(opts.require)}: not every host has it ({who})")
     return doc
 
 
@@ -113,7 +108,7 @@ def _short(why: str, keep: int = 4) -> str:
     return why
 
 
-def _show_match(doc: dict) -> None:
+def _show_match(doc: JsonDoc) -> None:
     from rich.table import Table
 
     out = console.out
@@ -144,7 +139,7 @@ def _show_match(doc: dict) -> None:
         _show_runtime(doc["runtime"])
 
 
-def _show_runtime(rt: dict) -> None:
+def _show_runtime(rt: JsonDoc) -> None:
     out = console.out
     for key, label in (("glibc", "glibc"), ("glibcxx", "libstdc++"), ("cxxabi", "C++ ABI")):
         old = rt[f"oldest_{key}"]
