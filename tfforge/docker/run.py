@@ -26,6 +26,7 @@ from typing import IO, Any, Protocol, TypedDict
 from tfforge import paths
 from tfforge.build import remote
 from tfforge.build.dockercmd import DOCKER_ENV, docker_argv, docker_env_text, export_dir
+from tfforge.docker import stages
 from tfforge.docker.cancel import stop_client
 from tfforge.docker.client import dockerfile_images, engine_facts, image_facts, resolve_client
 from tfforge.docker.progress import StepLog, classify_failure, short, step_title, tail
@@ -134,15 +135,17 @@ def run_docker_build(
     started: float | None = None,
     watcher: Watcher | None = None,
     env: Mapping[str, str] | None = None,
+    dockerfile: str | None = None,
 ) -> StepLog:
     """Run argv (from dockercmd.docker_argv), streaming its log; stop it in the engine on
     timeout or Ctrl-C.
 
-    The timeout counts from `started` (time.monotonic(); default now). env: added to ours."""
+    The timeout counts from `started` (time.monotonic(); default now). env: added to ours.
+    dockerfile: the build's Dockerfile text, whose stages the steps' seconds are counted in."""
     watcher = watcher or Quiet()
     cmd = list(argv)
     full_env = {**os.environ, **(env or {}), **DOCKER_ENV}
-    steps = StepLog()
+    steps = StepLog(stages=stages.parse(dockerfile) if dockerfile is not None else None)
     kept: list[str] = []
     since = time.time()
     with open(log_path, "w", encoding="utf-8") as log:
@@ -329,9 +332,10 @@ def run_build(
                 f"{facts.os_arch}) cannot run BuildKit builds; use Docker 18.09+ "
                 f"on Linux"
             )
+        dockerfile = (build_dir / "Dockerfile").read_text()
         images = image_facts(
             client,
-            dockerfile_images((build_dir / "Dockerfile").read_text()),
+            dockerfile_images(dockerfile),
             pull=True,
             on_pull=lambda ref: watcher.note(f"pulling {ref}"),
         )
@@ -365,6 +369,7 @@ def run_build(
                     started=t0,
                     watcher=watcher,
                     env=env,
+                    dockerfile=dockerfile,
                 )
             t_built = time.monotonic()
             raw = _exported_wheel(stage, log_path)
