@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
@@ -88,10 +89,10 @@ class VerifyReport:
     def failed(self) -> list[Check]:
         return [c for c in self.checks if c.status == FAIL]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["libraries"] = [lib.to_dict() for lib in self.libraries]
-        for e, doc in zip(self.emulation, d["emulation"]):
+        for e, doc in zip(self.emulation, d["emulation"], strict=True):
             doc["confirmable"] = e.confirmable
         d["ok"] = self.ok
         d["exit_code"] = 0 if self.ok else 1
@@ -333,7 +334,7 @@ def _emulation_check(ems: list[EmulationVerdict]) -> Check:
     return Check("emulate", PASS, "; ".join(details), tuple(details))
 
 
-def feature_rows(r: VerifyReport) -> list[dict]:
+def feature_rows(r: VerifyReport) -> list[dict[str, Any]]:
     """One row per feature over all libraries, with the strongest evidence for its class."""
     rows = []
     for feat in (*r.baseline, *r.dispatched):
