@@ -24,8 +24,8 @@ def load_htpasswd(path: Path) -> Path:
 
     if not path.is_file():
         raise ConfigError(
-            f"htpasswd file {str(path)!r} does not exist; create it (README, "
-            "section publish) or leave --htpasswd out for a read-only index"
+            f"htpasswd file {str(path)!r} does not exist; create it (docs/how-to/"
+            "publish-to-a-private-index.md) or leave --htpasswd out for a read-only index"
         )
     try:
         users = HtpasswdFile(str(path)).users()
@@ -33,7 +33,8 @@ def load_htpasswd(path: Path) -> Path:
         raise ConfigError(f"htpasswd file {str(path)!r} is not readable ({exc}); recreate it")
     if not users:
         raise ConfigError(
-            f"htpasswd file {str(path)!r} has no users; add one (README, section publish)"
+            f"htpasswd file {str(path)!r} has no users; add one "
+            "(docs/how-to/publish-to-a-private-index.md)"
         )
     return path.resolve()
 
