@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
 from conftest import ROOT
 from doc_helpers import doc_files
 
@@ -50,16 +49,17 @@ def links():
                 yield path, target
 
 
-@pytest.mark.parametrize(
-    "path, target", list(links()), ids=lambda v: v if isinstance(v, str) else v.name
-)
-def test_relative_link_resolves(path, target):
-    file_part, _, anchor = target.partition("#")
-    dest = (path.parent / file_part).resolve() if file_part else path
-    assert dest.exists(), f"{path.relative_to(ROOT)}: {target}: no such file"
-    if anchor:
-        assert dest.is_file(), f"{path.relative_to(ROOT)}: {target}: anchor on a folder"
-        assert anchor in anchors(dest), f"{path.relative_to(ROOT)}: {target}: no such heading"
+def test_every_relative_link_resolves():
+    problems = []
+    for path, target in links():
+        file_part, _, anchor = target.partition("#")
+        dest = (path.parent / file_part).resolve() if file_part else path
+        where = f"{path.relative_to(ROOT)}: {target}"
+        if not dest.exists():
+            problems.append(f"{where}: no such file")
+        elif anchor and (not dest.is_file() or anchor not in anchors(dest)):
+            problems.append(f"{where}: no such heading")
+    assert not problems, "broken links:\n" + "\n".join(problems)
 
 
 def test_the_documentation_links_its_parts():
