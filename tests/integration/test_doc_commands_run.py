@@ -76,7 +76,7 @@ def _host_file(item: str, copy: Path) -> str:
     return item
 
 
-ANYWHERE = {".git", ".venv", "__pycache__", ".pytest_cache"}
+ANYWHERE = {".git", ".venv", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"}
 AT_TOP = {"hosts", "bench", "matrix", "scratch"}  # a user's files in the checkout
 
 
