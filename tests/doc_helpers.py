@@ -5,9 +5,9 @@ blocks marked ```bash, ```sh, ```shell (every line is a command) and ```console 
 with `$ `, the rest is output). A trailing backslash continues a line; `#` at the start of a
 word starts a comment (so `URL#sha256=...` inside a word stays); a line may hold several
 commands joined by `;`, `&&`, `||`, `|` or `&`, each possibly behind `VAR=value` assignments,
-`sudo`, `time` or `env`, and followed by redirections (`> file`, `2>&1`). A command is an invoke
-command when its program is `invoke`, `inv` or a path ending in one of them
-(`.venv/bin/invoke`).
+`sudo`, `time` or `env`, and followed by redirections (`> file`, `2>&1`). A command is a tfforge
+command when its program is `invoke`, `inv` or `tfforge` (the installed console script, the same
+tasks), or a path ending in one of them (`.venv/bin/invoke`).
 """
 
 from __future__ import annotations
@@ -30,18 +30,20 @@ FENCE = re.compile(r"^\s*```\s*([\w-]*)")
 OPERATORS = {";", "&&", "||", "|", "&", "(", ")", ";;"}
 WRAPPERS = {"sudo", "time", "env", "exec", "command"}
 ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
+PROGRAMS = ("invoke", "inv", "tfforge")
 
 
 @dataclass(frozen=True)
 class DocCommand:
-    """One invoke command shown in a document, with the output shown right after it."""
+    """One invoke (or tfforge) command shown in a document, with the output shown after it."""
 
     path: Path
     line: int
     shell: str  # the whole shell line it came from
-    argv: tuple[str, ...]  # the arguments after `invoke`
+    argv: tuple[str, ...]  # the arguments after the program
     output: tuple[str, ...]  # console blocks: the lines shown after the command
     shell_error: str | None = None  # the line mentions invoke but is no valid shell
+    program: str = "invoke"  # "invoke" (also for `inv`) or "tfforge"
 
     def where(self, root: Path) -> str:
         return f"{self.path.relative_to(root)}:{self.line}: {self.shell}"
@@ -86,7 +88,8 @@ def _shell_lines(lang: str, start: int, body: list[str]) -> Iterator[tuple[int, 
 
 
 def invoke_argvs(shell: str) -> list[list[str]]:
-    """The arguments of every invoke command in one shell line (see the module docstring)."""
+    """The arguments of every invoke or tfforge command in one shell line (see the module
+    docstring), each preceded by its program's name."""
     line = re.sub(r"(?<=\s)[0-9]+(?=[<>])", "", f" {shell}")  # `2>&1` -> `>&1`
     lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
@@ -111,8 +114,8 @@ def invoke_argvs(shell: str) -> list[list[str]]:
     for words in commands:
         while words and (ASSIGNMENT.match(words[0]) or words[0] in WRAPPERS):
             words = words[1:]
-        if words and Path(words[0]).name in ("invoke", "inv"):
-            found.append(words[1:])
+        if words and Path(words[0]).name in PROGRAMS:
+            found.append(["tfforge" if Path(words[0]).name == "tfforge" else "invoke", *words[1:]])
     return found
 
 
@@ -127,11 +130,13 @@ def doc_commands(root: Path) -> list[DocCommand]:
                 try:
                     argvs = invoke_argvs(shell)
                 except ValueError as exc:  # shlex: an unclosed quote
-                    if re.search(r"\binv(oke)?\b", shell):
+                    if re.search(r"\b(inv|invoke|tfforge)\b", shell):
                         out.append(DocCommand(path, number, shell, (), (), str(exc)))
                     continue
-                for argv in argvs:
-                    out.append(DocCommand(path, number, shell, tuple(argv), tuple(output)))
+                for program, *argv in argvs:
+                    out.append(
+                        DocCommand(path, number, shell, tuple(argv), tuple(output), None, program)
+                    )
     return out
 
 
@@ -168,12 +173,22 @@ class _Program(Program):
         self.collection = self._given
 
 
-def parse_problem(argv: tuple[str, ...] | list[str], collection: Collection) -> str | None:
+def _program(collection: Collection, name: str) -> Program:
+    """The program a documented line runs: invoke loading the tasks, or the tfforge console
+    script, whose tasks are bundled (no -r/-c core flags)."""
+    if name == "tfforge":
+        return Program(namespace=collection, name="tfforge", binary="tfforge")
+    return _Program(collection)
+
+
+def parse_problem(
+    argv: tuple[str, ...] | list[str], collection: Collection, program_name: str = "invoke"
+) -> str | None:
     """Why invoke would not run `invoke ARGV` with these tasks, or None when it would: an
     unknown task or flag, a flag without its value, a missing positional argument, a flag
     taken as a positional value (`invoke verify --help`), `--help` naming no task, or a line
     naming no task or several."""
-    program = _Program(collection)
+    program = _program(collection, program_name)
     program.config = _config()
     try:
         program.parse_core(["invoke", *argv])
@@ -182,6 +197,8 @@ def parse_problem(argv: tuple[str, ...] | list[str], collection: Collection) -> 
     except (ParseError, Exit) as exc:
         return f"invoke refuses it: {exc}"
     asked = program.args.help.value
+    if asked is True:  # a bare --help: the program's own help
+        return None
     if isinstance(asked, str):
         return None if asked in collection.task_names else f"--help names no task: {asked!r}"
     if not program.tasks:

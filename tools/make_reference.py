@@ -3,59 +3,56 @@
     python tools/make_reference.py          rewrite docs/reference/options.md
     python tools/make_reference.py --check  exit 1 when docs/reference/options.md is out of date
 
-The input side is one function, `declarations()`: today it reads tfforge/data/defaults.toml
-(each setting, its value and the comment above it) and the tasks of tasks.py through invoke's
-own `Collection.from_module` and `Task.get_arguments()` (flags, kinds, `help`, docstrings).
-Everything after it renders the plain model below, so pointing the reference at another
-declaration means rewriting `declarations()` only.
+The input side is one function, `declarations()`: it reads tfforge/data/options.toml through
+tfforge.options.declared (every option with its type, default and help; every task with its
+flags in order, the settings it reads without a flag and the groups it receives). Everything
+after it renders the plain model below, so pointing the reference at another declaration means
+rewriting `declarations()` only.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
-import re
-import signal
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from invoke.collection import Collection
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
 OUTPUT = ROOT / "docs" / "reference" / "options.md"
 COMMAND = "python tools/make_reference.py"
+NO_FLAG = "(no flag)"
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One option with a default: set in tfforge.toml, TFFORGE_<KEY> or a command's flag."""
+    """One option settable in tfforge.toml and TFFORGE_<KEY> (and maybe by a flag)."""
 
     key: str
-    default: Any
+    kind: str  # how a value is written: "seconds (whole number, 1 to 604800)" ...
+    default: str  # Markdown: a TOML literal, or what leaving it unset means
     doc: str
-    group: str
 
 
 @dataclass(frozen=True)
 class Flag:
-    """One command-line argument of a command, as invoke parses it."""
+    """One command-line argument of a command (or a setting it reads without one)."""
 
-    name: str  # the long name as typed, without dashes: "gcc-version"
-    short: str | None
-    kind: str  # "positional", "switch", "value" or "repeatable"
-    help: str
-    default: Any  # the task signature's default (None = not given)
-    setting: str | None  # the Setting this flag overrides, if any
+    label: str  # Markdown: "`--gcc-version`", "`HOSTS`", or the ISA feature flags together
+    takes: str  # "a value", "nothing (on/off)", ...
+    default: str  # Markdown
+    setting: str | None  # the Setting it sets, if any
+    doc: str
 
 
 @dataclass(frozen=True)
 class Command:
     name: str
     doc: str
+    synopsis: str
     flags: tuple[Flag, ...]
 
 
@@ -70,94 +67,85 @@ class Declarations:
 
 
 def declarations() -> Declarations:
-    """Every setting (defaults.toml, its comments) and every command's flags (invoke's Tasks)."""
-    settings = _defaults_toml(ROOT / "tfforge" / "data" / "defaults.toml")
-    keys = {s.key for s in settings}
+    """Every setting and every command's flags, from tfforge/data/options.toml."""
+    from tfforge.host import isa
+    from tfforge.options import declared
+
+    decl = declared.declarations()
+
+    def default(opt: declared.Option) -> str:
+        if opt.positional:
+            return "required"
+        if opt.default_text:
+            return opt.default_text
+        if opt.default is None or opt.type == "list":
+            return "unset" if opt.type != "bool" else "`false`"
+        return f"`{toml_value(opt.default)}`"
+
+    def kind(opt: declared.Option) -> str:
+        if opt.type == "choice":
+            return "one of " + ", ".join(f"`{c}`" for c in opt.choices)
+        if opt.range is not None:
+            number = "a whole number" if opt.type == "int" else "a number"
+            return f"{number}, {opt.range.min} to {opt.range.max}: {opt.range.what}"
+        return {
+            "bool": "`true` or `false`",
+            "str": "text",
+            "version": "a version such as `12.2.0`",
+            "path": "a path",
+            "list": "a list (repeat the flag, or a comma list)",
+        }[opt.type]
+
+    def takes(opt: declared.Option) -> str:
+        if opt.positional:
+            return "a value (positional)"
+        if opt.type == "bool":
+            return "nothing (on/off)"
+        return "a value; repeat the flag" if opt.repeat else "a value"
+
+    settings = tuple(
+        Setting(o.name, kind(o), default(o), o.help) for o in decl.options.values() if o.config
+    )
     commands = []
-    for name, task in _task_collection().tasks.items():
-        flags = []
-        for arg in task.get_arguments():
-            long, *short = arg.names
-            kind = (
-                "positional"
-                if arg.positional
-                else "switch"
-                if arg.kind is bool
-                else "repeatable"
-                if arg.kind is list
-                else "value"
-            )
+    for cmd in decl.commands.values():
+        flags: list[Flag] = []
+        seen: set[str] = set()
+        for p in cmd.params:
+            if p.feature is not None:
+                continue
+            opt = decl.options[p.option]
+            seen.add(opt.name)
+            label = f"`{opt.cli}`"
+            if opt.positional:
+                label += f" (or `--{p.flag.replace('_', '-')}`)"
+            setting = opt.name if opt.config else None
+            flags.append(Flag(label, takes(opt), default(opt), setting, opt.help))
+        features = [p for p in cmd.params if p.feature is not None]
+        if features:
+            labels = ", ".join(f"`--{p.flag.replace('_', '-')}`" for p in features)
             flags.append(
                 Flag(
-                    name=long,
-                    short=short[0] if short else None,
-                    kind=kind,
-                    help=" ".join((arg.help or "").split()),
-                    default=arg.default,
-                    setting=_setting_of(name, long.replace("-", "_"), keys),
+                    labels,
+                    "nothing (on/off)",
+                    "off",
+                    None,
+                    "target that ISA feature (the `features` option gains it; implied features "
+                    "are added and reported): "
+                    + ", ".join(isa.title(p.feature or "") for p in features),
                 )
             )
-        doc = " ".join((inspect.getdoc(task) or "").split())
-        commands.append(Command(name=name, doc=doc, flags=tuple(flags)))
-    return Declarations(
-        settings=settings,
-        commands=tuple(commands),
-        sources=("tfforge/data/defaults.toml", "tasks.py"),
-    )
-
-
-# rebuild and matrix run builds: their --timeout is the build's (commands/build.timeout_seconds).
-_PREFIXES = {"rebuild": ("build_",), "matrix": ("matrix_", "build_")}
-
-
-def _setting_of(task: str, arg: str, keys: set[str]) -> str | None:
-    """The setting a flag overrides: its own name, or the command's prefixed name (smoke's
-    --mode is smoke_mode), as each command passes it to tfforge.settings.load."""
-    for key in (arg, *(p + arg for p in _PREFIXES.get(task, (f"{task}_",)))):
-        if key in keys:
-            return key
-    return None
-
-
-def _defaults_toml(path: Path) -> tuple[Setting, ...]:
-    """Each key of the flat defaults file with the comment lines right above it (keys on the
-    lines right after a commented key share its comment); '# ---- name ----' starts a group."""
-    text = path.read_text(encoding="utf-8")
-    values = tomllib.loads(text)
-    out: list[Setting] = []
-    comment: list[str] = []
-    group, shared = "general", ""
-    for line in text.splitlines():
-        stripped = line.strip()
-        header = re.fullmatch(r"#\s*-{2,}\s*(.*?)\s*-{2,}", stripped)
-        if header:
-            group, comment, shared = re.sub(r"\s*\(.*\)$", "", header.group(1)), [], ""
-        elif stripped.startswith("#"):
-            comment.append(stripped.lstrip("#").strip())
-        elif "=" in stripped:
-            key = stripped.split("=", 1)[0].strip()
-            shared = " ".join(comment) or shared
-            out.append(Setting(key, values[key], shared, group))
-            comment = []
-        else:
-            comment, shared = [], ""
-    missing = set(values) - {s.key for s in out}
-    if missing:
-        raise SystemExit(f"{path}: keys not read from its lines: {', '.join(sorted(missing))}")
-    return tuple(out)
-
-
-def _task_collection() -> Collection:
-    """tasks.py's tasks, loaded with invoke's Collection; the SIGINT handler tasks.py installs
-    on import is put back, so importing this module changes nothing in the caller."""
-    before = signal.getsignal(signal.SIGINT)
-    sys.path.insert(0, str(ROOT))
-    try:
-        import tasks
-    finally:
-        sys.path.remove(str(ROOT))
-        signal.signal(signal.SIGINT, before)
-    return Collection.from_module(tasks)
+        unflagged = [*cmd.settings, *(n for g in cmd.groups for n in decl.groups[g])]
+        for name in unflagged:
+            opt = decl.options[name]
+            if name not in seen and opt.config:
+                seen.add(name)
+                flags.append(Flag(NO_FLAG, "-", default(opt), name, opt.help))
+        positional = " ".join(
+            decl.options[p.option].cli for p in cmd.params if decl.options[p.option].positional
+        )
+        synopsis = " ".join(s for s in ("invoke", cmd.name, positional, "[options]") if s)
+        commands.append(Command(cmd.name, cmd.help, synopsis, tuple(flags)))
+    return Declarations(settings, tuple(commands), ("tfforge/data/options.toml",))
 
 
 # ---- rendering -------------------------------------------------------------------------------
@@ -169,6 +157,8 @@ def toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, str):
         return json.dumps(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
     return repr(value)
 
 
@@ -180,72 +170,48 @@ def cell(text: str) -> str:
     return "`".join(parts)
 
 
-def _flag_label(flag: Flag) -> str:
-    if flag.kind == "positional":
-        return f"`{flag.name.upper()}` (or `--{flag.name}`)"
-    label = f"`--{flag.name}`"
-    return label + (f", `-{flag.short}`" if flag.short else "")
-
-
-def _takes(flag: Flag) -> str:
-    return {
-        "positional": "a value (positional)",
-        "switch": "nothing (on/off)",
-        "value": "a value",
-        "repeatable": "a value; repeat the flag",
-    }[flag.kind]
-
-
-def _default(flag: Flag) -> str:
-    if flag.setting:  # the value and what "" means are in the settings table
-        return f"setting `{flag.setting}`"
-    if flag.kind == "switch":
-        return "off"
-    if flag.default in (None, [], ""):
-        return "-"
-    return f"`{toml_value(flag.default)}`"
-
-
-def _synopsis(command: Command) -> str:
-    positional = " ".join(f.name.upper() for f in command.flags if f.kind == "positional")
-    return f"invoke {command.name} {positional} [options]".replace("  ", " ")
+def _flags_of(decl: Declarations) -> dict[str, str]:
+    """Per setting, the commands and flags that set it ('every command `--debug`' for all)."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for command in decl.commands:
+        for flag in command.flags:
+            if flag.setting and flag.label != NO_FLAG:
+                found.setdefault(flag.setting, []).append((command.name, flag.label))
+    out = {}
+    for key, pairs in found.items():
+        labels = {label for _, label in pairs}
+        if len(pairs) == len(decl.commands) and len(labels) == 1:
+            out[key] = f"every command {labels.pop()}"
+        else:
+            out[key] = ", ".join(f"{name} {label}" for name, label in pairs)
+    return out
 
 
 def render(decl: Declarations) -> str:
-    flags_of: dict[str, list[str]] = {}
-    for command in decl.commands:
-        for flag in command.flags:
-            if flag.setting:
-                flags_of.setdefault(flag.setting, []).append(f"{command.name} `--{flag.name}`")
+    flags_of = _flags_of(decl)
     sources = " and ".join(f"`{s}`" for s in decl.sources)
     out = [
         "# Options",
         "",
         f"Generated by `{COMMAND}` from {sources}: do not edit this file, change",
-        "those and regenerate it (`tests/unit/test_reference.py` fails while it is stale).",
+        "the declarations and regenerate it (`tests/unit/test_reference.py` fails while it is",
+        "stale). How options are declared, read and refused:",
+        "[options explained](../explanation/options.md).",
         "",
-        "Every setting has a default. A value is taken from, later winning: the default, the",
-        "`[tfforge]` table of `./tfforge.toml`, the `TFFORGE_<KEY>` environment variable, the",
-        "command-line flag. A setting's type is its default's type (`true`/`false`, a whole",
-        "number, a number, a string). `invoke --help COMMAND` shows the same flags.",
+        "A setting's value is taken from, later winning: its default, the `[tfforge]` table of",
+        "`./tfforge.toml`, the `TFFORGE_<KEY>` environment variable, the command-line flag.",
+        "`invoke --help COMMAND` shows the same flags.",
         "",
         "## Settings",
+        "",
+        "| setting | environment | value | default | flags | meaning |",
+        "|---|---|---|---|---|---|",
     ]
-    group = None
     for s in decl.settings:
-        if s.group != group:
-            group = s.group
-            out += [
-                "",
-                f"### {group}",
-                "",
-                "| setting | default | environment | flags | meaning |",
-                "|---|---|---|---|---|",
-            ]
-        flags = ", ".join(flags_of.get(s.key, [])) or "none: `tfforge.toml` or environment"
-        env = f"`TFFORGE_{s.key.upper()}`"
+        flags = flags_of.get(s.key, "none")
         out.append(
-            f"| `{s.key}` | `{toml_value(s.default)}` | {env} | {flags} | {cell(s.doc) or '-'} |"
+            f"| `{s.key}` | `TFFORGE_{s.key.upper()}` | {cell(s.kind)} | {cell(s.default)} | "
+            f"{flags} | {cell(s.doc)} |"
         )
     out += ["", "## Commands"]
     for command in decl.commands:
@@ -253,15 +219,16 @@ def render(decl: Declarations) -> str:
             "",
             f"### invoke {command.name}",
             "",
-            f"`{_synopsis(command)}`: {cell(command.doc)}",
+            f"`{command.synopsis}`: {cell(command.doc)}",
             "",
-            "| argument | takes | default | meaning |",
-            "|---|---|---|---|",
+            "| argument | takes | default | setting | meaning |",
+            "|---|---|---|---|---|",
         ]
         for flag in command.flags:
+            setting = f"`{flag.setting}`" if flag.setting else "-"
             out.append(
-                f"| {_flag_label(flag)} | {_takes(flag)} | {_default(flag)} | "
-                f"{cell(flag.help) or '-'} |"
+                f"| {flag.label} | {flag.takes} | {cell(flag.default)} | {setting} | "
+                f"{cell(flag.doc)} |"
             )
     return "\n".join(out) + "\n"
 

@@ -1,8 +1,10 @@
 """The cheap `invoke` commands the documentation shows really run, from a copy of the project.
 
 Cheap: `detect`, `match`, `render`, `index`, `engine`, `build --dry-run`, `matrix` with
-`--dry-run` or `--emit` (not `--run`), and the `--help TASK` / `--list` forms. Everything else
-(real builds, verify, smoke, servers, uploads) is only parsed, by tests/unit/test_doc_commands.py.
+`--dry-run` or `--emit` (not `--run`), and every `--help` / `--list` form. Everything else (real
+builds, verify, smoke, servers, uploads) is only parsed, by tests/unit/test_doc_commands.py.
+`invoke` lines run as `python -m invoke` in the copy, `tfforge` lines as the console script's
+entry point (`tfforge.cli:main`) in the copy.
 
 A command must exit 0, unless the documentation shows it failing (an `error:` line among the
 output lines of its console block): then it must exit non-zero with an `error:` line.
@@ -41,8 +43,8 @@ ALWAYS = {"detect", "match", "render", "index", "engine"}
 
 def task_of(argv: tuple[str, ...]) -> str | None:
     """The task a command runs, '--help'/'--list' for those forms, None when not cheap."""
-    if argv[:1] in (("--help",), ("--list",)):
-        return argv[0]
+    if "--help" in argv or argv[:1] == ("--list",):
+        return "--help" if "--help" in argv else "--list"
     task = next((a for a in argv if not a.startswith("-")), None)
     if task in ALWAYS:
         return task
@@ -101,12 +103,24 @@ def copy(tmp_path_factory) -> Path:
 
 
 def cheap_commands() -> dict[tuple[str, ...], DocCommand]:
-    """Each distinct cheap command, with the first place the documentation shows it."""
+    """Each distinct cheap command (program and arguments), with the first place the
+    documentation shows it."""
     found: dict[tuple[str, ...], DocCommand] = {}
     for command in doc_commands(ROOT):
         if command.argv and task_of(command.argv):
-            found.setdefault(command.argv, command)
+            found.setdefault((command.program, *command.argv), command)
     return found
+
+
+# What the `tfforge` console script runs ([project.scripts]: tfforge.cli:main), here from the
+# copy (python -c puts the working folder first on sys.path).
+TFFORGE = "import sys; from tfforge.cli import main; sys.argv[0] = 'tfforge'; main()"
+
+
+def program(name: str) -> list[str]:
+    return (
+        [sys.executable, "-c", TFFORGE] if name == "tfforge" else [sys.executable, "-m", "invoke"]
+    )
 
 
 def shows_failure(command: DocCommand) -> bool:
@@ -115,7 +129,7 @@ def shows_failure(command: DocCommand) -> bool:
 
 def test_documented_cheap_commands_run(copy):
     commands = cheap_commands()
-    tasks = {task_of(argv) for argv in commands}
+    tasks = {task_of(key[1:]) for key in commands}
     # The selection is not empty: the tutorial's and the reference's cheap commands are there.
     assert {"detect", "match", "render", "build", "matrix", "--help", "--list"} <= tasks, tasks
     if "engine" in tasks:
@@ -123,10 +137,10 @@ def test_documented_cheap_commands_run(copy):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TFFORGE_")}
     env["COLUMNS"] = "100"
     failures = []
-    for argv, command in commands.items():
-        args = substituted(argv, copy)
+    for command in commands.values():
+        args = substituted(command.argv, copy)
         proc = subprocess.run(
-            [sys.executable, "-m", "invoke", *args],
+            [*program(command.program), *args],
             cwd=copy,
             env=env,
             capture_output=True,
@@ -141,7 +155,7 @@ def test_documented_cheap_commands_run(copy):
         )
         if not ok:
             failures.append(
-                f"{command.where(ROOT)}\n    ran: invoke {' '.join(args)}\n"
+                f"{command.where(ROOT)}\n    ran: {command.program} {' '.join(args)}\n"
                 f"    exit {proc.returncode} (expected {'non-zero' if expect_failure else 0})\n"
                 f"    {proc.stderr.strip()[-600:]}"
             )
@@ -168,3 +182,4 @@ def test_substitution_rules(copy):
     assert task_of(("build", "--target", "x")) is None
     assert task_of(("matrix", "hosts/", "--run", "slurm", "--emit", "slurm")) is None
     assert task_of(("--help", "verify")) == "--help"
+    assert task_of(("build", "--help")) == "--help"

@@ -20,7 +20,7 @@ def test_every_documented_invoke_command_parses(collection):
     problems = [
         f"{c.where(ROOT)}\n    {problem}"
         for c in commands
-        if (problem := c.shell_error or parse_problem(c.argv, collection))
+        if (problem := c.shell_error or parse_problem(c.argv, collection, c.program))
     ]
     assert not problems, "documented commands invoke would refuse:\n" + "\n".join(problems)
 
@@ -66,26 +66,33 @@ def test_right_command_lines_pass(collection, argv):
     assert parse_problem(argv, collection) is None
 
 
+def test_the_tfforge_script_has_no_checkout_flags(collection):
+    """The console script bundles its tasks: -r (invoke's search root) means nothing to it."""
+    assert parse_problem(["--help", "build"], collection, "tfforge") is None
+    assert "-r" in (parse_problem(["-r", "/x", "detect"], collection, "tfforge") or "")
+
+
 @pytest.mark.parametrize(
     "shell, argvs",
     [
-        ("bash scripts/setup.sh && .venv/bin/invoke detect", [["detect"]]),
+        ("bash scripts/setup.sh && .venv/bin/invoke detect", [["invoke", "detect"]]),
+        ("tfforge build --mkl --avx2  # installed", [["tfforge", "build", "--mkl", "--avx2"]]),
         (
             "TFFORGE_ROOT=/tmp/p invoke detect --json > out.json 2>&1; echo $?",
-            [["detect", "--json"]],
+            [["invoke", "detect", "--json"]],
         ),
         (
             "invoke verify x.whl#sha256=ab --host a  # a comment",
-            [["verify", "x.whl#sha256=ab", "--host", "a"]],
+            [["invoke", "verify", "x.whl#sha256=ab", "--host", "a"]],
         ),
-        ("invoke verify w --jobs 2 >log", [["verify", "w", "--jobs", "2"]]),
+        ("invoke verify w --jobs 2 >log", [["invoke", "verify", "w", "--jobs", "2"]]),
         (
             ". .venv/bin/activate && sudo inv build --target x | tee b.log",
-            [["build", "--target", "x"]],
+            [["invoke", "build", "--target", "x"]],
         ),
         (
             "invoke publish 'wheels/*.whl' --repository http://h/",
-            [["publish", "wheels/*.whl", "--repository", "http://h/"]],
+            [["invoke", "publish", "wheels/*.whl", "--repository", "http://h/"]],
         ),
         ("docker info >/dev/null 2>&1 || (dockerd > /tmp/d.log 2>&1 &)", []),
         ("pip install --index-url file://$PWD/wheels/simple/ tensorflow-cpu", []),
