@@ -1,7 +1,7 @@
-"""Write (or --check) the per-release table in README.md from tfforge/data/toolchains.toml.
+"""Write (or --check) the per-release table in docs/reference/releases.md from toolchains.toml.
 
 python tools/release_table.py          rewrite the table between the markers
-python tools/release_table.py --check  exit 1 when README.md's table is out of date
+python tools/release_table.py --check  exit 1 when the table is out of date
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tfforge.build import toolchains
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+TABLE_DOC = Path(__file__).resolve().parents[1] / "docs" / "reference" / "releases.md"
 START = "<!-- release-table:start (tools/release_table.py writes this) -->"
 END = "<!-- release-table:end -->"
 
@@ -56,7 +56,7 @@ def table() -> str:
 
 def updated(text: str) -> str:
     if START not in text or END not in text:
-        raise SystemExit(f"{README}: markers {START!r} and {END!r} are missing")
+        raise SystemExit(f"{TABLE_DOC}: markers {START!r} and {END!r} are missing")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n{table()}\n{END}{tail}"
@@ -66,17 +66,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
     opts = parser.parse_args(argv)
-    text = README.read_text()
+    text = TABLE_DOC.read_text()
     new = updated(text)
     if opts.check:
         if new != text:
             print(
-                f"{README}: the release table is out of date; run python tools/release_table.py",
+                f"{TABLE_DOC}: the release table is out of date; run python tools/release_table.py",
                 file=sys.stderr,
             )
             return 1
         return 0
-    README.write_text(new)
+    TABLE_DOC.write_text(new)
     return 0
 
 
