@@ -1,7 +1,7 @@
-# tfforge build 2.15.0-avx2.fma.mkl-9fa611edf633
+# tfforge build 2.15.0-avx2.fma.mkl-d914bbf90206
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.15.0-avx2.fma.mkl-9fa611edf633/.export builds/2.15.0-avx2.fma.mkl-9fa611edf633
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.15.0-avx2.fma.mkl-d914bbf90206/.export builds/2.15.0-avx2.fma.mkl-d914bbf90206
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (bazelisk), non-root user
 FROM debian:bookworm-slim@sha256:88200866dfff7ea7f5cbcb6ec7c8a701889efe6fe859fe64d6990e4b07ea4171 AS toolchain
@@ -61,9 +61,10 @@ RUN git -c advice.detachedHead=false clone --quiet --depth 1 --branch v2.15.0 ht
     fi \
  && echo "tfforge: v2.15.0 is 6887368d6d46223f460358323c4b76d61d1558a8"
 # the tree against the recipe (.bazelversion, wheel target, configs, hermetic toolchain,
-# version type): seconds here instead of a failure hours into the compile
+# version type) and the release's official wheels (version file, clang major, the clang flags
+# of its release config): seconds here instead of a failure hours into the compile
 COPY clone_check.py /usr/local/share/tfforge/clone_check.py
-RUN python3 /usr/local/share/tfforge/clone_check.py --root /home/builder/src --target //tensorflow/tools/pip_package:build_pip_package --config=mkl --bazel 6.1.0
+RUN python3 /usr/local/share/tfforge/clone_check.py --root /home/builder/src --target //tensorflow/tools/pip_package:build_pip_package --config=mkl --bazel 6.1.0 --version 2.15.0 --clang-major 17 --clang-arg=--copt=-Wno-gnu-offsetof-extensions --clang-arg=--copt=-Wno-error=array-parameter --clang-arg=--copt=-Wno-error=unused-command-line-argument --clang-arg=--linkopt=-fuse-ld=lld --clang-arg=--linkopt=-lm --clang-arg=--linkopt=-Wl,--undefined-version
 
 # ---- build: configure without questions, bazel build, wheel(s) into /dist
 # compiler: gcc 12.2.0 from the image, chosen by ./configure (TF_NEED_CLANG=0)

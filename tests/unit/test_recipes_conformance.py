@@ -7,8 +7,10 @@ every compiler major its recipe supports (and a base image ships), it renders th
 checks (a) configure's inputs and what configure writes from them, (b) every --config exists,
 (c) the target exists, (d) every tool packaging calls is installed, (e) Bazel equals
 .bazelversion, (f) every --repo_env is one the release reads and its result-changing .bazelrc
-defaults are overridden or recorded. Releases with only secondary evidence for their build
-files are listed.
+defaults are overridden or recorded, (g) the recipe's clang flags are the ones the release's
+CPU release config passes, and the clone check finds the tree agreeing with the release's
+official wheels (release_evidence.toml: the clang major its release config names). Releases
+with only secondary evidence for their build files are listed.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pytest
 from conftest import ROOT, need
 
 from tfforge import settings
-from tfforge.build import clone_check, render, spec, toolchains
+from tfforge.build import clone_check, evidence, render, spec, toolchains
 
 INTERFACE = ROOT.parent / "shared" / "tf-interface"
 # What a packaging step calls -> the apt packages that provide it in the image.
@@ -200,8 +202,24 @@ def test_rendered_builds_conform_to_the_release_files(folder, facts, tmp_path):
             )
             == []
         ), why
+        # (g) clang builds pass the flags the release's own CPU release config passes
+        if compiler == "clang":
+            assert s.extra_args == tc.clang_args, why
+            assert all(f in cmd for f in tc.clang_args), why
         rendered.append(f"{compiler} {cversion}")
     assert rendered, f"{folder}: no compiler choice rendered"
+    # (g) the recipe's clang flags are exactly the release config's (read from its files)
+    assert tuple(clone_check.release_clang_args(root) or ()) == tc.clang_args, folder
+    assert tc.evidence["clang_args"].level in ("release-file", "nearby-master"), folder
+    ev = evidence.load()[version]
+    assert (
+        clone_check.evidence_problems(
+            root,
+            clang_major=int(ev.wheel.compiler_version.split(".")[0]),
+            clang_args=list(tc.clang_args),
+        )
+        == []
+    ), folder
     print(
         f"\n{folder} -> {version}: rendered {', '.join(rendered)}; evidence "
         + ", ".join(sorted({e.level for e in tc.evidence.values()}))

@@ -25,7 +25,7 @@ import archspec.cpu
 from packaging.version import InvalidVersion, Version
 
 from tfforge import __version__, resources
-from tfforge.build import toolchains
+from tfforge.build import evidence, toolchains
 from tfforge.errors import ConfigError
 from tfforge.files import sha256_file
 from tfforge.host import cpu, fleet, isa
@@ -373,7 +373,7 @@ class BuildSpec:
             argv += ["--bazel", tc.bazel]
         if tc.wheel_type:
             argv += ["--wheel-type", tc.wheel_type]
-        return tuple(argv)
+        return tuple(argv) + evidence.clone_check_args(tc)
 
     @property
     def bazel_target(self) -> str:
@@ -381,10 +381,18 @@ class BuildSpec:
 
     @property
     def extra_args(self) -> tuple[str, ...]:
-        """Flags the recipe adds for the chosen compiler (e.g. an XNNPACK define for GCC 12)."""
+        """Flags the recipe adds for the chosen compiler: for clang, the compiler and linker
+        flags the release's own CI passes with it; for GCC, e.g. an XNNPACK define for GCC 12."""
         if self.compiler != "gcc":
-            return ()
+            return self.toolchain.clang_args
         return self.toolchain.gcc_args.get(_major(self.gcc_version), ())
+
+    @cached_property
+    def official_route(self) -> dict:
+        """The release's own toolchain (from its wheels), this build's, and how they differ."""
+        version = self.gcc_version if self.compiler == "gcc" else self.clang_version or ""
+        image = self.base_image_choice or toolchains.image_named(self.base_image)
+        return evidence.official_route(self.toolchain, self.compiler, version, image)
 
     @cached_property
     def bazel_command(self) -> tuple[str, ...]:
@@ -437,9 +445,15 @@ class BuildSpec:
         return tuple(sorted(set(apt)))
 
     def evidence_line(self) -> str:
-        """The evidence level of each fact that decides this build, in one line."""
+        """The strongest evidence of each fact that decides this build, in one line."""
         ev = self.toolchain.evidence
+        tc = self.toolchain
         shown = {
+            "official_compiler": f"official {tc.official_compiler} {tc.official_compiler_version}",
+            "pythons": f"python {self.python_version}",
+            "glibc": f"glibc {tc.glibc} baseline",
+            "git_commit": "commit",
+            **({"clang_args": "clang flags"} if self.compiler == "clang" else {}),
             "bazel": f"bazel {self.toolchain.bazel}",
             "wheel_target": self.toolchain.wheel_target.rsplit("/", 1)[-1],
             "python_env": "python var",
@@ -508,6 +522,7 @@ class BuildSpec:
                 "compiler_packages": list(self.compiler_packages),
                 "compiler_required": self.compiler_check[1],
                 "compiler_story": self.compiler_story,
+                "official_route": self.official_route,
                 "isa_note": self.isa_note,
                 "repo_env": list(self.repo_env),
                 "configs": list(self.configs),
@@ -515,6 +530,7 @@ class BuildSpec:
             },
             "recipe": {
                 "evidence": {k: e.as_dict() for k, e in self.toolchain.evidence.items()},
+                "evidence_levels": list(toolchains.EVIDENCE_LEVELS),  # strongest first
                 "secondary_only": self.toolchain.secondary_only,
                 "configure_unset": toolchains.pins().configure_unset,
             },
@@ -947,7 +963,7 @@ def make(options: Mapping) -> BuildSpec:
     )
     clang_version = None
     if compiler == "clang":
-        clang_version = _text(options, "clang_version") or tc.official_compiler_version
+        clang_version = _text(options, "clang_version") or toolchains.default_clang_version(tc)
         if not _GCC_VERSION.fullmatch(clang_version):
             raise ConfigError(
                 f"--clang-version {_short(clang_version)}: expected a version such as 18.1.8"
