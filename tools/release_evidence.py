@@ -23,6 +23,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from tfforge.build import evidence, toolchains
 from tfforge.errors import ConfigError, TfforgeError
 from tfforge.files import write_atomic

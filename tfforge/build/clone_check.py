@@ -14,10 +14,13 @@ compiler and linker flags disagree with what the release's official wheels show
 `release_clang_args()` and run them on the releases' own files.
 """
 
+from __future__ import annotations
+
 import argparse
 import re
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 RECIPE = "tfforge/data/toolchains.toml"
@@ -33,7 +36,7 @@ _SECTION = re.compile(
 )
 
 
-def bazelrc_lines(root, name=".bazelrc"):
+def bazelrc_lines(root: str | Path, name: str = ".bazelrc") -> list[tuple[str | None, str]]:
     """(config or None, options text) for each line of the tree's top .bazelrc (or another
     bazelrc file under root)."""
     path = Path(root) / name
@@ -47,7 +50,7 @@ def bazelrc_lines(root, name=".bazelrc"):
     return out
 
 
-def bazel_version(path):
+def bazel_version(path: str | Path) -> str:
     """The version a .bazelversion names: its first line that is not a comment (as bazelisk)."""
     for line in Path(path).read_text(errors="replace").splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
@@ -55,14 +58,14 @@ def bazel_version(path):
     return ""
 
 
-def _sets(options, name, value=None):
+def _sets(options: str, name: str, value: str | None = None) -> bool:
     """Whether the options text sets --repo_env NAME (to value, when given)."""
     pattern = r"--repo_env[= ]\s*" + name + r"=\"?([^\"\s]*)"
     found = re.search(pattern, options)
-    return bool(found) and (value is None or found.group(1) == value)
+    return found is not None and (value is None or found.group(1) == value)
 
 
-def _has_target(root, label):
+def _has_target(root: str | Path, label: str) -> bool:
     pkg, _, name = label[2:].partition(":")
     for build in ("BUILD", "BUILD.bazel"):
         path = Path(root) / pkg / build
@@ -73,7 +76,7 @@ def _has_target(root, label):
     return False
 
 
-def _flags(options):
+def _flags(options: str) -> list[str]:
     """--copt/--linkopt values of an options text, as --copt=V (target -m flags left out)."""
     try:
         words = shlex.split(options, comments=True)
@@ -92,9 +95,9 @@ def _flags(options):
     return out
 
 
-def _expand(lines, config, seen):
+def _expand(lines: list[tuple[str | None, str]], config: str, seen: set[str]) -> list[str]:
     """The options of a config and the configs it names with --config, in order."""
-    out = []
+    out: list[str] = []
     if config in seen or len(seen) > 64:
         return out
     seen.add(config)
@@ -107,7 +110,7 @@ def _expand(lines, config, seen):
     return out
 
 
-def release_clang_args(root):
+def release_clang_args(root: str | Path) -> list[str] | None:
     """The compiler and linker flags (--copt=, --linkopt=) the tree's CPU release build passes,
     in order, without target -m flags; None when the tree has no release build config."""
     ci = bazelrc_lines(root, CI_BAZELRC)
@@ -121,7 +124,7 @@ def release_clang_args(root):
     return list(dict.fromkeys(f for o in options for f in _flags(o)))
 
 
-def release_clang_majors(root):
+def release_clang_majors(root: str | Path) -> list[int]:
     """The clang majors the tree's CPU release configs name (/usr/lib/llvm-N/bin/clang)."""
     lines = bazelrc_lines(root)
     return sorted(
@@ -129,7 +132,7 @@ def release_clang_majors(root):
     )
 
 
-def tree_version(root):
+def tree_version(root: str | Path) -> str:
     """The version the tree says it is: tensorflow/tf_version.bzl's TF_VERSION, else
     tensorflow/core/public/version.h; '' when neither says."""
     root = Path(root)
@@ -150,7 +153,13 @@ def tree_version(root):
     return ""
 
 
-def evidence_problems(root, *, version=None, clang_major=None, clang_args=None):
+def evidence_problems(
+    root: str | Path,
+    *,
+    version: str | None = None,
+    clang_major: int | None = None,
+    clang_args: Sequence[str] | None = None,
+) -> list[str]:
     """Where the tree disagrees with its release's official wheels and the recipe's clang
     route: its version file, the clang its release config names, that config's flags."""
     found = []
@@ -170,7 +179,7 @@ def evidence_problems(root, *, version=None, clang_major=None, clang_args=None):
                 f"in {RECIPE}"
             )
     tree_args = release_clang_args(root) if clang_args is not None else None
-    if tree_args is not None:
+    if clang_args is not None and tree_args is not None:
         missing = [a for a in tree_args if a not in clang_args]
         extra = [a for a in clang_args if a not in tree_args]
         if missing or extra:
@@ -184,7 +193,14 @@ def evidence_problems(root, *, version=None, clang_major=None, clang_args=None):
     return found
 
 
-def problems(root, *, target=None, configs=(), bazel=None, wheel_type=None):
+def problems(
+    root: str | Path,
+    *,
+    target: str | None = None,
+    configs: Sequence[str] = (),
+    bazel: str | None = None,
+    wheel_type: str | None = None,
+) -> list[str]:
     """The disagreements between the tree at root and the recipe, one line each."""
     root = Path(root)
     found = []
@@ -224,8 +240,8 @@ def problems(root, *, target=None, configs=(), bazel=None, wheel_type=None):
     return found
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--root", required=True)
     parser.add_argument("--target")
     parser.add_argument("--config", action="append", default=[])

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import archspec
@@ -388,7 +389,7 @@ class BuildSpec:
         return self.toolchain.gcc_args.get(_major(self.gcc_version), ())
 
     @cached_property
-    def official_route(self) -> dict:
+    def official_route(self) -> dict[str, Any]:
         """The release's own toolchain (from its wheels), this build's, and how they differ."""
         version = self.gcc_version if self.compiler == "gcc" else self.clang_version or ""
         image = self.base_image_choice or toolchains.image_named(self.base_image)

@@ -10,6 +10,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
@@ -70,7 +71,7 @@ class Evidence:
         """0 for the strongest level (release-artifact), higher for weaker ones."""
         return EVIDENCE_LEVELS.index(self.level)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"level": self.level, "source": self.source}
 
 
@@ -119,7 +120,7 @@ class Toolchain:
             return None
         return int(self.official_compiler_version.split(".")[0])
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "tf_version": self.tf_version,
             "bazel": self.bazel,
@@ -195,7 +196,9 @@ def _bad(where: str, what: str) -> ValueError:
     return ValueError(f"{DATA_FILE}: {where}: {what}")
 
 
-def _str(table: dict, key: str, where: str, pattern: re.Pattern | None = None) -> str:
+def _str(
+    table: dict[str, Any], key: str, where: str, pattern: re.Pattern[str] | None = None
+) -> str:
     value = table.get(key)
     if not isinstance(value, str) or not value:
         raise _bad(where, f"{key!r} must be a non-empty string")
@@ -204,7 +207,7 @@ def _str(table: dict, key: str, where: str, pattern: re.Pattern | None = None) -
     return value
 
 
-def _strs(table: dict, key: str, where: str, pattern: re.Pattern) -> tuple[str, ...]:
+def _strs(table: dict[str, Any], key: str, where: str, pattern: re.Pattern[str]) -> tuple[str, ...]:
     value = table.get(key)
     if not isinstance(value, list) or not all(
         isinstance(v, str) and pattern.fullmatch(v) for v in value
@@ -213,14 +216,14 @@ def _strs(table: dict, key: str, where: str, pattern: re.Pattern) -> tuple[str, 
     return tuple(value)
 
 
-def _choice(table: dict, key: str, where: str, allowed: tuple) -> str:
+def _choice(table: dict[str, Any], key: str, where: str, allowed: tuple[str, ...]) -> str:
     value = table.get(key)
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise _bad(where, f"{key} must be one of {', '.join(map(repr, allowed))}")
     return value
 
 
-def _range(table: dict, key: str, where: str) -> tuple[int, int]:
+def _range(table: dict[str, Any], key: str, where: str) -> tuple[int, int]:
     value = table.get(key)
     if not (
         isinstance(value, list)
@@ -232,7 +235,7 @@ def _range(table: dict, key: str, where: str) -> tuple[int, int]:
     return value[0], value[1]
 
 
-def _majors(row: dict, key: str, where: str) -> dict[str, str]:
+def _majors(row: dict[str, Any], key: str, where: str) -> dict[str, str]:
     value = row.get(key)
     if not isinstance(value, dict) or not all(
         _MAJOR.fullmatch(k)
@@ -245,7 +248,7 @@ def _majors(row: dict, key: str, where: str) -> dict[str, str]:
     return dict(value)
 
 
-def _base_image(name: str, row: dict) -> BaseImage:
+def _base_image(name: str, row: dict[str, Any]) -> BaseImage:
     where = f"[base_images.{name}]"
     ref = _str(row, "ref", where)
     if "@sha256:" not in ref:
@@ -261,7 +264,7 @@ def _base_image(name: str, row: dict) -> BaseImage:
     )
 
 
-def _recipe(ver: str, row: dict, bazel_sha: dict) -> Toolchain:
+def _recipe(ver: str, row: dict[str, Any], bazel_sha: dict[str, Any]) -> Toolchain:
     where = f"[tensorflow.{ver!r}]"
     if not _VERSION.fullmatch(ver):
         raise _bad(where, "TensorFlow versions are written X.Y.Z")
@@ -352,7 +355,7 @@ def _recipe(ver: str, row: dict, bazel_sha: dict) -> Toolchain:
     )
 
 
-def parse(raw: dict) -> Pins:
+def parse(raw: dict[str, Any]) -> Pins:
     """Validated pins from the parsed TOML document."""
     if raw.get("schema") != 1:
         raise _bad("top", "schema must be 1")
