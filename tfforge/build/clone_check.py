@@ -267,9 +267,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tfforge: the source tree disagrees with the recipe: {line}", file=sys.stderr)
     if found:
         return 1
+    release = ""
+    if opts.version:
+        release = f"; the release's wheels: version {opts.version}"
+        if opts.clang_major is not None:
+            release += f", clang {opts.clang_major}"
+        if opts.clang_arg and release_clang_args(opts.root) is not None:
+            release += f", {len(opts.clang_arg)} clang flags of its release config"
     print(
         f"tfforge: the source tree matches the recipe (target {opts.target}, configs "
-        f"{', '.join(opts.config) or 'none'}, bazel {opts.bazel or 'not pinned here'})"
+        f"{', '.join(opts.config) or 'none'}, bazel {opts.bazel or 'not pinned here'}){release}"
     )
     return 0
 
