@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [v for v in opts.release if v not in known]
     if unknown:
         print(
-            f"error: --release {unknown[0]!r} is not a pinned release; known: {', '.join(known)}",
+            f"error: --release {unknown[0]!r} is not a pinned release; known: {', '.join(known)}"
+            f" (pin it in {toolchains.DATA_FILE} first)",
             file=sys.stderr,
         )
         return 2

@@ -242,3 +242,20 @@ def test_a_wheels_facts_are_read_from_its_own_bytes(tmp_path):
     assert facts["version_h"] == "2.99.0" and facts["version"] == "2.99.0"
     assert facts["compiler"] == "gcc" and facts["linker"] == ""  # GNU ld: no mark
     assert facts["elf_members"] == 1
+
+
+def test_the_tool_refuses_an_unpinned_release_in_one_line():
+    import subprocess
+    import sys
+
+    before = DATA.read_bytes()
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "release_evidence.py"), "--release", "9.9.9"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: --release '9.9.9' is not a pinned release; known: 2.14.0")
+    assert proc.stderr.count("\n") == 1 and proc.stdout == ""
+    assert DATA.read_bytes() == before
