@@ -22,10 +22,9 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, need
+from conftest import ROOT, make_spec, need
 
-from tfforge import settings
-from tfforge.build import clone_check, evidence, render, spec, toolchains
+from tfforge.build import clone_check, evidence, render, toolchains
 
 INTERFACE = ROOT.parent / "shared" / "tf-interface"
 # What a packaging step calls -> the apt packages that provide it in the image.
@@ -101,16 +100,13 @@ def test_rendered_builds_conform_to_the_release_files(folder, facts, tmp_path):
     rendered = []
     for compiler, cversion in choices(tc):
         key = "gcc_version" if compiler == "gcc" else "clang_version"
-        s = spec.make(
-            {
-                **settings.defaults(),
-                "tf_version": version,
-                "python_version": python,
-                "target": "haswell",
-                "mkl": True,
-                "compiler": compiler,
-                key: cversion,
-            }
+        s = make_spec(
+            tf_version=version,
+            python_version=python,
+            target="haswell",
+            mkl=True,
+            compiler=compiler,
+            **{key: cversion},
         )
         owned, doc = render.files(s)
         dockerfile = owned["Dockerfile"].decode()
@@ -234,7 +230,7 @@ def test_releases_with_secondary_evidence_only_are_listed(facts):
         f"{', '.join(only) or 'none'}"
     )
     print("\n" + line)
-    warnings.warn(line)
+    warnings.warn(line, stacklevel=2)
     # every release not covered by a folder in tf-interface is one of them, and vice versa
     covered = {release_of(f) for f in folders()}
     assert covered, f"{INTERFACE} holds no release folder"

@@ -14,7 +14,7 @@ compiler and linker flags disagree with what the release's official wheels show
 `release_clang_args()` and run them on the releases' own files.
 """
 
-from __future__ import annotations
+from __future__ import annotations  # the annotations stay text for an image's older Python
 
 import argparse
 import re
@@ -42,7 +42,7 @@ def bazelrc_lines(root: str | Path, name: str = ".bazelrc") -> list[tuple[str | 
     path = Path(root) / name
     if not path.is_file():
         return []
-    out = []
+    out: list[tuple[str | None, str]] = []
     for raw in path.read_text(errors="replace").splitlines():
         match = _SECTION.match(raw)
         if match:

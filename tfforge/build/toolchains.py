@@ -10,7 +10,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, TypeAlias
 
 from packaging.version import InvalidVersion, Version
 
@@ -18,6 +18,7 @@ from tfforge import resources
 from tfforge.errors import ConfigError
 
 DATA_FILE = "tfforge/data/toolchains.toml"
+Table: TypeAlias = dict[str, Any]  # a TOML table of the data file, checked field by field here
 WHEEL_NAMINGS = ("repo_env", "cpu_flag")
 PYTHON_ENVS = ("TF_PYTHON_VERSION", "HERMETIC_PYTHON_VERSION")
 CC_TOOLCHAINS = ("local", "hermetic-clang")
@@ -196,9 +197,7 @@ def _bad(where: str, what: str) -> ValueError:
     return ValueError(f"{DATA_FILE}: {where}: {what}")
 
 
-def _str(
-    table: dict[str, Any], key: str, where: str, pattern: re.Pattern[str] | None = None
-) -> str:
+def _str(table: Table, key: str, where: str, pattern: re.Pattern[str] | None = None) -> str:
     value = table.get(key)
     if not isinstance(value, str) or not value:
         raise _bad(where, f"{key!r} must be a non-empty string")
@@ -207,7 +206,7 @@ def _str(
     return value
 
 
-def _strs(table: dict[str, Any], key: str, where: str, pattern: re.Pattern[str]) -> tuple[str, ...]:
+def _strs(table: Table, key: str, where: str, pattern: re.Pattern[str]) -> tuple[str, ...]:
     value = table.get(key)
     if not isinstance(value, list) or not all(
         isinstance(v, str) and pattern.fullmatch(v) for v in value
@@ -216,14 +215,14 @@ def _strs(table: dict[str, Any], key: str, where: str, pattern: re.Pattern[str])
     return tuple(value)
 
 
-def _choice(table: dict[str, Any], key: str, where: str, allowed: tuple[str, ...]) -> str:
+def _choice(table: Table, key: str, where: str, allowed: tuple[str, ...]) -> str:
     value = table.get(key)
     if not isinstance(value, str) or value not in allowed:
         raise _bad(where, f"{key} must be one of {', '.join(map(repr, allowed))}")
     return value
 
 
-def _range(table: dict[str, Any], key: str, where: str) -> tuple[int, int]:
+def _range(table: Table, key: str, where: str) -> tuple[int, int]:
     value = table.get(key)
     if not (
         isinstance(value, list)
@@ -235,7 +234,7 @@ def _range(table: dict[str, Any], key: str, where: str) -> tuple[int, int]:
     return value[0], value[1]
 
 
-def _majors(row: dict[str, Any], key: str, where: str) -> dict[str, str]:
+def _majors(row: Table, key: str, where: str) -> dict[str, str]:
     value = row.get(key)
     if not isinstance(value, dict) or not all(
         _MAJOR.fullmatch(k)
@@ -248,7 +247,7 @@ def _majors(row: dict[str, Any], key: str, where: str) -> dict[str, str]:
     return dict(value)
 
 
-def _base_image(name: str, row: dict[str, Any]) -> BaseImage:
+def _base_image(name: str, row: Table) -> BaseImage:
     where = f"[base_images.{name}]"
     ref = _str(row, "ref", where)
     if "@sha256:" not in ref:
@@ -264,7 +263,7 @@ def _base_image(name: str, row: dict[str, Any]) -> BaseImage:
     )
 
 
-def _recipe(ver: str, row: dict[str, Any], bazel_sha: dict[str, Any]) -> Toolchain:
+def _recipe(ver: str, row: Table, bazel_sha: dict[str, str]) -> Toolchain:
     where = f"[tensorflow.{ver!r}]"
     if not _VERSION.fullmatch(ver):
         raise _bad(where, "TensorFlow versions are written X.Y.Z")
@@ -355,7 +354,7 @@ def _recipe(ver: str, row: dict[str, Any], bazel_sha: dict[str, Any]) -> Toolcha
     )
 
 
-def parse(raw: dict[str, Any]) -> Pins:
+def parse(raw: Table) -> Pins:
     """Validated pins from the parsed TOML document."""
     if raw.get("schema") != 1:
         raise _bad("top", "schema must be 1")
