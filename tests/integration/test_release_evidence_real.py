@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -75,7 +76,7 @@ def test_check_fails_naming_the_release_when_the_file_is_stale(tmp_path):
         capture_output=True,
         text=True,
         timeout=1800,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     need("cannot read PyPI" not in proc.stderr, f"PyPI's index is not reachable: {proc.stderr}")
     assert proc.returncode == 1, proc.stderr[-3000:]
