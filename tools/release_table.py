@@ -21,37 +21,51 @@ def _span(lo: int, hi: int) -> str:
     return str(lo) if lo == hi else f"{lo}-{hi}"
 
 
-def _evidence(tc: toolchains.Toolchain) -> str:
-    """The most common level, then the facts that rest on another one, by level."""
-    levels = [e.level for e in tc.evidence.values()]
-    main = max(sorted(set(levels)), key=levels.count)
-    other = {}
-    for fact, e in tc.evidence.items():
-        if e.level != main:
-            other.setdefault(e.level, []).append(fact)
-    return "; ".join([main] + [f"{lvl}: {', '.join(sorted(f))}" for lvl, f in other.items()])
+CODES = {"release-artifact": "A", "release-file": "F", "nearby-master": "M", "secondary": "S"}
+LEGEND = (
+    "Evidence of each fact, strongest first: **A** the release's own official wheels "
+    "(`tfforge/data/release_evidence.toml`), **F** a file of the release "
+    "(`../shared/tf-interface`), **M** the nearest master snapshot, **S** secondary "
+    "(a named public recipe or report). Sources: `tfforge/data/toolchains.toml`."
+)
+
+
+def _cell(tc: toolchains.Toolchain, fact: str, text: str) -> str:
+    return f"{text} ({CODES[tc.evidence[fact].level]})"
 
 
 def table() -> str:
     rows = [
-        "| TF | Bazel | wheel target | GCC (default) | Clang | C++ toolchain | base image "
-        "(default GCC) | evidence |",
-        "|---|---|---|---|---|---|---|---|",
+        "| TF | official compiler | clang flags | Pythons | glibc | commit | Bazel | wheel target "
+        "| Python variable | version type | GCC (default) | C++ toolchain | packaging |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for version in toolchains.known_versions():
         tc = toolchains.toolchain(version)
-        image = toolchains.base_image_for("gcc", tc.gcc_default)
         cc = (
             "local (configure)"
             if tc.cc_toolchain == "local"
             else f"hermetic clang, off via --config={tc.local_cc_config}"
         )
-        rows.append(
-            f"| {version} | {tc.bazel} | `{tc.wheel_target.removeprefix('//tensorflow/tools/')}`"
-            f" | {_span(*tc.gcc)} ({tc.gcc_default}) | {_span(*tc.clang)} | {cc} | "
-            f"{image.suite if image else '?'} | {_evidence(tc)} |"
-        )
-    return "\n".join(rows)
+        cells = [
+            version,
+            _cell(
+                tc, "official_compiler", f"{tc.official_compiler} {tc.official_compiler_version}"
+            ),
+            _cell(tc, "clang_args", f"{len(tc.clang_args)} flags"),
+            _cell(tc, "pythons", f"{tc.pythons[0]}-{tc.pythons[-1]}"),
+            _cell(tc, "glibc", tc.glibc),
+            _cell(tc, "git_commit", f"`{tc.git_commit[:10]}`"),
+            _cell(tc, "bazel", tc.bazel),
+            _cell(tc, "wheel_target", f"`{tc.wheel_target.removeprefix('//tensorflow/tools/')}`"),
+            _cell(tc, "python_env", " + ".join(f"`{e}`" for e in tc.python_env)),
+            _cell(tc, "wheel_type", tc.wheel_type or "no switch"),
+            _cell(tc, "gcc", f"{_span(*tc.gcc)} ({tc.gcc_default})"),
+            _cell(tc, "cc_toolchain", cc),
+            _cell(tc, "packages", ", ".join(tc.packages)),
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n\n" + LEGEND
 
 
 def updated(text: str) -> str:
