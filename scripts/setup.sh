@@ -44,12 +44,14 @@ if ! /usr/bin/docker info >/dev/null 2>&1; then
 fi
 
 # The base images (no registry is reachable: made with debootstrap; each root filesystem is
-# cached under ~/.cache/tfforge/rootfs, so a fresh engine re-imports it in seconds):
-# bookworm, which builds start from, and bullseye (glibc 2.31, Python 3.9), the runtime floor
-# older fleet hosts have: the sysroot of floor builds and the test host of the runtime tests
-# (docs/runtime.md).
+# cached under ~/.cache/tfforge/rootfs, so a fresh engine re-imports it in seconds): bookworm,
+# which builds start from; trixie, which ships the clang majors of TensorFlow 2.15-2.21's own
+# builds (tests/integration/test_clang_route.py); bullseye (glibc 2.31, Python 3.9), the runtime
+# floor older fleet hosts have: the sysroot of floor builds and the test host of the runtime
+# tests (docs/runtime.md).
 if [ -f scripts/make-base-image.sh ]; then
     bash scripts/make-base-image.sh local/bookworm:base bookworm
+    bash scripts/make-base-image.sh local/trixie:base trixie
     bash scripts/make-base-image.sh local/bullseye:base bullseye
 fi
 

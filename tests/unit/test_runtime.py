@@ -194,6 +194,9 @@ def test_bullseye_floor_takes_the_sysroot_route():
     assert "FROM local/bullseye:base AS sysroot" in text
     assert "-nostdinc++ -isystem /opt/tfforge/sysroot/usr/include/c++/10" in text
     assert "COPY --from=sysroot /etc/tfforge-sysroot.lock /sysroot.lock" in text
+    # what render says this build links against, beside the release's own route
+    linked = [d for d in s.official_route["differences"] if "this build links against" in d]
+    assert linked and "links against a bullseye sysroot (glibc 2.31, GLIBCXX_3.4.28)" in linked[0]
 
 
 def test_no_floor_and_base_route():
@@ -201,6 +204,9 @@ def test_no_floor_and_base_route():
     assert plain.floor is None and "AS sysroot" not in render.dockerfile(plain)
     base = make_spec(runtime_floor="bookworm", python_version="3.11")
     assert base.floor.route == "base" and "AS sysroot" not in render.dockerfile(base)
+    said = " ".join(base.official_route["differences"])
+    assert "own glibc and libstdc++, within the bookworm floor (glibc 2.36" in said
+    assert "within the" not in " ".join(plain.official_route["differences"])
     # trixie is newer than bookworm: a bookworm image is within it
     assert make_spec(runtime_floor="trixie", python_version="3.11").floor.route == "base"
     with pytest.raises(ConfigError, match="not a known runtime floor"):

@@ -19,7 +19,7 @@ from tfforge.elfscan.classify import RULES
 from tfforge.elfscan.results import FeatureEvidence, LibraryScan
 from tfforge.errors import ConfigError
 from tfforge.host import cpu, isa
-from tfforge.verify import emulate
+from tfforge.verify import builtwith, emulate
 from tfforge.verify import runtime as runtime_verdicts
 from tfforge.verify.wheelcheck import (
     FAIL,
@@ -194,6 +194,8 @@ def verify(
     ]
     if facts.provenance:
         checks.append(reproducible_check(facts, sha, builds_dir))
+    status("reading which compiler and linker built it (.comment of every ELF member)")
+    checks.append(builtwith.check(facts, builtwith.read(wheel_path, sha, use_cache=use_cache)))
     runtime_check, runtime_hosts = runtime_verdicts.runtime_check(wheel_path, facts.tags, hosts)
     checks.append(runtime_check)
 
