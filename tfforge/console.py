@@ -1,5 +1,8 @@
 """The one output channel: rich on a terminal, plain lines otherwise; warnings to stderr.
 
+Every line shown here, and every JSON document, passes `text.scrub` (the run's secrets in
+every encoding) and then `text.plain` (control characters escaped).
+
 rich is imported the first time something is shown through it (`out`, `err`, `say`, a live
 `Progress`), so a `--json` command never loads it. `Progress` is the one step/progress display
 of long jobs (build, verify, bench).
@@ -33,7 +36,13 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-from tfforge.text import plain  # noqa: E402 - stdlib only
+from tfforge.text import plain as _plain  # noqa: E402 - stdlib only
+from tfforge.text import scrub  # noqa: E402
+
+
+def plain(value: object) -> str:
+    """Input text as shown: the run's secrets scrubbed, then control characters escaped."""
+    return _plain(scrub(_plain(value) if isinstance(value, bytes) else str(value)))
 
 
 def is_tty() -> bool:
@@ -42,7 +51,8 @@ def is_tty() -> bool:
 
 def print_json(doc: Any) -> None:
     """One JSON document on stdout, nothing else."""
-    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+    text = json.dumps(doc, indent=2, sort_keys=True, default=str)
+    sys.stdout.write(scrub(text) + "\n")
     sys.stdout.flush()
 
 

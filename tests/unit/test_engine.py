@@ -324,7 +324,7 @@ def _hash(data: bytes) -> str:
 def test_finalize_sets_label_provenance_and_record(tmp_path):
     raw = raw_wheel(tmp_path / "raw")
     provenance = {
-        "id": "2.21.0-avx2.fma-abc",
+        "id": "2.21.0-avx2.fma-0123456789ab",
         "derived": {"local_version": "avx2.fma"},
         "engine": {"server_version": "20.10.24"},
         "durations": {"build_s": 1.5},

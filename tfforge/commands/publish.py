@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from tfforge import console, settings
 from tfforge.publish import upload
-from tfforge.text import is_loopback
+from tfforge.text import is_loopback, mask_url
 
 
 def publish_command(
@@ -41,7 +41,7 @@ def publish_command(
         timeout_s=timeout_s,
         show_progress=not as_json and console.is_tty(),
     )
-    doc = {"repository": url, "wheels": results}
+    doc = {"repository": mask_url(url), "wheels": results}
     if as_json:
         console.print_json(doc)
     else:
