@@ -454,3 +454,31 @@ def elf_members(path: Path) -> list[str]:
             except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError):
                 continue
     return found
+
+
+def member_digests(path: Path) -> dict[str, tuple[str, int]]:
+    """Every member's (sha256 hex, size), under the same caps as check; ConfigError naming the
+    wheel and member when one is over a cap or unreadable."""
+    out: dict[str, tuple[str, int]] = {}
+    archive = open_wheel(Path(path))[0]
+    with archive:
+        infos = archive.infolist()
+        if sum(i.file_size for i in infos) > MAX_TOTAL:
+            raise ConfigError(f"{Path(path).name}: members over the {MAX_TOTAL >> 30} GiB cap")
+        for info in infos:
+            bomb = bomb_reason(info)
+            if bomb:
+                raise ConfigError(f"{Path(path).name}: member {clip(info.filename)!r} {bomb}")
+            digest, size = hashlib.sha256(), 0
+            try:
+                with archive.open(info) as src:
+                    while block := src.read(BLOCK):
+                        digest.update(block)
+                        size += len(block)
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as exc:
+                raise ConfigError(
+                    f"{Path(path).name}: member {clip(info.filename)!r} cannot be read "
+                    f"({clip(str(exc))})"
+                ) from None
+            out[info.filename] = (digest.hexdigest(), size)
+    return out

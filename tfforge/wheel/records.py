@@ -92,7 +92,11 @@ def parse_metadata(data: bytes) -> MetadataFacts:
         raise RecordsError("METADATA lacks a Name or Version header") from None
     if not name or version is None:
         raise RecordsError("METADATA lacks a Name or Version header")
-    return MetadataFacts(name, str(version), str(requires_python) if requires_python else None)
+    # The text as written (validated above): an index shows it as the wheel states it.
+    written = raw.get("requires_python")
+    return MetadataFacts(
+        name, str(version), written.strip() if requires_python and written else None
+    )
 
 
 def parse_record(data: bytes) -> tuple[dict[str, Row], list[str]]:
