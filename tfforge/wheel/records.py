@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from email.parser import HeaderParser
 
 from installer.records import InvalidRecordEntry, RecordEntry, parse_record_file
-from packaging.metadata import InvalidMetadata, Metadata, parse_email
+from packaging.metadata import InvalidMetadata, Metadata, RawMetadata, parse_email
 
 METADATA_MAX = 4 << 20  # real METADATA files are 1-70 KB (numpy's, with its licence: 62 KB)
 MAX_HEADER_LINES = 20_000  # numpy's header block: ~1,000 lines
@@ -26,6 +26,9 @@ RECORD_MAX = 64 << 20  # TensorFlow's RECORD: ~1 MB
 # Any hashlib algorithm except these (PEP 376 / the binary distribution format).
 WEAK_HASHES = frozenset({"md5", "sha1"})
 MAX_SIZE_DIGITS = 20
+# Header names of the fields packaging knows (single-valued ones map exactly: home_page ->
+# home-page); RawMetadata is packaging's public TypedDict of them.
+_KNOWN_FIELDS = frozenset(k.replace("_", "-") for k in RawMetadata.__annotations__)
 
 
 class RecordsError(ValueError):
@@ -74,29 +77,29 @@ def parse_headers(data: bytes, what: str) -> dict[str, list[str]]:
 
 
 def parse_metadata(data: bytes) -> MetadataFacts:
-    """Name, Version and Requires-Python of a METADATA file; RecordsError when unusable."""
+    """Name, Version and Requires-Python of a METADATA file; RecordsError when unusable.
+
+    Every field is validated by packaging; the one leniency is a field used before the
+    Metadata-Version that introduced it (TensorFlow 2.14/2.15 write License-File in 2.1),
+    which pip installs too. A known field given twice (or undecodable) is refused."""
     raw, unparsed = parse_email(_text(data, "METADATA", METADATA_MAX))
-    repeated = sorted(k for k, v in unparsed.items() if isinstance(v, list) and len(v) > 1)
-    known = {"name", "version", "metadata-version", "requires-python", "summary"}
-    twice = [k for k in repeated if k in known]
-    if twice:
-        raise RecordsError(f"METADATA has {twice[0]!r} more than once; which one holds?")
-    meta = Metadata.from_raw(raw, validate=False)
+    bad = sorted(k for k in unparsed if k.lower() in _KNOWN_FIELDS)
+    if bad:
+        raise RecordsError(f"METADATA field {bad[0]!r} is given twice or cannot be parsed")
     try:
-        name, version = meta.name, meta.version
-        requires_python = meta.requires_python
-        meta.requires_dist  # noqa: B018 - parses every Requires-Dist (raises when one is bad)
+        meta = Metadata.from_raw(raw, validate=True)
+    except ExceptionGroup as group:
+        real = [e for e in group.exceptions if "introduced in metadata version" not in str(e)]
+        if real:
+            raise RecordsError(f"METADATA {real[0]}") from None
+        meta = Metadata.from_raw(raw, validate=False)
     except InvalidMetadata as exc:
         raise RecordsError(f"METADATA {exc}") from None
-    except (KeyError, AttributeError):
-        raise RecordsError("METADATA lacks a Name or Version header") from None
-    if not name or version is None:
+    if not meta.name or meta.version is None:
         raise RecordsError("METADATA lacks a Name or Version header")
     # The text as written (validated above): an index shows it as the wheel states it.
     written = raw.get("requires_python")
-    return MetadataFacts(
-        name, str(version), written.strip() if requires_python and written else None
-    )
+    return MetadataFacts(meta.name, str(meta.version), written.strip() if written else None)
 
 
 def parse_record(data: bytes) -> tuple[dict[str, Row], list[str]]:
