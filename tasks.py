@@ -637,12 +637,23 @@ def matrix(
         "bind": "address to listen on (default from config: 127.0.0.1; see README before "
         "exposing it)",
         "htpasswd": "htpasswd file: clients must send basic auth (TFFORGE_REMOTE_HEADER)",
+        "allow_remote": "serve on a non-loopback --bind (needs --htpasswd too)",
         "folder": "where the cache lives (default: the tfforge cache folder)",
         "json": "print one JSON document once it listens",
         "debug": "show a traceback on errors",
     }
 )
-def cache(c, action, port=None, bind=None, htpasswd=None, folder=None, json=False, debug=False):
+def cache(
+    c,
+    action,
+    port=None,
+    bind=None,
+    htpasswd=None,
+    folder=None,
+    allow_remote=False,
+    json=False,
+    debug=False,
+):
     """A Bazel remote cache for a team that has none (`invoke cache serve`)."""
     from tfforge.commands import matrix as matrix_mod
 
@@ -653,6 +664,7 @@ def cache(c, action, port=None, bind=None, htpasswd=None, folder=None, json=Fals
         bind=bind,
         htpasswd=htpasswd,
         folder=folder,
+        allow_remote=True if allow_remote else None,
         as_json=json,
         debug=debug,
     )

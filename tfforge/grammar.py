@@ -47,3 +47,20 @@ def file_name(value: object, where: str) -> str:
             "'_.+=@,~-', no folders); fix the record or pass another"
         )
     return str(value)
+
+
+# Characters a path may have where it is written unquoted into a file another program reads
+# (an nginx directive, an #SBATCH line): no space, quote, '#', ';', '{', '}', '$' or '%'.
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9._/+@:,=~-]+")
+
+
+def plain_path(value: object, where: str) -> str:
+    """An absolute path made only of plain characters (see _PLAIN_PATH); ConfigError naming
+    `where` otherwise, suggesting a folder whose path has none of the others."""
+    text = str(value)
+    if not text.startswith("/") or not _PLAIN_PATH.fullmatch(text) or "/../" in f"{text}/":
+        raise ConfigError(
+            f"{where} {clip(repr(text))} must be an absolute path of letters, digits and "
+            "._/+@:,=~- only (it is written unquoted into a generated file); use such a folder"
+        )
+    return text

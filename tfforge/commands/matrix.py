@@ -22,8 +22,9 @@ from tfforge import console, paths, settings
 from tfforge.build import emit, matrix
 from tfforge.commands.build import make_spec, timeout_seconds
 from tfforge.errors import BuildError, ConfigError
-from tfforge.files import write_json_atomic
+from tfforge.files import io_error, write_atomic, write_json_atomic
 from tfforge.host import cpu, isa
+from tfforge.text import clip, plain
 
 # The build options every cell shares, and how `invoke build` spells them.
 SHARED = {
@@ -102,18 +103,25 @@ def _show_plan(doc: dict) -> None:
             ", ".join(isa.title(g) for g in names[:6])
             + (f" +{len(names) - 6} more" if len(names) > 6 else "")
         ) or "-"
+        # Host names come from snapshot files: shown escaped (no terminal sequences, no
+        # lone surrogates reaching the encoder).
         t.add_row(
-            c["cell"], c["build_id"], c["target"], ", ".join(h["name"] for h in c["hosts"]), gains
+            c["cell"],
+            c["build_id"],
+            c["target"],
+            ", ".join(console.safe(h["name"]) for h in c["hosts"]),
+            gains,
         )
     console.out.print(t)
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    tmp.chmod(mode)
-    tmp.replace(path)
+    """Atomically (files.write_atomic: a full disk leaves nothing and names the path)."""
+    write_atomic(path, text.encode())
+    try:
+        path.chmod(mode)
+    except OSError as exc:
+        raise io_error(path, exc, "cannot be made executable") from None
     return path
 
 
@@ -281,53 +289,65 @@ def cache_command(
     bind: str | None = None,
     htpasswd: str | None = None,
     folder: str | None = None,
+    allow_remote: bool | None = None,
     as_json: bool = False,
 ) -> dict:
-    """`invoke cache serve`: an nginx WebDAV Bazel HTTP cache until Ctrl-C."""
+    """`invoke cache serve`: an nginx WebDAV Bazel HTTP cache until Ctrl-C, SIGTERM or SIGHUP."""
+    from tfforge import procs
     from tfforge.cluster import cache
+    from tfforge.publish.serve import load_htpasswd
 
     if action != "serve":
-        raise ConfigError(f"invoke cache {action!r}: the only action is 'serve'")
+        raise ConfigError(f"invoke cache {clip(plain(action))!r}: the only action is 'serve'")
     opts = settings.load(
-        {"cache_port": port, "cache_bind": bind}, cwd=paths.project_root(), prefix="cache_"
+        {"cache_port": port, "cache_bind": bind, "cache_allow_remote": allow_remote},
+        cwd=paths.project_root(),
+        prefix="cache_",
     )
-    if htpasswd and not Path(htpasswd).is_file():
-        raise ConfigError(
-            f"--htpasswd {htpasswd}: no such file (make one with `htpasswd -c FILE "
-            "USER` or passlib)"
-        )
+    address = cache.listen_address(str(opts.cache_bind), opts.origin("cache_bind"))
+    cache.check_port(opts.cache_port, opts.origin("cache_port"))
+    pw = load_htpasswd(Path(htpasswd).expanduser()) if htpasswd else None
+    cache.check_exposure(address, pw, bool(opts.cache_allow_remote))
     state = Path(folder) if folder else paths.cache_dir("bazel-remote-cache")
-    server = cache.start(
-        state,
-        port=int(opts.cache_port),
-        bind=str(opts.cache_bind),
-        htpasswd=Path(htpasswd) if htpasswd else None,
-    )
-    doc = {
-        "url": server.url,
-        "pid": server.pid,
-        "store": str(server.store),
-        "config": str(server.config),
-        "auth": bool(htpasswd),
-    }
-    if as_json:
-        console.print_json(doc)
-    else:
-        console.say(
-            f"Bazel HTTP cache at {server.url} (nginx pid {server.pid}, store "
-            f"{server.store}); build with: invoke build --remote-cache {server.url} ..."
+    with procs.stopping_signals():
+        server = cache.start(
+            state,
+            port=int(opts.cache_port),
+            bind=str(address),
+            htpasswd=pw,
+            allow_remote=bool(opts.cache_allow_remote),
         )
-        if opts.cache_bind.startswith("127.") or opts.cache_bind == "::1":
-            console.say(
-                "loopback only: builds on this machine reach it (tfforge runs them with "
-                "--network=host); to share it see README 'A team's build matrix'"
-            )
-        console.say("Ctrl-C stops it")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        cache.stop(server.pid)
+        try:
+            doc = {
+                "url": server.url,
+                "pid": server.pid,
+                "store": str(server.store),
+                "config": str(server.config),
+                "auth": pw is not None,
+            }
+            if as_json:
+                console.print_json(doc)
+            else:
+                console.say(
+                    f"Bazel HTTP cache at {server.url} (nginx pid {server.pid}, store "
+                    f"{server.store}); build with: invoke build --remote-cache {server.url} ..."
+                )
+                if address.is_loopback:
+                    console.say(
+                        "loopback only: builds on this machine reach it (tfforge runs them "
+                        "with --network=host); to share it see README 'A team's build matrix'"
+                    )
+                else:
+                    console.warn(
+                        f"the cache listens on {address}, reachable from other machines; "
+                        f"writes need a user from {pw}; put TLS in front of it"
+                    )
+                console.say("Ctrl-C stops it")
+            sys.stdout.flush()
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            cache.stop(server.pid)
     return doc
