@@ -212,7 +212,8 @@ def slurm(
     folder holding tasks.py (default: the project)."""
     shared = checked(shared, "build option")
     _cells(plan)
-    checked([project, results], "folder")
+    checked([project], "project folder")
+    checked([results], "results folder")
     project = grammar.plain_path(project, "project folder")
     results = grammar.plain_path(results, "results folder")
     (python,) = checked([python], "python")
