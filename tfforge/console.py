@@ -51,8 +51,20 @@ def is_tty() -> bool:
 
 def print_json(doc: Any) -> None:
     """One JSON document on stdout, nothing else."""
-    text = json.dumps(doc, indent=2, sort_keys=True, default=str)
+    text = json.dumps(_scrubbed(doc), indent=2, sort_keys=True, default=str)
     sys.stdout.write(scrub(text) + "\n")
+
+
+def _scrubbed(doc: Any) -> Any:
+    """Every string of a document scrubbed before it is encoded (an echoed form stays masked
+    once JSON escapes it again)."""
+    if isinstance(doc, str):
+        return scrub(doc)
+    if isinstance(doc, dict):
+        return {_scrubbed(k) if isinstance(k, str) else k: _scrubbed(v) for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [_scrubbed(v) for v in doc]
+    return doc
     sys.stdout.flush()
 
 

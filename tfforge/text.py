@@ -144,9 +144,14 @@ def scrub(text: str) -> str:
     """`text` with every registered secret, in every form of secret_forms, replaced by ***."""
     if not _forms:
         return text
-    for form in _forms:
-        if form in text:
-            text = text.replace(form, MASK)
+    for _pass in range(4):  # a mask next to text can spell a secret again ("a" + "***")
+        changed = False
+        for form in _forms:
+            if form in text:
+                text = text.replace(form, MASK)
+                changed = True
+        if not changed:
+            break
     return text
 
 

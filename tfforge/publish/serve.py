@@ -39,8 +39,7 @@ def load_htpasswd(path: Path) -> Path:
         users = HtpasswdFile.from_string(data).users()
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConfigError(
-            f"htpasswd file {clip(plain(str(path)))!r} is not readable ({clip(exc)}); "
-            "recreate it"
+            f"htpasswd file {clip(plain(str(path)))!r} is not readable ({clip(exc)}); recreate it"
         ) from None
     if not users:
         raise ConfigError(
