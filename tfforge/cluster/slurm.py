@@ -11,7 +11,6 @@ Slurm's accounting daemon, which small clusters often lack.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from tfforge.build import remote
 from tfforge.errors import BuildError, ConfigError
+from tfforge.files import read_json_record
 
 POLL_S = 2.0
 
@@ -94,8 +94,10 @@ def states(job_id: str, cells: list[str], results: Path) -> list[CellState]:
     for i, cell in enumerate(cells):
         done = results / f"{cell}.done"
         if done.is_file():
-            doc = json.loads(done.read_text())
-            out.append(CellState(cell, "COMPLETED" if doc["rc"] == 0 else "FAILED", doc["node"]))
+            doc = _done(done)
+            out.append(
+                CellState(cell, "COMPLETED" if doc["rc"] == 0 else "FAILED", str(doc["node"]))
+            )
         elif i in live:
             out.append(CellState(cell, *live[i]))
         else:  # left the queue without a .done: killed, or the script itself failed
@@ -169,7 +171,7 @@ def collect(cells: list[str], results: Path) -> list[dict]:
         }
         done = results / f"{cell}.done"
         if done.is_file():
-            doc = json.loads(done.read_text())
+            doc = _done(done)
             row.update(
                 node=doc["node"],
                 seconds=doc["seconds"],
@@ -180,7 +182,7 @@ def collect(cells: list[str], results: Path) -> list[dict]:
         result = results / f"{cell}.json"
         text = result.read_text() if result.is_file() else ""
         if row["rc"] == 0 and text.strip():
-            doc = json.loads(text)
+            doc = read_json_record(result)
             row.update(wheel=doc.get("wheel"), build_id=doc.get("build_id"), log=doc.get("log"))
             if row["wheel"] and not Path(row["wheel"]).is_file():
                 row.update(
@@ -197,6 +199,18 @@ def collect(cells: list[str], results: Path) -> list[dict]:
             row["rc"] = row["rc"] if row["rc"] not in (None, 0) else 1
         rows.append(row)
     return rows
+
+
+def _done(path: Path) -> dict:
+    """A task's .done record (written by the sbatch script), through the one input layer:
+    rc, start, end and seconds must be whole numbers, node text."""
+    doc = read_json_record(path, limit=1 << 16)
+    ints = ("rc", "start", "end", "seconds")
+    if not all(isinstance(doc.get(k), int) and not isinstance(doc.get(k), bool) for k in ints):
+        raise ConfigError(f"{path}: rc/start/end/seconds are not whole numbers; rerun the cell")
+    if not isinstance(doc.get("node"), str):
+        raise ConfigError(f"{path}: no node name; rerun the cell")
+    return doc
 
 
 def _last_error(path: Path) -> str | None:
