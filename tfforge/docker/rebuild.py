@@ -216,12 +216,12 @@ def status(provenance: Mapping | None, wheel_sha256: str, builds_dir: Path) -> d
     try:
         record = read_json_record(record_path, limit=RECORD_MAX) if record_path.exists() else None
     except ConfigError as exc:
-        record, unreadable = None, str(exc)
+        record, unreadable = None, str(exc).removeprefix(f"{record_path}: ")
     else:
         unreadable = ""
     sha = record.get("sha256") if record else None
     if unreadable:
-        state, said = "none", f"the rebuild record is unusable ({clip(unreadable)})"
+        state, said = "none", f"{record_path} is unusable ({clip(unreadable)})"
     elif record is None:
         state, said = "none", f"no rebuild recorded (run `invoke rebuild {provenance.get('id')}`)"
     elif not isinstance(sha, dict) or sha.get("original") != wheel_sha256:
