@@ -32,7 +32,7 @@ def load_htpasswd(path: Path) -> Path:
     data = read_user_bytes(
         path,
         limit=HTPASSWD_MAX,
-        missing="no such htpasswd file; create it (README, section publish) or leave "
+        missing="htpasswd file does not exist; create it (README, section publish) or leave "
         "--htpasswd out",
     )
     try:
