@@ -63,13 +63,14 @@ def check_exposure(
     address: ipaddress.IPv4Address | ipaddress.IPv6Address,
     htpasswd: Path | None,
     allow_remote: bool,
+    where: str = "--bind",
 ) -> None:
     """A writable cache off loopback needs an explicit opt-in and an htpasswd file."""
     if address.is_loopback:
         return
     if not allow_remote or htpasswd is None:
         raise ConfigError(
-            f"--bind {address} is reachable from other machines, and whoever can write to the "
+            f"{where} {address} is reachable from other machines, and whoever can write to the "
             "cache can poison every build that reads it; pass --allow-remote and --htpasswd "
             "FILE (basic auth) to serve it there, or bind 127.0.0.1"
         )

@@ -307,7 +307,7 @@ def cache_command(
     address = cache.listen_address(str(opts.cache_bind), opts.origin("cache_bind"))
     cache.check_port(opts.cache_port, opts.origin("cache_port"))
     pw = load_htpasswd(Path(htpasswd).expanduser()) if htpasswd else None
-    cache.check_exposure(address, pw, bool(opts.cache_allow_remote))
+    cache.check_exposure(address, pw, bool(opts.cache_allow_remote), opts.origin("cache_bind"))
     state = Path(folder) if folder else paths.cache_dir("bazel-remote-cache")
     with procs.stopping_signals():
         server = cache.start(
