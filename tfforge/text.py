@@ -101,7 +101,16 @@ def secret_forms(secret: str, users: set[str] | frozenset[str] = frozenset()) ->
         forms |= _b64_forms(user.encode("utf-8", "surrogatepass") + b":" + raw)
     # Percent-encodings with lower-case hex digits, as some servers write them.
     forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), f) for f in forms if "%" in f}
+    # Mis-decoded UTF-8 (a body without a charset is read as latin-1, or cp1252): "wÃ¶rd".
+    forms |= {_misread(f, codec) for f in forms for codec in ("latin-1", "cp1252")}
     return {f for f in forms if f}
+
+
+def _misread(form: str, codec: str) -> str:
+    try:
+        return form.encode("utf-8", "surrogatepass").decode(codec)
+    except UnicodeDecodeError:
+        return ""
 
 
 def _rebuild() -> None:

@@ -67,6 +67,15 @@ def checked(values: Iterable[str], where: str, *, github: bool = False) -> tuple
     return tuple(out)
 
 
+def checked_flags(shared: Iterable[str], *, github: bool = False) -> tuple[str, ...]:
+    """The shared `invoke build` flags, each value checked and named by its flag."""
+    out: list[str] = []
+    for word in shared:
+        flag = out[-1] if out and out[-1].startswith("--") else "build option"
+        out += checked([word], flag.partition("=")[0], github=github)
+    return tuple(out)
+
+
 def _cells(plan: Plan, *, github: bool = False) -> None:
     for c in plan.cells:
         checked([c.cell, c.display, c.tf_version, c.python_version], "matrix cell", github=github)
@@ -92,7 +101,7 @@ def _invoke(cell_flags: list[str], shared: tuple[str, ...]) -> str:
 
 def github(plan: Plan, shared: tuple[str, ...], *, max_parallel: int = 0) -> str:
     """A GitHub Actions workflow: one job, a strategy.matrix with one `include` per cell."""
-    shared = checked(shared, "build option", github=True)
+    shared = checked_flags(shared, github=True)
     _cells(plan, github=True)
     flags = [
         "--target",
@@ -156,7 +165,7 @@ def gitlab(plan: Plan, shared: tuple[str, ...]) -> str:
 
     CI/CD variables reach the job's environment as they are: TFFORGE_REMOTE_CACHE, and the
     credential TFFORGE_REMOTE_HEADER (set it masked and protected)."""
-    shared = checked(shared, "build option")
+    shared = checked_flags(shared)
     _cells(plan)
     flags = [
         "--target",
@@ -210,7 +219,7 @@ def slurm(
     project: the project folder, the same path on every node (shared storage); python: the
     interpreter with tfforge installed (TFFORGE_PYTHON overrides it at run time); tasks: the
     folder holding tasks.py (default: the project)."""
-    shared = checked(shared, "build option")
+    shared = checked_flags(shared)
     _cells(plan)
     checked([project], "project folder")
     checked([results], "results folder")
