@@ -22,7 +22,6 @@ import sys
 import tempfile
 import threading
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,7 +156,8 @@ WHEELS = {
     "escape_sequence_name": [("demo/\x1b]0;pwned\x07.py", "file", b"x", 3)],
     "rtl_override_name": [("demo/gnp.\u202eexe.py", "file", b"x", 3)],
     "case_twins": [("demo/a.py", "file", b"1", 3), ("demo/A.py", "file", b"2", 3)],
-    "unicode_normal_twins": [("demo/\u00e9.py", "file", b"1", 3), ("demo/e\u0301.py", "file", b"2", 3)],
+    "unicode_normal_twins": [("demo/\u00e9.py", "file", b"1", 3),
+                             ("demo/e\u0301.py", "file", b"2", 3)],
     "file_and_folder": [("demo/x", "file", b"1", 3), ("demo/x/y.py", "file", b"2", 3)],
     "exact_duplicate": [("demo/m.py", "file", b"good", 3), ("demo/m.py", "file", b"evil", 3)],
 }  # fmt: skip

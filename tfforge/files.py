@@ -13,6 +13,7 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from tfforge.errors import ConfigError
 
@@ -95,7 +96,7 @@ def parse_json(text: str | bytes, where: object) -> object:
         raise ConfigError(f"{where}: not usable JSON ({str(exc)[:80]})") from None
 
 
-def read_json_record(path: str | Path, *, limit: int = MAX_INPUT_BYTES) -> dict:
+def read_json_record(path: str | Path, *, limit: int = MAX_INPUT_BYTES) -> dict[str, Any]:
     """A JSON object tfforge wrote earlier and reads back (build.json, rebuild.json,
     provenance.json, a Slurm cell's result): through read_user_bytes (regular file, size cap),
     then parse_json; ConfigError unless it is a JSON object."""

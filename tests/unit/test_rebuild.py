@@ -109,19 +109,31 @@ def test_rebuild_refuses_unknown_or_unfinished_builds(tmp_path):
         match=r"no build '2.21.0-avx2-bbbbbbbbbbbb' in .*known: "
         r"2.21.0-avx2-aaaaaaaaaaaa \(run `invoke build` first\)",
     ):
-        rebuild.rebuild("2.21.0-avx2-bbbbbbbbbbbb", builds_dir=builds, wheels_dir=wheels, timeout_s=9)
+        rebuild.rebuild(
+            "2.21.0-avx2-bbbbbbbbbbbb", builds_dir=builds, wheels_dir=wheels, timeout_s=9
+        )
     with pytest.raises(ConfigError, match="has no apt.lock"):
-        rebuild.rebuild("2.21.0-avx2-aaaaaaaaaaaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9)
-    (builds / "2.21.0-avx2-aaaaaaaaaaaa" / run.APT_LOCK).write_text("# archive-date: x\nzip=3.0-13\n")
+        rebuild.rebuild(
+            "2.21.0-avx2-aaaaaaaaaaaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9
+        )
+    (builds / "2.21.0-avx2-aaaaaaaaaaaa" / run.APT_LOCK).write_text(
+        "# archive-date: x\nzip=3.0-13\n"
+    )
     (builds / "2.21.0-avx2-aaaaaaaaaaaa" / "provenance.json").write_text("{not json")
     with pytest.raises(ConfigError, match=r"provenance.json does not name the build's wheel"):
-        rebuild.rebuild("2.21.0-avx2-aaaaaaaaaaaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9)
+        rebuild.rebuild(
+            "2.21.0-avx2-aaaaaaaaaaaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9
+        )
     (builds / "2.21.0-avx2-aaaaaaaaaaaa" / "provenance.json").write_text(
         json.dumps({"wheel": {"name": "gone.whl"}})
     )
     with pytest.raises(ConfigError, match=r"gone.whl, is gone"):
-        rebuild.rebuild("2.21.0-avx2-aaaaaaaaaaaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9)
-    assert not wheels.exists() and sorted(p.name for p in builds.iterdir()) == ["2.21.0-avx2-aaaaaaaaaaaa"]
+        rebuild.rebuild(
+            "2.21.0-avx2-aaaaaaaaaaaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9
+        )
+    assert not wheels.exists() and sorted(p.name for p in builds.iterdir()) == [
+        "2.21.0-avx2-aaaaaaaaaaaa"
+    ]
 
 
 def test_cli_rebuild_of_unknown_id_is_one_line_exit_2(tmp_path):

@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from packaging.tags import Tag, parse_tag
 from packaging.utils import (
@@ -69,7 +69,7 @@ class WheelFacts:
     wheel_tags: frozenset[str]  # Tag lines of WHEEL
     members: int
     size: int  # bytes of the .whl file
-    provenance: dict | None  # .dist-info/tfforge.json, parsed
+    provenance: dict[str, Any] | None  # .dist-info/tfforge.json, parsed
     provenance_error: str | None
 
     @property
@@ -149,7 +149,7 @@ def headers(data: bytes) -> dict[str, list[str]]:
     return records.parse_headers(data, "METADATA")
 
 
-def parse_provenance(data: bytes) -> tuple[dict | None, str | None]:
+def parse_provenance(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
     """tfforge.json as (document, None) or (None, why it cannot be trusted).
 
     Its `id` names a folder under builds/ that verify reads: it must be a build id."""
@@ -375,6 +375,7 @@ def check(
                         if progress:
                             progress(done + size, total)
             except LocalWriteError as exc:
+                assert dest is not None  # only an extraction writes
                 _close(out, dest)
                 dest.unlink(missing_ok=True)
                 raise io_error(dest, exc.args[0], "cannot be written") from None
@@ -396,7 +397,7 @@ def check(
                     problems.append(
                         f"RECORD size mismatch for {info.filename} (RECORD {row.size}, file {size})"
                     )
-            if out is not None:
+            if out is not None and dest is not None:
                 if not error and on_library:
                     on_library(info.filename, dest)
                 elif error:
