@@ -36,7 +36,9 @@ def labelled_version(version: str, label: str) -> Version:
     try:
         base = Version(version)
     except InvalidVersion:
-        raise BuildError(f"wheel version {version!r} is not PEP 440; check the wheel target")
+        raise BuildError(
+            f"wheel version {version!r} is not PEP 440; check the wheel target"
+        ) from None
     if not label:
         return base
     local = f"{base.local}.{label}" if base.local else label
@@ -46,7 +48,7 @@ def labelled_version(version: str, label: str) -> Version:
         raise ConfigError(
             f"local version label {label!r} is not valid PEP 440 (letters, "
             f"digits and dots); fix derived.local_version in build.json"
-        )
+        ) from None
 
 
 def _rewrite_metadata(data: bytes, version: str) -> bytes:
@@ -82,7 +84,7 @@ def finalize(raw: Path, out_dir: Path, *, local_version: str, provenance: Mappin
     try:
         parse_wheel_filename(raw.name)
     except InvalidWheelFilename as exc:
-        raise BuildError(f"built wheel name {raw.name!r} is invalid ({exc})")
+        raise BuildError(f"built wheel name {raw.name!r} is invalid ({exc})") from None
     dist, old_version, rest = raw.name[: -len(".whl")].split("-", 2)
     new_version = str(labelled_version(old_version, local_version))
     old_info, new_info = f"{dist}-{old_version}.dist-info", f"{dist}-{new_version}.dist-info"
@@ -97,7 +99,7 @@ def finalize(raw: Path, out_dir: Path, *, local_version: str, provenance: Mappin
     try:
         archive = zipfile.ZipFile(raw)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise BuildError(f"built wheel {raw.name} is not a readable zip ({exc})")
+        raise BuildError(f"built wheel {raw.name} is not a readable zip ({exc})") from None
     tmp = final.with_name(f".{final.name}.tmp")
     try:
         with archive:

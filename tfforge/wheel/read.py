@@ -106,20 +106,20 @@ def open_wheel(path: Path) -> tuple[zipfile.ZipFile, str, Version, frozenset[Tag
         raise ConfigError(
             f"{path.name!r} is not a wheel file name ({exc}); wheels are named "
             "NAME-VERSION-PYTHON-ABI-PLATFORM.whl"
-        )
+        ) from None
     try:
         with open(path, "rb") as fh:
             head = fh.read(4)
         archive = zipfile.ZipFile(path)
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})")
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except zipfile.BadZipFile as exc:
         if head == b"PK\x03\x04":
             raise ConfigError(
                 f"{path.name}: truncated or damaged zip ({exc}: no readable "
                 "end-of-central-directory record); download or copy it again"
-            )
-        raise ConfigError(f"{path.name}: not a zip archive, so not a wheel ({exc})")
+            ) from None
+        raise ConfigError(f"{path.name}: not a zip archive, so not a wheel ({exc})") from None
     return archive, canonicalize_name(name), version, tags
 
 
