@@ -30,7 +30,6 @@ SECRET_VARIABLES = (
     "TWINE_PASSWORD",
     "TWINE_USERNAME",
     "TFFORGE_REMOTE_HEADER",
-    "TFFORGE_CACHE_PASSWORD",
 )
 MASK = "***"
 USER_MIN = 4  # user names shorter than this are not scrubbed on their own (passwords always are)
