@@ -115,7 +115,7 @@ def wheel_attack(members, **kw) -> Callable[[Path], tuple[str, str]]:
         path = hw.build(tmp, [("demo/__init__.py", "file", b"", 3), *members], **kw)
         try:
             problems = read.structure_problems(path)
-        except Exception as exc:  # the pass records it; it is what we look for
+        except Exception as exc:  # noqa: BLE001 - any exception is a traceback to record
             return TRACEBACK, f"{type(exc).__name__}: {exc}"[:160]
         if problems:
             return HELD, problems[0][:160]
@@ -229,9 +229,9 @@ def _provenance_attack(doc_bytes: bytes):
                         extra_info={read.PROVENANCE: doc_bytes})  # fmt: skip
         try:
             facts = read.check(path).facts
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any exception is a traceback to record
             return TRACEBACK, f"{type(exc).__name__}: {exc}"[:160]
-        if facts.provenance is not None and not str(facts.provenance.get("id", "")).count("/") == 0:
+        if facts.provenance is not None and "/" in str(facts.provenance.get("id", "")):
             return SECURITY, f"kept id {facts.provenance.get('id')!r}"
         return HELD, facts.provenance_error or "kept a valid document"
 
@@ -610,7 +610,7 @@ USER, PASSWORD = "alice", "s3cr3t-P@ss/wörd+1"
 
 def _echo_server(reason: str, body: str, status: int = 401):
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's name
+        def do_POST(self):
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self.send_response(status, reason)
             self.send_header("Content-Type", "text/html")
@@ -766,7 +766,7 @@ def main() -> int:
             started = time.monotonic()
             try:
                 outcome, detail = fn(Path(tmp))
-            except Exception as exc:  # the pass itself must report, not stop
+            except Exception as exc:  # noqa: BLE001 - the pass itself must report, not stop
                 outcome, detail = TRACEBACK, f"{type(exc).__name__}: {exc}"[:160]
             results.append(Result(name, kind, outcome, detail))
             if not args.json:

@@ -68,7 +68,7 @@ def installer_refuses(path: Path) -> str | None:
         with WheelFile.open(path) as source:
             source.validate_record()
             _ = source.dist_info_dir
-    except Exception as exc:  # installer's errors have no common base beyond Exception
+    except Exception as exc:  # noqa: BLE001 - installer's errors share no narrower base
         return f"{type(exc).__name__}: {exc}"
     return None
 
@@ -119,6 +119,6 @@ def metadata_refused(data: bytes) -> str | None:
 
     try:
         Metadata.from_email(data, validate=True)
-    except Exception as exc:  # an ExceptionGroup of InvalidMetadata, or a decode error
+    except Exception as exc:  # noqa: BLE001 - an ExceptionGroup or a decode error
         return str(exc)
     return None

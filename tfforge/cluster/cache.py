@@ -13,6 +13,7 @@ plain characters, so no value can end a directive and start another.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import shutil
@@ -214,10 +215,8 @@ def stop(pid: int, timeout: float = 10) -> None:
         time.sleep(0.1)
     # The master did not quit: kill its whole group (its own session, so only nginx's).
     for kill in (os.killpg, os.kill):
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def _alive(pid: int) -> bool:

@@ -16,6 +16,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TypedDict
 
 from tfforge import grammar
 from tfforge.docker import run
@@ -41,6 +42,38 @@ VARIATIONS = {
     "TFFORGE_UMASK": "0002",
     "TFFORGE_CPUS": "1",
 }
+
+
+class RebuildRecord(TypedDict):
+    """builds/<id>/rebuild.json: the comparison and how the rebuild ran."""
+
+    build_id: str
+    wheel: str
+    identical: bool
+    sha256: dict[str, str]
+    differing: list[dict[str, object]]
+    zip: list[str]
+    vary: dict[str, str]
+    argv: list[str]
+    durations: run.Durations
+    finished_at: int
+
+
+class RebuildResult(RebuildRecord):
+    """What `rebuild` returns: the record, diffoscope's report and where things are."""
+
+    diffoscope: str | None
+    kept: str
+    record: str
+
+
+class ReproStatus(TypedDict):
+    """What verify reports about a wheel's reproducibility (see `status`)."""
+
+    inputs_only: bool
+    run_keys: list[str]
+    rebuild: str  # "identical" | "differs" | "none" | "other wheel"
+    summary: str
 
 
 def build_folder(build_id: str, builds_dir: Path) -> Path:
@@ -134,7 +167,7 @@ def rebuild(
     docker: str = "",
     vary: bool = False,
     watcher: run.Watcher | None = None,
-) -> dict:
+) -> RebuildResult:
     """Rebuild from nothing and compare (see module docstring); wheels_dir is only read.
 
     Returns {"build_id", "identical", "sha256", "wheel", "differing", "zip", "vary",
@@ -149,7 +182,7 @@ def rebuild(
     try:
         umask = int(variations["TFFORGE_UMASK"], 8) if vary else None
         copy = copy_build(folder, work / "builds", umask=umask)
-        env = {k: variations[k] for k in ("TZ", "LC_ALL") if k in variations}
+        env: dict[str, str] = {k: variations[k] for k in ("TZ", "LC_ALL") if k in variations}
         # The work folder goes; the log stays beside the build (errors name it).
         result = run.run_build(
             copy,
@@ -172,7 +205,7 @@ def rebuild(
             kept = str(shutil.copy2(rebuilt, folder / REBUILT / rebuilt.name))
             if report:
                 (folder / REBUILT / "diffoscope.txt").write_text(report)
-        record = {
+        record: RebuildRecord = {
             "build_id": build_id,
             "wheel": wheel.name,
             **outcome,
@@ -187,7 +220,9 @@ def rebuild(
     return {**record, "diffoscope": report, "kept": kept, "record": str(folder / RECORD)}
 
 
-def status(provenance: Mapping | None, wheel_sha256: str, builds_dir: Path) -> dict:
+def status(
+    provenance: Mapping[str, object] | None, wheel_sha256: str, builds_dir: Path
+) -> ReproStatus:
     """What verify reports about a wheel's reproducibility, from its provenance and the rebuild
     record beside its build: {"inputs_only", "run_keys", "rebuild": "identical" | "differs" |
     "none" | "other wheel", "summary"}."""

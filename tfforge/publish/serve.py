@@ -78,10 +78,10 @@ def check_port(port: int, where: str = "--port") -> None:
             sock.bind((LOOPBACK, port))
         except OSError as exc:
             why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc})"
-            raise ConfigError(f"port {port} on {LOOPBACK} {why}; pick another with --port")
+            raise ConfigError(f"port {port} on {LOOPBACK} {why}; pick another with --port") from exc
 
 
-def wait_listening(proc: subprocess.Popen, port: int, timeout_s: float = 30.0) -> None:
+def wait_listening(proc: subprocess.Popen[bytes], port: int, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -97,12 +97,12 @@ def wait_listening(proc: subprocess.Popen, port: int, timeout_s: float = 30.0) -
     raise PublishError(f"pypiserver did not listen on {LOOPBACK}:{port} within {timeout_s:.0f}s")
 
 
-def start(argv: list[str]) -> subprocess.Popen:
+def start(argv: list[str]) -> subprocess.Popen[bytes]:
     """Start the server; it gets SIGTERM if tfforge dies (even by SIGKILL)."""
     return subprocess.Popen(argv, preexec_fn=procs.die_with_parent)
 
 
-def stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:

@@ -52,7 +52,10 @@ def labelled_version(version: str, label: str) -> Version:
 
 
 def _rewrite_metadata(data: bytes, version: str) -> bytes:
-    """Replace the Version header (headers end at the first blank line)."""
+    """Replace the Version header (headers end at the first blank line).
+
+    Hand-written: only that line may change. packaging.metadata parses METADATA but writes no
+    byte-for-byte copy, and email's generator re-folds headers."""
     try:
         lines = data.decode("utf-8").split("\n")
     except UnicodeDecodeError:
@@ -74,7 +77,9 @@ def _zip_info(name: str, source: zipfile.ZipInfo | None = None) -> zipfile.ZipIn
     return info
 
 
-def finalize(raw: Path, out_dir: Path, *, local_version: str, provenance: Mapping) -> Path:
+def finalize(
+    raw: Path, out_dir: Path, *, local_version: str, provenance: Mapping[str, object]
+) -> Path:
     """Write the finalized wheel into out_dir and return its path (see module docstring).
 
     Raises BuildError when the raw wheel is inconsistent (bad name, unsafe paths, a member whose
@@ -84,7 +89,7 @@ def finalize(raw: Path, out_dir: Path, *, local_version: str, provenance: Mappin
     try:
         parse_wheel_filename(raw.name)
     except InvalidWheelFilename as exc:
-        raise BuildError(f"built wheel name {raw.name!r} is invalid ({exc})") from None
+        raise BuildError(f"built wheel name {raw.name!r} is invalid ({exc})") from exc
     dist, old_version, rest = raw.name[: -len(".whl")].split("-", 2)
     new_version = str(labelled_version(old_version, local_version))
     old_info, new_info = f"{dist}-{old_version}.dist-info", f"{dist}-{new_version}.dist-info"
@@ -99,7 +104,7 @@ def finalize(raw: Path, out_dir: Path, *, local_version: str, provenance: Mappin
     try:
         archive = zipfile.ZipFile(raw)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise BuildError(f"built wheel {raw.name} is not a readable zip ({exc})") from None
+        raise BuildError(f"built wheel {raw.name} is not a readable zip ({exc})") from exc
     tmp = final.with_name(f".{final.name}.tmp")
     try:
         with archive:
@@ -172,7 +177,7 @@ def finalize(raw: Path, out_dir: Path, *, local_version: str, provenance: Mappin
     return final
 
 
-def _check(name: str, digest, size: int, listed: Mapping[str, Row]) -> None:
+def _check(name: str, digest: hashlib._Hash, size: int, listed: Mapping[str, Row]) -> None:
     """A member must match its RECORD line where that line has a hash."""
     want_hash, want_size = listed[name].hash, listed[name].size
     if want_hash and (

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 from dataclasses import dataclass
 from email.parser import HeaderParser
@@ -114,7 +115,7 @@ def parse_record(data: bytes) -> tuple[dict[str, Row], list[str]]:
         elements = list(parse_record_file(text.splitlines()))
     except InvalidRecordEntry as exc:
         return {}, [f"RECORD is not a 3-column CSV file ({'; '.join(exc.issues)})"]
-    except Exception as exc:  # csv.Error: a NUL, an unclosed quote
+    except csv.Error as exc:  # a NUL, an unclosed quote
         return {}, [f"RECORD is not valid CSV ({exc})"]
     for path, hash_text, size_text in elements:
         if size_text and not (size_text.isascii() and size_text.isdigit()):
