@@ -29,7 +29,7 @@ from tfforge.build import toolchains
 from tfforge.errors import ConfigError
 from tfforge.files import sha256_file
 from tfforge.host import cpu, fleet, isa
-from tfforge.text import is_loopback, without_credentials
+from tfforge.text import is_loopback, mask_url
 
 SCHEMA = "tfforge-build/1"
 # The Dockerfile template decides bytes too, so its digest is part of the build id.
@@ -693,7 +693,7 @@ def check_image_ref(ref: str, flag: str = "--base-image") -> bool:
 def check_cache_url(url: str, option: str = "--remote-cache") -> str:
     """Validate a Bazel remote cache/executor URL (no credentials, no shell characters)."""
     # Never echo credentials: show the URL with anything before an '@' in the host masked.
-    shown = without_credentials(url)
+    shown = mask_url(url)  # credentials and token-like parameters masked before anything
     bad = f"{option} {_short(shown)}"
     if len(url) > 2048 or any(c.isspace() for c in url):
         raise ConfigError(f"{bad}: must be one URL without spaces")

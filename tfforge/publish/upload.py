@@ -74,10 +74,10 @@ def repository_url(url: str | None, where: str = "--repository") -> str:
             "http://127.0.0.1:8080/ from `invoke serve`) or set "
             "TFFORGE_PUBLISH_REPOSITORY"
         )
-    shown = without_credentials(url)
-    if shown != url:
+    if without_credentials(url) != url:
         raise ConfigError(
-            f"{where} {shown!r} has credentials in the URL; remove them and " + CREDENTIALS_HINT
+            f"{where} {text.clip(text.mask_url(url))!r} has credentials in the URL; remove them and "
+            + CREDENTIALS_HINT
         )
     try:
         parts = urlsplit(url)
