@@ -76,8 +76,8 @@ def repository_url(url: str | None, where: str = "--repository") -> str:
         )
     if without_credentials(url) != url:
         raise ConfigError(
-            f"{where} {text.clip(text.mask_url(url))!r} has credentials in the URL; remove them and "
-            + CREDENTIALS_HINT
+            f"{where} {text.clip(text.mask_url(url))!r} has credentials in the URL; "
+            "remove them and " + CREDENTIALS_HINT
         )
     try:
         parts = urlsplit(url)
