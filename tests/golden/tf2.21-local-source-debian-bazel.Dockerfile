@@ -1,7 +1,7 @@
-# tfforge build 2.21.0-avx2.fma.mkl-19516c17b4f1
+# tfforge build 2.21.0-avx2.fma.mkl-3f26e937634b
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-avx2.fma.mkl-19516c17b4f1/.export builds/2.21.0-avx2.fma.mkl-19516c17b4f1
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-avx2.fma.mkl-3f26e937634b/.export builds/2.21.0-avx2.fma.mkl-3f26e937634b
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (debian), non-root user
 FROM local/bookworm:base AS toolchain

@@ -7,11 +7,11 @@ from __future__ import annotations
 import re
 import subprocess
 
+from conftest import make_spec
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from tfforge import settings as tf_settings
-from tfforge.build import render, spec
+from tfforge.build import render
 from tfforge.errors import ConfigError
 
 SETTINGS = settings(
@@ -48,7 +48,7 @@ def _bash_words(command: str) -> list[str]:
 @example(["--define=a=b;curl x|sh"])
 def test_bazel_args_reach_the_run_line_as_exactly_those_words(user_args):
     try:
-        s = spec.make({**tf_settings.defaults(), "target": "haswell", "bazel_args": user_args})
+        s = make_spec(bazel_arg=list(user_args))
     except ConfigError as exc:
         assert "\n" not in str(exc)
         event("refused")

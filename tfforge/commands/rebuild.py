@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 from invoke.exceptions import Exit
 
-from tfforge import console, paths, settings
-from tfforge.commands.build import timeout_seconds
+from tfforge import console, paths
+from tfforge.options.typed.rebuild import RebuildOptions
+
+if TYPE_CHECKING:
+    from tfforge.docker.rebuild import RebuildResult
 
 
-def lines(result: dict) -> list[str]:
+def lines(result: Mapping[str, Any]) -> list[str]:
     """The report for people: one line when identical, else the members that differ."""
     sha = result["sha256"]
     vary = result.get("vary") or {}
@@ -38,24 +44,22 @@ def lines(result: dict) -> list[str]:
     return out
 
 
-def rebuild_command(
-    build_id: str, *, vary: bool = False, timeout=None, as_json: bool = False
-) -> dict:
+def rebuild_command(opts: RebuildOptions) -> RebuildResult:
     """`invoke rebuild`: exit 0 when the rebuild is byte-identical, 1 otherwise."""
     from tfforge.commands.watch import BuildWatcher
     from tfforge.docker import rebuild
 
     with BuildWatcher() as watcher:
         result = rebuild.rebuild(
-            build_id,
+            opts.build_id,
             builds_dir=paths.builds_dir(),
             wheels_dir=paths.wheels_dir(),
-            timeout_s=timeout_seconds(timeout),
-            docker=settings.load(cwd=paths.project_root()).docker,
-            vary=vary,
+            timeout_s=opts.build_timeout,
+            docker=opts.docker or "",
+            vary=opts.vary,
             watcher=watcher,
         )
-    if as_json:
+    if opts.json:
         console.print_json(result)
     else:
         for line in lines(result):
