@@ -160,3 +160,27 @@ def test_records_read_back_are_json_objects(tmp_path):
             assert needle in str(exc)
         else:
             raise AssertionError(text[:20])
+
+
+toml_values = st.one_of(
+    st.integers(min_value=4301, max_value=6000).map(lambda n: "9" * n),
+    st.integers(min_value=1, max_value=5000).map(lambda n: "[" * n + "1" + "]" * n),
+    st.integers(min_value=1, max_value=3000).map(lambda n: "{a=" * n + "1" + "}" * n),
+    st.text(max_size=40).map(json.dumps),
+)
+
+
+@SETTINGS
+@given(st.sampled_from(["serve_port", "publish_timeout", "tf_version", "unknown_key"]), toml_values)
+@example("serve_port", "9" * 5000)
+def test_tfforge_toml_is_settings_or_one_error_line(key, value):
+    """The same failure set for tfforge.toml, read by the options layer (settings.py)."""
+    from tfforge import settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "tfforge.toml"
+        path.write_text(f"[tfforge]\n{key} = {value}\n")
+        try:
+            settings.read_config_file(path)
+        except ConfigError as exc:
+            _one_line_error(exc, "tfforge.toml")
