@@ -4,7 +4,7 @@ Bazel's HTTP cache protocol is plain GET/PUT of /ac/<sha256> and /cas/<sha256> u
 path; nginx serves it with `dav_methods PUT` and `create_full_put_path`. The server listens on
 loopback by default. A non-loopback address is refused unless the caller opts in
 (`allow_remote`) and gives an htpasswd file: whoever can PUT can poison every build that reads
-the cache. Put TLS in front of it too (see README).
+the cache. Put TLS in front of it too (docs/how-to/share-a-bazel-cache.md).
 
 The configuration is written only from validated parts (`listen_address`, `check_port`,
 `grammar.plain_path`): an address is an IP literal parsed by `ipaddress`, a port an int, a path

@@ -313,7 +313,8 @@ def cache_command(opts: CacheOptions) -> JsonDoc:
                 if address.is_loopback:
                     console.say(
                         "loopback only: builds on this machine reach it (tfforge runs them "
-                        "with --network=host); to share it see README 'A team's build matrix'"
+                        "with --network=host); to share it see "
+                        "docs/how-to/share-a-bazel-cache.md"
                     )
                 else:
                     console.warn(

@@ -32,8 +32,8 @@ def load_htpasswd(path: Path) -> Path:
     data = read_user_bytes(
         path,
         limit=HTPASSWD_MAX,
-        missing="htpasswd file does not exist; create it (README, section publish) or leave "
-        "--htpasswd out",
+        missing="htpasswd file does not exist; create it (docs/how-to/"
+        "publish-to-a-private-index.md) or leave --htpasswd out",
     )
     try:
         users = HtpasswdFile.from_string(data).users()
@@ -43,7 +43,8 @@ def load_htpasswd(path: Path) -> Path:
         ) from None
     if not users:
         raise ConfigError(
-            f"htpasswd file {str(path)!r} has no users; add one (README, section publish)"
+            f"htpasswd file {str(path)!r} has no users; add one "
+            "(docs/how-to/publish-to-a-private-index.md)"
         )
     return path.resolve()
 
