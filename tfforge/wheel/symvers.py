@@ -1,13 +1,11 @@
 """What a wheel's ELF members need from the loader: DT_NEEDED libraries and the symbol versions
-(.gnu.version_r) they need from each. Every member is checked by its magic bytes, whatever its
-name; each ELF member is copied to a temporary file and read with pyelftools.
+(.gnu.version_r) they need from each. The members come from the one wheel reader's rules
+(tfforge.wheel.builtwith.read_wheel over tfforge.wheel.read: every member whose content is ELF,
+whatever its name, under the reader's caps); each is read with pyelftools.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -16,10 +14,7 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.gnuversions import GNUVerNeedSection
 
-from tfforge.errors import ConfigError
-
-ELF_MAGIC = b"\x7fELF"
-CHUNK = 1 << 20
+from tfforge.wheel import builtwith
 
 
 @dataclass(frozen=True)
@@ -72,29 +67,22 @@ def read_needs(path: Path, member: str) -> ElfNeeds:
 
 
 def wheel_needs(wheel: Path) -> tuple[list[ElfNeeds], list[str]]:
-    """Every ELF member's needs, and the members that could not be read (with why)."""
+    """Every ELF member's needs, and the members that could not be read (with why).
+    ConfigError when the file is not a readable wheel."""
     out: list[ElfNeeds] = []
     errors: list[str] = []
-    try:
-        archive = zipfile.ZipFile(wheel)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ConfigError(f"{wheel.name}: not a readable wheel ({exc})") from None
-    with archive, tempfile.TemporaryDirectory(prefix="tfforge-symvers-") as tmp:
-        for info in archive.infolist():
-            if info.is_dir() or info.file_size < 64:
-                continue
-            with archive.open(info) as src:
-                if src.read(4) != ELF_MAGIC:
-                    continue
-            target = Path(tmp) / "member"
-            try:
-                with archive.open(info) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst, CHUNK)
-                out.append(read_needs(target, info.filename))
-            except (ValueError, zipfile.BadZipFile, OSError) as exc:
-                errors.append(str(exc))
-            finally:
-                target.unlink(missing_ok=True)
+    handed: set[str] = set()
+
+    def take(member: str, path: Path) -> None:
+        handed.add(member)
+        try:
+            out.append(read_needs(path, member))
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    built = builtwith.read_wheel(Path(wheel), on_elf=take)
+    # members the reader could not unpack were never handed over
+    errors += [f"{m.member}: {m.error}" for m in built.members if m.member not in handed]
     return out, errors
 
 
