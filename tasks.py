@@ -222,6 +222,10 @@ def render(
         **_SPEC_HELP,
         "dry_run": "render and print the Dockerfile path, docker and bazel commands; run nothing",
         "timeout": "seconds the build may run before it is stopped " + _default("build_timeout"),
+        "kit": "build a kit (folder made by `invoke kit`) with no network: its own build, "
+        "every input from the kit; the other build options are not given",
+        "mirror": "fetch Bazel's downloads through this mirror (host/path layout, e.g. "
+        "http://127.0.0.1:8081); not part of the build id " + _default("mirror", "none"),
     },
 )
 def build(
@@ -266,6 +270,8 @@ def build(
     amx_bf16=False,
     dry_run=False,
     timeout=None,
+    kit=None,
+    mirror=None,
     json=False,
     debug=False,
 ):
@@ -277,6 +283,8 @@ def build(
         _spec_cli(locals()),
         dry_run=dry_run,
         timeout=timeout,
+        kit=kit,
+        mirror=mirror,
         as_json=json,
         debug=debug,
     )
@@ -304,17 +312,48 @@ def engine(c, image="local/bookworm:base", json=False, debug=False):
         "vary": "vary the second build reprotest-style: build path, time zone, locale, umask, host "
         "name, CPU count",
         "timeout": "seconds the rebuild may run (default from config: 21600)",
+        "kit": "rebuild from this kit of the build, with no network",
         "json": "print one JSON document",
         "debug": "show a traceback on errors",
     }
 )
-def rebuild(c, build_id, vary=False, timeout=None, json=False, debug=False):
+def rebuild(c, build_id, vary=False, timeout=None, kit=None, json=False, debug=False):
     """Rebuild a build from empty caches and compare with its wheel: exit 0 iff byte-identical."""
     from tfforge.commands import rebuild as rebuild_mod
 
     run(
-        rebuild_mod.rebuild_command, build_id, vary=vary, timeout=timeout, as_json=json, debug=debug
+        rebuild_mod.rebuild_command,
+        build_id,
+        vary=vary,
+        timeout=timeout,
+        kit=kit,
+        as_json=json,
+        debug=debug,
     )
+
+
+# ---- kits ----------------------------------------------------------------------------------
+@task(
+    help={
+        "action": "a finished build's id: capture its inputs into a kit; or 'check' (with --kit)",
+        "kit": "with check: the kit folder (KITS/BUILD_ID) to hash against its manifest",
+        "out": "kits folder; its kits share one content-addressed store "
+        + _default("kits_dir", "./kits"),
+        "mirror": "fetch Bazel's downloads through this mirror while capturing (host/path "
+        "layout) " + _default("mirror", "none"),
+        "timeout": "seconds the capture may run " + _default("build_timeout"),
+        "json": "print one JSON document",
+        "debug": "show a traceback on errors",
+    }
+)
+def kit(c, action, kit=None, out=None, mirror=None, timeout=None, json=False, debug=False):
+    """Capture every input of a build into a kit (`kit BUILD_ID`), or check one (`kit check`)."""
+    from tfforge.commands import kit as kit_mod
+
+    kwargs = {"as_json": json}
+    if action != "check":
+        kwargs.update(out=out, mirror=mirror, timeout=timeout)
+    run(kit_mod.kit_command, action, kit, debug=debug, **kwargs)
 
 
 # ---- verify (issue 5) ---------------------------------------------------------------------

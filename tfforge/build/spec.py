@@ -579,13 +579,15 @@ def docker_argv(
     secrets: Mapping[str, str] | None = None,
     fresh: bool = False,
     build_args: Mapping[str, str] | None = None,
+    target: str = "export",
 ) -> list[str]:
     """THE docker command that builds a rendered folder: `build --dry-run` prints it, the
     engine runs it (with DOCKER_ENV), build.json records it for the folder under builds/.
 
     network: --network for a loopback remote cache; secrets: {secret id: file} (issue 13);
     fresh: no BuildKit cache and no Bazel cache (`invoke rebuild`); build_args: the rebuild's
-    variations as `--build-arg K=V`, sorted so the argv is stable."""
+    variations as `--build-arg K=V`, sorted so the argv is stable; target: the stage to export
+    (`kitexport` when tfforge.kit captures a build's inputs)."""
     argv = [client, "build"]
     if network:
         argv.append(f"--network={network}")
@@ -594,7 +596,7 @@ def docker_argv(
     argv += [
         "--progress=plain",
         "--target",
-        "export",
+        target,
         "--output",
         f"type=local,dest={export_dir(build_dir)}",
     ]

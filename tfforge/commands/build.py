@@ -154,8 +154,34 @@ def docker_client() -> tuple[str, str | None]:
         )
 
 
+def mirror_setting(given: str | None) -> str:
+    """--mirror (or the mirror setting), checked; "" for none."""
+    from tfforge.kit import mirror
+
+    opts = settings.load({"mirror": given}, cwd=paths.project_root())
+    try:
+        return mirror.check(opts.mirror) if opts.mirror else ""
+    except ConfigError as exc:
+        raise settings.from_origin(exc, opts) from None
+
+
+def run_options(s: spec.BuildSpec, via: str) -> dict:
+    """The docker network and build args of a run: a loopback mirror needs the host's network
+    (a build step's 127.0.0.1 is its own), and reaches the template as TFFORGE_MIRROR."""
+    from tfforge.kit import mirror
+
+    return {
+        "network": s.docker_network or mirror.network(via),
+        "build_args": {"TFFORGE_MIRROR": via} if via else None,
+    }
+
+
 def plan(
-    s: spec.BuildSpec, r: render.Rendered, client: str, secrets: Mapping[str, str] | None = None
+    s: spec.BuildSpec,
+    r: render.Rendered,
+    client: str,
+    secrets: Mapping[str, str] | None = None,
+    via: str = "",
 ) -> dict:
     """What `build` runs: the argv the engine runs (tfforge.build.spec.docker_argv)."""
     build_dir = r.path.resolve()
@@ -166,7 +192,7 @@ def plan(
         "dockerfile": str(build_dir / "Dockerfile"),
         "docker_env": dict(spec.DOCKER_ENV),
         "docker_command": spec.docker_argv(
-            client, build_dir, network=s.docker_network, secrets=secrets
+            client, build_dir, secrets=secrets, **run_options(s, via)
         ),
         "bazel_command": list(s.bazel_command),
         "workdir": s.src_dir,
@@ -186,10 +212,27 @@ def build_command(
     *,
     dry_run: bool = False,
     timeout: float | str | None = None,
+    kit: str | None = None,
+    mirror: str | None = None,
     as_json: bool = False,
 ) -> dict:
     """`invoke build`: render (or reuse), then print the plan or run it on the engine."""
+    if kit:
+        from tfforge.commands import kit as kit_cmd
+
+        given = sorted(k for k, v in cli.items() if v is not None)
+        if given or dry_run or mirror:
+            extra = (
+                [settings.flag(k) for k in given]
+                + ["--dry-run"] * dry_run
+                + ["--mirror"] * bool(mirror)
+            )
+            raise ConfigError(
+                f"--kit builds the kit's own build with no network; drop {', '.join(extra)}"
+            )
+        return kit_cmd.build_command(kit, timeout=timeout, as_json=as_json)
     s = make_spec(cli)
+    via = mirror_setting(mirror)
     timeout_s = timeout_seconds(timeout)
     if dry_run:
         client, no_client = docker_client()  # shown even when no client is usable
@@ -206,7 +249,7 @@ def build_command(
     r = render.render(s, paths.builds_dir())
     secrets = remote.credentials(os.environ) if s.remote_flags else {}
     files = remote.secret_files(r.build_id, secrets)
-    p = plan(s, r, client, files)
+    p = plan(s, r, client, files, via)
     for extra in (warning, no_client):
         if extra:
             p["warnings"].append(extra)
@@ -255,9 +298,9 @@ def build_command(
             timeout_s=timeout_s,
             docker=p["docker_command"][0],
             watcher=watcher,
-            network=s.docker_network,
             secrets=files,
             secret_values=secrets,
+            **run_options(s, via),
         )
     out = {**p, "dry_run": False, **result}
     if s.remote_flags:  # issue 13: what Bazel's summary says about the remote cache

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from invoke.exceptions import Exit
 
 from tfforge import console, paths, settings
@@ -39,7 +41,7 @@ def lines(result: dict) -> list[str]:
 
 
 def rebuild_command(
-    build_id: str, *, vary: bool = False, timeout=None, as_json: bool = False
+    build_id: str, *, vary: bool = False, timeout=None, kit=None, as_json: bool = False
 ) -> dict:
     """`invoke rebuild`: exit 0 when the rebuild is byte-identical, 1 otherwise."""
     from tfforge.commands.watch import BuildWatcher
@@ -54,6 +56,7 @@ def rebuild_command(
             docker=settings.load(cwd=paths.project_root()).docker,
             vary=vary,
             watcher=watcher,
+            kit=Path(kit) if kit else None,
         )
     if as_json:
         console.print_json(result)

@@ -117,8 +117,29 @@ def copy_build(folder: Path, dest: Path, *, umask: int | None = None) -> Path:
                 shutil.copyfile(folder / name, target / name)
         if (folder / "src").is_dir():
             _copy_tree(folder / "src", target / "src")
+        (target / "kit").mkdir()  # the template's kit mount: empty unless a kit is laid out
         shutil.copyfile(folder / run.APT_LOCK, target / run.APT_PINS)
     return target
+
+
+def _from_kit(kit: Path, build_id: str, dest: Path, docker: str) -> tuple[Path, dict]:
+    """The kit of build_id laid out in dest, checked first, its base image in the engine; and
+    the build args of a kit build."""
+    from tfforge.docker import client as engine
+    from tfforge.kit import layout, manifest
+
+    checked = manifest.check(kit)
+    if checked.manifest.build_id != build_id:
+        raise ConfigError(
+            f"kit {checked.kit} is of build {checked.manifest.build_id}, not {build_id}; "
+            "pass that build's kit"
+        )
+    layout.refuse_unless_buildable(checked)
+    store = manifest.store_of(kit)
+    layout.load_base_image(checked.manifest, store, engine.resolve_client(docker))
+    dest.mkdir(parents=True, exist_ok=True)
+    folder = layout.lay_out(checked.manifest, store, dest)
+    return folder, layout.build_args(checked.manifest)
 
 
 def rebuild(
@@ -130,8 +151,10 @@ def rebuild(
     docker: str = "",
     vary: bool = False,
     watcher: run.Watcher | None = None,
+    kit: Path | None = None,
 ) -> dict:
     """Rebuild from nothing and compare (see module docstring); wheels_dir is only read.
+    kit: rebuild from this kit of the build instead, with no network (tfforge.kit.layout).
 
     Returns {"build_id", "identical", "sha256", "wheel", "differing", "zip", "vary",
     "diffoscope", "kept", "durations", "record"}."""
@@ -144,7 +167,12 @@ def rebuild(
     work = Path(tempfile.mkdtemp(prefix="tfforge-vary-" if vary else ".rebuild-", dir=parent))
     try:
         umask = int(variations["TFFORGE_UMASK"], 8) if vary else None
-        copy = copy_build(folder, work / "builds", umask=umask)
+        network = None
+        if kit is not None:
+            copy, kit_args = _from_kit(kit, build_id, work / "builds", docker)
+            variations, network = {**variations, **kit_args}, "none"
+        else:
+            copy = copy_build(folder, work / "builds", umask=umask)
         env = {k: variations[k] for k in ("TZ", "LC_ALL") if k in variations}
         # The work folder goes; the log stays beside the build (errors name it).
         result = run.run_build(
@@ -157,6 +185,7 @@ def rebuild(
             build_args=variations,
             env=env,
             log_path=folder / LOG,
+            network=network,
         )
         rebuilt = Path(result["wheel"])
         outcome = compare.compare(wheel, rebuilt)

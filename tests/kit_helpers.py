@@ -1,0 +1,123 @@
+"""The tfws_deps fixture's dependencies and a loopback mirror serving them.
+
+Shared by tests/integration/test_kit.py and benchmarks/bench_matrix.py (--fixture deps). The
+archives the fixture's tensorflow/workspace2.bzl declares are downloaded once from the Debian
+archive this machine uses into the tfforge cache (checked against the sha256 the workspace
+pins), then served on 127.0.0.1 in the mirror layout (host/path), as `--mirror` expects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import socket
+import threading
+import urllib.request
+from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+WORKSPACE2 = FIXTURES / "tfws_deps" / "tensorflow" / "workspace2.bzl"
+SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
+
+
+def declared() -> list[tuple[str, str]]:
+    """(url, sha256) of every archive the fixture's workspace2.bzl declares."""
+    text = WORKSPACE2.read_text()
+    base = re.search(r'^_DEBIAN = "([^"]+)"', text, re.M).group(1)
+    found = re.findall(r'urls = \[_DEBIAN \+ "([^"]+)"\],\s*sha256 = "([0-9a-f]{64})"', text)
+    return [(base + path, sha) for path, sha in found]
+
+
+def debian_mirror() -> str:
+    """The Debian archive this machine's apt uses (deb.debian.org when none is configured)."""
+    if SOURCES.is_file():
+        found = re.search(r"^URIs:\s*(\S+)", SOURCES.read_text(), re.M)
+        if found:
+            return found.group(1).rstrip("/")
+    return "http://deb.debian.org/debian"
+
+
+def fetch_sources(cache: Path) -> Path:
+    """The mirror folder (host/path layout) holding every declared archive, downloaded once."""
+    archive = debian_mirror()
+    for url, sha in declared():
+        rel = url.split("://", 1)[1]
+        dest = cache / rel
+        if dest.is_file() and hashlib.sha256(dest.read_bytes()).hexdigest() == sha:
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        source = archive + "/" + url.split("/debian/", 1)[1]
+        partial_file = dest.with_suffix(".partial")
+        with urllib.request.urlopen(source, timeout=120) as resp, open(partial_file, "wb") as fh:
+            shutil.copyfileobj(resp, fh)
+        got = hashlib.sha256(partial_file.read_bytes()).hexdigest()
+        if got != sha:
+            partial_file.unlink()
+            raise RuntimeError(f"{source}: sha256 {got}, the fixture pins {sha}")
+        partial_file.replace(dest)
+    return cache
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        self.server.requests.append(self.path)
+
+
+@contextmanager
+def serve(folder: Path):
+    """A loopback HTTP server for folder; yields (url, requests seen), stopped on exit."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_Quiet, directory=str(folder)))
+    server.requests = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", server.requests
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+@contextmanager
+def canary(port: int):
+    """A listener on a stopped server's port that counts the connections made to it."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(16)
+    sock.settimeout(0.2)
+    seen: list[str] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, peer = sock.accept()
+            except OSError:
+                continue
+            seen.append(f"{peer[0]}:{peer[1]}")
+            conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+
+def deps_source(dest: Path, nonce: str = "") -> Path:
+    """tfws with the tfws_deps overlay in dest/tfws (a NONCE file makes a new source digest)."""
+    folder = dest / "tfws"
+    shutil.copytree(FIXTURES / "tfws", folder)
+    shutil.copytree(FIXTURES / "tfws_deps", folder, dirs_exist_ok=True)
+    if nonce:
+        (folder / "NONCE").write_text(nonce + "\n")
+    return folder
