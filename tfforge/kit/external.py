@@ -25,10 +25,12 @@ class Asker:
     rule: str  # its rule class, e.g. http_archive
     location: str  # where it was declared, e.g. WORKSPACE:15:13
     urls: tuple[str, ...]
+    macro: str = ""  # the macro that declared it, e.g. tf_workspace2
 
     def describe(self) -> str:
+        via = f" via {self.macro}()" if self.macro else ""
         at = f" at {self.location}" if self.location else ""
-        return f"@{self.name} ({self.rule}{at})"
+        return f"@{self.name} ({self.rule}{via}{at})"
 
 
 def _sha_of_integrity(value: str) -> str | None:
@@ -65,7 +67,13 @@ def askers(xml_text: str, roots: tuple[str, ...] = ()) -> dict[str, list[Asker]]
         urls: list[str] = []
         for child in rule:
             name = child.get("name", "")
-            if child.tag == "string" and name in ("name", "sha256", "integrity", "url"):
+            if child.tag == "string" and name in (
+                "name",
+                "sha256",
+                "integrity",
+                "url",
+                "generator_function",
+            ):
                 attrs[name] = child.get("value", "")
             elif child.tag == "list" and name == "urls":
                 urls += [s.get("value", "") for s in child if s.tag == "string"]
@@ -82,6 +90,7 @@ def askers(xml_text: str, roots: tuple[str, ...] = ()) -> dict[str, list[Asker]]
             rule.get("class", "?")[:100],
             _strip(rule.get("location", ""), roots)[:300],
             tuple(u[:2000] for u in urls[:64]),
+            attrs.get("generator_function", "")[:100],
         )
         found.setdefault(sha, []).append(asker)
     return found

@@ -98,7 +98,7 @@ def check_path(path: object, where: str) -> str:
     if not isinstance(path, str) or not path or len(path) > 1024:
         raise ConfigError(f"{where}: path {plain(repr(path))[:80]} must be a non-empty string")
     parts = path.split("/")
-    if any(not _PART.fullmatch(p) or p in (".", "..") for p in parts):
+    if path not in BUILD_FILES and any(not _PART.fullmatch(p) or p in (".", "..") for p in parts):
         raise ConfigError(
             f"{where}: path {plain(repr(path))[:80]} must be relative, '/'-separated, without "
             "'..', using letters, digits and ._+~%@=,:- only"
