@@ -223,6 +223,8 @@ QUERY = """<?xml version="1.1" encoding="UTF-8" standalone="no"?>
     <rule class="http_archive" location="/home/builder/src/tensorflow/workspace2.bzl:33:17"
           name="//external:com_google_absl">
         <string name="name" value="com_google_absl"/>
+        <string name="generator_function" value="tf_workspace2"/>
+        <string name="generator_location"/>
         <list name="urls">
             <string value="https://deb.debian.org/debian/pool/main/a/abseil/abseil.tar.gz"/>
         </list>
@@ -243,7 +245,9 @@ QUERY = """<?xml version="1.1" encoding="UTF-8" standalone="no"?>
 def test_query_names_the_rule_behind_each_sha256():
     found = external.askers(QUERY, ("/home/builder/src",))
     [absl] = found["abfe2897f3a30edaa74bc34365afe3c2a3cd012091a97dc7e008f7016adcd5fe"]
-    assert absl.describe() == "@com_google_absl (http_archive at tensorflow/workspace2.bzl:33:17)"
+    assert absl.describe() == (
+        "@com_google_absl (http_archive via tf_workspace2() at tensorflow/workspace2.bzl:33:17)"
+    )
     assert absl.urls == ("https://deb.debian.org/debian/pool/main/a/abseil/abseil.tar.gz",)
     assert [a.name for a in found[sha(b"foo")]] == ["f"]  # the SRI integrity, decoded
     assert len(found) == 2
