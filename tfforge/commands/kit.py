@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pathlib import Path
 
 from invoke.exceptions import Exit
@@ -26,9 +28,9 @@ def capture_command(
     *,
     out: str | None = None,
     mirror: str | None = None,
-    timeout=None,
+    timeout: float | str | None = None,
     as_json: bool = False,
-) -> dict:
+) -> dict[str, Any]:
     """`invoke kit BUILD_ID`: capture every input of a finished build into a kit."""
     from tfforge.commands.watch import BuildWatcher
     from tfforge.kit import capture
@@ -37,7 +39,7 @@ def capture_command(
     opts = _settings(out, mirror)
     kits = paths.kits_dir(opts.kits_dir)
     before = Store(kits).names()
-    with BuildWatcher() as watcher:
+    with BuildWatcher() as watcher:  # type: ignore[no-untyped-call]
         result = capture.capture(
             build_id,
             builds_dir=paths.builds_dir(),
@@ -45,7 +47,7 @@ def capture_command(
             timeout_s=timeout_seconds(timeout),
             docker=opts.docker,
             via=opts.mirror,
-            watcher=watcher,
+            watcher=watcher,  # type: ignore[arg-type]
         )
     added = {f["sha256"]: f["size"] for f in result["files"] if f["sha256"] not in before}
     result["bytes_added"] = sum(added.values())
@@ -82,7 +84,7 @@ def check_lines(checked: manifest.Checked) -> list[str]:
     return out
 
 
-def check_command(kit: str, *, as_json: bool = False) -> dict:
+def check_command(kit: str, *, as_json: bool = False) -> dict[str, Any]:
     """`invoke kit check KIT`: exit 0 when every file matches, 1 when the kit cannot build."""
     if not kit:
         raise ConfigError("kit check needs the kit: `invoke kit check KITS/BUILD_ID`")
@@ -113,14 +115,16 @@ def check_command(kit: str, *, as_json: bool = False) -> dict:
     return doc
 
 
-def kit_command(action: str, kit: str | None = None, **kwargs) -> dict:
+def kit_command(action: str, kit: str | None = None, **kwargs: Any) -> dict[str, Any]:
     """`invoke kit BUILD_ID` or `invoke kit check --kit KIT` (invoke's one positional)."""
     if action == "check":
         return check_command(kit or "", as_json=kwargs.get("as_json", False))
     return capture_command(action, **kwargs)
 
 
-def build_command(kit: str, *, timeout=None, as_json: bool = False) -> dict:
+def build_command(
+    kit: str, *, timeout: float | str | None = None, as_json: bool = False
+) -> dict[str, Any]:
     """`invoke build --kit KIT`: the kit's build with no network; its wheel into wheels/."""
     from tfforge.commands.watch import BuildWatcher
     from tfforge.kit import layout
@@ -131,14 +135,14 @@ def build_command(kit: str, *, timeout=None, as_json: bool = False) -> dict:
     builds = paths.builds_dir()
     kit_id = checked.manifest.build_id
     console.info(f"building {kit_id} from kit {checked.kit} with no network")
-    with BuildWatcher() as watcher:
+    with BuildWatcher() as watcher:  # type: ignore[no-untyped-call]
         result = layout.build(
             Path(kit),
             work_parent=builds,
             wheels_dir=paths.wheels_dir(),
             timeout_s=timeout_seconds(timeout),
             docker=settings.load(cwd=paths.project_root()).docker,
-            watcher=watcher,
+            watcher=watcher,  # type: ignore[arg-type]
             log_path=_log(builds, kit_id),
             checked=checked,
             keep_build_in=builds / kit_id,

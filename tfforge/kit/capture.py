@@ -11,6 +11,8 @@ image. Every file goes into the content-addressed store; kit.json lists them.
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import logging
 import shutil
@@ -131,7 +133,7 @@ def capture(
     docker: str = "",
     via: str = "",
     watcher: run.Watcher | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Capture build_id into kits_dir/<build_id>/ (see the module docstring). Returns the
     manifest document plus seconds, size, bytes_added and the kit folder."""
     t0 = time.monotonic()

@@ -11,6 +11,7 @@ import io
 import lzma
 import tarfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from tfforge.errors import ConfigError
@@ -20,7 +21,7 @@ MAX_CONTROL_TAR = 16 << 20
 MAX_CONTROL = 1 << 20
 
 
-def _members(data: bytes, where: str):
+def _members(data: bytes, where: str) -> Iterator[tuple[str, bytes]]:
     """(name, bytes) of each ar member, in order."""
     if not data.startswith(AR_MAGIC):
         raise ConfigError(f"{where}: not a Debian package (no ar header)")

@@ -9,6 +9,8 @@ repository, bazelisk and Bazel, and Bazel's repository cache. `build` runs it wi
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import re
 import shutil
@@ -140,7 +142,7 @@ def build(
     log_path: Path,
     checked: Checked | None = None,
     keep_build_in: Path | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Check the kit, lay it out under work_parent, build it offline, deliver the wheel into
     wheels_dir. Returns run.run_build's result plus "kit", "identical" (to the wheel the kit
     was captured from) and "base_image" (what was done for it)."""

@@ -8,9 +8,11 @@ paths are relative, '/'-separated, without '..', from a small charset, and uniqu
 
 from __future__ import annotations
 
+from typing import Any
+
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -51,7 +53,7 @@ class Entry:
     name: str = ""  # its own name where the path does not show it (a repository cache file)
     urls: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["urls"] = list(self.urls)
         return {k: v for k, v in doc.items() if v not in ("", [])}
@@ -61,13 +63,13 @@ class Entry:
 class Manifest:
     build_id: str
     files: tuple[Entry, ...]
-    wheel: dict = field(default_factory=dict)  # the online build's wheel: name, sha256
-    base_image: dict = field(default_factory=dict)  # ref, id
-    capture: dict = field(default_factory=dict)  # seconds, mirror, probes, bytes_added
+    wheel: dict[str, Any] = field(default_factory=dict)  # the online build's wheel: name, sha256
+    base_image: dict[str, Any] = field(default_factory=dict)  # ref, id
+    capture: dict[str, Any] = field(default_factory=dict)  # seconds, mirror, probes, bytes_added
     tfforge: str = ""
     created_at: int = 0
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
             "build_id": self.build_id,
@@ -235,7 +237,7 @@ def _sibling_manifests(kits_dir: Path) -> Iterable[Manifest]:
             continue  # another kit's broken manifest is that kit's problem
 
 
-def check(kit: str | Path, *, progress=None) -> Checked:
+def check(kit: str | Path, *, progress: Callable[[int, int], None] | None = None) -> Checked:
     """Hash every file of a kit against its manifest (see Checked). progress(done, total)."""
     from tfforge.kit.store import digest
 
