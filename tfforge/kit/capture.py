@@ -11,8 +11,6 @@ image. Every file goes into the content-addressed store; kit.json lists them.
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 import logging
 import shutil
@@ -20,6 +18,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from tfforge import __version__
 from tfforge.build import render, toolchains

@@ -9,13 +9,12 @@ repository, bazelisk and Bazel, and Bazel's repository cache. `build` runs it wi
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from tfforge.build import render
 from tfforge.docker import client as engine

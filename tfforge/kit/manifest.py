@@ -8,13 +8,12 @@ paths are relative, '/'-separated, without '..', from a small charset, and uniqu
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tfforge.errors import ConfigError
 from tfforge.files import read_user_bytes
