@@ -352,3 +352,89 @@ def test_unpack_never_writes_outside_the_source(tmp_path_factory, name, kind, li
     for p in dest.rglob("*"):
         if p.is_symlink():
             assert p.resolve().is_relative_to(dest.resolve())
+
+
+def test_git_source_is_the_pinned_commit_with_its_history(tmp_path):
+    """A real git repository (file://): the tag's commit is cloned and tarred with .git; a
+    tag that moved to another commit is refused."""
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def run(*args: str) -> str:
+        env = {
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@e.org",
+            "HOME": str(tmp_path),
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@e.org",
+            "PATH": "/usr/bin:/bin",
+        }
+        return subprocess.run(
+            [git, "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
+        ).stdout.strip()
+
+    run("init", "-q")
+    (repo / "WORKSPACE").write_text("workspace(name = 'x')\n")
+    run("add", ".")
+    run("commit", "-qm", "one")
+    run("tag", "v1")
+    commit = run("rev-parse", "HEAD")
+    out = tmp_path / "src.tar"
+    sources.git_clone_tar(f"file://{repo}", "v1", commit, out)
+    with tarfile.open(out) as tar:
+        names = tar.getnames()
+    assert "WORKSPACE" in names and ".git/HEAD" in names
+    unpacked = tmp_path / "u"
+    sources.unpack(out, unpacked)
+    head = subprocess.run(
+        [git, "-C", str(unpacked), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert head == commit
+    from tfforge.errors import BuildError
+
+    with pytest.raises(BuildError, match="expected 0{40}"):
+        sources.git_clone_tar(f"file://{repo}", "v1", "0" * 40, tmp_path / "x.tar")
+
+
+def test_lay_out_places_the_kit_as_the_build_context(tmp_path):
+    """A kit with build files, a local source and a real .deb laid out as a build folder:
+    apt-pins from apt.lock, src/ unpacked, the flat repository apt reads."""
+    from tfforge.kit import layout
+
+    deb = build_deb(tmp_path)
+    tree = tmp_path / "tree"
+    (tree / "pkg").mkdir(parents=True)
+    (tree / "pkg" / "a.c").write_text("int a;\n")
+    sources.tar_folder(tree, tmp_path / "src.tar")
+    kits = tmp_path / "kits"
+    store = Store(kits)
+    entries = []
+    for path, data in {
+        "Dockerfile": b"FROM x\n",
+        "build.json": b"{}\n",
+        "clone_check.py": b"",
+        ".dockerignore": b"*\n",
+        "apt.lock": b"# archive-date: 20250101T000000Z\nzip=3.0-13\n",
+        "src.tar": (tmp_path / "src.tar").read_bytes(),
+        f"kit/debs/{deb.name}": deb.read_bytes(),
+    }.items():
+        got = store.put_bytes(data)
+        kind = "deb" if path.endswith(".deb") else "build"
+        entries.append(Entry(path, got.sha256, got.size, kind, "test"))
+    kit = Manifest("b-1", tuple(entries), capture={"probes": ["127.0.0.1:9"]})
+    folder = layout.lay_out(kit, store, tmp_path / "work")
+    assert (folder / "apt-pins").read_bytes() == (folder / "apt.lock").read_bytes()
+    assert (folder / "src" / "pkg" / "a.c").read_text() == "int a;\n"
+    repo = folder / "kit" / "debs"
+    assert f"Filename: ./{deb.name}\n" in (repo / "Packages").read_text()
+    assert (
+        repo / "sources.list"
+    ).read_text() == "deb [trusted=yes] file:/tmp/tfforge-kit/debs ./\n"
+    assert (repo / "sources.list.d").is_dir() and (repo / deb.name).read_bytes() == deb.read_bytes()
+    assert layout.build_args(kit) == {"TFFORGE_KIT": "1", "TFFORGE_KIT_PROBES": "127.0.0.1:9"}
+    bad = Manifest("b-1", tuple(entries), capture={"probes": ["$(reboot):1"]})
+    with pytest.raises(ConfigError, match="capture.probes"):
+        layout.build_args(bad)
