@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from invoke.exceptions import Exit
@@ -40,6 +41,31 @@ def lines(result: dict) -> list[str]:
     return out
 
 
+def kit_layout(kit: Path, build_id: str) -> Callable[[Path], tuple[Path, dict[str, str]]]:
+    """rebuild's from_kit: the kit checked (it must be build_id's and whole), its base image in
+    the engine, laid out in the folder rebuild gives; with the kit build's build args."""
+    from tfforge.docker import client as engine
+    from tfforge.errors import ConfigError
+    from tfforge.kit import layout, manifest
+
+    checked = manifest.check(kit)
+    if checked.manifest.build_id != build_id:
+        raise ConfigError(
+            f"--kit {kit} is a kit of build {checked.manifest.build_id}, not {build_id}; "
+            "pass that build's kit"
+        )
+    layout.refuse_unless_buildable(checked)
+
+    def lay_out(dest: Path) -> tuple[Path, dict[str, str]]:
+        store = manifest.store_of(kit)
+        client = engine.resolve_client(settings.load(cwd=paths.project_root()).docker)
+        layout.load_base_image(checked.manifest, store, client)
+        dest.mkdir(parents=True, exist_ok=True)
+        return layout.lay_out(checked.manifest, store, dest), layout.build_args(checked.manifest)
+
+    return lay_out
+
+
 def rebuild_command(
     build_id: str, *, vary: bool = False, timeout=None, kit=None, as_json: bool = False
 ) -> dict:
@@ -56,7 +82,7 @@ def rebuild_command(
             docker=settings.load(cwd=paths.project_root()).docker,
             vary=vary,
             watcher=watcher,
-            kit=Path(kit) if kit else None,
+            from_kit=kit_layout(Path(kit), build_id) if kit else None,
         )
     if as_json:
         console.print_json(result)

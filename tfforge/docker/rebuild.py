@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from tfforge.docker import run
@@ -122,26 +122,6 @@ def copy_build(folder: Path, dest: Path, *, umask: int | None = None) -> Path:
     return target
 
 
-def _from_kit(kit: Path, build_id: str, dest: Path, docker: str) -> tuple[Path, dict]:
-    """The kit of build_id laid out in dest, checked first, its base image in the engine; and
-    the build args of a kit build."""
-    from tfforge.docker import client as engine
-    from tfforge.kit import layout, manifest
-
-    checked = manifest.check(kit)
-    if checked.manifest.build_id != build_id:
-        raise ConfigError(
-            f"kit {checked.kit} is of build {checked.manifest.build_id}, not {build_id}; "
-            "pass that build's kit"
-        )
-    layout.refuse_unless_buildable(checked)
-    store = manifest.store_of(kit)
-    layout.load_base_image(checked.manifest, store, engine.resolve_client(docker))
-    dest.mkdir(parents=True, exist_ok=True)
-    folder = layout.lay_out(checked.manifest, store, dest)
-    return folder, layout.build_args(checked.manifest)
-
-
 def rebuild(
     build_id: str,
     *,
@@ -151,10 +131,11 @@ def rebuild(
     docker: str = "",
     vary: bool = False,
     watcher: run.Watcher | None = None,
-    kit: Path | None = None,
+    from_kit: Callable[[Path], tuple[Path, dict[str, str]]] | None = None,
 ) -> dict:
     """Rebuild from nothing and compare (see module docstring); wheels_dir is only read.
-    kit: rebuild from this kit of the build instead, with no network (tfforge.kit.layout).
+    from_kit(dest): lay out a kit of the build in dest instead of copying builds/<id>/, giving
+    (folder, build args); the rebuild then runs with no network (tfforge.kit.layout).
 
     Returns {"build_id", "identical", "sha256", "wheel", "differing", "zip", "vary",
     "diffoscope", "kept", "durations", "record"}."""
@@ -168,8 +149,8 @@ def rebuild(
     try:
         umask = int(variations["TFFORGE_UMASK"], 8) if vary else None
         network = None
-        if kit is not None:
-            copy, kit_args = _from_kit(kit, build_id, work / "builds", docker)
+        if from_kit is not None:
+            copy, kit_args = from_kit(work / "builds")
             variations, network = {**variations, **kit_args}, "none"
         else:
             copy = copy_build(folder, work / "builds", umask=umask)
