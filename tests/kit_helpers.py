@@ -1,9 +1,10 @@
 """The tfws_deps fixture's dependencies and a loopback mirror serving them.
 
 Shared by tests/integration/test_kit.py and benchmarks/bench_matrix.py (--fixture deps). The
-archives the fixture's tensorflow/workspace2.bzl declares are downloaded once from the Debian
-archive this machine uses into the tfforge cache (checked against the sha256 the workspace
-pins), then served on 127.0.0.1 in the mirror layout (host/path), as `--mirror` expects.
+files the fixture's tensorflow/workspace2.bzl declares are downloaded once (Debian's from the
+archive this machine uses, pip's wheel from PyPI) into the tfforge cache, checked against the
+sha256 the workspace pins, then served on 127.0.0.1 in the mirror layout (host/path), as
+`--mirror` expects.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 
 
 def declared() -> list[tuple[str, str]]:
-    """(url, sha256) of every archive the fixture's workspace2.bzl declares."""
+    """(url, sha256) of every file the fixture's workspace2.bzl declares."""
     text = WORKSPACE2.read_text()
-    base = re.search(r'^_DEBIAN = "([^"]+)"', text, re.M).group(1)
-    found = re.findall(r'urls = \[_DEBIAN \+ "([^"]+)"\],\s*sha256 = "([0-9a-f]{64})"', text)
-    return [(base + path, sha) for path, sha in found]
+    bases = dict(re.findall(r'^(_[A-Z]+) = "([^"]+)"', text, re.M))
+    found = re.findall(r'urls = \[(_[A-Z]+) \+ "([^"]+)"\],\s*sha256 = "([0-9a-f]{64})"', text)
+    return [(bases[base] + path, sha) for base, path, sha in found]
 
 
 def debian_mirror() -> str:
@@ -51,7 +52,8 @@ def fetch_sources(cache: Path) -> Path:
         if dest.is_file() and hashlib.sha256(dest.read_bytes()).hexdigest() == sha:
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
-        source = archive + "/" + url.split("/debian/", 1)[1]
+        # Debian's files from the archive this machine uses; others (PyPI's) from their URL
+        source = archive + "/" + url.split("/debian/", 1)[1] if "/debian/" in url else url
         partial_file = dest.with_suffix(".partial")
         with urllib.request.urlopen(source, timeout=120) as resp, open(partial_file, "wb") as fh:
             shutil.copyfileobj(resp, fh)
@@ -60,7 +62,53 @@ def fetch_sources(cache: Path) -> Path:
             partial_file.unlink()
             raise RuntimeError(f"{source}: sha256 {got}, the fixture pins {sha}")
         partial_file.replace(dest)
+    fetch_pypi(cache)
     return cache
+
+
+LOCK = FIXTURES / "tfws_deps" / "requirements_lock_3_11.txt"
+
+
+def locked() -> list[tuple[str, set[str]]]:
+    """(name, sha256 hashes) of each requirement of the fixture's lock."""
+    text = LOCK.read_text().replace("\\\n", " ")
+    return [
+        (m.group(1), set(re.findall(r"--hash=sha256:([0-9a-f]{64})", m.group(0))))
+        for m in re.finditer(r"^([A-Za-z0-9._-]+)==\S+.*$", text, re.M)
+    ]
+
+
+def fetch_pypi(cache: Path) -> None:
+    """The lock's files from PyPI (by the hashes it pins) in the mirror layout, and a simple
+    index page for each (pypi.org/simple/NAME/), linking to them relatively."""
+    for name, hashes in locked():
+        page = cache / "pypi.org" / "simple" / name / "index.html"
+        if page.is_file():
+            continue
+        with urllib.request.urlopen(f"https://pypi.org/simple/{name}/", timeout=60) as resp:
+            html = resp.read().decode()
+        links = []
+        for url, sha in re.findall(
+            r'href="(https://files\.pythonhosted\.org/[^"#]+)#sha256=([0-9a-f]{64})"', html
+        ):
+            if sha not in hashes:
+                continue
+            rel = url.split("://", 1)[1]
+            dest = cache / rel
+            if not dest.is_file():
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with urllib.request.urlopen(url, timeout=120) as resp:
+                    data = resp.read()
+                if hashlib.sha256(data).hexdigest() != sha:
+                    raise RuntimeError(f"{url}: not the sha256 the lock pins")
+                dest.write_bytes(data)
+            links.append(f'<a href="../../../{rel}#sha256={sha}">{rel.rsplit("/", 1)[1]}</a>')
+        if not links:
+            raise RuntimeError(f"PyPI lists no file of {name} with the lock's hashes")
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(
+            "<!DOCTYPE html><html><body>\n" + "<br>\n".join(links) + "\n</body></html>\n"
+        )
 
 
 class _Quiet(SimpleHTTPRequestHandler):

@@ -1,7 +1,7 @@
-# tfforge build 2.19.0-x86.64.v3-1316b3a43a0a
+# tfforge build 2.19.0-x86.64.v3-f16c0ff19bc4
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.19.0-x86.64.v3-1316b3a43a0a/.export builds/2.19.0-x86.64.v3-1316b3a43a0a
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.19.0-x86.64.v3-f16c0ff19bc4/.export builds/2.19.0-x86.64.v3-f16c0ff19bc4
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (image), non-root user
 FROM debian:trixie-slim@sha256:d7e12182ce18b85b93007c1dedf31f2d29e01ccf3182cc4017c709b6259bc132 AS toolchain
@@ -95,8 +95,9 @@ ARG TFFORGE_FRESH
 ARG TFFORGE_CPUS
 # ---- kit and mirror (tfforge build --kit / --mirror), unset in an ordinary build: TFFORGE_KIT
 # reads Bazel's downloads from the kit's repository cache only (first proving the step cannot
-# reach TFFORGE_KIT_PROBES, where the kit's files were captured from); TFFORGE_MIRROR fetches
-# every download through a mirror with the host/path layout (Bazel's downloader config).
+# reach TFFORGE_KIT_PROBES, where the kit's files were captured from), pip only from the kit's
+# wheels; TFFORGE_MIRROR fetches every download through a mirror with the host/path layout
+# (Bazel's downloader config; pip's index at MIRROR/pypi.org/simple).
 ARG TFFORGE_KIT
 ARG TFFORGE_KIT_PROBES
 ARG TFFORGE_MIRROR
@@ -118,9 +119,9 @@ RUN --mount=type=cache,id=tfforge-bazel-10001,target=/home/builder/.cache/bazel,
     fi; \
     umask "${TFFORGE_UMASK:-0022}" \
  && { if [ -n "$TFFORGE_FRESH" ]; then echo "startup --output_user_root=/tmp/tfforge-fresh"; fi; \
-      if [ -n "$TFFORGE_MIRROR" ]; then echo "build --experimental_downloader_config=/tmp/tfforge-downloader.cfg"; fi; \
+      if [ -n "$TFFORGE_MIRROR" ]; then echo "build --experimental_downloader_config=/tmp/tfforge-downloader.cfg --repo_env=PIP_INDEX_URL=$TFFORGE_MIRROR/pypi.org/simple --repo_env=RULES_PYTHON_PIP_ISOLATED=0"; fi; \
       if [ -n "$TFFORGE_KIT" ]; then echo "build --repository_cache=/tmp/tfforge-kit/repository_cache"; fi; \
-      if [ -n "$TFFORGE_KIT" ] && [ -d /tmp/tfforge-kit/pypi ]; then echo "build --repo_env=PIP_NO_INDEX=1 --repo_env=PIP_FIND_LINKS=/tmp/tfforge-kit/pypi"; fi; \
+      if [ -n "$TFFORGE_KIT" ] && [ -d /tmp/tfforge-kit/pypi ]; then echo "build --repo_env=PIP_NO_INDEX=1 --repo_env=PIP_FIND_LINKS=/tmp/tfforge-kit/pypi --repo_env=RULES_PYTHON_PIP_ISOLATED=0"; fi; \
     } > "$HOME/.bazelrc" \
  && if [ -n "$TFFORGE_MIRROR" ]; then printf 'rewrite (.*) %s/$1\n' "$TFFORGE_MIRROR" > /tmp/tfforge-downloader.cfg; fi \
  && if [ -n "$TFFORGE_KIT" ]; then \
@@ -192,7 +193,7 @@ ENV PYTHON_BIN_PATH="/usr/bin/python3" \
 ARG TFFORGE_MIRROR
 RUN ./configure < /dev/null
 RUN { echo "startup --output_user_root=/tmp/tfforge-kitroot"; \
-      if [ -n "$TFFORGE_MIRROR" ]; then echo "build --experimental_downloader_config=/tmp/tfforge-downloader.cfg"; fi; \
+      if [ -n "$TFFORGE_MIRROR" ]; then echo "build --experimental_downloader_config=/tmp/tfforge-downloader.cfg --repo_env=PIP_INDEX_URL=$TFFORGE_MIRROR/pypi.org/simple --repo_env=RULES_PYTHON_PIP_ISOLATED=0"; fi; \
     } > "$HOME/.bazelrc" \
  && if [ -n "$TFFORGE_MIRROR" ]; then printf 'rewrite (.*) %s/$1\n' "$TFFORGE_MIRROR" > /tmp/tfforge-downloader.cfg; fi \
  && mkdir -p /tmp/tfforge-kitout \

@@ -1,7 +1,7 @@
-# tfforge build 2.21.0-haswell-14b80ef02a20
+# tfforge build 2.21.0-haswell-8ed913a994f9
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-haswell-14b80ef02a20/.export builds/2.21.0-haswell-14b80ef02a20
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-haswell-8ed913a994f9/.export builds/2.21.0-haswell-8ed913a994f9
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (bazelisk), non-root user
 FROM debian:bookworm-slim@sha256:88200866dfff7ea7f5cbcb6ec7c8a701889efe6fe859fe64d6990e4b07ea4171 AS toolchain
@@ -109,8 +109,9 @@ ARG TFFORGE_FRESH
 ARG TFFORGE_CPUS
 # ---- kit and mirror (tfforge build --kit / --mirror), unset in an ordinary build: TFFORGE_KIT
 # reads Bazel's downloads from the kit's repository cache only (first proving the step cannot
-# reach TFFORGE_KIT_PROBES, where the kit's files were captured from); TFFORGE_MIRROR fetches
-# every download through a mirror with the host/path layout (Bazel's downloader config).
+# reach TFFORGE_KIT_PROBES, where the kit's files were captured from), pip only from the kit's
+# wheels; TFFORGE_MIRROR fetches every download through a mirror with the host/path layout
+# (Bazel's downloader config; pip's index at MIRROR/pypi.org/simple).
 ARG TFFORGE_KIT
 ARG TFFORGE_KIT_PROBES
 ARG TFFORGE_MIRROR
@@ -123,9 +124,9 @@ RUN --mount=type=cache,id=tfforge-bazel-10001,target=/home/builder/.cache/bazel,
     --mount=type=bind,source=kit,target=/tmp/tfforge-kit,rw \
     umask "${TFFORGE_UMASK:-0022}" \
  && { if [ -n "$TFFORGE_FRESH" ]; then echo "startup --output_user_root=/tmp/tfforge-fresh"; fi; \
-      if [ -n "$TFFORGE_MIRROR" ]; then echo "build --experimental_downloader_config=/tmp/tfforge-downloader.cfg"; fi; \
+      if [ -n "$TFFORGE_MIRROR" ]; then echo "build --experimental_downloader_config=/tmp/tfforge-downloader.cfg --repo_env=PIP_INDEX_URL=$TFFORGE_MIRROR/pypi.org/simple --repo_env=RULES_PYTHON_PIP_ISOLATED=0"; fi; \
       if [ -n "$TFFORGE_KIT" ]; then echo "build --repository_cache=/tmp/tfforge-kit/repository_cache"; fi; \
-      if [ -n "$TFFORGE_KIT" ] && [ -d /tmp/tfforge-kit/pypi ]; then echo "build --repo_env=PIP_NO_INDEX=1 --repo_env=PIP_FIND_LINKS=/tmp/tfforge-kit/pypi"; fi; \
+      if [ -n "$TFFORGE_KIT" ] && [ -d /tmp/tfforge-kit/pypi ]; then echo "build --repo_env=PIP_NO_INDEX=1 --repo_env=PIP_FIND_LINKS=/tmp/tfforge-kit/pypi --repo_env=RULES_PYTHON_PIP_ISOLATED=0"; fi; \
     } > "$HOME/.bazelrc" \
  && if [ -n "$TFFORGE_MIRROR" ]; then printf 'rewrite (.*) %s/$1\n' "$TFFORGE_MIRROR" > /tmp/tfforge-downloader.cfg; fi \
  && if [ -n "$TFFORGE_KIT" ]; then \
@@ -200,7 +201,7 @@ ENV PYTHON_BIN_PATH="/usr/bin/python3" \
 ARG TFFORGE_MIRROR
 RUN ./configure < /dev/null
 RUN { echo "startup --output_user_root=/tmp/tfforge-kitroot"; \
-      if [ -n "$TFFORGE_MIRROR" ]; then echo "build --experimental_downloader_config=/tmp/tfforge-downloader.cfg"; fi; \
+      if [ -n "$TFFORGE_MIRROR" ]; then echo "build --experimental_downloader_config=/tmp/tfforge-downloader.cfg --repo_env=PIP_INDEX_URL=$TFFORGE_MIRROR/pypi.org/simple --repo_env=RULES_PYTHON_PIP_ISOLATED=0"; fi; \
     } > "$HOME/.bazelrc" \
  && if [ -n "$TFFORGE_MIRROR" ]; then printf 'rewrite (.*) %s/$1\n' "$TFFORGE_MIRROR" > /tmp/tfforge-downloader.cfg; fi \
  && mkdir -p /tmp/tfforge-kitout \

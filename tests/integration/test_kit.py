@@ -1,8 +1,9 @@
 """Kits end to end, on the real engine, with TensorFlow's real C++ dependencies.
 
 The tfws_deps fixture (tfws plus abseil, Eigen, platforms and bazel_skylib as sha256-pinned
-http_archives) is built online, its archives served by a loopback mirror this test starts
-(`--mirror`, the build on the host's network). `invoke kit` captures every input while the
+http_archives, and a requirements lock pip installs) is built online, its files served by a
+loopback mirror this test starts (`--mirror`: Bazel's downloads and pip's index; the build on
+the host's network). `invoke kit` captures every input while the
 mirror runs; then the mirror is stopped and a canary listens on its port, and `invoke build
 --kit` builds in a new project with `docker build --network=none`: its step must fail to reach
 the old mirror (and the canary sees no connection), and the wheel must be the online build's,
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import kit_helpers as kh
@@ -116,6 +118,10 @@ def test_capture_lists_every_input_with_what_asked_for_it(world):
     assert downloads["abseil_20220623.1.orig.tar.gz"]["asked_by"].startswith(
         "@com_google_absl (http_archive via tf_workspace2() at WORKSPACE:"
     )
+    [six] = [f for f in files if f["kind"] == "pypi"]  # pip's download, not Bazel's
+    assert six["path"] == "kit/pypi/six-1.16.0-py2.py3-none-any.whl"
+    assert six["asked_by"] == "requirements_lock_3_11.txt: six==1.16.0"
+    assert six["sha256"] == dict(kh.locked())["six"].pop()
     debs = [f for f in files if f["kind"] == "deb"]
     asked = {f["asked_by"].split(": ", 1)[1].split("=")[0] for f in debs}
     assert {"bazel-bootstrap", "gcc-12", "g++-12", "python3-dev", "patchelf"} <= asked
@@ -184,6 +190,8 @@ def test_the_wheel_runs_the_dependencies_code(offline, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = str(venv / "bin" / "python")
+    with zipfile.ZipFile(offline["wheel"]) as wheel:  # installed by pip from the kit's wheel
+        assert "def add_metaclass" in wheel.read("tensorflow/python/_vendor/six.py").decode()
     subprocess.run(
         [py, "-m", "pip", "install", "-q", "--no-index", "--no-deps", offline["wheel"]], check=True
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import tarfile
 import tempfile
 import time
 import urllib.request
@@ -27,7 +28,7 @@ from tfforge.docker import client as engine
 from tfforge.docker import rebuild, run
 from tfforge.errors import BuildError
 from tfforge.files import write_json_atomic
-from tfforge.kit import debs, external, mirror, sources
+from tfforge.kit import debs, external, mirror, pypi, sources
 from tfforge.kit.manifest import (
     BASE_IMAGE,
     BUILD_FILES,
@@ -123,6 +124,34 @@ def _debs(out: Path, store: Store) -> list[Entry]:
     return entries
 
 
+def _lock_wheels(
+    tar: Path, python_version: str, work: Path, store: Store, timeout_s: float
+) -> list[Entry]:
+    """The wheels of the source's requirements lock for the build's Python, if it has one."""
+    name = pypi.lock_name(python_version)
+    with tarfile.open(tar, "r:") as archive:
+        try:
+            member = archive.getmember(name)
+        except KeyError:
+            return []
+        handle = archive.extractfile(member) if member.isfile() else None
+        text = handle.read(pypi.MAX_LOCK + 1).decode("utf-8", "replace") if handle else ""
+    locked = pypi.parse_lock(text, name)
+    lock = work / name
+    lock.write_text(text)
+    by_hash = {h: req for req in locked for h in req.hashes}
+    entries = []
+    for wheel in pypi.download(lock, python_version, work / "pypi", timeout_s=timeout_s):
+        got = store.put(wheel)
+        req = by_hash.get(got.sha256)
+        if req is None:
+            raise BuildError(f"pip downloaded {wheel.name}, whose sha256 {name} does not list")
+        entries.append(
+            Entry(f"kit/pypi/{wheel.name}", got.sha256, got.size, "pypi", f"{name}: {req.pin}")
+        )
+    return entries
+
+
 def capture(
     build_id: str,
     *,
@@ -178,6 +207,7 @@ def capture(
             path, asked = GIT_TAR, f"git {source['url']} {source['tag']} @ {source['commit']}"
         got = store.put(tar)
         entries.append(Entry(path, got.sha256, got.size, "source", asked))
+        entries += _lock_wheels(tar, str(doc["spec"]["python_version"]), work, store, timeout_s)
 
         if doc["toolchain"]["bazel_provider"] == "bazelisk":
             pins = toolchains.pins()
