@@ -67,7 +67,7 @@ def main() -> int:
     detect = times[DETECT]
 
     def ratio(base: str) -> float:
-        return statistics.median(d / b for d, b in zip(detect, times[base]))
+        return statistics.median(d / b for d, b in zip(detect, times[base], strict=True))
 
     vs_list = ratio("invoke --list")
     print(

@@ -5,7 +5,7 @@
 
 Runs `tfforge.bench` (every configuration in its own process, medians with min/max) with the
 g2p-en numpy reference measured in the same run on the same 1,024 golden words, then checks
-the issue's targets: the best configuration must reach >= 2x the reference's words/s at batch 1
+the speed targets: the best configuration must reach >= 2x the reference's words/s at batch 1
 and >= 5x at batch 64. It also estimates the FLOP bound: matmul FLOPs per word from the layer
 sizes and each word's real step counts, against the float32 matmul rate this machine reaches in
 the best configuration's own TensorFlow and threading. Writes docs/bench-g2p.{json,md,png}.
@@ -22,12 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tfforge.runtime import (
-    bench,  # noqa: E402
-    g2p,
-    venvs,
-)
-from tfforge.runtime.smoke import Target, run_script  # noqa: E402
+from tfforge.console import Progress
+from tfforge.runtime import bench, bench_report, g2p, venvs
+from tfforge.runtime.probe import TfPython, run_script
 
 WHEELS = ("tensorflow-cpu==2.14.1", "intel-tensorflow-avx512==2.14.0", "tensorflow-cpu==2.21.0")
 BASELINE = "tensorflow-cpu-2.14.1 threads=default onednn=1 graph"  # stock TF 2.14 as installed
@@ -58,7 +55,7 @@ def flops_per_word(words: list[tuple[str, list[str]]]) -> dict:
 
 def peak_gflops(row: dict, wheels: list[dict]) -> dict:
     wheel = Path(next(w["wheel"] for w in wheels if w["label"] == row["wheel"]))
-    target = Target(venvs.venv_python(wheel), wheel)
+    target = TfPython(venvs.venv_python(wheel), wheel)
     args = [str(g2p.RUNNER), "--peak"] + (
         ["--intra", "1", "--inter", "1"] if row["threads"] == "1" else []
     )
@@ -69,7 +66,7 @@ def peak_gflops(row: dict, wheels: list[dict]) -> dict:
 
 
 def check_targets(doc: dict) -> dict:
-    """The issue's targets and the FLOP bound from a finished run (measures peak FLOP/s)."""
+    """The speed targets and the FLOP bound from a finished run (measures peak FLOP/s)."""
     rows = [r for r in doc["rows"] if r["words_per_s"] and not r["mismatches"]]
     ref = next(r for r in rows if r["key"] == bench.REFERENCE)["words_per_s"]["median"]
     targets = {
@@ -174,9 +171,9 @@ def main(argv: list[str] | None = None) -> int:
             baseline=baseline,
             out_dir=args.out,
         )
-        doc = bench.run(plan)
+        doc = bench.run(plan, progress=Progress)
         doc["targets"] = check_targets(doc)
-    paths = bench.write_outputs(doc, args.out, stem="bench-g2p")
+    paths = bench_report.write_outputs(doc, args.out, stem="bench-g2p")
     with open(paths["markdown"], "a") as fh:
         fh.write("\n".join(report(doc["targets"])) + "\n")
     print(paths["markdown"].read_text())

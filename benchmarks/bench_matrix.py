@@ -1,4 +1,4 @@
-"""Figures for issue 13, medians in one run, on this machine:
+"""Figures for builds beyond one machine (remote cache, Slurm matrix), medians in one run:
 
   remote cache   the tfws fixture built on daemon d1 (cold: new sources, empty cache for them),
                  then the same request on daemon d2 (warm: the cache d1 filled); Bazel step
@@ -33,11 +33,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-import cluster_helpers as ch  # noqa: E402
-import kit_helpers as kh  # noqa: E402
+import cluster_helpers as ch
+import kit_helpers as kh
 
-from tfforge.build import render, spec  # noqa: E402
-from tfforge.cluster import cache  # noqa: E402
+from tfforge.build import render, spec
+from tfforge.cluster import cache
 
 
 def invoke(

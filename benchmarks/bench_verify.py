@@ -8,7 +8,8 @@ the ELF libraries, the ISA scan with per-function attribution and classification
 Peak RSS is sampled every 20 ms over the whole process tree (this process + scan workers),
 because worker processes are not in this process's ru_maxrss.
 The plain pass: iced-x86 decode of every SHF_EXECINSTR section of the same 77 libraries, in
-bounded chunks, one counter increment per instruction, nothing else (elfscan.decode.plain_decode_count).
+bounded chunks, one counter increment per instruction, nothing else
+(elfscan.decode.plain_decode_count).
 
 Usage: python benchmarks/bench_verify.py [--jobs N ...]   (default: --jobs 1 and the configured
 value; each verify is a cold run)
@@ -28,10 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tfforge import settings  # noqa: E402
+from tfforge import settings
 from tfforge.elfscan import decode, tables
 from tfforge.host import cpu
-from tfforge.paths import cache_dir  # noqa: E402
+from tfforge.paths import cache_dir
 from tfforge.verify import verdict, wheelscan
 from tfforge.wheel import fetch as pypi
 from tfforge.wheel import read as wheel
@@ -137,7 +138,7 @@ def main() -> None:
         f"{code / 1e6:.1f} MB code, {instrs / 1e6:.1f} M instructions "
         f"({plain / max(instrs, 1) * 1e9:.0f} ns/instruction)"
     )
-    for jobs, wall, peak_kib, report in results:
+    for jobs, wall, peak_kib, _report in results:
         ok = wall < 60 and peak_kib < 1 << 20 and wall <= 2 * plain
         print(
             f"--jobs {jobs}: {wall:.1f} s = {wall / plain:.2f}x plain; peak "

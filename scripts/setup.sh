@@ -13,7 +13,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # base image, qemu-user for emulated runs (`verify --emulate`), binutils/gcc for test libraries,
 # wamerican (the word list the g2p golden data was drawn from).
 PKGS=(docker.io debootstrap ca-certificates qemu-user binutils gcc python3-venv wamerican)
-# issue 13: a single-node Slurm cluster (slurm-wlm, munge) and nginx's WebDAV Bazel cache for the
+# A single-node Slurm cluster (slurm-wlm, munge) and nginx's WebDAV Bazel cache for the
 # matrix tests; iproute2 gives `ip` for the extra test daemons' bridges.
 PKGS+=(slurm-wlm munge nginx-light iproute2)
 missing=()

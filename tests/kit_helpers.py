@@ -112,7 +112,7 @@ def fetch_pypi(cache: Path) -> None:
 
 
 class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+    def log_message(self, format, *args):  # the base class names its argument `format`
         self.server.requests.append(self.path)
 
 

@@ -1,4 +1,5 @@
-"""Small platform wheels shaped like the fixture's, and a RECORD re-check, for engine and wheel tests."""
+"""Small platform wheels shaped like the fixture's, and a RECORD re-check, for engine and wheel
+tests."""
 
 from __future__ import annotations
 

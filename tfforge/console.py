@@ -11,11 +11,18 @@ import json
 import sys
 import time
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from tfforge.text import plain
+
+if TYPE_CHECKING:  # rich is imported on first use only
+    from rich.console import Console
+    from rich.progress import Progress as Live
+    from rich.progress import ProgressColumn, TaskID
 
 
 @cache
-def _consoles():
+def _consoles() -> tuple[Console, Console]:
     from rich.console import Console
 
     return (
@@ -24,16 +31,13 @@ def _consoles():
     )
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Console:
     """`console.out` (stdout) and `console.err` (stderr): rich consoles made on first use."""
     if name == "out":
         return _consoles()[0]
     if name == "err":
         return _consoles()[1]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-from tfforge.text import plain  # noqa: E402 - stdlib only
 
 
 def is_tty() -> bool:
@@ -106,7 +110,8 @@ class Progress:
         self.count = 0
         self.current = title
         self.started = self.last_line = time.monotonic()
-        self._live = None
+        self._live: Live | None = None
+        self._task: TaskID  # set with _live
         if _consoles()[1].is_terminal:
             self._start_live()
 
@@ -125,14 +130,16 @@ class Progress:
 
         # No markup: step names such as "[build 3/4]" are text, not rich tags.
         text = TextColumn("{task.description}", markup=False)
+        columns: tuple[ProgressColumn, ...]
         if self.total is None and self.unit != "bytes":  # open-ended: spinner, clock, step
             columns = (SpinnerColumn(), TimeElapsedColumn(), text)
         else:
             amount = DownloadColumn() if self.unit == "bytes" else MofNCompleteColumn()
             columns = (text, BarColumn(), amount, TimeElapsedColumn())
-        self._live = Live(*columns, console=_consoles()[1], transient=True)
-        self._task = self._live.add_task(self._text(), total=self.total)
-        self._live.start()
+        live = Live(*columns, console=_consoles()[1], transient=True)
+        self._task = live.add_task(self._text(), total=self.total)
+        live.start()
+        self._live = live
 
     def _text(self) -> str:
         # The other columns take ~14 (spinner, clock) or ~60 (bar, amount, clock) of one line.
@@ -187,5 +194,5 @@ class Progress:
     def __enter__(self) -> Progress:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

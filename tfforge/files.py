@@ -8,13 +8,19 @@ into place; on any failure the temporary file is removed and the target is left 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import os
 import stat
 from pathlib import Path
+from typing import Any, TypeAlias
 
 from tfforge.errors import ConfigError
+
+# A JSON object read from or written to a file whose fields are not fixed here (build.json,
+# provenance): its values are whatever the document holds, checked where they are read.
+JsonDoc: TypeAlias = dict[str, Any]
 
 MAX_INPUT_BYTES = 16 << 20  # cpuinfo texts, snapshots, tfforge.toml: a few KB; refuse absurd ones
 
@@ -43,9 +49,9 @@ def read_user_bytes(
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: {missing}")
+        raise ConfigError(f"{path}: {missing}") from None
     except OSError as exc:
-        raise io_error(path, exc)
+        raise io_error(path, exc) from exc
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
@@ -61,7 +67,7 @@ def read_user_bytes(
         try:
             data = fh.read(limit + 1)
         except OSError as exc:
-            raise io_error(path, exc)
+            raise io_error(path, exc) from exc
     if len(data) > limit:
         raise ConfigError(f"{path}: more than {limit >> 20} MiB; pass the right file")
     return data
@@ -75,7 +81,7 @@ def read_user_text(
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); pass a text file")
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); pass a text file") from exc
 
 
 def expand(spec: str) -> list[Path]:
@@ -93,14 +99,15 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
     The temporary name carries the process id: two processes writing the same file (a shared
     cache) never write into each other's temporary file. Any OSError (a folder in the way, a
     parent that is a file, no permission, a full disk) is one ConfigError naming the path; the
-    temporary file is gone and the target untouched."""
+    temporary file is gone and the target untouched. Hand-written: the standard library has no
+    atomic write and the atomicwrites package is no longer maintained."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: is a folder; pass a file name")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise io_error(path.parent, exc, "cannot be made a folder")
+        raise io_error(path.parent, exc, "cannot be made a folder") from exc
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as fh:
@@ -108,12 +115,10 @@ def write_atomic(path: str | Path, data: bytes) -> Path:
             fh.flush()
         os.replace(tmp, path)
     except OSError as exc:
-        raise io_error(path, exc, "cannot be written")
+        raise io_error(path, exc, "cannot be written") from exc
     finally:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
     return path
 
 

@@ -24,7 +24,7 @@ def folder(path: Path, what: str, *, create: bool = False) -> Path:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise io_error(path, exc, f"{what} cannot be made a folder")
+            raise io_error(path, exc, f"{what} cannot be made a folder") from exc
     return path
 
 
@@ -50,14 +50,15 @@ def kits_dir(given: str = "") -> Path:
 
 
 def cache_dir(*parts: str) -> Path:
-    """TFFORGE_CACHE, else $XDG_CACHE_HOME/tfforge, else ~/.cache/tfforge; created on demand."""
+    """TFFORGE_CACHE, else the platform's user cache folder for tfforge (platformdirs: on Linux
+    $XDG_CACHE_HOME/tfforge, else ~/.cache/tfforge); created on demand."""
     given = os.environ.get("TFFORGE_CACHE")
-    base = Path(
-        given
-        or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "tfforge"
-        )
-    )
+    if given:
+        base = Path(given)
+    else:
+        import platformdirs  # ~8 ms to import: only when the cache is used
+
+        base = platformdirs.user_cache_path("tfforge", appauthor=False)
     folder(base, "TFFORGE_CACHE" if given else "cache folder")
     path = base.joinpath(*parts)
     return folder(path, "cache folder", create=True)

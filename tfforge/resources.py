@@ -9,6 +9,7 @@ from __future__ import annotations
 import tomllib
 from functools import cache
 from importlib import resources as _res
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,10 @@ from tfforge.errors import ConfigError
 
 DATA = "tfforge.data"
 TEMPLATES = "tfforge.templates"
-G2P = "tfforge.runtime.g2p"
 DOCKERFILE_TEMPLATE = "Dockerfile.j2"
 
 
-def _file(package: str, name: str):
+def _file(package: str, name: str) -> Traversable:
     return _res.files(package).joinpath(name)
 
 
@@ -49,7 +49,7 @@ def toml(name: str, package: str = DATA) -> dict[str, Any]:
     try:
         return tomllib.loads(read_text(package, name))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{package.replace('.', '/')}/{name}: not valid TOML ({exc})")
+        raise ConfigError(f"{package.replace('.', '/')}/{name}: not valid TOML ({exc})") from exc
 
 
 def template_path() -> Path:

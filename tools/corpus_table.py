@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tfforge.host import cpu  # noqa: E402
-from tfforge.verify import corpus  # noqa: E402
-from tfforge.wheel import fetch  # noqa: E402
+from tfforge.host import cpu
+from tfforge.verify import corpus
+from tfforge.wheel import fetch
 
 
 def cell(run: corpus.Run) -> str:

@@ -47,7 +47,7 @@ def render(words: list[str], predictions: list[list[str]], source: str, meta: di
         f"# phonemes: g2p-en {meta['g2p_en']} numpy model (G2p.predict), numpy {meta['numpy']}",
         "# regenerate: python tools/make_golden.py",
     ]
-    rows = [f"{w}\t{' '.join(p)}" for w, p in zip(words, predictions)]
+    rows = [f"{w}\t{' '.join(p)}" for w, p in zip(words, predictions, strict=True)]
     return "\n".join(head + rows) + "\n"
 
 

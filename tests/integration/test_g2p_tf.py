@@ -62,8 +62,11 @@ def test_runner_agrees_with_golden_on_every_word(tf_python, mode, batch):
     doc = json.loads(proc.stdout)
     golden = g2p.read_golden()
     assert doc["tf_version"] == "2.21.0" and doc["words"] == len(golden) == 1024
-    wrong = [(w, p, got) for (w, p), got in zip(golden, doc["predictions"]) if p != got]
-    assert wrong == [] and len(doc["predictions"]) == 1024
+    assert len(doc["predictions"]) == 1024
+    wrong = [
+        (w, p, got) for (w, p), got in zip(golden, doc["predictions"], strict=True) if p != got
+    ]
+    assert wrong == []
 
 
 def test_converter_regenerates_the_artifact_byte_identically():

@@ -58,7 +58,8 @@ class _NegotiatingHandler(http.server.SimpleHTTPRequestHandler):
             target = os.path.join(path, "index.json")
             if os.path.isfile(target):
                 self.served.append(target)
-                body = open(target, "rb").read()
+                with open(target, "rb") as fh:
+                    body = fh.read()
                 self.send_response(200)
                 self.send_header("Content-Type", index.JSON_TYPE)
                 self.send_header("Content-Length", str(len(body)))

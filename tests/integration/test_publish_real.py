@@ -48,7 +48,7 @@ def index_server(tmp_path_factory):
     users.set_password(USER, PASSWORD)
     users.save()
     port = free_port()
-    log = open(root / "serve.log", "w")
+    log = open(root / "serve.log", "w")  # noqa: SIM115 - the server's stderr while it runs
     stdout_path = root / "serve.json"
     proc = subprocess.Popen(
         [
@@ -66,7 +66,7 @@ def index_server(tmp_path_factory):
         ],
         cwd=ROOT,
         env=env_for(root, None, None),
-        stdout=open(stdout_path, "w"),
+        stdout=open(stdout_path, "w"),  # noqa: SIM115 - the server's stdout while it runs
         stderr=log,
         start_new_session=True,
     )

@@ -8,7 +8,7 @@ import pytest
 
 from tfforge.commands import bench as bench_cmd
 from tfforge.errors import ConfigError
-from tfforge.runtime import bench
+from tfforge.runtime import bench, bench_report
 
 
 def test_full_matrix_is_the_product_of_the_axes(tmp_path):
@@ -116,7 +116,7 @@ def test_outputs_table_json_and_png(tmp_path):
         "baseline": "a graph",
         "rows": [bench.asdict(r) for r in rows],
     }
-    paths = bench.write_outputs(doc, tmp_path / "out")
+    paths = bench_report.write_outputs(doc, tmp_path / "out")
     assert json.loads(paths["json"].read_text())["rows"][2]["speedup"] == 3.0
     table, pivot = paths["markdown"].read_text().split("Side by side")
     body = [ln for ln in table.splitlines() if ln.startswith("| ") and not ln.startswith("| wheel")]

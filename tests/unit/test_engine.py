@@ -294,9 +294,11 @@ def test_tail_keeps_last_lines():
 def test_same_id_refused_other_ids_independent(tmp_path, monkeypatch):
     monkeypatch.setenv("TFFORGE_CACHE", str(tmp_path))
     with docker_run.build_lock("2.21.0-avx2-aaaa"):
-        with pytest.raises(BuildError, match=rf"already running \(pid {os.getpid()}\)"):
-            with docker_run.build_lock("2.21.0-avx2-aaaa"):
-                pass
+        with (
+            pytest.raises(BuildError, match=rf"already running \(pid {os.getpid()}\)"),
+            docker_run.build_lock("2.21.0-avx2-aaaa"),
+        ):
+            pass
         with docker_run.build_lock("2.21.0-mkl-bbbb"):
             pass
     with docker_run.build_lock("2.21.0-avx2-aaaa"):  # released after the first build

@@ -1,18 +1,22 @@
-"""The layout rule (docs/ARCHITECTURE.md): only tfforge/commands/ talks to the user and reads
-settings; domain modules take values, return data and log status lines."""
+"""The layout rules of docs/ARCHITECTURE.md.
+
+Imports (stage order, nothing imports commands/, domain modules never import console, settings
+or rich) are import-linter contracts in pyproject.toml, run by `lint-imports` in CI and here.
+What import-linter cannot see is checked on the syntax tree: domain modules never call print().
+"""
 
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 from conftest import ROOT
+from importlinter.cli import lint_imports
 
 PACKAGE = ROOT / "tfforge"
-# The channel and the settings themselves, and the commands that use them.
-EDGE = {"console.py", "settings.py"}
-# Still holding their command while it moves to tfforge/commands/ (issue 10, other branches).
-MOVING: set[str] = set()  # modules still being moved to the commands layer: none
+# The output channel, the settings and the commands that use them may print and import them.
+EDGE = {"console.py", "settings.py", "cli.py"}
 FORBIDDEN = ("tfforge.console", "tfforge.settings", "rich")
 
 
@@ -20,12 +24,12 @@ def domain_modules() -> list[Path]:
     return [
         p
         for p in sorted(PACKAGE.rglob("*.py"))
-        if p.relative_to(PACKAGE).parts[0] != "commands"
-        and str(p.relative_to(PACKAGE)) not in EDGE | MOVING
+        if p.relative_to(PACKAGE).parts[0] != "commands" and str(p.relative_to(PACKAGE)) not in EDGE
     ]
 
 
 def offences(path: Path) -> list[str]:
+    """print() calls outside a `__main__` script, and imports of the forbidden modules."""
     tree = ast.parse(path.read_text(), str(path))
     script = any(isinstance(n, ast.If) and "__main__" in ast.unparse(n.test) for n in tree.body)
     found = []
@@ -64,3 +68,36 @@ def test_the_check_sees_an_offence(tmp_path):
     sample = tmp_path / "x.py"
     sample.write_text("from tfforge import console, settings\nimport rich.table\nprint(1)\n")
     assert len(offences(sample)) == 4
+
+
+def contracts() -> list[dict]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+
+
+def layer_names() -> set[str]:
+    """Every module named in the layers contract (optional layers without their brackets)."""
+    (layers,) = [c for c in contracts() if c["type"] == "layers"]
+    names = set()
+    for layer in layers["layers"]:
+        for part in layer.replace(":", "|").split("|"):
+            names.add(part.strip().strip("()"))
+    return names
+
+
+def test_every_top_level_module_has_a_layer():
+    """A new stage or shared module must be placed in the pipeline order, else the contract
+    says nothing about it."""
+    named = layer_names()
+    tops = {
+        f"tfforge.{p.stem if p.is_file() else p.name}"
+        for p in PACKAGE.iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()
+    }
+    # Package-data folders: no code beyond an empty __init__.py.
+    tops -= {"tfforge.data", "tfforge.templates"}
+    assert tops - named == set()
+
+
+def test_import_contracts_hold():
+    """lint-imports over the installed tree: every contract kept."""
+    assert lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True) == 0

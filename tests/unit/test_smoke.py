@@ -10,7 +10,7 @@ import pytest
 from conftest import ROOT, invoke
 
 from tfforge.commands import smoke as smoke_cmd
-from tfforge.errors import ConfigError
+from tfforge.errors import ConfigError, VerifyError
 from tfforge.runtime import probe, smoke
 
 
@@ -53,6 +53,15 @@ def test_compare_lists_differing_words_in_order():
     diff = smoke.compare(golden, got)
     assert [m.word for m in diff] == ["dog", "emu"]
     assert diff[0].expected == ("D", "AO1", "G") and diff[0].got == ("D", "AA1", "G")
+
+
+@pytest.mark.parametrize("count", [0, 2, 4])
+def test_compare_refuses_predictions_that_do_not_line_up(count):
+    """A runner that dropped or added a word is a failure, not a shorter list of mismatches."""
+    golden = [("cat", ["K", "AE1", "T"]), ("dog", ["D", "AO1", "G"]), ("emu", ["IY1", "M"])]
+    got = ([["K", "AE1", "T"]] * 4)[:count]
+    with pytest.raises(VerifyError, match=f"returned {count} predictions for 3 words"):
+        smoke.compare(golden, got)
 
 
 def test_bad_options_are_config_errors(tmp_path):

@@ -73,7 +73,7 @@ def nginx_config(
 
 
 def _wait_listening(
-    bind: str, port: int, proc: subprocess.Popen, log: Path, timeout: float = 10
+    bind: str, port: int, proc: subprocess.Popen[bytes], log: Path, timeout: float = 10
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

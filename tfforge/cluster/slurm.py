@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NotRequired, TypedDict
 
 from tfforge.build import remote
 from tfforge.errors import BuildError, ConfigError
@@ -25,7 +26,7 @@ from tfforge.errors import BuildError, ConfigError
 POLL_S = 2.0
 
 
-def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
+def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
@@ -38,11 +39,6 @@ def _run(argv: list[str], timeout: float = 60) -> subprocess.CompletedProcess:
             f"`{' '.join(argv[:2])}` did not answer within {timeout:g}s; is "
             "slurmctld up (scontrol ping)?"
         ) from None
-
-
-def test_only(script: Path) -> subprocess.CompletedProcess:
-    """`sbatch --test-only`: Slurm validates the script and says when it would start."""
-    return _run(["sbatch", "--test-only", str(script)])
 
 
 def submit(script: Path) -> str:
@@ -68,7 +64,7 @@ def queued(job_id: str) -> dict[int, tuple[str, str]]:
         if "Invalid job id" in proc.stderr:
             return {}
         raise BuildError(f"squeue failed: {proc.stderr.strip()[:300]}")
-    found = {}
+    found: dict[int, tuple[str, str]] = {}
     for line in proc.stdout.splitlines():
         index, state, where = (line.split("|") + ["", ""])[:3]
         if index.strip().isdigit():
@@ -134,7 +130,7 @@ def follow(
 ) -> list[CellState]:
     """Poll until every cell is final; report(elapsed, states) on each change."""
     start = time.monotonic()
-    last: tuple = ()
+    last: tuple[tuple[str, str], ...] = ()
     while True:
         now = states(job_id, cells, results)
         key = tuple((s.state, s.node) for s in now)
@@ -152,11 +148,27 @@ def follow(
         time.sleep(poll_s)
 
 
-def collect(cells: list[str], results: Path) -> list[dict]:
+class CellRow(TypedDict):
+    """One cell of a finished array (collect)."""
+
+    cell: str
+    node: str
+    seconds: float | None
+    rc: int | None
+    wheel: str | None
+    build_id: str | None
+    log: str | None
+    remote_cache_hits: int | None
+    error: str | None
+    start: NotRequired[float | None]  # epoch seconds, from the task's .done file
+    end: NotRequired[float | None]
+
+
+def collect(cells: list[str], results: Path) -> list[CellRow]:
     """One summary row per cell: node, seconds, exit code, wheel, build log, cache hits."""
-    rows = []
+    rows: list[CellRow] = []
     for cell in cells:
-        row = {
+        row: CellRow = {
             "cell": cell,
             "node": "",
             "seconds": None,
@@ -170,28 +182,28 @@ def collect(cells: list[str], results: Path) -> list[dict]:
         done = results / f"{cell}.done"
         if done.is_file():
             doc = json.loads(done.read_text())
-            row.update(
-                node=doc["node"],
-                seconds=doc["seconds"],
-                rc=doc["rc"],
-                start=doc.get("start"),
-                end=doc.get("end"),
-            )
+            row["node"], row["seconds"], row["rc"] = doc["node"], doc["seconds"], doc["rc"]
+            row["start"], row["end"] = doc.get("start"), doc.get("end")
         result = results / f"{cell}.json"
         text = result.read_text() if result.is_file() else ""
         if row["rc"] == 0 and text.strip():
             doc = json.loads(text)
-            row.update(wheel=doc.get("wheel"), build_id=doc.get("build_id"), log=doc.get("log"))
-            if row["wheel"] and not Path(row["wheel"]).is_file():
-                row.update(
-                    rc=1,
-                    error=f"{row['wheel']} is not visible here (is the project "
-                    "folder on storage shared by every node?)",
+            row["wheel"], row["build_id"], row["log"] = (
+                doc.get("wheel"),
+                doc.get("build_id"),
+                doc.get("log"),
+            )
+            wheel, log = row["wheel"], row["log"]
+            if wheel and not Path(wheel).is_file():
+                row["rc"] = 1
+                row["error"] = (
+                    f"{wheel} is not visible here (is the project folder on storage shared "
+                    "by every node?)"
                 )
-            if row["log"] and Path(row["log"]).is_file():
-                row["remote_cache_hits"] = remote.log_facts(
-                    Path(row["log"]).read_text(errors="replace")
-                )["remote_cache_hits"]
+            if log and Path(log).is_file():
+                row["remote_cache_hits"] = remote.log_facts(Path(log).read_text(errors="replace"))[
+                    "remote_cache_hits"
+                ]
         else:
             row["error"] = _last_error(results / f"{cell}.out") or "no result"
             row["rc"] = row["rc"] if row["rc"] not in (None, 0) else 1
@@ -204,4 +216,4 @@ def _last_error(path: Path) -> str | None:
         return None
     lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
     errors = [ln for ln in lines if ln.startswith("error:")]
-    return (errors or lines or [None])[-1]
+    return (errors or lines)[-1] if errors or lines else None

@@ -7,6 +7,7 @@ from pathlib import Path
 from tfforge import console, paths, settings
 from tfforge.errors import Interrupted, TfforgeError
 from tfforge.runtime import bench as runtime
+from tfforge.runtime import bench_report
 
 
 def bench_plan(
@@ -85,7 +86,9 @@ def bench_command(specs: list[str], *, as_json: bool = False, **options) -> dict
     doc = runtime.run(plan, progress=console.Progress)
     # A run in which every row failed measured nothing: it never replaces earlier results.
     all_failed = bool(doc["rows"]) and all(r["error"] for r in doc["rows"])
-    written = runtime.write_outputs(doc, plan.out_dir, "bench-failed" if all_failed else "bench")
+    written = bench_report.write_outputs(
+        doc, plan.out_dir, "bench-failed" if all_failed else "bench"
+    )
     if all_failed:
         console.warn(
             f"every configuration failed; results kept in {written['json']}, "
@@ -95,7 +98,7 @@ def bench_command(specs: list[str], *, as_json: bool = False, **options) -> dict
     if as_json:
         console.print_json(doc)
     else:
-        console.say(runtime.markdown(doc))
+        console.say(bench_report.markdown(doc))
         console.say("wrote " + ", ".join(str(p) for p in written.values()))
     if doc.get("interrupted"):
         raise Interrupted(

@@ -16,7 +16,6 @@ import subprocess
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 # Seconds the client gets to send /build/cancel after SIGINT, and the engine to end the steps.
 CLIENT_GRACE_S = 15.0
@@ -33,65 +32,36 @@ class EngineStep:
     command: str  # the container's init command line, e.g. "/bin/sh -c make"
 
 
-def _proc_stat(pid: str) -> tuple[int, int] | None:
-    """(parent pid, start time in clock ticks since boot) from /proc/PID/stat."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2 :].split()
-    return int(fields[1]), int(fields[19])
-
-
-def _argv(pid: int | str) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [w.decode(errors="replace") for w in raw.split(b"\0") if w]
-
-
 def engine_steps() -> list[EngineStep] | None:
     """BuildKit steps running in a dockerd on this machine; None when no dockerd is visible.
 
     dockerd runs BuildKit's steps with runc itself (its containers run under containerd), so
-    a step is a `runc ... run ... <bundle>` child of dockerd; its child is the step's command."""
-    try:
-        boot = next(
-            float(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-        tick = os.sysconf("SC_CLK_TCK")
-        pids = [p for p in os.listdir("/proc") if p.isdigit()]
-    except (OSError, StopIteration, ValueError):
-        return None
-    parents: dict[int, list[int]] = {}
-    started: dict[int, float] = {}
-    daemons = set()
-    for pid in pids:
-        stat = _proc_stat(pid)
-        if stat is None:
-            continue
-        parents.setdefault(stat[0], []).append(int(pid))
-        started[int(pid)] = boot + stat[1] / tick
-        with contextlib.suppress(OSError):
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "dockerd":
-                daemons.add(int(pid))
+    a step is a `runc ... run ... <bundle>` child of dockerd; its child is the step's command.
+    The process tree is psutil's (the engine may belong to another user: what cannot be read
+    is skipped)."""
+    import psutil
+
+    daemons = [p for p in psutil.process_iter(["name"]) if p.info["name"] == "dockerd"]
     if not daemons:
         return None
     steps = []
     for daemon in daemons:
-        for pid in parents.get(daemon, []):
-            words = _argv(pid)
-            if (
-                words
-                and words[0].endswith("runc")
-                and "run" in words
-                and any("buildkit" in w for w in words)
-            ):
-                init = next((_argv(c) for c in parents.get(pid, [])), [])
-                steps.append(EngineStep(pid, started[pid], words[-1], " ".join(init)))
+        with contextlib.suppress(psutil.Error):
+            for child in daemon.children():
+                with contextlib.suppress(psutil.Error):
+                    words = child.cmdline()
+                    if not (
+                        words
+                        and words[0].endswith("runc")
+                        and "run" in words
+                        and any("buildkit" in w for w in words)
+                    ):
+                        continue
+                    inits = child.children()
+                    init = inits[0].cmdline() if inits else []
+                    steps.append(
+                        EngineStep(child.pid, child.create_time(), words[-1], " ".join(init))
+                    )
     return steps
 
 
@@ -101,7 +71,7 @@ def _same_command(step: EngineStep, commands: Iterable[str]) -> bool:
     return any(have.endswith(" ".join(c.split())) for c in commands if c.strip())
 
 
-def stop_client(proc: subprocess.Popen, since: float, running: Iterable[str] = ()) -> str:
+def stop_client(proc: subprocess.Popen[bytes], since: float, running: Iterable[str] = ()) -> str:
     """Stop a running build for real; return what happened, for the error message.
 
     running: the RUN commands our log shows as started and not finished; they tell our step

@@ -10,6 +10,7 @@ import re
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import TypedDict
 
 from tfforge.errors import BuildError, ConfigError
 
@@ -129,7 +130,7 @@ class Engine:
     storage_driver: str
     buildkit: bool
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
@@ -149,7 +150,7 @@ def engine_error(stderr: str) -> str:
     return f"Docker engine not usable ({text[:200]}); {START_ENGINE}"
 
 
-def query(client: Client, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def query(client: Client, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """A short engine query; an engine that hangs or a client that cannot start is a BuildError."""
     try:
         return subprocess.run([client.path, *args], capture_output=True, text=True, timeout=timeout)
@@ -157,14 +158,14 @@ def query(client: Client, *args: str, timeout: float = 60) -> subprocess.Complet
         raise BuildError(
             f"Docker engine did not answer `docker {args[0]}` within {timeout:g}s; "
             f"check it (docker info, /tmp/dockerd.log) or restart it"
-        )
+        ) from None
     except OSError as exc:
-        raise BuildError(f"docker client {client.path} does not run ({exc})")
+        raise BuildError(f"docker client {client.path} does not run ({exc})") from exc
 
 
 def api_at_least(version: str, minimum: tuple[int, int]) -> bool:
     parts = re.match(r"(\d+)\.(\d+)", version or "")
-    return bool(parts) and (int(parts.group(1)), int(parts.group(2))) >= minimum
+    return parts is not None and (int(parts.group(1)), int(parts.group(2))) >= minimum
 
 
 def engine_facts(client: Client) -> Engine:
@@ -191,10 +192,20 @@ def engine_facts(client: Client) -> Engine:
 
 
 # ---- base images ---------------------------------------------------------------------------
+class ImageFact(TypedDict):
+    """A base image as the engine holds it (recorded in the provenance)."""
+
+    ref: str
+    id: str
+    repo_digests: list[str]
+
+
 def dockerfile_images(text: str) -> list[str]:
     """Images the Dockerfile's FROM lines pull: not `scratch`, not earlier stage names.
 
-    Global `ARG NAME=default` before the first FROM is substituted, as docker does.
+    Global `ARG NAME=default` before the first FROM is substituted, as docker does. Hand-written:
+    FROM lines, global ARG defaults and stage names are all it needs; a Dockerfile parser
+    (dockerfile-parse) would add a dependency and scopes ARGs to the last stage.
     """
     args: dict[str, str] = {}
     stages: set[str] = set()
@@ -228,19 +239,19 @@ def image_facts(
     *,
     pull: bool = False,
     on_pull: Callable[[str], None] | None = None,
-) -> list[dict]:
+) -> list[ImageFact]:
     """Id and repo digests of each base image; BuildError naming the first one missing.
 
     pull=True first tries `docker pull` for an image the engine lacks (the default base image
     is a public one pinned by digest); without a registry that fails at once. on_pull(ref) is
     told before a pull starts."""
 
-    def inspect(ref: str):
+    def inspect(ref: str) -> subprocess.CompletedProcess[str]:
         return query(
             client, "image", "inspect", "--format", "{{json .Id}} {{json .RepoDigests}}", ref
         )
 
-    facts = []
+    facts: list[ImageFact] = []
     for ref in refs:
         proc = inspect(ref)
         if proc.returncode != 0 and pull and "No such" in proc.stderr:

@@ -30,7 +30,7 @@ class StepLog:
     failed_step: str = ""
     failed_number: str = ""
     failed_reason: str = ""
-    outputs: dict[str, deque] = field(default_factory=dict)  # last lines of each step
+    outputs: dict[str, deque[str]] = field(default_factory=dict)  # last lines of each step
     running: dict[str, str] = field(default_factory=dict)  # started, not yet finished
 
     def running_commands(self) -> list[str]:
@@ -43,9 +43,9 @@ class StepLog:
 
     def feed(self, line: str) -> str | None:
         """Take one log line; return a step name when a new step starts."""
-        number = re.match(r"#(\d+) ", line)
-        if number:
-            self.outputs.setdefault(number.group(1), deque(maxlen=TAIL_LINES)).append(line)
+        numbered = re.match(r"#(\d+) ", line)
+        if numbered:
+            self.outputs.setdefault(numbered.group(1), deque(maxlen=TAIL_LINES)).append(line)
         status = _STATUS.match(line)
         if status:
             name = self.names.get(status.group(1), "")

@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TypedDict
 
 from tfforge.docker import run
 from tfforge.errors import ConfigError
@@ -39,6 +40,38 @@ VARIATIONS = {
     "TFFORGE_UMASK": "0002",
     "TFFORGE_CPUS": "1",
 }
+
+
+class RebuildRecord(TypedDict):
+    """builds/<id>/rebuild.json: the comparison and how the rebuild ran."""
+
+    build_id: str
+    wheel: str
+    identical: bool
+    sha256: dict[str, str]
+    differing: list[dict[str, object]]
+    zip: list[str]
+    vary: dict[str, str]
+    argv: list[str]
+    durations: run.Durations
+    finished_at: int
+
+
+class RebuildResult(RebuildRecord):
+    """What `rebuild` returns: the record, diffoscope's report and where things are."""
+
+    diffoscope: str | None
+    kept: str
+    record: str
+
+
+class ReproStatus(TypedDict):
+    """What verify reports about a wheel's reproducibility (see `status`)."""
+
+    inputs_only: bool
+    run_keys: list[str]
+    rebuild: str  # "identical" | "differs" | "none" | "other wheel"
+    summary: str
 
 
 def build_folder(build_id: str, builds_dir: Path) -> Path:
@@ -65,12 +98,12 @@ def build_folder(build_id: str, builds_dir: Path) -> Path:
 
 def original_wheel(folder: Path, wheels_dir: Path) -> Path:
     try:
-        name = json.loads((folder / "provenance.json").read_text())["wheel"]["name"]
+        name = str(json.loads((folder / "provenance.json").read_text())["wheel"]["name"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError(
             f"{folder / 'provenance.json'} does not name the build's wheel "
             f"({exc}); build it again (`invoke build`), then rebuild"
-        )
+        ) from exc
     wheel = Path(wheels_dir) / name
     if not wheel.is_file():
         raise ConfigError(
@@ -132,7 +165,7 @@ def rebuild(
     vary: bool = False,
     watcher: run.Watcher | None = None,
     from_kit: Callable[[Path], tuple[Path, dict[str, str]]] | None = None,
-) -> dict:
+) -> RebuildResult:
     """Rebuild from nothing and compare (see module docstring); wheels_dir is only read.
     from_kit(dest): lay out a kit of the build in dest instead of copying builds/<id>/, giving
     (folder, build args); the rebuild then runs with no network (tfforge.kit.layout).
@@ -154,7 +187,7 @@ def rebuild(
             variations, network = {**variations, **kit_args}, "none"
         else:
             copy = copy_build(folder, work / "builds", umask=umask)
-        env = {k: variations[k] for k in ("TZ", "LC_ALL") if k in variations}
+        env: dict[str, str] = {k: variations[k] for k in ("TZ", "LC_ALL") if k in variations}
         # The work folder goes; the log stays beside the build (errors name it).
         result = run.run_build(
             copy,
@@ -178,7 +211,7 @@ def rebuild(
             kept = str(shutil.copy2(rebuilt, folder / REBUILT / rebuilt.name))
             if report:
                 (folder / REBUILT / "diffoscope.txt").write_text(report)
-        record = {
+        record: RebuildRecord = {
             "build_id": build_id,
             "wheel": wheel.name,
             **outcome,
@@ -193,7 +226,9 @@ def rebuild(
     return {**record, "diffoscope": report, "kept": kept, "record": str(folder / RECORD)}
 
 
-def status(provenance: Mapping | None, wheel_sha256: str, builds_dir: Path) -> dict:
+def status(
+    provenance: Mapping[str, object] | None, wheel_sha256: str, builds_dir: Path
+) -> ReproStatus:
     """What verify reports about a wheel's reproducibility, from its provenance and the rebuild
     record beside its build: {"inputs_only", "run_keys", "rebuild": "identical" | "differs" |
     "none" | "other wheel", "summary"}."""

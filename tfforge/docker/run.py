@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Protocol, TypedDict
 
 from tfforge import paths
 from tfforge.build import remote
@@ -30,10 +30,35 @@ from tfforge.docker.cancel import stop_client
 from tfforge.docker.client import dockerfile_images, engine_facts, image_facts, resolve_client
 from tfforge.docker.progress import StepLog, classify_failure, short, step_title, tail
 from tfforge.errors import BuildError, ConfigError, Interrupted
-from tfforge.files import sha256_file, write_json_atomic
+from tfforge.files import JsonDoc, sha256_file, write_json_atomic
 
 APT_LOCK = "apt.lock"  # the packages the toolchain stage installed, as the export delivers them
 APT_PINS = "apt-pins"  # in the build context: versions the toolchain stage must install ("" = any)
+
+
+class Durations(TypedDict):
+    """Seconds of each phase of one build."""
+
+    engine_check_s: float
+    build_s: float
+    stages_s: dict[str, float]  # BuildKit stage -> seconds
+    finalize_s: float
+    total_s: float
+
+
+class BuildResult(TypedDict):
+    """What `run_build` returns (see its docstring)."""
+
+    wheel: str
+    build_id: str
+    argv: list[str]
+    durations: Durations
+    engine: dict[str, object]
+    cache: dict[str, int]
+    log: str
+    provenance: str
+    apt_lock: str
+    sha256: str
 
 
 class Watcher(Protocol):
@@ -65,8 +90,7 @@ class Quiet:
 def build_lock(build_id: str) -> Iterator[None]:
     """One build per id at a time (the id is a hash of the inputs); other ids run freely."""
     path = paths.cache_dir("locks") / f"{build_id}.lock"
-    handle = open(path, "a+")
-    try:
+    with open(path, "a+") as handle:  # closing it releases the lock
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -75,14 +99,12 @@ def build_lock(build_id: str) -> Iterator[None]:
             raise BuildError(
                 f"build {build_id} is already running (pid {holder}); wait for it "
                 f"to finish or stop it, then retry"
-            )
+            ) from None
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))
         handle.flush()
         yield
-    finally:
-        handle.close()
 
 
 def _interrupt_when_parent_dies() -> None:
@@ -94,7 +116,7 @@ def _interrupt_when_parent_dies() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT)  # 1 = PR_SET_PDEATHSIG
 
 
-def _read_lines(stream, lines: queue.Queue[str | None]) -> None:
+def _read_lines(stream: IO[bytes], lines: queue.Queue[str | None]) -> None:
     for raw in iter(stream.readline, b""):
         lines.put(raw.decode("utf-8", errors="replace"))
     lines.put(None)
@@ -110,7 +132,8 @@ def run_docker_build(
     watcher: Watcher | None = None,
     env: Mapping[str, str] | None = None,
 ) -> StepLog:
-    """Run argv (from spec.docker_argv), streaming its log; stop it in the engine on timeout or Ctrl-C.
+    """Run argv (from spec.docker_argv), streaming its log; stop it in the engine on timeout or
+    Ctrl-C.
 
     The timeout counts from `started` (time.monotonic(); default now). env: added to ours."""
     watcher = watcher or Quiet()
@@ -142,7 +165,7 @@ def run_docker_build(
                     line = lines.get(timeout=0.25)
                 except queue.Empty:
                     if time.monotonic() > deadline:
-                        raise TimeoutError
+                        raise TimeoutError from None
                     watcher.tick()
                     continue
                 if line is None:
@@ -215,7 +238,7 @@ def _move_into(src: Path, wheels_dir: Path, keep_in: Path | None = None) -> Path
     return target
 
 
-def load_build(build_dir: Path) -> dict:
+def load_build(build_dir: Path) -> JsonDoc:
     """build.json of a rendered build directory; ConfigError if it is not one."""
     record = build_dir / "build.json"
     if not (build_dir / "Dockerfile").is_file() or not record.is_file():
@@ -226,7 +249,7 @@ def load_build(build_dir: Path) -> dict:
     try:
         doc = json.loads(record.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{record}: not valid JSON ({exc}); re-render the build")
+        raise ConfigError(f"{record}: not valid JSON ({exc}); re-render the build") from exc
     if not isinstance(doc, dict) or not doc.get("id"):
         raise ConfigError(f"{record}: has no 'id'; re-render the build")
     return doc
@@ -269,7 +292,7 @@ def run_build(
     network: str | None = None,
     secrets: Mapping[str, str] | None = None,
     secret_values: Mapping[str, str] | None = None,
-) -> dict:
+) -> BuildResult:
     """Build builds/<id>/ on the engine and deliver the finalized wheel into wheels_dir.
 
     The wheel's `.dist-info/tfforge.json` holds only inputs (build.json, base images, the apt
@@ -279,8 +302,8 @@ def run_build(
     Raises BuildError / ConfigError / Interrupted with wheels_dir unchanged. docker: the client
     ("" = pick one); network, secrets, fresh, build_args: see tfforge.build.spec.docker_argv;
     secret_values: {secret id: content}, written to the `secrets` files under the build lock
-    (so a second build of the id never touches a running build's files) and removed after; env: added to the client's environment;
-    log_path: default builds/<id>/build.log.
+    (so a second build of the id never touches a running build's files) and removed after;
+    env: added to the client's environment; log_path: default builds/<id>/build.log.
     """
     from tfforge.wheel import edit as wheel_edit
 
@@ -309,7 +332,7 @@ def run_build(
             pull=True,
             on_pull=lambda ref: watcher.note(f"pulling {ref}"),
         )
-        engine_doc = {**facts.as_dict(), "base_images": images}
+        engine_doc: dict[str, object] = {**facts.as_dict(), "base_images": images}
         watcher.note(
             f"engine: Docker {facts.server_version} (API {facts.api_version}, "
             f"BuildKit) via {client.path} {client.version}"
@@ -356,13 +379,14 @@ def run_build(
                 provenance=inputs,
             )
             cache = {"steps_cached": steps.cached, "steps_run": steps.ran}
-            durations = {
+            durations: Durations = {
                 "engine_check_s": round(t_checked - t0, 3),
                 "build_s": round(t_built - t_checked, 3),
                 "stages_s": steps.stage_seconds,
                 "finalize_s": round(time.monotonic() - t_built, 3),
                 "total_s": round(time.monotonic() - t0, 3),
             }
+            wheel_sha256 = sha256_file(final)
             provenance = {
                 **inputs,
                 "run": {
@@ -375,7 +399,7 @@ def run_build(
                     "host": socket.gethostname(),
                     "finished_at": int(time.time()),
                 },
-                "wheel": {"name": final.name, "raw_name": raw.name, "sha256": sha256_file(final)},
+                "wheel": {"name": final.name, "raw_name": raw.name, "sha256": wheel_sha256},
             }
             target = _move_into(final, Path(wheels_dir), keep_in=build_dir)
             if lock_text:
@@ -394,5 +418,5 @@ def run_build(
         "log": str(log_path),
         "provenance": str(build_dir / "provenance.json"),
         "apt_lock": str(build_dir / APT_LOCK) if lock_text else "",
-        "sha256": provenance["wheel"]["sha256"],
+        "sha256": wheel_sha256,
     }

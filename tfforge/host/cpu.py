@@ -14,6 +14,7 @@ import platform
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from tfforge.errors import ConfigError
 from tfforge.files import expand, read_user_text, write_json_atomic
@@ -21,6 +22,7 @@ from tfforge.host import isa
 
 SCHEMA = "tfforge-host/1"
 X86 = "x86_64"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class HostProfile:
     def is_x86(self) -> bool:
         return self.arch == X86
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         """The snapshot document `detect --save` writes and load_host reads."""
         return {
             "schema": SCHEMA,
@@ -61,7 +63,8 @@ class HostProfile:
 
 def _blocks(text: str) -> list[dict[str, str]]:
     """Processor blocks of a cpuinfo text as key -> value dicts (blank lines separate)."""
-    blocks, cur = [], {}
+    blocks: list[dict[str, str]] = []
+    cur: dict[str, str] = {}
     for line in text.splitlines():
         key, sep, value = line.partition(":")
         if not sep:
@@ -102,7 +105,7 @@ def parse_cpuinfo(text: str, *, name: str, source: str) -> HostProfile:
             f"{source}: no 'flags' line in the first processor entry; expected "
             "the full text of /proc/cpuinfo from an x86 Linux machine"
         )
-    vendors = {b.get("vendor_id") for b in blocks if "vendor_id" in b}
+    vendors = {b["vendor_id"] for b in blocks if "vendor_id" in b}
     if len(vendors) > 1:
         raise ConfigError(
             f"{source}: processor entries from several vendors "
@@ -152,12 +155,19 @@ def detect_host(name: str | None = None) -> HostProfile:
     )
 
 
-def _field(doc: dict, key: str, kinds: tuple[type, ...], default, source: str):
-    """doc[key] when it has one of `kinds` (never a bool for numbers), else ConfigError."""
-    value = doc.get(key, default)
-    if value is default or (isinstance(value, kinds) and not isinstance(value, bool)):
+def _field(
+    doc: dict[str, object], key: str, kind: type[T], default: T | None, source: str
+) -> T | None:
+    """doc[key] when it is a `kind` (never a bool for a number); `default` when absent (or null,
+    when the default is None); else ConfigError."""
+    if key not in doc:
+        return default
+    value = doc[key]
+    if isinstance(value, kind) and not isinstance(value, bool):
         return value
-    want = " or ".join(sorted({"text" if k is str else "a whole number" for k in kinds}))
+    if value is None and default is None:
+        return None
+    want = "text" if kind is str else "a whole number"
     raise ConfigError(
         f'{source}: "{key}" must be {want}, not {json.dumps(value)[:40]}; '
         "re-save it with `invoke detect --save`"
@@ -173,7 +183,7 @@ def _from_json(doc: object, source: str, default_name: str) -> HostProfile:
     flags = doc.get("flags")
     if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
         raise ConfigError(f'{source}: "flags" must be a list of /proc/cpuinfo flag names')
-    arch = _field(doc, "arch", (str,), X86, source)
+    arch = _field(doc, "arch", str, X86, source) or ""
     if arch == X86 and not flags:
         raise ConfigError(f'{source}: "flags" is empty; re-save it with `invoke detect --save`')
     features = doc.get("features", [])
@@ -183,8 +193,8 @@ def _from_json(doc: object, source: str, default_name: str) -> HostProfile:
         unknown_feats = [f for f in features if isa.lookup(f) is None]
         if unknown_feats:
             isa.canonical(unknown_feats[0], source=source)  # raises, listing the valid names
-    text = {k: _field(doc, k, (str,), None, source) for k in ("name", "vendor", "model_name")}
-    counts = {k: _field(doc, k, (int,), None, source) for k in ("physical_cores", "logical_cpus")}
+    text = {k: _field(doc, k, str, None, source) for k in ("name", "vendor", "model_name")}
+    counts = {k: _field(doc, k, int, None, source) for k in ("physical_cores", "logical_cpus")}
     return HostProfile(
         text["name"] or default_name,
         text["vendor"] or "unknown",
@@ -218,12 +228,12 @@ def load_host(path: str | Path) -> HostProfile:
             raise ConfigError(
                 f"{path}: malformed JSON at line {exc.lineno} column {exc.colno} "
                 f"({exc.msg}); re-save it with `invoke detect --save`"
-            )
+            ) from exc
         except RecursionError:
             raise ConfigError(
                 f"{path}: JSON nested too deeply to be a host snapshot; re-save it "
                 "with `invoke detect --save`"
-            )
+            ) from None
         return _from_json(doc, str(path), default_name)
     return parse_cpuinfo(text, name=default_name, source=str(path))
 

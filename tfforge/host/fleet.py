@@ -146,7 +146,7 @@ def _ranked(hosts: list[HostProfile]) -> list[archspec.cpu.Microarchitecture]:
 
 def best_target(hosts: list[HostProfile], gcc_version: str) -> Target:
     """The most capable target every host can run that this GCC can emit."""
-    skipped = []
+    skipped: list[str] = []
     for u in _ranked(hosts):
         t = target(u.name, gcc_version)
         if t.flags is not None:

@@ -164,7 +164,7 @@ def gcc_flags(names: Iterable[str], gcc_version: str | None) -> list[str]:
     for f in features().values():
         if f.name not in wanted or not f.gcc_flag:
             continue
-        if gcc_version is not None and Version(gcc_version) < Version(f.gcc_since):
+        if gcc_version and f.gcc_since and Version(gcc_version) < Version(f.gcc_since):
             too_new.append(f"{f.gcc_flag} needs GCC >= {f.gcc_since}")
         flags.append(f.gcc_flag)
     if too_new:

@@ -23,6 +23,7 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import quote
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -128,7 +129,7 @@ def _page(title: str, links: list[str]) -> str:
     )
 
 
-def _json(doc: dict) -> str:
+def _json(doc: dict[str, object]) -> str:
     return json.dumps(doc, indent=2, sort_keys=True) + "\n"
 
 
@@ -155,7 +156,8 @@ def render_index(wheels: list[IndexedWheel]) -> dict[str, str]:
     }
     for name in names:
         files = sorted(projects[name], key=lambda w: (w.version, w.filename))
-        links, entries = [], []
+        links: list[str] = []
+        entries: list[dict[str, object]] = []
         for w in files:
             attrs = f'href="{html.escape(wheel_href(w.filename))}#sha256={w.sha256}"'
             if w.requires_python:
@@ -188,7 +190,7 @@ class _Lock:
         self.folder = folder
         self.fd = -1
 
-    def __enter__(self):
+    def __enter__(self) -> _Lock:
         self.fd = os.open(self.folder, os.O_RDONLY)
         deadline = time.monotonic() + LOCK_WAIT_S
         while True:
@@ -201,10 +203,10 @@ class _Lock:
                     raise PublishError(
                         f"another process holds the lock on {self.folder} for "
                         f"over {LOCK_WAIT_S:.0f}s; wait for it and re-run"
-                    )
+                    ) from None
                 time.sleep(0.2)
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         os.close(self.fd)  # closing releases the flock
 
 
@@ -229,7 +231,7 @@ def write_index(folder: Path, tree: dict[str, str]) -> Path:
         try:
             staging = Path(tempfile.mkdtemp(prefix=f".{SIMPLE}-", dir=folder))
         except OSError as exc:
-            raise io_error(folder, exc, "cannot be written")
+            raise io_error(folder, exc, "cannot be written") from exc
         try:
             # mkdtemp makes 0700; a static server usually runs as another user.
             staging.chmod(0o755)
@@ -260,7 +262,17 @@ def write_index(folder: Path, tree: dict[str, str]) -> Path:
     return link
 
 
-def build_index(folder: Path) -> dict:
+class IndexResult(TypedDict):
+    """What `build_index` returns: where the index is, what it lists, what it skipped."""
+
+    index: str
+    url: str
+    projects: dict[str, list[str]]  # project -> its wheel file names
+    wheels: list[dict[str, object]]
+    skipped: list[dict[str, str]]
+
+
+def build_index(folder: Path) -> IndexResult:
     """Scan folder's wheels and (re)write folder/simple; return what was indexed."""
     if not folder.is_dir():
         raise ConfigError(

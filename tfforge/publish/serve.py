@@ -30,7 +30,9 @@ def load_htpasswd(path: Path) -> Path:
     try:
         users = HtpasswdFile(str(path)).users()
     except (ValueError, OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"htpasswd file {str(path)!r} is not readable ({exc}); recreate it")
+        raise ConfigError(
+            f"htpasswd file {str(path)!r} is not readable ({exc}); recreate it"
+        ) from exc
     if not users:
         raise ConfigError(
             f"htpasswd file {str(path)!r} has no users; add one (README, section publish)"
@@ -68,10 +70,10 @@ def check_port(port: int, where: str = "--port") -> None:
             sock.bind((LOOPBACK, port))
         except OSError as exc:
             why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc})"
-            raise ConfigError(f"port {port} on {LOOPBACK} {why}; pick another with --port")
+            raise ConfigError(f"port {port} on {LOOPBACK} {why}; pick another with --port") from exc
 
 
-def wait_listening(proc: subprocess.Popen, port: int, timeout_s: float = 30.0) -> None:
+def wait_listening(proc: subprocess.Popen[bytes], port: int, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -87,7 +89,7 @@ def wait_listening(proc: subprocess.Popen, port: int, timeout_s: float = 30.0) -
     raise PublishError(f"pypiserver did not listen on {LOOPBACK}:{port} within {timeout_s:.0f}s")
 
 
-def stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         proc.terminate()
         try:

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import html
 import io
 import logging
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NotRequired, TypedDict
 from urllib.parse import quote, quote_plus, urlsplit
 
 from tfforge.errors import ConfigError, Interrupted, PublishError, TfforgeError, VerifyError
@@ -88,7 +90,7 @@ def repository_url(url: str | None, where: str = "--repository") -> str:
     except ValueError as exc:
         raise ConfigError(
             f"{where} {url!r} is not a valid URL ({exc}); write it like http://127.0.0.1:8080/"
-        )
+        ) from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             f"{where} {url!r} is not an http(s) URL; write it like "
@@ -244,12 +246,14 @@ def explain(
 
 
 @contextlib.contextmanager
-def _quiet_twine(show_progress: bool):
+def _quiet_twine(show_progress: bool) -> Iterator[None]:
     """Keep twine's log lines and prints away from the user (they are replaced by ours)."""
     twine_log = logging.getLogger("twine")
     saved = (twine_log.handlers[:], twine_log.propagate)
     twine_log.handlers, twine_log.propagate = [logging.NullHandler()], False
-    sink = contextlib.nullcontext() if show_progress else contextlib.redirect_stdout(io.StringIO())
+    sink: contextlib.AbstractContextManager[object] = (
+        contextlib.nullcontext() if show_progress else contextlib.redirect_stdout(io.StringIO())
+    )
     try:
         with sink:
             yield
@@ -271,16 +275,16 @@ def _upload_one(path: Path, url: str, creds: Credentials, show_progress: bool) -
     upload(settings, [str(path)])
 
 
-def _run_with_timeout(fn, timeout_s: float) -> None:
+def _run_with_timeout(fn: Callable[[], None], timeout_s: float) -> None:
     """fn() in a daemon thread; the main thread stays free for Ctrl-C and the deadline.
 
     A thread that is still blocked when we give up dies with the process."""
     failure: list[BaseException] = []
 
-    def target():
+    def target() -> None:
         try:
             fn()
-        except BaseException as exc:  # handed to the main thread, which decides
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which decides
             failure.append(exc)
 
     worker = threading.Thread(target=target, name="twine-upload", daemon=True)
@@ -290,6 +294,16 @@ def _run_with_timeout(fn, timeout_s: float) -> None:
         raise TimeoutError
     if failure:
         raise failure[0]
+
+
+class Uploaded(TypedDict):
+    """One wheel as `publish` reports it."""
+
+    file: str
+    sha256: str
+    size: int
+    status: NotRequired[str]  # "uploaded" | "skipped"
+    seconds: NotRequired[float]
 
 
 def size_text(n: int) -> str:
@@ -304,36 +318,42 @@ def publish(
     skip_existing: bool = False,
     timeout_s: float = 3600.0,
     show_progress: bool = False,
-) -> list[dict]:
+) -> list[Uploaded]:
     """Upload each wheel in turn; one TfforgeError names the first failure."""
-    results: list[dict] = []
+    results: list[Uploaded] = []
     done: list[str] = []
     for path in paths:
-        entry = {"file": path.name, "sha256": sha256_file(path), "size": path.stat().st_size}
+        entry: Uploaded = {
+            "file": path.name,
+            "sha256": sha256_file(path),
+            "size": path.stat().st_size,
+        }
         logger.info(f"uploading {path.name} ({size_text(entry['size'])}) to {url}")
         started = time.monotonic()
         try:
             with _quiet_twine(show_progress):
-                _run_with_timeout(lambda: _upload_one(path, url, creds, show_progress), timeout_s)
+                _run_with_timeout(
+                    functools.partial(_upload_one, path, url, creds, show_progress), timeout_s
+                )
         except KeyboardInterrupt:
             raise Interrupted(
                 f"upload of {path.name} to {url} interrupted; nothing changed "
                 "locally; the index may hold a partial file, check it before "
                 "re-running" + (f" (uploaded before it: {', '.join(done)})" if done else "")
-            )
+            ) from None
         except TimeoutError:
             raise PublishError(
                 f"upload of {path.name} to {url} did not finish within "
                 f"{timeout_s:.0f}s (--timeout); check the index, then re-run"
-            )
-        except Exception as exc:
+            ) from None
+        except Exception as exc:  # noqa: BLE001 - twine, requests, keyring: explain() names each
             if not (skip_existing and _is_conflict_error(exc)):
                 raise explain(exc, path.name, url, creds, done) from None
-            entry.update(status="skipped", seconds=round(time.monotonic() - started, 2))
+            entry["status"], entry["seconds"] = "skipped", round(time.monotonic() - started, 2)
             logger.warning(f"{path.name} is already on {url}; skipped (--skip-existing)")
             results.append(entry)
             continue
-        entry.update(status="uploaded", seconds=round(time.monotonic() - started, 2))
+        entry["status"], entry["seconds"] = "uploaded", round(time.monotonic() - started, 2)
         done.append(path.name)
         results.append(entry)
     return results

@@ -3,38 +3,45 @@
 Each wheel gets its own cached venv (runtime/venvs.py); each configuration runs in its own
 process (runtime/g2p/runner.py): warm-up passes, then timed passes over the same words. A row
 reports the median words/s with min and max, and is checked against the golden phonemes.
-Outputs: bench.json, bench.md (table with speedup against a named baseline row), bench.png.
+Outputs: bench.json, bench.md (table with speedup against a named baseline row), bench.png
+(runtime/bench_report.py).
 """
 
 from __future__ import annotations
 
+import glob
 import itertools
-import json
 import os
 import platform
 import statistics
+import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Protocol, TypeVar
 
 from tfforge import __version__
 from tfforge.errors import ConfigError, TfforgeError
-from tfforge.files import expand, io_error
-from tfforge.paths import folder, project_root
+from tfforge.files import JsonDoc, expand
+from tfforge.paths import project_root
 from tfforge.runtime import g2p, venvs
 from tfforge.runtime.g2p import MODES
 from tfforge.runtime.probe import TfPython, explain_failure, probe_tensorflow, run_script
 from tfforge.runtime.smoke import compare, single_thread_env
+
+T = TypeVar("T")
+Golden = list[tuple[str, list[str]]]  # (word, phonemes) pairs
+Axis = str | Sequence[object] | None  # a comma list, a sequence of values, or None for all
 
 THREADS = ("default", "1")  # TensorFlow's defaults; intra=inter=1 with OMP_NUM_THREADS=1
 ONEDNN = ("0", "1")  # TF_ENABLE_ONEDNN_OPTS
 BATCHES = (1, 64)
 REFERENCE = "g2p-en-numpy"
 # --quick: small and fast, for tests and a first look; explicit options still win.
-QUICK = {
+QUICK: dict[str, tuple[str, ...] | tuple[int, ...] | int] = {
     "threads": ("1",),
     "onednn": ("0", "1"),
     "modes": ("graph", "frozen"),
@@ -93,23 +100,40 @@ class Row:
     error: str | None = None
 
 
+class Steps(Protocol):
+    """The step display `run` reports to (console.Progress is one)."""
+
+    def step(self, text: str) -> None: ...
+    def done(self, line: str) -> None: ...
+    def __enter__(self) -> Steps: ...
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+class StepsFactory(Protocol):
+    """Makes the step display of one job: `progress(title, total=N)`."""
+
+    def __call__(self, title: str, total: int | None = None) -> Steps: ...
+
+
 def _choices(
     name: str,
-    given: str | tuple | list | None,
-    allowed: tuple,
-    fallback: tuple,
-    convert: Callable = str,
-) -> tuple:
+    given: Axis,
+    allowed: tuple[T, ...],
+    fallback: tuple[T, ...],
+    convert: Callable[[str], T],
+) -> tuple[T, ...]:
     if given is None or given == "":
         return fallback
     items = given.split(",") if isinstance(given, str) else list(given)
-    values = []
+    values: list[T] = []
     for item in (str(i).strip() for i in items):
         try:
-            value = convert(item)
+            value: T | None = convert(item)
         except ValueError:
             value = None
-        if value not in allowed:
+        if value is None or value not in allowed:
             raise ConfigError(f"--{name} {item!r} is not one of {', '.join(map(str, allowed))}")
         if value not in values:
             values.append(value)
@@ -119,10 +143,10 @@ def _choices(
 def make_plan(
     specs: list[str],
     *,
-    threads=None,
-    onednn=None,
-    modes=None,
-    batches=None,
+    threads: Axis = None,
+    onednn: Axis = None,
+    modes: Axis = None,
+    batches: Axis = None,
     warmup: int = 1,
     repeat: int = 5,
     words: int = 1024,
@@ -140,9 +164,9 @@ def make_plan(
     batch_choices = tuple(sorted(set(BATCHES) | {2, 4, 8, 16, 32, 128, 256}))
     plan = Plan(
         specs=tuple(dict.fromkeys(specs)),
-        threads=_choices("threads", threads, THREADS, THREADS),
-        onednn=_choices("onednn", onednn, ONEDNN, ONEDNN),
-        modes=_choices("modes", modes, MODES, MODES),
+        threads=_choices("threads", threads, THREADS, THREADS, str),
+        onednn=_choices("onednn", onednn, ONEDNN, ONEDNN, str),
+        modes=_choices("modes", modes, MODES, MODES, str),
         batches=_choices("batches", batches, batch_choices, BATCHES, int),
         warmup=warmup,
         repeat=repeat,
@@ -214,9 +238,7 @@ def reference_row() -> Row:
     return Row(REFERENCE, REFERENCE, "1", "-", "numpy", 1)
 
 
-def run_config(
-    row: Row, target: TfPython, plan: Plan, words_file: Path, golden: list[tuple[str, list[str]]]
-) -> Row:
+def run_config(row: Row, target: TfPython, plan: Plan, words_file: Path, golden: Golden) -> Row:
     """Fill a configuration's row (config_row) from the runner; TfforgeError on a timeout."""
     args = [
         str(g2p.RUNNER),
@@ -237,7 +259,7 @@ def run_config(
     return _fill(row, proc, doc, golden)
 
 
-def run_reference(row: Row, plan: Plan, words_file: Path, golden) -> Row:
+def run_reference(row: Row, plan: Plan, words_file: Path, golden: Golden) -> Row:
     """Fill the reference row (reference_row); TfforgeError on a timeout or a failed venv."""
     python = venvs.venv_python(None, requirements=g2p.REFERENCE_REQUIREMENTS)
     target = TfPython(python, None)
@@ -254,7 +276,7 @@ def run_reference(row: Row, plan: Plan, words_file: Path, golden) -> Row:
     return _fill(row, proc, doc, golden)
 
 
-def _measure(row: Row, fill: Callable[..., Row], *args) -> Row:
+def _measure(row: Row, fill: Callable[..., Row], *args: object) -> Row:
     """fill(row, *args); its TfforgeError (a timeout, a venv that would not build) becomes the
     row's error, so the other rows still run."""
     try:
@@ -264,7 +286,9 @@ def _measure(row: Row, fill: Callable[..., Row], *args) -> Row:
         return row
 
 
-def _fill(row: Row, proc, doc: dict | None, golden) -> Row:
+def _fill(
+    row: Row, proc: subprocess.CompletedProcess[str], doc: JsonDoc | None, golden: Golden
+) -> Row:
     """The row's timings and golden mismatches from a runner's JSON, or its failure."""
     if proc.returncode != 0 or doc is None or "times_s" not in doc:
         row.error = explain_failure(proc, doc)
@@ -280,11 +304,11 @@ def add_speedups(rows: list[Row], baseline: str) -> None:
     base = {r.batch: r for r in rows if r.key == baseline and r.words_per_s}
     for r in rows:
         ref = base.get(r.batch) or (next(iter(base.values())) if len(base) == 1 else None)
-        if r.words_per_s and ref:
+        if r.words_per_s and ref and ref.words_per_s:
             r.speedup = r.words_per_s["median"] / ref.words_per_s["median"]
 
 
-def machine() -> dict:
+def machine() -> dict[str, object]:
     model = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -304,23 +328,23 @@ def machine() -> dict:
 
 def _done_line(row: Row) -> str:
     name = f"{row.key} batch {row.batch}"
-    if row.error:
-        return f"{name}: FAILED: {row.error}"
     w = row.words_per_s
+    if row.error or w is None:
+        return f"{name}: FAILED: {row.error}"
     check = "" if not row.mismatches else f" ({row.mismatches} words differ from golden!)"
     return f"{name}: {w['median']:,.0f} words/s (min {w['min']:,.0f}, max {w['max']:,.0f}){check}"
 
 
-def run(plan: Plan, progress: Callable[..., Any]) -> dict:
+def run(plan: Plan, progress: StepsFactory) -> JsonDoc:
     """Run the whole matrix; returns the results document (also when rows failed).
 
     `progress(title, total=N)` makes the step display (console.Progress: a context manager with
     step(text) and done(line)); Ctrl-C stops the matrix and marks the document interrupted."""
     golden = list(plan.golden[: plan.words])
     targets: dict[str, TfPython] = {}
-    wheels: list[dict] = []
+    wheels: list[dict[str, object]] = []
     # Every spec is checked (and downloaded) before any venv is built: bad input fails fast.
-    resolved = {}
+    resolved: dict[str, Path] = {}
     for spec in plan.specs:
         wheel = venvs.wheel_from_spec(spec)
         resolved.setdefault(wheel_label(wheel), wheel)
@@ -350,7 +374,7 @@ def run(plan: Plan, progress: Callable[..., Any]) -> dict:
             }
         )
     rows: list[Row] = []
-    doc = {
+    doc: JsonDoc = {
         "tfforge": __version__,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": machine(),
@@ -389,174 +413,9 @@ def run(plan: Plan, progress: Callable[..., Any]) -> dict:
     return doc
 
 
-def markdown(doc: dict) -> str:
-    m = doc["machine"]
-    lines = [
-        f"g2p benchmark: {doc['words']} words, {doc['warmup']} warm-up + {doc['repeat']} "
-        f"timed passes per row, each row in its own process; {m['cpu']}, {m['cores']} "
-        f"cores; speedup against `{doc['baseline']}`"
-        + (" (one word per call)." if doc["baseline"] == REFERENCE else " at the same batch size."),
-        "",
-        "| wheel | threads | oneDNN | mode | batch | words/s (median) | min | max | "
-        "speedup | golden |",
-        "|---|---|---|---|---:|---:|---:|---:|---:|---|",
-    ]
-    for r in doc["rows"]:
-        w = r["words_per_s"]
-        nums = (
-            [f"{w['median']:,.0f}", f"{w['min']:,.0f}", f"{w['max']:,.0f}"]
-            if w
-            else ["-", "-", "-"]
-        )
-        speed = f"{r['speedup']:.2f}x" if r["speedup"] is not None else "-"
-        if r["key"] == doc["baseline"]:
-            speed = f"**{speed}** (baseline)"
-        check = (
-            "error: " + r["error"].replace("|", "/")
-            if r["error"]
-            else "ok"
-            if not r["mismatches"]
-            else f"{r['mismatches']} differ"
-        )
-        threads = "1 (+OMP=1)" if r["threads"] == "1" else r["threads"]
-        lines.append(
-            f"| {r['wheel']} | {threads} | {r['onednn']} | {r['mode']} | "
-            f"{r['batch']} | " + " | ".join(nums) + f" | {speed} | {check} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def side_by_side(doc: dict) -> str:
-    """One line per configuration, one column per wheel: median words/s (speedup)."""
-    rows = [r for r in doc["rows"] if r["key"] != REFERENCE]
-    wheels = list(dict.fromkeys(r["wheel"] for r in rows))
-    if len(wheels) < 2:
-        return ""
-    cells: dict[tuple, dict[str, str]] = {}
-    for r in rows:
-        setting = (r["batch"], r["threads"], r["onednn"], r["mode"])
-        w = r["words_per_s"]
-        text = "failed" if r["error"] else f"{w['median']:,.0f}"
-        if w and r["speedup"] is not None:
-            text += f" ({r['speedup']:.2f}x)"
-        if r["mismatches"]:
-            text += " MISMATCH"
-        cells.setdefault(setting, {})[r["wheel"]] = text
-    lines = [
-        "| batch | threads | oneDNN | mode | " + " | ".join(wheels) + " |",
-        "|---:|---|---|---|" + "---:|" * len(wheels),
-    ]
-    order = sorted(
-        cells,
-        key=lambda k: (
-            k[0],
-            THREADS.index(k[1]) if k[1] in THREADS else 9,
-            k[2],
-            MODES.index(k[3]) if k[3] in MODES else 9,
-        ),
-    )
-    for batch, threads, onednn, mode in order:
-        by_wheel = cells[(batch, threads, onednn, mode)]
-        lines.append(
-            f"| {batch} | {threads} | {onednn} | {mode} | "
-            + " | ".join(by_wheel.get(w, "-") for w in wheels)
-            + " |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def chart(doc: dict, path: Path) -> None:
-    """Horizontal bars of median words/s (min-max whiskers), one panel per batch size."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in doc["rows"] if r["words_per_s"]]
-    measured = [r for r in rows if r["key"] != REFERENCE]
-    batches = sorted({r["batch"] for r in measured or rows}) or [1]
-    wheels = list(dict.fromkeys(r["wheel"] for r in rows))
-    colours = {w: plt.cm.tab10(i % 10) for i, w in enumerate(wheels)}
-    # The numpy reference (one word per call) is the yardstick in every panel.
-    per = [[r for r in rows if r["batch"] == b or r["key"] == REFERENCE] for b in batches]
-    height = max(3.0, 0.28 * max(len(p) for p in per) + 1.5)
-    fig, axes = plt.subplots(1, len(batches), figsize=(9 * len(batches), height), squeeze=False)
-    for ax, batch, group in zip(axes[0], batches, per):
-        labels = [
-            r["wheel"]
-            if r["key"] == REFERENCE
-            else f"{r['wheel']} | threads={r['threads']} oneDNN={r['onednn']} {r['mode']}"
-            for r in group
-        ]
-        med = [r["words_per_s"]["median"] for r in group]
-        lo = [r["words_per_s"]["median"] - r["words_per_s"]["min"] for r in group]
-        hi = [r["words_per_s"]["max"] - r["words_per_s"]["median"] for r in group]
-        y = list(range(len(group)))[::-1]
-        ax.barh(
-            y,
-            med,
-            xerr=[lo, hi],
-            color=[colours[r["wheel"]] for r in group],
-            edgecolor=["black" if r["key"] == doc["baseline"] else "none" for r in group],
-            capsize=2,
-        )
-        for yi, r in zip(y, group):
-            if r["speedup"] is not None:
-                ax.text(
-                    r["words_per_s"]["max"], yi, f" {r['speedup']:.2f}x", va="center", fontsize=7
-                )
-        ax.set_yticks(y)
-        ax.set_yticklabels(labels, fontsize=7)
-        ax.set_xlabel("words/s (median; whiskers: min-max)")
-        ax.set_title(f"batch {batch}")
-        ax.margins(x=0.15)
-    fig.suptitle(
-        f"g2p on {doc['machine']['cpu']} ({doc['machine']['cores']} cores); "
-        f"speedup vs {doc['baseline']}",
-        fontsize=9,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110, format="png")
-    plt.close(fig)
-
-
-def write_outputs(doc: dict, out_dir: Path, stem: str = "bench") -> dict[str, Path]:
-    """bench.json, bench.md, bench.png, each written to a temp name and renamed into place;
-    on a failure (a full disk) no temp file stays and the earlier results stay whole."""
-    folder(out_dir, "bench folder", create=True)
-    paths = {
-        "json": out_dir / f"{stem}.json",
-        "markdown": out_dir / f"{stem}.md",
-        "chart": out_dir / f"{stem}.png",
-    }
-    tmp = {k: p.with_name(p.name + ".tmp") for k, p in paths.items()}
-    try:
-        tmp["json"].write_text(json.dumps(doc, indent=2) + "\n")
-        pivot = side_by_side(doc)
-        tmp["markdown"].write_text(
-            markdown(doc)
-            + (
-                "\nSide by side: median words/s (speedup against the baseline)\n\n" + pivot
-                if pivot
-                else ""
-            )
-        )
-        chart(doc, tmp["chart"])
-        for k, p in paths.items():
-            os.replace(tmp[k], p)
-    except OSError as exc:
-        raise io_error(out_dir, exc, "cannot be written")
-    finally:
-        for t in tmp.values():
-            t.unlink(missing_ok=True)
-    return paths
-
-
 def expand_specs(specs: list[str]) -> list[str]:
     """Comma-separated lists and globs (wheels/*.whl) into single wheel specs."""
-    import glob
-
-    result = []
+    result: list[str] = []
     for spec in (s.strip() for item in specs for s in item.split(",")):
         if not spec:
             continue

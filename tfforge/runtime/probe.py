@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfforge.errors import ConfigError, TfforgeError, VerifyError
+from tfforge.files import JsonDoc
 
 TFPROBE = Path(__file__).resolve().parent / "tfprobe.py"
 # cpu_feature_guard.cc aborts with this when the binary's baseline ISA is missing.
@@ -42,7 +43,7 @@ def current() -> TfPython:
 
 def run_script(
     tf: TfPython, args: list[str], env: Mapping[str, str] | None, timeout: float
-) -> tuple[subprocess.CompletedProcess, dict | None]:
+) -> tuple[subprocess.CompletedProcess[str], JsonDoc | None]:
     """Run a standalone script with tf's python; (process, its last JSON line or None)."""
     cmd = [str(tf.python), *args]
     try:
@@ -57,7 +58,7 @@ def run_script(
         raise TfforgeError(
             f"{Path(args[0]).name} with {tf.name} did not finish in "
             f"{timeout:.0f} s (raise --timeout)"
-        )
+        ) from None
     doc = None
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if lines:
@@ -68,9 +69,9 @@ def run_script(
     return proc, doc
 
 
-def explain_failure(proc: subprocess.CompletedProcess, doc: dict | None) -> str:
+def explain_failure(proc: subprocess.CompletedProcess[str], doc: JsonDoc | None) -> str:
     """One line saying why TensorFlow did not import/run, and whether the CPU is the cause."""
-    text = (proc.stderr or "") + "\n" + (doc or {}).get("traceback", "")
+    text = (proc.stderr or "") + "\n" + str((doc or {}).get("traceback", ""))
     guard = _GUARD.search(text)
     if guard:
         return (
@@ -91,7 +92,7 @@ def explain_failure(proc: subprocess.CompletedProcess, doc: dict | None) -> str:
     return (errors or lines or [f"exit code {proc.returncode}"])[-1]
 
 
-def probe_tensorflow(tf: TfPython, env: Mapping[str, str] | None, timeout: float) -> dict:
+def probe_tensorflow(tf: TfPython, env: Mapping[str, str] | None, timeout: float) -> JsonDoc:
     """tfprobe's JSON (version, build info, oneDNN/MKL, unused CPU features).
 
     Raises ConfigError when this interpreter has no TensorFlow, VerifyError when TensorFlow

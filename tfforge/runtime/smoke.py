@@ -13,10 +13,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tfforge.errors import VerifyError
+from tfforge.files import JsonDoc
 from tfforge.runtime import g2p, probe, venvs
 from tfforge.runtime.probe import TfPython
+
+if TYPE_CHECKING:  # verify is loaded only when a wheel is given
+    from tfforge.verify.verdict import HostVerdict
 
 CURRENT = "current"  # the wheel spec meaning: this interpreter's TensorFlow
 
@@ -41,9 +46,16 @@ def single_thread_env() -> dict[str, str]:
 
 
 def compare(golden: list[tuple[str, list[str]]], predictions: list[list[str]]) -> list[Mismatch]:
+    """The golden words whose prediction differs, in order; VerifyError when the runner gave
+    another number of predictions than there are words (nothing can be matched then)."""
+    if len(predictions) != len(golden):
+        raise VerifyError(
+            f"the g2p runner returned {len(predictions)} predictions for {len(golden)} words; "
+            "its output does not line up with the golden file"
+        )
     return [
         Mismatch(word, tuple(want), tuple(got))
-        for (word, want), got in zip(golden, predictions)
+        for (word, want), got in zip(golden, predictions, strict=True)
         if list(want) != list(got)
     ]
 
@@ -57,7 +69,7 @@ def smoke(
     repeat: int,
     timeout: float,
     status: Callable[[str], None] = lambda line: None,
-) -> dict:
+) -> JsonDoc:
     """The smoke result document (`ok` False when words differ); VerifyError when TensorFlow
     does not import or the runner fails. `status` receives progress lines."""
     pairs = g2p.read_golden(golden)
@@ -145,7 +157,7 @@ def smoke(
     }
 
 
-def _static_verdict(tf_python: TfPython, status: Callable[[str], None]):
+def _static_verdict(tf_python: TfPython, status: Callable[[str], None]) -> HostVerdict | None:
     """verify's static verdict for this host (cached scan), or None without a wheel."""
     if tf_python.wheel is None:
         return None

@@ -11,12 +11,17 @@ import os
 import re
 import sys
 import tempfile
+from collections.abc import Callable
+from types import ModuleType
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _UNUSED = re.compile(r"To enable the following instructions: ([A-Z0-9_ ]+?)[,.]? in ")
 _MISSING = re.compile(r"instructions, but these are not available on your machine: ([A-Z0-9_ ]+)")
 
 
-def _capture_fd2(fn):
+def _capture_fd2(fn: Callable[[], T]) -> tuple[T, str]:
     """Run fn with fd 2 redirected to a temp file; return (result, captured text)."""
     sys.stderr.flush()
     saved = os.dup(2)
@@ -32,37 +37,38 @@ def _capture_fd2(fn):
         return result, tmp.read().decode("utf-8", "replace")
 
 
-def _load():
+def _load() -> ModuleType:
     import tensorflow as tf
 
     tf.constant([1.0, 2.0]) * 2.0  # the unused-features notice is logged on first op
-    return tf
+    module: ModuleType = tf  # tensorflow ships no stubs: typed as a module here
+    return module
 
 
-def probe():
+def probe() -> dict[str, object]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
     try:
         tf, log = _capture_fd2(_load)
     except ImportError as exc:
         return {"installed": False, "error": f"{exc.__class__.__name__}: {exc}"}
-    doc = {
+    doc: dict[str, object] = {
         "installed": True,
         "version": tf.__version__,
         "python": sys.version.split()[0],
-        "path": os.path.dirname(tf.__file__),
+        "path": os.path.dirname(tf.__file__ or ""),
     }
     try:
         info = dict(tf.sysconfig.get_build_info())
         doc["build_info"] = {
             k: v if isinstance(v, (str, int, float, bool)) else str(v) for k, v in info.items()
         }
-    except Exception as exc:  # old or unusual builds; report, do not fail the probe
+    except Exception as exc:  # noqa: BLE001 - old or unusual builds: reported, the probe goes on
         doc["build_info"] = {"error": str(exc)}
     try:
         from tensorflow.python.util import _pywrap_util_port as port
 
         doc["mkl_enabled"] = bool(port.IsMklEnabled())
-    except Exception:
+    except Exception:  # noqa: BLE001 - a private module: absent or changed means "unknown"
         doc["mkl_enabled"] = None
     onednn_env = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
     doc["onednn_env"] = onednn_env

@@ -100,7 +100,7 @@ def check_installable(wheel: Path) -> tuple[str, Version]:
         raise ConfigError(
             f"{wheel.name!r} is not a wheel file name ({exc}); "
             "pass a .whl file as pip and PyPI name them"
-        )
+        ) from exc
     supported = set(sys_tags())
     if not tags & supported:
         here = f"CPython {sys.version_info.major}.{sys.version_info.minor}"
@@ -118,7 +118,7 @@ def plan(wheel: Path | None, requirements: tuple[str, ...] = ()) -> VenvPlan:
         try:
             Requirement(req)
         except InvalidRequirement as exc:
-            raise ConfigError(f"{req!r} is not a requirement string ({exc})")
+            raise ConfigError(f"{req!r} is not a requirement string ({exc})") from exc
     interpreter = {"python": sys.version, "executable": os.path.realpath(sys.executable)}
     if wheel is None:
         key = hashlib.sha256(json.dumps([interpreter, list(requirements)]).encode()).hexdigest()

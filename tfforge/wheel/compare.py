@@ -13,6 +13,7 @@ import subprocess
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from tfforge.errors import BuildError
 from tfforge.files import sha256_file
@@ -39,16 +40,25 @@ class Member:
             return "only in original"
         return "same" if self.original == self.rebuild else "differs"
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {**asdict(self), "status": self.status}
+
+
+class Comparison(TypedDict):
+    """What `compare` finds: the two sha256, the members that differ, zip-level differences."""
+
+    identical: bool
+    sha256: dict[str, str]  # "original", "rebuild"
+    differing: list[dict[str, object]]  # Member.as_dict of each member not the same
+    zip: list[str]
 
 
 def _digests(path: Path) -> dict[str, tuple[str, int]]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise BuildError(f"{path} is not a readable wheel ({exc})")
-    out = {}
+        raise BuildError(f"{path} is not a readable wheel ({exc})") from exc
+    out: dict[str, tuple[str, int]] = {}
     with archive:
         for info in archive.infolist():
             digest, size = hashlib.sha256(), 0
@@ -118,7 +128,7 @@ def diffoscope(first: Path, second: Path) -> str | None:
     return text[:DIFFOSCOPE_MAX_CHARS]
 
 
-def compare(first: Path, second: Path) -> dict:
+def compare(first: Path, second: Path) -> Comparison:
     """{"identical", "sha256" {original, rebuild}, "differing" members, "zip" differences}."""
     sha_a, sha_b = sha256_file(first), sha256_file(second)
     if sha_a == sha_b:

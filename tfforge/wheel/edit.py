@@ -35,7 +35,9 @@ def labelled_version(version: str, label: str) -> Version:
     try:
         base = Version(version)
     except InvalidVersion:
-        raise BuildError(f"wheel version {version!r} is not PEP 440; check the wheel target")
+        raise BuildError(
+            f"wheel version {version!r} is not PEP 440; check the wheel target"
+        ) from None
     if not label:
         return base
     local = f"{base.local}.{label}" if base.local else label
@@ -45,11 +47,14 @@ def labelled_version(version: str, label: str) -> Version:
         raise ConfigError(
             f"local version label {label!r} is not valid PEP 440 (letters, "
             f"digits and dots); fix derived.local_version in build.json"
-        )
+        ) from None
 
 
 def _rewrite_metadata(data: bytes, version: str) -> bytes:
-    """Replace the Version header (headers end at the first blank line)."""
+    """Replace the Version header (headers end at the first blank line).
+
+    Hand-written: only that line may change. packaging.metadata parses METADATA but writes no
+    byte-for-byte copy, and email's generator re-folds headers."""
     lines = data.decode("utf-8").split("\n")
     for index, line in enumerate(lines):
         if not line.strip():
@@ -68,7 +73,9 @@ def _zip_info(name: str, source: zipfile.ZipInfo | None = None) -> zipfile.ZipIn
     return info
 
 
-def finalize(raw: Path, out_dir: Path, *, local_version: str, provenance: Mapping) -> Path:
+def finalize(
+    raw: Path, out_dir: Path, *, local_version: str, provenance: Mapping[str, object]
+) -> Path:
     """Write the finalized wheel into out_dir and return its path (see module docstring).
 
     Raises BuildError when the raw wheel is inconsistent (bad name, unsafe paths, a member whose
@@ -78,7 +85,7 @@ def finalize(raw: Path, out_dir: Path, *, local_version: str, provenance: Mappin
     try:
         parse_wheel_filename(raw.name)
     except InvalidWheelFilename as exc:
-        raise BuildError(f"built wheel name {raw.name!r} is invalid ({exc})")
+        raise BuildError(f"built wheel name {raw.name!r} is invalid ({exc})") from exc
     dist, old_version, rest = raw.name[: -len(".whl")].split("-", 2)
     new_version = str(labelled_version(old_version, local_version))
     old_info, new_info = f"{dist}-{old_version}.dist-info", f"{dist}-{new_version}.dist-info"
@@ -93,7 +100,7 @@ def finalize(raw: Path, out_dir: Path, *, local_version: str, provenance: Mappin
     try:
         archive = zipfile.ZipFile(raw)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise BuildError(f"built wheel {raw.name} is not a readable zip ({exc})")
+        raise BuildError(f"built wheel {raw.name} is not a readable zip ({exc})") from exc
     tmp = final.with_name(f".{final.name}.tmp")
     try:
         with archive:
@@ -166,7 +173,9 @@ def finalize(raw: Path, out_dir: Path, *, local_version: str, provenance: Mappin
     return final
 
 
-def _check(name: str, digest, size: int, listed: Mapping[str, tuple[str, str]]) -> None:
+def _check(
+    name: str, digest: hashlib._Hash, size: int, listed: Mapping[str, tuple[str, str]]
+) -> None:
     """A member must match its RECORD line where that line has a hash."""
     want_hash, want_size = listed[name]
     if want_hash and (want_hash != record_digest(digest) or (want_size and int(want_size) != size)):

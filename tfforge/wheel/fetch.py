@@ -20,7 +20,7 @@ def _pinned(requirement: str) -> Requirement:
         raise ConfigError(
             f"{requirement!r} is not a requirement string ({exc}); "
             "write it like tensorflow-cpu==2.21.0"
-        )
+        ) from exc
     pins = [s for s in req.specifier if s.operator == "=="]
     if len(pins) != 1 or req.url or req.extras:
         raise ConfigError(f"{requirement!r} must pin one exact version, like {req.name}==2.21.0")
@@ -33,11 +33,15 @@ def cached_wheel(requirement: str, *, python_version: str | None = None) -> Path
     version = next(iter(req.specifier)).version
     for path in sorted(cache_dir("pypi").glob("*.whl")):
         name, ver, _, tags = parse_wheel_filename(path.name)
-        if canonicalize_name(name) == canonicalize_name(req.name) and str(ver) == version:
-            if python_version is None or any(
-                t.interpreter == "cp" + python_version.replace(".", "") for t in tags
-            ):
-                return path
+        if (
+            canonicalize_name(name) == canonicalize_name(req.name)
+            and str(ver) == version
+            and (
+                python_version is None
+                or any(t.interpreter == "cp" + python_version.replace(".", "") for t in tags)
+            )
+        ):
+            return path
     return None
 
 

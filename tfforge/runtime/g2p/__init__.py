@@ -27,7 +27,9 @@ def read_golden(path: Path = GOLDEN) -> list[tuple[str, list[str]]]:
     try:
         text = read_user_text(path)
     except ConfigError as exc:
-        raise ConfigError(f"golden file: {exc}; pass a text file of `word<TAB>phonemes` lines")
+        raise ConfigError(
+            f"golden file: {exc}; pass a text file of `word<TAB>phonemes` lines"
+        ) from exc
     pairs = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):

@@ -19,9 +19,16 @@ import json
 import platform
 import sys
 import time
+from typing import Protocol
 
 
-def load_g2p():
+class Predictor(Protocol):
+    """g2p-en's G2p as used here: one word in, its phonemes out."""
+
+    def predict(self, word: str) -> list[str]: ...
+
+
+def load_g2p() -> tuple[Predictor, str]:
     import nltk
 
     nltk.download = lambda *args, **kwargs: False  # offline: g2p_en's import-time downloads
@@ -31,7 +38,7 @@ def load_g2p():
 
     class NoDictionary:
         @staticmethod
-        def dict():
+        def dict() -> dict[str, list[list[str]]]:
             return {}
 
     g2p_module.cmudict = NoDictionary  # G2p() loads it; predict() never reads it
@@ -56,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     predictions = None
     for _ in range(args.warmup):
         predictions = [model.predict(w) for w in words]
-    times = []
+    times: list[float] = []
     for _ in range(args.repeat):
         start = time.perf_counter()
         predictions = [model.predict(w) for w in words]

@@ -20,6 +20,13 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+# What TensorFlow and numpy make (tensors, arrays, GraphDefs, sessions): tensorflow ships no type
+# stubs and is never installed where tfforge is type-checked, so these are typed as Any.
+TfValue = Any
 
 MODES = ("eager", "graph", "frozen", "xla")
 MAX_STEPS = 20  # g2p-en's decoder stops after 20 phonemes
@@ -30,7 +37,7 @@ WEIGHTS = ("enc_table", "enc_w_hh", "enc_b_hh", "dec_table", "dec_w_hh", "dec_b_
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def _gru(tf, x_proj, h, w_hh, b_hh):
+def _gru(tf: ModuleType, x_proj: TfValue, h: TfValue, w_hh: TfValue, b_hh: TfValue) -> TfValue:
     """One GRU step as g2p-en computes it; x_proj = x @ w_ih.T + b_ih, w_hh stored transposed."""
     hidden = w_hh.shape[0]
     hh = tf.matmul(h, w_hh) + b_hh
@@ -41,7 +48,7 @@ def _gru(tf, x_proj, h, w_hh, b_hh):
     return (1 - z) * n + z * h
 
 
-def translate(tf, chars, lengths, w):
+def translate(tf: ModuleType, chars: TfValue, lengths: TfValue, w: dict[str, TfValue]) -> TfValue:
     """Phoneme ids [batch, MAX_STEPS] (NONE after the end) for grapheme ids [batch, time].
 
     chars holds each word's letters then </s>, padded with 0; lengths counts letters + 1.
@@ -50,7 +57,7 @@ def translate(tf, chars, lengths, w):
     batch = tf.shape(chars)[0]
     x = tf.gather(w["enc_table"], tf.transpose(chars))  # [time, batch, 3*hidden]
 
-    def encode(t, h):
+    def encode(t: TfValue, h: TfValue) -> tuple[TfValue, TfValue]:
         h_next = _gru(tf, x[t], h, w["enc_w_hh"], w["enc_b_hh"])
         # Words shorter than the longest in the batch keep their last state.
         return t + 1, tf.where(tf.expand_dims(t < lengths, 1), h_next, h)
@@ -62,7 +69,9 @@ def translate(tf, chars, lengths, w):
 
     positions = tf.range(MAX_STEPS)
 
-    def decode(i, h, prev, done, out):
+    def decode(
+        i: TfValue, h: TfValue, prev: TfValue, done: TfValue, out: TfValue
+    ) -> tuple[TfValue, ...]:
         h = _gru(tf, tf.gather(w["dec_table"], prev), h, w["dec_w_hh"], w["dec_b_hh"])
         pred = tf.argmax(tf.matmul(h, w["fc_w"]) + w["fc_b"], axis=1, output_type=tf.int32)
         done = done | tf.equal(pred, END)
@@ -84,16 +93,16 @@ def translate(tf, chars, lengths, w):
     return out
 
 
-def read_graph(tf, path):
+def read_graph(tf: ModuleType, path: str) -> TfValue:
     graph_def = tf.compat.v1.GraphDef()
     with open(path, "rb") as fh:
         graph_def.ParseFromString(fh.read())
     return graph_def
 
 
-def graph_constants(tf, graph_def):
+def graph_constants(tf: ModuleType, graph_def: TfValue) -> dict[str, TfValue]:
     """The weights and vocabularies stored as Const nodes in the frozen graph."""
-    consts = {}
+    consts: dict[str, TfValue] = {}
     for node in graph_def.node:
         if node.op == "Const" and (node.name in WEIGHTS or node.name.startswith("vocab/")):
             consts[node.name] = tf.make_ndarray(node.attr["value"].tensor)
@@ -108,7 +117,16 @@ def graph_constants(tf, graph_def):
 class Model:
     """The g2p model in one execution mode; call it with (chars, lengths) numpy arrays."""
 
-    def __init__(self, tf, path, mode, intra=None, inter=None):
+    call: Callable[[TfValue, TfValue], TfValue]  # (chars, lengths) -> phoneme ids
+
+    def __init__(
+        self,
+        tf: ModuleType,
+        path: str,
+        mode: str,
+        intra: int | None = None,
+        inter: int | None = None,
+    ) -> None:
         self.graph_def = read_graph(tf, path)
         consts = graph_constants(tf, self.graph_def)
         self.graphemes = [g.decode() for g in consts["vocab/graphemes"]]
@@ -129,7 +147,7 @@ class Model:
             return
         w = {name: tf.constant(consts[name]) for name in WEIGHTS}
 
-        def run(chars, lengths):
+        def run(chars: TfValue, lengths: TfValue) -> TfValue:
             return translate(tf, chars, lengths, w)
 
         if mode == "eager":
@@ -141,7 +159,7 @@ class Model:
         concrete = fn.get_concrete_function()
         self.call = lambda c, n: concrete(tf.constant(c), tf.constant(n)).numpy()
 
-    def encode(self, words, width, np):
+    def encode(self, words: list[str], width: int, np: ModuleType) -> tuple[TfValue, TfValue]:
         index = self.index
         unk = index["<unk>"]
         chars = np.zeros((len(words), width), np.int32)
@@ -152,9 +170,9 @@ class Model:
             lengths[row] = len(ids)
         return chars, lengths
 
-    def predict(self, batches, width, np):
+    def predict(self, batches: list[list[str]], width: int, np: ModuleType) -> list[list[str]]:
         """Phoneme lists for every word, batch by batch (one model call per batch)."""
-        result = []
+        result: list[list[str]] = []
         for words in batches:
             ids = self.call(*self.encode(words, width, np))
             for row in ids.tolist():
@@ -163,7 +181,7 @@ class Model:
         return result
 
 
-def set_threads(tf, args):
+def set_threads(tf: ModuleType, args: argparse.Namespace) -> None:
     """Apply --intra/--inter (when given) to TensorFlow's thread pools."""
     if args.intra is not None:
         tf.config.threading.set_intra_op_parallelism_threads(args.intra)
@@ -171,7 +189,7 @@ def set_threads(tf, args):
         tf.config.threading.set_inter_op_parallelism_threads(args.inter)
 
 
-def peak(args, n=1024, calls=8, repeat=5):
+def peak(args: argparse.Namespace, n: int = 1024, calls: int = 8, repeat: int = 5) -> int:
     """Best float32 GFLOP/s of n x n matmuls under the given threading: this machine's
     achievable FLOP rate as this TensorFlow sees it."""
     import tensorflow as tf
@@ -180,11 +198,12 @@ def peak(args, n=1024, calls=8, repeat=5):
     a = tf.random.stateless_uniform([n, n], seed=[1, 2])
     b = tf.random.stateless_uniform([n, n], seed=[3, 4]) / n  # keeps the chain bounded
 
-    @tf.function
-    def chain(a, b):
+    def products(a: TfValue, b: TfValue) -> TfValue:
         for _ in range(calls):  # each product feeds the next: nothing to fold or share
             a = tf.matmul(a, b)
         return tf.reduce_sum(a)
+
+    chain = tf.function(products)
 
     chain(a, b).numpy()
     best = float("inf")
@@ -206,7 +225,7 @@ def peak(args, n=1024, calls=8, repeat=5):
     return 0
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--words", help="one word per line (or a golden file)")
     parser.add_argument("--model", default=os.path.join(HERE, "g2p.pb"), help="frozen graph")
@@ -234,7 +253,7 @@ def main(argv=None):
     try:
         import numpy as np
         import tensorflow as tf
-    except BaseException as exc:  # report why, whatever it is; SIGILL never gets here
+    except BaseException as exc:  # noqa: BLE001 - report why, whatever it is (SIGILL never gets here)
         json.dump(
             {
                 "error": "import",
@@ -254,8 +273,9 @@ def main(argv=None):
     # One padded width for every batch: XLA compiles once per batch shape, not per word length.
     width = max(len(w) for w in words) + 1
     batches = [words[i : i + args.batch] for i in range(0, len(words), args.batch)]
-    warmup, times = [], []
-    predictions = None
+    warmup: list[float] = []
+    times: list[float] = []
+    predictions: list[list[str]] | None = None
     for timed, count in ((False, args.warmup), (True, args.repeat)):
         for _ in range(count):
             started = time.perf_counter()
