@@ -475,3 +475,26 @@ def test_any_lock_text_is_requirements_or_one_error(text):
         assert str(exc).startswith("lock: ")
         return
     assert all(r.hashes and "==" in r.pin for r in found)
+
+
+def test_cli_refuses_what_a_kit_build_cannot_take(tmp_path):
+    """One error line, exit 2, nothing written: spec flags with --kit, a folder with no kit,
+    `kit check` without the kit, a mirror that is not http(s)."""
+    from conftest import invoke
+
+    env = {"TFFORGE_ROOT": str(tmp_path)}
+    cases = [
+        (("build", "--kit", str(tmp_path), "--avx2", "--host", "h.json"),
+         "error: --kit builds the kit's own build with no network; drop the feature flags, --host"),
+        (("build", "--kit", str(tmp_path)), f"error: {tmp_path / 'kit.json'}: no kit here"),
+        (("kit", "check"), "error: kit check needs the kit: `invoke kit check --kit KITS/"),
+        (("kit", "nope"), f"error: no build 'nope' in {tmp_path / 'builds'}"),
+        (("build", "--avx2", "--mirror", "ftp://m", "--dry-run"),
+         "error: --mirror 'ftp://m': the scheme must be http or https"),
+    ]  # fmt: skip
+    for args, start in cases:
+        proc = invoke(*args, env=env)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and lines[-1].startswith(start), (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -222,11 +222,13 @@ def build_command(
 
         given = sorted(k for k, v in cli.items() if v is not None)
         if given or dry_run or mirror:
-            extra = (
-                [settings.flag(k) for k in given]
-                + ["--dry-run"] * dry_run
-                + ["--mirror"] * bool(mirror)
-            )
+            shown = {
+                "features": "the feature flags",
+                "hosts": "--host",
+                "bazel_args": "--bazel-arg",
+            }
+            extra = [shown.get(k, settings.flag(k)) for k in given]
+            extra += ["--dry-run"] * dry_run + ["--mirror"] * bool(mirror)
             raise ConfigError(
                 f"--kit builds the kit's own build with no network; drop {', '.join(extra)}"
             )

@@ -86,7 +86,7 @@ def check_lines(checked: manifest.Checked) -> list[str]:
 def check_command(kit: str, *, as_json: bool = False) -> dict[str, Any]:
     """`invoke kit check KIT`: exit 0 when every file matches, 1 when the kit cannot build."""
     if not kit:
-        raise ConfigError("kit check needs the kit: `invoke kit check KITS/BUILD_ID`")
+        raise ConfigError("kit check needs the kit: `invoke kit check --kit KITS/BUILD_ID`")
     with console.Progress("kit check", unit="files") as progress:
         checked = manifest.check(Path(kit), progress=lambda d, t: progress.update(d, t))
     doc = {

@@ -65,7 +65,7 @@ def _copy_for_capture(folder: Path, dest: Path) -> Path:
     return target
 
 
-def _download(url: str, sha256: str, via: str, out: Path, timeout_s: float) -> str:
+def _download(url: str, via: str, out: Path, timeout_s: float) -> str:
     """Fetch url (through the mirror when given) into out; the URL used. Checked by the store."""
     where = mirror.via(url, via)
     try:
@@ -213,7 +213,7 @@ def capture(
             pins = toolchains.pins()
             version = str(doc["toolchain"]["bazel"])
             url = pins.bazelisk.url
-            _download(url, pins.bazelisk.sha256, via, work / "bazelisk", timeout_s)
+            _download(url, via, work / "bazelisk", timeout_s)
             got = store.put(work / "bazelisk", expect=pins.bazelisk.sha256)
             entries.append(
                 Entry(
@@ -227,7 +227,7 @@ def capture(
             )
             sha = str(doc["toolchain"]["bazel_sha256"])
             url = BAZEL_URL.format(v=version)
-            _download(url, sha, via, work / "bazel", timeout_s)
+            _download(url, via, work / "bazel", timeout_s)
             got = store.put(work / "bazel", expect=sha)
             entries.append(
                 Entry(
