@@ -261,3 +261,20 @@ def test_missing_file_fails_fast_naming_what_asked_for_it(world, damaged, tmp_pa
     check = invoke("kit", "check", "--kit", str(kit), "--json", env=env_of(tmp_path))
     assert check.returncode == 1
     assert json.loads(check.stdout)["missing"][0]["asked_by"] == gcc["asked_by"]
+
+
+def test_rebuild_from_the_kit_is_identical(world):
+    """`invoke rebuild ID --kit KIT`: from the kit, no network, compared with the wheel the
+    online build left in wheels/ (rebuild.json records it)."""
+    built = world["built"]
+    kit = world["kits"] / built["build_id"]
+    proc = invoke(
+        "rebuild", built["build_id"], "--kit", str(kit), "--json",
+        env=env_of(world["online"]), timeout=TIMEOUT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    doc = json.loads(proc.stdout)
+    print(f"\nrebuild --kit: identical={doc['identical']} in {doc['durations']['total_s']:.1f} s")
+    assert doc["identical"] is True and doc["sha256"]["rebuild"] == built["sha256"]
+    assert "--network=none" in doc["argv"] and "TFFORGE_KIT=1" in doc["argv"]
+    assert "--no-cache" in doc["argv"]
