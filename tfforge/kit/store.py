@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfforge.errors import ConfigError
-from tfforge.files import io_error
+from tfforge.files import io_error, sha256_file
 
 STORE = "store"
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -31,13 +31,7 @@ class Stored:
 
 def digest(path: Path) -> tuple[str, int]:
     """(sha256 hex, size) of a file, streamed."""
-    h = hashlib.sha256()
-    size = 0
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(CHUNK), b""):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
+    return sha256_file(path), path.stat().st_size
 
 
 class Store:
