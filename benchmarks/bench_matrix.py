@@ -36,8 +36,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 import cluster_helpers as ch
 import kit_helpers as kh
 
-from tfforge.build import render, spec
+from tfforge import settings
+from tfforge.build import render, request
 from tfforge.cluster import cache
+from tfforge.options.typed.render import RenderOptions
 
 
 def invoke(
@@ -64,16 +66,15 @@ def new_actions() -> str:
 
 
 def cache_runs(tmp: Path, reps: int, overlay: str = "", via: str = "") -> list[dict]:
-    s = spec.make(
-        {
-            "tf_version": "2.21.0",
-            "python_version": "3.11",
-            "target": "x86-64-v2",
-            "gcc_version": "12.2.0",
-            "base_image": ch.BASE,
-            "bazel_provider": "debian",
-        }
-    )
+    flags = {
+        "tf_version": "2.21.0",
+        "python_version": "3.11",
+        "target": "x86-64-v2",
+        "gcc_version": "12.2.0",
+        "base_image": ch.BASE,
+        "bazel_provider": "debian",
+    }
+    s = request.make(settings.options(RenderOptions, "render", flags, environ={}).spec)
     image = ch.toolchain_image(render.context(s, render.build_document(s))["apt_packages"])
     daemons = [ch.start_daemon(n, tmp, 201 + i) for i, n in enumerate(("tfforge-d1", "tfforge-d2"))]
     server = None

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tfforge import settings
 from tfforge.elfscan import decode, tables
 from tfforge.host import cpu
+from tfforge.options.typed.verify import VerifyOptions
 from tfforge.paths import cache_dir
 from tfforge.verify import verdict, wheelscan
 from tfforge.wheel import fetch as pypi
@@ -105,7 +106,8 @@ def main() -> None:
         help="scan processes for verify; repeat to compare (default: 1 and config)",
     )
     args = ap.parse_args()
-    configured = int(settings.load()["verify_jobs"]) or wheelscan.default_jobs()
+    configured = settings.options(VerifyOptions, "verify", {"wheel": "x"}).verify_jobs
+    configured = configured or wheelscan.default_jobs()
     jobs_list = args.jobs or sorted({1, configured})
     whl = pypi.fetch("tensorflow-cpu==2.21.0")
     host = cpu.detect_host()

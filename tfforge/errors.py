@@ -4,6 +4,26 @@ Exit codes: 0 success, 1 a check or build failed, 2 unusable input or configurat
 130 interrupted.
 """
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+OriginKind = Literal["default", "file", "env", "flag"]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an option's value came from: its default, a tfforge.toml key, a TFFORGE_*
+    variable or a command-line flag. `where` is how messages name it ('--gcc-version',
+    'TFFORGE_BUILD_GCC_VERSION', "tfforge.toml key 'build_gcc_version'")."""
+
+    kind: OriginKind
+    where: str
+
+    def __str__(self) -> str:
+        return self.where
+
 
 class TfforgeError(Exception):
     """Base of every error tfforge reports to a person; the message is one line."""
@@ -12,9 +32,17 @@ class TfforgeError(Exception):
 
 
 class ConfigError(TfforgeError):
-    """Bad input: a flag, a file, a version, a name. Nothing was changed."""
+    """Bad input: a flag, a file, a version, a name. Nothing was changed.
+
+    `option` and `origin` name the option whose value was refused and where that value came
+    from, when the error is about one option's value (the message already says it)."""
 
     exit_code = 2
+
+    def __init__(self, message: str, *, option: str | None = None, origin: Origin | None = None):
+        super().__init__(message)
+        self.option = option
+        self.origin = origin
 
 
 class BuildError(TfforgeError):

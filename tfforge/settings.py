@@ -1,121 +1,37 @@
-"""Typed settings, built once at the edge: defaults.toml -> tfforge.toml -> TFFORGE_* -> command line.
+"""A command's typed options, built once at the edge, in one order of precedence:
 
-The defaults file declares every option and, by its value, the option's type. `load()` merges the
-four layers into one frozen `Settings`; every error names where the bad value came from (the toml
-key, the environment variable or the command-line flag). Only commands call `load()`; domain code
-receives plain values.
+    the default in tfforge/data/options.toml -> ./tfforge.toml ([tfforge] table)
+    -> TFFORGE_<NAME> environment -> command line
+
+`resolve(command, given)` merges the four layers for one task into its frozen options
+(tfforge/options/typed/); every value goes through the one parser (tfforge.options.parse),
+whose errors name where the value came from. Only commands call `resolve`; domain code receives
+typed values.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from tfforge import paths, resources
-from tfforge.errors import ConfigError
+from tfforge import paths
+from tfforge.errors import ConfigError, Origin
 from tfforge.files import read_user_text
+from tfforge.options import declared, parse
+from tfforge.options.base import Options
+from tfforge.options.declared import Command, Option
 
 CONFIG_FILE = "tfforge.toml"
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
-
-
-def defaults() -> dict[str, Any]:
-    """Every option and its default value (the value's type is the option's type)."""
-    return dict(resources.toml("defaults.toml"))
-
-
-def flag(key: str) -> str:
-    return "--" + key.replace("_", "-")
-
-
-def env_name(key: str) -> str:
-    return "TFFORGE_" + key.upper()
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Merged option values, read by attribute; `origin(key)` says where a value came from."""
-
-    values: Mapping[str, Any]
-    origins: Mapping[str, str] = field(default_factory=dict)
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self.values[key]
-        except KeyError:
-            raise AttributeError(key) from None
-
-    def __getitem__(self, key: str) -> Any:
-        return self.values[key]
-
-    def origin(self, key: str) -> str:
-        """'TFFORGE_X', "tfforge.toml key 'x'", '--x' or 'default x'."""
-        return self.origins.get(key, f"default {key}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.values)
-
-
-def _type_name(like: Any) -> str:
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}[
-        type(like)
-    ]
-
-
-def parse_text(text: str, like: Any, where: str) -> Any:
-    """A string from the environment or the command line, as the type of `like`."""
-    value = text.strip()
-    if isinstance(like, bool):
-        if value.lower() in _TRUE:
-            return True
-        if value.lower() in _FALSE:
-            return False
-        raise ConfigError(
-            f"{where}={text!r} is not true or false; use one of {', '.join(_TRUE + _FALSE)}"
-        )
-    if isinstance(like, int):
-        if not re.fullmatch(r"[+-]?[0-9]+", value):
-            raise ConfigError(f"{where}={text!r} is not a whole number; use digits such as {like}")
-        return int(value)
-    if isinstance(like, float):
-        try:
-            number = float(value) if value.isascii() else math.nan
-        except ValueError:
-            number = math.nan
-        if not math.isfinite(number):
-            raise ConfigError(f"{where}={text!r} is not a finite number; use e.g. {like}")
-        return number
-    return text
-
-
-def check_value(value: Any, like: Any, where: str) -> Any:
-    """A value from tfforge.toml or a typed command-line value, checked against the default's type."""
-    if isinstance(value, str) and not isinstance(like, str):
-        return parse_text(value, like, where)
-    if isinstance(like, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(like, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(like, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok and not math.isfinite(value):
-            raise ConfigError(f"{where} = {value!r} is not a finite number; use e.g. {like}")
-        value = float(value) if ok else value
-    else:
-        ok = isinstance(value, str)
-    if not ok:
-        raise ConfigError(
-            f"{where} = {value!r} has the wrong type: it must be {_type_name(like)} (e.g. {like!r})"
-        )
-    return value
+T = TypeVar("T", bound=Options)
+# Names that meant something before and now mean two things: refused with the new names.
+RENAMED = {
+    "gcc_version": "it is two options now: match_gcc_version (the GCC detect and match recommend "
+    "targets for; default 12.2.0) and build_gcc_version (the GCC a build installs; default the "
+    "release recipe's)",
+}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
@@ -125,81 +41,131 @@ def read_config_file(path: Path) -> dict[str, Any]:
     try:
         doc = tomllib.loads(read_user_text(path))
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc}); fix or remove it")
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix or remove it") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to read; fix or remove it") from None
     except ConfigError as exc:
-        raise ConfigError(f"{exc}; fix or remove it")
+        raise ConfigError(f"{exc}; fix or remove it") from None
     table = doc.get("tfforge", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: 'tfforge' must be a table ([tfforge]); fix or remove it")
+    known = {o.name for o in declared.declarations().options.values() if o.config}
+    for key in table:
+        if key in RENAMED:
+            raise ConfigError(f"{path}: key '{key}': {RENAMED[key]}; rename it")
+        if key not in known:
+            import difflib
+
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"{path}: unknown option {parse.shown(key)}{hint}; the options are listed in "
+                "docs/options.md"
+            )
+    for key, raw in table.items():  # the whole file is checked, whichever task reads it
+        opt = declared.option(key)
+        parse.value(opt, raw, Origin("file", f"{path.name} key '{key}'"))
     return table
 
 
-def load(
-    cli: Mapping[str, Any] | None = None,
+def _cli_value(param_value: object) -> object | None:
+    """A task argument as invoke gives it, None when it was not given (False, [], None)."""
+    if param_value is None or param_value is False:
+        return None
+    if isinstance(param_value, list) and not param_value:
+        return None
+    return param_value
+
+
+def _layers(
+    opt: Option,
+    table: Mapping[str, Any],
+    env: Mapping[str, str],
+    cfg: Path,
+) -> tuple[parse.Value, Origin]:
+    """The option's value and origin from the default, tfforge.toml and the environment."""
+    value, origin = parse.default(opt), Origin("default", f"default {opt.name}")
+    if not opt.config:
+        return value, origin
+    if opt.name in table:
+        origin = Origin("file", f"{cfg.name} key '{opt.name}'")
+        value = parse.value(opt, table[opt.name], origin)
+    text = env.get(opt.env)
+    if text is not None:
+        origin = Origin("env", opt.env)
+        value = parse.value(opt, text, origin)
+    return value, origin
+
+
+def _features(cmd: Command, given: Mapping[str, object]) -> list[str]:
+    """The features the boolean feature flags (--avx2 ...) ask for, in the flags' order."""
+    return [p.feature for p in cmd.params if p.feature and given.get(p.flag) is True]
+
+
+def _merge(
+    cmd: Command,
+    options: tuple[Option, ...],
+    given: Mapping[str, object],
+    table: Mapping[str, Any],
+    env: Mapping[str, str],
+    cfg: Path,
+) -> tuple[dict[str, Any], dict[str, Origin]]:
+    values: dict[str, Any] = {}
+    origins: dict[str, Origin] = {}
+    for opt in options:
+        value, origin = _layers(opt, table, env, cfg)
+        flag = declared.flag_of(cmd, opt.name)
+        raw = _cli_value(given.get(flag)) if flag else None
+        if opt.name == "features":
+            named = [*_features(cmd, given), *(cast(list[str], raw) or [])]
+            raw = named or None
+        if raw is not None:
+            origin = Origin("flag", opt.cli)
+            value = parse.value(opt, raw, origin)
+        elif opt.positional:
+            raise ConfigError(f"{opt.cli} is required: {opt.help}", option=opt.name, origin=origin)
+        values[opt.name], origins[opt.name] = value, origin
+    return values, origins
+
+
+def resolve(
+    command: str,
+    given: Mapping[str, object] | None = None,
     *,
-    cwd: Path | None = None,
+    root: Path | None = None,
     environ: Mapping[str, str] | None = None,
-    prefix: str = "",
-) -> Settings:
-    """Merge the four layers; a command-line value of None means 'not given'.
+) -> Options:
+    """Task `command`'s typed options from the four layers.
 
-    `prefix` is the part of the option names a command's flags leave out (smoke's --mode is
-    smoke_mode), so errors name the flag the user typed.
+    `given`: the task's arguments as invoke passes them (keyed by flag: `gcc_version`, `avx2`,
+    `host` ...); a None, False or empty list means 'not given'. `root`: the project folder
+    whose tfforge.toml counts (default: paths.project_root()). `environ`: default os.environ.
     """
-    base = defaults()
-    values, origins = dict(base), {}
-    cfg = (cwd or paths.project_root()) / CONFIG_FILE
-    table = read_config_file(cfg)
-    unknown = sorted(set(table) - set(base))
+    cmd = declared.command(command)
+    given = given or {}
+    unknown = set(given) - {p.flag for p in cmd.params}
     if unknown:
-        raise ConfigError(
-            f"{cfg}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(base))}"
-        )
-    for key, value in table.items():
-        where = f"{cfg.name} key '{key}'"
-        values[key], origins[key] = check_value(value, base[key], where), where
+        raise TypeError(f"{command} has no flags {sorted(unknown)}")
     env = os.environ if environ is None else environ
-    for key in base:
-        text = env.get(env_name(key))
-        if text is not None:
-            values[key] = parse_text(text, base[key], env_name(key))
-            origins[key] = env_name(key)
-    for key, value in (cli or {}).items():
-        if value is None:
-            continue
-        where = flag(key.removeprefix(prefix))
-        # Options with no default (lists such as --feature) are the command's to check.
-        values[key] = check_value(value, base[key], where) if key in base else value
-        origins[key] = where
-    return Settings(MappingProxyType(values), MappingProxyType(origins))
+    for old in RENAMED:
+        if f"TFFORGE_{old.upper()}" in env:
+            raise ConfigError(f"TFFORGE_{old.upper()}: {RENAMED[old]}; rename the variable")
+    cfg = (root or paths.project_root()) / CONFIG_FILE
+    table = read_config_file(cfg)
+    values, origins = _merge(cmd, declared.received(cmd), given, table, env, cfg)
+    fields: dict[str, Any] = {n: values[n] for n in cmd.options}
+    for g in cmd.groups:
+        names = declared.declarations().groups[g]
+        fields[g] = declared.options_class(g)(
+            **{n: values[n] for n in names}, origins={n: origins[n] for n in names}
+        )
+    own = {n: origins[n] for n in cmd.options}
+    return declared.options_class(command)(**fields, origins=own)
 
 
-def positive(opts: Settings, key: str, minimum: float = 0, *, strict: bool = True) -> Any:
-    """opts[key], refused with its origin when below `minimum` (or equal, with strict)."""
-    value = opts[key]
-    if value < minimum or (strict and value == minimum):
-        bound = f"more than {minimum:g}" if strict else f"at least {minimum:g}"
-        raise ConfigError(f"{opts.origin(key)} = {value!r}: must be {bound}")
-    return value
-
-
-_VERSION = re.compile(r"[0-9]{1,2}(?:\.[0-9]{1,2}){0,2}")  # ASCII digits: \d takes any script's
-
-
-def version(opts: Settings, key: str) -> str:
-    """opts[key] as a compiler version such as 12.2.0, refused with its origin otherwise."""
-    value = str(opts[key]).strip()
-    if not _VERSION.fullmatch(value):
-        raise ConfigError(f"{opts.origin(key)} = {value!r}: expected a version such as 12.2.0")
-    return value
-
-
-def from_origin(exc: ConfigError, opts: Settings) -> ConfigError:
-    """`exc` with the command-line flag it names replaced by where the value really came from
-    (a tfforge.toml key or a TFFORGE_* variable); domain checks only know the flags."""
-    text = str(exc)
-    for key, where in opts.origins.items():
-        name = flag(key)
-        if where != name and (text.startswith(name + " ") or text.startswith(name + "=")):
-            return ConfigError(where + text[len(name) :])
-    return exc
+def options(cls: type[T], command: str, given: Mapping[str, object] | None = None, **kw: Any) -> T:
+    """resolve(), checked to be of the class the caller expects (for typed call sites)."""
+    opts = resolve(command, given, **kw)
+    if not isinstance(opts, cls):
+        raise TypeError(f"{command} options are {type(opts).__name__}, not {cls.__name__}")
+    return opts

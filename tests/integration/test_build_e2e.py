@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES, invoke, need, need_engine
+from conftest import tree_bytes as snapshot
 
 from tfforge.elfscan.scan import scan_library
 from tfforge.wheel.read import check as check_wheel
@@ -269,9 +270,9 @@ def test_recipe_overrides_the_fixture_defaults_and_packaging_ran_patchelf(builds
 
 
 def test_isa_level_note_makes_glibc_refuse_an_older_cpu(builds, tmp_path):
-    """Built for x86-64-v3 with GCC -mneeded (linked by gold): the note says v3; under qemu as a SandyBridge
-    glibc's loader refuses the library ("CPU ISA level is lower than required"), no SIGILL;
-    as a Haswell it imports and runs."""
+    """Built for x86-64-v3 with GCC -mneeded (linked by gold): the note says v3; under qemu as a
+    SandyBridge glibc's loader refuses the library ("CPU ISA level is lower than required"), no
+    SIGILL; as a Haswell it imports and runs."""
     qemu = shutil.which("qemu-x86_64")
     need(qemu is not None, "qemu-x86_64 (apt-get install qemu-user)")
     result = builds["v3"]
@@ -333,10 +334,6 @@ def test_clone_check_stops_a_tree_that_disagrees_with_the_recipe(builds, project
 # ---- reproducibility (issue 11): rebuild from empty caches and compare ----------------------
 def env_of(project: Path) -> dict:
     return {"TFFORGE_ROOT": str(project), "TFFORGE_CACHE": str(project / "cache")}
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
 def test_rebuild_with_variations_is_bit_identical(builds, project):

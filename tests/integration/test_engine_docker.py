@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, need, need_engine, need_tool
+from conftest import tree_bytes as snapshot
 from wheel_samples import raw_wheel, record_problems
 
-from tfforge.build import spec
+from tfforge.build import dockercmd
 from tfforge.docker import cancel
 from tfforge.docker import client as docker_client
 from tfforge.docker import run as docker_run
@@ -45,10 +46,6 @@ def project(tmp_path, monkeypatch):
     wheels.mkdir()
     (wheels / "older-1.0-py3-none-any.whl").write_bytes(b"an older wheel")
     return tmp_path
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
 def build_dir(project: Path, build_stage: str, *, label: str = "avx2") -> Path:
@@ -99,7 +96,7 @@ def test_build_exports_finalized_wheel(client, project):
     assert run["argv"] == result["argv"] and run["argv"][0] == client.path
     assert beside["wheel"]["sha256"] == result["sha256"]
     assert "exporting to client" in (folder / "build.log").read_text()
-    assert not (folder / spec.EXPORT_STAGE).exists()
+    assert not (folder / dockercmd.EXPORT_STAGE).exists()
 
 
 def test_failing_step_reports_cause_and_log_tail(client, project):
@@ -112,7 +109,9 @@ def test_failing_step_reports_cause_and_log_tail(client, project):
     assert "kernel.c:3: error: expected ;" in exc.value.detail
     assert exc.value.detail.splitlines()[-1] == f"full log: {folder / 'build.log'}"
     assert snapshot(project / "wheels") == before
-    assert not (folder / "provenance.json").exists() and not (folder / spec.EXPORT_STAGE).exists()
+    assert (
+        not (folder / "provenance.json").exists() and not (folder / dockercmd.EXPORT_STAGE).exists()
+    )
 
 
 def test_missing_base_image_is_named(client, project):

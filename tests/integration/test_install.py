@@ -111,3 +111,34 @@ def test_invoke_r_checkout_renders_with_root_elsewhere(installed, tmp_path):
     (tmp_path / "elsewhere").mkdir()
     root = tmp_path / "project"
     check_rendered(run(installed, ROOT, root, tmp_path / "elsewhere"), root)
+
+
+def test_console_script_runs_the_tasks_from_an_empty_folder(installed, tmp_path):
+    """The installed `tfforge` script needs no checkout and no tasks.py: its help lists the
+    tasks, and detect reads this host (or a given cpuinfo) like `invoke detect` does."""
+    script = installed.parent / "tfforge"
+    assert script.is_file(), "pip wrote no tfforge console script ([project.scripts])"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {**os.environ, "TFFORGE_ROOT": str(tmp_path / "project")}
+    env.pop("PYTHONPATH", None)
+
+    def tfforge(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(script), *args], cwd=empty, env=env, capture_output=True, text=True, timeout=120
+        )
+
+    helped = tfforge("--help")
+    assert helped.returncode == 0, helped.stderr[-2000:]
+    assert helped.stdout.startswith("Usage: tfforge ")
+    for task in ("build", "detect", "matrix", "verify"):
+        assert f"\n  {task} " in helped.stdout, helped.stdout
+    detected = tfforge("detect", "--json", "--no-tf")
+    assert detected.returncode == 0, detected.stderr[-2000:]
+    assert json.loads(detected.stdout)["host"]["arch"]
+    fixture = ROOT / "tests" / "fixtures" / "cpuinfo" / "haswell-i7-4770.cpuinfo"
+    other = tfforge("detect", "--json", "--cpuinfo", str(fixture))
+    assert json.loads(other.stdout)["recommended"]["target"] == "haswell"
+    bad = tfforge("build", "--avx2", "--timeout", "1e300")
+    assert bad.returncode == 2 and bad.stderr.strip().startswith("error: --timeout '1e300'")
+    assert sorted(p.name for p in empty.iterdir()) == []

@@ -60,19 +60,12 @@ def machines(tmp_path_factory):
         "nginx is not installed (apt-get install -y nginx-light)",
     )
     need(os.geteuid() == 0, "extra Docker daemons need root")
-    from tfforge.build import render, spec
+    from conftest import make_spec
+
+    from tfforge.build import render
 
     tmp = tmp_path_factory.mktemp("machines")
-    s = spec.make(
-        {
-            "tf_version": "2.21.0",
-            "python_version": "3.11",
-            "target": "x86-64-v2",
-            "gcc_version": "12.2.0",
-            "base_image": ch.BASE,
-            "bazel_provider": "debian",
-        }
-    )
+    s = make_spec(target="x86-64-v2", base_image=ch.BASE, bazel_provider="debian")
     image = ch.toolchain_image(render.context(s, render.build_document(s))["apt_packages"])
     daemons = []
     try:

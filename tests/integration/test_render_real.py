@@ -6,13 +6,9 @@ import os
 
 import pytest
 from conftest import ROOT, need
+from conftest import make_spec as make
 
-from tfforge import settings
-from tfforge.build import render, spec
-
-
-def make(**kw) -> spec.BuildSpec:
-    return spec.make({**settings.defaults(), "target": "haswell", **kw})
+from tfforge.build import render
 
 
 @pytest.mark.integration

@@ -70,7 +70,8 @@ def test_corrupted_golden_fails_naming_the_first_differing_words(tf_python, tmp_
 def test_current_environment_when_no_wheel_is_given(tf_python):
     """'current' = the TensorFlow of the interpreter running tfforge (here: the venv's)."""
     code = (
-        "from tfforge.commands import smoke; smoke.smoke_command('current', as_json=True, repeat=1)"
+        "from tfforge.commands import smoke; from tfforge.options.typed.smoke import SmokeOptions; "
+        "smoke.smoke_command(SmokeOptions(smoke_wheel='current', json=True, smoke_repeat=1))"
     )
     proc = subprocess.run(
         [str(tf_python), "-c", code],

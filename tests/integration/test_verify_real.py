@@ -11,6 +11,7 @@ from pathlib import Path
 import elf_samples as samples
 import pytest
 from conftest import FIXTURES, invoke, need, need_tool
+from conftest import checks_by_name as checks
 
 from tfforge.errors import ConfigError
 from tfforge.host import cpu
@@ -20,10 +21,6 @@ from tfforge.wheel import fetch as pypi
 HOSTS = FIXTURES / "hosts"
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
 TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
-
-
-def checks(doc: dict) -> dict[str, dict]:
-    return {c["name"]: c for c in doc["checks"]}
 
 
 # ---- pure functions --------------------------------------------------------------------------

@@ -5,14 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import options_for
 
 from tfforge.commands import bench as bench_cmd
 from tfforge.errors import ConfigError
 from tfforge.runtime import bench, bench_report
 
 
+def plan_for(wheels: list[str], **flags):
+    """bench's plan for `invoke bench WHEELS --FLAG VALUE ...`."""
+    return bench_cmd.bench_plan(options_for("bench", wheels=",".join(wheels), **flags))
+
+
 def test_full_matrix_is_the_product_of_the_axes(tmp_path):
-    plan = bench_cmd.bench_plan(["w.whl"], out_dir=str(tmp_path))
+    plan = plan_for(["w.whl"], out=str(tmp_path))
     assert (plan.threads, plan.onednn, plan.modes, plan.batches) == (
         ("default", "1"),
         ("0", "1"),
@@ -25,7 +31,7 @@ def test_full_matrix_is_the_product_of_the_axes(tmp_path):
 
 
 def test_quick_preset_and_explicit_options_win(tmp_path):
-    quick = bench_cmd.bench_plan(["w.whl"], quick=True, out_dir=str(tmp_path))
+    quick = plan_for(["w.whl"], quick=True, out=str(tmp_path))
     assert (quick.threads, quick.onednn, quick.modes, quick.batches) == (
         ("1",),
         ("0", "1"),
@@ -33,7 +39,7 @@ def test_quick_preset_and_explicit_options_win(tmp_path):
         (64,),
     )
     assert (quick.warmup, quick.repeat, quick.words) == (1, 2, 256)
-    mixed = bench_cmd.bench_plan(["w.whl"], quick=True, modes="xla", batches="1", repeat=3)
+    mixed = plan_for(["w.whl"], quick=True, modes="xla", batches="1", repeat=3)
     assert (mixed.modes, mixed.batches, mixed.repeat) == (("xla",), (1,), 3)
 
 
@@ -44,36 +50,36 @@ def test_quick_preset_and_explicit_options_win(tmp_path):
         ({"threads": "4"}, "--threads '4' is not one of default, 1"),
         ({"onednn": "2"}, "--onednn '2' is not one of 0, 1"),
         ({"batches": "x"}, "--batches 'x' is not one of"),
-        ({"repeat": "0"}, "--repeat = 0: must be at least 1"),
-        ({"words": "5000"}, "--words 5000: choose 1 to 1024"),
+        ({"repeat": "0"}, "--repeat '0': must be 1 to 1000"),
+        ({"words": "5000"}, "--words '5000': must be 1 to 1024"),
     ],
 )
 def test_bad_options_are_refused(options, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        bench_cmd.bench_plan(["w.whl"], **options)
+        plan_for(["w.whl"], **options)
 
 
 def test_no_wheel_is_refused():
     with pytest.raises(ConfigError, match="no wheel given"):
-        bench_cmd.bench_plan([])
+        plan_for([])
 
 
 def test_baseline_by_exact_key_or_unique_words():
-    plan = bench_cmd.bench_plan(["w.whl"], baseline="2.14.1 threads=1 xla")
+    plan = plan_for(["w.whl"], baseline="2.14.1 threads=1 xla")
     keys = [
         "tensorflow-cpu-2.14.1 threads=1 onednn=0 xla",
         "tensorflow-cpu-2.14.1 threads=1 onednn=0 graph",
         "tensorflow-cpu-2.21.0 threads=1 onednn=0 xla",
     ]
     assert bench.find_baseline(plan, keys) == keys[0]
-    vague = bench_cmd.bench_plan(["w.whl"], baseline="threads=1")
+    vague = plan_for(["w.whl"], baseline="threads=1")
     with pytest.raises(ConfigError, match="matches 3 configurations"):
         bench.find_baseline(vague, keys)
-    assert bench.find_baseline(bench_cmd.bench_plan(["w.whl"]), keys) == keys[0]
-    with_reference = bench_cmd.bench_plan(["w.whl"], reference=True)
+    assert bench.find_baseline(plan_for(["w.whl"]), keys) == keys[0]
+    with_reference = plan_for(["w.whl"], reference=True)
     assert bench.find_baseline(with_reference, keys) == "g2p-en-numpy"
     with pytest.raises(ConfigError, match="needs --reference"):
-        bench.find_baseline(bench_cmd.bench_plan(["w.whl"], baseline="g2p-en-numpy"), keys)
+        bench.find_baseline(plan_for(["w.whl"], baseline="g2p-en-numpy"), keys)
 
 
 def _row(key, batch, median, lo=None, hi=None):

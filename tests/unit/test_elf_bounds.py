@@ -18,7 +18,6 @@ from faults import invoke_disk_full
 from invoke.exceptions import Exit
 
 from tfforge.commands import runner as cli
-from tfforge.commands import verify as verify_cmd
 from tfforge.elfscan import scan as elfscan
 from tfforge.errors import ConfigError
 from tfforge.verify import wheelscan
@@ -107,18 +106,8 @@ def test_jobs_are_bounded_by_cores_and_memory():
 
 @pytest.mark.parametrize("flag, value", [("--examples", "-1"), ("--jobs", "-2")])
 def test_negative_counts_are_refused(flag, value):
-    kwargs = {"jobs": None, "examples": None, flag.lstrip("-"): value}
     with pytest.raises(Exit) as info:
-        cli.run(
-            verify_cmd.verify_command,
-            "x.whl",
-            hosts=[],
-            python=None,
-            emulate=[],
-            as_json=True,
-            no_cache=False,
-            **kwargs,
-        )
+        cli.run_task("verify", {"wheel": "x.whl", "json": True, flag.lstrip("-"): value})
     assert info.value.code == 2 and flag in str(info.value.message)
 
 

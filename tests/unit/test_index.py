@@ -222,8 +222,8 @@ def test_index_task_json_and_bad_input(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--port", "99999"], "is not a TCP port"),
-        (["--port", "http"], "--port='http' is not a whole number"),
+        (["--port", "99999"], "--port '99999': must be 1 to 65535: a TCP port"),
+        (["--port", "http"], "--port 'http': not a whole number"),
         (["--htpasswd", "/nonexistent/htpasswd"], "does not exist"),
     ],
 )

@@ -485,7 +485,7 @@ def test_cli_refuses_what_a_kit_build_cannot_take(tmp_path):
     env = {"TFFORGE_ROOT": str(tmp_path)}
     cases = [
         (("build", "--kit", str(tmp_path), "--avx2", "--host", "h.json"),
-         "error: --kit builds the kit's own build with no network; drop the feature flags, --host"),
+         "error: --kit builds the kit's own build with no network; drop --feature, --host"),
         (("build", "--kit", str(tmp_path)), f"error: {tmp_path / 'kit.json'}: no kit here"),
         (("kit", "check"), "error: kit check needs the kit: `invoke kit check --kit KITS/"),
         (("kit", "nope"), f"error: no build 'nope' in {tmp_path / 'builds'}"),

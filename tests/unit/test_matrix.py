@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import make_spec as make
+from conftest import run_cli
 
-from tfforge.build import emit, matrix, remote, render, spec
+from tfforge.build import dockercmd, emit, matrix, remote, render
 from tfforge.errors import ConfigError
 from tfforge.host import cpu
 
@@ -142,18 +144,6 @@ def test_slurm_script_runs_each_cell_once(tmp_path):
 
 
 # ---- remote cache plumbing ------------------------------------------------------------------
-def make(**kw) -> spec.BuildSpec:
-    return spec.make(
-        {
-            "tf_version": "2.21.0",
-            "python_version": "3.11",
-            "target": "haswell",
-            "gcc_version": GCC,
-            **kw,
-        }
-    )
-
-
 def test_loopback_cache_builds_with_host_network_and_probes_first():
     s = make(remote_cache="http://127.0.0.1:9090/cache")
     assert s.docker_network == "host" and s.remote_endpoint == ("127.0.0.1", 9090)
@@ -182,7 +172,7 @@ def test_credentials_from_environment_never_in_build_files(tmp_path, monkeypatch
     secrets = remote.credentials({remote.HEADER_ENV: token})
     assert secrets == {render.SECRET_HEADER: token}
     files = remote.secret_files("2.21.0-x-abc", secrets)
-    argv = spec.docker_argv("/usr/bin/docker", tmp_path / "b", secrets=files)
+    argv = dockercmd.docker_argv("/usr/bin/docker", tmp_path / "b", secrets=files)
     src = Path(argv[argv.index("--secret") + 1].split("src=", 1)[1])
     assert not src.exists()  # the dry run prints the argv; the file exists only during the build
     with remote.written(secrets, files):
@@ -209,20 +199,20 @@ def test_log_facts_reads_bazels_summary():
         "#14 31.2 INFO: 9 processes: 5 remote cache hit, 4 internal.\n"
     )
     facts = remote.log_facts(log)
-    assert facts["processes"] == 9 and facts["remote_cache_hits"] == 5
-    assert facts["cacheable"] == 5
+    assert facts.processes == 9 and facts.remote_cache_hits == 5
+    assert facts.cacheable == 5 and facts.as_dict()["summary"] == "5 remote cache hit, 4 internal"
     echoed = (
         '#15 [build 3/4] RUN ... echo "tfforge: warning: remote cache 1.2.3.4:5 is not '
         'reachable from the build; building locally without it"\n'
     )
-    assert remote.log_facts(echoed)["unreachable"] is None  # the RUN line is not the warning
+    assert remote.log_facts(echoed).unreachable is None  # the RUN line is not the warning
     cold = remote.log_facts(
         "#14 INFO: 9 processes: 4 internal, 5 processwrapper-sandbox.\n"
         "#14 0.1 tfforge: warning: remote cache 127.0.0.1:1 is not reachable "
         "from the build; building locally without it\n"
     )
-    assert cold["remote_cache_hits"] == 0
-    assert cold["unreachable"].startswith("remote cache 127.0.0.1:1 is not reachable")
+    assert cold.remote_cache_hits == 0
+    assert (cold.unreachable or "").startswith("remote cache 127.0.0.1:1 is not reachable")
 
 
 def test_nginx_config_serves_webdav_put(tmp_path):
@@ -239,16 +229,16 @@ def test_nginx_config_serves_webdav_put(tmp_path):
 
 # ---- the command ------------------------------------------------------------------------------
 def test_invoke_matrix_emits_files_matching_its_json_plan(tmp_path):
-    from conftest import invoke
-
     env = {"TFFORGE_ROOT": str(tmp_path)}
-    plan_doc = invoke("matrix", str(HOSTS), "--python-version", "3.11,3.12", "--json", env=env)
+    plan_doc = run_cli("matrix", str(HOSTS), "--python-version", "3.11,3.12", "--json", env=env)
     assert plan_doc.returncode == 0, plan_doc.stderr
     cells = json.loads(plan_doc.stdout)["cells"]
     want = [(c["cell"], c["target"], c["tf_version"], c["python_version"]) for c in cells]
     assert all(re.fullmatch(r"2\.21\.0-\S+-[0-9a-f]{12}", c["build_id"]) for c in cells)
     for fmt in ("github", "gitlab"):
-        proc = invoke("matrix", str(HOSTS), "--python-version", "3.11,3.12", "--emit", fmt, env=env)
+        proc = run_cli(
+            "matrix", str(HOSTS), "--python-version", "3.11,3.12", "--emit", fmt, env=env
+        )
         assert proc.returncode == 0, proc.stderr
         path = tmp_path / emit_default(fmt)
         doc = yaml.safe_load(path.read_text())
@@ -276,26 +266,45 @@ def emit_default(fmt: str) -> str:
     "args, needle",
     [
         (["--emit", "jenkins"], "--emit 'jenkins': must be one of github, gitlab, slurm"),
-        (["--run", "github"], "--run 'github': only 'slurm'"),
+        (["--run", "github"], "--run 'github': must be one of slurm"),
         (["--tf-version", "9.9.9"], "TensorFlow '9.9.9' is not pinned"),
         (["--base-image", "not an image"], "--base-image 'not an image'"),
     ],
 )
 def test_invoke_matrix_bad_input_is_one_error_line_exit_2(tmp_path, args, needle):
-    from conftest import invoke
-
-    proc = invoke("matrix", str(HOSTS), *args, env={"TFFORGE_ROOT": str(tmp_path)})
+    proc = run_cli("matrix", str(HOSTS), *args, env={"TFFORGE_ROOT": str(tmp_path)})
     assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_bad_timeout_and_concurrency_name_their_flag(tmp_path, monkeypatch):
+def test_bad_timeout_and_concurrency_name_their_flag(tmp_path):
+    hosts = str(HOSTS / "qemu-haswell.json")
+    env = {"TFFORGE_ROOT": str(tmp_path)}
+    proc = run_cli("matrix", hosts, "--timeout", "-5", "--dry-run", env=env)
+    assert proc.returncode == 2 and "--timeout '-5': must be 1 to 604800" in proc.stderr
+    proc = run_cli("matrix", hosts, "--concurrent", "0", "--dry-run", env=env)
+    assert proc.returncode == 2 and "--concurrent '0': must be 1 to 256" in proc.stderr
+    env["TFFORGE_MATRIX_CONCURRENT"] = "0"
+    proc = run_cli("matrix", hosts, "--dry-run", env=env)
+    assert "TFFORGE_MATRIX_CONCURRENT '0': must be 1 to 256" in proc.stderr
+
+
+def test_cells_build_with_the_shared_options_and_plan_with_the_build_gcc(tmp_path):
+    """The shared flags reach every cell's spec and command line; the plan's GCC is the
+    build's --gcc-version when given, else match_gcc_version."""
+    from tfforge import settings
     from tfforge.commands import matrix as matrix_cmd
 
-    monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
-    hosts = str(HOSTS / "qemu-haswell.json")
-    with pytest.raises(ConfigError, match=r"--timeout = -5.0: must be more than 0"):
-        matrix_cmd.matrix_command(hosts, shared={}, timeout=-5, dry_run=True)
-    with pytest.raises(ConfigError, match=r"--concurrent = 0: must be more than 0"):
-        matrix_cmd.matrix_command(hosts, shared={}, concurrent=0, dry_run=True)
+    given = {"hosts": str(HOSTS), "bazel_provider": "debian", "mkl": True, "gcc_version": "12.2.0"}
+    opts = settings.resolve("matrix", given, root=tmp_path, environ={})
+    p, ids = matrix_cmd.make_plan(opts)
+    cell = p.cells[0]
+    s = make(target=cell.display, bazel_provider="debian", mkl=True, gcc_version="12.2.0")
+    assert ids[cell.cell] == s.build_id
+    flags = matrix_cmd.shared_flags(opts.spec)
+    assert flags == ("--bazel-provider", "debian", "--gcc-version", "12.2.0", "--mkl")
+    env = {"TFFORGE_MATCH_GCC_VERSION": "9.4.0"}
+    older = settings.resolve("matrix", {"hosts": str(HOSTS)}, root=tmp_path, environ=env)
+    assert matrix_cmd.make_plan(older)[0].gcc_version == "9.4.0"
+    assert matrix_cmd.shared_flags(older.spec) == ()

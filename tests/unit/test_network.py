@@ -4,13 +4,9 @@ import socket
 import time
 
 from conftest import FIXTURES
+from conftest import make_spec as make
 
-from tfforge import settings
-from tfforge.build import network, spec
-
-
-def make(**kw) -> spec.BuildSpec:
-    return spec.make({**settings.defaults(), "target": "haswell", **kw})
+from tfforge.build import network
 
 
 def test_default_path_needs_github_and_bazels_hosts():

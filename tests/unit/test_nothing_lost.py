@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import options_for
 
 from tfforge.commands import bench as bench_cmd
 from tfforge.errors import TfforgeError
@@ -16,7 +17,8 @@ def test_bench_run_where_every_row_failed_keeps_earlier_results(tmp_path, monkey
     out.mkdir()
     (out / "bench.json").write_text('{"earlier": true}\n')
     (out / "bench.md").write_text("earlier\n")
-    plan = bench_cmd.bench_plan(["w.whl"], out_dir=str(out), quick=True)
+    opts = options_for("bench", wheels="w.whl", out=str(out), quick=True, json=True)
+    plan = bench_cmd.bench_plan(opts)
     rows = [
         bench.asdict(bench.Row(f"w {m}", "w", "1", "0", m, 64, error="no such wheel"))
         for m in plan.modes
@@ -31,7 +33,7 @@ def test_bench_run_where_every_row_failed_keeps_earlier_results(tmp_path, monkey
     }
     monkeypatch.setattr(bench, "run", lambda p, **kw: doc)
     with pytest.raises(TfforgeError, match="bench-failed.md"):
-        bench_cmd.bench_command(["w.whl"], as_json=True, out_dir=str(out), quick=True)
+        bench_cmd.bench_command(opts)
     assert json.loads((out / "bench.json").read_text()) == {"earlier": True}
     assert (out / "bench.md").read_text() == "earlier\n"
     assert json.loads((out / "bench-failed.json").read_text())["rows"][0]["error"]

@@ -12,7 +12,7 @@ import pytest
 from conftest import invoke
 from wheel_samples import raw_wheel
 
-from tfforge.build import spec
+from tfforge.build import dockercmd
 from tfforge.commands.rebuild import lines
 from tfforge.docker import rebuild, run
 from tfforge.errors import ConfigError
@@ -162,7 +162,7 @@ def test_copy_carries_inputs_and_pins_under_the_umask(tmp_path):
 
 
 def test_fresh_argv_disables_every_cache_and_sorts_variations():
-    argv = spec.docker_argv(
+    argv = dockercmd.docker_argv(
         "/usr/bin/docker",
         Path("/p/builds/b1"),
         fresh=True,

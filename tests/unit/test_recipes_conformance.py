@@ -19,10 +19,9 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, need
+from conftest import ROOT, make_spec, need
 
-from tfforge import settings
-from tfforge.build import clone_check, render, spec, toolchains
+from tfforge.build import clone_check, render, toolchains
 
 INTERFACE = ROOT.parent / "shared" / "tf-interface"
 # What a packaging step calls -> the apt packages that provide it in the image.
@@ -94,16 +93,13 @@ def test_rendered_builds_conform_to_the_release_files(folder, facts, tmp_path):
     rendered = []
     for compiler, cversion in choices(tc):
         key = "gcc_version" if compiler == "gcc" else "clang_version"
-        s = spec.make(
-            {
-                **settings.defaults(),
-                "tf_version": version,
-                "python_version": python,
-                "target": "haswell",
-                "mkl": True,
-                "compiler": compiler,
-                key: cversion,
-            }
+        s = make_spec(
+            tf_version=version,
+            python_version=python,
+            target="haswell",
+            mkl=True,
+            compiler=compiler,
+            **{key: cversion},
         )
         owned, doc = render.files(s)
         dockerfile = owned["Dockerfile"].decode()
@@ -207,7 +203,7 @@ def test_releases_with_secondary_evidence_only_are_listed(facts):
         f"nearby master read): {', '.join(only) or 'none'}"
     )
     print("\n" + line)
-    warnings.warn(line)
+    warnings.warn(line, stacklevel=2)
     # every release not covered by a folder in tf-interface is one of them, and vice versa
     covered = {release_of(f) for f in folders()}
     assert covered, f"{INTERFACE} holds no release folder"

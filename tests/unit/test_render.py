@@ -14,10 +14,10 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, invoke
+from conftest import ROOT, run_cli, tree_bytes
+from conftest import make_spec as make
 
-from tfforge import settings
-from tfforge.build import render, spec, toolchains
+from tfforge.build import dockercmd, document, render, spec, toolchains
 from tfforge.errors import BuildError
 from tfforge.host import isa
 
@@ -27,10 +27,6 @@ FIXTURE_ARGS = [
     "--override_repository=rules_cc=/home/builder/src/third_party/rules_cc",
     "--override_repository=rules_java=/home/builder/src/third_party/rules_java",
 ]
-
-
-def make(**kw) -> spec.BuildSpec:
-    return spec.make({**settings.defaults(), "target": "haswell", **kw})
 
 
 def small_tree(root: Path) -> Path:
@@ -132,7 +128,7 @@ def test_golden_dockerfiles(tmp_path):
 
 def test_golden_build_json():
     s = make(target="haswell")
-    text = spec.canonical_json(render.build_document(s))
+    text = document.canonical_json(render.build_document(s))
     path = GOLDEN / "tf2.21-haswell-git.build.json"
     if REGEN:
         path.write_text(text)
@@ -282,23 +278,6 @@ def test_the_build_steps_really_run_in_sh(tmp_path):
 
 
 # ---- writing builds/<id>/ -----------------------------------------------------------------
-def _tree(folder: Path) -> dict[str, bytes]:
-    return (
-        {
-            str(p.relative_to(folder)): (
-                p.read_bytes()
-                if p.is_file() and not p.is_symlink()
-                else os.readlink(p).encode()
-                if p.is_symlink()
-                else b""
-            )
-            for p in sorted(folder.rglob("*"))
-        }
-        if folder.exists()
-        else {}
-    )
-
-
 def test_render_writes_and_rerender_is_a_noop(tmp_path):
     builds = tmp_path / "builds"
     s = make(target="", features=["avx2", "fma"], mkl=True)
@@ -332,7 +311,7 @@ def test_build_json_contract(tmp_path):
     assert doc["derived"]["features"] == sorted(s.target.features, key=isa.sort_key)
     assert doc["derived"]["copts"] == list(s.copts)
     assert doc["commands"]["bazel"] == list(s.bazel_command)
-    assert doc["commands"]["docker"]["argv"] == spec.docker_argv(
+    assert doc["commands"]["docker"]["argv"] == dockercmd.docker_argv(
         "/usr/bin/docker", f"builds/{s.build_id}"
     )
     assert doc["recipe"]["evidence"]["bazel"]["level"] == "nearby-master"
@@ -348,10 +327,10 @@ def test_existing_but_different_rendering_is_left_alone(tmp_path):
     builds = tmp_path / "builds"
     r = render.render(make(), builds)
     (r.path / "Dockerfile").write_text("FROM hand-edited\n")
-    before = _tree(builds)
+    before = tree_bytes(builds)
     with pytest.raises(BuildError, match="exists but differs"):
         render.render(make(), builds)
-    assert _tree(builds) == before
+    assert tree_bytes(builds) == before
 
 
 def test_failed_render_leaves_nothing(tmp_path, monkeypatch):
@@ -399,12 +378,12 @@ def test_same_spec_same_bytes_in_two_places(tmp_path):
     a = render.render(make(mkl=True), tmp_path / "one")
     b = render.render(make(mkl=True), tmp_path / "two")
     assert a.build_id == b.build_id
-    assert _tree(a.path) == _tree(b.path)
+    assert tree_bytes(a.path) == tree_bytes(b.path)
 
 
 # ---- the tasks, as a user runs them -------------------------------------------------------
 def _cli(tmp_path: Path, *args: str):
-    return invoke(*args, cwd=tmp_path, env={"TFFORGE_ROOT": str(tmp_path)})
+    return run_cli(*args, cwd=tmp_path, env={"TFFORGE_ROOT": str(tmp_path)})
 
 
 def test_cli_render_twice_same_id_and_bytes(tmp_path):
@@ -413,12 +392,12 @@ def test_cli_render_twice_same_id_and_bytes(tmp_path):
     doc1 = json.loads(first.stdout)
     assert doc1["created"] is True and doc1["build"]["derived"]["local_version"] == "avx2.fma.mkl"
     assert "implied features added" in first.stderr
-    files1 = _tree(tmp_path / "builds")
+    files1 = tree_bytes(tmp_path / "builds")
     second = _cli(tmp_path, "render", "--fma", "--avx2", "--mkl", "--json")
     assert second.returncode == 0, second.stderr
     doc2 = json.loads(second.stdout)
     assert doc2["id"] == doc1["id"] and doc2["created"] is False
-    assert _tree(tmp_path / "builds") == files1
+    assert tree_bytes(tmp_path / "builds") == files1
     text = _cli(tmp_path, "render", "--avx2", "--fma", "--mkl")
     assert text.returncode == 0 and "unchanged (already rendered)" in text.stdout
 
@@ -440,12 +419,12 @@ def test_cli_render_twice_same_id_and_bytes(tmp_path):
 def test_cli_bad_input_exit_2_one_line_nothing_written(tmp_path, args, needle):
     ok = _cli(tmp_path, "render", "--target", "x86-64-v2")
     assert ok.returncode == 0, ok.stderr
-    before = _tree(tmp_path / "builds")
+    before = tree_bytes(tmp_path / "builds")
     proc = _cli(tmp_path, *args)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], lines
-    assert _tree(tmp_path / "builds") == before
+    assert tree_bytes(tmp_path / "builds") == before
     assert not (tmp_path / "wheels").exists()
 
 
@@ -455,7 +434,7 @@ def test_cli_build_dry_run_prints_the_plan(tmp_path):
     [build_dir] = (tmp_path / "builds").iterdir()
     out = proc.stdout
     assert f"Dockerfile: {build_dir / 'Dockerfile'}" in out
-    # The argv tfforge.build.spec.docker_argv makes, which run_build executes (the e2e test
+    # The argv tfforge.build.dockercmd.docker_argv makes, which run_build executes (the e2e test
     # compares it with the argv a real build ran).
     assert (
         f"docker:     DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target "
@@ -479,7 +458,7 @@ def test_cli_build_dry_run_prints_the_plan(tmp_path):
 
 
 def test_tasks_document_every_flag():
-    proc = invoke("--help", "build", cwd=ROOT)
+    proc = run_cli("--help", "build", cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     for flag in ("--dry-run", "--timeout", "--avx512-vnni", "--bazel-arg", "--host", "--json"):
         assert flag in proc.stdout
@@ -499,6 +478,7 @@ def test_cli_host_target_and_archspec_reasons_survive_the_console(tmp_path):
 
 def test_build_hands_the_rendered_folder_to_the_engine(tmp_path, monkeypatch):
     """build hands the folder to run.run_build(build_dir, wheels_dir=..., timeout_s=...)."""
+    from tfforge import settings
     from tfforge.commands import build
     from tfforge.docker import client as docker_client
     from tfforge.docker import run as docker_run
@@ -541,24 +521,24 @@ def test_build_hands_the_rendered_folder_to_the_engine(tmp_path, monkeypatch):
         "source_dir": str(small_tree(tmp_path / "src")),
         "bazel_provider": "debian",
     }
-    out = build.build_command(local, as_json=True)
+    out = build.build_command(settings.resolve("build", {**local, "json": True}))
     [(build_dir, wheels_dir, timeout_s)] = calls
     assert build_dir == tmp_path / "builds" / out["id"] and (build_dir / "Dockerfile").is_file()
     assert wheels_dir == tmp_path / "wheels" and timeout_s == 99.0  # TFFORGE_* environment
     assert out["dry_run"] is False and out["wheel"].endswith("x.whl")
-    build.build_command(local, timeout="120", as_json=True)
+    build.build_command(settings.resolve("build", {**local, "timeout": "120", "json": True}))
     assert calls[-1][2] == 120.0  # the command line wins over the environment
 
 
 @pytest.mark.parametrize("tf_version", toolchains.known_versions())
 def test_every_release_renders_with_its_evidence_shown(tf_version, tmp_path, monkeypatch, capsys):
+    from tfforge import settings
     from tfforge.commands import build
 
     monkeypatch.setenv("TFFORGE_ROOT", str(tmp_path))
     tc = toolchains.toolchain(tf_version)
-    build.render_command(
-        {"tf_version": tf_version, "python_version": tc.pythons[-1], "target": "x86-64-v3"}
-    )
+    given = {"tf_version": tf_version, "python_version": tc.pythons[-1], "target": "x86-64-v3"}
+    build.render_command(settings.resolve("render", given))
     out = capsys.readouterr().out
     recipe = next(line for line in out.splitlines() if line.strip().startswith("recipe:"))
     assert f"bazel {tc.bazel} [{tc.evidence['bazel'].level}]" in recipe

@@ -9,7 +9,6 @@ from conftest import FIXTURES, invoke
 from invoke.exceptions import Exit
 
 from tfforge import console
-from tfforge.commands import publish as publish_cmd
 from tfforge.commands import runner as cli
 from tfforge.publish import upload
 from tfforge.text import plain
@@ -28,7 +27,7 @@ SECRET = "s3cr&t/p@ss w0rd"
 )
 def test_repository_credentials_are_masked_before_any_other_check(url):
     with pytest.raises(Exit) as info:
-        cli.run(publish_cmd.publish_command, ["x.whl"], repository=url)
+        cli.run_task("publish", {"wheels": "x.whl", "repository": url})
     message = str(info.value.message)
     assert info.value.code == 2 and "credentials" in message
     for part in ("s3cr", "p@ss", "w0rd"):

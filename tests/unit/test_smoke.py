@@ -7,7 +7,7 @@ import subprocess
 import zipfile
 
 import pytest
-from conftest import ROOT, invoke
+from conftest import ROOT, invoke, options_for
 
 from tfforge.commands import smoke as smoke_cmd
 from tfforge.errors import ConfigError, VerifyError
@@ -65,12 +65,13 @@ def test_compare_refuses_predictions_that_do_not_line_up(count):
 
 
 def test_bad_options_are_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="--mode 'fast' is not one of"):
-        smoke_cmd.smoke_command("tensorflow-cpu==2.21.0", mode="fast")
-    with pytest.raises(ConfigError, match="--batch='x' is not a whole number"):
-        smoke_cmd.smoke_command("tensorflow-cpu==2.21.0", batch="x")
+    pin = "tensorflow-cpu==2.21.0"
+    with pytest.raises(ConfigError, match="--mode 'fast': must be one of eager, graph"):
+        options_for("smoke", wheel=pin, mode="fast")
+    with pytest.raises(ConfigError, match="--batch 'x': not a whole number"):
+        options_for("smoke", wheel=pin, batch="x")
     with pytest.raises(ConfigError, match="golden file .* not found"):
-        smoke_cmd.smoke_command("tensorflow-cpu==2.21.0", golden=str(tmp_path / "none.txt"))
+        smoke_cmd.smoke_command(options_for("smoke", wheel=pin, golden=str(tmp_path / "none.txt")))
 
 
 def test_wheel_for_another_python_fails_in_one_line_without_a_venv(tmp_path):

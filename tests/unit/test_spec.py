@@ -9,21 +9,16 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, TEST_GCC, spec_options
+from conftest import make_spec as make
 from packaging.version import Version
 
-from tfforge import resources, settings
-from tfforge.build import spec, toolchains
+from tfforge import resources
+from tfforge.build import document, inputs, request, spec, targets, toolchains
 from tfforge.errors import ConfigError
 from tfforge.host import cpu, isa
 
 CPUINFO = FIXTURES / "cpuinfo"
-
-
-def make(**kw) -> spec.BuildSpec:
-    """A spec from the packaged defaults (no tfforge.toml, no environment) plus overrides."""
-    opts = {**settings.defaults(), "target": "haswell", **kw}
-    return spec.make(opts)
 
 
 def small_tree(root: Path) -> Path:
@@ -57,7 +52,7 @@ def test_gcc_spelling_of_an_archspec_name_is_accepted():
     ],
 )
 def test_psabi_level_target(gcc, expected):
-    t = spec.resolve_target({"target": "x86-64-v3"}, "gcc", gcc, gcc)
+    t = targets.resolve_target(spec_options(target="x86-64-v3"), "gcc", gcc, gcc)
     assert t.kind == "psabi" and t.name == "x86_64_v3"
     if expected:
         assert t.flags == expected
@@ -247,14 +242,15 @@ def test_compiler_outside_the_release_range_is_refused(opts, message):
 
 def test_isa_note_for_gcc_levels_and_not_for_clang():
     v3 = make(target="x86-64-v3")
-    assert v3.isa_note["stamped"] and "--copt=-mneeded" in v3.bazel_command
-    assert v3.isa_note["level"] == "x86-64-v3"
-    assert make(target="haswell").isa_note["copt"] == "-mneeded"
+    assert v3.isa_note.stamped and "--copt=-mneeded" in v3.bazel_command
+    assert v3.isa_note.level == "x86-64-v3"
+    assert v3.isa_note.as_dict() == v3.document()["derived"]["isa_note"]
+    assert make(target="haswell").isa_note.copt == "-mneeded"
     assert "-mneeded" not in make(target="haswell").cc_opt_flags  # not for host tools
     base = make(target="x86-64")
-    assert not base.isa_note["stamped"]
+    assert not base.isa_note.stamped and "copt" not in base.isa_note.as_dict()
     clang = make(target="x86-64-v3", compiler="clang")
-    assert not clang.isa_note["stamped"] and "LLD" in clang.isa_note["why"]
+    assert not clang.isa_note.stamped and "LLD" in clang.isa_note.why
     assert "--copt=-mneeded" not in clang.bazel_command
 
 
@@ -282,7 +278,7 @@ def test_same_spec_same_id_and_document():
     a = make(target="", features=["avx2", "fma"], mkl=True)
     b = make(target="", features=["fma", "avx2"], mkl=True)
     assert a.build_id == b.build_id
-    assert spec.canonical_json(a.document()) == spec.canonical_json(b.document())
+    assert document.canonical_json(a.document()) == document.canonical_json(b.document())
 
 
 OTHER_DIGEST = "debian:bookworm-slim@sha256:" + "1" * 64
@@ -391,8 +387,8 @@ BAD = [
     (dict(source_dir="/nonexistent/tf"), "not a folder"),
     (dict(remote_cache="https://user:secret@cache.example.com"), "credentials"),
     (dict(remote_cache="ftp://cache.example.com"), "scheme must be one of"),
-    (dict(source_date_epoch=5), "must be between 315532800"),
-    (dict(source_date_epoch="soon"), "must be an integer"),
+    (dict(source_date_epoch=5), "TFFORGE_SOURCE_DATE_EPOCH '5': must be 315532800 to 4294967295"),
+    (dict(source_date_epoch="soon"), "TFFORGE_SOURCE_DATE_EPOCH 'soon': not a whole number"),
 ]
 
 
@@ -517,12 +513,12 @@ def test_the_template_is_an_input_of_the_id(tmp_path, monkeypatch):
     edited = tmp_path / "Dockerfile.j2"
     edited.write_text(resources.template_path().read_text() + "# one more line\n")
     monkeypatch.setattr(resources, "template_path", lambda: edited)
-    spec.template_sha256.cache_clear()
+    document.template_sha256.cache_clear()
     try:
         assert make().build_id != before
     finally:
         monkeypatch.undo()
-        spec.template_sha256.cache_clear()
+        document.template_sha256.cache_clear()
     assert make().build_id == before
 
 
@@ -531,38 +527,33 @@ def test_a_known_debian_base_image_picks_the_gcc_it_ships():
     (in 2.21's range) instead of the recipe's gcc-13, which bookworm lacks; an unknown image
     keeps the recipe's default, and an explicit --gcc-version always wins."""
     tc = toolchains.toolchain("2.21.0")
-    recipe_default = spec.default_gcc_version(tc)
-    assert (
-        spec.make(
-            {
-                **settings.defaults(),
-                "target": "haswell",
-                "gcc_version": "",
-                "base_image": "local/bookworm:base",
-            }
-        ).gcc_version
-        == "12.2.0"
-    )
+    recipe_default = request.default_gcc_version(tc)
     assert recipe_default != "12.2.0"
-    assert (
-        spec.make(
-            {
-                **settings.defaults(),
-                "target": "haswell",
-                "gcc_version": "",
-                "base_image": "example.org/custom:1",
-            }
-        ).gcc_version
-        == recipe_default
-    )
-    assert (
-        spec.make(
-            {
-                **settings.defaults(),
-                "target": "haswell",
-                "gcc_version": "13.3.0",
-                "base_image": "local/bookworm:base",
-            }
-        ).gcc_version
-        == "13.3.0"
-    )
+    bookworm = make(gcc_version="", base_image="local/bookworm:base")
+    assert bookworm.gcc_version == "12.2.0"
+    assert make(gcc_version="", base_image="example.org/custom:1").gcc_version == recipe_default
+    explicit = make(gcc_version="13.3.0", base_image="local/bookworm:base")
+    assert explicit.gcc_version == "13.3.0"
+
+
+def test_errors_carry_the_option_and_where_its_value_came_from():
+    """A refused value names its origin in the message and as attributes; nothing rewrites it."""
+    with pytest.raises(ConfigError) as flag:
+        make(base_image="Debian:bookworm")
+    assert flag.value.option == "base_image" and str(flag.value.origin) == "--base-image"
+    assert str(flag.value).startswith("--base-image 'Debian:bookworm': not a docker image")
+    with pytest.raises(ConfigError) as env:
+        make(source_date_epoch="1e9")
+    assert env.value.option == "source_date_epoch" and env.value.origin.kind == "env"
+    with pytest.raises(ConfigError) as mkl:
+        make(mkl=True, gcc_version="5.4.0")
+    assert mkl.value.option == "build_gcc_version" and mkl.value.origin.where == "--gcc-version"
+    assert "--gcc-version is 5.4.0" in str(mkl.value)
+    assert make().gcc_version == TEST_GCC
+
+
+def test_bazel_args_and_images_are_checked_by_inputs():
+    assert inputs.check_bazel_args(["--jobs=2"]) == ("--jobs=2",)
+    with pytest.raises(ConfigError, match="^TFFORGE_X '--jobs 2': must look like"):
+        inputs.check_bazel_args(["--jobs 2"], "TFFORGE_X")
+    assert inputs.check_image_ref("debian@sha256:" + "a" * 64) is True

@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT
 
 from tfforge.build import toolchains
-from tfforge.build.spec import check_image_ref
+from tfforge.build.inputs import check_image_ref
 from tfforge.errors import ConfigError
 
 # TensorFlow's "Tested build configurations" table for Linux CPU

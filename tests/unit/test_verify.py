@@ -11,6 +11,7 @@ from pathlib import Path
 import elf_samples as samples
 import pytest
 from conftest import FIXTURES, invoke, need_tool
+from conftest import checks_by_name as checks
 
 from tfforge.commands import verify as verify_cmd
 from tfforge.host import cpu, isa
@@ -128,10 +129,6 @@ def run_verify(
     proc = invoke(*args, *extra, env={"TFFORGE_CACHE": str(tmp / "cache")})
     doc = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else None
     return proc, doc
-
-
-def checks(doc: dict) -> dict[str, dict]:
-    return {c["name"]: c for c in doc["checks"]}
 
 
 def test_tfforge_avx2_wheel_passes_on_haswell(tmp_path, libs):

@@ -10,9 +10,12 @@ wheel target, `--config` names, hermetic C++ toolchain or wheel version type dis
 recipe. The unit tests import `problems()` and run it on the releases' own files.
 """
 
+from __future__ import annotations  # the annotations stay text for an image's older Python
+
 import argparse
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 RECIPE = "tfforge/data/toolchains.toml"
@@ -22,12 +25,12 @@ _SECTION = re.compile(
 )
 
 
-def bazelrc_lines(root):
+def bazelrc_lines(root: str | Path) -> list[tuple[str | None, str]]:
     """(config or None, options text) for each line of the tree's top .bazelrc."""
     path = Path(root) / ".bazelrc"
     if not path.is_file():
         return []
-    out = []
+    out: list[tuple[str | None, str]] = []
     for raw in path.read_text(errors="replace").splitlines():
         match = _SECTION.match(raw)
         if match:
@@ -35,7 +38,7 @@ def bazelrc_lines(root):
     return out
 
 
-def bazel_version(path):
+def bazel_version(path: str | Path) -> str:
     """The version a .bazelversion names: its first line that is not a comment (as bazelisk)."""
     for line in Path(path).read_text(errors="replace").splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
@@ -43,14 +46,14 @@ def bazel_version(path):
     return ""
 
 
-def _sets(options, name, value=None):
+def _sets(options: str, name: str, value: str | None = None) -> bool:
     """Whether the options text sets --repo_env NAME (to value, when given)."""
     pattern = r"--repo_env[= ]\s*" + name + r"=\"?([^\"\s]*)"
     found = re.search(pattern, options)
-    return bool(found) and (value is None or found.group(1) == value)
+    return found is not None and (value is None or found.group(1) == value)
 
 
-def _has_target(root, label):
+def _has_target(root: Path, label: str) -> bool:
     pkg, _, name = label[2:].partition(":")
     for build in ("BUILD", "BUILD.bazel"):
         path = Path(root) / pkg / build
@@ -61,7 +64,14 @@ def _has_target(root, label):
     return False
 
 
-def problems(root, *, target=None, configs=(), bazel=None, wheel_type=None):
+def problems(
+    root: str | Path,
+    *,
+    target: str | None = None,
+    configs: Sequence[str] = (),
+    bazel: str | None = None,
+    wheel_type: str | None = None,
+) -> list[str]:
     """The disagreements between the tree at root and the recipe, one line each."""
     root = Path(root)
     found = []
@@ -101,8 +111,8 @@ def problems(root, *, target=None, configs=(), bazel=None, wheel_type=None):
     return found
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--root", required=True)
     parser.add_argument("--target")
     parser.add_argument("--config", action="append", default=[])

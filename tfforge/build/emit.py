@@ -8,12 +8,14 @@ the CI ones name a secret (TFFORGE_REMOTE_HEADER) that the engine injects at run
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 import yaml
 
 from tfforge.build.matrix import Plan
+from tfforge.options.typed.enums import EmitFormat
 
-FORMATS = ("github", "gitlab", "slurm")
+FORMATS = tuple(f.value for f in EmitFormat)  # declared in tfforge/data/options.toml
 HEADER_ENV = "TFFORGE_REMOTE_HEADER"
 ARTIFACTS = ("wheels/*.whl", "builds/*/build.log", "builds/*/provenance.json")
 _COMMENT = (
@@ -35,7 +37,7 @@ _Dumper.add_representer(
 )
 
 
-def _dump(doc: dict) -> str:
+def _dump(doc: dict[str, Any]) -> str:
     return yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=1000, default_flow_style=False)
 
 
@@ -53,7 +55,7 @@ def github(plan: Plan, shared: tuple[str, ...], *, max_parallel: int = 0) -> str
         "--python-version",
         "${{ matrix.python_version }}",
     ]
-    strategy: dict = {"fail-fast": False}
+    strategy: dict[str, Any] = {"fail-fast": False}
     if max_parallel:
         strategy["max-parallel"] = max_parallel
     strategy["matrix"] = {

@@ -9,6 +9,7 @@ and Python version lists; each cell of the result is one `invoke build`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from tfforge.build import toolchains
 from tfforge.errors import ConfigError
@@ -47,7 +48,7 @@ class Cell:
             self.python_version,
         )
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "cell": self.cell,
             "target": self.display,
@@ -67,7 +68,7 @@ class Plan:
     gcc_version: str
     cells: tuple[Cell, ...]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "common_target": self.common,
             "one": self.one,

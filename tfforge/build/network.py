@@ -60,7 +60,7 @@ def unreachable(wanted: list[Need], timeout: float = PROBE_TIMEOUT_S) -> list[tu
         return []
     with ThreadPoolExecutor(max_workers=len(wanted)) as pool:
         results = list(pool.map(lambda n: _reachable(n, timeout), wanted))
-    return [(n, why) for n, why in zip(wanted, results) if why is not None]
+    return [(n, why) for n, why in zip(wanted, results, strict=True) if why is not None]
 
 
 def offline_message(missing: list[tuple[Need, str]], suite: str) -> str:

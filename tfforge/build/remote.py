@@ -2,10 +2,11 @@
 
 Credentials never enter build files: the command reads them from the environment (or a file the
 environment names) and hands them to `docker build --secret` through a private file (0600, in a
-0700 folder of the user's cache) that exists only while the build runs. The RUN step reads the secret at run time (tfforge/build/
-render.py: remote_context), so it is neither in the Dockerfile, the image history, the wheel nor
-builds/. The flag is passed on Bazel's command line, not in a bazelrc: TensorFlow's .bazelrc sets
---announce_rc, which would print rc-file options into the log.
+0700 folder of the user's cache) that exists only while the build runs. The RUN step reads the
+secret at run time (tfforge/build/render.py: remote_context), so it is neither in the
+Dockerfile, the image history, the wheel nor builds/. The flag is passed on Bazel's command
+line, not in a bazelrc: TensorFlow's .bazelrc sets --announce_rc, which would print rc-file
+options into the log.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import contextlib
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from tfforge import paths
 from tfforge.build.render import SECRET_HEADER, SECRET_NETRC
@@ -89,20 +92,33 @@ def written(secrets: Mapping[str, str], files: Mapping[str, str]) -> Iterator[No
                 os.unlink(path)
 
 
-def log_facts(text: str) -> dict:
+@dataclass(frozen=True, kw_only=True)
+class LogFacts:
+    """What a build log says about the remote cache (build --json: `remote`)."""
+
+    processes: int | None  # Bazel's process count, None without a summary line
+    remote_cache_hits: int
+    cacheable: int | None  # actions that could come from a cache ('internal' ones never do)
+    summary: str | None  # Bazel's process summary as it wrote it
+    unreachable: str | None  # the build's warning when the cache could not be reached
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def log_facts(text: str) -> LogFacts:
     """Bazel's process summary from a build log: remote cache hits, or why it was skipped."""
     summary = _PROCESSES.findall(text)
     processes, detail = (int(summary[-1][0]), summary[-1][1]) if summary else (None, "")
     hits = _HITS.search(detail)
     internal = _INTERNAL.search(detail)
     unreachable = _UNREACHABLE.search(text)
-    return {
-        "processes": processes,
-        "remote_cache_hits": int(hits.group(1)) if hits else 0,
-        # actions that could come from a cache (Bazel's 'internal' ones never do)
-        "cacheable": processes - (int(internal.group(1)) if internal else 0)
+    return LogFacts(
+        processes=processes,
+        remote_cache_hits=int(hits.group(1)) if hits else 0,
+        cacheable=processes - (int(internal.group(1)) if internal else 0)
         if processes is not None
         else None,
-        "summary": detail.rstrip(". ") or None,
-        "unreachable": unreachable.group(1).strip() if unreachable else None,
-    }
+        summary=detail.rstrip(". ") or None,
+        unreachable=unreachable.group(1).strip() if unreachable else None,
+    )

@@ -14,22 +14,17 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
 from tfforge import resources
 from tfforge.build import toolchains
-from tfforge.build.spec import (
-    CLONE_CHECK,
-    DIST,
-    FRESH_ROOT,
-    BuildSpec,
-    canonical_json,
-    clone_check_source,
-    docker_command,
-)
+from tfforge.build.dockercmd import docker_command
+from tfforge.build.document import canonical_json, clone_check_source
+from tfforge.build.spec import CLONE_CHECK, DIST, FRESH_ROOT, BuildSpec
 from tfforge.errors import BuildError, ConfigError
-from tfforge.files import io_error
+from tfforge.files import JsonDoc, io_error
 
 # The build context: its inputs only (not logs, exports or kept rebuilds).
 DOCKERIGNORE = (
@@ -44,10 +39,10 @@ class Rendered:
     build_id: str
     path: Path
     created: bool  # False: an identical rendering already existed
-    document: dict  # build.json content
+    document: JsonDoc  # build.json content
 
 
-def build_document(spec: BuildSpec) -> dict:
+def build_document(spec: BuildSpec) -> JsonDoc:
     """The full build.json: the spec's document plus its id and the docker command."""
     doc = spec.document()
     doc["id"] = spec.build_id
@@ -66,7 +61,7 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def context(spec: BuildSpec, doc: dict) -> dict:
+def context(spec: BuildSpec, doc: JsonDoc) -> dict[str, Any]:
     """The one context the template sees; plain values only."""
     pins = toolchains.pins()
     docker = doc["commands"]["docker"]
@@ -119,7 +114,7 @@ KIT_ROOT = "/tmp/tfforge-kitroot"  # Bazel's output root while capturing
 KIT_OUT = "/tmp/tfforge-kitout"  # what capture exports: repository cache, external.xml
 
 
-def kit_context(spec: BuildSpec) -> dict:
+def kit_context(spec: BuildSpec) -> dict[str, Any]:
     """The capture's Bazel commands: the build's own command with --nobuild and a fresh
     repository cache (every download the wheel target's repository rules make), and a query of
     the repository rules that asked for them (with the build's repository overrides)."""
@@ -144,24 +139,24 @@ def kit_context(spec: BuildSpec) -> dict:
     }
 
 
-# ---- remote cache / execution (issue 13) -----------------------------------------------------
+# ---- remote cache / execution -------------------------------------------------------------
 SECRET_HEADER = "tfforge_remote_header"  # docker build --secret ids (tfforge.build.remote)
 SECRET_NETRC = "tfforge_netrc"
 PROBE = "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)"
 
 
-def remote_context(spec: BuildSpec) -> dict:
+def remote_context(spec: BuildSpec) -> dict[str, Any]:
     """The remote flags as shell words the RUN step may drop, and how it probes the endpoint.
 
     The step keeps the flags only when the endpoint answers (else: a warning and a local build);
     credentials come from BuildKit secrets read at run time, never from the build files."""
-    flags = spec.remote_flags
-    if not flags:
+    flags, endpoint = spec.remote_flags, spec.remote_endpoint
+    if not flags or endpoint is None:
         return {"remote": None, "bazel_run": list(spec.bazel_command)}
     words = list(spec.bazel_command)
     at = words.index(flags[0])
     words[at : at + len(flags)] = ["$tfforge_remote", '"$@"']
-    host, port = spec.remote_endpoint
+    host, port = endpoint
     return {
         "remote": {
             "flags": " ".join(flags),
@@ -177,12 +172,12 @@ def remote_context(spec: BuildSpec) -> dict:
     }
 
 
-def dockerfile(spec: BuildSpec, doc: dict | None = None) -> str:
+def dockerfile(spec: BuildSpec, doc: JsonDoc | None = None) -> str:
     doc = doc if doc is not None else build_document(spec)
     return _environment().get_template(resources.DOCKERFILE_TEMPLATE).render(context(spec, doc))
 
 
-def files(spec: BuildSpec) -> tuple[dict[str, bytes], dict]:
+def files(spec: BuildSpec) -> tuple[dict[str, bytes], JsonDoc]:
     """The bytes render owns, by file name, and the build document."""
     doc = build_document(spec)
     # apt-pins: empty; `invoke rebuild` fills its copy from the apt.lock a build recorded.
@@ -209,6 +204,8 @@ def _same(folder: Path, owned: dict[str, bytes]) -> bool:
 def _copy_source(spec: BuildSpec, dest: Path) -> None:
     """Copy exactly the hashed entries; refuse if a file changed since it was hashed."""
     root = spec.source.path
+    if root is None:
+        raise BuildError("a git source has no local files to copy")
     for e in spec.source.entries:
         out = dest / e.path
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -247,7 +244,7 @@ def render(spec: BuildSpec, builds_dir: Path) -> Rendered:
         builds_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{spec.build_id}-", dir=builds_dir))
     except OSError as exc:
-        raise io_error(builds_dir, exc, "cannot be written")
+        raise io_error(builds_dir, exc, "cannot be written") from exc
     try:
         for name, data in owned.items():
             (tmp / name).write_bytes(data)
@@ -264,7 +261,7 @@ def render(spec: BuildSpec, builds_dir: Path) -> Rendered:
                 return Rendered(spec.build_id, final, False, doc)
             raise
     except OSError as exc:  # a full disk, a quota: nothing is left half-written
-        raise io_error(final, exc, "cannot be written")
+        raise io_error(final, exc, "cannot be written") from exc
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -1,156 +1,82 @@
 """BuildSpec: the validated inputs of one wheel build and what follows from them.
 
-`make(options)` turns merged options (tfforge.settings.load) into a frozen BuildSpec, or raises
-ConfigError naming the bad input and the fix. Everything rendered into a Dockerfile passes a
-charset check here, so no input can inject shell or Dockerfile syntax. The spec derives the
-compiler flags, the configure environment, the bazel command, the PEP 440 local version label
-and the build id (a hash of every input that decides the bytes). It never renders or runs.
+A BuildSpec is made from a build's typed options by tfforge.build.request.make, which checks
+every input; `check_tokens` checks again that every word reaching a RUN line is from a safe
+charset (tfforge.build.inputs), so no input can inject shell or Dockerfile syntax. The spec
+derives the compiler flags, the configure environment, the bazel command, the PEP 440 local
+version label and the build id (a hash of build.json, tfforge.build.document). It never renders
+or runs. The target comes from tfforge.build.targets, the source from tfforge.build.source, the
+docker command from tfforge.build.dockercmd.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import re
-import stat
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cache, cached_property
-from pathlib import Path
+from functools import cached_property
+from typing import Any
 from urllib.parse import urlsplit
 
-import archspec
-import archspec.cpu
 from packaging.version import InvalidVersion, Version
 
-from tfforge import __version__, resources
-from tfforge.build import toolchains
+from tfforge.build import document, inputs, toolchains
+from tfforge.build.document import WHEEL_NAME
+from tfforge.build.source import Source
+from tfforge.build.targets import TargetChoice
 from tfforge.errors import ConfigError
-from tfforge.files import sha256_file
-from tfforge.host import cpu, fleet, isa
-from tfforge.text import is_loopback, without_credentials
+from tfforge.host import isa
+from tfforge.options.typed.enums import BazelProvider, Compiler
+from tfforge.text import is_loopback
 
-SCHEMA = "tfforge-build/1"
-# The Dockerfile template decides bytes too, so its digest is part of the build id.
-COMPILERS = ("gcc", "clang")
-PROVIDERS = ("bazelisk", "debian", "image")
-WHEEL_NAME = "tensorflow_cpu"
 MKL_MIN_GCC = "6.2"
-MIN_EPOCH = 315532800  # 1980-01-01T00:00:00Z: the earliest time a zip entry can carry
 # Paths inside the build image.
 SRC_DIR = "/home/{user}/src"
 BAZEL_CACHE = "/home/{user}/.cache/bazel"
 # A rebuild from nothing (tfforge rebuild) gives Bazel this output root instead of BAZEL_CACHE.
 FRESH_ROOT = "/tmp/tfforge-fresh"
-FRESH_BUILD_ARGS = {"TFFORGE_FRESH": "1"}  # the template's switch for that
 DIST = "/dist"
 PYTHON_BIN = "/usr/bin/python3"
 CLONE_CHECK = "/usr/local/share/tfforge/clone_check.py"  # where the image holds the checker
-DOCKER_ENV = {"DOCKER_BUILDKIT": "1"}
-EXPORT_STAGE = ".export"  # beside the build: the export stage's files land here
-
-# Free-text inputs. Every value that reaches the Dockerfile matches one of these.
-_GCC_VERSION = re.compile(r"^[0-9]{1,2}(\.[0-9]{1,2}){0,2}$")
-_BAZEL_ARG = re.compile(r"^--[A-Za-z][A-Za-z0-9_]*(=[A-Za-z0-9_.,:/@%+=-]*)?$")
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_DOMAIN = (
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*(?::[0-9]{1,5})?"
-)
-_IMAGE_REF = re.compile(
-    rf"^(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
-)
-_URL_HOST = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
-_URL_PATH = re.compile(r"^[A-Za-z0-9._~/%-]*$")
-SAFE_TOKEN = re.compile(r"^[A-Za-z0-9_.,:/@%+=*-]+$")
-_CACHE_SCHEMES = ("http", "https", "grpc", "grpcs")
-_SKIP_TOP = (".git", ".tf_configure.bazelrc")  # VCS data; configure's output (regenerated)
-_SKIP_ANY = ("__pycache__",)
 
 
-def _short(value: object, limit: int = 60) -> str:
-    """repr() of a user value for an error line: one line, bounded length."""
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "...'"
+@dataclass(frozen=True, kw_only=True)
+class IsaNote:
+    """Whether the build stamps the x86 ISA-level note into its libraries, and why."""
+
+    stamped: bool
+    level: str  # the psABI level of the target's features, e.g. 'x86-64-v3'
+    why: str
+    copt: str | None = None  # the compiler flag that stamps it (when stamped)
+
+    def as_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"stamped": self.stamped, "level": self.level, "why": self.why}
+        if self.copt:
+            doc["copt"] = self.copt
+        return doc
 
 
-@dataclass(frozen=True)
-class TargetChoice:
-    """The CPU target a build is for, and how its compiler flags were decided."""
-
-    kind: str  # 'archspec', 'psabi', 'features', 'host' or 'fleet'
-    request: tuple[str, ...]  # what was asked: a name, feature names or host names
-    name: str | None  # archspec name of the target (None for feature sets)
-    features: frozenset[str]  # canonical features the build may use
-    requested: frozenset[str]  # features asked for explicitly (feature sets)
-    implied: frozenset[str]  # features added because requested ones imply them
-    flags: tuple[str, ...]  # compiler flags for the target
-    flags_from: str  # which path produced the flags
-    hosts: tuple[tuple[str, str], ...] = ()  # (host name, sha256 of its snapshot)
-    skipped: tuple[str, ...] = ()  # better shared targets the compiler refused
-
-    def as_dict(self) -> dict:
-        return {
-            "kind": self.kind,
-            "request": list(self.request),
-            "name": self.name,
-            "hosts": [{"name": n, "snapshot_sha256": s} for n, s in self.hosts],
-            "skipped": list(self.skipped),
-        }
-
-
-@dataclass(frozen=True)
-class SourceEntry:
-    path: str  # relative, '/'-separated
-    kind: str  # 'file' or 'link'
-    mode: int  # 0o644 / 0o755 for files, 0 for links
-    digest: str  # sha256 of the content (files) or of the link target (links)
-    target: str = ""  # link target
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where the TensorFlow source comes from: the pinned git tag or a local directory."""
-
-    kind: str  # 'git' or 'local'
-    url: str | None = None
-    tag: str | None = None
-    commit: str | None = None
-    path: Path | None = field(default=None, compare=False)  # not an input of the bytes
-    tree_sha256: str | None = None
-    entries: tuple[SourceEntry, ...] = field(default=(), compare=False, repr=False)
-
-    def as_dict(self) -> dict:
-        if self.kind == "git":
-            return {"kind": "git", "url": self.url, "tag": self.tag, "commit": self.commit}
-        return {"kind": "local", "tree_sha256": self.tree_sha256, "files": len(self.entries)}
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BuildSpec:
     tf_version: str
     python_version: str
     toolchain: toolchains.Toolchain
     target: TargetChoice
     mkl: bool
-    compiler: str
+    compiler: Compiler
     gcc_version: str
     clang_version: str | None
     base_image: str
     base_image_pinned: bool
     base_image_choice: toolchains.BaseImage | None  # the [base_images] entry used, if any
     source: Source
-    bazel_provider: str
+    bazel_provider: BazelProvider
     bazel_version: str
     bazel_args: tuple[str, ...]
     remote_cache: str | None
     source_date_epoch: int
     warnings: tuple[str, ...] = field(default=(), compare=False)
-    remote_executor: str | None = None  # issue 13: rendered, untested here
+    remote_executor: str | None = None  # rendered, untested here
 
-    # ---- remote cache / execution (issue 13) ---------------------------------------------
+    # ---- remote cache / execution --------------------------------------------------------
     @property
     def remote_flags(self) -> tuple[str, ...]:
         """Bazel's remote flags; the RUN step drops them when the endpoint is unreachable."""
@@ -223,7 +149,7 @@ class BuildSpec:
         try:
             return Version(f"{self.tf_version}+{raw}").local or raw
         except InvalidVersion:
-            raise ConfigError(f"cannot make a PEP 440 local version from {raw!r}")
+            raise ConfigError(f"cannot make a PEP 440 local version from {raw!r}") from None
 
     @property
     def version(self) -> str:
@@ -233,14 +159,14 @@ class BuildSpec:
     def compiler_bin(self) -> str:
         if self.compiler == "gcc":
             return f"/usr/bin/gcc-{gcc_package_suffix(self.gcc_version)}"
-        return f"/usr/lib/llvm-{_major(self.clang_version)}/bin/clang"
+        return f"/usr/lib/llvm-{compiler_major(self.clang_version)}/bin/clang"
 
     @property
     def compiler_packages(self) -> tuple[str, ...]:
         if self.compiler == "gcc":
             s = gcc_package_suffix(self.gcc_version)
             return (f"gcc-{s}", f"g++-{s}")
-        m = _major(self.clang_version)
+        m = compiler_major(self.clang_version)
         return (f"clang-{m}", f"lld-{m}")
 
     @property
@@ -253,7 +179,10 @@ class BuildSpec:
             )
         # Distribution packages of clang-N carry their own N.x.y (e.g. 18.1.3 for clang-18)
         # and some print only N: require the major version, record the asked-for one.
-        return (f"clang-{_major(self.clang_version)} -dumpversion", _major(self.clang_version))
+        return (
+            f"clang-{compiler_major(self.clang_version)} -dumpversion",
+            compiler_major(self.clang_version),
+        )
 
     @property
     def toolchain_env(self) -> tuple[tuple[str, str], ...]:
@@ -289,7 +218,7 @@ class BuildSpec:
         return tuple(env)
 
     @property
-    def isa_note(self) -> dict:
+    def isa_note(self) -> IsaNote:
         """Whether the libraries get the x86 ISA-level note glibc checks at load time.
 
         GCC (>= 11) builds compile with `-mneeded`: every object carries
@@ -298,34 +227,26 @@ class BuildSpec:
         than required") instead of a SIGILL later. Not GNU ld's `-z x86-64-vN`: Bazel's
         autoconfigured GCC toolchain links with gold, which rejects it, and forcing BFD breaks
         the toolchain's --start-lib (both measured on the fixture)."""
-        level = isa.psabi_level(self.target.features)
+        level = isa.level_name(isa.psabi_level(self.target.features))
         if self.compiler != "gcc":
-            return {
-                "stamped": False,
-                "level": isa.level_name(level),
-                "why": "not stamped: clang builds may link with LLD, which writes no "
-                "ISA-level note (only GCC + GNU ld builds are stamped)",
-            }
-        if level < 2:
-            return {
-                "stamped": False,
-                "level": isa.level_name(level),
-                "why": "not stamped: the target's features complete no psABI level "
-                "above the x86-64 baseline",
-            }
-        if Version(self.gcc_version) < Version("11"):
-            return {
-                "stamped": False,
-                "level": isa.level_name(level),
-                "why": "not stamped: -mneeded needs GCC >= 11",
-            }
-        return {
-            "stamped": True,
-            "level": isa.level_name(level),
-            "copt": "-mneeded",
-            "why": f"GCC -mneeded: the libraries need {isa.level_name(level)} in their "
-            "ISA note; glibc refuses them on older CPUs",
-        }
+            why = (
+                "not stamped: clang builds may link with LLD, which writes no "
+                "ISA-level note (only GCC + GNU ld builds are stamped)"
+            )
+        elif isa.psabi_level(self.target.features) < 2:
+            why = (
+                "not stamped: the target's features complete no psABI level "
+                "above the x86-64 baseline"
+            )
+        elif Version(self.gcc_version) < Version("11"):
+            why = "not stamped: -mneeded needs GCC >= 11"
+        else:
+            why = (
+                f"GCC -mneeded: the libraries need {level} in their "
+                "ISA note; glibc refuses them on older CPUs"
+            )
+            return IsaNote(stamped=True, level=level, why=why, copt="-mneeded")
+        return IsaNote(stamped=False, level=level, why=why)
 
     @property
     def repo_env(self) -> tuple[str, ...]:
@@ -384,7 +305,7 @@ class BuildSpec:
         """Flags the recipe adds for the chosen compiler (e.g. an XNNPACK define for GCC 12)."""
         if self.compiler != "gcc":
             return ()
-        return self.toolchain.gcc_args.get(_major(self.gcc_version), ())
+        return self.toolchain.gcc_args.get(compiler_major(self.gcc_version), ())
 
     @cached_property
     def bazel_command(self) -> tuple[str, ...]:
@@ -392,8 +313,8 @@ class BuildSpec:
         argv = ["bazel", "build"]
         argv += [f"--config={c}" for c in self.configs if f"--config={c}" not in self.bazel_args]
         argv += [f"--copt={f}" for f in self.copts]
-        if self.isa_note["stamped"]:
-            argv.append(f"--copt={self.isa_note['copt']}")
+        if self.isa_note.copt:
+            argv.append(f"--copt={self.isa_note.copt}")
         argv += [
             f"--action_env=SOURCE_DATE_EPOCH={self.source_date_epoch}",
             f"--disk_cache={self.bazel_cache}/disk",
@@ -450,177 +371,19 @@ class BuildSpec:
         }
         return "; ".join(f"{label} [{ev[k].level}]" for k, label in shown.items())
 
-    def document(self) -> dict:
-        """build.json without the id and the docker command (those follow from this)."""
-        pins = toolchains.pins()
-        t = self.target
-        tc = {
-            **self.toolchain.as_dict(),
-            "bazel_provider": self.bazel_provider,
-            "bazel_version": self.bazel_version,
-        }
-        if self.bazel_provider == "bazelisk":
-            tc["bazelisk"] = {
-                "version": pins.bazelisk.version,
-                "url": pins.bazelisk.url,
-                "sha256": pins.bazelisk.sha256,
-            }
-        elif self.bazel_provider == "debian":
-            tc["debian_package"] = pins.debian_bazel_package
-        return {
-            "schema": SCHEMA,
-            "spec": {
-                "tf_version": self.tf_version,
-                "python_version": self.python_version,
-                "target": t.as_dict(),
-                "features_requested": sorted(t.requested, key=isa.sort_key),
-                "mkl": self.mkl,
-                "compiler": self.compiler,
-                "gcc_version": self.gcc_version,
-                "clang_version": self.clang_version,
-                "base_image": self.base_image,
-                "base_image_pinned": self.base_image_pinned,
-                "base_image_suite": (
-                    self.base_image_choice.suite if self.base_image_choice else None
-                ),
-                "source": self.source.as_dict(),
-                "bazel_provider": self.bazel_provider,
-                "bazel_args": list(self.bazel_args),
-                "remote_cache": self.remote_cache,
-                "source_date_epoch": self.source_date_epoch,
-                **({"remote_executor": self.remote_executor} if self.remote_executor else {}),
-            },
-            "derived": {
-                "local_version": self.local_label,
-                "version": self.version,
-                "wheel_name": WHEEL_NAME,
-                "features": sorted(t.features, key=isa.sort_key),
-                "implied_features": sorted(t.implied, key=isa.sort_key),
-                "target_name": t.name,
-                "psabi_level": isa.level_name(isa.psabi_level(t.features)),
-                "copts": list(self.copts),
-                "host_copts": list(self.copts),
-                "cc_opt_flags": self.cc_opt_flags,
-                "flags_from": t.flags_from,
-                "threading": "OpenMP (oneDNN, --config=mkl; set OMP_NUM_THREADS)"
-                if self.mkl
-                else "TensorFlow's Eigen thread pool",
-                "compiler_packages": list(self.compiler_packages),
-                "compiler_required": self.compiler_check[1],
-                "compiler_story": self.compiler_story,
-                "isa_note": self.isa_note,
-                "repo_env": list(self.repo_env),
-                "configs": list(self.configs),
-                "apt_packages": list(self.apt_packages),
-            },
-            "recipe": {
-                "evidence": {k: e.as_dict() for k, e in self.toolchain.evidence.items()},
-                "secondary_only": self.toolchain.secondary_only,
-                "configure_unset": toolchains.pins().configure_unset,
-            },
-            "toolchain": tc,
-            "tools": {
-                "tfforge": __version__,
-                "archspec": archspec.__version__,
-                "dockerfile_template_sha256": template_sha256(),
-                "clone_check_sha256": clone_check_sha256(),
-            },
-            "commands": {
-                "workdir": self.src_dir,
-                "toolchain_env": dict(self.toolchain_env),
-                "configure": {"env": dict(self.configure_env), "argv": ["./configure"]},
-                "clone_check": list(self.clone_check_argv),
-                "bazel": list(self.bazel_command),
-                "collect": list(self.collect_command),
-            },
-        }
+    def document(self) -> dict[str, Any]:
+        """build.json without the id and the docker command (tfforge.build.document)."""
+        return document.document(self)
 
     @cached_property
     def build_id(self) -> str:
         """<tf version>-<local label>-<12 hex of sha256 over the canonical document>."""
-        digest = hashlib.sha256(canonical_json(self.document()).encode()).hexdigest()
-        return f"{self.tf_version}-{self.local_label}-{digest[:12]}"
+        return document.build_id(self)
 
 
-@cache
-def template_sha256() -> str:
-    return sha256_file(resources.template_path())
-
-
-@cache
-def clone_check_sha256() -> str:
-    return hashlib.sha256(clone_check_source().encode()).hexdigest()
-
-
-def clone_check_source() -> str:
-    """The standalone checker the image runs (tfforge/build/clone_check.py, stdlib only)."""
-    return (Path(__file__).with_name("clone_check.py")).read_text()
-
-
-def canonical_json(doc: object) -> str:
-    return json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=True) + "\n"
-
-
-def export_dir(build_dir: str | Path) -> Path:
-    """Where the build's export stage lands, beside the build (one build per id at a time)."""
-    return Path(build_dir) / EXPORT_STAGE
-
-
-def docker_env_text() -> str:
-    """The client's environment as the dry run and build.log show it (DOCKER_BUILDKIT=1)."""
-    return " ".join(f"{k}={v}" for k, v in DOCKER_ENV.items())
-
-
-def docker_argv(
-    client: str,
-    build_dir: str | Path,
-    *,
-    network: str | None = None,
-    secrets: Mapping[str, str] | None = None,
-    fresh: bool = False,
-    build_args: Mapping[str, str] | None = None,
-    target: str = "export",
-) -> list[str]:
-    """THE docker command that builds a rendered folder: `build --dry-run` prints it, the
-    engine runs it (with DOCKER_ENV), build.json records it for the folder under builds/.
-
-    network: --network for a loopback remote cache; secrets: {secret id: file} (issue 13);
-    fresh: no BuildKit cache and no Bazel cache (`invoke rebuild`); build_args: the rebuild's
-    variations as `--build-arg K=V`, sorted so the argv is stable; target: the stage to export
-    (`kitexport` when tfforge.kit captures a build's inputs)."""
-    argv = [client, "build"]
-    if network:
-        argv.append(f"--network={network}")
-    for sid, path in sorted((secrets or {}).items()):
-        argv += ["--secret", f"id={sid},src={path}"]
-    argv += [
-        "--progress=plain",
-        "--target",
-        target,
-        "--output",
-        f"type=local,dest={export_dir(build_dir)}",
-    ]
-    args = {**(FRESH_BUILD_ARGS if fresh else {}), **(build_args or {})}
-    if fresh:
-        argv.append("--no-cache")
-    for key in sorted(args):
-        argv += ["--build-arg", f"{key}={args[key]}"]
-    return argv + [str(build_dir)]
-
-
-def docker_command(build_id: str, network: str | None = None) -> dict:
-    """The docker command recorded in build.json, relative to the project root."""
-    return {
-        "env": dict(DOCKER_ENV),
-        "argv": docker_argv("/usr/bin/docker", f"builds/{build_id}", network=network),
-        "note": "run from the project root; builds/<id>/.export receives the "
-        "wheel(s) and build.json; `build` runs this with the client it resolves "
-        "(and --secret files for remote-cache credentials)",
-    }
-
-
-# ---- helpers -----------------------------------------------------------------------------
-def _major(version: str | None) -> str:
+# ---- helpers ------------------------------------------------------------------------------
+def compiler_major(version: str | None) -> str:
+    """The major version of a compiler version ("12" for "12.2.0")."""
     return (version or "").split(".")[0]
 
 
@@ -630,464 +393,17 @@ def gcc_package_suffix(gcc_version: str) -> str:
     return parts[0] if int(parts[0]) >= 5 else ".".join(parts[:2])
 
 
-def _text(options: Mapping, key: str) -> str:
-    value = options.get(key)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        value = str(value)
-    return value.strip()
-
-
-def default_gcc_version(tc: toolchains.Toolchain) -> str:
-    """The GCC a release builds with when --gcc-version is not given: its recipe's default
-    major, at the version the first base image shipping it carries."""
-    image = toolchains.base_image_for("gcc", tc.gcc_default)
-    if image is None:
-        raise ValueError(f"{toolchains.DATA_FILE}: no base image ships gcc-{tc.gcc_default}")
-    return image.gcc[str(tc.gcc_default)]
-
-
-def gcc_for_image(tc: toolchains.Toolchain, base_image: str) -> str | None:
-    """The GCC a base image of a known Debian suite ships that the release accepts (its newest
-    such major), so `--base-image local/bookworm:base` alone builds with bookworm's gcc-12;
-    None for an image tfforge knows nothing about."""
-    lo, hi = tc.gcc
-    for known in toolchains.pins().base_images.values():
-        if base_image in (known.ref, known.local) or known.suite in base_image:
-            fits = sorted((int(m) for m in known.gcc if lo <= int(m) <= hi), reverse=True)
-            return known.gcc[str(fits[0])] if fits else None
-    return None
-
-
-def _check_gcc_version(text: str) -> str:
-    if not _GCC_VERSION.fullmatch(text):
-        raise ConfigError(f"--gcc-version {_short(text)}: expected a GCC version such as 12.2.0")
-    return text
-
-
-def _check_python(text: str, tc: toolchains.Toolchain) -> str:
-    if not toolchains.PY_VERSION.fullmatch(text):
-        raise ConfigError(f"--python-version {_short(text)}: expected a version such as 3.11")
-    toolchains.check_python(tc, text)
-    return text
-
-
-def check_image_ref(ref: str, flag: str = "--base-image") -> bool:
-    """Validate a docker image reference; True when it is pinned by digest."""
-    # Like docker: the first component is a registry only with a '.' or ':' or as 'localhost';
-    # otherwise it is part of the repository name, which must be lowercase.
-    first, slash, _ = ref.partition("/")
-    registry = slash and ("." in first or ":" in first or first == "localhost")
-    if (
-        len(ref) > 255
-        or not _IMAGE_REF.fullmatch(ref)
-        or (slash and not registry and first != first.lower())
-    ):
-        raise ConfigError(
-            f"{flag} {_short(ref)}: not a docker image reference "
-            "(expected NAME[:TAG][@sha256:DIGEST], e.g. "
-            "debian:bookworm-slim@sha256:<64 hex>)"
-        )
-    return "@sha256:" in ref
-
-
-def check_cache_url(url: str, option: str = "--remote-cache") -> str:
-    """Validate a Bazel remote cache/executor URL (no credentials, no shell characters)."""
-    # Never echo credentials: show the URL with anything before an '@' in the host masked.
-    shown = without_credentials(url)
-    bad = f"{option} {_short(shown)}"
-    if len(url) > 2048 or any(c.isspace() for c in url):
-        raise ConfigError(f"{bad}: must be one URL without spaces")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a non-numeric port
-    except ValueError:
-        raise ConfigError(f"{bad}: not a URL")
-    if parts.scheme not in _CACHE_SCHEMES:
-        raise ConfigError(f"{bad}: scheme must be one of {', '.join(_CACHE_SCHEMES)}")
-    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        raise ConfigError(
-            f"{bad}: credentials in the URL would be written into build files; "
-            "pass them at build time instead (TFFORGE_REMOTE_HEADER or "
-            "TFFORGE_REMOTE_NETRC_FILE)"
-        )
-    if not parts.netloc or not _URL_HOST.fullmatch(parts.netloc):
-        raise ConfigError(f"{bad}: the host must be a name or address with an optional :port")
-    if parts.query or parts.fragment or not _URL_PATH.fullmatch(parts.path):
-        raise ConfigError(
-            f"{bad}: only letters, digits and ._~/%- are allowed in the path; no query or fragment"
-        )
-    return url
-
-
-def check_bazel_args(args: Iterable[str]) -> tuple[str, ...]:
-    out = []
-    for arg in args:
-        if len(arg) > 512 or not _BAZEL_ARG.fullmatch(arg):
-            raise ConfigError(
-                f"--bazel-arg {_short(arg)}: must look like --name or "
-                "--name=value using letters, digits and _.,:/@%+=- only "
-                "(no spaces, quotes or shell characters)"
-            )
-        out.append(arg)
-    if len(out) > 64:
-        raise ConfigError(f"--bazel-arg given {len(out)} times; at most 64")
-    return tuple(out)
-
-
-def _flags_for(name: str, compiler: str, version: str, asked: str) -> tuple[str, ...]:
-    """archspec's optimization flags for a named target; ConfigError with archspec's reason."""
-    try:
-        flags = fleet.optimization_flags(name, compiler, version)
-    except archspec.cpu.UnsupportedMicroarchitecture as exc:
-        raise ConfigError(f"{asked}: {exc}; pick an older target or a newer --{compiler}-version")
-    return tuple(flags.split())
-
-
-def _named_target(name: str, compiler: str, version: str) -> TargetChoice:
-    key = fleet.target_key(name, source="--target")
-    u = archspec.cpu.TARGETS[key]
-    flags = _flags_for(key, compiler, version, f"--target {name}")
-    kind = "psabi" if key.startswith("x86_64") else "archspec"
-    return TargetChoice(
-        kind,
-        (name,),
-        key,
-        isa.normalize(u.features),
-        frozenset(),
-        frozenset(),
-        flags,
-        f"archspec optimization_flags({compiler!r}, {version!r})",
-    )
-
-
-def _host_snapshot_sha(host) -> str:
-    return hashlib.sha256(canonical_json(host.to_dict()).encode()).hexdigest()
-
-
-def _host_target(
-    host_files: list[str], this_host: bool, compiler: str, version: str, gcc_version: str
-) -> TargetChoice:
-    if this_host:
-        hosts = [cpu.detect_host()]
-    else:
-        hosts = cpu.load_hosts(list(host_files), option="--host")
-        fleet.check_fleet(hosts)
-    best = fleet.best_target(hosts, gcc_version)
-    kind = "fleet" if len(hosts) > 1 else "host"
-    if compiler == "gcc":
-        flags = tuple(best.flags.split())
-    else:
-        flags = _flags_for(best.name, compiler, version, f"target {best.name}")
-    return TargetChoice(
-        kind,
-        tuple(h.name for h in hosts),
-        best.name,
-        best.features,
-        frozenset(),
-        frozenset(),
-        flags,
-        f"fleet.best_target, then archspec optimization_flags({compiler!r}, {version!r})",
-        tuple((h.name, _host_snapshot_sha(h)) for h in hosts),
-        best.skipped,
-    )
-
-
-def _feature_target(names: list[str], compiler: str, version: str) -> TargetChoice:
-    requested = frozenset(isa.canonical(n, source="feature flag") for n in names)
-    full = isa.closure(requested)
-    if compiler == "gcc":
-        flags = tuple(isa.gcc_flags(full, version))
-        how = f"tfforge.host.isa.gcc_flags(closure of the requested features, {version!r})"
-    else:
-        flags = tuple(isa.gcc_flags(full, None))
-        how = "tfforge.host.isa -m flags (closure of the requested features)"
-    return TargetChoice(
-        "features",
-        tuple(sorted(requested, key=isa.sort_key)),
-        None,
-        full,
-        requested,
-        full - requested,
-        flags,
-        how,
-    )
-
-
-def resolve_target(options: Mapping, compiler: str, version: str, gcc_version: str) -> TargetChoice:
-    target = _text(options, "target")
-    hosts = [str(h) for h in (options.get("hosts") or []) if str(h).strip()]
-    features = [str(f) for f in (options.get("features") or []) if str(f).strip()]
-    given = [
-        k for k, v in (("--target", target), ("--host", hosts), ("feature flags", features)) if v
-    ]
-    if len(given) > 1:
-        raise ConfigError(
-            f"give one kind of target, not {' and '.join(given)}: a named target "
-            "(--target haswell / x86-64-v3 / host), host snapshots (--host FILE) "
-            "or feature flags (--avx2 --fma ...)"
-        )
-    if features:
-        return _feature_target(features, compiler, version)
-    if hosts:
-        return _host_target(hosts, False, compiler, version, gcc_version)
-    if target.lower() == "host":
-        return _host_target([], True, compiler, version, gcc_version)
-    if target:
-        return _named_target(target, compiler, version)
-    raise ConfigError(
-        "no build target: pass --target NAME (archspec name such as haswell, a "
-        "psABI level such as x86-64-v3, or 'host'), --host FILE (snapshot), or "
-        "feature flags such as --avx2 --fma (or set target in tfforge.toml)"
-    )
-
-
-def walk_source(root: Path) -> tuple[SourceEntry, ...]:
-    """Every file and symlink under root, sorted, with content digests.
-
-    Skipped: .git and .tf_configure.bazelrc at the top, Bazel's bazel-* convenience links at
-    the top, __pycache__ folders and *.pyc files (none of them are sources).
-    """
-    entries: list[SourceEntry] = []
-    root_real = root.resolve()
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = Path(dirpath).relative_to(root)
-        top = rel_dir == Path(".")
-        keep = []
-        for d in sorted(dirnames):
-            full = Path(dirpath, d)
-            if d in _SKIP_ANY or (top and (d in _SKIP_TOP or d.startswith("bazel-"))):
-                continue
-            if full.is_symlink():
-                filenames.append(d)  # a link to a folder is recorded as a link
-                continue
-            keep.append(d)
-        dirnames[:] = keep
-        for name in sorted(set(filenames)):
-            rel = (rel_dir / name).as_posix()
-            if top and (name in _SKIP_TOP or name.startswith("bazel-")):
-                continue
-            if name.endswith(".pyc"):
-                continue
-            if any(ord(ch) < 32 or ch == "\x7f" for ch in rel):
-                raise ConfigError(
-                    f"--source-dir: file name {_short(rel)} has control characters; rename it"
-                )
-            target = os.readlink(Path(dirpath, name)) if Path(dirpath, name).is_symlink() else ""
-            if any(0xDC80 <= ord(ch) <= 0xDCFF for ch in rel + target):  # undecodable bytes
-                raise ConfigError(f"--source-dir: file name {_short(rel)} is not UTF-8; rename it")
-            full = Path(dirpath, name)
-            st = full.lstat()
-            if stat.S_ISLNK(st.st_mode):
-                target = os.readlink(full)
-                dest = (full.parent / target).resolve()
-                if os.path.isabs(target) or not dest.is_relative_to(root_real):
-                    raise ConfigError(
-                        f"--source-dir: symlink {rel} -> {target} points outside "
-                        "the source folder; replace it with the file it points to"
-                    )
-                entries.append(
-                    SourceEntry(rel, "link", 0, hashlib.sha256(target.encode()).hexdigest(), target)
-                )
-            elif stat.S_ISREG(st.st_mode):
-                mode = 0o755 if st.st_mode & 0o111 else 0o644
-                entries.append(SourceEntry(rel, "file", mode, sha256_file(full)))
-            else:
-                raise ConfigError(
-                    f"--source-dir: {rel} is not a regular file, folder or symlink; remove it"
-                )
-    entries.sort(key=lambda e: e.path)
-    return tuple(entries)
-
-
-def tree_digest(entries: Iterable[SourceEntry]) -> str:
-    h = hashlib.sha256()
-    for e in entries:
-        h.update(f"{e.kind} {e.mode:o} {e.path} {e.digest}\n".encode())
-    return h.hexdigest()
-
-
-def resolve_source(options: Mapping, tc: toolchains.Toolchain) -> Source:
-    text = _text(options, "source_dir")
-    if not text:
-        return Source("git", toolchains.pins().git_url, tc.git_tag, tc.git_commit)
-    path = Path(text).expanduser()
-    if not path.is_dir():
-        raise ConfigError(
-            f"--source-dir {_short(text)}: not a folder; pass a TensorFlow "
-            "source tree (or leave it out to clone the pinned tag)"
-        )
-    entries = walk_source(path)
-    if not entries:
-        raise ConfigError(f"--source-dir {text}: the folder has no files")
-    return Source("local", path=path.resolve(), tree_sha256=tree_digest(entries), entries=entries)
-
-
-def _bool(options: Mapping, key: str) -> bool:
-    value = options.get(key)
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
-def make(options: Mapping) -> BuildSpec:
-    """A validated BuildSpec from merged options, or ConfigError on the first bad input."""
-    warnings: list[str] = []
-    tc = toolchains.toolchain(_text(options, "tf_version"))
-    python_version = _check_python(_text(options, "python_version"), tc)
-
-    compiler = _text(options, "compiler") or "gcc"
-    if compiler not in COMPILERS:
-        raise ConfigError(f"--compiler {_short(compiler)}: must be one of {', '.join(COMPILERS)}")
-    gcc_text = _text(options, "gcc_version")
-    base_text = _text(options, "base_image")
-    gcc_version = (
-        _check_gcc_version(gcc_text)
-        if gcc_text
-        else (gcc_for_image(tc, base_text) if base_text else None) or default_gcc_version(tc)
-    )
-    clang_version = None
-    if compiler == "clang":
-        clang_version = _text(options, "clang_version") or tc.official_compiler_version
-        if not _GCC_VERSION.fullmatch(clang_version):
-            raise ConfigError(
-                f"--clang-version {_short(clang_version)}: expected a version such as 18.1.8"
-            )
-    mkl = _bool(options, "mkl")
-    if mkl and compiler == "gcc" and Version(gcc_version) < Version(MKL_MIN_GCC):
-        raise ConfigError(
-            f"--mkl needs GCC >= {MKL_MIN_GCC} (oneDNN); --gcc-version is "
-            f"{gcc_version}: pick {MKL_MIN_GCC} or newer"
-        )
-
-    cver = gcc_version if compiler == "gcc" else clang_version
-    target = resolve_target(options, compiler, cver, gcc_version)
-    # The release's own compiler range, after the compiler-independent refusals above.
-    cflag = f"--{compiler}-version {cver}"
-    toolchains.check_compiler(tc, compiler, int(_major(cver)), cflag)
-    if target.skipped:
-        warnings.append("better shared targets the compiler refused: " + "; ".join(target.skipped))
-    if target.implied:
-        warnings.append(
-            "implied features added: "
-            + ", ".join(sorted(target.implied, key=isa.sort_key))
-            + " (required by "
-            + ", ".join(sorted(target.requested, key=isa.sort_key))
-            + ")"
-        )
-
-    pins = toolchains.pins()
-    base_image = _text(options, "base_image")
-    choice = None
-    if not base_image:
-        major = int(_major(gcc_version if compiler == "gcc" else clang_version))
-        choice = toolchains.base_image_for(compiler, major)
-        if choice is None:
-            raise ConfigError(
-                f"no base image in {toolchains.DATA_FILE} ships {compiler}-{major}; "
-                "pass --base-image with an image that does"
-            )
-        base_image = choice.ref
-    pinned = check_image_ref(base_image)
-    if not pinned:
-        warnings.append(
-            f"base image {base_image} is not pinned by digest; recorded as "
-            "unpinned (the build repeats only while that image stays the same)"
-        )
-
-    provider = _text(options, "bazel_provider") or "bazelisk"
-    if provider not in PROVIDERS:
-        raise ConfigError(
-            f"--bazel-provider {_short(provider)}: must be one of {', '.join(PROVIDERS)}"
-        )
-    if provider == "bazelisk":
-        bazel_version = tc.bazel
-    elif provider == "debian":
-        bazel_version = pins.debian_bazel_version
-        warnings.append(
-            f"bazel provider 'debian' gives Bazel {bazel_version}; TensorFlow "
-            f"{tc.tf_version} pins {tc.bazel}: fine for small test workspaces, a "
-            "real TensorFlow tree needs the bazelisk provider"
-        )
-    else:
-        bazel_version = "from the base image"
-        warnings.append(
-            f"bazel provider 'image' uses whatever Bazel the base image has; "
-            f"TensorFlow {tc.tf_version} pins {tc.bazel}"
-        )
-
-    bazel_args = check_bazel_args(str(a) for a in (options.get("bazel_args") or []))
-    remote_cache = _text(options, "remote_cache") or None
-    if remote_cache:
-        check_cache_url(remote_cache)
-    remote_executor = _text(options, "remote_executor") or None
-    if remote_executor:
-        check_cache_url(remote_executor, "--remote-executor")
-        if urlsplit(remote_executor).scheme not in ("grpc", "grpcs"):
-            raise ConfigError(
-                f"--remote-executor {_short(remote_executor)}: Bazel's remote "
-                "execution speaks gRPC; use grpc:// or grpcs://"
-            )
-        warnings.append(
-            "remote execution is rendered but untested here (no REAPI worker on "
-            "these machines); the build falls back to local execution when the "
-            "executor cannot run an action (--remote_local_fallback)"
-        )
-    try:
-        epoch = int(options.get("source_date_epoch") or MIN_EPOCH)
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"source_date_epoch {_short(options.get('source_date_epoch'))}: "
-            "must be an integer (seconds since 1970)"
-        )
-    if not MIN_EPOCH <= epoch < 2**32:
-        raise ConfigError(
-            f"source_date_epoch {epoch}: must be between {MIN_EPOCH} (1980-01-01, "
-            "the earliest zip timestamp) and 4294967295"
-        )
-
-    source = resolve_source(options, tc)
-    spec = BuildSpec(
-        tc.tf_version,
-        python_version,
-        tc,
-        target,
-        mkl,
-        compiler,
-        gcc_version,
-        clang_version,
-        base_image,
-        pinned,
-        choice,
-        source,
-        provider,
-        bazel_version,
-        bazel_args,
-        remote_cache,
-        epoch,
-        tuple(warnings),
-        remote_executor=remote_executor,
-    )
-    check_tokens(spec)
-    return spec
-
-
 def check_tokens(spec: BuildSpec) -> None:
     """Defence in depth: every word that reaches a RUN line is from the safe charset."""
-    words = [
-        *spec.bazel_command,
-        *spec.collect_command,
-        *spec.compiler_packages,
-        *spec.clone_check_argv,
-        *spec.apt_packages,
-        spec.base_image,
-        *(v for _, v in spec.configure_env for v in v.split()),
-        *(v for _, v in spec.toolchain_env),
-    ]
-    for w in words:
-        if not SAFE_TOKEN.fullmatch(w):
-            raise ConfigError(
-                f"refusing to render {_short(w)}: it has characters that are "
-                "not allowed in build files"
-            )
+    inputs.check_words(
+        [
+            *spec.bazel_command,
+            *spec.collect_command,
+            *spec.compiler_packages,
+            *spec.clone_check_argv,
+            *spec.apt_packages,
+            spec.base_image,
+            *(v for _, v in spec.configure_env for v in v.split()),
+            *(v for _, v in spec.toolchain_env),
+        ]
+    )

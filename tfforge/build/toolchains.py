@@ -10,6 +10,7 @@ import re
 import tomllib
 from dataclasses import dataclass
 from functools import cache
+from typing import Any, TypeAlias
 
 from packaging.version import InvalidVersion, Version
 
@@ -17,6 +18,7 @@ from tfforge import resources
 from tfforge.errors import ConfigError
 
 DATA_FILE = "tfforge/data/toolchains.toml"
+Table: TypeAlias = dict[str, Any]  # a TOML table of the data file, checked field by field here
 WHEEL_NAMINGS = ("repo_env", "cpu_flag")
 PYTHON_ENVS = ("TF_PYTHON_VERSION", "HERMETIC_PYTHON_VERSION")
 CC_TOOLCHAINS = ("local", "hermetic-clang")
@@ -54,7 +56,7 @@ class Evidence:
     level: str  # one of EVIDENCE_LEVELS
     source: str  # the file or public recipe it was read in
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {"level": self.level, "source": self.source}
 
 
@@ -94,7 +96,7 @@ class Toolchain:
         """True when no deciding fact was read in a file of this release or a nearby master."""
         return all(e.level == "secondary" for e in self.evidence.values())
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "tf_version": self.tf_version,
             "bazel": self.bazel,
@@ -168,7 +170,7 @@ def _bad(where: str, what: str) -> ValueError:
     return ValueError(f"{DATA_FILE}: {where}: {what}")
 
 
-def _str(table: dict, key: str, where: str, pattern: re.Pattern | None = None) -> str:
+def _str(table: Table, key: str, where: str, pattern: re.Pattern[str] | None = None) -> str:
     value = table.get(key)
     if not isinstance(value, str) or not value:
         raise _bad(where, f"{key!r} must be a non-empty string")
@@ -177,7 +179,7 @@ def _str(table: dict, key: str, where: str, pattern: re.Pattern | None = None) -
     return value
 
 
-def _strs(table: dict, key: str, where: str, pattern: re.Pattern) -> tuple[str, ...]:
+def _strs(table: Table, key: str, where: str, pattern: re.Pattern[str]) -> tuple[str, ...]:
     value = table.get(key)
     if not isinstance(value, list) or not all(
         isinstance(v, str) and pattern.fullmatch(v) for v in value
@@ -186,14 +188,14 @@ def _strs(table: dict, key: str, where: str, pattern: re.Pattern) -> tuple[str, 
     return tuple(value)
 
 
-def _choice(table: dict, key: str, where: str, allowed: tuple) -> str:
+def _choice(table: Table, key: str, where: str, allowed: tuple[str, ...]) -> str:
     value = table.get(key)
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise _bad(where, f"{key} must be one of {', '.join(map(repr, allowed))}")
     return value
 
 
-def _range(table: dict, key: str, where: str) -> tuple[int, int]:
+def _range(table: Table, key: str, where: str) -> tuple[int, int]:
     value = table.get(key)
     if not (
         isinstance(value, list)
@@ -205,7 +207,7 @@ def _range(table: dict, key: str, where: str) -> tuple[int, int]:
     return value[0], value[1]
 
 
-def _base_image(name: str, row: dict) -> BaseImage:
+def _base_image(name: str, row: Table) -> BaseImage:
     where = f"[base_images.{name}]"
     gcc = row.get("gcc")
     if not isinstance(gcc, dict) or not all(
@@ -226,7 +228,7 @@ def _base_image(name: str, row: dict) -> BaseImage:
     )
 
 
-def _recipe(ver: str, row: dict, bazel_sha: dict) -> Toolchain:
+def _recipe(ver: str, row: Table, bazel_sha: dict[str, str]) -> Toolchain:
     where = f"[tensorflow.{ver!r}]"
     if not _VERSION.fullmatch(ver):
         raise _bad(where, "TensorFlow versions are written X.Y.Z")
@@ -306,7 +308,7 @@ def _recipe(ver: str, row: dict, bazel_sha: dict) -> Toolchain:
     )
 
 
-def parse(raw: dict) -> Pins:
+def parse(raw: Table) -> Pins:
     """Validated pins from the parsed TOML document."""
     if raw.get("schema") != 1:
         raise _bad("top", "schema must be 1")

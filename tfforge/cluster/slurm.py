@@ -201,9 +201,8 @@ def collect(cells: list[str], results: Path) -> list[CellRow]:
                     "by every node?)"
                 )
             if log and Path(log).is_file():
-                row["remote_cache_hits"] = remote.log_facts(Path(log).read_text(errors="replace"))[
-                    "remote_cache_hits"
-                ]
+                facts = remote.log_facts(Path(log).read_text(errors="replace"))
+                row["remote_cache_hits"] = facts.remote_cache_hits
         else:
             row["error"] = _last_error(results / f"{cell}.out") or "no result"
             row["rc"] = row["rc"] if row["rc"] not in (None, 0) else 1

@@ -2,87 +2,40 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
-from tfforge import console, paths, settings
+from tfforge import console, paths
 from tfforge.errors import Interrupted, TfforgeError
+from tfforge.files import JsonDoc
+from tfforge.options.typed.bench import BenchOptions
 from tfforge.runtime import bench as runtime
 from tfforge.runtime import bench_report
 
+_AXES = ("threads", "onednn", "modes", "batches", "warmup", "repeat", "words")
 
-def bench_plan(
-    specs: list[str],
-    *,
-    threads=None,
-    onednn=None,
-    modes=None,
-    batches=None,
-    warmup=None,
-    repeat=None,
-    words=None,
-    quick: bool = False,
-    reference: bool = False,
-    baseline: str | None = None,
-    out_dir=None,
-    timeout=None,
-) -> runtime.Plan:
-    """The plan from the command line and settings; --quick fills in what the command line
-    did not give (explicit options win over the preset)."""
-    opts = settings.load(
-        {
-            "bench_threads": threads,
-            "bench_onednn": onednn,
-            "bench_modes": modes,
-            "bench_batches": batches,
-            "bench_warmup": warmup,
-            "bench_repeat": repeat,
-            "bench_words": words,
-            "bench_timeout": timeout,
-            "bench_out": out_dir,
-        },
-        prefix="bench_",
-    )
-    preset = runtime.QUICK if quick else {}
-    given = {
-        "threads": threads,
-        "onednn": onednn,
-        "modes": modes,
-        "batches": batches,
-        "warmup": warmup,
-        "repeat": repeat,
-        "words": words,
-    }
 
-    def pick(name: str):
-        if given[name] in (None, "") and name in preset:
-            return preset[name]
-        return opts[f"bench_{name}"]
-
-    def count(name: str, minimum: int) -> int:
-        if given[name] is None and name in preset:
-            return preset[name]
-        return settings.positive(opts, f"bench_{name}", minimum, strict=False)
-
+def bench_plan(opts: BenchOptions) -> runtime.Plan:
+    """The plan from the options; --quick fills in what the command line did not give
+    (options given on the command line win over the preset)."""
+    preset = runtime.QUICK if opts.quick else {}
+    axes: dict[str, Any] = {}
+    for name in _AXES:
+        key = f"bench_{name}"
+        use_preset = name in preset and not opts.given(key)
+        axes[name] = preset[name] if use_preset else getattr(opts, key)
+    out = opts.bench_out
     return runtime.make_plan(
-        runtime.expand_specs(specs),
-        threads=pick("threads"),
-        onednn=pick("onednn"),
-        modes=pick("modes"),
-        batches=pick("batches"),
-        warmup=count("warmup", 0),
-        repeat=count("repeat", 1),
-        words=count("words", 1),
-        reference=reference,
-        baseline=baseline,
-        out_dir=paths.folder(Path(opts.bench_out), opts.origin("bench_out"))
-        if opts.bench_out
-        else None,
-        timeout=settings.positive(opts, "bench_timeout", 1, strict=False),
+        runtime.expand_specs([opts.bench_wheels, *opts.bench_more_wheels]),
+        **axes,
+        reference=opts.reference,
+        baseline=opts.baseline,
+        out_dir=paths.folder(out, opts.where("bench_out")) if out else None,
+        timeout=opts.bench_timeout,
     )
 
 
-def bench_command(specs: list[str], *, as_json: bool = False, **options) -> dict:
-    plan = bench_plan(specs, **options)
+def bench_command(opts: BenchOptions) -> JsonDoc:
+    plan = bench_plan(opts)
     doc = runtime.run(plan, progress=console.Progress)
     # A run in which every row failed measured nothing: it never replaces earlier results.
     all_failed = bool(doc["rows"]) and all(r["error"] for r in doc["rows"])
@@ -95,7 +48,7 @@ def bench_command(specs: list[str], *, as_json: bool = False, **options) -> dict
             f"{plan.out_dir / 'bench.json'} left as it was"
         )
     doc["outputs"] = {k: str(p) for k, p in written.items()}
-    if as_json:
+    if opts.json:
         console.print_json(doc)
     else:
         console.say(bench_report.markdown(doc))

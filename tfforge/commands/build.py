@@ -1,9 +1,10 @@
-"""The `render` and `build` commands: options -> BuildSpec -> builds/<id>/ -> plan or engine.
+"""The `render` and `build` commands: typed options -> BuildSpec -> builds/<id>/ -> plan or
+engine.
 
-Options come through tfforge.settings.load (defaults -> tfforge.toml -> TFFORGE_* -> command
+The options come resolved (tfforge.settings: defaults -> tfforge.toml -> TFFORGE_* -> command
 line). `build` renders (or reuses an identical rendering), then either prints the plan
-(--dry-run: the exact docker argv `build` runs, from tfforge.build.spec.docker_argv) or hands
-the folder to tfforge.docker.run.run_build.
+(--dry-run: the exact docker argv `build` runs, from tfforge.build.dockercmd.docker_argv) or
+hands the folder to tfforge.docker.run.run_build.
 """
 
 from __future__ import annotations
@@ -11,47 +12,17 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from tfforge import console, paths, settings
-from tfforge.build import remote, render, spec
+from tfforge import console, paths
+from tfforge.build import dockercmd, document, remote, render, request, spec
 from tfforge.errors import BuildError, ConfigError
+from tfforge.files import JsonDoc
 from tfforge.host import isa
-
-# Options of the spec that the command line may give; list-valued ones are never in defaults.
-SPEC_OPTIONS = (
-    "tf_version",
-    "python_version",
-    "target",
-    "hosts",
-    "features",
-    "mkl",
-    "compiler",
-    "gcc_version",
-    "clang_version",
-    "base_image",
-    "source_dir",
-    "bazel_provider",
-    "bazel_args",
-    "remote_cache",
-    "source_date_epoch",
-    "remote_executor",
-)
-
-
-def make_spec(cli: Mapping[str, Any]) -> spec.BuildSpec:
-    unknown = sorted(set(cli) - set(SPEC_OPTIONS))
-    if unknown:
-        raise TypeError(f"not spec options: {', '.join(unknown)}")
-    merged = settings.load(dict(cli), cwd=paths.project_root())
-    options = merged.to_dict()
-    if merged.origin("gcc_version").startswith("default"):
-        options["gcc_version"] = ""  # the release's recipe picks its GCC
-    try:
-        return spec.make(options)
-    except ConfigError as exc:
-        raise settings.from_origin(exc, merged) from None
+from tfforge.options.typed.build import BuildOptions
+from tfforge.options.typed.render import RenderOptions
 
 
 def _shown(path: Path) -> str:
@@ -79,7 +50,7 @@ def _summary(s: spec.BuildSpec, r: render.Rendered) -> list[str]:
         f"git {s.source.tag} @ {s.source.commit}"
         if s.source.kind == "git"
         else f"local {s.source.path} ({len(s.source.entries)} files, "
-        f"tree sha256 {s.source.tree_sha256[:16]})"
+        f"tree sha256 {(s.source.tree_sha256 or '')[:16]})"
     )
     pin = "pinned" if s.base_image_pinned else "NOT pinned by digest"
     return [
@@ -90,18 +61,18 @@ def _summary(s: spec.BuildSpec, r: render.Rendered) -> list[str]:
         f"  target:  {what}",
         f"  flags:   {' '.join(s.copts)}   [{t.flags_from}]",
         f"  compiler: {s.compiler_story}",
-        f"  isa note: {s.isa_note['level']}: {s.isa_note['why']}",
+        f"  isa note: {s.isa_note.level}: {s.isa_note.why}",
         f"  recipe:  {s.evidence_line()}"
         + (" (secondary evidence only)" if s.toolchain.secondary_only else ""),
-        f"  version: {s.version} ({spec.WHEEL_NAME})",
+        f"  version: {s.version} ({document.WHEEL_NAME})",
         f"  image:   {s.base_image} ({pin})",
         f"  source:  {src}",
     ]
 
 
-def render_command(cli: Mapping[str, Any], *, as_json: bool = False) -> dict:
+def render_command(opts: RenderOptions) -> JsonDoc:
     """`invoke render`: write builds/<id>/ and say what it holds."""
-    s = make_spec(cli)
+    s = request.make(opts.spec)
     _warn_all(s)
     r = render.render(s, paths.builds_dir())
     result = {
@@ -112,7 +83,7 @@ def render_command(cli: Mapping[str, Any], *, as_json: bool = False) -> dict:
         "warnings": list(s.warnings),
         "build": r.document,
     }
-    if as_json:
+    if opts.json:
         console.print_json(result)
     else:
         for line in _summary(s, r):
@@ -126,7 +97,7 @@ def _host_isa_warning(s: spec.BuildSpec) -> str | None:
 
     try:
         here = cpu.detect_host()
-    except Exception:  # detection is advice here; never block a build on it
+    except Exception:  # noqa: BLE001 - detection is advice here; never block a build on it
         return None
     if not here.is_x86:
         return None
@@ -140,13 +111,13 @@ def _host_isa_warning(s: spec.BuildSpec) -> str | None:
     )
 
 
-def docker_client() -> tuple[str, str | None]:
+def docker_client(configured: str | None) -> tuple[str, str | None]:
     """The client `build` will run (as the engine resolves it), and a warning if there is none."""
     from tfforge.docker import client
     from tfforge.errors import TfforgeError
 
     try:
-        return client.resolve_client(settings.load(cwd=paths.project_root()).docker).path, None
+        return client.resolve_client(configured or "").path, None
     except TfforgeError as exc:
         return (
             client.DEBIAN_CLIENT,
@@ -154,18 +125,14 @@ def docker_client() -> tuple[str, str | None]:
         )
 
 
-def mirror_setting(given: str | None) -> str:
-    """--mirror (or the mirror setting), checked; "" for none."""
+def mirror_setting(opts: BuildOptions) -> str:
+    """The mirror (--mirror, tfforge.toml, TFFORGE_MIRROR), checked; "" for none."""
     from tfforge.kit import mirror
 
-    opts = settings.load({"mirror": given}, cwd=paths.project_root())
-    try:
-        return mirror.check(opts.mirror) if opts.mirror else ""
-    except ConfigError as exc:
-        raise settings.from_origin(exc, opts) from None
+    return mirror.check(opts.mirror, opts.where("mirror")) if opts.mirror else ""
 
 
-def run_options(s: spec.BuildSpec, via: str) -> dict:
+def run_options(s: spec.BuildSpec, via: str) -> dict[str, Any]:
     """The docker network and build args of a run: a loopback mirror needs the host's network
     (a build step's 127.0.0.1 is its own), and reaches the template as TFFORGE_MIRROR."""
     from tfforge.kit import mirror
@@ -182,16 +149,16 @@ def plan(
     client: str,
     secrets: Mapping[str, str] | None = None,
     via: str = "",
-) -> dict:
-    """What `build` runs: the argv the engine runs (tfforge.build.spec.docker_argv)."""
+) -> JsonDoc:
+    """What `build` runs: the argv the engine runs (tfforge.build.dockercmd.docker_argv)."""
     build_dir = r.path.resolve()
     return {
         "id": r.build_id,
         "build_dir": str(build_dir),
         "created": r.created,
         "dockerfile": str(build_dir / "Dockerfile"),
-        "docker_env": dict(spec.DOCKER_ENV),
-        "docker_command": spec.docker_argv(
+        "docker_env": dict(dockercmd.DOCKER_ENV),
+        "docker_command": dockercmd.docker_argv(
             client, build_dir, secrets=secrets, **run_options(s, via)
         ),
         "bazel_command": list(s.bazel_command),
@@ -201,49 +168,29 @@ def plan(
     }
 
 
-def timeout_seconds(value: float | str | None) -> float:
-    """--timeout, else the build_timeout setting, as positive seconds."""
-    merged = settings.load({"build_timeout": value}, cwd=paths.project_root(), prefix="build_")
-    return settings.positive(merged, "build_timeout")
-
-
-def build_command(
-    cli: Mapping[str, Any],
-    *,
-    dry_run: bool = False,
-    timeout: float | str | None = None,
-    kit: str | None = None,
-    mirror: str | None = None,
-    as_json: bool = False,
-) -> dict:
+def build_command(opts: BuildOptions) -> JsonDoc:
     """`invoke build`: render (or reuse), then print the plan or run it on the engine."""
-    if kit:
+    if opts.kit:
         from tfforge.commands import kit as kit_cmd
 
-        given = sorted(k for k, v in cli.items() if v is not None)
-        if given or dry_run or mirror:
-            shown = {
-                "features": "the feature flags",
-                "hosts": "--host",
-                "bazel_args": "--bazel-arg",
-            }
-            extra = [shown.get(k, settings.flag(k)) for k in given]
-            extra += ["--dry-run"] * dry_run + ["--mirror"] * bool(mirror)
+        given = [f.name for f in fields(opts.spec) if opts.spec.given(f.name)]
+        typed = sorted({opts.spec.where(name) for name in given})
+        typed += ["--dry-run"] * opts.dry_run + ["--mirror"] * opts.given("mirror")
+        if typed:
             raise ConfigError(
-                f"--kit builds the kit's own build with no network; drop {', '.join(extra)}"
+                f"--kit builds the kit's own build with no network; drop {', '.join(typed)}"
             )
-        return kit_cmd.build_command(kit, timeout=timeout, as_json=as_json)
-    s = make_spec(cli)
-    via = mirror_setting(mirror)
-    timeout_s = timeout_seconds(timeout)
-    if dry_run:
-        client, no_client = docker_client()  # shown even when no client is usable
+        return kit_cmd.build_from_kit(opts.kit, opts)
+    s = request.make(opts.spec)
+    via = mirror_setting(opts)
+    timeout_s = opts.build_timeout
+    if opts.dry_run:
+        client, no_client = docker_client(opts.docker)  # shown even when no client is usable
     else:
         from tfforge.docker import client as docker_clients
 
         # An unusable client is refused before builds/<id> is written.
-        configured = settings.load(cwd=paths.project_root()).docker
-        client, no_client = docker_clients.resolve_client(configured).path, None
+        client, no_client = docker_clients.resolve_client(opts.docker or "").path, None
     _warn_all(s)
     warning = _host_isa_warning(s)
     if warning:
@@ -257,16 +204,16 @@ def build_command(
             p["warnings"].append(extra)
     if no_client:
         console.warn(no_client)
-    if s.remote_flags:  # issue 13: which credentials `docker build --secret` will carry
+    if s.remote_flags:  # which credentials `docker build --secret` will carry
         p["docker_secrets"] = sorted(secrets)
-    if dry_run:
-        if as_json:
+    if opts.dry_run:
+        if opts.json:
             console.print_json({**p, "dry_run": True})
         else:
             for line in (
                 f"{'rendered' if r.created else 'reused'} build {r.build_id}",
                 f"Dockerfile: {p['dockerfile']}",
-                f"docker:     {spec.docker_env_text()} {shlex.join(p['docker_command'])}",
+                f"docker:     {dockercmd.docker_env_text()} {shlex.join(p['docker_command'])}",
                 f"bazel:      (in {s.src_dir}) {shlex.join(p['bazel_command'])}",
                 f"recipe:     {s.evidence_line()}",
                 *(
@@ -305,11 +252,12 @@ def build_command(
             **run_options(s, via),
         )
     out = {**p, "dry_run": False, **result}
-    if s.remote_flags:  # issue 13: what Bazel's summary says about the remote cache
-        out["remote"] = remote.log_facts(Path(result["log"]).read_text(errors="replace"))
-        if out["remote"]["unreachable"]:
-            console.warn(out["remote"]["unreachable"] + " (built locally)")
-    if as_json:
+    if s.remote_flags:  # what Bazel's summary says about the remote cache
+        facts = remote.log_facts(Path(result["log"]).read_text(errors="replace"))
+        out["remote"] = facts.as_dict()
+        if facts.unreachable:
+            console.warn(facts.unreachable + " (built locally)")
+    if opts.json:
         console.print_json(out)
     else:
         console.say(f"wheel: {result.get('wheel')}")

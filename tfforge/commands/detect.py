@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import importlib.util
 
-from tfforge import console, settings
+from tfforge import console
 from tfforge.errors import TfforgeError
+from tfforge.files import JsonDoc
 from tfforge.host import cpu, fleet, isa
+from tfforge.options.typed.detect import DetectOptions
 from tfforge.runtime import probe
 
 # The official x86 wheel baseline: TensorFlow's `avx_linux` config compiles with -mavx only.
 STOCK_BASELINE = isa.closure(["avx"])
 
 
-def tensorflow_report(timeout: float) -> dict:
+def tensorflow_report(timeout: float) -> JsonDoc:
     """The installed TensorFlow as tfprobe.py sees it in a subprocess (detect stays fast), or
     why it cannot say."""
     if importlib.util.find_spec("tensorflow") is None:
@@ -33,9 +35,11 @@ def tensorflow_report(timeout: float) -> dict:
     return doc
 
 
-def host_report(host: cpu.HostProfile, gcc_version: str) -> dict:
+def host_report(host: cpu.HostProfile, gcc_version: str) -> JsonDoc:
     """Everything detect says about one host except the TensorFlow probe."""
-    doc = {"host": {k: v for k, v in host.to_dict().items() if k not in ("flags", "schema")}}
+    doc: JsonDoc = {
+        "host": {k: v for k, v in host.to_dict().items() if k not in ("flags", "schema")}
+    }
     doc["host"]["source"] = host.source
     if not host.is_x86:
         doc["x86"] = False
@@ -72,29 +76,25 @@ def host_report(host: cpu.HostProfile, gcc_version: str) -> dict:
     return doc
 
 
-def detect_command(
-    *, as_json: bool, save: str | None, cpuinfo: str | None, gcc_version: str | None, probe_tf: bool
-) -> dict:
-    opts = settings.load({"gcc_version": gcc_version})
-    gcc = settings.version(opts, "gcc_version")
-    host = cpu.load_host(cpuinfo) if cpuinfo else cpu.detect_host()
-    doc = host_report(host, gcc)
-    if cpuinfo:
-        doc["tensorflow"] = {"installed": None, "reason": f"not probed: analysing {cpuinfo}"}
-    elif probe_tf:
-        doc["tensorflow"] = tensorflow_report(float(opts["tf_probe_timeout"]))
+def detect_command(opts: DetectOptions) -> JsonDoc:
+    host = cpu.load_host(opts.cpuinfo) if opts.cpuinfo else cpu.detect_host()
+    doc = host_report(host, opts.match_gcc_version)
+    if opts.cpuinfo:
+        doc["tensorflow"] = {"installed": None, "reason": f"not probed: analysing {opts.cpuinfo}"}
+    elif not opts.no_tf:
+        doc["tensorflow"] = tensorflow_report(opts.tf_probe_timeout)
     else:
         doc["tensorflow"] = {"installed": None, "reason": "not probed (--no-tf)"}
-    if save:
-        doc["saved"] = str(cpu.save_host(host, save))
-    if as_json:
+    if opts.save:
+        doc["saved"] = str(cpu.save_host(host, opts.save))
+    if opts.json:
         console.print_json(doc)
     else:
         _show_detect(doc)
     return doc
 
 
-def _show_detect(doc: dict) -> None:
+def _show_detect(doc: JsonDoc) -> None:
     from rich.table import Table
 
     out, h = console.out, {k: "?" if v is None else console.safe(v) for k, v in doc["host"].items()}

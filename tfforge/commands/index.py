@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from tfforge import console, paths
+from tfforge.options.typed.index import IndexOptions
 from tfforge.publish import index
 
 
-def index_command(*, as_json: bool = False) -> dict:
+def index_command(opts: IndexOptions) -> index.IndexResult:
     folder = paths.wheels_dir()
     result = index.build_index(folder)
     for s in result["skipped"]:
         console.warn(f"not indexed: {s['filename']}: {s['reason']}")
-    if as_json:
+    if opts.json:
         console.print_json(result)
         return result
     if not result["wheels"]:

@@ -8,49 +8,39 @@ from typing import Any
 
 from invoke.exceptions import Exit
 
-from tfforge import console, paths, settings
-from tfforge.commands.build import timeout_seconds
+from tfforge import console, paths
 from tfforge.errors import ConfigError
 from tfforge.kit import manifest
+from tfforge.options.typed.build import BuildOptions
+from tfforge.options.typed.kit import KitOptions
 
 
 def mib(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB"
 
 
-def _settings(out: str | None = None, mirror: str | None = None) -> settings.Settings:
-    return settings.load({"kits_dir": out, "mirror": mirror}, cwd=paths.project_root())
-
-
-def capture_command(
-    build_id: str,
-    *,
-    out: str | None = None,
-    mirror: str | None = None,
-    timeout: float | str | None = None,
-    as_json: bool = False,
-) -> dict[str, Any]:
+def capture_command(opts: KitOptions) -> dict[str, Any]:
     """`invoke kit BUILD_ID`: capture every input of a finished build into a kit."""
     from tfforge.commands.watch import BuildWatcher
-    from tfforge.kit import capture
+    from tfforge.kit import capture, mirror
     from tfforge.kit.store import Store
 
-    opts = _settings(out, mirror)
-    kits = paths.kits_dir(opts.kits_dir)
+    kits = paths.kits_dir(opts.kits_dir or "")
+    via = mirror.check(opts.mirror, opts.where("mirror")) if opts.mirror else ""
     before = Store(kits).names()
-    with BuildWatcher() as watcher:  # type: ignore[no-untyped-call]
+    with BuildWatcher() as watcher:
         result = capture.capture(
-            build_id,
+            opts.kit_action,
             builds_dir=paths.builds_dir(),
             kits_dir=kits,
-            timeout_s=timeout_seconds(timeout),
-            docker=opts.docker,
-            via=opts.mirror,
-            watcher=watcher,  # type: ignore[arg-type]
+            timeout_s=opts.build_timeout,
+            docker=opts.docker or "",
+            via=via,
+            watcher=watcher,
         )
     added = {f["sha256"]: f["size"] for f in result["files"] if f["sha256"] not in before}
     result["bytes_added"] = sum(added.values())
-    if as_json:
+    if opts.json:
         console.print_json(result)
         return result
     console.say(f"kit: {result['kit']}")
@@ -84,7 +74,7 @@ def check_lines(checked: manifest.Checked) -> list[str]:
 
 
 def check_command(kit: str, *, as_json: bool = False) -> dict[str, Any]:
-    """`invoke kit check KIT`: exit 0 when every file matches, 1 when the kit cannot build."""
+    """`invoke kit check --kit KIT`: exit 0 when every file matches, 1 when the kit cannot build."""
     if not kit:
         raise ConfigError("kit check needs the kit: `invoke kit check --kit KITS/BUILD_ID`")
     with console.Progress("kit check", unit="files") as progress:
@@ -114,16 +104,19 @@ def check_command(kit: str, *, as_json: bool = False) -> dict[str, Any]:
     return doc
 
 
-def kit_command(action: str, kit: str | None = None, **kwargs: Any) -> dict[str, Any]:
-    """`invoke kit BUILD_ID` or `invoke kit check --kit KIT` (invoke's one positional)."""
-    if action == "check":
-        return check_command(kit or "", as_json=kwargs.get("as_json", False))
-    return capture_command(action, **kwargs)
+def kit_command(opts: KitOptions) -> dict[str, Any]:
+    """`invoke kit BUILD_ID` or `invoke kit check --kit KIT` (invoke has one positional)."""
+    if opts.kit_action == "check":
+        return check_command(opts.kit or "", as_json=opts.json)
+    if opts.kit:
+        raise ConfigError(
+            f"--kit names a kit to check: `invoke kit check --kit {opts.kit}`; "
+            f"`invoke kit {opts.kit_action}` captures a build into --out"
+        )
+    return capture_command(opts)
 
 
-def build_command(
-    kit: str, *, timeout: float | str | None = None, as_json: bool = False
-) -> dict[str, Any]:
+def build_from_kit(kit: str, opts: BuildOptions) -> dict[str, Any]:
     """`invoke build --kit KIT`: the kit's build with no network; its wheel into wheels/."""
     from tfforge.commands.watch import BuildWatcher
     from tfforge.kit import layout
@@ -134,20 +127,20 @@ def build_command(
     builds = paths.builds_dir()
     kit_id = checked.manifest.build_id
     console.info(f"building {kit_id} from kit {checked.kit} with no network")
-    with BuildWatcher() as watcher:  # type: ignore[no-untyped-call]
+    with BuildWatcher() as watcher:
         result = layout.build(
             Path(kit),
             work_parent=builds,
             wheels_dir=paths.wheels_dir(),
-            timeout_s=timeout_seconds(timeout),
-            docker=settings.load(cwd=paths.project_root()).docker,
-            watcher=watcher,  # type: ignore[arg-type]
+            timeout_s=opts.build_timeout,
+            docker=opts.docker or "",
+            watcher=watcher,
             log_path=_log(builds, kit_id),
             checked=checked,
             keep_build_in=builds / kit_id,
         )
     result.pop("provenance_doc", None)
-    if as_json:
+    if opts.json:
         console.print_json(result)
         return result
     console.say(f"wheel: {result['wheel']}")

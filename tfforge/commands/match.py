@@ -5,14 +5,16 @@ The command builds a plain dict (the --json output) and renders the same dict as
 
 from __future__ import annotations
 
-from tfforge import console, settings
+from tfforge import console
 from tfforge.errors import TfforgeError
+from tfforge.files import JsonDoc
 from tfforge.host import cpu, fleet, isa
+from tfforge.options.typed.match import MatchOptions
 
 
 def match_report(
     hosts: list[cpu.HostProfile], gcc_version: str, require: frozenset[str] = frozenset()
-) -> dict:
+) -> JsonDoc:
     fleet.check_fleet(hosts)
     best = fleet.best_target(hosts, gcc_version)
     rows = []
@@ -63,23 +65,18 @@ def match_report(
     }
 
 
-def match_command(
-    hosts: str | list[str], *, as_json: bool, gcc_version: str | None, require: str | None = None
-) -> dict:
-    opts = settings.load({"gcc_version": gcc_version})
-    wanted = frozenset(
-        isa.canonical(n, source="--require") for n in (require or "").split(",") if n.strip()
-    )
-    gcc = settings.version(opts, "gcc_version")
-    profiles = cpu.load_hosts(hosts)
-    doc = match_report(profiles, gcc, isa.closure(wanted) if wanted else wanted)
-    if as_json:
+def match_command(opts: MatchOptions) -> JsonDoc:
+    where = opts.where("require")
+    wanted = frozenset(isa.canonical(n, source=where) for n in opts.require)
+    profiles = cpu.load_hosts(opts.fleet)
+    doc = match_report(profiles, opts.match_gcc_version, isa.closure(wanted) if wanted else wanted)
+    if opts.json:
         console.print_json(doc)
     else:
         _show_match(doc)
     if doc["require_missing"]:
         who = "; ".join(f"{h} lacks {', '.join(m)}" for h, m in doc["require_missing"].items())
-        raise TfforgeError(f"--require {require}: not every host has it ({who})")
+        raise TfforgeError(f"{where} {','.join(opts.require)}: not every host has it ({who})")
     return doc
 
 
@@ -94,7 +91,7 @@ def _short(why: str, keep: int = 4) -> str:
     return why
 
 
-def _show_match(doc: dict) -> None:
+def _show_match(doc: JsonDoc) -> None:
     from rich.table import Table
 
     out = console.out

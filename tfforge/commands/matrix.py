@@ -9,79 +9,97 @@ fails before anything is written), then prints the plan, writes a CI file or Slu
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from rich.table import Table
 
-from tfforge import console, paths, settings
-from tfforge.build import emit, matrix
-from tfforge.commands.build import make_spec, timeout_seconds
-from tfforge.errors import BuildError, ConfigError
-from tfforge.files import write_json_atomic
+from tfforge import console, paths
+from tfforge.build import emit, matrix, request
+from tfforge.errors import BuildError, ConfigError, Origin
+from tfforge.files import JsonDoc, write_json_atomic
 from tfforge.host import cpu, isa
+from tfforge.options.typed.cache import CacheOptions
+from tfforge.options.typed.enums import EmitFormat
+from tfforge.options.typed.matrix import MatrixOptions
+from tfforge.options.typed.spec import SpecOptions
 
-# The build options every cell shares, and how `invoke build` spells them.
-SHARED = {
-    "base_image": "--base-image",
-    "source_dir": "--source-dir",
-    "bazel_provider": "--bazel-provider",
-    "compiler": "--compiler",
-    "gcc_version": "--gcc-version",
-    "remote_cache": "--remote-cache",
-    "remote_executor": "--remote-executor",
-}
+# The build options every cell shares (flags of `invoke build` as matrix takes them).
+SHARED = (
+    "base_image",
+    "source_dir",
+    "bazel_provider",
+    "compiler",
+    "build_gcc_version",
+    "remote_cache",
+    "remote_executor",
+)
 DEFAULT_OUT = {
-    "github": "matrix/tfforge.github.yml",
-    "gitlab": "matrix/tfforge.gitlab-ci.yml",
-    "slurm": "matrix/tfforge.sbatch",
+    EmitFormat.GITHUB: "matrix/tfforge.github.yml",
+    EmitFormat.GITLAB: "matrix/tfforge.gitlab-ci.yml",
+    EmitFormat.SLURM: "matrix/tfforge.sbatch",
 }
 
 
-def shared_flags(shared: Mapping[str, Any]) -> tuple[str, ...]:
-    """The `invoke build` flags for the shared options that were given."""
+def shared_flags(opts: SpecOptions) -> tuple[str, ...]:
+    """The `invoke build` flags for the shared options given on the matrix command line."""
+    from tfforge.options import declared
+
     flags: list[str] = []
-    for key, flag in SHARED.items():
-        if shared.get(key):
-            value = str(Path(shared[key]).resolve()) if key == "source_dir" else str(shared[key])
-            flags += [flag, value]
-    if shared.get("mkl"):
+    for name in SHARED:
+        value = getattr(opts, name)
+        if opts.given(name) and value:
+            shown = str(Path(value).resolve()) if name == "source_dir" else str(value)
+            flags += [declared.option(name).cli, shown]
+    if opts.given("mkl") and opts.mkl:
         flags.append("--mkl")
-    flags += [f"--bazel-arg={a}" for a in shared.get("bazel_args") or []]
+    if opts.given("bazel_args"):
+        flags += [f"--bazel-arg={a}" for a in opts.bazel_args]
     return tuple(flags)
 
 
-def make_plan(
-    hosts: str,
-    *,
-    tf_versions: str | None,
-    python_versions: str | None,
-    one: bool,
-    shared: Mapping[str, Any],
-) -> tuple[matrix.Plan, dict[str, str]]:
+def cell_spec(opts: MatrixOptions, cell: matrix.Cell) -> SpecOptions:
+    """The spec options of one cell: the shared ones with the cell's target and versions."""
+    base = opts.spec
+    origins = {
+        **base.origins,
+        "target": Origin("default", f"cell {cell.cell}: --target {cell.display}"),
+        "tf_version": opts.origin("matrix_tf_versions")
+        if opts.matrix_tf_versions
+        else base.origin("tf_version"),
+        "python_version": opts.origin("matrix_python_versions")
+        if opts.matrix_python_versions
+        else base.origin("python_version"),
+    }
+    return dataclasses.replace(
+        base,
+        target=cell.display,
+        hosts=(),
+        features=(),
+        tf_version=cell.tf_version,
+        python_version=cell.python_version,
+        origins=origins,
+    )
+
+
+def make_plan(opts: MatrixOptions) -> tuple[matrix.Plan, dict[str, str]]:
     """The plan and each cell's build id (every cell's spec is validated here)."""
-    opts = settings.load({"gcc_version": shared.get("gcc_version")}, cwd=paths.project_root())
-    profiles = cpu.load_hosts(hosts, option="HOSTS")
+    profiles = cpu.load_hosts(opts.fleet, option=opts.where("fleet"))
     p = matrix.plan(
         profiles,
-        gcc_version=str(opts.gcc_version),
-        tf_versions=matrix.split_list(tf_versions, str(opts.tf_version)),
-        python_versions=matrix.split_list(python_versions, str(opts.python_version)),
-        one=one,
+        gcc_version=opts.spec.build_gcc_version or opts.match_gcc_version,
+        tf_versions=matrix.split_list(opts.matrix_tf_versions, opts.spec.tf_version),
+        python_versions=matrix.split_list(opts.matrix_python_versions, opts.spec.python_version),
+        one=opts.one,
     )
-    ids = {}
-    for c in p.cells:
-        cli = {k: v for k, v in shared.items() if v not in (None, False, [], ())}
-        cli.update(target=c.display, tf_version=c.tf_version, python_version=c.python_version)
-        ids[c.cell] = make_spec(cli).build_id
+    ids = {c.cell: request.make(cell_spec(opts, c)).build_id for c in p.cells}
     return p, ids
 
 
-def _doc(p: matrix.Plan, ids: dict[str, str], flags: tuple[str, ...]) -> dict:
+def _doc(p: matrix.Plan, ids: dict[str, str], flags: tuple[str, ...]) -> JsonDoc:
     doc = p.as_dict()
     for cell in doc["cells"]:
         cell["build_id"] = ids[cell["cell"]]
@@ -89,7 +107,7 @@ def _doc(p: matrix.Plan, ids: dict[str, str], flags: tuple[str, ...]) -> dict:
     return doc
 
 
-def _show_plan(doc: dict) -> None:
+def _show_plan(doc: JsonDoc) -> None:
     t = Table(
         title=f"Build matrix: {len(doc['cells'])} builds "
         f"(common target {doc['common_target']}, GCC {doc['gcc_version']})"
@@ -131,56 +149,32 @@ def _slurm_script(p: matrix.Plan, flags: tuple[str, ...], results: Path, concurr
     )
 
 
-def matrix_command(
-    hosts: str,
-    *,
-    tf_versions: str | None = None,
-    python_versions: str | None = None,
-    one: bool = False,
-    shared: Mapping[str, Any],
-    emit_format: str | None = None,
-    out: str | None = None,
-    run: str | None = None,
-    dry_run: bool = False,
-    concurrent: int | None = None,
-    timeout: float | None = None,
-    as_json: bool = False,
-) -> dict:
+def matrix_command(opts: MatrixOptions) -> JsonDoc:
     """`invoke matrix HOSTS`: plan, and optionally emit a CI file/Slurm script or run on Slurm."""
-    if emit_format and emit_format not in emit.FORMATS:
-        raise ConfigError(f"--emit {emit_format!r}: must be one of {', '.join(emit.FORMATS)}")
-    if run and run != "slurm":
-        raise ConfigError(
-            f"--run {run!r}: only 'slurm' runs a matrix (GitHub and GitLab run "
-            "the file --emit writes)"
-        )
-    opts = settings.load(
-        {"matrix_concurrent": concurrent}, cwd=paths.project_root(), prefix="matrix_"
-    )
-    conc = int(settings.positive(opts, "matrix_concurrent"))
-    timeout_s = timeout_seconds(timeout)  # --timeout, else the build_timeout setting
-    p, ids = make_plan(
-        hosts, tf_versions=tf_versions, python_versions=python_versions, one=one, shared=shared
-    )
-    flags = shared_flags(shared) + (("--timeout", f"{timeout_s:g}") if timeout is not None else ())
+    conc = opts.matrix_concurrent
+    timeout_s = opts.build_timeout
+    emit_format, dry_run, as_json = opts.emit, opts.dry_run, opts.json
+    p, ids = make_plan(opts)
+    given_timeout = ("--timeout", f"{timeout_s:g}") if opts.given("build_timeout") else ()
+    flags = shared_flags(opts.spec) + given_timeout
     doc = _doc(p, ids, flags)
-    if dry_run or not (emit_format or run):
+    if dry_run or not (emit_format or opts.matrix_run):
         if as_json:
             console.print_json({**doc, "dry_run": dry_run})
         else:
             _show_plan(doc)
         return doc
     if emit_format:
-        path = Path(out or paths.project_root() / DEFAULT_OUT[emit_format])
-        if emit_format == "github":
+        path = opts.matrix_out or paths.project_root() / DEFAULT_OUT[emit_format]
+        if emit_format == EmitFormat.GITHUB:
             text = emit.github(p, flags, max_parallel=conc)
-        elif emit_format == "gitlab":
+        elif emit_format == EmitFormat.GITLAB:
             text = emit.gitlab(p, flags)
         else:
             text = _slurm_script(p, flags, paths.builds_dir() / "matrix" / "results", conc)
-        _write(path, text, 0o755 if emit_format == "slurm" else 0o644)
-        doc["emitted"] = {"format": emit_format, "path": str(path)}
-        if not run:
+        _write(path, text, 0o755 if emit_format == EmitFormat.SLURM else 0o644)
+        doc["emitted"] = {"format": str(emit_format), "path": str(path)}
+        if not opts.matrix_run:
             if as_json:
                 console.print_json(doc)
             else:
@@ -199,12 +193,12 @@ def matrix_command(
 
 def _run_slurm(
     p: matrix.Plan,
-    doc: dict,
+    doc: JsonDoc,
     flags: tuple[str, ...],
     concurrent: int,
     build_timeout: float,
     as_json: bool,
-) -> dict:
+) -> JsonDoc:
     from tfforge.cluster import slurm
 
     results = paths.builds_dir() / "matrix" / time.strftime("run-%Y%m%d-%H%M%S")
@@ -223,7 +217,7 @@ def _run_slurm(
         f"results in {results}"
     )
 
-    def report(elapsed: float, now: list) -> None:
+    def report(elapsed: float, now: list[slurm.CellState]) -> None:
         counts: dict[str, int] = {}
         for s in now:
             counts[s.state] = counts.get(s.state, 0) + 1
@@ -274,35 +268,18 @@ def _run_slurm(
     return summary
 
 
-def cache_command(
-    action: str,
-    *,
-    port: int | None = None,
-    bind: str | None = None,
-    htpasswd: str | None = None,
-    folder: str | None = None,
-    as_json: bool = False,
-) -> dict:
-    """`invoke cache serve`: an nginx WebDAV Bazel HTTP cache until Ctrl-C."""
+def cache_command(opts: CacheOptions) -> JsonDoc:
+    """`invoke cache serve` (the only action): an nginx WebDAV Bazel HTTP cache until Ctrl-C."""
     from tfforge.cluster import cache
 
-    if action != "serve":
-        raise ConfigError(f"invoke cache {action!r}: the only action is 'serve'")
-    opts = settings.load(
-        {"cache_port": port, "cache_bind": bind}, cwd=paths.project_root(), prefix="cache_"
-    )
-    if htpasswd and not Path(htpasswd).is_file():
+    htpasswd = opts.cache_htpasswd
+    if htpasswd and not htpasswd.is_file():
         raise ConfigError(
-            f"--htpasswd {htpasswd}: no such file (make one with `htpasswd -c FILE "
-            "USER` or passlib)"
+            f"{opts.where('cache_htpasswd')} {htpasswd}: no such file (make one with "
+            "`htpasswd -c FILE USER` or passlib)"
         )
-    state = Path(folder) if folder else paths.cache_dir("bazel-remote-cache")
-    server = cache.start(
-        state,
-        port=int(opts.cache_port),
-        bind=str(opts.cache_bind),
-        htpasswd=Path(htpasswd) if htpasswd else None,
-    )
+    state = opts.cache_folder or paths.cache_dir("bazel-remote-cache")
+    server = cache.start(state, port=opts.cache_port, bind=opts.cache_bind, htpasswd=htpasswd)
     doc = {
         "url": server.url,
         "pid": server.pid,
@@ -310,7 +287,7 @@ def cache_command(
         "config": str(server.config),
         "auth": bool(htpasswd),
     }
-    if as_json:
+    if opts.json:
         console.print_json(doc)
     else:
         console.say(

@@ -6,26 +6,16 @@ import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from tfforge import console, settings
+from tfforge import console
+from tfforge.files import JsonDoc
+from tfforge.options.typed.publish import PublishOptions
 from tfforge.publish import upload
 from tfforge.text import is_loopback
 
 
-def publish_command(
-    wheels: list[str],
-    *,
-    repository: str | None = None,
-    skip_existing: bool = False,
-    timeout: float | None = None,
-    as_json: bool = False,
-    environ: Mapping[str, str] | None = None,
-) -> dict:
-    opts = settings.load(
-        {"publish_repository": repository, "publish_timeout": timeout}, prefix="publish_"
-    )
-    url = upload.repository_url(opts.publish_repository, opts.origin("publish_repository"))
-    timeout_s = settings.positive(opts, "publish_timeout", 0)
-    paths = upload.resolve_wheels(wheels)
+def publish_command(opts: PublishOptions, *, environ: Mapping[str, str] | None = None) -> JsonDoc:
+    url = upload.repository_url(opts.publish_repository or "", opts.where("publish_repository"))
+    paths = upload.resolve_wheels([opts.publish_wheels, *opts.publish_more_wheels])
     upload.check_wheels(paths)
     creds = upload.Credentials.from_environ(os.environ if environ is None else environ)
     host = urlsplit(url).hostname or ""
@@ -37,12 +27,12 @@ def publish_command(
         paths,
         url,
         creds,
-        skip_existing=skip_existing,
-        timeout_s=timeout_s,
-        show_progress=not as_json and console.is_tty(),
+        skip_existing=opts.skip_existing,
+        timeout_s=opts.publish_timeout,
+        show_progress=not opts.json and console.is_tty(),
     )
     doc = {"repository": url, "wheels": results}
-    if as_json:
+    if opts.json:
         console.print_json(doc)
     else:
         for r in results:

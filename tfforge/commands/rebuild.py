@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from invoke.exceptions import Exit
 
-from tfforge import console, paths, settings
-from tfforge.commands.build import timeout_seconds
+from tfforge import console, paths
+from tfforge.options.typed.rebuild import RebuildOptions
+
+if TYPE_CHECKING:
+    from tfforge.docker.rebuild import RebuildResult
 
 
-def lines(result: dict) -> list[str]:
+def lines(result: Mapping[str, Any]) -> list[str]:
     """The report for people: one line when identical, else the members that differ."""
     sha = result["sha256"]
     vary = result.get("vary") or {}
@@ -41,7 +45,9 @@ def lines(result: dict) -> list[str]:
     return out
 
 
-def kit_layout(kit: Path, build_id: str) -> Callable[[Path], tuple[Path, dict[str, str]]]:
+def kit_layout(
+    kit: Path, build_id: str, docker: str
+) -> Callable[[Path], tuple[Path, dict[str, str]]]:
     """rebuild's from_kit: the kit checked (it must be build_id's and whole), its base image in
     the engine, laid out in the folder rebuild gives; with the kit build's build args."""
     from tfforge.docker import client as engine
@@ -58,33 +64,32 @@ def kit_layout(kit: Path, build_id: str) -> Callable[[Path], tuple[Path, dict[st
 
     def lay_out(dest: Path) -> tuple[Path, dict[str, str]]:
         store = manifest.store_of(kit)
-        client = engine.resolve_client(settings.load(cwd=paths.project_root()).docker)
-        layout.load_base_image(checked.manifest, store, client)
+        layout.load_base_image(checked.manifest, store, engine.resolve_client(docker))
         dest.mkdir(parents=True, exist_ok=True)
         return layout.lay_out(checked.manifest, store, dest), layout.build_args(checked.manifest)
 
     return lay_out
 
 
-def rebuild_command(
-    build_id: str, *, vary: bool = False, timeout=None, kit=None, as_json: bool = False
-) -> dict:
+def rebuild_command(opts: RebuildOptions) -> RebuildResult:
     """`invoke rebuild`: exit 0 when the rebuild is byte-identical, 1 otherwise."""
     from tfforge.commands.watch import BuildWatcher
     from tfforge.docker import rebuild
 
     with BuildWatcher() as watcher:
         result = rebuild.rebuild(
-            build_id,
+            opts.build_id,
             builds_dir=paths.builds_dir(),
             wheels_dir=paths.wheels_dir(),
-            timeout_s=timeout_seconds(timeout),
-            docker=settings.load(cwd=paths.project_root()).docker,
-            vary=vary,
+            timeout_s=opts.build_timeout,
+            docker=opts.docker or "",
+            vary=opts.vary,
             watcher=watcher,
-            from_kit=kit_layout(Path(kit), build_id) if kit else None,
+            from_kit=kit_layout(Path(opts.kit), opts.build_id, opts.docker or "")
+            if opts.kit
+            else None,
         )
-    if as_json:
+    if opts.json:
         console.print_json(result)
     else:
         for line in lines(result):

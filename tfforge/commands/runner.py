@@ -1,23 +1,26 @@
-"""How every invoke task calls its command: status logs shown, errors as one line + exit code.
+"""How every task calls its command: options resolved, status logs shown, errors as one line
+and an exit code.
 
-tasks.py calls `quit_on_interrupt()` first thing: a Ctrl-C while invoke and tfforge are still
-importing ends the process with 130 and one line (invoke itself would exit 1). Each task then
-calls `run(command, *args, debug=..., **kwargs)`, which hands Ctrl-C back to Python
-(KeyboardInterrupt) so a running command cleans up, then exits 130; nothing else in tfforge
-handles exits. Domain modules report status through `logging` (loggers under "tfforge"); `run`
-shows those lines on stderr through tfforge.console.
+tasks.py and the `tfforge` script call `quit_on_interrupt()` first thing: a Ctrl-C while invoke
+and tfforge are still importing ends the process with 130 and one line (invoke itself would
+exit 1). Each task (tfforge/cli.py) then calls `run_task(name, given)`: the task's typed options
+come from tfforge.settings.resolve, and its command (tfforge/data/options.toml `run`) gets them
+through `run`, which hands Ctrl-C back to Python (KeyboardInterrupt) so a running command cleans
+up, then exits 130; nothing else in tfforge handles exits. Domain modules report status through
+`logging` (loggers under "tfforge"); `run` shows those lines on stderr through tfforge.console.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from invoke.exceptions import Exit
 
@@ -44,7 +47,7 @@ def show_status_logs() -> None:
         logger.propagate = False
 
 
-def _quit(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+def _quit(signum: int, frame: object) -> None:
     os.write(2, b"error: interrupted\n")
     os._exit(Interrupted.exit_code)
 
@@ -54,9 +57,38 @@ def quit_on_interrupt() -> None:
     signal.signal(signal.SIGINT, _quit)
 
 
-def run(command: Callable[..., T], *args, debug: bool = False, **kwargs) -> T:
-    """Call command; turn TfforgeError (and a stray local OSError) into one line and an exit code."""
-    debug = debug or os.environ.get("TFFORGE_DEBUG") == "1"
+def _debug_from_environment() -> bool:
+    """TFFORGE_DEBUG (the `debug` option's variable) asks for tracebacks even when the options
+    themselves cannot be read."""
+    return os.environ.get("TFFORGE_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def command_function(name: str) -> Callable[[Any], object]:
+    """The function task `name` runs (options.toml: run = "module:function")."""
+    from tfforge.options import declared
+
+    cmd = declared.command(name)
+    module = importlib.import_module(f"tfforge.commands.{cmd.module}")
+    function: Callable[[Any], object] = getattr(module, cmd.function)
+    return function
+
+
+def run_task(name: str, given: Mapping[str, object]) -> object:
+    """Task `name` with invoke's arguments: resolve its options, run its command, one error
+    line and an exit code on failure (a bad option is exit 2, like any ConfigError)."""
+
+    def call() -> object:
+        from tfforge import settings
+
+        return command_function(name)(settings.resolve(name, given))
+
+    return run(call, debug=given.get("debug") is True)
+
+
+def run(command: Callable[..., T], *args: Any, debug: bool = False, **kwargs: Any) -> T:
+    """Call command; a TfforgeError (or a stray local OSError) becomes one line and an exit
+    code."""
+    debug = debug or _debug_from_environment()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
     show_status_logs()
@@ -68,12 +100,12 @@ def run(command: Callable[..., T], *args, debug: bool = False, **kwargs) -> T:
         detail = getattr(exc, "detail", "") if isinstance(exc, BuildError) else ""
         if detail:
             sys.stderr.write("\n".join(plain(ln) for ln in detail.rstrip("\n").split("\n")) + "\n")
-        raise Exit(f"error: {plain(exc)}", code=exc.exit_code)
+        raise Exit(f"error: {plain(exc)}", code=exc.exit_code) from None
     except OSError as exc:
         # A local I/O failure nothing below turned into a TfforgeError: still one line, exit 2.
         if debug:
             traceback.print_exc()
         where = f"{plain(exc.filename)}: " if exc.filename else ""
-        raise Exit(f"error: {where}{exc.strerror or exc}", code=2)
+        raise Exit(f"error: {where}{exc.strerror or exc}", code=2) from None
     except KeyboardInterrupt:
-        raise Exit(f"error: {Interrupted('interrupted')}", code=Interrupted.exit_code)
+        raise Exit(f"error: {Interrupted('interrupted')}", code=Interrupted.exit_code) from None

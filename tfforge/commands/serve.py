@@ -6,31 +6,28 @@ import shlex
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
-from tfforge import console, paths, settings
+from tfforge import console, paths
 from tfforge.errors import ConfigError, PublishError
+from tfforge.options.typed.serve import ServeOptions
 from tfforge.publish import serve
 
 
-def serve_command(
-    *, port: int | str | None = None, htpasswd: str | None = None, as_json: bool = False
-) -> int:
+def serve_command(opts: ServeOptions) -> int:
     """Run the server in the foreground; returns its exit code (0 after Ctrl-C/SIGTERM)."""
-    opts = settings.load({"serve_port": port}, prefix="serve_")
     port = opts.serve_port
-    serve.check_port(port, opts.origin("serve_port"))
+    serve.check_port(port, opts.where("serve_port"))
     root = paths.wheels_dir()
     if not root.is_dir():
         raise ConfigError(
             f"no wheels folder at {root}; build a wheel first (invoke build) or "
             "create the folder for uploads"
         )
-    pw = serve.load_htpasswd(Path(htpasswd).expanduser()) if htpasswd else None
+    pw = serve.load_htpasswd(opts.serve_htpasswd) if opts.serve_htpasswd else None
     argv = serve.pypiserver_argv(root, port, pw)
     console.info("running: " + shlex.join(argv))
 
-    def _terminate(signum, _frame):
+    def _terminate(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM stops the server the same way Ctrl-C does
 
     previous = signal.signal(signal.SIGTERM, _terminate)
@@ -45,7 +42,7 @@ def serve_command(
             "uploads": pw is not None,
             "pid": proc.pid,
         }
-        if as_json:
+        if opts.json:
             console.print_json(doc)
         else:
             mode = f"uploads need a user from {pw}" if pw else "read-only (no --htpasswd)"

@@ -2,53 +2,31 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from tfforge import console, settings
+from tfforge import console
 from tfforge.errors import ConfigError, VerifyError
+from tfforge.files import JsonDoc
+from tfforge.options.typed.smoke import SmokeOptions
 from tfforge.runtime import g2p
 from tfforge.runtime import smoke as runtime
 
 
-def smoke_command(
-    wheel: str | None = None,
-    *,
-    golden: str | None = None,
-    mode: str | None = None,
-    batch: int | None = None,
-    repeat: int | None = None,
-    timeout: float | None = None,
-    as_json: bool = False,
-) -> dict:
-    opts = settings.load(
-        {
-            "smoke_mode": mode,
-            "smoke_batch": batch,
-            "smoke_repeat": repeat,
-            "smoke_timeout": timeout,
-        },
-        prefix="smoke_",
-    )
-    if opts.smoke_mode not in g2p.MODES:
-        raise ConfigError(
-            f"{opts.origin('smoke_mode')} {opts.smoke_mode!r} is not one of {', '.join(g2p.MODES)}"
-        )
-    golden_path = Path(golden) if golden else g2p.GOLDEN
+def smoke_command(opts: SmokeOptions) -> JsonDoc:
+    golden_path = opts.golden or g2p.GOLDEN
     if not golden_path.is_file():
         raise ConfigError(
-            f"golden file {golden!r} not found; pass a file of "
+            f"golden file {str(opts.golden)!r} not found; pass a file of "
             "`word<TAB>phonemes` lines (default: the bundled one)"
         )
     doc = runtime.smoke(
-        wheel,
+        opts.smoke_wheel,
         golden=golden_path,
-        mode=opts.smoke_mode,
-        batch=settings.positive(opts, "smoke_batch", 1, strict=False),
-        repeat=settings.positive(opts, "smoke_repeat", 1, strict=False),
-        timeout=settings.positive(opts, "smoke_timeout", 1, strict=False),
+        mode=str(opts.smoke_mode),
+        batch=opts.smoke_batch,
+        repeat=opts.smoke_repeat,
+        timeout=opts.smoke_timeout,
         status=console.info,
     )
-    if as_json:
+    if opts.json:
         console.print_json(doc)
     else:
         show(doc)
@@ -64,7 +42,7 @@ def smoke_command(
     return doc
 
 
-def show(doc: dict) -> None:
+def show(doc: JsonDoc) -> None:
     say = console.say
     tf = doc["tensorflow"]
     build = ", ".join(f"{k}={v}" for k, v in sorted((tf.get("build_info") or {}).items()))

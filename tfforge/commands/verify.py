@@ -4,55 +4,47 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
-from tfforge import console, paths, settings
+from tfforge import console, paths
 from tfforge.errors import VerifyError
 from tfforge.host import cpu, isa
+from tfforge.options.typed.verify import VerifyOptions
 from tfforge.verify.verdict import VerifyReport, feature_rows, verify
 from tfforge.verify.wheelcheck import FAIL, PASS, SKIP
 from tfforge.verify.wheelscan import bounded_jobs, default_jobs
 
 
-def verify_command(
-    wheel_spec: str,
-    *,
-    hosts: list[str],
-    python: str | None,
-    emulate: list[str],
-    as_json: bool,
-    jobs: int | None,
-    no_cache: bool,
-    examples: int | None,
-) -> VerifyReport:
+def verify_command(opts: VerifyOptions) -> VerifyReport:
     from tfforge.runtime import venvs
 
-    opts = settings.load({"verify_jobs": jobs, "verify_examples": examples}, prefix="verify_")
-    n_jobs = settings.positive(opts, "verify_jobs", 0, strict=False)
-    n_examples = settings.positive(opts, "verify_examples", 0, strict=False)
-    n_jobs = bounded_jobs(n_jobs) if n_jobs else default_jobs()
-    if opts["verify_jobs"] > n_jobs:
+    n_jobs = bounded_jobs(opts.verify_jobs) if opts.verify_jobs else default_jobs()
+    if opts.verify_jobs > n_jobs:
         console.info(
-            f"{opts.origin('verify_jobs')} {opts['verify_jobs']}: using {n_jobs} "
+            f"{opts.where('verify_jobs')} {opts.verify_jobs}: using {n_jobs} "
             f"(bounded by {os.cpu_count()} CPUs and the memory available, ~450 MB "
             "per worker)"
         )
-    path = venvs.wheel_from_spec(wheel_spec)
+    path = venvs.wheel_from_spec(opts.verify_wheel)
+    hosts = list(opts.verify_hosts)
     profiles = cpu.load_hosts(hosts, option="--host") if hosts else [cpu.detect_host()]
-    python = python or f"{sys.version_info.major}.{sys.version_info.minor}"
-    kwargs = dict(
-        hosts=profiles,
-        python=python,
-        emulate_models=emulate,
-        jobs=n_jobs,
-        examples=n_examples,
-        use_cache=not no_cache,
-        emulate_timeout=float(opts["emulate_timeout"]),
-        builds_dir=paths.builds_dir(),
-    )
+    python = opts.verify_python or f"{sys.version_info.major}.{sys.version_info.minor}"
     with console.Progress(f"verifying {path.name}", unit="bytes") as bar:
-        report = verify(path, status=bar.note, progress=bar.update, **kwargs)
-    if as_json:
+        report = verify(
+            path,
+            status=bar.note,
+            progress=bar.update,
+            hosts=profiles,
+            python=python,
+            emulate_models=list(opts.emulate),
+            jobs=n_jobs,
+            examples=opts.verify_examples,
+            use_cache=not opts.no_cache,
+            emulate_timeout=opts.emulate_timeout,
+            builds_dir=paths.builds_dir(),
+        )
+    if opts.json:
         console.print_json(report.to_dict())
     else:
         show(report)
@@ -95,7 +87,7 @@ def short_name(name: str, limit: int = 72) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _few(names, keep: int = 3) -> str:
+def _few(names: Iterable[str], keep: int = 3) -> str:
     names = list(names)
     if not names:
         return "-"

@@ -10,8 +10,12 @@ from tfforge.docker.progress import step_title
 class BuildWatcher(console.Progress):
     """`note`, `tick` and `close` come from console.Progress; steps arrive by BuildKit name."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("build")
+
+    def __enter__(self) -> BuildWatcher:
+        super().__enter__()
+        return self
 
     def step_started(self, name: str) -> None:
         self.step(step_title(name))

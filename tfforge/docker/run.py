@@ -1,7 +1,7 @@
 """Running a rendered build on the engine: one build per id, the docker argv, streaming the log,
 stopping on timeout, exporting the finalized wheel into wheels/ atomically.
 
-The argv comes from tfforge.build.spec.docker_argv alone: `build --dry-run` prints it and
+The argv comes from tfforge.build.dockercmd.docker_argv alone: `build --dry-run` prints it and
 `run_build` runs it.
 Nothing here prints; a `Watcher` passed in hears about the command, notes and steps.
 """
@@ -25,7 +25,7 @@ from typing import IO, Protocol, TypedDict
 
 from tfforge import paths
 from tfforge.build import remote
-from tfforge.build.spec import DOCKER_ENV, docker_argv, docker_env_text, export_dir
+from tfforge.build.dockercmd import DOCKER_ENV, docker_argv, docker_env_text, export_dir
 from tfforge.docker.cancel import stop_client
 from tfforge.docker.client import dockerfile_images, engine_facts, image_facts, resolve_client
 from tfforge.docker.progress import StepLog, classify_failure, short, step_title, tail
@@ -132,8 +132,8 @@ def run_docker_build(
     watcher: Watcher | None = None,
     env: Mapping[str, str] | None = None,
 ) -> StepLog:
-    """Run argv (from spec.docker_argv), streaming its log; stop it in the engine on timeout or
-    Ctrl-C.
+    """Run argv (from dockercmd.docker_argv), streaming its log; stop it in the engine on
+    timeout or Ctrl-C.
 
     The timeout counts from `started` (time.monotonic(); default now). env: added to ours."""
     watcher = watcher or Quiet()
@@ -300,7 +300,7 @@ def run_build(
     builds/<id>/provenance.json. Returns {"wheel", "build_id", "argv", "durations" (seconds),
     "engine", "cache" (steps cached/run), "log", "provenance", "apt_lock", "sha256"}.
     Raises BuildError / ConfigError / Interrupted with wheels_dir unchanged. docker: the client
-    ("" = pick one); network, secrets, fresh, build_args: see tfforge.build.spec.docker_argv;
+    ("" = pick one); network, secrets, fresh, build_args: see tfforge.build.dockercmd.docker_argv;
     secret_values: {secret id: content}, written to the `secrets` files under the build lock
     (so a second build of the id never touches a running build's files) and removed after;
     env: added to the client's environment; log_path: default builds/<id>/build.log.

@@ -29,6 +29,7 @@ class Feature:
     gcc_flag: str | None = None
     gcc_since: str | None = None
     tf: bool = False
+    flag: str | None = None  # the boolean flag render and build take for it
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ def _load() -> Vocabulary:
             gcc[0],
             gcc[1],
             bool(row.get("tf", False)),
+            row.get("flag"),
         )
         for alias in (name, *row.get("aliases", ())):
             key = alias.lower()
@@ -78,6 +80,11 @@ def features() -> dict[str, Feature]:
 def tf_features() -> list[str]:
     """Features TensorFlow builds care about, in the data file's order."""
     return [f.name for f in features().values() if f.tf]
+
+
+def flag_features() -> list[Feature]:
+    """Features with a boolean flag of their own (--avx2 ...), in the data file's order."""
+    return [f for f in features().values() if f.flag]
 
 
 def tf_relevant(names: Iterable[str]) -> list[str]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from tfforge import __version__
 from tfforge.build import render, toolchains
-from tfforge.build.spec import docker_argv, export_dir
+from tfforge.build.dockercmd import docker_argv, export_dir
 from tfforge.docker import client as engine
 from tfforge.docker import rebuild, run
 from tfforge.errors import BuildError
