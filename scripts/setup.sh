@@ -43,9 +43,11 @@ if ! /usr/bin/docker info >/dev/null 2>&1; then
     /usr/bin/docker info >/dev/null 2>&1 || { log "dockerd did not start; see /tmp/dockerd.log"; exit 1; }
 fi
 
-# The base image builds start from (no registry is reachable: made with debootstrap).
+# The base image builds start from (no registry is reachable: made with debootstrap); trixie
+# ships the clang majors of TensorFlow 2.15-2.21's own builds (tests/integration/test_clang_route.py).
 if [ -f scripts/make-base-image.sh ]; then
     bash scripts/make-base-image.sh
+    bash scripts/make-base-image.sh local/trixie:base trixie
 fi
 
 # Python environment.

@@ -60,7 +60,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(
                 f"{path}: unknown option {parse.shown(key)}{hint}; the options are listed in "
-                "docs/options.md"
+                "docs/reference/options.md"
             )
     for key, raw in table.items():  # the whole file is checked, whichever task reads it
         opt = declared.option(key)

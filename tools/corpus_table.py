@@ -1,5 +1,5 @@
 """Check verify's static verdict against real runs for the corpus of PyPI wheels and print the
-README table (markdown) and, with --json FILE, the rows as JSON.
+table in docs/explanation/how-verify-decides.md (markdown) and, with --json FILE, the rows as JSON.
 
     python tools/corpus_table.py                  # every wheel in tfforge/data/corpus.toml
     python tools/corpus_table.py numpy==2.1.3     # some of them

@@ -1,7 +1,7 @@
-# tfforge build 2.15.0-avx2.fma.mkl-542ba7bcfc78
+# tfforge build 2.15.0-avx2.fma.mkl-88777f6ad70c
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.15.0-avx2.fma.mkl-542ba7bcfc78/.export builds/2.15.0-avx2.fma.mkl-542ba7bcfc78
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.15.0-avx2.fma.mkl-88777f6ad70c/.export builds/2.15.0-avx2.fma.mkl-88777f6ad70c
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (bazelisk), non-root user
 FROM debian:bookworm-slim@sha256:88200866dfff7ea7f5cbcb6ec7c8a701889efe6fe859fe64d6990e4b07ea4171 AS toolchain
@@ -28,7 +28,7 @@ RUN --mount=type=bind,source=kit,target=/tmp/tfforge-kit \
            when="$(sed -n 's/^# archive-date: //p' /tmp/tfforge-apt-pins)"; \
            echo "tfforge: the Debian archive no longer has the locked package version(s) ${gone:-(see apt's error above)}; apt.lock was recorded from the archive of ${when:-an unknown date}: get them from Debian's snapshot archive, https://snapshot.debian.org/archive/debian/${when:-YYYYMMDDTHHMMSSZ}/ (add it to the base image's apt sources)" >&2; exit 1; }; \
     else \
-      apt-get install -y --no-install-recommends ca-certificates curl g++-12 gcc-12 git patch patchelf python3 python3-dev python3-setuptools python3-wheel rsync unzip zip; \
+      apt-get install -y --no-install-recommends ca-certificates curl g++-12 gcc-12 git patch patchelf python3 python3-dev python3-setuptools python3-wheel unzip zip; \
     fi \
  && when="$(for f in /var/lib/apt/lists/*Release; do [ -f "$f" ] || continue; date -u -d "$(sed -n 's/^Date: //p' "$f")" +%Y%m%dT%H%M%SZ; done | sort | tail -n 1)" \
  && { echo "# archive-date: ${when:-$(sed -n 's/^# archive-date: //p' /tmp/tfforge-apt-pins)}"; \
@@ -38,7 +38,7 @@ RUN --mount=type=bind,source=kit,target=/tmp/tfforge-kit \
       echo "tfforge: the installed packages differ from apt.lock (lines above: < locked, > installed)" >&2; exit 1; \
     fi \
  && rm -rf /var/lib/apt/lists/* \
- && dpkg-query -W ca-certificates curl g++-12 gcc-12 git patch patchelf python3 python3-dev python3-setuptools python3-wheel rsync unzip zip
+ && dpkg-query -W ca-certificates curl g++-12 gcc-12 git patch patchelf python3 python3-dev python3-setuptools python3-wheel unzip zip
 RUN have="$(gcc-12 -dumpfullversion)" \
  && if ! dpkg --compare-versions "$have" ge "12.2.0"; then \
       echo "tfforge: gcc-12 is $have, older than the required 12.2.0; use --gcc-version $have or a base image with a newer compiler" >&2; exit 1; \
@@ -80,9 +80,10 @@ RUN --mount=type=bind,source=kit,target=/tmp/tfforge-kit \
     fi \
  && echo "tfforge: v2.15.0 is 6887368d6d46223f460358323c4b76d61d1558a8"
 # the tree against the recipe (.bazelversion, wheel target, configs, hermetic toolchain,
-# version type): seconds here instead of a failure hours into the compile
+# version type) and the release's official wheels (version file, clang major, the clang flags
+# of its release config): seconds here instead of a failure hours into the compile
 COPY clone_check.py /usr/local/share/tfforge/clone_check.py
-RUN python3 /usr/local/share/tfforge/clone_check.py --root /home/builder/src --target //tensorflow/tools/pip_package:build_pip_package --config=mkl --bazel 6.1.0
+RUN python3 /usr/local/share/tfforge/clone_check.py --root /home/builder/src --target //tensorflow/tools/pip_package:build_pip_package --config=mkl --bazel 6.1.0 --version 2.15.0 --clang-major 17 --clang-arg=--copt=-Wno-gnu-offsetof-extensions --clang-arg=--copt=-Wno-error=array-parameter --clang-arg=--copt=-Wno-error=unused-command-line-argument --clang-arg=--linkopt=-fuse-ld=lld --clang-arg=--linkopt=-lm --clang-arg=--linkopt=-Wl,--undefined-version
 
 # ---- build: configure without questions, bazel build, wheel(s) into /dist
 # compiler: gcc 12.2.0 from the image, chosen by ./configure (TF_NEED_CLANG=0)

@@ -1,7 +1,7 @@
-# tfforge build 2.19.0-x86.64.v3-0ad90ca11cc4
+# tfforge build 2.19.0-x86.64.v3-3b1dea9d49da
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.19.0-x86.64.v3-0ad90ca11cc4/.export builds/2.19.0-x86.64.v3-0ad90ca11cc4
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.19.0-x86.64.v3-3b1dea9d49da/.export builds/2.19.0-x86.64.v3-3b1dea9d49da
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (image), non-root user
 FROM debian:trixie-slim@sha256:d7e12182ce18b85b93007c1dedf31f2d29e01ccf3182cc4017c709b6259bc132 AS toolchain
@@ -66,9 +66,10 @@ RUN --mount=type=bind,source=kit,target=/tmp/tfforge-kit \
     fi \
  && echo "tfforge: v2.19.0 is e36baa302922ea3c7131b302c2996bd2051ee5c4"
 # the tree against the recipe (.bazelversion, wheel target, configs, hermetic toolchain,
-# version type): seconds here instead of a failure hours into the compile
+# version type) and the release's official wheels (version file, clang major, the clang flags
+# of its release config): seconds here instead of a failure hours into the compile
 COPY clone_check.py /usr/local/share/tfforge/clone_check.py
-RUN python3 /usr/local/share/tfforge/clone_check.py --root /home/builder/src --target //tensorflow/tools/pip_package:wheel
+RUN python3 /usr/local/share/tfforge/clone_check.py --root /home/builder/src --target //tensorflow/tools/pip_package:wheel --version 2.19.0 --clang-major 18 --clang-arg=--copt=-Wno-gnu-offsetof-extensions --clang-arg=--copt=-Wno-error=array-parameter --clang-arg=--copt=-Wno-error=unused-command-line-argument --clang-arg=--linkopt=-fuse-ld=lld --clang-arg=--linkopt=-lm --clang-arg=--linkopt=-Wl,--undefined-version
 
 # ---- build: configure without questions, bazel build, wheel(s) into /dist
 # compiler: clang 18 from the image, chosen by ./configure (TF_NEED_CLANG=1)
@@ -148,6 +149,12 @@ RUN --mount=type=cache,id=tfforge-bazel-10001,target=/home/builder/.cache/bazel,
       --repo_env=HERMETIC_PYTHON_VERSION=3.11 \
       --repo_env=TF_PYTHON_VERSION=3.11 \
       --repo_env=WHEEL_NAME=tensorflow_cpu \
+      --copt=-Wno-gnu-offsetof-extensions \
+      --copt=-Wno-error=array-parameter \
+      --copt=-Wno-error=unused-command-line-argument \
+      --linkopt=-fuse-ld=lld \
+      --linkopt=-lm \
+      --linkopt=-Wl,--undefined-version \
       ${TFFORGE_FRESH:+--disk_cache= --remote_cache=} \
       //tensorflow/tools/pip_package:wheel \
  && cp bazel-bin/tensorflow/tools/pip_package/wheel_house/*.whl /dist/ \
@@ -212,6 +219,12 @@ RUN { echo "startup --output_user_root=/tmp/tfforge-kitroot"; \
       --repo_env=HERMETIC_PYTHON_VERSION=3.11 \
       --repo_env=TF_PYTHON_VERSION=3.11 \
       --repo_env=WHEEL_NAME=tensorflow_cpu \
+      --copt=-Wno-gnu-offsetof-extensions \
+      --copt=-Wno-error=array-parameter \
+      --copt=-Wno-error=unused-command-line-argument \
+      --linkopt=-fuse-ld=lld \
+      --linkopt=-lm \
+      --linkopt=-Wl,--undefined-version \
       //tensorflow/tools/pip_package:wheel \
  && bazel query --repo_env=HERMETIC_PYTHON_VERSION=3.11 --repo_env=TF_PYTHON_VERSION=3.11 --repo_env=WHEEL_NAME=tensorflow_cpu '//external:*' --output=xml > /tmp/tfforge-kitout/external.xml \
  && bazel shutdown

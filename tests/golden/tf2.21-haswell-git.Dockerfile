@@ -1,7 +1,7 @@
-# tfforge build 2.21.0-haswell-6e4dfd870699
+# tfforge build 2.21.0-haswell-93041153e0c5
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-haswell-6e4dfd870699/.export builds/2.21.0-haswell-6e4dfd870699
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-haswell-93041153e0c5/.export builds/2.21.0-haswell-93041153e0c5
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (bazelisk), non-root user
 FROM debian:bookworm-slim@sha256:88200866dfff7ea7f5cbcb6ec7c8a701889efe6fe859fe64d6990e4b07ea4171 AS toolchain
@@ -80,9 +80,10 @@ RUN --mount=type=bind,source=kit,target=/tmp/tfforge-kit \
     fi \
  && echo "tfforge: v2.21.0 is a481b10260dfdf833a1b16007eead49c1d7febf3"
 # the tree against the recipe (.bazelversion, wheel target, configs, hermetic toolchain,
-# version type): seconds here instead of a failure hours into the compile
+# version type) and the release's official wheels (version file, clang major, the clang flags
+# of its release config): seconds here instead of a failure hours into the compile
 COPY clone_check.py /usr/local/share/tfforge/clone_check.py
-RUN python3 /usr/local/share/tfforge/clone_check.py --root /home/builder/src --target //tensorflow/tools/pip_package:wheel --config=clang_local --bazel 7.4.1 --wheel-type release
+RUN python3 /usr/local/share/tfforge/clone_check.py --root /home/builder/src --target //tensorflow/tools/pip_package:wheel --config=clang_local --bazel 7.4.1 --wheel-type release --version 2.21.0 --clang-major 18 --clang-arg=--copt=-Wno-gnu-offsetof-extensions --clang-arg=--copt=-Wno-error=array-parameter --clang-arg=--copt=-Wno-error=unused-command-line-argument --clang-arg=--linkopt=-fuse-ld=lld --clang-arg=--linkopt=-lm --clang-arg=--linkopt=-Wl,--undefined-version
 
 # ---- build: configure without questions, bazel build, wheel(s) into /dist
 # compiler: gcc 12.2.0 from the image; the release's hermetic clang is switched off with --config=clang_local

@@ -1,7 +1,7 @@
-# tfforge build 2.21.0-avx2.fma.mkl-850cb66521c4
+# tfforge build 2.21.0-avx2.fma.mkl-97b0f25fc177
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-avx2.fma.mkl-850cb66521c4/.export builds/2.21.0-avx2.fma.mkl-850cb66521c4
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-avx2.fma.mkl-97b0f25fc177/.export builds/2.21.0-avx2.fma.mkl-97b0f25fc177
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (debian), non-root user
 FROM local/bookworm:base AS toolchain
@@ -58,9 +58,10 @@ RUN bazel --version
 FROM toolchain AS source
 COPY --chown=builder:builder src/ /home/builder/src/
 # the tree against the recipe (.bazelversion, wheel target, configs, hermetic toolchain,
-# version type): seconds here instead of a failure hours into the compile
+# version type) and the release's official wheels (version file, clang major, the clang flags
+# of its release config): seconds here instead of a failure hours into the compile
 COPY clone_check.py /usr/local/share/tfforge/clone_check.py
-RUN python3 /usr/local/share/tfforge/clone_check.py --root /home/builder/src --target //tensorflow/tools/pip_package:wheel --config=clang_local --config=mkl --wheel-type release
+RUN python3 /usr/local/share/tfforge/clone_check.py --root /home/builder/src --target //tensorflow/tools/pip_package:wheel --config=clang_local --config=mkl --wheel-type release --version 2.21.0 --clang-major 18 --clang-arg=--copt=-Wno-gnu-offsetof-extensions --clang-arg=--copt=-Wno-error=array-parameter --clang-arg=--copt=-Wno-error=unused-command-line-argument --clang-arg=--linkopt=-fuse-ld=lld --clang-arg=--linkopt=-lm --clang-arg=--linkopt=-Wl,--undefined-version
 
 # ---- build: configure without questions, bazel build, wheel(s) into /dist
 # compiler: gcc 12.2.0 from the image; the release's hermetic clang is switched off with --config=clang_local

@@ -444,7 +444,9 @@ def test_cli_build_dry_run_prints_the_plan(tmp_path):
     assert (
         "bazel build --config=opt --config=clang_local --copt=-march=haswell --copt=-mtune=haswell"
     ) in bazel_line
-    assert "recipe:     bazel 7.4.1 [nearby-master]" in out
+    recipe = next(line for line in out.splitlines() if line.startswith("recipe:"))
+    assert recipe.startswith("recipe:     official clang 18.1.8 [release-artifact]; ")
+    assert "; bazel 7.4.1 [nearby-master];" in recipe
     assert bazel_line.endswith("//tensorflow/tools/pip_package:wheel")
     assert not (tmp_path / "wheels").exists()
 

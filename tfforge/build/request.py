@@ -62,7 +62,7 @@ def _compilers(opts: SpecOptions, tc: toolchains.Toolchain) -> tuple[str, str | 
     )
     clang_version = None
     if opts.compiler == Compiler.CLANG:
-        clang_version = opts.clang_version or tc.official_compiler_version
+        clang_version = opts.clang_version or toolchains.default_clang_version(tc)
     if opts.mkl and opts.compiler == Compiler.GCC and Version(gcc_version) < Version(MKL_MIN_GCC):
         given = opts.build_gcc_version
         which = f"{opts.where('build_gcc_version')} is" if given else "the release's GCC is"

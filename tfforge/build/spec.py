@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from packaging.version import InvalidVersion, Version
 
-from tfforge.build import document, inputs, toolchains
+from tfforge.build import document, evidence, inputs, toolchains
 from tfforge.build.document import WHEEL_NAME
 from tfforge.build.source import Source
 from tfforge.build.targets import TargetChoice
@@ -294,7 +294,7 @@ class BuildSpec:
             argv += ["--bazel", tc.bazel]
         if tc.wheel_type:
             argv += ["--wheel-type", tc.wheel_type]
-        return tuple(argv)
+        return tuple(argv) + evidence.clone_check_args(tc)
 
     @property
     def bazel_target(self) -> str:
@@ -302,10 +302,18 @@ class BuildSpec:
 
     @property
     def extra_args(self) -> tuple[str, ...]:
-        """Flags the recipe adds for the chosen compiler (e.g. an XNNPACK define for GCC 12)."""
+        """Flags the recipe adds for the chosen compiler: for clang, the compiler and linker
+        flags the release's own CI passes with it; for GCC, e.g. an XNNPACK define for GCC 12."""
         if self.compiler != "gcc":
-            return ()
+            return self.toolchain.clang_args
         return self.toolchain.gcc_args.get(compiler_major(self.gcc_version), ())
+
+    @cached_property
+    def official_route(self) -> dict[str, Any]:
+        """The release's own toolchain (from its wheels), this build's, and how they differ."""
+        version = self.gcc_version if self.compiler == "gcc" else self.clang_version or ""
+        image = self.base_image_choice or toolchains.image_named(self.base_image)
+        return evidence.official_route(self.toolchain, self.compiler, version, image)
 
     @cached_property
     def bazel_command(self) -> tuple[str, ...]:
@@ -358,9 +366,15 @@ class BuildSpec:
         return tuple(sorted(set(apt)))
 
     def evidence_line(self) -> str:
-        """The evidence level of each fact that decides this build, in one line."""
+        """The strongest evidence of each fact that decides this build, in one line."""
         ev = self.toolchain.evidence
+        tc = self.toolchain
         shown = {
+            "official_compiler": f"official {tc.official_compiler} {tc.official_compiler_version}",
+            "pythons": f"python {self.python_version}",
+            "glibc": f"glibc {tc.glibc} baseline",
+            "git_commit": "commit",
+            **({"clang_args": "clang flags"} if self.compiler == "clang" else {}),
             "bazel": f"bazel {self.toolchain.bazel}",
             "wheel_target": self.toolchain.wheel_target.rsplit("/", 1)[-1],
             "python_env": "python var",

@@ -3,8 +3,8 @@
 Bazel's HTTP cache protocol is plain GET/PUT of /ac/<sha256> and /cas/<sha256> under the URL's
 path; nginx serves it with `dav_methods PUT` and `create_full_put_path`. The server listens on
 loopback by default. To share it with build hosts, bind it to a private interface and put basic
-auth (htpasswd) and TLS in front (see README); never expose a writable cache to the internet:
-whoever can PUT can poison every build that reads it.
+auth (htpasswd) and TLS in front (see docs/how-to/share-a-bazel-cache.md); never expose a
+writable cache to the internet: whoever can PUT can poison every build that reads it.
 """
 
 from __future__ import annotations

@@ -61,6 +61,8 @@ def _summary(s: spec.BuildSpec, r: render.Rendered) -> list[str]:
         f"  target:  {what}",
         f"  flags:   {' '.join(s.copts)}   [{t.flags_from}]",
         f"  compiler: {s.compiler_story}",
+        f"  official: {s.official_route['official']}",
+        *(f"  differs:  {d}" for d in s.official_route["differences"]),
         f"  isa note: {s.isa_note.level}: {s.isa_note.why}",
         f"  recipe:  {s.evidence_line()}"
         + (" (secondary evidence only)" if s.toolchain.secondary_only else ""),

@@ -297,7 +297,7 @@ def cache_command(opts: CacheOptions) -> JsonDoc:
         if opts.cache_bind.startswith("127.") or opts.cache_bind == "::1":
             console.say(
                 "loopback only: builds on this machine reach it (tfforge runs them with "
-                "--network=host); to share it see README 'A team's build matrix'"
+                "--network=host); to share it see docs/how-to/share-a-bazel-cache.md"
             )
         console.say("Ctrl-C stops it")
     try:

@@ -4,8 +4,9 @@ The static index lives in `wheels/simple/`, so the whole `wheels/` folder is wha
 or bucket publishes: `simple/index.html` lists the projects, `simple/<project>/index.html` links
 each wheel as `../../<wheel>#sha256=<hex>`. Beside every `index.html` sits an `index.json`, the
 same page in the PEP 691 JSON form (api-version 1.1, PEP 700 `versions` and `size`); a server that
-answers `Accept: application/vnd.pypi.simple.v1+json` with it serves both forms (README, publish).
-publish/serve.py serves the folder with pypiserver instead.
+answers `Accept: application/vnd.pypi.simple.v1+json` with it serves both forms
+(docs/how-to/publish-to-a-private-index.md). publish/serve.py serves the folder with pypiserver
+instead.
 
 `wheels/simple` is a symlink to a hidden `.simple-XXXX` folder: a rebuild writes a new folder and
 swaps the link with one rename, so a reader sees either the old index or the new one, never a mix.

@@ -24,8 +24,8 @@ def load_htpasswd(path: Path) -> Path:
 
     if not path.is_file():
         raise ConfigError(
-            f"htpasswd file {str(path)!r} does not exist; create it (README, "
-            "section publish) or leave --htpasswd out for a read-only index"
+            f"htpasswd file {str(path)!r} does not exist; create it (docs/how-to/"
+            "publish-to-a-private-index.md) or leave --htpasswd out for a read-only index"
         )
     try:
         users = HtpasswdFile(str(path)).users()
@@ -35,7 +35,8 @@ def load_htpasswd(path: Path) -> Path:
         ) from exc
     if not users:
         raise ConfigError(
-            f"htpasswd file {str(path)!r} has no users; add one (README, section publish)"
+            f"htpasswd file {str(path)!r} has no users; add one "
+            "(docs/how-to/publish-to-a-private-index.md)"
         )
     return path.resolve()
 

@@ -18,7 +18,7 @@ from tfforge.elfscan.classify import RULES
 from tfforge.elfscan.results import FeatureEvidence, LibraryScan
 from tfforge.errors import ConfigError
 from tfforge.host import cpu, isa
-from tfforge.verify import emulate
+from tfforge.verify import builtwith, emulate
 from tfforge.verify.wheelcheck import (
     FAIL,
     PASS,
@@ -191,6 +191,8 @@ def verify(
     ]
     if facts.provenance:
         checks.append(reproducible_check(facts, sha, builds_dir))
+    status("reading which compiler and linker built it (.comment of every ELF member)")
+    checks.append(builtwith.check(facts, builtwith.read(wheel_path, sha, use_cache=use_cache)))
 
     emulations = []
     if models:

@@ -34,7 +34,7 @@ class SpecOptions(Options):
     compiler: Compiler = Compiler.GCC
     # GCC version to install and require in the image; refused outside the release recipe's range
     build_gcc_version: str | None = None
-    # Clang version with --compiler clang
+    # Clang version with --compiler clang; refused unless it is the release's own major
     clang_version: str | None = None
     # base image; an image without @sha256 is allowed and recorded as unpinned
     base_image: str | None = None
