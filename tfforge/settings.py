@@ -46,6 +46,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: nested too deeply to read; fix or remove it") from None
     except ConfigError as exc:
         raise ConfigError(f"{exc}; fix or remove it") from None
+    except MemoryError:
+        raise ConfigError(f"{path}: too large to read; fix or remove it") from None
+    except ValueError as exc:  # an integer of over 4,300 digits (not a TOMLDecodeError)
+        raise ConfigError(f"{path}: not usable TOML ({str(exc)[:60]}); fix or remove it") from None
     table = doc.get("tfforge", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: 'tfforge' must be a table ([tfforge]); fix or remove it")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import queue
 import shutil
@@ -23,14 +22,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Protocol, TypedDict
 
-from tfforge import paths
+from tfforge import grammar, paths
 from tfforge.build import remote
 from tfforge.build.dockercmd import DOCKER_ENV, docker_argv, docker_env_text, export_dir
 from tfforge.docker.cancel import stop_client
 from tfforge.docker.client import dockerfile_images, engine_facts, image_facts, resolve_client
 from tfforge.docker.progress import StepLog, classify_failure, short, step_title, tail
 from tfforge.errors import BuildError, ConfigError, Interrupted
-from tfforge.files import JsonDoc, sha256_file, write_json_atomic
+from tfforge.files import JsonDoc, read_json_record, sha256_file, write_json_atomic
 
 APT_LOCK = "apt.lock"  # the packages the toolchain stage installed, as the export delivers them
 APT_PINS = "apt-pins"  # in the build context: versions the toolchain stage must install ("" = any)
@@ -247,11 +246,11 @@ def load_build(build_dir: Path) -> JsonDoc:
             f"build.json); run `invoke render` first"
         )
     try:
-        doc = json.loads(record.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{record}: not valid JSON ({exc}); re-render the build") from exc
-    if not isinstance(doc, dict) or not doc.get("id"):
-        raise ConfigError(f"{record}: has no 'id'; re-render the build")
+        doc = read_json_record(record)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; re-render the build") from None
+    if not grammar.is_build_id(doc.get("id")):
+        raise ConfigError(f"{record}: has no build id; re-render the build")
     return doc
 
 

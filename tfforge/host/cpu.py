@@ -8,7 +8,7 @@ or a raw cpuinfo text copied from another machine (`cat /proc/cpuinfo > hosts/we
 from __future__ import annotations
 
 import dataclasses
-import json
+import logging
 import os
 import platform
 import socket
@@ -17,11 +17,17 @@ from pathlib import Path
 from typing import TypeVar
 
 from tfforge.errors import ConfigError
-from tfforge.files import expand, read_user_text, write_json_atomic
+from tfforge.files import expand, parse_json, read_user_text, write_json_atomic
 from tfforge.host import isa
+from tfforge.text import clip, plain
+
+logger = logging.getLogger(__name__)
 
 SCHEMA = "tfforge-host/1"
 X86 = "x86_64"
+MAX_COUNT = 1 << 20  # cores or CPUs a snapshot may claim
+MAX_TEXT = 256  # characters of a name, vendor or model a snapshot may hold
+MAX_FLAGS = 4096
 T = TypeVar("T")
 
 
@@ -78,6 +84,20 @@ def _blocks(text: str) -> list[dict[str, str]]:
     return [b for b in blocks if "processor" in b or "flags" in b or "Features" in b]
 
 
+def common_flags(blocks: list[dict[str, str]], source: str) -> list[str]:
+    """The flags every processor entry has. A thread may be scheduled on any of them, so a
+    feature only some have cannot be relied on; they are named in a warning."""
+    sets = [frozenset(b.get("flags", "").split()) for b in blocks]
+    common = frozenset.intersection(*sets)
+    partial = sorted(frozenset.union(*sets) - common)
+    if partial:
+        logger.warning(
+            f"{plain(clip(source))}: processor entries differ; using the flags all "
+            f"{len(sets)} have (not everywhere: {clip(', '.join(partial))})"
+        )
+    return sorted(common)
+
+
 def parse_cpuinfo(text: str, *, name: str, source: str) -> HostProfile:
     """A HostProfile from /proc/cpuinfo text; ConfigError naming `source` when unusable."""
     blocks = _blocks(text)
@@ -109,9 +129,10 @@ def parse_cpuinfo(text: str, *, name: str, source: str) -> HostProfile:
     if len(vendors) > 1:
         raise ConfigError(
             f"{source}: processor entries from several vendors "
-            f"({', '.join(sorted(vendors))}); one file must describe one machine"
+            f"({clip(', '.join(sorted(str(v) for v in vendors)))}); one file must describe "
+            "one machine"
         )
-    flags = first["flags"].split()
+    flags = common_flags(blocks, source)
     if not flags:
         raise ConfigError(f"{source}: the 'flags' line is empty")
     cores = {(b.get("physical id"), b.get("core id")) for b in blocks}
@@ -158,18 +179,29 @@ def detect_host(name: str | None = None) -> HostProfile:
 def _field(
     doc: dict[str, object], key: str, kind: type[T], default: T | None, source: str
 ) -> T | None:
-    """doc[key] when it is a `kind` (never a bool for a number); `default` when absent (or null,
-    when the default is None); else ConfigError."""
+    """doc[key] when it is a `kind` (never a bool for a number) within its bounds (a count
+    0..MAX_COUNT, a text of at most MAX_TEXT characters); `default` when absent (or null, when
+    the default is None); else ConfigError."""
     if key not in doc:
         return default
     value = doc[key]
     if isinstance(value, kind) and not isinstance(value, bool):
+        if isinstance(value, int) and not 0 <= value <= MAX_COUNT:
+            raise ConfigError(
+                f'{source}: "{key}" = {clip(str(value), 40)} is out of range 0-{MAX_COUNT}; '
+                "re-save it with `invoke detect --save`"
+            )
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise ConfigError(
+                f'{source}: "{key}" has {len(value)} characters, over {MAX_TEXT}; '
+                "re-save it with `invoke detect --save`"
+            )
         return value
     if value is None and default is None:
         return None
     want = "text" if kind is str else "a whole number"
     raise ConfigError(
-        f'{source}: "{key}" must be {want}, not {json.dumps(value)[:40]}; '
+        f'{source}: "{key}" must be {want}, not {clip(plain(repr(value)), 40)}; '
         "re-save it with `invoke detect --save`"
     )
 
@@ -181,13 +213,23 @@ def _from_json(doc: object, source: str, default_name: str) -> HostProfile:
             f'"{SCHEMA}"; make one with `invoke detect --save FILE`)'
         )
     flags = doc.get("flags")
-    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
-        raise ConfigError(f'{source}: "flags" must be a list of /proc/cpuinfo flag names')
+    if (
+        not isinstance(flags, list)
+        or len(flags) > MAX_FLAGS
+        or not all(isinstance(f, str) and 0 < len(f) <= 64 for f in flags)
+    ):
+        raise ConfigError(
+            f'{source}: "flags" must be a list of at most {MAX_FLAGS} /proc/cpuinfo flag names'
+        )
     arch = _field(doc, "arch", str, X86, source) or ""
     if arch == X86 and not flags:
         raise ConfigError(f'{source}: "flags" is empty; re-save it with `invoke detect --save`')
     features = doc.get("features", [])
-    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+    if (
+        not isinstance(features, list)
+        or len(features) > MAX_FLAGS
+        or not all(isinstance(f, str) and len(f) <= 64 for f in features)
+    ):
         raise ConfigError(f'{source}: "features" must be a list of feature names')
     if arch == X86:
         unknown_feats = [f for f in features if isa.lookup(f) is None]
@@ -223,17 +265,9 @@ def load_host(path: str | Path) -> HostProfile:
     default_name = path.name.split(".")[0]
     if text.lstrip().startswith("{"):
         try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"{path}: malformed JSON at line {exc.lineno} column {exc.colno} "
-                f"({exc.msg}); re-save it with `invoke detect --save`"
-            ) from exc
-        except RecursionError:
-            raise ConfigError(
-                f"{path}: JSON nested too deeply to be a host snapshot; re-save it "
-                "with `invoke detect --save`"
-            ) from None
+            doc = parse_json(text, path)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; re-save it with `invoke detect --save`") from None
         return _from_json(doc, str(path), default_name)
     return parse_cpuinfo(text, name=default_name, source=str(path))
 

@@ -422,7 +422,7 @@ def read_wheel(
         done = 0
         for info in infos:
             done += info.file_size
-            if info.file_size < 64 or read.bomb_reason(info) or read.unsafe_reason(info):
+            if info.file_size < 64 or read.bomb_reason(info) or read.member_problem(info):
                 continue
             scratch_file = Path(tmp) / "member"
             try:

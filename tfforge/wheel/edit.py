@@ -23,7 +23,8 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from tfforge.errors import BuildError, ConfigError
-from tfforge.wheel.read import PROVENANCE, RECORD_FILES, parse_record, record_digest, unsafe_reason
+from tfforge.wheel.read import PROVENANCE, RECORD_FILES, member_problem
+from tfforge.wheel.records import Row, parse_record, record_digest
 
 # The earliest date a zip entry can carry; fixed so rebuilding the same wheel gives the same bytes.
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -55,7 +56,10 @@ def _rewrite_metadata(data: bytes, version: str) -> bytes:
 
     Hand-written: only that line may change. packaging.metadata parses METADATA but writes no
     byte-for-byte copy, and email's generator re-folds headers."""
-    lines = data.decode("utf-8").split("\n")
+    try:
+        lines = data.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise BuildError("wheel METADATA is not UTF-8; check the wheel target") from None
     for index, line in enumerate(lines):
         if not line.strip():
             break
@@ -105,7 +109,7 @@ def finalize(
     try:
         with archive:
             members = [i for i in archive.infolist() if not i.is_dir()]
-            unsafe = [i.filename for i in members if unsafe_reason(i)]
+            unsafe = [i.filename for i in archive.infolist() if member_problem(i)]
             if unsafe:
                 raise BuildError(f"built wheel {raw.name} has unsafe member paths: {unsafe[:3]}")
             names = {i.filename for i in members}
@@ -173,12 +177,12 @@ def finalize(
     return final
 
 
-def _check(
-    name: str, digest: hashlib._Hash, size: int, listed: Mapping[str, tuple[str, str]]
-) -> None:
+def _check(name: str, digest: hashlib._Hash, size: int, listed: Mapping[str, Row]) -> None:
     """A member must match its RECORD line where that line has a hash."""
-    want_hash, want_size = listed[name]
-    if want_hash and (want_hash != record_digest(digest) or (want_size and int(want_size) != size)):
+    want_hash, want_size = listed[name].hash, listed[name].size
+    if want_hash and (
+        want_hash != record_digest(digest) or (want_size is not None and want_size != size)
+    ):
         raise BuildError(
             f"built wheel member {name} does not match its RECORD line "
             f"({want_hash}, {want_size} bytes); the export is corrupt, rebuild"
