@@ -162,8 +162,10 @@ def test_copy_carries_inputs_and_pins_under_the_umask(tmp_path):
         "Dockerfile",
         run.APT_PINS,
         "build.json",
+        "kit",
         "src",
     ]
+    assert list((copy / "kit").iterdir()) == []  # the template's kit mount: empty
     assert (copy / run.APT_PINS).read_text() == (build / run.APT_LOCK).read_text()
     assert (copy / "src" / "link").is_symlink()
     assert (copy / "src" / "pkg").stat().st_mode & 0o777 == 0o775  # made under umask 002

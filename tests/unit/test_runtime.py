@@ -278,6 +278,19 @@ def test_match_reports_the_runtime_for_the_release_asked_for():
     assert [r["name"] for r in refused] == ["bullseye-host"] and "3.9" in refused[0]["why"]
 
 
+def test_a_kit_refuses_a_sysroot_build_saying_why(tmp_path):
+    """Kits carry the base image's packages, not a sysroot's: capture refuses, writing nothing."""
+    from tfforge.kit import capture
+
+    builds = tmp_path / "builds"
+    r = render.render(make_spec(runtime_floor="bullseye"), builds)
+    (r.path / "provenance.json").write_text("{}")
+    (r.path / "apt.lock").write_text("")
+    with pytest.raises(ConfigError, match="bullseye sysroot, whose packages a kit does not carry"):
+        capture.capture(r.build_id, builds_dir=builds, kits_dir=tmp_path / "kits", timeout_s=60)
+    assert not (tmp_path / "kits").exists()
+
+
 # ---- per-host verdicts -----------------------------------------------------------------------
 def test_verdict_names_the_versions_an_old_host_lacks(fixture_wheel):
     tags = parse_wheel_filename(fixture_wheel.name)[3]

@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from tfforge import console, paths
 from tfforge.build import dockercmd, document, remote, render, request, spec
-from tfforge.errors import BuildError
+from tfforge.errors import BuildError, ConfigError
 from tfforge.files import JsonDoc
 from tfforge.host import isa
 from tfforge.options.typed.build import BuildOptions
@@ -148,8 +150,30 @@ def docker_client(configured: str | None) -> tuple[str, str | None]:
         )
 
 
+def mirror_setting(opts: BuildOptions) -> str:
+    """The mirror (--mirror, tfforge.toml, TFFORGE_MIRROR), checked; "" for none."""
+    from tfforge.kit import mirror
+
+    return mirror.check(opts.mirror, opts.where("mirror")) if opts.mirror else ""
+
+
+def run_options(s: spec.BuildSpec, via: str) -> dict[str, Any]:
+    """The docker network and build args of a run: a loopback mirror needs the host's network
+    (a build step's 127.0.0.1 is its own), and reaches the template as TFFORGE_MIRROR."""
+    from tfforge.kit import mirror
+
+    return {
+        "network": s.docker_network or mirror.network(via),
+        "build_args": {"TFFORGE_MIRROR": via} if via else None,
+    }
+
+
 def plan(
-    s: spec.BuildSpec, r: render.Rendered, client: str, secrets: Mapping[str, str] | None = None
+    s: spec.BuildSpec,
+    r: render.Rendered,
+    client: str,
+    secrets: Mapping[str, str] | None = None,
+    via: str = "",
 ) -> JsonDoc:
     """What `build` runs: the argv the engine runs (tfforge.build.dockercmd.docker_argv)."""
     build_dir = r.path.resolve()
@@ -160,7 +184,7 @@ def plan(
         "dockerfile": str(build_dir / "Dockerfile"),
         "docker_env": dict(dockercmd.DOCKER_ENV),
         "docker_command": dockercmd.docker_argv(
-            client, build_dir, network=s.docker_network, secrets=secrets
+            client, build_dir, secrets=secrets, **run_options(s, via)
         ),
         "bazel_command": list(s.bazel_command),
         "workdir": s.src_dir,
@@ -172,7 +196,19 @@ def plan(
 
 def build_command(opts: BuildOptions) -> JsonDoc:
     """`invoke build`: render (or reuse), then print the plan or run it on the engine."""
+    if opts.kit:
+        from tfforge.commands import kit as kit_cmd
+
+        given = [f.name for f in fields(opts.spec) if opts.spec.given(f.name)]
+        typed = sorted({opts.spec.where(name) for name in given})
+        typed += ["--dry-run"] * opts.dry_run + ["--mirror"] * opts.given("mirror")
+        if typed:
+            raise ConfigError(
+                f"--kit builds the kit's own build with no network; drop {', '.join(typed)}"
+            )
+        return kit_cmd.build_from_kit(opts.kit, opts)
     s = request.make(opts.spec)
+    via = mirror_setting(opts)
     timeout_s = opts.build_timeout
     if opts.dry_run:
         client, no_client = docker_client(opts.docker)  # shown even when no client is usable
@@ -188,7 +224,7 @@ def build_command(opts: BuildOptions) -> JsonDoc:
     r = render.render(s, paths.builds_dir())
     secrets = remote.credentials(os.environ) if s.remote_flags else {}
     files = remote.secret_files(r.build_id, secrets)
-    p = plan(s, r, client, files)
+    p = plan(s, r, client, files, via)
     for extra in (warning, no_client):
         if extra:
             p["warnings"].append(extra)
@@ -238,9 +274,9 @@ def build_command(opts: BuildOptions) -> JsonDoc:
             timeout_s=timeout_s,
             docker=p["docker_command"][0],
             watcher=watcher,
-            network=s.docker_network,
             secrets=files,
             secret_values=secrets,
+            **run_options(s, via),
         )
     out = {**p, "dry_run": False, **result}
     if s.remote_flags:  # what Bazel's summary says about the remote cache

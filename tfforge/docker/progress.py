@@ -84,11 +84,12 @@ class StepLog:
         return None
 
 
-# The template's set-up in front of `bazel build` for rebuilds (umask, fresh output root, CPU
-# set), as written and as BuildKit shows it with the build args expanded.
+# The template's set-up in front of `bazel build` (umask, ~/.bazelrc for a fresh output root, a
+# kit or a mirror, the kit build's network check, CPU set), as written and as BuildKit shows it
+# with the build args expanded: everything from `RUN umask` up to the bazel command.
 _REBUILD_SETUP = re.compile(
-    r'\bRUN umask "[^"]*" +&& +if \[ -n "[^"]*" \]; then .*?; fi +&& +'
-    r"(?:\$\{TFFORGE_CPUS:\+[^}]*\} *|taskset -c 0-\$\(\([^)]*\)\) +)?"
+    r'\bRUN umask "[^"]*" +&& +.*? +&& +'
+    r"(?:\$\{TFFORGE_CPUS:\+[^}]*\} *|taskset -c 0-\$\(\([^)]*\)\) +)?(?=bazel build )"
 )
 
 

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TypedDict
 
@@ -154,6 +154,7 @@ def copy_build(folder: Path, dest: Path, *, umask: int | None = None) -> Path:
                 shutil.copyfile(folder / name, target / name)
         if (folder / "src").is_dir():
             _copy_tree(folder / "src", target / "src")
+        (target / "kit").mkdir()  # the template's kit mount: empty unless a kit is laid out
         shutil.copyfile(folder / run.APT_LOCK, target / run.APT_PINS)
     return target
 
@@ -167,8 +168,11 @@ def rebuild(
     docker: str = "",
     vary: bool = False,
     watcher: run.Watcher | None = None,
+    from_kit: Callable[[Path], tuple[Path, dict[str, str]]] | None = None,
 ) -> RebuildResult:
     """Rebuild from nothing and compare (see module docstring); wheels_dir is only read.
+    from_kit(dest): lay out a kit of the build in dest instead of copying builds/<id>/, giving
+    (folder, build args); the rebuild then runs with no network (tfforge.kit.layout).
 
     Returns {"build_id", "identical", "sha256", "wheel", "differing", "zip", "vary",
     "diffoscope", "kept", "durations", "record"}."""
@@ -181,7 +185,12 @@ def rebuild(
     work = Path(tempfile.mkdtemp(prefix="tfforge-vary-" if vary else ".rebuild-", dir=parent))
     try:
         umask = int(variations["TFFORGE_UMASK"], 8) if vary else None
-        copy = copy_build(folder, work / "builds", umask=umask)
+        network = None
+        if from_kit is not None:
+            copy, kit_args = from_kit(work / "builds")
+            variations, network = {**variations, **kit_args}, "none"
+        else:
+            copy = copy_build(folder, work / "builds", umask=umask)
         env: dict[str, str] = {k: variations[k] for k in ("TZ", "LC_ALL") if k in variations}
         # The work folder goes; the log stays beside the build (errors name it).
         result = run.run_build(
@@ -194,6 +203,7 @@ def rebuild(
             build_args=variations,
             env=env,
             log_path=folder / LOG,
+            network=network,
         )
         rebuilt = Path(result["wheel"])
         outcome = compare.compare(wheel, rebuilt)
