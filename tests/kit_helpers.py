@@ -1,6 +1,6 @@
 """The tfws_deps fixture's dependencies and a loopback mirror serving them.
 
-Shared by tests/integration/test_kit.py and benchmarks/bench_matrix.py (--fixture deps). The
+Shared by tests/integration/test_kit_offline.py and benchmarks/bench_matrix.py (--fixture deps). The
 files the fixture's tensorflow/workspace2.bzl declares are downloaded once (Debian's from the
 archive this machine uses, pip's wheel from PyPI) into the tfforge cache, checked against the
 sha256 the workspace pins, then served on 127.0.0.1 in the mirror layout (host/path), as
