@@ -1,7 +1,7 @@
-# tfforge build 2.15.0-avx2.fma.mkl-88777f6ad70c
+# tfforge build 2.15.0-avx2.fma.mkl-13047ee88b9c
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.15.0-avx2.fma.mkl-88777f6ad70c/.export builds/2.15.0-avx2.fma.mkl-88777f6ad70c
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.15.0-avx2.fma.mkl-13047ee88b9c/.export builds/2.15.0-avx2.fma.mkl-13047ee88b9c
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (bazelisk), non-root user
 FROM debian:bookworm-slim@sha256:88200866dfff7ea7f5cbcb6ec7c8a701889efe6fe859fe64d6990e4b07ea4171 AS toolchain

@@ -1,7 +1,7 @@
-# tfforge build 2.19.0-x86.64.v3-3b1dea9d49da
+# tfforge build 2.19.0-x86.64.v3-85f207bcfb92
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.19.0-x86.64.v3-3b1dea9d49da/.export builds/2.19.0-x86.64.v3-3b1dea9d49da
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.19.0-x86.64.v3-85f207bcfb92/.export builds/2.19.0-x86.64.v3-85f207bcfb92
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (image), non-root user
 FROM debian:trixie-slim@sha256:d7e12182ce18b85b93007c1dedf31f2d29e01ccf3182cc4017c709b6259bc132 AS toolchain

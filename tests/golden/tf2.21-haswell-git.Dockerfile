@@ -1,7 +1,7 @@
-# tfforge build 2.21.0-haswell-93041153e0c5
+# tfforge build 2.21.0-haswell-18355bad2b4e
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-haswell-93041153e0c5/.export builds/2.21.0-haswell-93041153e0c5
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-haswell-18355bad2b4e/.export builds/2.21.0-haswell-18355bad2b4e
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (bazelisk), non-root user
 FROM debian:bookworm-slim@sha256:88200866dfff7ea7f5cbcb6ec7c8a701889efe6fe859fe64d6990e4b07ea4171 AS toolchain

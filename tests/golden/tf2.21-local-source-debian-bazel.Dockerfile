@@ -1,7 +1,7 @@
-# tfforge build 2.21.0-avx2.fma.mkl-97b0f25fc177
+# tfforge build 2.21.0-avx2.fma.mkl-0ce878b35ade
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-avx2.fma.mkl-97b0f25fc177/.export builds/2.21.0-avx2.fma.mkl-97b0f25fc177
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-avx2.fma.mkl-0ce878b35ade/.export builds/2.21.0-avx2.fma.mkl-0ce878b35ade
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (debian), non-root user
 FROM local/bookworm:base AS toolchain

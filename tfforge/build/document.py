@@ -82,6 +82,7 @@ def _spec(s: BuildSpec) -> dict[str, Any]:
         "remote_cache": s.remote_cache,
         "source_date_epoch": s.source_date_epoch,
         **({"remote_executor": s.remote_executor} if s.remote_executor else {}),
+        **({"runtime_floor": s.floor.request} if s.floor else {}),
     }
 
 
@@ -110,6 +111,7 @@ def _derived(s: BuildSpec) -> dict[str, Any]:
         "repo_env": list(s.repo_env),
         "configs": list(s.configs),
         "apt_packages": list(s.apt_packages),
+        **({"runtime": s.floor.as_dict()} if s.floor else {}),
     }
 
 

@@ -314,9 +314,11 @@ def official_route(
     compiler: str,
     compiler_version: str,
     image: toolchains.BaseImage | None,
+    floor: str | None = None,
 ) -> dict[str, Any]:
     """What the release's own build used (its wheels' evidence), what this build uses, and
-    every way the two differ, in words render shows and build.json records."""
+    every way the two differ, in words render shows and build.json records. floor: what this
+    build links against when it targets a runtime floor (tfforge.build.floor), in words."""
     ev = load().get(tc.tf_version)
     major = compiler_version.split(".")[0]
     suite = f"Debian {image.suite} " if image else "the base image's "
@@ -365,10 +367,14 @@ def official_route(
             if w.gcc_objects
             else f"a glibc {ev.glibc} sysroot"
         )
+        ours_linked = (
+            f"{floor}, so its wheel needs that floor's or newer"
+            if floor
+            else "the image's own glibc and libstdc++, so its wheel needs that suite's or newer"
+        )
         diffs.append(
             f"the release linked against {sysroot} (libstdc++ needs up to GLIBCXX_{w.libstdcxx});"
-            " this build links against the image's own glibc and libstdc++, so its wheel needs"
-            " that suite's or newer"
+            f" this build links against {ours_linked}"
         )
     return {"official": official, "tfforge": ours, "exact": not diffs, "differences": diffs}
 

@@ -103,6 +103,7 @@ def context(spec: BuildSpec, doc: JsonDoc) -> dict[str, Any]:
         "compiler_story": spec.compiler_story,
         "probe": PROBE,
         **remote_context(spec),
+        "sysroot": sysroot_context(spec),
         **kit_context(spec),
     }
 
@@ -143,6 +144,26 @@ def kit_context(spec: BuildSpec) -> dict[str, Any]:
 SECRET_HEADER = "tfforge_remote_header"  # docker build --secret ids (tfforge.build.remote)
 SECRET_NETRC = "tfforge_netrc"
 PROBE = "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)"
+
+
+def sysroot_context(spec: BuildSpec) -> dict[str, Any] | None:
+    """The sysroot stage and wrappers of a build on the sysroot route (tfforge/build/floor.py)."""
+    if spec.floor is None or not spec.sysroot:
+        return None
+    from tfforge.build import floor
+
+    fl = spec.floor.floor
+    return {
+        "suite": fl.name,
+        "glibc": fl.glibc,
+        "glibcxx": fl.glibcxx,
+        "libstdcxx": fl.libstdcxx,
+        "image": spec.floor.sysroot_image,
+        "packages": list(fl.sysroot),
+        "path": floor.SYSROOT,
+        "specs": list(floor.specs_lines(fl)),
+        "wrappers": [list(w) for w in spec.sysroot_wrappers],
+    }
 
 
 def remote_context(spec: BuildSpec) -> dict[str, Any]:

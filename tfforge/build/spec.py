@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from packaging.version import InvalidVersion, Version
 
 from tfforge.build import document, evidence, inputs, toolchains
+from tfforge.build import floor as runtime_floor
 from tfforge.build.document import WHEEL_NAME
 from tfforge.build.source import Source
 from tfforge.build.targets import TargetChoice
@@ -75,6 +76,7 @@ class BuildSpec:
     source_date_epoch: int
     warnings: tuple[str, ...] = field(default=(), compare=False)
     remote_executor: str | None = None  # rendered, untested here
+    floor: runtime_floor.FloorPlan | None = None  # the runtime floor and the route to it
 
     # ---- remote cache / execution --------------------------------------------------------
     @property
@@ -156,6 +158,34 @@ class BuildSpec:
         return f"{self.tf_version}+{self.local_label}"
 
     @property
+    def sysroot(self) -> bool:
+        return self.floor is not None and self.floor.route == "sysroot"
+
+    @property
+    def driver_bin(self) -> str:
+        """The compiler driver builds call: the sysroot wrapper on the sysroot route."""
+        return self.sysroot_wrappers[0][0] if self.sysroot else self.compiler_bin
+
+    @property
+    def sysroot_wrappers(self) -> tuple[tuple[str, str], ...]:
+        """(path, command) of the wrapper scripts the sysroot route installs (else none)."""
+        if self.floor is None or not self.sysroot:
+            return ()
+        fl = self.floor.floor
+        out = runtime_floor.wrapper_lines(fl, self.compiler, self.compiler_bin)
+        if self.floor.python_from_sysroot:
+            out += (runtime_floor.python_wrapper(fl),)
+        return out
+
+    @property
+    def python_bin(self) -> str:
+        """PYTHON_BIN_PATH: the floor's own Python when the sysroot route provides the one asked
+        for, else the image's python3."""
+        if self.floor is not None and self.sysroot and self.floor.python_from_sysroot:
+            return runtime_floor.python_wrapper(self.floor.floor)[0]
+        return PYTHON_BIN
+
+    @property
     def compiler_bin(self) -> str:
         if self.compiler == "gcc":
             return f"/usr/bin/gcc-{gcc_package_suffix(self.gcc_version)}"
@@ -191,6 +221,8 @@ class BuildSpec:
         if self.compiler == "gcc":
             s = gcc_package_suffix(self.gcc_version)
             env += [("CC", f"/usr/bin/gcc-{s}"), ("CXX", f"/usr/bin/g++-{s}")]
+            if self.sysroot:  # the floor's wrappers (tfforge/build/floor.py)
+                env = [("CC", self.sysroot_wrappers[0][0]), ("CXX", self.sysroot_wrappers[1][0])]
         if self.bazel_provider == "bazelisk":
             env += [
                 ("USE_BAZEL_VERSION", self.toolchain.bazel),
@@ -202,14 +234,14 @@ class BuildSpec:
     def configure_env(self) -> tuple[tuple[str, str], ...]:
         """Answers for TensorFlow's ./configure, so it never asks."""
         env = [
-            ("PYTHON_BIN_PATH", PYTHON_BIN),
+            ("PYTHON_BIN_PATH", self.python_bin),
             ("USE_DEFAULT_PYTHON_LIB_PATH", "1"),
             ("TF_NEED_CLANG", "1" if self.compiler == "clang" else "0"),
         ]
         if self.compiler == "clang":
-            env.append(("CLANG_COMPILER_PATH", self.compiler_bin))
+            env.append(("CLANG_COMPILER_PATH", self.driver_bin))
         else:
-            env.append(("GCC_HOST_COMPILER_PATH", self.compiler_bin))
+            env.append(("GCC_HOST_COMPILER_PATH", self.driver_bin))
         env += [
             ("CC_OPT_FLAGS", self.cc_opt_flags),
             *toolchains.pins().configure_answers,
@@ -313,7 +345,16 @@ class BuildSpec:
         """The release's own toolchain (from its wheels), this build's, and how they differ."""
         version = self.gcc_version if self.compiler == "gcc" else self.clang_version or ""
         image = self.base_image_choice or toolchains.image_named(self.base_image)
-        return evidence.official_route(self.toolchain, self.compiler, version, image)
+        linked = None
+        if self.floor is not None:
+            fl = self.floor.floor
+            runtime = f"glibc {fl.glibc}, {fl.glibcxx}"
+            linked = (
+                f"a {fl.name} sysroot ({runtime})"
+                if self.sysroot
+                else f"the image's own glibc and libstdc++, within the {fl.name} floor ({runtime})"
+            )
+        return evidence.official_route(self.toolchain, self.compiler, version, image, linked)
 
     @cached_property
     def bazel_command(self) -> tuple[str, ...]:
@@ -419,5 +460,6 @@ def check_tokens(spec: BuildSpec) -> None:
             spec.base_image,
             *(v for _, v in spec.configure_env for v in v.split()),
             *(v for _, v in spec.toolchain_env),
+            *(w for pair in spec.sysroot_wrappers for v in pair for w in v.split()),
         ]
     )

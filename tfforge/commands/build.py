@@ -38,6 +38,27 @@ def _warn_all(s: spec.BuildSpec) -> None:
         console.warn(w)
 
 
+def runtime_line(s: spec.BuildSpec) -> str:
+    """The runtime floor and its route, or loudly that there is none."""
+    from tfforge.build import floor
+
+    if s.floor is None:
+        suite = request.image_suite(s.base_image, s.base_image_choice)
+        known = floor.floors().get(suite or "")
+        links = (
+            f"{suite}'s glibc {known.glibc} and {known.glibcxx}"
+            if known
+            else "whatever glibc and libstdc++ the image has"
+        )
+        return (
+            f"NO runtime floor: the wheel may need up to {links}; hosts with older ones cannot "
+            "load it (pass --host snapshots with a runtime, or --runtime-floor SUITE); its "
+            "manylinux tag is decided by auditwheel after the build"
+        )
+    fl = s.floor.floor
+    return f"floor {fl.name} (glibc {fl.glibc}, {fl.glibcxx}), {s.floor.route} route: {s.floor.why}"
+
+
 def _summary(s: spec.BuildSpec, r: render.Rendered) -> list[str]:
     t = s.target
     if t.kind == "features":
@@ -68,6 +89,7 @@ def _summary(s: spec.BuildSpec, r: render.Rendered) -> list[str]:
         + (" (secondary evidence only)" if s.toolchain.secondary_only else ""),
         f"  version: {s.version} ({document.WHEEL_NAME})",
         f"  image:   {s.base_image} ({pin})",
+        f"  runtime: {runtime_line(s)}",
         f"  source:  {src}",
     ]
 
@@ -83,6 +105,7 @@ def render_command(opts: RenderOptions) -> JsonDoc:
         "created": r.created,
         "dockerfile": str(r.path / "Dockerfile"),
         "warnings": list(s.warnings),
+        "runtime": runtime_line(s),
         "build": r.document,
     }
     if opts.json:
@@ -167,6 +190,7 @@ def plan(
         "workdir": s.src_dir,
         "evidence": {k: e.level for k, e in s.toolchain.evidence.items()},
         "warnings": list(s.warnings),
+        "runtime": runtime_line(s),
     }
 
 
@@ -218,6 +242,7 @@ def build_command(opts: BuildOptions) -> JsonDoc:
                 f"docker:     {dockercmd.docker_env_text()} {shlex.join(p['docker_command'])}",
                 f"bazel:      (in {s.src_dir}) {shlex.join(p['bazel_command'])}",
                 f"recipe:     {s.evidence_line()}",
+                f"runtime:    {runtime_line(s)}",
                 *(
                     [
                         f"secrets:    {', '.join(p['docker_secrets']) or 'none'} (docker build "
@@ -263,6 +288,11 @@ def build_command(opts: BuildOptions) -> JsonDoc:
         console.print_json(out)
     else:
         console.say(f"wheel: {result.get('wheel')}")
+        tag = result.get("platform") or {}
+        if tag.get("tag") == "linux_x86_64":
+            console.warn(f"no manylinux tag fits ({tag.get('why')}): pip installs it anywhere")
+        elif tag:
+            console.say(f"  tag: {tag.get('tag')} ({tag.get('why')}; auditwheel agrees)")
         console.say(f"  sha256: {result.get('sha256')}")
         for step, secs in sorted((result.get("durations") or {}).items()):
             if isinstance(secs, (int, float)):

@@ -61,8 +61,17 @@ def shared_flags(opts: SpecOptions) -> tuple[str, ...]:
     return tuple(flags)
 
 
+def floor_flags(opts: SpecOptions, p: matrix.Plan) -> tuple[str, ...]:
+    """`--runtime-floor` for every cell: the plan's floor, or `none` when the plan has none and
+    the option was set (so a cell's build does not read another floor from tfforge.toml)."""
+    if p.runtime_floor:
+        return ("--runtime-floor", p.runtime_floor)
+    return ("--runtime-floor", "none") if opts.is_set("runtime_floor") else ()
+
+
 def cell_spec(opts: MatrixOptions, cell: matrix.Cell) -> SpecOptions:
-    """The spec options of one cell: the shared ones with the cell's target and versions."""
+    """The spec options of one cell: the shared ones with the cell's target, versions and the
+    plan's runtime floor."""
     base = opts.spec
     origins = {
         **base.origins,
@@ -81,6 +90,7 @@ def cell_spec(opts: MatrixOptions, cell: matrix.Cell) -> SpecOptions:
         features=(),
         tf_version=cell.tf_version,
         python_version=cell.python_version,
+        runtime_floor=cell.runtime_floor or "none",
         origins=origins,
     )
 
@@ -94,6 +104,8 @@ def make_plan(opts: MatrixOptions) -> tuple[matrix.Plan, dict[str, str]]:
         tf_versions=matrix.split_list(opts.matrix_tf_versions, opts.spec.tf_version),
         python_versions=matrix.split_list(opts.matrix_python_versions, opts.spec.python_version),
         one=opts.one,
+        runtime_floor=opts.spec.runtime_floor,
+        floor_source=opts.spec.where("runtime_floor"),
     )
     ids = {c.cell: request.make(cell_spec(opts, c)).build_id for c in p.cells}
     return p, ids
@@ -130,6 +142,18 @@ def _show_plan(doc: JsonDoc) -> None:
             gains,
         )
     console.out.print(t)
+    floor = doc.get("runtime_floor")
+    console.out.print(
+        f"runtime floor: [bold]{console.safe(floor)}[/] (every cell)"
+        if floor
+        else "[yellow]no runtime floor[/]: the wheels need whatever the build image links against"
+    )
+    for rt in doc.get("runtime", []):
+        for r in rt["refused"]:
+            console.out.print(
+                f"[red]TensorFlow {console.safe(rt['tf_version'])} cannot serve[/] "
+                f"{console.safe(r['name'])}: {console.safe(r['why'])}"
+            )
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> Path:
@@ -163,7 +187,7 @@ def matrix_command(opts: MatrixOptions) -> JsonDoc:
     emit_format, dry_run, as_json = opts.emit, opts.dry_run, opts.json
     p, ids = make_plan(opts)
     given_timeout = ("--timeout", f"{timeout_s:g}") if opts.given("build_timeout") else ()
-    flags = shared_flags(opts.spec) + given_timeout
+    flags = shared_flags(opts.spec) + floor_flags(opts.spec, p) + given_timeout
     doc = _doc(p, ids, flags)
     if dry_run or not (emit_format or opts.matrix_run):
         if as_json:

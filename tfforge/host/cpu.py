@@ -1,8 +1,10 @@
 """Detecting this host and loading/saving host snapshots. Decides no targets (fleet.py does).
 
-A snapshot is the raw facts of one machine: vendor, model, raw /proc/cpuinfo flags, topology.
-It can come from this host (/proc/cpuinfo, or py-cpuinfo off Linux), a saved `detect --save` JSON,
-or a raw cpuinfo text copied from another machine (`cat /proc/cpuinfo > hosts/web-1.cpuinfo`).
+A snapshot is the raw facts of one machine: vendor, model, raw /proc/cpuinfo flags, topology,
+and its runtime (glibc, libstdc++, Pythons, distribution: tfforge/host/runtime.py). It can come
+from this host (/proc/cpuinfo, or py-cpuinfo off Linux), a saved `detect --save` JSON, the JSON
+the capture script prints on another machine (`python3 capture.py > hosts/web-1.json`), or a raw
+cpuinfo text copied from one (`cat /proc/cpuinfo > hosts/web-1.cpuinfo`: runtime unknown).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import TypeVar
 from tfforge.errors import ConfigError
 from tfforge.files import expand, parse_json, read_user_text, write_json_atomic
 from tfforge.host import isa
+from tfforge.host import runtime as host_runtime
 from tfforge.text import clip, plain
 
 logger = logging.getLogger(__name__)
@@ -43,6 +46,7 @@ class HostProfile:
     physical_cores: int | None
     logical_cpus: int | None
     source: str
+    runtime: host_runtime.Runtime | None = None  # None: unknown (raw cpuinfo, older snapshot)
 
     @property
     def features(self) -> frozenset[str]:
@@ -64,6 +68,7 @@ class HostProfile:
             "physical_cores": self.physical_cores,
             "logical_cpus": self.logical_cpus,
             "features": sorted(self.features, key=isa.sort_key),
+            **({"runtime": self.runtime.to_dict()} if self.runtime else {}),
         }
 
 
@@ -156,7 +161,9 @@ def detect_host(name: str | None = None) -> HostProfile:
     if platform.system() == "Linux" and os.path.exists("/proc/cpuinfo"):
         try:
             here = parse_cpuinfo(Path("/proc/cpuinfo").read_text(), name=name, source="this host")
-            return dataclasses.replace(here, logical_cpus=os.cpu_count())
+            return dataclasses.replace(
+                here, logical_cpus=os.cpu_count(), runtime=host_runtime.detect()
+            )
         except (OSError, ConfigError):
             pass  # an architecture whose cpuinfo has no flags line: ask py-cpuinfo
     import cpuinfo  # py-cpuinfo (~30 ms to import, ~1 s CPUID probe): only when needed
@@ -173,6 +180,7 @@ def detect_host(name: str | None = None) -> HostProfile:
         None,
         os.cpu_count(),
         "this host",
+        host_runtime.detect() if platform.system() == "Linux" else None,
     )
 
 
@@ -206,11 +214,28 @@ def _field(
     )
 
 
+def _from_capture(doc: dict[str, object], source: str, default_name: str) -> HostProfile:
+    """A host from the capture script's document: its raw cpuinfo parsed here, its runtime."""
+    text, name = doc.get("cpuinfo"), doc.get("name")
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(
+            f'{source}: the capture has no "cpuinfo" text (was /proc/cpuinfo readable there?); '
+            "run the capture script again on that host"
+        )
+    if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 256):
+        raise ConfigError(f'{source}: "name" must be the host name the capture wrote')
+    host = parse_cpuinfo(text, name=(name or default_name).strip(), source=source)
+    return dataclasses.replace(host, runtime=host_runtime.from_dict(doc.get("runtime"), source))
+
+
 def _from_json(doc: object, source: str, default_name: str) -> HostProfile:
+    if isinstance(doc, dict) and doc.get("schema") == host_runtime.CAPTURE_SCHEMA:
+        return _from_capture(doc, source, default_name)
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise ConfigError(
             f'{source}: not a tfforge host snapshot (expected "schema": '
-            f'"{SCHEMA}"; make one with `invoke detect --save FILE`)'
+            f'"{SCHEMA}" or "{host_runtime.CAPTURE_SCHEMA}"; make one with `invoke detect '
+            "--save FILE` or the script `invoke detect --capture-script` prints)"
         )
     flags = doc.get("flags")
     if (
@@ -246,6 +271,7 @@ def _from_json(doc: object, source: str, default_name: str) -> HostProfile:
         counts["physical_cores"],
         counts["logical_cpus"],
         source,
+        host_runtime.from_dict(doc["runtime"], source) if doc.get("runtime") is not None else None,
     )
 
 

@@ -26,7 +26,7 @@ from tfforge.build import render, toolchains
 from tfforge.build.dockercmd import docker_argv, export_dir
 from tfforge.docker import client as engine
 from tfforge.docker import rebuild, run
-from tfforge.errors import BuildError
+from tfforge.errors import BuildError, ConfigError
 from tfforge.files import write_json_atomic
 from tfforge.kit import debs, external, mirror, pypi, sources
 from tfforge.kit.manifest import (
@@ -167,6 +167,13 @@ def capture(
     t0 = time.monotonic()
     folder = rebuild.build_folder(build_id, builds_dir)
     doc = run.load_build(folder)
+    floor = (doc.get("derived") or {}).get("runtime") or {}
+    if floor.get("route") == "sysroot":
+        raise ConfigError(
+            f"build {build_id} compiles against a {floor['floor']['suite']} sysroot, whose "
+            "packages a kit does not carry yet; capture a build on the base route instead "
+            "(--runtime-floor none, or a floor its base image is within)"
+        )
     provenance = json.loads((folder / "provenance.json").read_text())
     via = mirror.check(via) if via else ""
     store = Store(kits_dir)

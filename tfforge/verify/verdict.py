@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
@@ -19,6 +20,7 @@ from tfforge.elfscan.results import FeatureEvidence, LibraryScan
 from tfforge.errors import ConfigError
 from tfforge.host import cpu, isa
 from tfforge.verify import builtwith, emulate
+from tfforge.verify import runtime as runtime_verdicts
 from tfforge.verify.wheelcheck import (
     FAIL,
     PASS,
@@ -77,6 +79,7 @@ class VerifyReport:
     seconds: float
     timings: tuple[tuple[str, float], ...] = ()
     rules: tuple[str, ...] = field(default=RULES)
+    runtime: tuple[runtime_verdicts.RuntimeVerdict, ...] = ()  # per host: glibc, libstdc++, Python
 
     @property
     def ok(self) -> bool:
@@ -86,10 +89,10 @@ class VerifyReport:
     def failed(self) -> list[Check]:
         return [c for c in self.checks if c.status == FAIL]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["libraries"] = [lib.to_dict() for lib in self.libraries]
-        for e, doc in zip(self.emulation, d["emulation"]):
+        for e, doc in zip(self.emulation, d["emulation"], strict=True):
             doc["confirmable"] = e.confirmable
         d["ok"] = self.ok
         d["exit_code"] = 0 if self.ok else 1
@@ -193,6 +196,8 @@ def verify(
         checks.append(reproducible_check(facts, sha, builds_dir))
     status("reading which compiler and linker built it (.comment of every ELF member)")
     checks.append(builtwith.check(facts, builtwith.read(wheel_path, sha, use_cache=use_cache)))
+    runtime_check, runtime_hosts = runtime_verdicts.runtime_check(wheel_path, facts.tags, hosts)
+    checks.append(runtime_check)
 
     emulations = []
     if models:
@@ -231,6 +236,7 @@ def verify(
         scan_cached=cached,
         seconds=round(time.perf_counter() - t0, 2),
         timings=tuple((k, round(v, 2)) for k, v in timings),
+        runtime=tuple(runtime_hosts),
     )
 
 
@@ -330,7 +336,7 @@ def _emulation_check(ems: list[EmulationVerdict]) -> Check:
     return Check("emulate", PASS, "; ".join(details), tuple(details))
 
 
-def feature_rows(r: VerifyReport) -> list[dict]:
+def feature_rows(r: VerifyReport) -> list[dict[str, Any]]:
     """One row per feature over all libraries, with the strongest evidence for its class."""
     rows = []
     for feat in (*r.baseline, *r.dispatched):

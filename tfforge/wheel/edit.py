@@ -69,6 +69,25 @@ def _rewrite_metadata(data: bytes, version: str) -> bytes:
     raise BuildError("wheel METADATA has no Version header; check the wheel target")
 
 
+def _rewrite_wheel(data: bytes, platforms: tuple[str, ...]) -> bytes:
+    """WHEEL with its Tag lines for the new platform tags (one line per python-abi-platform)."""
+    lines, out, pyabi = data.decode("utf-8").split("\n"), [], []
+    for line in lines:
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == "tag":
+            pair = value.strip().rsplit("-", 1)[0]
+            if pair not in pyabi:
+                pyabi.append(pair)
+            continue
+        out.append(line)
+    if not pyabi:
+        raise BuildError("wheel WHEEL file has no Tag line; check the wheel target")
+    while out and not out[-1].strip():
+        out.pop()
+    out += [f"Tag: {pair}-{plat}" for pair in pyabi for plat in platforms]
+    return ("\n".join(out) + "\n").encode("utf-8")
+
+
 def _zip_info(name: str, source: zipfile.ZipInfo | None = None) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=ZIP_DATE)
     info.compress_type = zipfile.ZIP_DEFLATED
@@ -78,9 +97,17 @@ def _zip_info(name: str, source: zipfile.ZipInfo | None = None) -> zipfile.ZipIn
 
 
 def finalize(
-    raw: Path, out_dir: Path, *, local_version: str, provenance: Mapping[str, object]
+    raw: Path,
+    out_dir: Path,
+    *,
+    local_version: str,
+    provenance: Mapping[str, object],
+    platforms: tuple[str, ...] | None = None,
 ) -> Path:
     """Write the finalized wheel into out_dir and return its path (see module docstring).
+
+    platforms: the platform tags the wheel gets instead of its own (tfforge/wheel/manylinux.py
+    decides them), in the file name and WHEEL's Tag lines.
 
     Raises BuildError when the raw wheel is inconsistent (bad name, unsafe paths, a member whose
     hash or size differs from its RECORD line), ConfigError for an invalid local label.
@@ -94,6 +121,8 @@ def finalize(
     new_version = str(labelled_version(old_version, local_version))
     old_info, new_info = f"{dist}-{old_version}.dist-info", f"{dist}-{new_version}.dist-info"
     old_data, new_data = f"{dist}-{old_version}.data", f"{dist}-{new_version}.data"
+    if platforms:
+        rest = f"{rest.rsplit('-', 1)[0]}-{'.'.join(platforms)}"
     final = Path(out_dir) / f"{dist}-{new_version}-{rest}.whl"
 
     def renamed(name: str) -> str:
@@ -138,10 +167,18 @@ def finalize(
                     if member.filename in record_files:
                         continue
                     target = renamed(member.filename)
-                    if member.filename == f"{old_info}/METADATA":
+                    rewrite = {
+                        f"{old_info}/METADATA": lambda d: _rewrite_metadata(d, new_version),
+                        **(
+                            {f"{old_info}/WHEEL": lambda d: _rewrite_wheel(d, platforms)}
+                            if platforms
+                            else {}
+                        ),
+                    }.get(member.filename)
+                    if rewrite is not None:
                         data = archive.read(member)
                         _check(member.filename, hashlib.sha256(data), len(data), listed)
-                        data = _rewrite_metadata(data, new_version)
+                        data = rewrite(data)
                         out.writestr(_zip_info(target, member), data)
                         record.append((target, record_digest(hashlib.sha256(data)), len(data)))
                         continue

@@ -49,6 +49,11 @@ class SpecOptions(Options):
     remote_cache: str | None = None
     # Bazel remote executor URL (grpc, grpcs); rendered, untested here
     remote_executor: str | None = None
+    # the glibc and libstdc++ the wheel must load on: auto (the oldest runtime of the --host
+    # snapshots, or of this host with --target host; none without one), a suite of
+    # tfforge/data/runtimes.toml (bullseye, bookworm, trixie) or none (whatever the build image
+    # links against)
+    runtime_floor: str = "auto"
     # SOURCE_DATE_EPOCH inside the build (default 1980-01-01, the earliest time a zip entry can
     # carry)
     source_date_epoch: int = 315532800
