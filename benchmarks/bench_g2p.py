@@ -1,4 +1,4 @@
-"""The g2p benchmark behind the README: TensorFlow wheels against g2p-en's own numpy model.
+"""The g2p benchmark behind docs/benchmarks.md: TensorFlow wheels against g2p-en's own numpy model.
 
     python benchmarks/bench_g2p.py                      # full matrix, 3 wheels (~20 min)
     python benchmarks/bench_g2p.py --quick              # small matrix, one wheel

@@ -40,7 +40,7 @@ from tfforge.options.typed.verify import VerifyOptions
 from tfforge.paths import cache_dir
 from tfforge.verify import verdict, wheelscan
 from tfforge.wheel import fetch as pypi
-from tfforge.wheel import read as wheel
+from tfforge.wheel import members
 
 
 def tree_rss_kib(pid: int) -> int:
@@ -90,7 +90,7 @@ def plain_pass(whl: Path) -> tuple[int, int, float, int]:
             if info.is_dir():
                 continue
             with z.open(info) as src:
-                if src.read(4) != wheel.ELF_MAGIC:
+                if not members.is_elf(src.read(4)):
                     continue
             dest = Path(tmp) / "lib.so"
             with z.open(info) as src, open(dest, "wb") as out:  # not timed

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up a Debian 12 machine for tfforge: Debian packages, a running Docker engine, the local
-# base image the tests build on, and a virtual environment (.venv) with tfforge installed.
+# base images the tests build on, and a virtual environment (.venv) with tfforge installed.
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,9 +43,16 @@ if ! /usr/bin/docker info >/dev/null 2>&1; then
     /usr/bin/docker info >/dev/null 2>&1 || { log "dockerd did not start; see /tmp/dockerd.log"; exit 1; }
 fi
 
-# The base image builds start from (no registry is reachable: made with debootstrap).
+# The base images (no registry is reachable: made with debootstrap; each root filesystem is
+# cached under ~/.cache/tfforge/rootfs, so a fresh engine re-imports it in seconds): bookworm,
+# which builds start from; trixie, which ships the clang majors of TensorFlow 2.15-2.21's own
+# builds (tests/integration/test_clang_route.py); bullseye (glibc 2.31, Python 3.9), the runtime
+# floor older fleet hosts have: the sysroot of floor builds and the test host of the runtime
+# tests (docs/runtime.md).
 if [ -f scripts/make-base-image.sh ]; then
-    bash scripts/make-base-image.sh
+    bash scripts/make-base-image.sh local/bookworm:base bookworm
+    bash scripts/make-base-image.sh local/trixie:base trixie
+    bash scripts/make-base-image.sh local/bullseye:base bullseye
 fi
 
 # Python environment.

@@ -208,13 +208,17 @@ def toolchain_image(apt_packages: list[str]) -> str:
     return tag
 
 
-def fresh_source(dest: Path) -> Path:
-    """The tfws fixture with a new comment in each C file: every compile action is new to
-    every cache (Bazel's action keys hash the inputs), so hits come only from this run."""
+def fresh_source(dest: Path, overlay: str = "") -> Path:
+    """The tfws fixture (with an overlay such as tfws_deps laid over it) with a new comment in
+    each of its own C/C++ files: every compile action of the fixture's own code is new to every
+    cache (Bazel's action keys hash the inputs), so hits come only from this run. The external
+    dependencies' actions (abseil's) keep their keys: the same archive, flags and toolchain."""
     folder = dest / "tfws"
     shutil.copytree(FIXTURES / "tfws", folder)
+    if overlay:
+        shutil.copytree(FIXTURES / overlay, folder, dirs_exist_ok=True)
     nonce = uuid.uuid4().hex
-    for c_file in folder.rglob("*.c"):
+    for c_file in [*folder.rglob("*.c"), *folder.rglob("*.cc")]:
         c_file.write_text(c_file.read_text() + f"/* run {nonce} */\n")
     return folder
 

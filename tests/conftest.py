@@ -69,6 +69,16 @@ def invoke(
     )
 
 
+@pytest.fixture(autouse=True)
+def _no_secrets_across_tests():
+    """The output layer's secrets belong to one run: each test starts and ends without any."""
+    from tfforge import text
+
+    text.forget_secrets()
+    yield
+    text.forget_secrets()
+
+
 @dataclass
 class CliResult:
     returncode: int

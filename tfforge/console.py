@@ -1,5 +1,8 @@
 """The one output channel: rich on a terminal, plain lines otherwise; warnings to stderr.
 
+Every line shown here, and every JSON document, passes `text.scrub` (the run's secrets in
+every encoding) and then `text.plain` (control characters escaped).
+
 rich is imported the first time something is shown through it (`out`, `err`, `say`, a live
 `Progress`), so a `--json` command never loads it. `Progress` is the one step/progress display
 of long jobs (build, verify, bench).
@@ -13,7 +16,8 @@ import time
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from tfforge.text import plain
+from tfforge.text import plain as _plain
+from tfforge.text import scrub
 
 if TYPE_CHECKING:  # rich is imported on first use only
     from rich.console import Console
@@ -40,13 +44,31 @@ def __getattr__(name: str) -> Console:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+def plain(value: object) -> str:
+    """Input text as shown: the run's secrets scrubbed, then control characters escaped."""
+    return _plain(scrub(_plain(value) if isinstance(value, bytes) else str(value)))
+
+
 def is_tty() -> bool:
     return _consoles()[0].is_terminal
 
 
 def print_json(doc: Any) -> None:
     """One JSON document on stdout, nothing else."""
-    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+    text = json.dumps(_scrubbed(doc), indent=2, sort_keys=True, default=str)
+    sys.stdout.write(scrub(text) + "\n")
+
+
+def _scrubbed(doc: Any) -> Any:
+    """Every string of a document scrubbed before it is encoded (an echoed form stays masked
+    once JSON escapes it again)."""
+    if isinstance(doc, str):
+        return scrub(doc)
+    if isinstance(doc, dict):
+        return {_scrubbed(k) if isinstance(k, str) else k: _scrubbed(v) for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [_scrubbed(v) for v in doc]
+    return doc
     sys.stdout.flush()
 
 

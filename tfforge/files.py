@@ -84,6 +84,33 @@ def read_user_text(
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); pass a text file") from exc
 
 
+def parse_json(text: str | bytes, where: object) -> object:
+    """A JSON document; every way the parser can fail (syntax, nesting past the recursion
+    limit, an integer of over 4,300 digits, memory) is one ConfigError naming `where`."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{where}: malformed JSON at line {exc.lineno} column {exc.colno} ({exc.msg})"
+        ) from None
+    except RecursionError:
+        raise ConfigError(f"{where}: JSON nested too deeply") from None
+    except MemoryError:
+        raise ConfigError(f"{where}: JSON too large to parse") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # e.g. the 4,300-digit integer limit
+        raise ConfigError(f"{where}: not usable JSON ({str(exc)[:80]})") from None
+
+
+def read_json_record(path: str | Path, *, limit: int = MAX_INPUT_BYTES) -> JsonDoc:
+    """A JSON object tfforge wrote earlier and reads back (build.json, rebuild.json,
+    provenance.json, a Slurm cell's result): through read_user_bytes (regular file, size cap),
+    then parse_json; ConfigError unless it is a JSON object."""
+    doc = parse_json(read_user_bytes(path, limit=limit), path)
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: not a JSON object; remove it and run the step again")
+    return doc
+
+
 def expand(spec: str) -> list[Path]:
     """A path the user typed: itself when it exists (a file may be named `a[1].whl`), else what
     it matches as a glob, sorted; [] when neither."""

@@ -44,6 +44,11 @@ def wheels_dir() -> Path:
     return folder(project_root() / "wheels", "wheels folder")
 
 
+def kits_dir(given: str = "") -> Path:
+    """Where kits go: `given` (--out / kits_dir), else ./kits."""
+    return folder(Path(given) if given else project_root() / "kits", "kits folder")
+
+
 def cache_dir(*parts: str) -> Path:
     """TFFORGE_CACHE, else the platform's user cache folder for tfforge (platformdirs: on Linux
     $XDG_CACHE_HOME/tfforge, else ~/.cache/tfforge); created on demand."""

@@ -46,6 +46,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: nested too deeply to read; fix or remove it") from None
     except ConfigError as exc:
         raise ConfigError(f"{exc}; fix or remove it") from None
+    except MemoryError:
+        raise ConfigError(f"{path}: too large to read; fix or remove it") from None
+    except ValueError as exc:  # an integer of over 4,300 digits (not a TOMLDecodeError)
+        raise ConfigError(f"{path}: not usable TOML ({str(exc)[:60]}); fix or remove it") from None
     table = doc.get("tfforge", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: 'tfforge' must be a table ([tfforge]); fix or remove it")
@@ -60,7 +64,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(
                 f"{path}: unknown option {parse.shown(key)}{hint}; the options are listed in "
-                "docs/options.md"
+                "docs/reference/options.md"
             )
     for key, raw in table.items():  # the whole file is checked, whichever task reads it
         opt = declared.option(key)

@@ -1,5 +1,5 @@
-"""Check verify's answers against real runs and print the tables docs/verify-corpus.md shows
-(markdown) and, with --json FILE, the rows as JSON.
+"""Check verify's answers against real runs and print the tables
+docs/explanation/how-verify-decides.md shows (markdown) and, with --json FILE, the rows as JSON.
 
     python tools/corpus_table.py                  # the TensorFlow corpus (data/corpus.toml)
     python tools/corpus_table.py numpy==2.1.3     # some of it

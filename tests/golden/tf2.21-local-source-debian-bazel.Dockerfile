@@ -1,7 +1,7 @@
-# tfforge build 2.21.0-avx2.fma.mkl-3f26e937634b
+# tfforge build 2.21.0-avx2.fma.mkl-0ce878b35ade
 # Generated from templates/Dockerfile.j2; the inputs and exact commands are in build.json.
 # Build it from the project root:
-#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-avx2.fma.mkl-3f26e937634b/.export builds/2.21.0-avx2.fma.mkl-3f26e937634b
+#   DOCKER_BUILDKIT=1 /usr/bin/docker build --progress=plain --target export --output type=local,dest=builds/2.21.0-avx2.fma.mkl-0ce878b35ade/.export builds/2.21.0-avx2.fma.mkl-0ce878b35ade
 
 # ---- toolchain: base image, compiler, Python, git, Bazel (debian), non-root user
 FROM local/bookworm:base AS toolchain
@@ -9,8 +9,14 @@ ARG DEBIAN_FRONTEND=noninteractive
 # ---- apt lock (tfforge rebuild): apt-pins is empty in an ordinary build, which then records
 # every installed package (the base image's too) in /etc/tfforge-apt.lock, exported as
 # builds/<id>/apt.lock; a rebuild fills apt-pins from it and must install exactly those versions.
+# ---- kit (tfforge build --kit): TFFORGE_KIT is unset in an ordinary build and kit/ is empty; a
+# kit build runs with no network and takes every input from kit/: the Debian packages of
+# apt.lock (a local repository), the source, bazelisk and Bazel, Bazel's repository cache.
+ARG TFFORGE_KIT
 COPY apt-pins /tmp/tfforge-apt-pins
-RUN apt-get update \
+RUN --mount=type=bind,source=kit,target=/tmp/tfforge-kit \
+    if [ -n "$TFFORGE_KIT" ]; then export APT_CONFIG=/tmp/tfforge-kit/debs/apt.conf; fi \
+ && apt-get update \
  && for p in gcc-12 g++-12; do \
       apt-cache show "$p" >/dev/null 2>&1 || { echo "tfforge: the base image's archive has no package $p; pick a compiler version it ships or another --base-image" >&2; exit 1; }; \
     done \
@@ -24,7 +30,8 @@ RUN apt-get update \
     else \
       apt-get install -y --no-install-recommends bazel-bootstrap ca-certificates g++-12 gcc-12 git patch patchelf python3 python3-dev unzip zip; \
     fi \
- && { echo "# archive-date: $(for f in /var/lib/apt/lists/*Release; do date -u -d "$(sed -n 's/^Date: //p' "$f")" +%Y%m%dT%H%M%SZ; done | sort | tail -n 1)"; \
+ && when="$(for f in /var/lib/apt/lists/*Release; do [ -f "$f" ] || continue; date -u -d "$(sed -n 's/^Date: //p' "$f")" +%Y%m%dT%H%M%SZ; done | sort | tail -n 1)" \
+ && { echo "# archive-date: ${when:-$(sed -n 's/^# archive-date: //p' /tmp/tfforge-apt-pins)}"; \
       dpkg-query -W -f='${db:Status-Abbrev} ${Package}=${Version}\n' | awk '$1 == "ii" {print $2}' | sort; } > /etc/tfforge-apt.lock \
  && if [ -s /tmp/tfforge-apt-pins ] && ! grep -v '^#' /etc/tfforge-apt.lock | cmp -s - /tmp/tfforge-pins; then \
       grep -v '^#' /etc/tfforge-apt.lock | diff /tmp/tfforge-pins - >&2; \
@@ -51,9 +58,10 @@ RUN bazel --version
 FROM toolchain AS source
 COPY --chown=builder:builder src/ /home/builder/src/
 # the tree against the recipe (.bazelversion, wheel target, configs, hermetic toolchain,
-# version type): seconds here instead of a failure hours into the compile
+# version type) and the release's official wheels (version file, clang major, the clang flags
+# of its release config): seconds here instead of a failure hours into the compile
 COPY clone_check.py /usr/local/share/tfforge/clone_check.py
-RUN python3 /usr/local/share/tfforge/clone_check.py --root /home/builder/src --target //tensorflow/tools/pip_package:wheel --config=clang_local --config=mkl --wheel-type release
+RUN python3 /usr/local/share/tfforge/clone_check.py --root /home/builder/src --target //tensorflow/tools/pip_package:wheel --config=clang_local --config=mkl --wheel-type release --version 2.21.0 --clang-major 18 --clang-arg=--copt=-Wno-gnu-offsetof-extensions --clang-arg=--copt=-Wno-error=array-parameter --clang-arg=--copt=-Wno-error=unused-command-line-argument --clang-arg=--linkopt=-fuse-ld=lld --clang-arg=--linkopt=-lm --clang-arg=--linkopt=-Wl,--undefined-version
 
 # ---- build: configure without questions, bazel build, wheel(s) into /dist
 # compiler: gcc 12.2.0 from the image; the release's hermetic clang is switched off with --config=clang_local
@@ -78,14 +86,37 @@ ENV PYTHON_BIN_PATH="/usr/bin/python3" \
 # Bazel output root and no disk/remote cache; TFFORGE_CPUS: CPUs Bazel may use; TFFORGE_UMASK.
 ARG TFFORGE_FRESH
 ARG TFFORGE_CPUS
+# ---- kit and mirror (tfforge build --kit / --mirror), unset in an ordinary build: TFFORGE_KIT
+# reads Bazel's downloads from the kit's repository cache only (first proving the step cannot
+# reach TFFORGE_KIT_PROBES, where the kit's files were captured from), pip only from the kit's
+# wheels; TFFORGE_MIRROR fetches every download through a mirror with the host/path layout
+# (Bazel's downloader config; pip's index at MIRROR/pypi.org/simple).
+ARG TFFORGE_KIT
+ARG TFFORGE_KIT_PROBES
+ARG TFFORGE_MIRROR
 ARG TFFORGE_UMASK
 ARG TZ
 ARG LC_ALL
 ARG HOSTNAME
 RUN ./configure < /dev/null
 RUN --mount=type=cache,id=tfforge-bazel-10001,target=/home/builder/.cache/bazel,uid=10001,gid=10001,sharing=locked \
+    --mount=type=bind,source=kit,target=/tmp/tfforge-kit,rw \
     umask "${TFFORGE_UMASK:-0022}" \
- && if [ -n "$TFFORGE_FRESH" ]; then echo "startup --output_user_root=/tmp/tfforge-fresh" > "$HOME/.bazelrc"; fi \
+ && { if [ -n "$TFFORGE_FRESH" ]; then echo "startup --output_user_root=/tmp/tfforge-fresh"; fi; \
+      if [ -n "$TFFORGE_MIRROR" ]; then echo "build --experimental_downloader_config=/tmp/tfforge-downloader.cfg --repo_env=PIP_INDEX_URL=$TFFORGE_MIRROR/pypi.org/simple --repo_env=RULES_PYTHON_PIP_ISOLATED=0"; fi; \
+      if [ -n "$TFFORGE_KIT" ]; then echo "build --repository_cache=/tmp/tfforge-kit/repository_cache"; fi; \
+      if [ -n "$TFFORGE_KIT" ] && [ -d /tmp/tfforge-kit/pypi ]; then echo "build --repo_env=PIP_NO_INDEX=1 --repo_env=PIP_FIND_LINKS=/tmp/tfforge-kit/pypi --repo_env=RULES_PYTHON_PIP_ISOLATED=0"; fi; \
+    } > "$HOME/.bazelrc" \
+ && if [ -n "$TFFORGE_MIRROR" ]; then printf 'rewrite (.*) %s/$1\n' "$TFFORGE_MIRROR" > /tmp/tfforge-downloader.cfg; fi \
+ && if [ -n "$TFFORGE_KIT" ]; then \
+      for end in $TFFORGE_KIT_PROBES; do \
+        if python3 -c "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)" "${end%:*}" "${end##*:}" 2>/dev/null; then \
+          echo "tfforge: kit build: this step reached $end, where the kit was captured from; a kit build must have no network" >&2; exit 1; \
+        fi; \
+        echo "tfforge: kit build: $end is unreachable from this step, as it must be"; \
+      done; \
+      echo "tfforge: kit build: network interfaces: $(ls /sys/class/net | tr '\n' ' ')"; \
+    fi \
  && ${TFFORGE_CPUS:+taskset -c 0-$((TFFORGE_CPUS - 1))} bazel build \
       --config=opt \
       --config=clang_local \
@@ -126,3 +157,80 @@ COPY build.json /dist/build.json
 FROM scratch AS export
 COPY --from=build /dist/ /
 COPY --from=toolchain /etc/tfforge-apt.lock /apt.lock
+
+# ---- kit capture (tfforge kit): never part of a build; `invoke kit` exports the `kitexport`
+# target with the network on: the Debian packages of apt.lock the base image lacks, and every
+# download Bazel's repository rules make for the wheel target (a fresh repository cache), with
+# the list of repository rules that asked for them.
+FROM local/bookworm:base AS kitdebs
+COPY kit-capture/apt.lock /tmp/tfforge-kit-apt.lock
+RUN dpkg-query -W -f='${db:Status-Abbrev} ${Package}=${Version}\n' | awk '$1 == "ii" {print $2}' | LC_ALL=C sort > /tmp/tfforge-base.lock \
+ && grep -v '^#' /tmp/tfforge-kit-apt.lock | LC_ALL=C sort | LC_ALL=C comm -23 - /tmp/tfforge-base.lock > /tmp/tfforge-want \
+ && apt-get update \
+ && install -d /tmp/tfforge-kitdebs && cd /tmp/tfforge-kitdebs \
+ && if [ -s /tmp/tfforge-want ]; then apt-get download $(cat /tmp/tfforge-want); fi \
+ && rm -rf /var/lib/apt/lists/*
+
+FROM source AS kitfetch
+WORKDIR /home/builder/src
+ENV PYTHON_BIN_PATH="/usr/bin/python3" \
+    USE_DEFAULT_PYTHON_LIB_PATH="1" \
+    TF_NEED_CLANG="0" \
+    GCC_HOST_COMPILER_PATH="/usr/bin/gcc-12" \
+    CC_OPT_FLAGS="-msse -msse2 -msse3 -mssse3 -msse4.1 -msse4.2 -mpopcnt -mavx -mxsave -mfma -mavx2 -Wno-sign-compare" \
+    TF_NEED_CUDA="0" \
+    TF_NEED_ROCM="0" \
+    TF_NEED_TENSORRT="0" \
+    TF_SET_ANDROID_WORKSPACE="0" \
+    TF_CONFIGURE_IOS="0" \
+    TF_DOWNLOAD_CLANG="0" \
+    TF_NEED_MPI="0" \
+    TF_NEED_OPENCL="0" \
+    TF_ENABLE_XLA="1" \
+    SOURCE_DATE_EPOCH="315532800"
+ARG TFFORGE_MIRROR
+RUN ./configure < /dev/null
+RUN { echo "startup --output_user_root=/tmp/tfforge-kitroot"; \
+      if [ -n "$TFFORGE_MIRROR" ]; then echo "build --experimental_downloader_config=/tmp/tfforge-downloader.cfg --repo_env=PIP_INDEX_URL=$TFFORGE_MIRROR/pypi.org/simple --repo_env=RULES_PYTHON_PIP_ISOLATED=0"; fi; \
+    } > "$HOME/.bazelrc" \
+ && if [ -n "$TFFORGE_MIRROR" ]; then printf 'rewrite (.*) %s/$1\n' "$TFFORGE_MIRROR" > /tmp/tfforge-downloader.cfg; fi \
+ && mkdir -p /tmp/tfforge-kitout \
+ && bazel build \
+      --nobuild \
+      --repository_cache=/tmp/tfforge-kitout/repository_cache \
+      --config=opt \
+      --config=clang_local \
+      --config=mkl \
+      --copt=-msse \
+      --copt=-msse2 \
+      --copt=-msse3 \
+      --copt=-mssse3 \
+      --copt=-msse4.1 \
+      --copt=-msse4.2 \
+      --copt=-mpopcnt \
+      --copt=-mavx \
+      --copt=-mxsave \
+      --copt=-mfma \
+      --copt=-mavx2 \
+      --action_env=SOURCE_DATE_EPOCH=315532800 \
+      --disk_cache=/home/builder/.cache/bazel/disk \
+      --nostamp \
+      --action_env=PYTHONHASHSEED=0 \
+      --copt=-ffile-prefix-map=/home/builder/.cache/bazel=/bazel \
+      --copt=-ffile-prefix-map=/tmp/tfforge-fresh=/bazel \
+      --repo_env=HERMETIC_PYTHON_VERSION=3.11 \
+      --repo_env=TF_PYTHON_VERSION=3.11 \
+      --repo_env=WHEEL_NAME=tensorflow_cpu \
+      --repo_env=ML_WHEEL_TYPE=release \
+      --repo_env=USE_PYWRAP_RULES=True \
+      --define=xnn_enable_avxvnniint8=false \
+      --override_repository=rules_cc=/home/builder/src/third_party/rules_cc \
+      --override_repository=rules_java=/home/builder/src/third_party/rules_java \
+      //tensorflow/tools/pip_package:wheel \
+ && bazel query --override_repository=rules_cc=/home/builder/src/third_party/rules_cc --override_repository=rules_java=/home/builder/src/third_party/rules_java --repo_env=HERMETIC_PYTHON_VERSION=3.11 --repo_env=TF_PYTHON_VERSION=3.11 --repo_env=WHEEL_NAME=tensorflow_cpu --repo_env=ML_WHEEL_TYPE=release --repo_env=USE_PYWRAP_RULES=True '//external:*' --output=xml > /tmp/tfforge-kitout/external.xml \
+ && bazel shutdown
+
+FROM scratch AS kitexport
+COPY --from=kitfetch /tmp/tfforge-kitout/ /bazel/
+COPY --from=kitdebs /tmp/tfforge-kitdebs/ /debs/
+COPY --from=kitdebs /tmp/tfforge-want /debs/wanted.lock

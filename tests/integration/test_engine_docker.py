@@ -50,7 +50,7 @@ def project(tmp_path, monkeypatch):
 
 def build_dir(project: Path, build_stage: str, *, label: str = "avx2") -> Path:
     """builds/<id>/ with a Dockerfile whose `build` stage runs build_stage, and a build.json."""
-    build_id = f"test-{uuid.uuid4().hex[:12]}"
+    build_id = f"0.0.0-test-{uuid.uuid4().hex[:12]}"  # the build-id grammar (tfforge.grammar)
     folder = project / "builds" / build_id
     folder.mkdir(parents=True)
     (folder / "Dockerfile").write_text(

@@ -120,7 +120,7 @@ def test_a_build_record_with_wrong_types_fails_provenance_not_verify(tmp_path, l
     raw = verify_wheel(tmp_path, lib)
     (tmp_path / "w").mkdir()
     record = {
-        "id": "x",
+        "id": "1.0-avx2-0123456789ab",
         "spec": {"tf_version": "1.0", "python_version": "3.11"},
         "derived": {"local_version": "avx2", "version": "1.0+avx2", **derived},
     }

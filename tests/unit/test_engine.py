@@ -311,7 +311,7 @@ def test_run_build_refuses_unrendered_dir(tmp_path):
     with pytest.raises(ConfigError, match="invoke render"):
         docker_run.run_build(tmp_path, wheels_dir=wheels, timeout_s=10)
     (tmp_path / "Dockerfile").write_text("FROM scratch AS export\n")
-    (tmp_path / "build.json").write_text(json.dumps({"id": "x"}))
+    (tmp_path / "build.json").write_text(json.dumps({"id": "2.21.0-x-0123456789ab"}))
     with pytest.raises(ConfigError, match="timeout"):
         docker_run.run_build(tmp_path, wheels_dir=wheels, timeout_s=0)
     assert not wheels.exists()
@@ -327,7 +327,7 @@ def _hash(data: bytes) -> str:
 def test_finalize_sets_label_provenance_and_record(tmp_path):
     raw = raw_wheel(tmp_path / "raw")
     provenance = {
-        "id": "2.21.0-avx2.fma-abc",
+        "id": "2.21.0-avx2.fma-0123456789ab",
         "derived": {"local_version": "avx2.fma"},
         "engine": {"server_version": "20.10.24"},
         "durations": {"build_s": 1.5},

@@ -101,3 +101,12 @@ def test_every_top_level_module_has_a_layer():
 def test_import_contracts_hold():
     """lint-imports over the installed tree: every contract kept."""
     assert lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True) == 0
+
+
+def test_test_file_names_are_unique_across_tiers():
+    """pytest imports test files by basename (no packages under tests/): two tiers holding the
+    same file name stop the whole collection."""
+    tests = ROOT / "tests"
+    names = [p.name for tier in ("unit", "integration") for p in (tests / tier).glob("test_*.py")]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    assert not twice, f"rename one of each: {twice}"

@@ -300,10 +300,23 @@ def test_cells_build_with_the_shared_options_and_plan_with_the_build_gcc(tmp_pat
     opts = settings.resolve("matrix", given, root=tmp_path, environ={})
     p, ids = matrix_cmd.make_plan(opts)
     cell = p.cells[0]
-    s = make(target=cell.display, bazel_provider="debian", mkl=True, gcc_version="12.2.0")
+    # the fixtures hold a captured bullseye host: every cell builds for that runtime floor
+    assert p.runtime_floor == cell.runtime_floor == "bullseye"
+    shared = {"bazel_provider": "debian", "mkl": True, "gcc_version": "12.2.0"}
+    s = make(target=cell.display, runtime_floor="bullseye", **shared)
     assert ids[cell.cell] == s.build_id
     flags = matrix_cmd.shared_flags(opts.spec)
     assert flags == ("--bazel-provider", "debian", "--gcc-version", "12.2.0", "--mkl")
+    assert matrix_cmd.floor_flags(opts.spec, p) == ("--runtime-floor", "bullseye")
+    # --runtime-floor none: no floor, and said so on every cell's command line
+    plain = settings.resolve(
+        "matrix", {**given, "runtime_floor": "none"}, root=tmp_path, environ={}
+    )
+    p2, ids2 = matrix_cmd.make_plan(plain)
+    assert p2.runtime_floor is None and p2.cells[0].cell == cell.cell
+    assert ids2[cell.cell] == make(target=cell.display, runtime_floor="none", **shared).build_id
+    assert ids2[cell.cell] != ids[cell.cell]
+    assert matrix_cmd.floor_flags(plain.spec, p2) == ("--runtime-floor", "none")
     env = {"TFFORGE_MATCH_GCC_VERSION": "9.4.0"}
     older = settings.resolve("matrix", {"hosts": str(HOSTS)}, root=tmp_path, environ=env)
     assert matrix_cmd.make_plan(older)[0].gcc_version == "9.4.0"

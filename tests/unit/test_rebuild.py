@@ -76,10 +76,10 @@ def record(builds: Path, build_id: str, **fields) -> None:
 
 def test_status_reports_inputs_and_recorded_rebuilds(tmp_path):
     builds = tmp_path / "builds"
-    doc = {"id": "2.21.0-avx2-abc", "spec": {}}
+    doc = {"id": "2.21.0-avx2-abcabcabcabc", "spec": {}}
     none = rebuild.status(doc, "f" * 64, builds)
     assert none["inputs_only"] is True and none["rebuild"] == "none"
-    assert "invoke rebuild 2.21.0-avx2-abc" in none["summary"]
+    assert "invoke rebuild 2.21.0-avx2-abcabcabcabc" in none["summary"]
     record(builds, doc["id"], identical=True, sha256={"original": "f" * 64}, vary={"TZ": "x"})
     same = rebuild.status(doc, "f" * 64, builds)
     assert same["rebuild"] == "identical" and "with variations" in same["summary"]
@@ -99,29 +99,41 @@ def test_status_reports_inputs_and_recorded_rebuilds(tmp_path):
 
 def test_rebuild_refuses_unknown_or_unfinished_builds(tmp_path):
     builds, wheels = tmp_path / "builds", tmp_path / "wheels"
-    (builds / "2.21.0-avx2-aaa").mkdir(parents=True)
+    (builds / "2.21.0-avx2-aaaaaaaaaaaa").mkdir(parents=True)
     for name in ("build.json", "provenance.json"):
-        (builds / "2.21.0-avx2-aaa" / name).write_text(
-            json.dumps({"id": "2.21.0-avx2-aaa", "wheel": {"name": "gone.whl"}})
+        (builds / "2.21.0-avx2-aaaaaaaaaaaa" / name).write_text(
+            json.dumps({"id": "2.21.0-avx2-aaaaaaaaaaaa", "wheel": {"name": "gone.whl"}})
         )
     with pytest.raises(
         ConfigError,
-        match=r"no build '2.21.0-avx2-bbb' in .*known: "
-        r"2.21.0-avx2-aaa \(run `invoke build` first\)",
+        match=r"no build '2.21.0-avx2-bbbbbbbbbbbb' in .*known: "
+        r"2.21.0-avx2-aaaaaaaaaaaa \(run `invoke build` first\)",
     ):
-        rebuild.rebuild("2.21.0-avx2-bbb", builds_dir=builds, wheels_dir=wheels, timeout_s=9)
+        rebuild.rebuild(
+            "2.21.0-avx2-bbbbbbbbbbbb", builds_dir=builds, wheels_dir=wheels, timeout_s=9
+        )
     with pytest.raises(ConfigError, match="has no apt.lock"):
-        rebuild.rebuild("2.21.0-avx2-aaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9)
-    (builds / "2.21.0-avx2-aaa" / run.APT_LOCK).write_text("# archive-date: x\nzip=3.0-13\n")
-    (builds / "2.21.0-avx2-aaa" / "provenance.json").write_text("{not json")
+        rebuild.rebuild(
+            "2.21.0-avx2-aaaaaaaaaaaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9
+        )
+    (builds / "2.21.0-avx2-aaaaaaaaaaaa" / run.APT_LOCK).write_text(
+        "# archive-date: x\nzip=3.0-13\n"
+    )
+    (builds / "2.21.0-avx2-aaaaaaaaaaaa" / "provenance.json").write_text("{not json")
     with pytest.raises(ConfigError, match=r"provenance.json does not name the build's wheel"):
-        rebuild.rebuild("2.21.0-avx2-aaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9)
-    (builds / "2.21.0-avx2-aaa" / "provenance.json").write_text(
+        rebuild.rebuild(
+            "2.21.0-avx2-aaaaaaaaaaaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9
+        )
+    (builds / "2.21.0-avx2-aaaaaaaaaaaa" / "provenance.json").write_text(
         json.dumps({"wheel": {"name": "gone.whl"}})
     )
     with pytest.raises(ConfigError, match=r"gone.whl, is gone"):
-        rebuild.rebuild("2.21.0-avx2-aaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9)
-    assert not wheels.exists() and sorted(p.name for p in builds.iterdir()) == ["2.21.0-avx2-aaa"]
+        rebuild.rebuild(
+            "2.21.0-avx2-aaaaaaaaaaaa", builds_dir=builds, wheels_dir=wheels, timeout_s=9
+        )
+    assert not wheels.exists() and sorted(p.name for p in builds.iterdir()) == [
+        "2.21.0-avx2-aaaaaaaaaaaa"
+    ]
 
 
 def test_cli_rebuild_of_unknown_id_is_one_line_exit_2(tmp_path):
@@ -150,8 +162,10 @@ def test_copy_carries_inputs_and_pins_under_the_umask(tmp_path):
         "Dockerfile",
         run.APT_PINS,
         "build.json",
+        "kit",
         "src",
     ]
+    assert list((copy / "kit").iterdir()) == []  # the template's kit mount: empty
     assert (copy / run.APT_PINS).read_text() == (build / run.APT_LOCK).read_text()
     assert (copy / "src" / "link").is_symlink()
     assert (copy / "src" / "pkg").stat().st_mode & 0o777 == 0o775  # made under umask 002

@@ -7,7 +7,10 @@ every compiler major its recipe supports (and a base image ships), it renders th
 checks (a) configure's inputs and what configure writes from them, (b) every --config exists,
 (c) the target exists, (d) every tool packaging calls is installed, (e) Bazel equals
 .bazelversion, (f) every --repo_env is one the release reads and its result-changing .bazelrc
-defaults are overridden or recorded. Releases with only secondary evidence are listed.
+defaults are overridden or recorded, (g) the recipe's clang flags are the ones the release's
+CPU release config passes, and the clone check finds the tree agreeing with the release's
+official wheels (release_evidence.toml: the clang major its release config names). Releases
+with only secondary evidence for their build files are listed.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, make_spec, need
 
-from tfforge.build import clone_check, render, toolchains
+from tfforge.build import clone_check, evidence, render, toolchains
 
 INTERFACE = ROOT.parent / "shared" / "tf-interface"
 # What a packaging step calls -> the apt packages that provide it in the image.
@@ -31,6 +34,10 @@ TOOL_PACKAGES = {
     "python": {"python3", "python3-setuptools", "python3-wheel"},
 }
 RESULT_DEFAULTS = ("ML_WHEEL_TYPE", "USE_HERMETIC_CC_TOOLCHAIN")
+# Calls facts.json lists that the release's packaging script makes on Windows only: 2.14's and
+# 2.15's build_pip_package.sh copy the runfiles with rsync in their is_windows branch (cp -LR on
+# Linux).
+WINDOWS_ONLY = {("2.14.0", "rsync"), ("2.15.0", "rsync")}
 
 
 def folders() -> list[str]:
@@ -155,6 +162,9 @@ def test_rendered_builds_conform_to_the_release_files(folder, facts, tmp_path):
             if "apt-get install" in line and "tfforge-pins" not in line
         )
         for call in fx["packaging_calls"]:
+            if (folder, call.split()[0]) in WINDOWS_ONLY:
+                assert call.split()[0] not in s.apt_packages, f"{why}: {call} is Windows-only"
+                continue
             for pkg_name in TOOL_PACKAGES[call.split()[0]]:
                 if pkg_name in ("python3-setuptools", "python3-wheel") and "setup.py" not in call:
                     continue
@@ -188,8 +198,24 @@ def test_rendered_builds_conform_to_the_release_files(folder, facts, tmp_path):
             )
             == []
         ), why
+        # (g) clang builds pass the flags the release's own CPU release config passes
+        if compiler == "clang":
+            assert s.extra_args == tc.clang_args, why
+            assert all(f in cmd for f in tc.clang_args), why
         rendered.append(f"{compiler} {cversion}")
     assert rendered, f"{folder}: no compiler choice rendered"
+    # (g) the recipe's clang flags are exactly the release config's (read from its files)
+    assert tuple(clone_check.release_clang_args(root) or ()) == tc.clang_args, folder
+    assert tc.evidence["clang_args"].level in ("release-file", "nearby-master"), folder
+    ev = evidence.load()[version]
+    assert (
+        clone_check.evidence_problems(
+            root,
+            clang_major=int(ev.wheel.compiler_version.split(".")[0]),
+            clang_args=list(tc.clang_args),
+        )
+        == []
+    ), folder
     print(
         f"\n{folder} -> {version}: rendered {', '.join(rendered)}; evidence "
         + ", ".join(sorted({e.level for e in tc.evidence.values()}))
@@ -199,8 +225,9 @@ def test_rendered_builds_conform_to_the_release_files(folder, facts, tmp_path):
 def test_releases_with_secondary_evidence_only_are_listed(facts):
     only = [v for v in toolchains.known_versions() if toolchains.toolchain(v).secondary_only]
     line = (
-        "releases whose recipe rests on secondary evidence only (no release file or "
-        f"nearby master read): {', '.join(only) or 'none'}"
+        "releases whose build-file facts rest on secondary evidence only (no release file or "
+        f"nearby master read; their wheels show compiler, Pythons, glibc, commit): "
+        f"{', '.join(only) or 'none'}"
     )
     print("\n" + line)
     warnings.warn(line, stacklevel=2)

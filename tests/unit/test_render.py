@@ -139,7 +139,24 @@ def test_golden_build_json():
 def test_stages_are_named_and_chained(tmp_path):
     for s in golden_specs(tmp_path).values():
         st = parse_dockerfile(render.dockerfile(s))
-        assert [x["name"] for x in st] == ["toolchain", "source", "build", "export"]
+        assert [x["name"] for x in st] == [
+            "toolchain",
+            "source",
+            "build",
+            "export",
+            "kitdebs",
+            "kitfetch",
+            "kitexport",
+        ]
+        # the capture stages: Debian packages from the base image, Bazel's downloads from the
+        # source stage with the build's own command plus --nobuild and a fresh repository cache
+        assert (st[4]["base"], st[5]["base"], st[6]["base"]) == (s.base_image, "source", "scratch")
+        fetch = " ".join(runs(st[5])[-1].split())
+        words = [w for w in s.bazel_command if w not in s.remote_flags]
+        assert (
+            f"bazel build --nobuild --repository_cache={render.KIT_OUT}/repository_cache "
+            + " ".join(words[2:])
+        ) in fetch
         assert st[0]["base"] == s.base_image
         assert (st[1]["base"], st[2]["base"], st[3]["base"]) == ("toolchain", "source", "scratch")
         # the export stage holds only the wheel(s) and build.json, copied out of /dist
@@ -272,7 +289,9 @@ def test_render_writes_and_rerender_is_a_noop(tmp_path):
         "apt-pins",
         "build.json",
         "clone_check.py",
+        "kit",
     ]
+    assert list((first.path / "kit").iterdir()) == []  # filled only in a kit build's copy
     assert (first.path / "apt-pins").read_bytes() == b""  # pins only in a rebuild's copy
     stamp = {p.name: p.stat().st_mtime_ns for p in first.path.iterdir()}
     again = render.render(make(target="", features=["fma", "avx2"], mkl=True), builds)
@@ -425,7 +444,9 @@ def test_cli_build_dry_run_prints_the_plan(tmp_path):
     assert (
         "bazel build --config=opt --config=clang_local --copt=-march=haswell --copt=-mtune=haswell"
     ) in bazel_line
-    assert "recipe:     bazel 7.4.1 [nearby-master]" in out
+    recipe = next(line for line in out.splitlines() if line.startswith("recipe:"))
+    assert recipe.startswith("recipe:     official clang 18.1.8 [release-artifact]; ")
+    assert "; bazel 7.4.1 [nearby-master];" in recipe
     assert bazel_line.endswith("//tensorflow/tools/pip_package:wheel")
     assert not (tmp_path / "wheels").exists()
 
@@ -476,7 +497,9 @@ def test_build_hands_the_rendered_folder_to_the_engine(tmp_path, monkeypatch):
         network=None,
         secrets=None,
         secret_values=None,
+        build_args=None,
     ):
+        assert build_args is None  # no mirror: nothing for the template's run-time switches
         assert docker == "/checked/docker"  # the client checked before rendering is the one used
         calls.append((build_dir, wheels_dir, timeout_s))
         return {

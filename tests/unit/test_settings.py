@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from tfforge import settings
 from tfforge.errors import ConfigError, Origin
-from tfforge.options import declared, generate, parse, reference
+from tfforge.options import declared, generate, parse
 from tfforge.options.declared import Option
 
 OPTIONS = list(declared.declarations().options.values())
@@ -171,17 +171,10 @@ def test_the_typed_modules_are_generated_from_the_current_declarations():
     assert set(generate.sources()) == {p.name for p in generate.TARGET.glob("*.py")}
 
 
-def test_the_option_reference_in_docs_is_current():
-    doc = Path(__file__).resolve().parents[2] / "docs" / "options.md"
-    text = doc.read_text()
-    assert reference.updated(text) == text, "run: python -m tfforge.options.reference"
-    for name in declared.declarations().options:
-        assert f"`{name}`" in text or declared.option(name).config is False
-
-
 def test_the_refusals_docs_options_md_shows_are_the_real_ones(tmp_path):
-    """docs/options.md quotes three error lines: each is what tfforge prints."""
-    text = (Path(__file__).resolve().parents[2] / "docs" / "options.md").read_text()
+    """docs/explanation/options.md quotes three error lines: each is what tfforge prints."""
+    doc = Path(__file__).resolve().parents[2] / "docs" / "explanation" / "options.md"
+    text = doc.read_text()
     with pytest.raises(ConfigError) as flag:
         resolve("build", {"timeout": "1e300"}, root=tmp_path)
     with pytest.raises(ConfigError) as env:

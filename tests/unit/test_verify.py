@@ -112,11 +112,24 @@ def libs(tmp_path_factory) -> dict[str, Path]:
     }
 
 
+def gcc_version() -> str:
+    import subprocess
+
+    return subprocess.run(
+        ["gcc", "-dumpfullversion"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
 def provenance(label: str, features: list[str]) -> dict:
     return {
         "id": f"1.0-{label}-0123456789ab",
         "schema": "tfforge-build/1",
-        "spec": {"tf_version": "1.0", "python_version": PY},
+        "spec": {
+            "tf_version": "1.0",
+            "python_version": PY,
+            "compiler": "gcc",
+            "gcc_version": gcc_version(),
+        },
         "derived": {
             "local_version": label,
             "version": f"1.0+{label}",
@@ -172,7 +185,10 @@ def test_tfforge_avx2_wheel_passes_on_haswell(tmp_path, libs):
         "compatibility": "pass",
         "claim": "pass",
         "reproducible": "skip",
+        "built-with": "pass",
+        "runtime": "skip",  # the qemu-haswell snapshot records no runtime
     }
+    assert c["built-with"]["summary"].startswith(f"built with GCC {gcc_version()} (")
     assert c["reproducible"]["summary"].startswith(
         "provenance is inputs-only; no rebuild recorded (run `invoke rebuild 1.0-avx2.fma-"
     )

@@ -84,17 +84,16 @@ def test_absolute_member_and_symlink_outside(tmp_path):
     )
     problems = wheel.structure_problems(w)
     assert "unsafe member path '/etc/evil': absolute path" in problems
-    assert any(
-        p.startswith("unsafe member path 'demo/link': symlink to '../../../etc/passwd'")
-        for p in problems
-    )
+    assert any(p.startswith("unsafe member path 'demo/link': a symlink") for p in problems)
 
 
-def test_symlink_inside_is_fine(tmp_path):
+def test_a_symlink_is_refused_even_when_it_points_inside(tmp_path):
+    """A link inside the wheel is one step of a chain (q -> .., r -> q/../..) that climbs out;
+    installers write links as files at best, so no link is a member."""
     w = samples.make_wheel(
         tmp_path, files={"demo/__init__.py": b"", "demo/a.py": b""}, symlinks={"demo/b.py": "a.py"}
     )
-    assert wheel.structure_problems(w) == []
+    assert any("'demo/b.py': a symlink" in p for p in wheel.structure_problems(w))
 
 
 def test_truncated_zip_is_unusable_input(tmp_path):
@@ -182,4 +181,4 @@ def test_extraction_hands_over_elf_libraries_largest_first(tmp_path):
     assert not c.problems
     assert [m for m, _ in seen] == ["demo/libbig.so.2", "demo/libsmall.so"]
     assert seen[0][1] == big
-    assert sorted(p.name for p in out.iterdir()) == ["00000-libbig.so.2", "00001-libsmall.so"]
+    assert len(list(out.iterdir())) == 2  # the non-ELF .so was not kept

@@ -30,12 +30,15 @@ def docker_argv(
     secrets: Mapping[str, str] | None = None,
     fresh: bool = False,
     build_args: Mapping[str, str] | None = None,
+    target: str = "export",
 ) -> list[str]:
     """The docker build argv for a rendered folder.
 
-    network: --network for a loopback remote cache; secrets: {secret id: file};
-    fresh: no BuildKit cache and no Bazel cache (`invoke rebuild`); build_args: the rebuild's
-    variations as `--build-arg K=V`, sorted so the argv is stable."""
+    network: --network for a loopback remote cache or mirror (`none` for a kit build); secrets:
+    {secret id: file}; fresh: no BuildKit cache and no Bazel cache (`invoke rebuild`);
+    build_args: the rebuild's variations, a kit build's or a mirror's switches as
+    `--build-arg K=V`, sorted so the argv is stable; target: the stage to export (`kitexport`
+    when tfforge.kit captures a build's inputs)."""
     argv = [client, "build"]
     if network:
         argv.append(f"--network={network}")
@@ -44,7 +47,7 @@ def docker_argv(
     argv += [
         "--progress=plain",
         "--target",
-        "export",
+        target,
         "--output",
         f"type=local,dest={export_dir(build_dir)}",
     ]

@@ -82,6 +82,7 @@ def _spec(s: BuildSpec) -> dict[str, Any]:
         "remote_cache": s.remote_cache,
         "source_date_epoch": s.source_date_epoch,
         **({"remote_executor": s.remote_executor} if s.remote_executor else {}),
+        **({"runtime_floor": s.floor.request} if s.floor else {}),
     }
 
 
@@ -105,10 +106,12 @@ def _derived(s: BuildSpec) -> dict[str, Any]:
         "compiler_packages": list(s.compiler_packages),
         "compiler_required": s.compiler_check[1],
         "compiler_story": s.compiler_story,
+        "official_route": s.official_route,
         "isa_note": s.isa_note.as_dict(),
         "repo_env": list(s.repo_env),
         "configs": list(s.configs),
         "apt_packages": list(s.apt_packages),
+        **({"runtime": s.floor.as_dict()} if s.floor else {}),
     }
 
 
@@ -120,6 +123,7 @@ def document(s: BuildSpec) -> dict[str, Any]:
         "derived": _derived(s),
         "recipe": {
             "evidence": {k: e.as_dict() for k, e in s.toolchain.evidence.items()},
+            "evidence_levels": list(toolchains.EVIDENCE_LEVELS),  # strongest first
             "secondary_only": s.toolchain.secondary_only,
             "configure_unset": toolchains.pins().configure_unset,
         },

@@ -3,17 +3,30 @@
 Each cell runs `invoke build` with its cell flags plus the shared build options. Nothing here
 schedules anything: the user's CI or cluster does. Credentials never appear in these files:
 the CI ones name a secret (TFFORGE_REMOTE_HEADER) that the engine injects at run time.
+
+Every file is written by something that knows its grammar: YAML by PyYAML's dumper, shell words
+by `shlex.quote`, and before either, `checked()` refuses what no quoting makes harmless: control
+characters (a newline ends a shell command or an #SBATCH line) and GitHub's `${{ }}`
+expressions (GitHub evaluates them inside any quoting, so `${{ secrets.X }}` in a path would
+put a secret into a `run:` line). #SBATCH lines are read by sbatch, not a shell: the paths in
+them must be plain (`grammar.plain_path`).
 """
 
 from __future__ import annotations
 
+import re
 import shlex
+import unicodedata
+from collections.abc import Iterable
 from typing import Any
 
 import yaml
 
+from tfforge import grammar
 from tfforge.build.matrix import Plan
+from tfforge.errors import ConfigError
 from tfforge.options.typed.enums import EmitFormat
+from tfforge.text import clip, plain
 
 FORMATS = tuple(f.value for f in EmitFormat)  # declared in tfforge/data/options.toml
 HEADER_ENV = "TFFORGE_REMOTE_HEADER"
@@ -25,6 +38,49 @@ _COMMENT = (
     "build's own tools,\n# so run each cell on a machine that can run its target "
     "(the runner label / tag says which).\n"
 )
+
+
+# GitHub Actions expressions, which GitHub expands before any shell sees the line.
+_EXPRESSION = re.compile(r"\$\s*\{\s*\{")
+
+
+def _control(value: str) -> str | None:
+    bad = next((ch for ch in value if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")), None)
+    return None if bad is None else f"U+{ord(bad):04X}"
+
+
+def checked(values: Iterable[str], where: str, *, github: bool = False) -> tuple[str, ...]:
+    """`values` when none holds a control character (or, for GitHub, a `${{` expression);
+    ConfigError naming the value and where it came from otherwise."""
+    out = []
+    for value in values:
+        bad = _control(value)
+        if bad:
+            raise ConfigError(
+                f"{where} value {clip(plain(value))!r} holds the control character {bad}, "
+                "which would end a line of the generated file; remove it"
+            )
+        if github and _EXPRESSION.search(value):
+            raise ConfigError(
+                f"{where} value {clip(plain(value))!r} holds a GitHub expression '${{{{', "
+                "which GitHub would evaluate in the workflow (secrets included); remove it"
+            )
+        out.append(value)
+    return tuple(out)
+
+
+def checked_flags(shared: Iterable[str], *, github: bool = False) -> tuple[str, ...]:
+    """The shared `invoke build` flags, each value checked and named by its flag."""
+    out: list[str] = []
+    for word in shared:
+        flag = out[-1] if out and out[-1].startswith("--") else "build option"
+        out += checked([word], flag.partition("=")[0], github=github)
+    return tuple(out)
+
+
+def _cells(plan: Plan, *, github: bool = False) -> None:
+    for c in plan.cells:
+        checked([c.cell, c.display, c.tf_version, c.python_version], "matrix cell", github=github)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -47,6 +103,8 @@ def _invoke(cell_flags: list[str], shared: tuple[str, ...]) -> str:
 
 def github(plan: Plan, shared: tuple[str, ...], *, max_parallel: int = 0) -> str:
     """A GitHub Actions workflow: one job, a strategy.matrix with one `include` per cell."""
+    shared = checked_flags(shared, github=True)
+    _cells(plan, github=True)
     flags = [
         "--target",
         "${{ matrix.target }}",
@@ -109,6 +167,8 @@ def gitlab(plan: Plan, shared: tuple[str, ...]) -> str:
 
     CI/CD variables reach the job's environment as they are: TFFORGE_REMOTE_CACHE, and the
     credential TFFORGE_REMOTE_HEADER (set it masked and protected)."""
+    shared = checked_flags(shared)
+    _cells(plan)
     flags = [
         "--target",
         '"$TARGET"',
@@ -161,6 +221,14 @@ def slurm(
     project: the project folder, the same path on every node (shared storage); python: the
     interpreter with tfforge installed (TFFORGE_PYTHON overrides it at run time); tasks: the
     folder holding tasks.py (default: the project)."""
+    shared = checked_flags(shared)
+    _cells(plan)
+    checked([project], "project folder")
+    checked([results], "results folder")
+    project = grammar.plain_path(project, "project folder")
+    results = grammar.plain_path(results, "results folder")
+    (python,) = checked([python], "python")
+    (tasks,) = checked([tasks or project], "tasks folder")
     n = len(plan.cells)
     cases = []
     for i, c in enumerate(plan.cells):
@@ -180,9 +248,10 @@ def slurm(
         "# runs its own Docker engine holding the base image. Credentials for a remote cache:",
         f"# {HEADER_ENV} (or TFFORGE_REMOTE_HEADER_FILE) in the submitting environment.",
         "set -euo pipefail",
-        f'python="${{TFFORGE_PYTHON:-{python}}}"',
+        'python="${TFFORGE_PYTHON:-}"',
+        f'[ -n "$python" ] || python={shlex.quote(python)}',
         f"export TFFORGE_ROOT={shlex.quote(project)}",
-        f"tasks={shlex.quote(tasks or project)}",
+        f"tasks={shlex.quote(tasks)}",
         'case "$SLURM_ARRAY_TASK_ID" in',
         *cases,
         '    *) echo "tfforge: no cell $SLURM_ARRAY_TASK_ID" >&2; exit 2 ;;',

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from tfforge.build import toolchains
 from tfforge.errors import ConfigError
-from tfforge.text import without_credentials
+from tfforge.text import mask_url
 
 _BAZEL_ARG = re.compile(r"^--[A-Za-z][A-Za-z0-9_]*(=[A-Za-z0-9_.,:/@%+=-]*)?$")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -67,7 +67,7 @@ def check_image_ref(ref: str, where: str = "--base-image") -> bool:
 def check_cache_url(url: str, where: str = "--remote-cache") -> str:
     """Validate a Bazel remote cache/executor URL (no credentials, no shell characters)."""
     # Never echo credentials: show the URL with anything before an '@' in the host masked.
-    bad = f"{where} {short(without_credentials(url))}"
+    bad = f"{where} {short(mask_url(url))}"  # credentials and token-like parameters masked
     if len(url) > 2048 or any(c.isspace() for c in url):
         raise ConfigError(f"{bad}: must be one URL without spaces")
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tfforge.build import floor as floors
 from tfforge.build import toolchains
 from tfforge.errors import ConfigError
 from tfforge.host import fleet, isa
@@ -36,9 +37,11 @@ class Cell:
     tf_version: str
     python_version: str
     hosts: tuple[HostGain, ...]
+    runtime_floor: str | None = None  # the plan's runtime floor (tfforge/build/floor.py)
 
     def build_args(self) -> tuple[str, ...]:
-        """The `invoke build` flags that select this cell (the shared options come after)."""
+        """The `invoke build` flags that select this cell (the shared options, the runtime
+        floor among them, come after)."""
         return (
             "--target",
             self.display,
@@ -57,6 +60,7 @@ class Cell:
             "tf_version": self.tf_version,
             "python_version": self.python_version,
             "hosts": [{"name": h.name, "gains": list(h.gains)} for h in self.hosts],
+            "runtime_floor": self.runtime_floor,
             "build_args": list(self.build_args()),
         }
 
@@ -67,6 +71,8 @@ class Plan:
     one: bool
     gcc_version: str
     cells: tuple[Cell, ...]
+    runtime: tuple[dict[str, Any], ...] = ()  # per release: floor.fleet_plan
+    runtime_floor: str | None = None  # the floor every cell builds for (None: no floor)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +80,8 @@ class Plan:
             "one": self.one,
             "gcc_version": self.gcc_version,
             "cells": [c.as_dict() for c in self.cells],
+            "runtime": list(self.runtime),
+            "runtime_floor": self.runtime_floor,
         }
 
 
@@ -114,8 +122,13 @@ def plan(
     tf_versions: tuple[str, ...],
     python_versions: tuple[str, ...],
     one: bool = False,
+    runtime_floor: str = floors.AUTO,
+    floor_source: str = "--runtime-floor",
 ) -> Plan:
-    """The matrix for a fleet; ConfigError for an unknown TF release or an unsupported Python."""
+    """The matrix for a fleet; ConfigError for an unknown TF release or an unsupported Python.
+
+    runtime_floor: "auto" (the fleet's oldest known runtime), a suite, or "none"/"" (no floor);
+    floor_source names where that value came from in a refusal."""
     fleet.check_fleet(hosts)
     common = fleet.best_target(hosts, gcc_version)
     pairs = []
@@ -126,6 +139,10 @@ def plan(
                 raise ConfigError(f"--python-version {py!r}: expected versions such as 3.11,3.12")
             toolchains.check_python(tc, py)
             pairs.append((tf, py))
+    floor = fleet_floor(hosts, runtime_floor, floor_source)
+    runtime = tuple(
+        floors.fleet_plan(hosts, tf, toolchains.toolchain(tf).pythons) for tf in tf_versions
+    )
     cells = []
     for t, members in _groups(hosts, gcc_version, one):
         served = tuple(
@@ -133,6 +150,29 @@ def plan(
         )
         for tf, py in pairs:
             cells.append(
-                Cell(f"{t.display}-tf{tf}-py{py}", t.name, t.display, t.flags or "", tf, py, served)
+                Cell(
+                    f"{t.display}-tf{tf}-py{py}",
+                    t.name,
+                    t.display,
+                    t.flags or "",
+                    tf,
+                    py,
+                    served,
+                    floor.name if floor else None,
+                )
             )
-    return Plan(common.display, one, gcc_version, tuple(cells))
+    return Plan(
+        common.display, one, gcc_version, tuple(cells), runtime, floor.name if floor else None
+    )
+
+
+def fleet_floor(
+    hosts: list[HostProfile], request: str, source: str = "--runtime-floor"
+) -> floors.Floor | None:
+    """The floor a request names for a fleet: a suite, the fleet's own ("auto"), or none."""
+    asked = request.strip().lower() or floors.NONE
+    if asked == floors.NONE:
+        return None
+    if asked == floors.AUTO:
+        return floors.fleet_runtime(hosts).floor()
+    return floors.floor(asked, source=source)

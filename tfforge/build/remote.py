@@ -16,12 +16,12 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from tfforge import paths
+from tfforge import paths, text
 from tfforge.build.render import SECRET_HEADER, SECRET_NETRC
 from tfforge.errors import ConfigError
+from tfforge.files import read_user_text
 
 HEADER_ENV = "TFFORGE_REMOTE_HEADER"  # e.g. "Authorization=Bearer <token>"
 HEADER_FILE_ENV = "TFFORGE_REMOTE_HEADER_FILE"  # a file holding that one line
@@ -39,12 +39,22 @@ _UNREACHABLE = re.compile(
 
 
 def _read(path: str, env: str) -> str:
+    """A credential file through the one input layer (regular, UTF-8, at most 1 MiB)."""
     try:
-        return Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(
-            f"{env}={path}: cannot read it ({exc.strerror}); point it at a readable file"
-        ) from None
+        return read_user_text(path, limit=1 << 20)
+    except ConfigError as exc:
+        raise ConfigError(f"{env}: {exc}; point it at a readable file") from None
+
+
+def _register(header: str, netrc: str) -> None:
+    """The values become secrets of this run: the output layer scrubs them everywhere."""
+    value = header.partition("=")[2]
+    for secret in (header, value, value.split(" ")[-1]):
+        text.add_secret(secret.strip() or None)
+    words = netrc.split()
+    for key, secret in zip(words, words[1:], strict=False):
+        if key in ("password", "login", "account"):
+            text.add_secret(secret)
 
 
 def credentials(environ: Mapping[str, str]) -> dict[str, str]:
@@ -62,6 +72,7 @@ def credentials(environ: Mapping[str, str]) -> dict[str, str]:
         found[SECRET_HEADER] = header.strip()
     if environ.get(NETRC_FILE_ENV):
         found[SECRET_NETRC] = _read(environ[NETRC_FILE_ENV], NETRC_FILE_ENV)
+    _register(found.get(SECRET_HEADER, ""), found.get(SECRET_NETRC, ""))
     return found
 
 

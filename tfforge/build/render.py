@@ -29,8 +29,9 @@ from tfforge.files import JsonDoc, io_error
 # The build context: its inputs only (not logs, exports or kept rebuilds).
 DOCKERIGNORE = (
     "# the build context: its inputs only\n*\n!Dockerfile\n!build.json\n!apt-pins\n"
-    "!clone_check.py\n!src\n"
+    "!clone_check.py\n!src\n!kit\n"
 )
+KIT = "kit"  # an empty folder in an ordinary build; a kit build's inputs (tfforge.kit.layout)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,42 @@ def context(spec: BuildSpec, doc: JsonDoc) -> dict[str, Any]:
         "clone_check_path": CLONE_CHECK,
         "clone_check": list(spec.clone_check_argv),
         "compiler_story": spec.compiler_story,
+        "probe": PROBE,
         **remote_context(spec),
+        "sysroot": sysroot_context(spec),
+        **kit_context(spec),
+    }
+
+
+# ---- kits (tfforge.kit): where a kit build reads its inputs, how capture fetches ----------
+KIT_DIR = "/tmp/tfforge-kit"  # the build context's kit/ folder inside a step
+KIT_PORT = 18080  # bazelisk's Bazel served on a kit build step's own loopback
+KIT_ROOT = "/tmp/tfforge-kitroot"  # Bazel's output root while capturing
+KIT_OUT = "/tmp/tfforge-kitout"  # what capture exports: repository cache, external.xml
+
+
+def kit_context(spec: BuildSpec) -> dict[str, Any]:
+    """The capture's Bazel commands: the build's own command with --nobuild and a fresh
+    repository cache (every download the wheel target's repository rules make), and a query of
+    the repository rules that asked for them (with the build's repository overrides)."""
+    remote = set(spec.remote_flags)
+    words = [w for w in spec.bazel_command if w not in remote]
+    fetch = [*words[:2], "--nobuild", f"--repository_cache={KIT_OUT}/repository_cache", *words[2:]]
+    query = [
+        "bazel",
+        "query",
+        *(a for a in spec.bazel_args if a.startswith("--override_repository=")),
+        *(f"--repo_env={e}" for e in spec.repo_env),
+        "'//external:*'",
+        "--output=xml",
+    ]
+    return {
+        "kit_dir": KIT_DIR,
+        "kit_port": KIT_PORT,
+        "kit_root": KIT_ROOT,
+        "kit_out": KIT_OUT,
+        "kit_fetch": fetch,
+        "kit_query": query,
     }
 
 
@@ -108,6 +144,26 @@ def context(spec: BuildSpec, doc: JsonDoc) -> dict[str, Any]:
 SECRET_HEADER = "tfforge_remote_header"  # docker build --secret ids (tfforge.build.remote)
 SECRET_NETRC = "tfforge_netrc"
 PROBE = "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)"
+
+
+def sysroot_context(spec: BuildSpec) -> dict[str, Any] | None:
+    """The sysroot stage and wrappers of a build on the sysroot route (tfforge/build/floor.py)."""
+    if spec.floor is None or not spec.sysroot:
+        return None
+    from tfforge.build import floor
+
+    fl = spec.floor.floor
+    return {
+        "suite": fl.name,
+        "glibc": fl.glibc,
+        "glibcxx": fl.glibcxx,
+        "libstdcxx": fl.libstdcxx,
+        "image": spec.floor.sysroot_image,
+        "packages": list(fl.sysroot),
+        "path": floor.SYSROOT,
+        "specs": list(floor.specs_lines(fl)),
+        "wrappers": [list(w) for w in spec.sysroot_wrappers],
+    }
 
 
 def remote_context(spec: BuildSpec) -> dict[str, Any]:
@@ -216,6 +272,7 @@ def render(spec: BuildSpec, builds_dir: Path) -> Rendered:
             os.chmod(tmp / name, 0o644)
         if spec.source.kind == "local":
             _copy_source(spec, tmp / "src")
+        (tmp / KIT).mkdir()
         os.chmod(tmp, 0o755)
         try:
             os.rename(tmp, final)

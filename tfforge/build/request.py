@@ -14,12 +14,13 @@ from urllib.parse import urlsplit
 
 from packaging.version import Version
 
+from tfforge.build import floor as runtime_floor
 from tfforge.build import inputs, toolchains
 from tfforge.build.source import resolve_source
 from tfforge.build.spec import MKL_MIN_GCC, BuildSpec, check_tokens, compiler_major
 from tfforge.build.targets import resolve_target
 from tfforge.errors import ConfigError
-from tfforge.host import isa
+from tfforge.host import cpu, isa
 from tfforge.options.typed.enums import BazelProvider, Compiler
 from tfforge.options.typed.spec import SpecOptions
 
@@ -52,9 +53,12 @@ def _blame(exc: ConfigError, opts: SpecOptions, name: str) -> ConfigError:
     return exc
 
 
-def _compilers(opts: SpecOptions, tc: toolchains.Toolchain) -> tuple[str, str | None]:
-    """(GCC version, Clang version or None): given, the image's, or the release's own."""
-    base = opts.base_image
+def _compilers(
+    opts: SpecOptions, tc: toolchains.Toolchain, floor_image: toolchains.BaseImage | None
+) -> tuple[str, str | None]:
+    """(GCC version, Clang version or None): given, the image's (the base image asked for, or
+    the one the runtime floor picked), or the release's own."""
+    base = opts.base_image or (floor_image.ref if floor_image else None)
     gcc_version = (
         opts.build_gcc_version
         or (gcc_for_image(tc, base) if base else None)
@@ -62,7 +66,7 @@ def _compilers(opts: SpecOptions, tc: toolchains.Toolchain) -> tuple[str, str | 
     )
     clang_version = None
     if opts.compiler == Compiler.CLANG:
-        clang_version = opts.clang_version or tc.official_compiler_version
+        clang_version = opts.clang_version or toolchains.default_clang_version(tc)
     if opts.mkl and opts.compiler == Compiler.GCC and Version(gcc_version) < Version(MKL_MIN_GCC):
         given = opts.build_gcc_version
         which = f"{opts.where('build_gcc_version')} is" if given else "the release's GCC is"
@@ -76,10 +80,14 @@ def _compilers(opts: SpecOptions, tc: toolchains.Toolchain) -> tuple[str, str | 
 
 
 def _base_image(
-    opts: SpecOptions, compiler: Compiler, major: int, warnings: list[str]
+    opts: SpecOptions,
+    compiler: Compiler,
+    major: int,
+    warnings: list[str],
+    floor_image: toolchains.BaseImage | None,
 ) -> tuple[str, bool, toolchains.BaseImage | None]:
-    choice = None
-    base_image = opts.base_image
+    choice = floor_image
+    base_image = opts.base_image or (floor_image.ref if floor_image else None)
     if not base_image:
         choice = toolchains.base_image_for(compiler.value, major)
         if choice is None:
@@ -147,6 +155,95 @@ def _remote(opts: SpecOptions, warnings: list[str]) -> tuple[str | None, str | N
     return cache, executor
 
 
+# ---- the runtime floor (tfforge/build/floor.py) ---------------------------------------------
+Asked = tuple[runtime_floor.Floor, str, tuple[str, ...]]  # floor, request, the hosts it is from
+
+
+def image_suite(base_image: str, choice: toolchains.BaseImage | None) -> str | None:
+    """The Debian suite of the build image when tfforge knows it (its [base_images] entry, a
+    local image made by make-base-image.sh, or the suite's name in the reference)."""
+    if choice is not None:
+        return choice.suite
+    for known in toolchains.pins().base_images.values():
+        if base_image in (known.ref, known.local) or known.suite in base_image:
+            return known.suite
+    return next((n for n in runtime_floor.floors() if n in base_image), None)
+
+
+def requested_floor(opts: SpecOptions) -> Asked | None:
+    """(floor, request, hosts it comes from) the options ask for; None for no floor.
+
+    runtime_floor: a suite name; "auto" (the default): the oldest runtime of the --host
+    snapshots (or of this host for --target host) when they carry one; "none" or "": none."""
+    asked = opts.runtime_floor.strip().lower() or runtime_floor.NONE
+    if asked == runtime_floor.NONE:
+        return None
+    if asked != runtime_floor.AUTO:
+        try:
+            return runtime_floor.floor(asked, source=opts.where("runtime_floor")), asked, ()
+        except ConfigError as exc:
+            raise _blame(exc, opts, "runtime_floor") from None
+    files = [h for h in opts.hosts if h.strip()]
+    if files:
+        try:
+            profiles = cpu.load_hosts(files, option=opts.where("hosts"))
+        except ConfigError as exc:
+            raise _blame(exc, opts, "hosts") from None
+    elif (opts.target or "").strip().lower() == "host":
+        profiles = [cpu.detect_host()]
+    else:
+        return None
+    try:
+        fl = runtime_floor.fleet_runtime(profiles).floor()
+    except ConfigError as exc:
+        raise _blame(exc, opts, "runtime_floor") from None
+    if fl is None:
+        return None
+    return fl, asked, tuple(h.name for h in profiles if h.runtime is not None)
+
+
+def floor_base_image(
+    opts: SpecOptions, asked: Asked | None, tc: toolchains.Toolchain
+) -> toolchains.BaseImage | None:
+    """The base route: a known image at or below the floor shipping a GCC the recipe accepts,
+    when the options leave the image and GCC to tfforge and the recipe's default image would be
+    newer than the floor; None otherwise."""
+    if asked is None or opts.compiler != Compiler.GCC or opts.build_gcc_version or opts.base_image:
+        return None
+    default = toolchains.base_image_for("gcc", tc.gcc_default)
+    if default is not None and runtime_floor.within(default.suite, asked[0]):
+        return None  # the recipe's own default image is within the floor
+    images = toolchains.pins().base_images
+    suite = runtime_floor.base_for(asked[0], tc.gcc, [i.suite for i in images.values()])
+    return next((i for i in images.values() if i.suite == suite), None)
+
+
+def resolve_floor(
+    asked: Asked | None,
+    tc: toolchains.Toolchain,
+    compiler: Compiler,
+    cver: str,
+    python_version: str,
+    base_image: str,
+    choice: toolchains.BaseImage | None,
+) -> runtime_floor.FloorPlan | None:
+    """The route to the requested floor for this build image and compiler."""
+    if asked is None:
+        return None
+    fl, request, hosts = asked
+    lo, hi = tc.gcc if compiler == Compiler.GCC else tc.clang
+    return runtime_floor.plan(
+        fl,
+        request=request,
+        hosts=hosts,
+        build_suite=image_suite(base_image, choice),
+        compiler=compiler.value,
+        compiler_major=int(compiler_major(cver) or 0),
+        recipe_range=(lo, hi),
+        python_version=python_version,
+    )
+
+
 def make(opts: SpecOptions) -> BuildSpec:
     """A validated BuildSpec from a build's typed options, or ConfigError on the first bad one."""
     warnings: list[str] = []
@@ -158,7 +255,9 @@ def make(opts: SpecOptions) -> BuildSpec:
     except ConfigError as exc:
         raise _blame(exc, opts, "python_version") from None
     compiler = opts.compiler
-    gcc_version, clang_version = _compilers(opts, tc)
+    asked = requested_floor(opts)
+    floor_image = floor_base_image(opts, asked, tc)
+    gcc_version, clang_version = _compilers(opts, tc, floor_image)
     cver = gcc_version if compiler == Compiler.GCC else str(clang_version)
     try:
         target = resolve_target(opts, compiler.value, cver, gcc_version)
@@ -179,7 +278,9 @@ def make(opts: SpecOptions) -> BuildSpec:
             + ", ".join(sorted(target.requested, key=isa.sort_key))
             + ")"
         )
-    base_image, pinned, choice = _base_image(opts, compiler, int(compiler_major(cver)), warnings)
+    base_image, pinned, choice = _base_image(
+        opts, compiler, int(compiler_major(cver)), warnings, floor_image
+    )
     bazel_version = _bazel_version(opts, tc, warnings)
     try:
         bazel_args = inputs.check_bazel_args(opts.bazel_args, opts.where("bazel_args"))
@@ -190,6 +291,9 @@ def make(opts: SpecOptions) -> BuildSpec:
         source = resolve_source(opts.source_dir, tc, opts.where("source_dir"))
     except ConfigError as exc:
         raise _blame(exc, opts, "source_dir") from None
+    plan = resolve_floor(asked, tc, compiler, cver, python_version, base_image, choice)
+    if plan is not None and plan.route == "sysroot":
+        warnings.append(f"runtime floor {plan.floor.name}: {plan.why}")
     spec = BuildSpec(
         tf_version=tc.tf_version,
         python_version=python_version,
@@ -210,6 +314,7 @@ def make(opts: SpecOptions) -> BuildSpec:
         source_date_epoch=opts.source_date_epoch,
         warnings=tuple(warnings),
         remote_executor=remote_executor,
+        floor=plan,
     )
     check_tokens(spec)
     return spec

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 
 from packaging.version import InvalidVersion, Version
 
-from tfforge.build import document, inputs, toolchains
+from tfforge.build import document, evidence, inputs, toolchains
+from tfforge.build import floor as runtime_floor
 from tfforge.build.document import WHEEL_NAME
 from tfforge.build.source import Source
 from tfforge.build.targets import TargetChoice
@@ -75,6 +76,7 @@ class BuildSpec:
     source_date_epoch: int
     warnings: tuple[str, ...] = field(default=(), compare=False)
     remote_executor: str | None = None  # rendered, untested here
+    floor: runtime_floor.FloorPlan | None = None  # the runtime floor and the route to it
 
     # ---- remote cache / execution --------------------------------------------------------
     @property
@@ -156,6 +158,34 @@ class BuildSpec:
         return f"{self.tf_version}+{self.local_label}"
 
     @property
+    def sysroot(self) -> bool:
+        return self.floor is not None and self.floor.route == "sysroot"
+
+    @property
+    def driver_bin(self) -> str:
+        """The compiler driver builds call: the sysroot wrapper on the sysroot route."""
+        return self.sysroot_wrappers[0][0] if self.sysroot else self.compiler_bin
+
+    @property
+    def sysroot_wrappers(self) -> tuple[tuple[str, str], ...]:
+        """(path, command) of the wrapper scripts the sysroot route installs (else none)."""
+        if self.floor is None or not self.sysroot:
+            return ()
+        fl = self.floor.floor
+        out = runtime_floor.wrapper_lines(fl, self.compiler, self.compiler_bin)
+        if self.floor.python_from_sysroot:
+            out += (runtime_floor.python_wrapper(fl),)
+        return out
+
+    @property
+    def python_bin(self) -> str:
+        """PYTHON_BIN_PATH: the floor's own Python when the sysroot route provides the one asked
+        for, else the image's python3."""
+        if self.floor is not None and self.sysroot and self.floor.python_from_sysroot:
+            return runtime_floor.python_wrapper(self.floor.floor)[0]
+        return PYTHON_BIN
+
+    @property
     def compiler_bin(self) -> str:
         if self.compiler == "gcc":
             return f"/usr/bin/gcc-{gcc_package_suffix(self.gcc_version)}"
@@ -191,6 +221,8 @@ class BuildSpec:
         if self.compiler == "gcc":
             s = gcc_package_suffix(self.gcc_version)
             env += [("CC", f"/usr/bin/gcc-{s}"), ("CXX", f"/usr/bin/g++-{s}")]
+            if self.sysroot:  # the floor's wrappers (tfforge/build/floor.py)
+                env = [("CC", self.sysroot_wrappers[0][0]), ("CXX", self.sysroot_wrappers[1][0])]
         if self.bazel_provider == "bazelisk":
             env += [
                 ("USE_BAZEL_VERSION", self.toolchain.bazel),
@@ -202,14 +234,14 @@ class BuildSpec:
     def configure_env(self) -> tuple[tuple[str, str], ...]:
         """Answers for TensorFlow's ./configure, so it never asks."""
         env = [
-            ("PYTHON_BIN_PATH", PYTHON_BIN),
+            ("PYTHON_BIN_PATH", self.python_bin),
             ("USE_DEFAULT_PYTHON_LIB_PATH", "1"),
             ("TF_NEED_CLANG", "1" if self.compiler == "clang" else "0"),
         ]
         if self.compiler == "clang":
-            env.append(("CLANG_COMPILER_PATH", self.compiler_bin))
+            env.append(("CLANG_COMPILER_PATH", self.driver_bin))
         else:
-            env.append(("GCC_HOST_COMPILER_PATH", self.compiler_bin))
+            env.append(("GCC_HOST_COMPILER_PATH", self.driver_bin))
         env += [
             ("CC_OPT_FLAGS", self.cc_opt_flags),
             *toolchains.pins().configure_answers,
@@ -294,7 +326,7 @@ class BuildSpec:
             argv += ["--bazel", tc.bazel]
         if tc.wheel_type:
             argv += ["--wheel-type", tc.wheel_type]
-        return tuple(argv)
+        return tuple(argv) + evidence.clone_check_args(tc)
 
     @property
     def bazel_target(self) -> str:
@@ -302,10 +334,27 @@ class BuildSpec:
 
     @property
     def extra_args(self) -> tuple[str, ...]:
-        """Flags the recipe adds for the chosen compiler (e.g. an XNNPACK define for GCC 12)."""
+        """Flags the recipe adds for the chosen compiler: for clang, the compiler and linker
+        flags the release's own CI passes with it; for GCC, e.g. an XNNPACK define for GCC 12."""
         if self.compiler != "gcc":
-            return ()
+            return self.toolchain.clang_args
         return self.toolchain.gcc_args.get(compiler_major(self.gcc_version), ())
+
+    @cached_property
+    def official_route(self) -> dict[str, Any]:
+        """The release's own toolchain (from its wheels), this build's, and how they differ."""
+        version = self.gcc_version if self.compiler == "gcc" else self.clang_version or ""
+        image = self.base_image_choice or toolchains.image_named(self.base_image)
+        linked = None
+        if self.floor is not None:
+            fl = self.floor.floor
+            runtime = f"glibc {fl.glibc}, {fl.glibcxx}"
+            linked = (
+                f"a {fl.name} sysroot ({runtime})"
+                if self.sysroot
+                else f"the image's own glibc and libstdc++, within the {fl.name} floor ({runtime})"
+            )
+        return evidence.official_route(self.toolchain, self.compiler, version, image, linked)
 
     @cached_property
     def bazel_command(self) -> tuple[str, ...]:
@@ -358,9 +407,15 @@ class BuildSpec:
         return tuple(sorted(set(apt)))
 
     def evidence_line(self) -> str:
-        """The evidence level of each fact that decides this build, in one line."""
+        """The strongest evidence of each fact that decides this build, in one line."""
         ev = self.toolchain.evidence
+        tc = self.toolchain
         shown = {
+            "official_compiler": f"official {tc.official_compiler} {tc.official_compiler_version}",
+            "pythons": f"python {self.python_version}",
+            "glibc": f"glibc {tc.glibc} baseline",
+            "git_commit": "commit",
+            **({"clang_args": "clang flags"} if self.compiler == "clang" else {}),
             "bazel": f"bazel {self.toolchain.bazel}",
             "wheel_target": self.toolchain.wheel_target.rsplit("/", 1)[-1],
             "python_env": "python var",
@@ -405,5 +460,6 @@ def check_tokens(spec: BuildSpec) -> None:
             spec.base_image,
             *(v for _, v in spec.configure_env for v in v.split()),
             *(v for _, v in spec.toolchain_env),
+            *(w for pair in spec.sysroot_wrappers for v in pair for w in v.split()),
         ]
     )

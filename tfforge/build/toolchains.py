@@ -23,9 +23,15 @@ WHEEL_NAMINGS = ("repo_env", "cpu_flag")
 PYTHON_ENVS = ("TF_PYTHON_VERSION", "HERMETIC_PYTHON_VERSION")
 CC_TOOLCHAINS = ("local", "hermetic-clang")
 WHEEL_TYPES = ("", "release")
-EVIDENCE_LEVELS = ("release-file", "nearby-master", "secondary")
+# Strongest first: what the release's own official wheels show (release_evidence.toml), what a
+# file of the release says, what the nearest master snapshot says, what others report.
+EVIDENCE_LEVELS = ("release-artifact", "release-file", "nearby-master", "secondary")
 # The facts that decide a build; each needs an [tensorflow."X".evidence] entry.
 DECIDING = (
+    "official_compiler",
+    "pythons",
+    "glibc",
+    "git_commit",
     "bazel",
     "wheel_target",
     "python_env",
@@ -33,9 +39,13 @@ DECIDING = (
     "cc_toolchain",
     "gcc",
     "clang",
+    "clang_args",
     "packages",
 )
 
+# The facts a release's official wheels can show (release_evidence.toml); only they may carry
+# release-artifact evidence.
+ARTIFACT_FACTS = ("official_compiler", "pythons", "glibc", "git_commit", "clang", "cc_toolchain")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _VERSION = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
@@ -45,7 +55,8 @@ _PKG = re.compile(r"^[a-z0-9][a-z0-9+.-]*$")
 _URL = re.compile(r"^https://[A-Za-z0-9.-]+(/[A-Za-z0-9._~%/-]*)?$")
 _LABEL = re.compile(r"^//[a-z0-9_/]+:[a-z0-9_]+$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_FLAG = re.compile(r"^--[a-z_]+=[A-Za-z0-9_.=-]+$")
+_FLAG = re.compile(r"^--[a-z_]+=[A-Za-z0-9_.,=-]+$")
+_GLIBC = re.compile(r"^2\.[0-9]{1,2}$")
 _MAJOR = re.compile(r"^[0-9]{1,2}$")
 
 
@@ -54,7 +65,12 @@ class Evidence:
     """Where one fact of a recipe comes from."""
 
     level: str  # one of EVIDENCE_LEVELS
-    source: str  # the file or public recipe it was read in
+    source: str  # the wheel, file or public recipe it was read in
+
+    @property
+    def strength(self) -> int:
+        """0 for the strongest level (release-artifact), higher for weaker ones."""
+        return EVIDENCE_LEVELS.index(self.level)
 
     def as_dict(self) -> dict[str, Any]:
         return {"level": self.level, "source": self.source}
@@ -70,6 +86,7 @@ class Toolchain:
     official_compiler: str
     official_compiler_version: str
     pythons: tuple[str, ...]
+    glibc: str  # the glibc the release's official wheels are built for (their manylinux tag)
     wheel_target: str  # Bazel label
     wheel_naming: str  # 'repo_env' or 'cpu_flag'
     python_env: tuple[str, ...]  # --repo_env variables picking the hermetic Python
@@ -81,6 +98,7 @@ class Toolchain:
     gcc_default: int
     gcc_args: dict[str, tuple[str, ...]]
     clang: tuple[int, int]
+    clang_args: tuple[str, ...]  # compiler/linker flags the release's own CI passes with clang
     packages: tuple[str, ...]  # apt packages the packaging step calls
     evidence: dict[str, Evidence]
     git_tag: str
@@ -93,8 +111,15 @@ class Toolchain:
 
     @property
     def secondary_only(self) -> bool:
-        """True when no deciding fact was read in a file of this release or a nearby master."""
-        return all(e.level == "secondary" for e in self.evidence.values())
+        """True when every fact the official wheels cannot show (the build files' facts) rests
+        on secondary sources: none was read in a file of the release or a nearby master."""
+        return all(e.level in ("secondary", "release-artifact") for e in self.evidence.values())
+
+    @property
+    def official_clang_major(self) -> int | None:
+        if self.official_compiler != "clang":
+            return None
+        return int(self.official_compiler_version.split(".")[0])
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +129,7 @@ class Toolchain:
             "official_compiler": self.official_compiler,
             "official_compiler_version": self.official_compiler_version,
             "pythons": list(self.pythons),
+            "glibc": self.glibc,
             "wheel_target": self.wheel_target,
             "wheel_naming": self.wheel_naming,
             "python_env": list(self.python_env),
@@ -113,6 +139,7 @@ class Toolchain:
             "local_cc_config": self.local_cc_config,
             "gcc": list(self.gcc),
             "clang": list(self.clang),
+            "clang_args": list(self.clang_args),
             "packages": list(self.packages),
             "git_tag": self.git_tag,
             "git_commit": self.git_commit,
@@ -130,7 +157,7 @@ class BaseImage:
     local: str
     suite: str
     gcc: dict[str, str]  # major -> version of the suite's gcc-N
-    clang: tuple[str, ...]  # clang-N majors the suite ships
+    clang: dict[str, str]  # major -> upstream version of the suite's clang-N
 
     def ships(self, compiler: str, major: int) -> bool:
         return str(major) in (self.gcc if compiler == "gcc" else self.clang)
@@ -207,13 +234,21 @@ def _range(table: Table, key: str, where: str) -> tuple[int, int]:
     return value[0], value[1]
 
 
+def _majors(row: Table, key: str, where: str) -> dict[str, str]:
+    value = row.get(key)
+    if not isinstance(value, dict) or not all(
+        _MAJOR.fullmatch(k)
+        and isinstance(v, str)
+        and _VERSION.fullmatch(v)
+        and v.startswith(k + ".")
+        for k, v in value.items()
+    ):
+        raise _bad(where, f'{key} must map majors to versions ({{ "12" = "12.2.0" }})')
+    return dict(value)
+
+
 def _base_image(name: str, row: Table) -> BaseImage:
     where = f"[base_images.{name}]"
-    gcc = row.get("gcc")
-    if not isinstance(gcc, dict) or not all(
-        _MAJOR.fullmatch(k) and isinstance(v, str) and v.startswith(k + ".") for k, v in gcc.items()
-    ):
-        raise _bad(where, 'gcc must map majors to versions ({ "12" = "12.2.0" })')
     ref = _str(row, "ref", where)
     if "@sha256:" not in ref:
         raise _bad(where, f"ref {ref!r} must be pinned by digest")
@@ -223,8 +258,8 @@ def _base_image(name: str, row: Table) -> BaseImage:
         _str(row, "ref_source", where),
         _str(row, "local", where),
         _str(row, "suite", where, _NAME),
-        dict(gcc),
-        _strs(row, "clang", where, _MAJOR),
+        _majors(row, "gcc", where),
+        _majors(row, "clang", where),
     )
 
 
@@ -265,6 +300,13 @@ def _recipe(ver: str, row: Table, bazel_sha: dict[str, str]) -> Toolchain:
         for k, v in gcc_args.items()
     ):
         raise _bad(where, "gcc_args must map GCC majors to lists of --name=value flags")
+    clang_args = _strs(row, "clang_args", where, _FLAG)
+    if not all(a.startswith(("--copt=", "--linkopt=")) for a in clang_args):
+        raise _bad(where, "clang_args holds --copt=... and --linkopt=... flags only")
+    official = _str(row, "official_compiler", where)
+    official_version = _str(row, "official_compiler_version", where, _VERSION)
+    if official == "clang" and not clang[0] <= int(official_version.split(".")[0]) <= clang[1]:
+        raise _bad(where, f"clang must include the official clang {official_version}'s major")
     pywrap = row.get("pywrap_rules")
     if not isinstance(pywrap, bool):
         raise _bad(where, "pywrap_rules must be true or false")
@@ -282,14 +324,17 @@ def _recipe(ver: str, row: Table, bazel_sha: dict[str, str]) -> Toolchain:
                 where,
                 f"evidence.{fact} needs level (one of {', '.join(EVIDENCE_LEVELS)}) and source",
             )
+        if e["level"] == "release-artifact" and fact not in ARTIFACT_FACTS:
+            raise _bad(where, f"evidence.{fact}: the official wheels cannot show it")
         evidence[fact] = Evidence(e["level"], e["source"])
     return Toolchain(
         ver,
         bazel,
         bazel_sha[bazel],
-        _str(row, "official_compiler", where),
-        _str(row, "official_compiler_version", where, _VERSION),
+        official,
+        official_version,
         _strs(row, "pythons", where, PY_VERSION),
+        _str(row, "glibc", where, _GLIBC),
         _str(row, "wheel_target", where, _LABEL),
         _choice(row, "wheel_naming", where, WHEEL_NAMINGS),
         python_env,
@@ -301,6 +346,7 @@ def _recipe(ver: str, row: Table, bazel_sha: dict[str, str]) -> Toolchain:
         gcc_default,
         {k: tuple(v) for k, v in gcc_args.items()},
         clang,
+        clang_args,
         _strs(row, "packages", where, _PKG),
         evidence,
         tag,
@@ -394,6 +440,22 @@ def toolchain(tf_version: str) -> Toolchain:
 def base_image_for(compiler: str, major: int) -> BaseImage | None:
     """The first base image that ships that compiler major version, or None."""
     return next((b for b in pins().base_images.values() if b.ships(compiler, major)), None)
+
+
+def image_named(ref: str) -> BaseImage | None:
+    """The [base_images] entry whose public or local name is ref, or None."""
+    return next((b for b in pins().base_images.values() if ref in (b.ref, b.local)), None)
+
+
+def default_clang_version(tc: Toolchain) -> str:
+    """The clang a release builds with when --clang-version is not given: its official major,
+    at the version the first base image shipping it carries (the official version when none
+    does)."""
+    major = tc.official_clang_major or tc.clang[1]
+    image = base_image_for("clang", major)
+    if image is None:
+        return tc.official_compiler_version
+    return image.clang[str(major)]
 
 
 def check_compiler(tc: Toolchain, compiler: str, major: int, asked: str) -> None:

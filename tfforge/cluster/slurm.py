@@ -11,17 +11,17 @@ Slurm's accounting daemon, which small clusters often lack.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from tfforge.build import remote
 from tfforge.errors import BuildError, ConfigError
+from tfforge.files import read_json_record
 
 POLL_S = 2.0
 
@@ -90,8 +90,10 @@ def states(job_id: str, cells: list[str], results: Path) -> list[CellState]:
     for i, cell in enumerate(cells):
         done = results / f"{cell}.done"
         if done.is_file():
-            doc = json.loads(done.read_text())
-            out.append(CellState(cell, "COMPLETED" if doc["rc"] == 0 else "FAILED", doc["node"]))
+            doc = _done(done)
+            out.append(
+                CellState(cell, "COMPLETED" if doc["rc"] == 0 else "FAILED", str(doc["node"]))
+            )
         elif i in live:
             out.append(CellState(cell, *live[i]))
         else:  # left the queue without a .done: killed, or the script itself failed
@@ -181,13 +183,13 @@ def collect(cells: list[str], results: Path) -> list[CellRow]:
         }
         done = results / f"{cell}.done"
         if done.is_file():
-            doc = json.loads(done.read_text())
+            doc = _done(done)
             row["node"], row["seconds"], row["rc"] = doc["node"], doc["seconds"], doc["rc"]
             row["start"], row["end"] = doc.get("start"), doc.get("end")
         result = results / f"{cell}.json"
         text = result.read_text() if result.is_file() else ""
         if row["rc"] == 0 and text.strip():
-            doc = json.loads(text)
+            doc = read_json_record(result)
             row["wheel"], row["build_id"], row["log"] = (
                 doc.get("wheel"),
                 doc.get("build_id"),
@@ -208,6 +210,18 @@ def collect(cells: list[str], results: Path) -> list[CellRow]:
             row["rc"] = row["rc"] if row["rc"] not in (None, 0) else 1
         rows.append(row)
     return rows
+
+
+def _done(path: Path) -> dict[str, Any]:
+    """A task's .done record (written by the sbatch script), through the one input layer:
+    rc, start, end and seconds must be whole numbers, node text."""
+    doc = read_json_record(path, limit=1 << 16)
+    ints = ("rc", "start", "end", "seconds")
+    if not all(isinstance(doc.get(k), int) and not isinstance(doc.get(k), bool) for k in ints):
+        raise ConfigError(f"{path}: rc/start/end/seconds are not whole numbers; rerun the cell")
+    if not isinstance(doc.get("node"), str):
+        raise ConfigError(f"{path}: no node name; rerun the cell")
+    return doc
 
 
 def _last_error(path: Path) -> str | None:

@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 from tfforge import console, paths
 from tfforge.build import dockercmd, document, remote, render, request, spec
-from tfforge.errors import BuildError
+from tfforge.errors import BuildError, ConfigError
 from tfforge.files import JsonDoc
 from tfforge.host import isa
 from tfforge.options.typed.build import BuildOptions
@@ -34,6 +36,27 @@ def _shown(path: Path) -> str:
 def _warn_all(s: spec.BuildSpec) -> None:
     for w in s.warnings:
         console.warn(w)
+
+
+def runtime_line(s: spec.BuildSpec) -> str:
+    """The runtime floor and its route, or loudly that there is none."""
+    from tfforge.build import floor
+
+    if s.floor is None:
+        suite = request.image_suite(s.base_image, s.base_image_choice)
+        known = floor.floors().get(suite or "")
+        links = (
+            f"{suite}'s glibc {known.glibc} and {known.glibcxx}"
+            if known
+            else "whatever glibc and libstdc++ the image has"
+        )
+        return (
+            f"NO runtime floor: the wheel may need up to {links}; hosts with older ones cannot "
+            "load it (pass --host snapshots with a runtime, or --runtime-floor SUITE); its "
+            "manylinux tag is decided by auditwheel after the build"
+        )
+    fl = s.floor.floor
+    return f"floor {fl.name} (glibc {fl.glibc}, {fl.glibcxx}), {s.floor.route} route: {s.floor.why}"
 
 
 def _summary(s: spec.BuildSpec, r: render.Rendered) -> list[str]:
@@ -59,11 +82,14 @@ def _summary(s: spec.BuildSpec, r: render.Rendered) -> list[str]:
         f"  target:  {what}",
         f"  flags:   {' '.join(s.copts)}   [{t.flags_from}]",
         f"  compiler: {s.compiler_story}",
+        f"  official: {s.official_route['official']}",
+        *(f"  differs:  {d}" for d in s.official_route["differences"]),
         f"  isa note: {s.isa_note.level}: {s.isa_note.why}",
         f"  recipe:  {s.evidence_line()}"
         + (" (secondary evidence only)" if s.toolchain.secondary_only else ""),
         f"  version: {s.version} ({document.WHEEL_NAME})",
         f"  image:   {s.base_image} ({pin})",
+        f"  runtime: {runtime_line(s)}",
         f"  source:  {src}",
     ]
 
@@ -79,6 +105,7 @@ def render_command(opts: RenderOptions) -> JsonDoc:
         "created": r.created,
         "dockerfile": str(r.path / "Dockerfile"),
         "warnings": list(s.warnings),
+        "runtime": runtime_line(s),
         "build": r.document,
     }
     if opts.json:
@@ -123,8 +150,30 @@ def docker_client(configured: str | None) -> tuple[str, str | None]:
         )
 
 
+def mirror_setting(opts: BuildOptions) -> str:
+    """The mirror (--mirror, tfforge.toml, TFFORGE_MIRROR), checked; "" for none."""
+    from tfforge.kit import mirror
+
+    return mirror.check(opts.mirror, opts.where("mirror")) if opts.mirror else ""
+
+
+def run_options(s: spec.BuildSpec, via: str) -> dict[str, Any]:
+    """The docker network and build args of a run: a loopback mirror needs the host's network
+    (a build step's 127.0.0.1 is its own), and reaches the template as TFFORGE_MIRROR."""
+    from tfforge.kit import mirror
+
+    return {
+        "network": s.docker_network or mirror.network(via),
+        "build_args": {"TFFORGE_MIRROR": via} if via else None,
+    }
+
+
 def plan(
-    s: spec.BuildSpec, r: render.Rendered, client: str, secrets: Mapping[str, str] | None = None
+    s: spec.BuildSpec,
+    r: render.Rendered,
+    client: str,
+    secrets: Mapping[str, str] | None = None,
+    via: str = "",
 ) -> JsonDoc:
     """What `build` runs: the argv the engine runs (tfforge.build.dockercmd.docker_argv)."""
     build_dir = r.path.resolve()
@@ -135,18 +184,31 @@ def plan(
         "dockerfile": str(build_dir / "Dockerfile"),
         "docker_env": dict(dockercmd.DOCKER_ENV),
         "docker_command": dockercmd.docker_argv(
-            client, build_dir, network=s.docker_network, secrets=secrets
+            client, build_dir, secrets=secrets, **run_options(s, via)
         ),
         "bazel_command": list(s.bazel_command),
         "workdir": s.src_dir,
         "evidence": {k: e.level for k, e in s.toolchain.evidence.items()},
         "warnings": list(s.warnings),
+        "runtime": runtime_line(s),
     }
 
 
 def build_command(opts: BuildOptions) -> JsonDoc:
     """`invoke build`: render (or reuse), then print the plan or run it on the engine."""
+    if opts.kit:
+        from tfforge.commands import kit as kit_cmd
+
+        given = [f.name for f in fields(opts.spec) if opts.spec.given(f.name)]
+        typed = sorted({opts.spec.where(name) for name in given})
+        typed += ["--dry-run"] * opts.dry_run + ["--mirror"] * opts.given("mirror")
+        if typed:
+            raise ConfigError(
+                f"--kit builds the kit's own build with no network; drop {', '.join(typed)}"
+            )
+        return kit_cmd.build_from_kit(opts.kit, opts)
     s = request.make(opts.spec)
+    via = mirror_setting(opts)
     timeout_s = opts.build_timeout
     if opts.dry_run:
         client, no_client = docker_client(opts.docker)  # shown even when no client is usable
@@ -162,7 +224,7 @@ def build_command(opts: BuildOptions) -> JsonDoc:
     r = render.render(s, paths.builds_dir())
     secrets = remote.credentials(os.environ) if s.remote_flags else {}
     files = remote.secret_files(r.build_id, secrets)
-    p = plan(s, r, client, files)
+    p = plan(s, r, client, files, via)
     for extra in (warning, no_client):
         if extra:
             p["warnings"].append(extra)
@@ -180,6 +242,7 @@ def build_command(opts: BuildOptions) -> JsonDoc:
                 f"docker:     {dockercmd.docker_env_text()} {shlex.join(p['docker_command'])}",
                 f"bazel:      (in {s.src_dir}) {shlex.join(p['bazel_command'])}",
                 f"recipe:     {s.evidence_line()}",
+                f"runtime:    {runtime_line(s)}",
                 *(
                     [
                         f"secrets:    {', '.join(p['docker_secrets']) or 'none'} (docker build "
@@ -211,9 +274,9 @@ def build_command(opts: BuildOptions) -> JsonDoc:
             timeout_s=timeout_s,
             docker=p["docker_command"][0],
             watcher=watcher,
-            network=s.docker_network,
             secrets=files,
             secret_values=secrets,
+            **run_options(s, via),
         )
     out = {**p, "dry_run": False, **result}
     if s.remote_flags:  # what Bazel's summary says about the remote cache
@@ -225,6 +288,11 @@ def build_command(opts: BuildOptions) -> JsonDoc:
         console.print_json(out)
     else:
         console.say(f"wheel: {result.get('wheel')}")
+        tag = result.get("platform") or {}
+        if tag.get("tag") == "linux_x86_64":
+            console.warn(f"no manylinux tag fits ({tag.get('why')}): pip installs it anywhere")
+        elif tag:
+            console.say(f"  tag: {tag.get('tag')} ({tag.get('why')}; auditwheel agrees)")
         console.say(f"  sha256: {result.get('sha256')}")
         for step, secs in sorted((result.get("durations") or {}).items()):
             if isinstance(secs, (int, float)):

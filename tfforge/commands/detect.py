@@ -7,11 +7,13 @@ is imported only for the tables.
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 from tfforge import console
 from tfforge.errors import TfforgeError
 from tfforge.files import JsonDoc
 from tfforge.host import cpu, fleet, isa
+from tfforge.host import runtime as host_runtime
 from tfforge.options.typed.detect import DetectOptions
 from tfforge.runtime import probe
 
@@ -37,10 +39,10 @@ def tensorflow_report(timeout: float) -> JsonDoc:
 
 def host_report(host: cpu.HostProfile, gcc_version: str) -> JsonDoc:
     """Everything detect says about one host except the TensorFlow probe."""
-    doc: JsonDoc = {
-        "host": {k: v for k, v in host.to_dict().items() if k not in ("flags", "schema")}
-    }
+    skip = ("flags", "schema", "runtime")
+    doc: JsonDoc = {"host": {k: v for k, v in host.to_dict().items() if k not in skip}}
     doc["host"]["source"] = host.source
+    doc["runtime"] = runtime_report(host)
     if not host.is_x86:
         doc["x86"] = False
         doc["note"] = (
@@ -76,7 +78,27 @@ def host_report(host: cpu.HostProfile, gcc_version: str) -> JsonDoc:
     return doc
 
 
+def runtime_report(host: cpu.HostProfile) -> JsonDoc:
+    """The host's runtime as detect shows it, or why it is unknown."""
+    if host.runtime is None:
+        return {
+            "known": False,
+            "reason": f"{host.source} records no runtime (a raw /proc/cpuinfo copy or an older "
+            "snapshot): glibc, libstdc++ and Python are unknown; capture the host with the "
+            "script `invoke detect --capture-script` prints",
+        }
+    return {"known": True, **host.runtime.to_dict(), "summary": host.runtime.summary()}
+
+
 def detect_command(opts: DetectOptions) -> JsonDoc:
+    if opts.capture_script:
+        text = host_runtime.capture_script()
+        if opts.json:
+            console.print_json({"capture_script": text})
+        else:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        return {"capture_script": text}
     host = cpu.load_host(opts.cpuinfo) if opts.cpuinfo else cpu.detect_host()
     doc = host_report(host, opts.match_gcc_version)
     if opts.cpuinfo:
@@ -132,6 +154,11 @@ def _show_detect(doc: JsonDoc) -> None:
         gain = doc["gain"]["would_add"]
         added = ", ".join(isa.title(f) for f in gain) if gain else "nothing over the stock wheel"
         out.print("a build for this host would add: " + added)
+    rt = doc["runtime"]
+    if rt["known"]:
+        out.print(console.safe(f"runtime: {rt['summary']}"))
+    else:
+        out.print(f"[yellow]runtime unknown[/]: {console.safe(rt['reason'])}")
     tf = doc["tensorflow"]
     if tf.get("installed"):
         unused = ", ".join(tf.get("unused_cpu_features") or []) or "none reported"

@@ -12,8 +12,19 @@ from tfforge.host import cpu, fleet, isa
 from tfforge.options.typed.match import MatchOptions
 
 
+def runtime_report(hosts: list[cpu.HostProfile], tf_version: str) -> JsonDoc:
+    """The fleet's oldest runtime, its floor, each host's Python for the release, the builds."""
+    from tfforge.build import floor, toolchains
+
+    tc = toolchains.toolchain(tf_version)
+    return floor.fleet_plan(hosts, tc.tf_version, tc.pythons)
+
+
 def match_report(
-    hosts: list[cpu.HostProfile], gcc_version: str, require: frozenset[str] = frozenset()
+    hosts: list[cpu.HostProfile],
+    gcc_version: str,
+    require: frozenset[str] = frozenset(),
+    tf_version: str | None = None,
 ) -> JsonDoc:
     fleet.check_fleet(hosts)
     best = fleet.best_target(hosts, gcc_version)
@@ -62,6 +73,7 @@ def match_report(
         "require": sorted(require, key=isa.sort_key),
         "require_missing": lacking,
         "candidates": rows,
+        **({"runtime": runtime_report(hosts, tf_version)} if tf_version else {}),
     }
 
 
@@ -69,7 +81,12 @@ def match_command(opts: MatchOptions) -> JsonDoc:
     where = opts.where("require")
     wanted = frozenset(isa.canonical(n, source=where) for n in opts.require)
     profiles = cpu.load_hosts(opts.fleet)
-    doc = match_report(profiles, opts.match_gcc_version, isa.closure(wanted) if wanted else wanted)
+    doc = match_report(
+        profiles,
+        opts.match_gcc_version,
+        isa.closure(wanted) if wanted else wanted,
+        opts.spec.tf_version.strip(),
+    )
     if opts.json:
         console.print_json(doc)
     else:
@@ -118,3 +135,46 @@ def _show_match(doc: JsonDoc) -> None:
     for why in b["refused"]:
         out.print(f"  [yellow]refused[/] {console.safe(why)}")
     out.print("features every host has: " + ", ".join(isa.title(f) for f in doc["common_features"]))
+    if "runtime" in doc:
+        _show_runtime(doc["runtime"])
+
+
+def _show_runtime(rt: JsonDoc) -> None:
+    out = console.out
+    for key, label in (("glibc", "glibc"), ("glibcxx", "libstdc++"), ("cxxabi", "C++ ABI")):
+        old = rt[f"oldest_{key}"]
+        if old:
+            shown = f"{label} {old['value']} ({old['host']})"
+            out.print(console.safe(f"oldest {shown}"))
+    if rt["unknown"]:
+        out.print(
+            "[yellow]runtime unknown[/] for "
+            + console.safe(", ".join(rt["unknown"]))
+            + " (raw cpuinfo or older snapshots: capture them with `invoke detect "
+            "--capture-script`)"
+        )
+    if rt.get("floor"):
+        f = rt["floor"]
+        out.print(
+            console.safe(
+                f"runtime floor: {f['suite']} (glibc {f['glibc']}, {f['glibcxx']}): every "
+                "build below targets it"
+            )
+        )
+    elif rt.get("floor_refused"):
+        out.print(f"[red]no runtime floor[/]: {console.safe(rt['floor_refused'])}")
+    for h in rt["hosts"]:
+        py = h["python"] or ("[yellow]unknown[/]" if h["runtime"] is None else "[red]none[/]")
+        out.print(f"  {console.safe(h['name'])}: Python {py} ({console.safe(h['why'])})")
+    for b in rt["builds"]:
+        out.print(
+            console.safe(
+                f"build for Python {b['python']} ({', '.join(b['hosts'])}): "
+                f"invoke build {' '.join(b['build_args'])} ..."
+            )
+        )
+    for r in rt["refused"]:
+        out.print(
+            f"[red]TensorFlow {console.safe(rt['tf_version'])} cannot serve[/] "
+            f"{console.safe(r['name'])}: {console.safe(r['why'])}"
+        )

@@ -19,8 +19,8 @@ from rich.table import Table
 
 from tfforge import console, paths
 from tfforge.build import emit, matrix, request
-from tfforge.errors import BuildError, ConfigError, Origin
-from tfforge.files import JsonDoc, write_json_atomic
+from tfforge.errors import BuildError, Origin
+from tfforge.files import JsonDoc, io_error, write_atomic, write_json_atomic
 from tfforge.host import cpu, isa
 from tfforge.options.typed.cache import CacheOptions
 from tfforge.options.typed.enums import EmitFormat
@@ -61,8 +61,17 @@ def shared_flags(opts: SpecOptions) -> tuple[str, ...]:
     return tuple(flags)
 
 
+def floor_flags(opts: SpecOptions, p: matrix.Plan) -> tuple[str, ...]:
+    """`--runtime-floor` for every cell: the plan's floor, or `none` when the plan has none and
+    the option was set (so a cell's build does not read another floor from tfforge.toml)."""
+    if p.runtime_floor:
+        return ("--runtime-floor", p.runtime_floor)
+    return ("--runtime-floor", "none") if opts.is_set("runtime_floor") else ()
+
+
 def cell_spec(opts: MatrixOptions, cell: matrix.Cell) -> SpecOptions:
-    """The spec options of one cell: the shared ones with the cell's target and versions."""
+    """The spec options of one cell: the shared ones with the cell's target, versions and the
+    plan's runtime floor."""
     base = opts.spec
     origins = {
         **base.origins,
@@ -81,6 +90,7 @@ def cell_spec(opts: MatrixOptions, cell: matrix.Cell) -> SpecOptions:
         features=(),
         tf_version=cell.tf_version,
         python_version=cell.python_version,
+        runtime_floor=cell.runtime_floor or "none",
         origins=origins,
     )
 
@@ -94,6 +104,8 @@ def make_plan(opts: MatrixOptions) -> tuple[matrix.Plan, dict[str, str]]:
         tf_versions=matrix.split_list(opts.matrix_tf_versions, opts.spec.tf_version),
         python_versions=matrix.split_list(opts.matrix_python_versions, opts.spec.python_version),
         one=opts.one,
+        runtime_floor=opts.spec.runtime_floor,
+        floor_source=opts.spec.where("runtime_floor"),
     )
     ids = {c.cell: request.make(cell_spec(opts, c)).build_id for c in p.cells}
     return p, ids
@@ -120,18 +132,37 @@ def _show_plan(doc: JsonDoc) -> None:
             ", ".join(isa.title(g) for g in names[:6])
             + (f" +{len(names) - 6} more" if len(names) > 6 else "")
         ) or "-"
+        # Host names come from snapshot files: shown escaped (no terminal sequences, no
+        # lone surrogates reaching the encoder).
         t.add_row(
-            c["cell"], c["build_id"], c["target"], ", ".join(h["name"] for h in c["hosts"]), gains
+            c["cell"],
+            c["build_id"],
+            c["target"],
+            ", ".join(console.safe(h["name"]) for h in c["hosts"]),
+            gains,
         )
     console.out.print(t)
+    floor = doc.get("runtime_floor")
+    console.out.print(
+        f"runtime floor: [bold]{console.safe(floor)}[/] (every cell)"
+        if floor
+        else "[yellow]no runtime floor[/]: the wheels need whatever the build image links against"
+    )
+    for rt in doc.get("runtime", []):
+        for r in rt["refused"]:
+            console.out.print(
+                f"[red]TensorFlow {console.safe(rt['tf_version'])} cannot serve[/] "
+                f"{console.safe(r['name'])}: {console.safe(r['why'])}"
+            )
 
 
 def _write(path: Path, text: str, mode: int = 0o644) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    tmp.chmod(mode)
-    tmp.replace(path)
+    """Atomically (files.write_atomic: a full disk leaves nothing and names the path)."""
+    write_atomic(path, text.encode())
+    try:
+        path.chmod(mode)
+    except OSError as exc:
+        raise io_error(path, exc, "cannot be made executable") from None
     return path
 
 
@@ -156,7 +187,7 @@ def matrix_command(opts: MatrixOptions) -> JsonDoc:
     emit_format, dry_run, as_json = opts.emit, opts.dry_run, opts.json
     p, ids = make_plan(opts)
     given_timeout = ("--timeout", f"{timeout_s:g}") if opts.given("build_timeout") else ()
-    flags = shared_flags(opts.spec) + given_timeout
+    flags = shared_flags(opts.spec) + floor_flags(opts.spec, p) + given_timeout
     doc = _doc(p, ids, flags)
     if dry_run or not (emit_format or opts.matrix_run):
         if as_json:
@@ -269,42 +300,57 @@ def _run_slurm(
 
 
 def cache_command(opts: CacheOptions) -> JsonDoc:
-    """`invoke cache serve` (the only action): an nginx WebDAV Bazel HTTP cache until Ctrl-C."""
+    """`invoke cache serve` (the only action): an nginx WebDAV Bazel HTTP cache until Ctrl-C,
+    SIGTERM or SIGHUP. Off loopback only with --allow-remote and --htpasswd."""
+    from tfforge import procs
     from tfforge.cluster import cache
+    from tfforge.publish.serve import load_htpasswd
 
-    htpasswd = opts.cache_htpasswd
-    if htpasswd and not htpasswd.is_file():
-        raise ConfigError(
-            f"{opts.where('cache_htpasswd')} {htpasswd}: no such file (make one with "
-            "`htpasswd -c FILE USER` or passlib)"
-        )
+    address = cache.listen_address(opts.cache_bind, opts.where("cache_bind"))
+    cache.check_port(opts.cache_port, opts.where("cache_port"))
+    pw = load_htpasswd(opts.cache_htpasswd) if opts.cache_htpasswd else None
+    cache.check_exposure(address, pw, opts.cache_allow_remote, opts.where("cache_bind"))
     state = opts.cache_folder or paths.cache_dir("bazel-remote-cache")
-    server = cache.start(state, port=opts.cache_port, bind=opts.cache_bind, htpasswd=htpasswd)
-    doc = {
-        "url": server.url,
-        "pid": server.pid,
-        "store": str(server.store),
-        "config": str(server.config),
-        "auth": bool(htpasswd),
-    }
-    if opts.json:
-        console.print_json(doc)
-    else:
-        console.say(
-            f"Bazel HTTP cache at {server.url} (nginx pid {server.pid}, store "
-            f"{server.store}); build with: invoke build --remote-cache {server.url} ..."
+    with procs.stopping_signals():
+        server = cache.start(
+            state,
+            port=opts.cache_port,
+            bind=str(address),
+            htpasswd=pw,
+            allow_remote=opts.cache_allow_remote,
         )
-        if opts.cache_bind.startswith("127.") or opts.cache_bind == "::1":
-            console.say(
-                "loopback only: builds on this machine reach it (tfforge runs them with "
-                "--network=host); to share it see README 'A team's build matrix'"
-            )
-        console.say("Ctrl-C stops it")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        cache.stop(server.pid)
+        doc: JsonDoc = {
+            "url": server.url,
+            "pid": server.pid,
+            "store": str(server.store),
+            "config": str(server.config),
+            "auth": pw is not None,
+        }
+        try:
+            if opts.json:
+                console.print_json(doc)
+            else:
+                console.say(
+                    f"Bazel HTTP cache at {server.url} (nginx pid {server.pid}, store "
+                    f"{server.store}); build with: invoke build --remote-cache {server.url} ..."
+                )
+                if address.is_loopback:
+                    console.say(
+                        "loopback only: builds on this machine reach it (tfforge runs them "
+                        "with --network=host); to share it see "
+                        "docs/how-to/share-a-bazel-cache.md"
+                    )
+                else:
+                    console.warn(
+                        f"the cache listens on {address}, reachable from other machines; "
+                        f"writes need a user from {pw}; put TLS in front of it"
+                    )
+                console.say("Ctrl-C stops it")
+            sys.stdout.flush()
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            cache.stop(server.pid)
     return doc

@@ -10,7 +10,7 @@ from tfforge import console
 from tfforge.files import JsonDoc
 from tfforge.options.typed.publish import PublishOptions
 from tfforge.publish import upload
-from tfforge.text import is_loopback
+from tfforge.text import is_loopback, mask_url
 
 
 def publish_command(opts: PublishOptions, *, environ: Mapping[str, str] | None = None) -> JsonDoc:
@@ -31,7 +31,7 @@ def publish_command(opts: PublishOptions, *, environ: Mapping[str, str] | None =
         timeout_s=opts.publish_timeout,
         show_progress=not opts.json and console.is_tty(),
     )
-    doc = {"repository": url, "wheels": results}
+    doc = {"repository": mask_url(url), "wheels": results}
     if opts.json:
         console.print_json(doc)
     else:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from invoke.exceptions import Exit
@@ -44,6 +45,32 @@ def lines(result: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def kit_layout(
+    kit: Path, build_id: str, docker: str
+) -> Callable[[Path], tuple[Path, dict[str, str]]]:
+    """rebuild's from_kit: the kit checked (it must be build_id's and whole), its base image in
+    the engine, laid out in the folder rebuild gives; with the kit build's build args."""
+    from tfforge.docker import client as engine
+    from tfforge.errors import ConfigError
+    from tfforge.kit import layout, manifest
+
+    checked = manifest.check(kit)
+    if checked.manifest.build_id != build_id:
+        raise ConfigError(
+            f"--kit {kit} is a kit of build {checked.manifest.build_id}, not {build_id}; "
+            "pass that build's kit"
+        )
+    layout.refuse_unless_buildable(checked)
+
+    def lay_out(dest: Path) -> tuple[Path, dict[str, str]]:
+        store = manifest.store_of(kit)
+        layout.load_base_image(checked.manifest, store, engine.resolve_client(docker))
+        dest.mkdir(parents=True, exist_ok=True)
+        return layout.lay_out(checked.manifest, store, dest), layout.build_args(checked.manifest)
+
+    return lay_out
+
+
 def rebuild_command(opts: RebuildOptions) -> RebuildResult:
     """`invoke rebuild`: exit 0 when the rebuild is byte-identical, 1 otherwise."""
     from tfforge.commands.watch import BuildWatcher
@@ -58,6 +85,9 @@ def rebuild_command(opts: RebuildOptions) -> RebuildResult:
             docker=opts.docker or "",
             vary=opts.vary,
             watcher=watcher,
+            from_kit=kit_layout(Path(opts.kit), opts.build_id, opts.docker or "")
+            if opts.kit
+            else None,
         )
     if opts.json:
         console.print_json(result)

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from invoke.exceptions import Exit
 
 from tfforge.errors import BuildError, InternalError, Interrupted, TfforgeError
-from tfforge.text import plain
+from tfforge.text import plain, scrub, secrets_from_environ
 
 T = TypeVar("T")
 
@@ -92,6 +92,7 @@ def run(command: Callable[..., T], *args: Any, debug: bool = False, **kwargs: An
     """Call command; a TfforgeError (or a stray local OSError) becomes one line and an exit
     code, any other exception the internal-error line and exit 4."""
     debug = debug or _debug_from_environment()
+    secrets_from_environ(os.environ)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)
     show_status_logs()
@@ -102,14 +103,15 @@ def run(command: Callable[..., T], *args: Any, debug: bool = False, **kwargs: An
             traceback.print_exc()
         detail = getattr(exc, "detail", "") if isinstance(exc, BuildError) else ""
         if detail:
-            sys.stderr.write("\n".join(plain(ln) for ln in detail.rstrip("\n").split("\n")) + "\n")
-        raise Exit(f"error: {plain(exc)}", code=exc.exit_code) from None
+            lines = scrub(detail).rstrip("\n").split("\n")
+            sys.stderr.write("\n".join(plain(ln) for ln in lines) + "\n")
+        raise Exit(f"error: {plain(scrub(str(exc)))}", code=exc.exit_code) from None
     except OSError as exc:
         # A local I/O failure nothing below turned into a TfforgeError: still one line, exit 2.
         if debug:
             traceback.print_exc()
-        where = f"{plain(exc.filename)}: " if exc.filename else ""
-        raise Exit(f"error: {where}{exc.strerror or exc}", code=2) from None
+        where = f"{plain(scrub(os.fsdecode(exc.filename)))}: " if exc.filename else ""
+        raise Exit(f"error: {where}{plain(scrub(str(exc.strerror or exc)))}", code=2) from None
     except KeyboardInterrupt:
         raise Exit(f"error: {Interrupted('interrupted')}", code=Interrupted.exit_code) from None
     except Exit:
@@ -127,7 +129,7 @@ def internal_error_line(exc: BaseException, debug: bool) -> str:
     ours = [f for f in frames if "tfforge" in Path(f.filename).parts] or frames
     at = f" at {Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else ""
     return (
-        f"error: internal error{at}: {type(exc).__name__}: {plain(str(exc))[:300]} "
+        f"error: internal error{at}: {type(exc).__name__}: {plain(scrub(str(exc)))[:300]} "
         "(a bug in tfforge, not a verdict on the input; rerun with --debug for the traceback "
         "and report it)"
     )

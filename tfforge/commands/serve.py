@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import shlex
-import signal
-import subprocess
 import sys
 
-from tfforge import console, paths
+from tfforge import console, paths, procs
 from tfforge.errors import ConfigError, PublishError
 from tfforge.options.typed.serve import ServeOptions
 from tfforge.publish import serve
@@ -27,38 +25,35 @@ def serve_command(opts: ServeOptions) -> int:
     argv = serve.pypiserver_argv(root, port, pw)
     console.info("running: " + shlex.join(argv))
 
-    def _terminate(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt  # SIGTERM stops the server the same way Ctrl-C does
-
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    proc = subprocess.Popen(argv)
-    try:
-        serve.wait_listening(proc, port)
-        base = f"http://{serve.LOOPBACK}:{port}/"
-        doc = {
-            "url": base + "simple/",
-            "upload_url": base,
-            "root": str(root),
-            "uploads": pw is not None,
-            "pid": proc.pid,
-        }
-        if opts.json:
-            console.print_json(doc)
-        else:
-            mode = f"uploads need a user from {pw}" if pw else "read-only (no --htpasswd)"
-            console.say(f"serving {root} at {doc['url']} ({mode})")
-            console.say(f"install: pip install --index-url {doc['url']} <project>==<version>")
-            if pw:
-                console.say(f"publish: invoke publish --repository {doc['upload_url']}")
-            console.say("Ctrl-C stops it" if console.is_tty() else "SIGINT or SIGTERM stops it")
-        sys.stdout.flush()
-        code = proc.wait()
-        if code != 0:
-            raise PublishError(f"pypiserver exited with code {code}; see its messages above")
-        return code
-    except KeyboardInterrupt:
-        console.info("stopping pypiserver")
-        return 0
-    finally:
-        serve.stop(proc)
-        signal.signal(signal.SIGTERM, previous)
+    # SIGTERM and SIGHUP stop it the way Ctrl-C does; the child ends with tfforge anyway.
+    with procs.stopping_signals():
+        proc = serve.start(argv)
+        try:
+            serve.wait_listening(proc, port)
+            base = f"http://{serve.LOOPBACK}:{port}/"
+            doc = {
+                "url": base + "simple/",
+                "upload_url": base,
+                "root": str(root),
+                "uploads": pw is not None,
+                "pid": proc.pid,
+            }
+            if opts.json:
+                console.print_json(doc)
+            else:
+                mode = f"uploads need a user from {pw}" if pw else "read-only (no --htpasswd)"
+                console.say(f"serving {root} at {doc['url']} ({mode})")
+                console.say(f"install: pip install --index-url {doc['url']} <project>==<version>")
+                if pw:
+                    console.say(f"publish: invoke publish --repository {doc['upload_url']}")
+                console.say("Ctrl-C stops it" if console.is_tty() else "SIGINT or SIGTERM stops it")
+            sys.stdout.flush()
+            code = proc.wait()
+            if code != 0:
+                raise PublishError(f"pypiserver exited with code {code}; see its messages above")
+            return code
+        except KeyboardInterrupt:
+            console.info("stopping pypiserver")
+            return 0
+        finally:
+            serve.stop(proc)

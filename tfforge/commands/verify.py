@@ -192,6 +192,21 @@ def show(r: VerifyReport) -> None:
         )
     out.print(t)
 
+    if r.runtime:
+        t = Table(title="Host runtimes (glibc, libstdc++, Python)", title_justify="left")
+        for col in ("host", "result", "runtime", "why not / not checked"):
+            t.add_column(col, overflow="fold")
+        style = {"loads": _STYLE[PASS], "cannot load": "[bold red]cannot load[/]"}
+        for v in r.runtime:
+            why = list(v.reasons) or list(v.notes[:3])
+            t.add_row(
+                escape(v.host),
+                style.get(v.status, "[dim]unknown[/]"),
+                escape(v.runtime),
+                escape("; ".join(why) or "-"),
+            )
+        out.print(t)
+
     if r.emulation:
         t = Table(title=f"Emulated runs (qemu-x86_64): {escape(r.probe)}", title_justify="left")
         for col in ("model", "result", "stage", "where", "seconds", "static answer", "so"):

@@ -1,10 +1,11 @@
 """Stopping a running build for real.
 
-How a build is stopped (measured on Docker 20.10, see README): the client runs in its own
-process group; we send it SIGINT, on which it calls the engine's `POST /build/cancel` and closes
-its session; the engine then cancels the solve and BuildKit kills the running step (a runc
-container that dockerd itself spawned). After the client has gone we check that the step
-processes started during this build have left the engine's process tree.
+How a build is stopped (measured on Docker 20.10, see docs/explanation/stopping-builds.md):
+the client runs in its own process group; we send it SIGINT, on which it calls the engine's
+`POST /build/cancel` and closes its session; the engine then cancels the solve and BuildKit
+kills the running step (a runc container that dockerd itself spawned). After the client has
+gone we check that the step processes started during this build have left the engine's process
+tree.
 """
 
 from __future__ import annotations

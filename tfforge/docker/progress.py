@@ -10,19 +10,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tfforge.docker.client import DEBIAN_CLIENT, engine_error, make_base
+from tfforge.docker.stages import Stages, label_stage
 from tfforge.errors import BuildError
 
 TAIL_LINES = 30
 _HEADER = re.compile(r"^#(\d+) (\[.*|[a-z].*)$")
 _STATUS = re.compile(r"^#(\d+) (DONE (\d+(?:\.\d+)?)s|CACHED|CANCELED|ERROR:? ?(.*))$")
-_STAGE = re.compile(r"^\[(\S+?)(?: (\d+)/(\d+))?\]")
 
 
 @dataclass
 class StepLog:
-    """Follows BuildKit's plain progress: step names, what runs now, durations per stage."""
+    """Follows BuildKit's plain progress: step names, what runs now, durations per stage.
 
+    `stages`: the build's own Dockerfile (tfforge.docker.stages), so a step is counted in its
+    stage there whatever label BuildKit shows; without it, the label's stage."""
+
+    stages: Stages | None = None
     names: dict[str, str] = field(default_factory=dict)
+    stage_of: dict[str, str] = field(default_factory=dict)  # step number -> its stage
     current: str = ""
     stage_seconds: dict[str, float] = field(default_factory=dict)
     cached: int = 0
@@ -53,7 +58,7 @@ class StepLog:
             word = status.group(2)
             if word.startswith("DONE"):
                 self.ran += 1
-                stage = step_stage(name)
+                stage = self.stage_of.get(status.group(1)) or label_stage(name)
                 self.stage_seconds[stage] = round(
                     self.stage_seconds.get(stage, 0.0) + float(status.group(3)), 3
                 )
@@ -70,27 +75,21 @@ class StepLog:
                 return None
             if number not in self.names:
                 self.names[number] = name
+                self.stage_of[number] = (
+                    self.stages.stage(name) if self.stages else label_stage(name)
+                )
                 self.running[number] = name
                 self.current = name
                 return name
         return None
 
 
-def step_stage(name: str) -> str:
-    """'[build 2/3] RUN ...' -> 'build'; BuildKit's own steps -> 'internal' / 'export'."""
-    match = _STAGE.match(name)
-    if match:
-        return match.group(1)
-    if name.startswith("exporting"):
-        return "export"
-    return "internal"
-
-
-# The template's set-up in front of `bazel build` for rebuilds (umask, fresh output root, CPU
-# set), as written and as BuildKit shows it with the build args expanded.
+# The template's set-up in front of `bazel build` (umask, ~/.bazelrc for a fresh output root, a
+# kit or a mirror, the kit build's network check, CPU set), as written and as BuildKit shows it
+# with the build args expanded: everything from `RUN umask` up to the bazel command.
 _REBUILD_SETUP = re.compile(
-    r'\bRUN umask "[^"]*" +&& +if \[ -n "[^"]*" \]; then .*?; fi +&& +'
-    r"(?:\$\{TFFORGE_CPUS:\+[^}]*\} *|taskset -c 0-\$\(\([^)]*\)\) +)?"
+    r'\bRUN umask "[^"]*" +&& +.*? +&& +'
+    r"(?:\$\{TFFORGE_CPUS:\+[^}]*\} *|taskset -c 0-\$\(\([^)]*\)\) +)?(?=bazel build )"
 )
 
 

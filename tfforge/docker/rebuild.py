@@ -10,21 +10,23 @@ untouched. The outcome is recorded in builds/<id>/rebuild.json; `status` reads i
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TypedDict
 
+from tfforge import grammar
 from tfforge.docker import run
 from tfforge.errors import ConfigError
-from tfforge.files import write_json_atomic
+from tfforge.files import read_json_record, write_json_atomic
+from tfforge.text import clip, plain
 from tfforge.wheel import compare
 
 RECORD = "rebuild.json"
+RECORD_MAX = 4 << 20  # a rebuild record lists the members that differ: a few hundred KB at most
 LOG = "rebuild.log"
 REBUILT = "rebuilt"  # builds/<id>/rebuilt/<wheel>: a rebuild that differed, kept for inspection
 # What a wheel's provenance must not hold: it varies from run to run of the same inputs.
@@ -76,11 +78,12 @@ class ReproStatus(TypedDict):
 
 def build_folder(build_id: str, builds_dir: Path) -> Path:
     """builds/<id>/ of a finished build; ConfigError naming the known ids otherwise."""
-    folder = Path(builds_dir) / build_id
-    if not (folder / "build.json").is_file():
+    # Only a build id is joined to builds/: nothing else can name a folder outside it.
+    folder = Path(builds_dir) / (build_id if grammar.is_build_id(build_id) else "-")
+    if not grammar.is_build_id(build_id) or not (folder / "build.json").is_file():
         known = sorted(p.parent.name for p in Path(builds_dir).glob("*/provenance.json"))
         raise ConfigError(
-            f"no build {build_id!r} in {builds_dir}; known: "
+            f"no build {clip(build_id)!r} in {builds_dir}; known: "
             f"{', '.join(known) or 'none'} (run `invoke build` first)"
         )
     if not (folder / "provenance.json").is_file():
@@ -97,14 +100,15 @@ def build_folder(build_id: str, builds_dir: Path) -> Path:
 
 
 def original_wheel(folder: Path, wheels_dir: Path) -> Path:
+    record = folder / "provenance.json"
     try:
-        name = str(json.loads((folder / "provenance.json").read_text())["wheel"]["name"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        name = read_json_record(record)["wheel"]["name"]
+    except (KeyError, TypeError, ConfigError) as exc:
         raise ConfigError(
-            f"{folder / 'provenance.json'} does not name the build's wheel "
-            f"({exc}); build it again (`invoke build`), then rebuild"
-        ) from exc
-    wheel = Path(wheels_dir) / name
+            f"{record} does not name the build's wheel "
+            f"({clip(exc)}); build it again (`invoke build`), then rebuild"
+        ) from None
+    wheel = Path(wheels_dir) / grammar.file_name(name, f"{record}: wheel name")
     if not wheel.is_file():
         raise ConfigError(
             f"the wheel of build {folder.name}, {wheel}, is gone; build it again "
@@ -150,6 +154,7 @@ def copy_build(folder: Path, dest: Path, *, umask: int | None = None) -> Path:
                 shutil.copyfile(folder / name, target / name)
         if (folder / "src").is_dir():
             _copy_tree(folder / "src", target / "src")
+        (target / "kit").mkdir()  # the template's kit mount: empty unless a kit is laid out
         shutil.copyfile(folder / run.APT_LOCK, target / run.APT_PINS)
     return target
 
@@ -163,8 +168,11 @@ def rebuild(
     docker: str = "",
     vary: bool = False,
     watcher: run.Watcher | None = None,
+    from_kit: Callable[[Path], tuple[Path, dict[str, str]]] | None = None,
 ) -> RebuildResult:
     """Rebuild from nothing and compare (see module docstring); wheels_dir is only read.
+    from_kit(dest): lay out a kit of the build in dest instead of copying builds/<id>/, giving
+    (folder, build args); the rebuild then runs with no network (tfforge.kit.layout).
 
     Returns {"build_id", "identical", "sha256", "wheel", "differing", "zip", "vary",
     "diffoscope", "kept", "durations", "record"}."""
@@ -177,7 +185,12 @@ def rebuild(
     work = Path(tempfile.mkdtemp(prefix="tfforge-vary-" if vary else ".rebuild-", dir=parent))
     try:
         umask = int(variations["TFFORGE_UMASK"], 8) if vary else None
-        copy = copy_build(folder, work / "builds", umask=umask)
+        network = None
+        if from_kit is not None:
+            copy, kit_args = from_kit(work / "builds")
+            variations, network = {**variations, **kit_args}, "none"
+        else:
+            copy = copy_build(folder, work / "builds", umask=umask)
         env: dict[str, str] = {k: variations[k] for k in ("TZ", "LC_ALL") if k in variations}
         # The work folder goes; the log stays beside the build (errors name it).
         result = run.run_build(
@@ -190,6 +203,7 @@ def rebuild(
             build_args=variations,
             env=env,
             log_path=folder / LOG,
+            network=network,
         )
         rebuilt = Path(result["wheel"])
         outcome = compare.compare(wheel, rebuilt)
@@ -235,20 +249,41 @@ def status(
         if not found
         else f"provenance holds per-run facts ({', '.join(found)}): two builds differ"
     )
-    record_path = Path(builds_dir) / str(provenance.get("id", "")) / RECORD
+    build = provenance.get("id")
+    if not grammar.is_build_id(build):
+        return {
+            "inputs_only": not found,
+            "run_keys": found,
+            "rebuild": "none",
+            "summary": f"{inputs}; the provenance names no build id, so no rebuild is known",
+        }
+    record_path = Path(builds_dir) / str(build) / RECORD
     try:
-        record = json.loads(record_path.read_text())
-    except (OSError, json.JSONDecodeError):
-        record = None
-    if record is None:
+        record = read_json_record(record_path, limit=RECORD_MAX) if record_path.exists() else None
+    except ConfigError as exc:
+        record, unreadable = None, str(exc).removeprefix(f"{record_path}: ")
+    else:
+        unreadable = ""
+    sha = record.get("sha256") if record else None
+    if unreadable:
+        state, said = "none", f"{record_path} is unusable ({clip(unreadable)})"
+    elif record is None:
         state, said = "none", f"no rebuild recorded (run `invoke rebuild {provenance.get('id')}`)"
-    elif record.get("sha256", {}).get("original") != wheel_sha256:
+    elif not isinstance(sha, dict) or sha.get("original") != wheel_sha256:
         state, said = "other wheel", f"the rebuild in {record_path} compared another wheel"
-    elif record.get("identical"):
+    elif record.get("identical") is True:
         how = " with variations" if record.get("vary") else ""
         state, said = "identical", f"a rebuild from empty caches{how} gave the same sha256"
     else:
-        names = ", ".join(m["name"] for m in record.get("differing", [])[:3]) or "zip metadata"
+        differing = record.get("differing")
+        names = (
+            ", ".join(
+                clip(plain(m.get("name")), 60)
+                for m in (differing if isinstance(differing, list) else [])[:3]
+                if isinstance(m, dict)
+            )
+            or "zip metadata"
+        )
         state, said = "differs", f"a rebuild differed ({names}); see {record_path}"
     return {
         "inputs_only": not found,

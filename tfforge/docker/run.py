@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import queue
 import shutil
@@ -21,18 +20,21 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Protocol, TypedDict
+from typing import IO, Any, Protocol, TypedDict
 
-from tfforge import paths
+from tfforge import grammar, paths
 from tfforge.build import remote
 from tfforge.build.dockercmd import DOCKER_ENV, docker_argv, docker_env_text, export_dir
+from tfforge.docker import stages
 from tfforge.docker.cancel import stop_client
 from tfforge.docker.client import dockerfile_images, engine_facts, image_facts, resolve_client
 from tfforge.docker.progress import StepLog, classify_failure, short, step_title, tail
 from tfforge.errors import BuildError, ConfigError, Interrupted
-from tfforge.files import JsonDoc, sha256_file, write_json_atomic
+from tfforge.files import JsonDoc, read_json_record, sha256_file, write_json_atomic
+from tfforge.wheel import manylinux
 
 APT_LOCK = "apt.lock"  # the packages the toolchain stage installed, as the export delivers them
+SYSROOT_LOCK = "sysroot.lock"  # the sysroot stage's packages (runtime floor, sysroot route)
 APT_PINS = "apt-pins"  # in the build context: versions the toolchain stage must install ("" = any)
 
 
@@ -59,6 +61,7 @@ class BuildResult(TypedDict):
     provenance: str
     apt_lock: str
     sha256: str
+    platform: dict[str, Any]  # the platform tag and auditwheel's verdict (wheel/manylinux.py)
 
 
 class Watcher(Protocol):
@@ -131,15 +134,17 @@ def run_docker_build(
     started: float | None = None,
     watcher: Watcher | None = None,
     env: Mapping[str, str] | None = None,
+    dockerfile: str | None = None,
 ) -> StepLog:
     """Run argv (from dockercmd.docker_argv), streaming its log; stop it in the engine on
     timeout or Ctrl-C.
 
-    The timeout counts from `started` (time.monotonic(); default now). env: added to ours."""
+    The timeout counts from `started` (time.monotonic(); default now). env: added to ours.
+    dockerfile: the build's Dockerfile text, whose stages the steps' seconds are counted in."""
     watcher = watcher or Quiet()
     cmd = list(argv)
     full_env = {**os.environ, **(env or {}), **DOCKER_ENV}
-    steps = StepLog()
+    steps = StepLog(stages=stages.parse(dockerfile) if dockerfile is not None else None)
     kept: list[str] = []
     since = time.time()
     with open(log_path, "w", encoding="utf-8") as log:
@@ -247,11 +252,11 @@ def load_build(build_dir: Path) -> JsonDoc:
             f"build.json); run `invoke render` first"
         )
     try:
-        doc = json.loads(record.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{record}: not valid JSON ({exc}); re-render the build") from exc
-    if not isinstance(doc, dict) or not doc.get("id"):
-        raise ConfigError(f"{record}: has no 'id'; re-render the build")
+        doc = read_json_record(record)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; re-render the build") from None
+    if not grammar.is_build_id(doc.get("id")):
+        raise ConfigError(f"{record}: has no build id; re-render the build")
     return doc
 
 
@@ -326,9 +331,10 @@ def run_build(
                 f"{facts.os_arch}) cannot run BuildKit builds; use Docker 18.09+ "
                 f"on Linux"
             )
+        dockerfile = (build_dir / "Dockerfile").read_text()
         images = image_facts(
             client,
-            dockerfile_images((build_dir / "Dockerfile").read_text()),
+            dockerfile_images(dockerfile),
             pull=True,
             on_pull=lambda ref: watcher.note(f"pulling {ref}"),
         )
@@ -362,22 +368,38 @@ def run_build(
                     started=t0,
                     watcher=watcher,
                     env=env,
+                    dockerfile=dockerfile,
                 )
             t_built = time.monotonic()
             raw = _exported_wheel(stage, log_path)
             lock_path = stage / APT_LOCK
             lock_text = lock_path.read_text() if lock_path.is_file() else ""
+            sysroot_lock = stage / SYSROOT_LOCK
+            watcher.note("platform tag: auditwheel show --json on the built wheel")
+            platform = manylinux.decide(raw, timeout_s)
+            if not platform.manylinux:
+                watcher.note(
+                    f"WARNING: no manylinux tag fits: {platform.why}; tagged {platform.tag}"
+                )
             inputs = {
                 **record,
                 "base_images": images,
                 "apt_lock": {"packages": apt_packages(lock_text)},
+                **(
+                    {"sysroot_lock": {"packages": apt_packages(sysroot_lock.read_text())}}
+                    if sysroot_lock.is_file()
+                    else {}
+                ),
+                "platform": platform.as_dict(),
             }
             final = wheel_edit.finalize(
                 raw,
                 stage,
                 local_version=str(record.get("derived", {}).get("local_version", "")),
                 provenance=inputs,
+                platforms=platform.tags,
             )
+            manylinux.check_agrees(final, platform, timeout_s)
             cache = {"steps_cached": steps.cached, "steps_run": steps.ran}
             durations: Durations = {
                 "engine_check_s": round(t_checked - t0, 3),
@@ -419,4 +441,5 @@ def run_build(
         "provenance": str(build_dir / "provenance.json"),
         "apt_lock": str(build_dir / APT_LOCK) if lock_text else "",
         "sha256": wheel_sha256,
+        "platform": platform.as_dict(),
     }

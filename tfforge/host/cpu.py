@@ -1,14 +1,16 @@
 """Detecting this host and loading/saving host snapshots. Decides no targets (fleet.py does).
 
-A snapshot is the raw facts of one machine: vendor, model, raw /proc/cpuinfo flags, topology.
-It can come from this host (/proc/cpuinfo, or py-cpuinfo off Linux), a saved `detect --save` JSON,
-or a raw cpuinfo text copied from another machine (`cat /proc/cpuinfo > hosts/web-1.cpuinfo`).
+A snapshot is the raw facts of one machine: vendor, model, raw /proc/cpuinfo flags, topology,
+and its runtime (glibc, libstdc++, Pythons, distribution: tfforge/host/runtime.py). It can come
+from this host (/proc/cpuinfo, or py-cpuinfo off Linux), a saved `detect --save` JSON, the JSON
+the capture script prints on another machine (`python3 capture.py > hosts/web-1.json`), or a raw
+cpuinfo text copied from one (`cat /proc/cpuinfo > hosts/web-1.cpuinfo`: runtime unknown).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import logging
 import os
 import platform
 import socket
@@ -17,11 +19,18 @@ from pathlib import Path
 from typing import TypeVar
 
 from tfforge.errors import ConfigError
-from tfforge.files import expand, read_user_text, write_json_atomic
+from tfforge.files import expand, parse_json, read_user_text, write_json_atomic
 from tfforge.host import isa
+from tfforge.host import runtime as host_runtime
+from tfforge.text import clip, plain
+
+logger = logging.getLogger(__name__)
 
 SCHEMA = "tfforge-host/1"
 X86 = "x86_64"
+MAX_COUNT = 1 << 20  # cores or CPUs a snapshot may claim
+MAX_TEXT = 256  # characters of a name, vendor or model a snapshot may hold
+MAX_FLAGS = 4096
 T = TypeVar("T")
 
 
@@ -37,6 +46,7 @@ class HostProfile:
     physical_cores: int | None
     logical_cpus: int | None
     source: str
+    runtime: host_runtime.Runtime | None = None  # None: unknown (raw cpuinfo, older snapshot)
 
     @property
     def features(self) -> frozenset[str]:
@@ -58,6 +68,7 @@ class HostProfile:
             "physical_cores": self.physical_cores,
             "logical_cpus": self.logical_cpus,
             "features": sorted(self.features, key=isa.sort_key),
+            **({"runtime": self.runtime.to_dict()} if self.runtime else {}),
         }
 
 
@@ -76,6 +87,20 @@ def _blocks(text: str) -> list[dict[str, str]]:
     if cur:
         blocks.append(cur)
     return [b for b in blocks if "processor" in b or "flags" in b or "Features" in b]
+
+
+def common_flags(blocks: list[dict[str, str]], source: str) -> list[str]:
+    """The flags every processor entry has. A thread may be scheduled on any of them, so a
+    feature only some have cannot be relied on; they are named in a warning."""
+    sets = [frozenset(b.get("flags", "").split()) for b in blocks]
+    common = frozenset.intersection(*sets)
+    partial = sorted(frozenset.union(*sets) - common)
+    if partial:
+        logger.warning(
+            f"{plain(clip(source))}: processor entries differ; using the flags all "
+            f"{len(sets)} have (not everywhere: {clip(', '.join(partial))})"
+        )
+    return sorted(common)
 
 
 def parse_cpuinfo(text: str, *, name: str, source: str) -> HostProfile:
@@ -109,9 +134,10 @@ def parse_cpuinfo(text: str, *, name: str, source: str) -> HostProfile:
     if len(vendors) > 1:
         raise ConfigError(
             f"{source}: processor entries from several vendors "
-            f"({', '.join(sorted(vendors))}); one file must describe one machine"
+            f"({clip(', '.join(sorted(str(v) for v in vendors)))}); one file must describe "
+            "one machine"
         )
-    flags = first["flags"].split()
+    flags = common_flags(blocks, source)
     if not flags:
         raise ConfigError(f"{source}: the 'flags' line is empty")
     cores = {(b.get("physical id"), b.get("core id")) for b in blocks}
@@ -135,7 +161,9 @@ def detect_host(name: str | None = None) -> HostProfile:
     if platform.system() == "Linux" and os.path.exists("/proc/cpuinfo"):
         try:
             here = parse_cpuinfo(Path("/proc/cpuinfo").read_text(), name=name, source="this host")
-            return dataclasses.replace(here, logical_cpus=os.cpu_count())
+            return dataclasses.replace(
+                here, logical_cpus=os.cpu_count(), runtime=host_runtime.detect()
+            )
         except (OSError, ConfigError):
             pass  # an architecture whose cpuinfo has no flags line: ask py-cpuinfo
     import cpuinfo  # py-cpuinfo (~30 ms to import, ~1 s CPUID probe): only when needed
@@ -152,42 +180,81 @@ def detect_host(name: str | None = None) -> HostProfile:
         None,
         os.cpu_count(),
         "this host",
+        host_runtime.detect() if platform.system() == "Linux" else None,
     )
 
 
 def _field(
     doc: dict[str, object], key: str, kind: type[T], default: T | None, source: str
 ) -> T | None:
-    """doc[key] when it is a `kind` (never a bool for a number); `default` when absent (or null,
-    when the default is None); else ConfigError."""
+    """doc[key] when it is a `kind` (never a bool for a number) within its bounds (a count
+    0..MAX_COUNT, a text of at most MAX_TEXT characters); `default` when absent (or null, when
+    the default is None); else ConfigError."""
     if key not in doc:
         return default
     value = doc[key]
     if isinstance(value, kind) and not isinstance(value, bool):
+        if isinstance(value, int) and not 0 <= value <= MAX_COUNT:
+            raise ConfigError(
+                f'{source}: "{key}" = {clip(str(value), 40)} is out of range 0-{MAX_COUNT}; '
+                "re-save it with `invoke detect --save`"
+            )
+        if isinstance(value, str) and len(value) > MAX_TEXT:
+            raise ConfigError(
+                f'{source}: "{key}" has {len(value)} characters, over {MAX_TEXT}; '
+                "re-save it with `invoke detect --save`"
+            )
         return value
     if value is None and default is None:
         return None
     want = "text" if kind is str else "a whole number"
     raise ConfigError(
-        f'{source}: "{key}" must be {want}, not {json.dumps(value)[:40]}; '
+        f'{source}: "{key}" must be {want}, not {clip(plain(repr(value)), 40)}; '
         "re-save it with `invoke detect --save`"
     )
 
 
+def _from_capture(doc: dict[str, object], source: str, default_name: str) -> HostProfile:
+    """A host from the capture script's document: its raw cpuinfo parsed here, its runtime."""
+    text, name = doc.get("cpuinfo"), doc.get("name")
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(
+            f'{source}: the capture has no "cpuinfo" text (was /proc/cpuinfo readable there?); '
+            "run the capture script again on that host"
+        )
+    if name is not None and (not isinstance(name, str) or not name.strip() or len(name) > 256):
+        raise ConfigError(f'{source}: "name" must be the host name the capture wrote')
+    host = parse_cpuinfo(text, name=(name or default_name).strip(), source=source)
+    return dataclasses.replace(host, runtime=host_runtime.from_dict(doc.get("runtime"), source))
+
+
 def _from_json(doc: object, source: str, default_name: str) -> HostProfile:
+    if isinstance(doc, dict) and doc.get("schema") == host_runtime.CAPTURE_SCHEMA:
+        return _from_capture(doc, source, default_name)
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
         raise ConfigError(
             f'{source}: not a tfforge host snapshot (expected "schema": '
-            f'"{SCHEMA}"; make one with `invoke detect --save FILE`)'
+            f'"{SCHEMA}" or "{host_runtime.CAPTURE_SCHEMA}"; make one with `invoke detect '
+            "--save FILE` or the script `invoke detect --capture-script` prints)"
         )
     flags = doc.get("flags")
-    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
-        raise ConfigError(f'{source}: "flags" must be a list of /proc/cpuinfo flag names')
+    if (
+        not isinstance(flags, list)
+        or len(flags) > MAX_FLAGS
+        or not all(isinstance(f, str) and 0 < len(f) <= 64 for f in flags)
+    ):
+        raise ConfigError(
+            f'{source}: "flags" must be a list of at most {MAX_FLAGS} /proc/cpuinfo flag names'
+        )
     arch = _field(doc, "arch", str, X86, source) or ""
     if arch == X86 and not flags:
         raise ConfigError(f'{source}: "flags" is empty; re-save it with `invoke detect --save`')
     features = doc.get("features", [])
-    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+    if (
+        not isinstance(features, list)
+        or len(features) > MAX_FLAGS
+        or not all(isinstance(f, str) and len(f) <= 64 for f in features)
+    ):
         raise ConfigError(f'{source}: "features" must be a list of feature names')
     if arch == X86:
         unknown_feats = [f for f in features if isa.lookup(f) is None]
@@ -204,6 +271,7 @@ def _from_json(doc: object, source: str, default_name: str) -> HostProfile:
         counts["physical_cores"],
         counts["logical_cpus"],
         source,
+        host_runtime.from_dict(doc["runtime"], source) if doc.get("runtime") is not None else None,
     )
 
 
@@ -223,17 +291,9 @@ def load_host(path: str | Path) -> HostProfile:
     default_name = path.name.split(".")[0]
     if text.lstrip().startswith("{"):
         try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"{path}: malformed JSON at line {exc.lineno} column {exc.colno} "
-                f"({exc.msg}); re-save it with `invoke detect --save`"
-            ) from exc
-        except RecursionError:
-            raise ConfigError(
-                f"{path}: JSON nested too deeply to be a host snapshot; re-save it "
-                "with `invoke detect --save`"
-            ) from None
+            doc = parse_json(text, path)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}; re-save it with `invoke detect --save`") from None
         return _from_json(doc, str(path), default_name)
     return parse_cpuinfo(text, name=default_name, source=str(path))
 

@@ -4,8 +4,9 @@ The static index lives in `wheels/simple/`, so the whole `wheels/` folder is wha
 or bucket publishes: `simple/index.html` lists the projects, `simple/<project>/index.html` links
 each wheel as `../../<wheel>#sha256=<hex>`. Beside every `index.html` sits an `index.json`, the
 same page in the PEP 691 JSON form (api-version 1.1, PEP 700 `versions` and `size`); a server that
-answers `Accept: application/vnd.pypi.simple.v1+json` with it serves both forms (README, publish).
-publish/serve.py serves the folder with pypiserver instead.
+answers `Accept: application/vnd.pypi.simple.v1+json` with it serves both forms
+(docs/how-to/publish-to-a-private-index.md). publish/serve.py serves the folder with pypiserver
+instead.
 
 `wheels/simple` is a symlink to a hidden `.simple-XXXX` folder: a rebuild writes a new folder and
 swaps the link with one rename, so a reader sees either the old index or the new one, never a mix.
@@ -20,7 +21,6 @@ import os
 import shutil
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict
@@ -30,14 +30,14 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import Version
 
 from tfforge.errors import ConfigError, PublishError
-from tfforge.files import io_error, sha256_file
-from tfforge.wheel.read import headers, open_wheel
+from tfforge.files import io_error, parse_json, read_user_bytes, sha256_file
 
 SIMPLE = "simple"
 API_VERSION = "1.1"
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 LOOPBACK = "127.0.0.1"
 LOCK_WAIT_S = 30.0
+MANIFEST = ".tfforge-index.json"  # in each index folder: the files it wrote (what may go)
 
 
 @dataclass(frozen=True)
@@ -61,32 +61,12 @@ class Skipped:
 # ---- reading wheels ------------------------------------------------------------------------
 
 
-def _requires_python(path: Path, project: str) -> str | None:
-    """Requires-Python from the wheel's METADATA (None when absent); ValueError when unreadable."""
-    try:
-        archive = open_wheel(path)[0]
-    except ConfigError as exc:  # the skip line names the file already
-        raise ValueError(str(exc).removeprefix(f"{path.name}: ")) from None
-    try:
-        with archive:
-            names = [
-                n
-                for n in archive.namelist()
-                if n.endswith(".dist-info/METADATA") and n.count("/") == 1
-            ]
-            # A wheel holds one top-level .dist-info; pick the one named after the project.
-            mine = [n for n in names if canonicalize_name(n.split("-")[0]) == project] or names
-            if not mine:
-                raise ValueError("no .dist-info/METADATA inside")
-            meta = headers(archive.read(mine[0]))
-    except (zipfile.BadZipFile, OSError, KeyError) as exc:
-        raise ValueError(f"not a readable zip ({exc})") from None
-    return (meta.get("requires-python") or [""])[0] or None
-
-
 def scan_wheels(folder: Path) -> tuple[list[IndexedWheel], list[Skipped]]:
-    """Each *.whl directly in folder with hash, size, Requires-Python; unreadable ones skipped."""
-    from tfforge.wheel.read import structure_problems
+    """Each *.whl directly in folder with hash, size, Requires-Python; unreadable ones skipped.
+
+    Each wheel is read by the one reader (tfforge.wheel.read.check): the index lists only
+    what `invoke publish` would upload."""
+    from tfforge.wheel.read import check
 
     wheels, skipped = [], []
     for path in sorted(folder.glob("*.whl")):
@@ -101,17 +81,22 @@ def scan_wheels(folder: Path) -> tuple[list[IndexedWheel], list[Skipped]]:
             skipped.append(Skipped(path.name, f"not a valid wheel file name ({exc})"))
             continue
         try:
-            requires = _requires_python(path, name)
-            # The index lists only what `invoke publish` would upload.
-            problems = structure_problems(path)
-        except (ValueError, ConfigError) as exc:
-            skipped.append(Skipped(path.name, str(exc)))
+            checked = check(path)
+        except ConfigError as exc:
+            skipped.append(Skipped(path.name, str(exc).removeprefix(f"{path.name}: ")))
             continue
-        if problems:
-            skipped.append(Skipped(path.name, f"publish would refuse it: {problems[0]}"))
+        if checked.problems:
+            skipped.append(Skipped(path.name, f"publish would refuse it: {checked.problems[0]}"))
             continue
         wheels.append(
-            IndexedWheel(path.name, name, version, sha256_file(path), path.stat().st_size, requires)
+            IndexedWheel(
+                path.name,
+                canonicalize_name(name),
+                version,
+                sha256_file(path),
+                path.stat().st_size,
+                checked.facts.requires_python,
+            )
         )
     return wheels, skipped
 
@@ -218,6 +203,30 @@ def _ours(link: Path) -> bool:
     return "/" not in target and target.startswith(f".{SIMPLE}-")
 
 
+def _made_by_index(path: Path) -> bool:
+    """Whether `path` is an index folder this module wrote and nobody changed since: a real
+    folder whose manifest lists exactly the files below it."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    try:
+        listed = read_json_record_list(path / MANIFEST)
+        held = sorted(
+            str(p.relative_to(path))
+            for p in path.rglob("*")
+            if p.name != MANIFEST and (p.is_symlink() or not p.is_dir())
+        )
+    except (ConfigError, OSError):
+        return False
+    return held == listed
+
+
+def read_json_record_list(path: Path) -> list[str]:
+    doc = parse_json(read_user_bytes(path, limit=1 << 20), path)
+    if not isinstance(doc, list) or not all(isinstance(x, str) for x in doc):
+        raise ConfigError(f"{path}: not a list of file names")
+    return sorted(doc)
+
+
 def write_index(folder: Path, tree: dict[str, str]) -> Path:
     """Write tree into a fresh hidden folder and point folder/simple at it with one rename."""
     link = folder / SIMPLE
@@ -235,6 +244,7 @@ def write_index(folder: Path, tree: dict[str, str]) -> Path:
         try:
             # mkdtemp makes 0700; a static server usually runs as another user.
             staging.chmod(0o755)
+            (staging / MANIFEST).write_text(json.dumps(sorted(tree)) + "\n", encoding="utf-8")
             for rel, text in tree.items():
                 path = staging / rel
                 path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
@@ -249,15 +259,11 @@ def write_index(folder: Path, tree: dict[str, str]) -> Path:
             if isinstance(exc, OSError):  # a full disk: the old index stays as it was
                 raise io_error(link, exc, "cannot be written") from None
             raise
-        # Under the lock no other run is staging, so every other index folder of ours is stale;
-        # `.simple-old-*` folders (earlier versions moved a user's simple/ there) are kept.
+        # Under the lock no other run is staging, so every other index folder of ours is stale.
+        # Ours means: its manifest lists exactly the files it holds; a folder of the user's
+        # (whatever its name) or one the user added a file to is kept.
         for old in folder.glob(f".{SIMPLE}-*"):
-            if (
-                old != staging
-                and old.is_dir()
-                and not old.is_symlink()
-                and not old.name.startswith(f".{SIMPLE}-old-")
-            ):
+            if old != staging and _made_by_index(old):
                 shutil.rmtree(old, ignore_errors=True)
     return link
 

@@ -13,29 +13,38 @@ import sys
 import time
 from pathlib import Path
 
+from tfforge import procs
 from tfforge.errors import ConfigError, PublishError
+from tfforge.files import read_user_bytes
+from tfforge.text import clip, plain
 
 LOOPBACK = "127.0.0.1"
 
 
+HTPASSWD_MAX = 1 << 20  # a line per user: a few thousand users at most
+
+
 def load_htpasswd(path: Path) -> Path:
-    """The htpasswd file, checked to be readable and to hold at least one user."""
+    """The htpasswd file, read through the one input layer (a regular file, at most
+    HTPASSWD_MAX bytes) and checked to hold at least one user."""
     from passlib.apache import HtpasswdFile
 
-    if not path.is_file():
-        raise ConfigError(
-            f"htpasswd file {str(path)!r} does not exist; create it (README, "
-            "section publish) or leave --htpasswd out for a read-only index"
-        )
+    data = read_user_bytes(
+        path,
+        limit=HTPASSWD_MAX,
+        missing="htpasswd file does not exist; create it (docs/how-to/"
+        "publish-to-a-private-index.md) or leave --htpasswd out",
+    )
     try:
-        users = HtpasswdFile(str(path)).users()
-    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        users = HtpasswdFile.from_string(data).users()
+    except (ValueError, UnicodeDecodeError) as exc:
         raise ConfigError(
-            f"htpasswd file {str(path)!r} is not readable ({exc}); recreate it"
-        ) from exc
+            f"htpasswd file {clip(plain(str(path)))!r} is not readable ({clip(exc)}); recreate it"
+        ) from None
     if not users:
         raise ConfigError(
-            f"htpasswd file {str(path)!r} has no users; add one (README, section publish)"
+            f"htpasswd file {str(path)!r} has no users; add one "
+            "(docs/how-to/publish-to-a-private-index.md)"
         )
     return path.resolve()
 
@@ -87,6 +96,11 @@ def wait_listening(proc: subprocess.Popen[bytes], port: int, timeout_s: float = 
         except OSError:
             time.sleep(0.2)
     raise PublishError(f"pypiserver did not listen on {LOOPBACK}:{port} within {timeout_s:.0f}s")
+
+
+def start(argv: list[str]) -> subprocess.Popen[bytes]:
+    """Start the server; it gets SIGTERM if tfforge dies (even by SIGKILL)."""
+    return subprocess.Popen(argv, preexec_fn=procs.die_with_parent)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -11,10 +11,8 @@ answer; the upload runs in a worker thread so Ctrl-C and --timeout stop it at an
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import functools
-import html
 import io
 import logging
 import re
@@ -24,8 +22,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NotRequired, TypedDict
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import urlsplit
 
+from tfforge import text
 from tfforge.errors import ConfigError, Interrupted, PublishError, TfforgeError, VerifyError
 from tfforge.files import expand, sha256_file
 from tfforge.text import without_credentials
@@ -47,23 +46,19 @@ class Credentials:
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> Credentials:
-        return cls(env.get(USER_VAR) or None, env.get(PASSWORD_VAR) or None)
+        creds = cls(env.get(USER_VAR) or None, env.get(PASSWORD_VAR) or None)
+        creds.register()
+        return creds
 
-    def scrub(self, text: str) -> str:
-        """text with the username, password and their Basic-auth form replaced by ***."""
-        secrets = [s for s in (self.username, self.password) if s]
-        if self.username and self.password:
-            pair = f"{self.username}:{self.password}".encode()
-            secrets.append(base64.b64encode(pair).decode())
-        # Servers echo what they got: HTML-escaped in error pages, percent-encoded in URLs.
-        forms = {
-            f
-            for s in secrets
-            for f in (s, html.escape(s), quote(s, safe=""), quote_plus(s, safe=""))
-        }
-        for secret in sorted(forms, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
+    def register(self) -> None:
+        """Make both values secrets of this run: the output layer scrubs them everywhere."""
+        text.add_secret(self.password, user=self.username)
+        text.add_secret(self.username, user=self.username)
+
+    def scrub(self, value: str) -> str:
+        """value with the username, password and every encoding of them replaced by ***."""
+        self.register()
+        return text.scrub(value)
 
 
 # ---- inputs --------------------------------------------------------------------------------
@@ -79,21 +74,21 @@ def repository_url(url: str | None, where: str = "--repository") -> str:
             "http://127.0.0.1:8080/ from `invoke serve`) or set "
             "TFFORGE_PUBLISH_REPOSITORY"
         )
-    shown = without_credentials(url)
-    if shown != url:
+    if without_credentials(url) != url:
         raise ConfigError(
-            f"{where} {shown!r} has credentials in the URL; remove them and " + CREDENTIALS_HINT
+            f"{where} {text.clip(text.mask_url(url))!r} has credentials in the URL; "
+            "remove them and " + CREDENTIALS_HINT
         )
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError as exc:
         raise ConfigError(
-            f"{where} {url!r} is not a valid URL ({exc}); write it like http://127.0.0.1:8080/"
-        ) from exc
+            f"{where} {text.clip(text.mask_url(url))!r} is not a valid URL ({exc}); write it like http://127.0.0.1:8080/"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
-            f"{where} {url!r} is not an http(s) URL; write it like "
+            f"{where} {text.clip(text.mask_url(url))!r} is not an http(s) URL; write it like "
             "https://index.example.com/legacy/"
         )
     return url
@@ -150,10 +145,10 @@ def check_wheels(paths: list[Path]) -> None:
 # ---- failures -> one line ------------------------------------------------------------------
 
 
-def is_conflict(status: int, reason: str, text: str) -> bool:
+def is_conflict(status: int, reason: str, body: str) -> bool:
     """The index already has this file: 409 (pypiserver, devpi), or 400 'already exists' (PyPI;
     pypiserver too when the client says it is twine)."""
-    said = f"{reason} {text}".lower()
+    said = f"{reason} {body}".lower()
     return status == 409 or (status == 400 and "already exist" in said)
 
 
@@ -177,9 +172,14 @@ def explain(
     from twine import exceptions as twine_errors
 
     before = f"; uploaded before it: {', '.join(done)}" if done else ""
+    url = text.mask_url(url)
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         resp = exc.response
-        status, reason, body = resp.status_code, resp.reason or "", resp.text or ""
+        # The server's words are shown only scrubbed: a reason phrase or body may echo what
+        # the client sent (the password, its Basic-auth form, a token in the URL).
+        status = resp.status_code
+        reason = text.clip(creds.scrub(text.plain(resp.reason or "")), 80)
+        body = creds.scrub(resp.text or "")
         if is_conflict(status, reason, body):
             return PublishError(
                 f"{wheel} already exists on {url} (HTTP {status}); an index never "
@@ -208,12 +208,12 @@ def explain(
             f"set REQUESTS_CA_BUNDLE to the index's CA file{before}"
         )
     if isinstance(exc, requests.ConnectionError):
-        text = str(exc)
-        if "refused" in text.lower():
+        said = str(exc)
+        if "refused" in said.lower():
             why = "connection refused: is the index running? (`invoke serve` starts one)"
-        elif "NameResolution" in text or "Name or service not known" in text:
+        elif "NameResolution" in said or "Name or service not known" in said:
             why = "host name not found: check the URL"
-        elif "timed out" in text.lower():
+        elif "timed out" in said.lower():
             why = "the connection timed out"
         else:
             why = (
@@ -322,13 +322,14 @@ def publish(
     """Upload each wheel in turn; one TfforgeError names the first failure."""
     results: list[Uploaded] = []
     done: list[str] = []
+    shown = text.mask_url(url)
     for path in paths:
         entry: Uploaded = {
             "file": path.name,
             "sha256": sha256_file(path),
             "size": path.stat().st_size,
         }
-        logger.info(f"uploading {path.name} ({size_text(entry['size'])}) to {url}")
+        logger.info(f"uploading {path.name} ({size_text(entry['size'])}) to {shown}")
         started = time.monotonic()
         try:
             with _quiet_twine(show_progress):
@@ -337,20 +338,20 @@ def publish(
                 )
         except KeyboardInterrupt:
             raise Interrupted(
-                f"upload of {path.name} to {url} interrupted; nothing changed "
+                f"upload of {path.name} to {shown} interrupted; nothing changed "
                 "locally; the index may hold a partial file, check it before "
                 "re-running" + (f" (uploaded before it: {', '.join(done)})" if done else "")
             ) from None
         except TimeoutError:
             raise PublishError(
-                f"upload of {path.name} to {url} did not finish within "
+                f"upload of {path.name} to {shown} did not finish within "
                 f"{timeout_s:.0f}s (--timeout); check the index, then re-run"
             ) from None
         except Exception as exc:  # noqa: BLE001 - twine, requests, keyring: explain() names each
             if not (skip_existing and _is_conflict_error(exc)):
                 raise explain(exc, path.name, url, creds, done) from None
             entry["status"], entry["seconds"] = "skipped", round(time.monotonic() - started, 2)
-            logger.warning(f"{path.name} is already on {url}; skipped (--skip-existing)")
+            logger.warning(f"{path.name} is already on {shown}; skipped (--skip-existing)")
             results.append(entry)
             continue
         entry["status"], entry["seconds"] = "uploaded", round(time.monotonic() - started, 2)

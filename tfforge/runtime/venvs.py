@@ -33,7 +33,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from tfforge import resources
-from tfforge.errors import ConfigError, TfforgeError
+from tfforge.errors import ConfigError, TfforgeError, VerifyError
 from tfforge.files import sha256_file, write_json_atomic
 from tfforge.paths import cache_dir, wheels_dir
 from tfforge.wheel import fetch as pypi
@@ -162,7 +162,22 @@ def ensure(p: VenvPlan) -> Path:
     return python
 
 
+def _sound(wheel: Path) -> None:
+    """Install nothing the one wheel reader refuses (member paths, links, RECORD, METADATA)."""
+    from tfforge.wheel.read import structure_problems
+
+    problems = structure_problems(wheel)
+    if problems:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise VerifyError(
+            f"refusing to install {wheel.name}: {problems[0]}{more}; "
+            f"run `invoke verify {wheel}` for details"
+        )
+
+
 def _build(p: VenvPlan, target: Path, log: Path) -> None:
+    if p.wheel is not None:
+        _sound(p.wheel)
     what = p.wheel.name if p.wheel else ", ".join(p.requirements)
     logger.info(f"creating venv {target.name} for {what} (once; pip fetches dependencies)")
     started = time.monotonic()

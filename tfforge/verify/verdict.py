@@ -23,7 +23,8 @@ from tfforge.elfscan.results import FeatureEvidence, LibraryScan
 from tfforge.elfscan.tables import NOT_LOADED
 from tfforge.errors import ConfigError, InternalError, TfforgeError
 from tfforge.host import cpu, isa
-from tfforge.verify import emulate, modules
+from tfforge.verify import builtwith, emulate, modules
+from tfforge.verify import runtime as runtime_verdicts
 from tfforge.verify.answers import (
     CANNOT,
     RUNS,
@@ -81,6 +82,7 @@ class VerifyReport:
     unguarded: tuple[str, ...] = ()  # in ordinary code not shown to be guarded
     skipped: tuple[str, ...] = ()  # ELF members not scanned (another machine, object files)
     probe: str = ""  # what the emulated runs ran
+    runtime: tuple[runtime_verdicts.RuntimeVerdict, ...] = ()  # per host: glibc, libstdc++, Python
 
     @property
     def ok(self) -> bool:
@@ -245,6 +247,10 @@ def verify(
     ]
     if facts.provenance:
         checks.append(reproducible_check(facts, sha, builds_dir))
+    status("reading which compiler and linker built it (.comment of every ELF member)")
+    checks.append(builtwith.check(facts, builtwith.read(wheel_path, sha, use_cache=use_cache)))
+    runtime_check, runtime_hosts = runtime_verdicts.runtime_check(wheel_path, facts.tags, hosts)
+    checks.append(runtime_check)
     if emulations:
         checks.append(emulation_check(emulations, probe_text))
 
@@ -269,6 +275,7 @@ def verify(
         unguarded=tuple(sorted(n.unguarded, key=isa.sort_key)),
         skipped=tuple(skipped),
         probe=probe_text,
+        runtime=tuple(runtime_hosts),
     )
 
 

@@ -16,6 +16,7 @@ from packaging.version import InvalidVersion, Version
 from tfforge.elfscan.results import LibraryScan
 from tfforge.errors import ConfigError
 from tfforge.host import isa
+from tfforge.text import clip
 from tfforge.wheel import read as wheel
 
 # A check passes, fails (exit 1), is skipped, or is undecided (exit 3 when nothing failed).
@@ -49,9 +50,9 @@ def structure_check(c: wheel.WheelCheck) -> Check:
 
 def python_check(facts: wheel.WheelFacts, python: str, members: Iterable[str]) -> Check:
     """Can the target interpreter install the wheel, and do extension suffixes agree?"""
-    m = re.fullmatch(r"(\d)\.(\d+)", python.strip())
+    m = re.fullmatch(r"([0-9])\.([0-9]{1,3})", python.strip())
     if not m:
-        raise ConfigError(f"--python {python!r}: give a version like 3.11")
+        raise ConfigError(f"--python {clip(python)!r}: give a version like 3.11")
     version = (int(m[1]), int(m[2]))
     platforms = sorted({t.platform for t in facts.tags})
     ok_tags = set(cpython_tags(version, platforms=platforms)) | set(

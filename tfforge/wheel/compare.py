@@ -7,16 +7,15 @@ Reproducible Builds project's tool, when installed, to explain a difference in d
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TypedDict
 
-from tfforge.errors import BuildError
+from tfforge.errors import BuildError, ConfigError
 from tfforge.files import sha256_file
+from tfforge.wheel import read
 
 DIFFOSCOPE_TIMEOUT_S = 600
 DIFFOSCOPE_MAX_CHARS = 200_000
@@ -54,20 +53,11 @@ class Comparison(TypedDict):
 
 
 def _digests(path: Path) -> dict[str, tuple[str, int]]:
+    """Each member's sha256 and size, read by the one wheel reader (its caps included)."""
     try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise BuildError(f"{path} is not a readable wheel ({exc})") from exc
-    out: dict[str, tuple[str, int]] = {}
-    with archive:
-        for info in archive.infolist():
-            digest, size = hashlib.sha256(), 0
-            with archive.open(info) as src:
-                for block in iter(lambda: src.read(1 << 20), b""):
-                    digest.update(block)
-                    size += len(block)
-            out[info.filename] = (digest.hexdigest(), size)
-    return out
+        return read.member_digests(path)
+    except ConfigError as exc:
+        raise BuildError(f"{path} is not a readable wheel ({exc})") from None
 
 
 def members(first: Path, second: Path) -> list[Member]:
@@ -83,7 +73,7 @@ def members(first: Path, second: Path) -> list[Member]:
 
 def zip_differences(first: Path, second: Path) -> list[str]:
     """Differences in the zip structure itself: member order, timestamps, modes, compression."""
-    with zipfile.ZipFile(first) as za, zipfile.ZipFile(second) as zb:
+    with read.open_wheel(first)[0] as za, read.open_wheel(second)[0] as zb:
         ia, ib = za.infolist(), zb.infolist()
         out = []
         if [i.filename for i in ia] != [i.filename for i in ib]:

@@ -23,7 +23,8 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from tfforge.errors import BuildError, ConfigError
-from tfforge.wheel.read import PROVENANCE, RECORD_FILES, parse_record, record_digest, unsafe_reason
+from tfforge.wheel.read import PROVENANCE, RECORD_FILES, member_problem
+from tfforge.wheel.records import Row, parse_record, record_digest
 
 # The earliest date a zip entry can carry; fixed so rebuilding the same wheel gives the same bytes.
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
@@ -55,7 +56,10 @@ def _rewrite_metadata(data: bytes, version: str) -> bytes:
 
     Hand-written: only that line may change. packaging.metadata parses METADATA but writes no
     byte-for-byte copy, and email's generator re-folds headers."""
-    lines = data.decode("utf-8").split("\n")
+    try:
+        lines = data.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        raise BuildError("wheel METADATA is not UTF-8; check the wheel target") from None
     for index, line in enumerate(lines):
         if not line.strip():
             break
@@ -63,6 +67,25 @@ def _rewrite_metadata(data: bytes, version: str) -> bytes:
             lines[index] = f"Version: {version}"
             return "\n".join(lines).encode("utf-8")
     raise BuildError("wheel METADATA has no Version header; check the wheel target")
+
+
+def _rewrite_wheel(data: bytes, platforms: tuple[str, ...]) -> bytes:
+    """WHEEL with its Tag lines for the new platform tags (one line per python-abi-platform)."""
+    lines, out, pyabi = data.decode("utf-8").split("\n"), [], []
+    for line in lines:
+        key, sep, value = line.partition(":")
+        if sep and key.strip().lower() == "tag":
+            pair = value.strip().rsplit("-", 1)[0]
+            if pair not in pyabi:
+                pyabi.append(pair)
+            continue
+        out.append(line)
+    if not pyabi:
+        raise BuildError("wheel WHEEL file has no Tag line; check the wheel target")
+    while out and not out[-1].strip():
+        out.pop()
+    out += [f"Tag: {pair}-{plat}" for pair in pyabi for plat in platforms]
+    return ("\n".join(out) + "\n").encode("utf-8")
 
 
 def _zip_info(name: str, source: zipfile.ZipInfo | None = None) -> zipfile.ZipInfo:
@@ -74,9 +97,17 @@ def _zip_info(name: str, source: zipfile.ZipInfo | None = None) -> zipfile.ZipIn
 
 
 def finalize(
-    raw: Path, out_dir: Path, *, local_version: str, provenance: Mapping[str, object]
+    raw: Path,
+    out_dir: Path,
+    *,
+    local_version: str,
+    provenance: Mapping[str, object],
+    platforms: tuple[str, ...] | None = None,
 ) -> Path:
     """Write the finalized wheel into out_dir and return its path (see module docstring).
+
+    platforms: the platform tags the wheel gets instead of its own (tfforge/wheel/manylinux.py
+    decides them), in the file name and WHEEL's Tag lines.
 
     Raises BuildError when the raw wheel is inconsistent (bad name, unsafe paths, a member whose
     hash or size differs from its RECORD line), ConfigError for an invalid local label.
@@ -90,6 +121,8 @@ def finalize(
     new_version = str(labelled_version(old_version, local_version))
     old_info, new_info = f"{dist}-{old_version}.dist-info", f"{dist}-{new_version}.dist-info"
     old_data, new_data = f"{dist}-{old_version}.data", f"{dist}-{new_version}.data"
+    if platforms:
+        rest = f"{rest.rsplit('-', 1)[0]}-{'.'.join(platforms)}"
     final = Path(out_dir) / f"{dist}-{new_version}-{rest}.whl"
 
     def renamed(name: str) -> str:
@@ -105,7 +138,7 @@ def finalize(
     try:
         with archive:
             members = [i for i in archive.infolist() if not i.is_dir()]
-            unsafe = [i.filename for i in members if unsafe_reason(i)]
+            unsafe = [i.filename for i in archive.infolist() if member_problem(i)]
             if unsafe:
                 raise BuildError(f"built wheel {raw.name} has unsafe member paths: {unsafe[:3]}")
             names = {i.filename for i in members}
@@ -134,10 +167,18 @@ def finalize(
                     if member.filename in record_files:
                         continue
                     target = renamed(member.filename)
-                    if member.filename == f"{old_info}/METADATA":
+                    rewrite = {
+                        f"{old_info}/METADATA": lambda d: _rewrite_metadata(d, new_version),
+                        **(
+                            {f"{old_info}/WHEEL": lambda d: _rewrite_wheel(d, platforms)}
+                            if platforms
+                            else {}
+                        ),
+                    }.get(member.filename)
+                    if rewrite is not None:
                         data = archive.read(member)
                         _check(member.filename, hashlib.sha256(data), len(data), listed)
-                        data = _rewrite_metadata(data, new_version)
+                        data = rewrite(data)
                         out.writestr(_zip_info(target, member), data)
                         record.append((target, record_digest(hashlib.sha256(data)), len(data)))
                         continue
@@ -173,12 +214,12 @@ def finalize(
     return final
 
 
-def _check(
-    name: str, digest: hashlib._Hash, size: int, listed: Mapping[str, tuple[str, str]]
-) -> None:
+def _check(name: str, digest: hashlib._Hash, size: int, listed: Mapping[str, Row]) -> None:
     """A member must match its RECORD line where that line has a hash."""
-    want_hash, want_size = listed[name]
-    if want_hash and (want_hash != record_digest(digest) or (want_size and int(want_size) != size)):
+    want_hash, want_size = listed[name].hash, listed[name].size
+    if want_hash and (
+        want_hash != record_digest(digest) or (want_size is not None and want_size != size)
+    ):
         raise BuildError(
             f"built wheel member {name} does not match its RECORD line "
             f"({want_hash}, {want_size} bytes); the export is corrupt, rebuild"

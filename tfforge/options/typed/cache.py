@@ -26,6 +26,8 @@ class CacheOptions(Options):
     cache_htpasswd: Path | None = None
     # where the cache lives
     cache_folder: Path | None = None
+    # serve the cache on a non-loopback --bind (needs --htpasswd too)
+    cache_allow_remote: bool = False
     # print one JSON document (for machines) instead of the report
     json: bool = False
     # show a traceback on errors

@@ -26,6 +26,9 @@ class DetectOptions(Options):
     match_gcc_version: str = "12.2.0"
     # skip probing the installed TensorFlow
     no_tf: bool = False
+    # print the stdlib-only script that captures another host's CPU and runtime (run it there:
+    # python3 capture.py > hosts/NAME.json)
+    capture_script: bool = False
     # show a traceback on errors
     debug: bool = False
     # seconds detect waits for `import tensorflow` in a subprocess

@@ -5,15 +5,17 @@ is current).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tfforge.options.base import Options
+from tfforge.options.typed.spec import SpecOptions
 
 
 @dataclass(frozen=True, kw_only=True)
 class MatchOptions(Options):
     """The best build target every host in a fleet can run, and why others are refused."""
 
+    spec: SpecOptions = field(default_factory=SpecOptions)
     # host files: a folder (e.g. hosts/), a glob, or a comma-separated list of snapshots (.json from
     # detect --save) and raw /proc/cpuinfo copies
     fleet: str

@@ -21,6 +21,10 @@ class RebuildOptions(Options):
     vary: bool = False
     # seconds a build may run before it is stopped (matrix: each cell's build)
     build_timeout: float = 21600.0
+    # a kit folder (KITS/BUILD_ID, made by `kit`): build: its own build with no network, every input
+    # from the kit, no other build option given; rebuild: from this kit of the build; kit check: the
+    # kit to hash against its manifest
+    kit: str | None = None
     # print one JSON document (for machines) instead of the report
     json: bool = False
     # show a traceback on errors

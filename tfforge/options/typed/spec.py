@@ -34,7 +34,7 @@ class SpecOptions(Options):
     compiler: Compiler = Compiler.GCC
     # GCC version to install and require in the image; refused outside the release recipe's range
     build_gcc_version: str | None = None
-    # Clang version with --compiler clang
+    # Clang version with --compiler clang; refused unless it is the release's own major
     clang_version: str | None = None
     # base image; an image without @sha256 is allowed and recorded as unpinned
     base_image: str | None = None
@@ -49,6 +49,11 @@ class SpecOptions(Options):
     remote_cache: str | None = None
     # Bazel remote executor URL (grpc, grpcs); rendered, untested here
     remote_executor: str | None = None
+    # the glibc and libstdc++ the wheel must load on: auto (the oldest runtime of the --host
+    # snapshots, or of this host with --target host; none without one), a suite of
+    # tfforge/data/runtimes.toml (bullseye, bookworm, trixie) or none (whatever the build image
+    # links against)
+    runtime_floor: str = "auto"
     # SOURCE_DATE_EPOCH inside the build (default 1980-01-01, the earliest time a zip entry can
     # carry)
     source_date_epoch: int = 315532800

@@ -1,0 +1,119 @@
+"""The scrubber against secrets in random encodings, through the real output paths.
+
+The encodings are computed here with the standard library, independently of tfforge.text:
+raw, percent-quoted with and without safe characters (and `+` for spaces, and lower-case hex),
+JSON-escaped, HTML-escaped, base64 (standard and URL-safe, padded or not) of the secret and of
+`user:secret`. Found case: a 401 reason phrase printed the raw TWINE_PASSWORD.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from urllib.parse import quote, quote_plus
+
+import pytest
+import requests
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from tfforge import console, text
+from tfforge.publish import upload
+
+SETTINGS = settings(
+    max_examples=200,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+def b64(raw: bytes, urlsafe: bool, pad: bool) -> str:
+    out = (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(raw).decode()
+    return out if pad else out.rstrip("=")
+
+
+ENCODINGS = {
+    "raw": lambda s, u: s,
+    "quote": lambda s, u: quote(s),
+    "quote-nosafe": lambda s, u: quote(s, safe=""),
+    "quote-plus": lambda s, u: quote_plus(s),
+    "quote-lower": lambda s, u: re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), quote(s, safe="")),
+    "json": lambda s, u: json.dumps(s)[1:-1],
+    "json-utf8": lambda s, u: json.dumps(s, ensure_ascii=False)[1:-1],
+    "html": lambda s, u: html.escape(s),
+    "b64": lambda s, u: b64(s.encode(), False, True),
+    "b64-url-nopad": lambda s, u: b64(s.encode(), True, False),
+    "basic": lambda s, u: b64(f"{u}:{s}".encode(), False, True),
+    "basic-url-nopad": lambda s, u: b64(f"{u}:{s}".encode(), True, False),
+}
+secrets = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=4, max_size=24
+)
+users = st.text(
+    alphabet=st.characters(codec="ascii", categories=["L", "N"]), min_size=1, max_size=8
+)
+around = st.text(max_size=20)
+
+
+@SETTINGS
+@given(secrets, users, st.sampled_from(sorted(ENCODINGS)), around, around)
+@example("hunter2!", "alice", "raw", "401 Unauthorized for ", "")
+@example("p@ss w/rd&", "bob", "basic", "Authorization: Basic ", "\r\n")
+def test_no_encoding_of_a_registered_secret_survives_scrub(secret, user, kind, before, after):
+    text.forget_secrets()
+    text.add_secret(secret, user=user)
+    form = ENCODINGS[kind](secret, user)
+    shown = text.scrub(before + form + after)
+    assert form not in shown
+    assert secret not in shown
+
+
+@SETTINGS
+@given(secret=secrets, user=users, kind=st.sampled_from(sorted(ENCODINGS)))
+def test_console_lines_and_json_never_show_a_secret(capsys, secret, user, kind):
+    text.forget_secrets()
+    text.secrets_from_environ({"TWINE_PASSWORD": secret, "TWINE_USERNAME": user})
+    form = ENCODINGS[kind](secret, user)
+    console.say(f"server said: {form}")
+    console.info(f"detail {form}")
+    console.print_json({"echo": form})
+    out, err = capsys.readouterr()
+    for seen in (out, err):
+        assert form not in seen
+        assert json.dumps(form)[1:-1] not in seen
+
+
+@pytest.mark.parametrize("kind", sorted(ENCODINGS))
+def test_a_server_reason_phrase_echoing_the_password_is_scrubbed(kind):
+    secret, user = "s3cr3t-P@ss/word", "alice"
+    creds = upload.Credentials(user, secret)
+    resp = requests.Response()
+    resp.status_code = 401
+    resp.reason = f"Unauthorized ({ENCODINGS[kind](secret, user)})"
+    resp._content = f"<p>bad credentials {ENCODINGS[kind](secret, user)}</p>".encode()
+    err = upload.explain(requests.HTTPError(response=resp), "x.whl", "http://h/", creds, [])
+    assert ENCODINGS[kind](secret, user) not in str(err)
+    assert secret not in str(err)
+
+
+TOKENS = ["token", "access_token", "X-Amz-Signature", "sig", "password", "api_key", "auth"]
+
+
+@settings(max_examples=100, derandomize=True, deadline=None)
+@given(
+    st.sampled_from(TOKENS),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.~", min_size=6, max_size=20),
+    st.sampled_from(["?{k}={v}", "?a=1&{k}={v}", "#{k}={v}", ";{k}={v}", "?x=1;{k}={v}"]),
+)
+def test_token_parameters_in_urls_are_masked(key, value, shape):
+    url = "https://index.example/simple/" + shape.format(k=key, v=value)
+    shown = text.mask_url(url)
+    assert value not in shown
+    assert key in shown
+
+
+def test_credentials_in_the_authority_are_masked():
+    assert text.mask_url("https://u:p4ss@h/x?token=abc") == "https://***@h/x?token=***"
