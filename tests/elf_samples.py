@@ -261,3 +261,78 @@ __attribute__((noinline)) void init_ops(void) {
 }
 void add8(int *d, const int *s) { ops.add(d, s); }
 """
+
+
+# Hand-written assembly in OpenSSL's perlasm shape: an entry point reads a capability word that
+# a cpuid function filled and jumps (jnz) to a variant; the two AVX2 routines jump to each other.
+# No CFI, so only symbols give the functions.
+ASM_JUMPS = r"""
+#include <cpuid.h>
+unsigned cap_word[2] __attribute__((visibility("hidden")));
+__attribute__((constructor)) static void probe(void) {
+    unsigned a, b, c, d;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) cap_word[0] = b;
+}
+__asm__(".text\n"
+        ".globl dispatch_sum\n.type dispatch_sum,@function\n.p2align 4\n"
+        "dispatch_sum:\n  movl cap_word(%rip), %eax\n  testl $32, %eax\n"
+        "  jnz .Lwide_entry\n  xorl %eax, %eax\n  ret\n.size dispatch_sum,.-dispatch_sum\n"
+        ".type wide_sum,@function\n.p2align 6\n"
+        "wide_sum:\n.Lwide_entry:\n  vpaddd %ymm1, %ymm0, %ymm0\n  testl %edi, %edi\n"
+        "  jz .Lwide_done\n  jmp wide_tail\n.Lwide_done:\n  vzeroupper\n  ret\n"
+        ".size wide_sum,.-wide_sum\n"
+        ".type wide_tail,@function\n.p2align 6\n"
+        "wide_tail:\n  vpsubd %ymm1, %ymm0, %ymm0\n  decl %edi\n  jmp .Lwide_entry\n"
+        ".size wide_tail,.-wide_tail\n");
+"""
+
+# A function pointer picked after a CPU check that points to a wrapper without features (a
+# Rust #[target_feature] shim, memchr's searcher_kind_avx2); only the wrapper reaches the
+# AVX2 kernel.
+POINTER_WRAPPER = r"""
+typedef int v8si __attribute__((vector_size(32)));
+__attribute__((target("avx2"), noinline)) static void kernel(int *d, const int *s) {
+    *(v8si *)d += *(const v8si *)s;
+}
+__attribute__((noinline)) static void wrapper(int *d, const int *s) { kernel(d, s); }
+__attribute__((noinline)) static void plain(int *d, const int *s) {
+    for (int i = 0; i < 8; i++) d[i] += s[i];
+}
+static void (*volatile fn)(int *, const int *);
+__attribute__((noinline)) void pick(void) {
+    fn = __builtin_cpu_supports("avx2") ? wrapper : plain;
+}
+void run(int *d, const int *s) { if (!fn) pick(); fn(d, s); }
+"""
+
+# An AVX-512 function nothing refers to (kept by `used`, as a linker keeps an assembly
+# routine whose C caller was dropped): it never runs.
+UNREACHED = r"""
+#include <stddef.h>
+#include <immintrin.h>
+__attribute__((used, target("avx512f"), noinline))
+static void orphan(float *c, const float *a) { _mm512_storeu_ps(c, _mm512_loadu_ps(a)); }
+int answer(void) { return 42; }
+"""
+
+# A capability word with a versioned crate prefix, exported (so code reaches it through its GOT
+# entry) and filled by a cpuid function through a pointer: found by its name's end.
+VERSIONED_WORD = r"""
+#include <cpuid.h>
+typedef int v8si __attribute__((vector_size(32)));
+unsigned ring_core_0_17_8_OPENSSL_ia32cap_P[4];
+__attribute__((noinline)) void ring_core_0_17_8_OPENSSL_cpuid_setup(unsigned *out) {
+    unsigned a, b, c, d;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) out[2] = b;
+}
+__attribute__((target("avx2"), noinline)) static void add_wide(int *d, const int *s) {
+    *(v8si *)d += *(const v8si *)s;
+}
+__attribute__((noinline)) static void add_plain(int *d, const int *s) {
+    for (int i = 0; i < 8; i++) d[i] += s[i];
+}
+void init(void) { ring_core_0_17_8_OPENSSL_cpuid_setup(ring_core_0_17_8_OPENSSL_ia32cap_P); }
+void add8(int *d, const int *s) {
+    if (ring_core_0_17_8_OPENSSL_ia32cap_P[2] & 32) add_wide(d, s); else add_plain(d, s);
+}
+"""

@@ -1,7 +1,8 @@
 """One error hierarchy and one exit-code table for every tfforge command.
 
 Exit codes: 0 success, 1 a check or build failed, 2 unusable input or configuration,
-130 interrupted.
+3 undecided (verify: static analysis cannot tell whether a host runs the wheel), 4 internal
+error (a bug in tfforge, never a verdict), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -55,6 +56,19 @@ class BuildError(TfforgeError):
 
 class VerifyError(TfforgeError):
     """A wheel failed a check."""
+
+
+class Undecided(TfforgeError):
+    """verify: no check failed, but whether some host runs the wheel is undecided."""
+
+    exit_code = 3
+
+
+class InternalError(TfforgeError):
+    """tfforge could not finish: a bug, or a tool it runs failed (a scan worker killed, qemu
+    unusable). Reported as such, never as a verdict."""
+
+    exit_code = 4
 
 
 class PublishError(TfforgeError):

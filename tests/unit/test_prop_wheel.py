@@ -15,12 +15,16 @@ import unicodedata
 from pathlib import Path
 
 import hostile_wheels as hw
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tfforge import grammar
 from tfforge.wheel import members as rules
 from tfforge.wheel import read
+
+# Hostile wheels repeat member names on purpose; zipfile warns on each one it writes.
+pytestmark = pytest.mark.filterwarnings("ignore:Duplicate name:UserWarning")
 
 SETTINGS = settings(
     max_examples=150,

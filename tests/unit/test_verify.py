@@ -4,6 +4,7 @@ against host snapshots and confirmed by running it under qemu as older CPUs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from conftest import checks_by_name as checks
 
 from tfforge.commands import verify as verify_cmd
 from tfforge.host import cpu, isa
-from tfforge.verify import verdict, wheelcheck
+from tfforge.verify import answers, verdict, wheelcheck
 from tfforge.wheel import edit as wheel_edit
 
 HOSTS = FIXTURES / "hosts"
@@ -52,14 +53,39 @@ def test_manylinux_promise():
     assert wheelcheck.manylinux_glibc(tags("cp311-cp311-linux_x86_64")) is None
 
 
-def test_host_verdicts_fail_only_on_baseline():
+def test_three_answers_from_the_classes():
     sandy = cpu.load_host(HOSTS / "qemu-sandybridge.json")
+    ivy = cpu.load_host(HOSTS / "qemu-ivybridge.json")
     haswell = cpu.load_host(HOSTS / "qemu-haswell.json")
-    v = verdict.host_verdicts(
-        [sandy, haswell], frozenset({"avx", "f16c"}), frozenset({"avx2", "avx512f"})
+    nehalem = cpu.load_host(HOSTS / "qemu-nehalem.json")
+    n = answers.WheelNeeds(
+        required=frozenset({"avx"}),
+        unguarded=frozenset({"f16c"}),
+        dispatched=frozenset({"avx2", "avx512f"}),
     )
-    assert (v[0].ok, v[0].missing) == (False, ("f16c",))
-    assert (v[1].ok, v[1].missing, v[1].missing_dispatched) == (True, (), ("avx512f",))
+    v = {h.name: h for h in answers.host_verdicts([nehalem, sandy, ivy, haswell], n)}
+    assert (v["qemu-nehalem"].answer, v["qemu-nehalem"].missing) == ("cannot run", ("avx",))
+    assert (v["qemu-sandybridge"].answer, v["qemu-sandybridge"].unsettled) == (
+        "undecided",
+        ("f16c",),
+    )
+    assert v["qemu-ivybridge"].answer == "runs" and v["qemu-ivybridge"].missing_dispatched == (
+        "avx2",
+        "avx512f",
+    )
+    assert v["qemu-haswell"].ok and v["qemu-haswell"].missing_dispatched == ("avx512f",)
+
+
+def test_flags_outside_the_build_vocabulary_count_for_a_host():
+    # rtm and 3dnowprefetch are kernel flags isa.toml does not name: a host listing them has
+    # them (they used to be iced:RTM / iced:PREFETCHW, which no host could satisfy)
+    host = cpu.parse_cpuinfo(
+        "processor : 0\nvendor_id : GenuineIntel\nflags : fpu sse sse2 avx rtm 3dnowprefetch\n",
+        name="h",
+        source="t",
+    )
+    n = answers.WheelNeeds(frozenset(), frozenset({"rtm", "3dnowprefetch"}), frozenset())
+    assert answers.host_verdict(host, n).answer == "runs"
 
 
 def test_short_name():
@@ -327,26 +353,65 @@ def test_emulation_names_what_qemu_cannot_execute():
     assert emulate.model_env("Nehalem") == {"OPENBLAS_CORETYPE": "NEHALEM"}
 
 
-def test_unconfirmable_emulation_is_never_a_confirmation():
+def _static(answer: str, missing=(), unsettled=()) -> answers.HostVerdict:
+    return answers.HostVerdict("m", "m", "t", answer, tuple(missing), tuple(unsettled), ())
+
+
+def _run(model: str, status: str, signal: str | None = None):
     from tfforge.verify import emulate
 
-    res = emulate.EmulationResult(
-        "Icelake-Server", "signal", "SIGILL", "import tensorflow", None, 12.0, ""
-    )
-    e = verdict.EmulationVerdict(res, ("avx512f",), ("avx512f",), None)
-    check = verdict._emulation_check([e])
-    assert check.status == "skip" and "not confirmable under qemu" in check.summary
-    ok = verdict.EmulationVerdict(
-        emulate.EmulationResult("Haswell", "pass", None, "done", None, 9.0, ""), (), (), True
-    )
-    assert verdict._emulation_check([e, ok]).status == "pass"
-    bad = verdict.EmulationVerdict(
-        emulate.EmulationResult("Haswell", "pass", None, "done", None, 9.0, ""),
+    return emulate.EmulationResult(model, status, signal, "done", None, 9.0, "")
+
+
+def test_unconfirmable_emulation_is_never_a_confirmation():
+    none = frozenset()
+    beyond = answers.judge_run(
+        _run("Icelake-Server", "signal", "SIGILL"),
+        _static("cannot run", ["avx512f"]),
+        none,
         ("avx512f",),
-        (),
-        False,
+        True,
     )
-    assert verdict._emulation_check([bad]).status == "fail"
+    assert not beyond.confirmable and beyond.agrees is None
+    check = verdict.emulation_check([beyond], "import x")
+    assert check.status == "skip" and "not confirmable under qemu" in check.summary
+    ok = answers.judge_run(_run("Haswell", "pass"), _static("runs"), none, (), True)
+    assert ok.agrees is True and verdict.emulation_check([beyond, ok], "import x").status == "pass"
+    false_pass = answers.judge_run(
+        _run("Haswell", "signal", "SIGILL"), _static("runs"), none, (), True
+    )
+    assert false_pass.agrees is False
+    assert verdict.emulation_check([false_pass], "import x").status == "fail"
+    # the probe fails on this host too: the run under qemu shows nothing about the CPU
+    blind = answers.judge_run(_run("Haswell", "failed"), _static("runs"), none, (), False)
+    assert not blind.confirmable
+
+
+def test_emulation_settles_an_undecided_answer():
+    none = frozenset()
+    trap = answers.judge_run(
+        _run("SandyBridge", "signal", "SIGILL"),
+        _static("undecided", unsettled=["f16c"]),
+        none,
+        (),
+        True,
+    )
+    assert trap.settled and trap.answer == "cannot run" and trap.agrees is None
+    ran = answers.judge_run(
+        _run("SandyBridge", "pass"), _static("undecided", unsettled=["f16c"]), none, (), True
+    )
+    assert ran.settled and ran.answer == "runs"
+    assert verdict.emulation_check([trap], "import x").status == "fail"
+    assert verdict.emulation_check([ran], "import x").status == "pass"
+    # a host is settled by a model that has and lacks the same relevant features
+    sandy = cpu.load_host(HOSTS / "qemu-sandybridge.json")
+    haswell = cpu.load_host(HOSTS / "qemu-haswell.json")
+    n = answers.WheelNeeds(frozenset({"avx"}), frozenset({"f16c"}), frozenset({"avx512f"}))
+    hv = answers.host_verdicts([sandy, haswell], n)
+    ran = dataclasses.replace(ran, offered=answers.host_has(sandy))
+    settled = verdict.settle([sandy, haswell], hv, [ran], n)
+    assert settled[0].answer == "runs" and settled[0].settled_by == "SandyBridge"
+    assert settled[1] == hv[1]
 
 
 def test_corpus_runs_just_below_and_at_the_baseline():
@@ -370,6 +435,9 @@ def test_corpus_runs_just_below_and_at_the_baseline():
 def test_probes_exist_per_project():
     from tfforge.verify import probes
 
-    assert probes.for_project("intel-tensorflow-avx512") == probes.TENSORFLOW
-    assert probes.for_project("onnxruntime") == probes.ONNXRUNTIME
-    assert "import foo_bar" in probes.for_project("foo-bar")
+    assert probes.for_project("intel-tensorflow-avx512")[0] == probes.TENSORFLOW
+    assert probes.for_project("onnxruntime")[0] == probes.ONNXRUNTIME
+    assert probes.for_project("foo-bar") is None  # a distribution name is not a module name
+    assert "import foo_bar\n" in probes.import_probe(["foo_bar"])
+    with pytest.raises(ValueError):
+        probes.import_probe(["os; import shutil"])

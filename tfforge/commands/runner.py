@@ -6,8 +6,10 @@ and tfforge are still importing ends the process with 130 and one line (invoke i
 exit 1). Each task (tfforge/cli.py) then calls `run_task(name, given)`: the task's typed options
 come from tfforge.settings.resolve, and its command (tfforge/data/options.toml `run`) gets them
 through `run`, which hands Ctrl-C back to Python (KeyboardInterrupt) so a running command cleans
-up, then exits 130; nothing else in tfforge handles exits. Domain modules report status through
-`logging` (loggers under "tfforge"); `run` shows those lines on stderr through tfforge.console.
+up, then exits 130; nothing else in tfforge handles exits. An unexpected exception (a bug)
+becomes one line and exit 4 (InternalError), never the exit code of a verdict. Domain modules
+report status through `logging` (loggers under "tfforge"); `run` shows those lines on stderr
+through tfforge.console.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from invoke.exceptions import Exit
 
-from tfforge.errors import BuildError, Interrupted, TfforgeError
+from tfforge.errors import BuildError, InternalError, Interrupted, TfforgeError
 from tfforge.text import plain, scrub, secrets_from_environ
 
 T = TypeVar("T")
@@ -87,7 +90,7 @@ def run_task(name: str, given: Mapping[str, object]) -> object:
 
 def run(command: Callable[..., T], *args: Any, debug: bool = False, **kwargs: Any) -> T:
     """Call command; a TfforgeError (or a stray local OSError) becomes one line and an exit
-    code."""
+    code, any other exception the internal-error line and exit 4."""
     debug = debug or _debug_from_environment()
     secrets_from_environ(os.environ)
     if threading.current_thread() is threading.main_thread():
@@ -111,3 +114,22 @@ def run(command: Callable[..., T], *args: Any, debug: bool = False, **kwargs: An
         raise Exit(f"error: {where}{plain(scrub(str(exc.strerror or exc)))}", code=2) from None
     except KeyboardInterrupt:
         raise Exit(f"error: {Interrupted('interrupted')}", code=Interrupted.exit_code) from None
+    except Exit:
+        raise  # already one line and an exit code (a nested run)
+    except Exception as exc:  # noqa: BLE001 - the one place a bug becomes an exit code
+        raise Exit(internal_error_line(exc, debug), code=InternalError.exit_code) from None
+
+
+def internal_error_line(exc: BaseException, debug: bool) -> str:
+    """The one line an unexpected exception becomes (its traceback first under --debug): an
+    internal error has its own exit code, so a crash never reads as a verdict."""
+    if debug:
+        traceback.print_exception(exc)
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    ours = [f for f in frames if "tfforge" in Path(f.filename).parts] or frames
+    at = f" at {Path(ours[-1].filename).name}:{ours[-1].lineno}" if ours else ""
+    return (
+        f"error: internal error{at}: {type(exc).__name__}: {plain(scrub(str(exc)))[:300]} "
+        "(a bug in tfforge, not a verdict on the input; rerun with --debug for the traceback "
+        "and report it)"
+    )

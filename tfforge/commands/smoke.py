@@ -62,7 +62,7 @@ def show(doc: JsonDoc) -> None:
     if doc.get("verify"):
         say(
             f"verify:     static verdict for this host: "
-            f"{'runs' if doc['verify']['runs'] else 'cannot run'} (agrees with this run)"
+            f"{doc['verify'].get('answer', 'runs')} (this run agrees or settles it)"
         )
     say(
         f"g2p:        {doc['matched']}/{doc['words']} golden words match ({doc['mode']}, "

@@ -8,11 +8,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from tfforge import console, paths
-from tfforge.errors import VerifyError
+from tfforge.errors import Undecided, VerifyError
 from tfforge.host import cpu, isa
 from tfforge.options.typed.verify import VerifyOptions
+from tfforge.verify.answers import CANNOT, RUNS
 from tfforge.verify.verdict import VerifyReport, feature_rows, verify
-from tfforge.verify.wheelcheck import FAIL, PASS, SKIP
+from tfforge.verify.wheelcheck import FAIL, PASS, SKIP, UNDECIDED
 from tfforge.verify.wheelscan import bounded_jobs, default_jobs
 
 
@@ -48,17 +49,34 @@ def verify_command(opts: VerifyOptions) -> VerifyReport:
         console.print_json(report.to_dict())
     else:
         show(report)
-    if not report.ok:
+    if report.failed:
         names = ", ".join(c.name for c in report.failed)
         raise VerifyError(
             f"{Path(report.wheel).name}: {len(report.failed)} check(s) failed "
             f"({names}); see the report"
         )
+    if report.undecided:
+        open_hosts = ", ".join(h.name for h in report.hosts if h.undecided)
+        raise Undecided(
+            f"{Path(report.wheel).name}: undecided for {open_hosts}: ordinary code uses features "
+            "they lack and no CPU check is shown to guard it; --emulate MODEL settles it"
+        )
     return report
 
 
 # ---- the readable report -------------------------------------------------------------------
-_STYLE = {PASS: "[green]pass[/]", FAIL: "[bold red]FAIL[/]", SKIP: "[dim]skip[/]"}
+_STYLE = {
+    PASS: "[green]pass[/]",
+    FAIL: "[bold red]FAIL[/]",
+    SKIP: "[dim]skip[/]",
+    UNDECIDED: "[bold yellow]undecided[/]",
+}
+_ANSWER = {RUNS: "[green]runs[/]", CANNOT: "[bold red]cannot run[/]", UNDECIDED: _STYLE[UNDECIDED]}
+_CLASS = {
+    "required": "[bold]required[/]",
+    "unguarded": "[yellow]unguarded[/]",
+    "dispatched": "[dim]dispatched[/]",
+}
 
 
 def short_name(name: str, limit: int = 72) -> str:
@@ -113,14 +131,15 @@ def show(r: VerifyReport) -> None:
     t.add_column("what was measured", overflow="fold")
     for c in r.checks:
         t.add_row(c.name, _STYLE[c.status], escape(c.summary))
-        for d in c.details[1:6] if c.status == FAIL else ():
+        for d in c.details[1:6] if c.status in (FAIL, UNDECIDED) else ():
             t.add_row("", "", f"[dim]{escape(d)}[/]")
     out.print(t)
 
     if r.libraries:
         t = Table(
-            title=f"x86 extensions used by {len(r.libraries)} ELF libraries "
-            "(baseline = required to run; dispatched = only behind run-time CPU checks)",
+            title=f"x86 extensions used by {len(r.libraries)} ELF libraries (required = runs "
+            "at load; unguarded = ordinary code, no CPU check shown; dispatched = only behind "
+            "CPU checks)",
             title_justify="left",
         )
         for col in (
@@ -137,7 +156,7 @@ def show(r: VerifyReport) -> None:
             )
         rows = feature_rows(r)
         for row in rows:
-            cls = "[bold]baseline[/]" if row["class"] == "baseline" else "[dim]dispatched[/]"
+            cls = _CLASS.get(row["class"], row["class"])
             t.add_row(
                 row["title"],
                 cls,
@@ -149,18 +168,26 @@ def show(r: VerifyReport) -> None:
             )
         out.print(t)
         for row in rows:
-            if row["class"] == "baseline":
+            if row["class"] != "dispatched":
                 out.print(f"  [bold]{row['title']}[/] {escape(row['evidence'])}", highlight=False)
 
     t = Table(title="Hosts", title_justify="left")
-    for col in ("host", "model", "result", "missing baseline", "lacks (dispatched, fine)"):
+    for col in (
+        "host",
+        "model",
+        "answer",
+        "lacks (required)",
+        "lacks (unguarded)",
+        "lacks (dispatched, fine)",
+    ):
         t.add_column(col, overflow="fold")
     for h in r.hosts:
         t.add_row(
             escape(h.name),
             escape(h.model),
-            _STYLE[PASS if h.ok else FAIL],
+            _ANSWER[h.answer] + (f" (settled under {h.settled_by})" if h.settled_by else ""),
             ", ".join(h.missing) or "-",
+            ", ".join(h.unsettled) or "-",
             _few(h.missing_dispatched),
         )
     out.print(t)
@@ -181,20 +208,26 @@ def show(r: VerifyReport) -> None:
         out.print(t)
 
     if r.emulation:
-        t = Table(title="Emulated runs (qemu-x86_64)", title_justify="left")
-        for col in ("model", "result", "stage", "where", "seconds", "static verdict"):
+        t = Table(title=f"Emulated runs (qemu-x86_64): {escape(r.probe)}", title_justify="left")
+        for col in ("model", "result", "stage", "where", "seconds", "static answer", "so"):
             t.add_column(col, overflow="fold")
         for e in r.emulation:
             res = e.result
-            verdict = (
-                ("lacks " + ", ".join(e.predicted_missing))
-                if e.predicted_missing
-                else "has every baseline feature"
+            static = e.static.answer + (
+                " (lacks " + ", ".join(e.static.missing or e.static.unsettled) + ")"
+                if e.static.answer != RUNS
+                else ""
             )
-            if not e.confirmable:
-                verdict = (
-                    "not confirmable under qemu (cannot execute " + ", ".join(e.unexecutable) + ")"
-                )
+            if e.unexecutable:
+                so = "not confirmable (qemu cannot execute " + ", ".join(e.unexecutable) + ")"
+            elif not e.witness:
+                so = "shows nothing (fails on this host too)"
+            elif not e.confirmable:
+                so = "shows nothing (timed out)"
+            elif e.settled:
+                so = "settled: " + _ANSWER[e.answer]
+            else:
+                so = "agrees" if e.agrees else "[bold red]DISAGREES[/]"
             t.add_row(
                 res.model,
                 _STYLE[PASS]
@@ -203,7 +236,8 @@ def show(r: VerifyReport) -> None:
                 res.stage or "-",
                 escape(res.where or "-"),
                 f"{res.seconds:.0f}",
-                verdict + (" [bold red](disagrees)[/]" if e.agrees is False else ""),
+                static,
+                so,
             )
         out.print(t)
 
@@ -213,9 +247,9 @@ def show(r: VerifyReport) -> None:
         for col in (
             "library",
             "code MB",
-            "M instr",
+            "decoded MB",
             "functions",
-            "baseline",
+            "required / unguarded",
             "dispatched",
             "ISA note",
             "scan s",
@@ -223,15 +257,19 @@ def show(r: VerifyReport) -> None:
             t.add_column(
                 col,
                 overflow="fold",
-                justify="right" if col in ("code MB", "M instr", "functions", "scan s") else "left",
+                justify="right"
+                if col in ("code MB", "decoded MB", "functions", "scan s")
+                else "left",
             )
         for s in libs[:8]:
             t.add_row(
                 escape(s.path),
                 f"{s.code_bytes / 1e6:.1f}",
-                f"{s.instructions / 1e6:.2f}",
+                f"{s.decoded_bytes / 1e6:.1f}",
                 f"{s.functions:,}",
-                ", ".join(sorted(s.baseline, key=isa.sort_key)),
+                ", ".join(sorted(s.required, key=isa.sort_key))
+                + " / "
+                + ", ".join(sorted(s.unguarded, key=isa.sort_key)),
                 _few(sorted(s.dispatched, key=isa.sort_key)),
                 s.isa_needed or "-",
                 f"{s.seconds:.1f}",

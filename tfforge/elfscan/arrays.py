@@ -2,23 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
+
+Ints = npt.NDArray[np.int64]
+UInts = npt.NDArray[np.uint64]
+Bools = npt.NDArray[np.bool_]
 
 
-def unique(a: np.ndarray) -> np.ndarray:
+def unique(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """Sorted distinct values. (numpy 2.x np.unique without return_* takes a hash path that
     is ~100x slower than sorting on millions of integers.)"""
     a = np.sort(a)
     return a[np.concatenate(([True], a[1:] != a[:-1]))] if len(a) else a
 
 
-def spans(lo: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+def unique_counts(a: Ints) -> tuple[Ints, Ints]:
+    """(sorted distinct values, how often each occurs), by sorting (see unique)."""
+    a = np.sort(a)
+    if not len(a):
+        return a, np.zeros(0, np.int64)
+    first = np.flatnonzero(np.concatenate(([True], a[1:] != a[:-1])))
+    return a[first], np.diff(np.append(first, len(a))).astype(np.int64)
+
+
+def spans(lo: Ints, cnt: Ints) -> Ints:
     """Concatenation of arange(lo[i], lo[i] + cnt[i]) for all i, vectorized."""
     total = int(cnt.sum())
     return np.repeat(lo, cnt) + (np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt))
 
 
-def mask(ids: np.ndarray, n: int) -> np.ndarray:
+def mask(ids: Ints, n: int) -> Bools:
     m = np.zeros(n, bool)
     m[ids[ids >= 0]] = True
     return m

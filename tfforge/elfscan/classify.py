@@ -3,17 +3,19 @@ for each decision (rule, counts, example functions)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import iced_x86
 import numpy as np
 
 from tfforge.elfscan import arrays
-from tfforge.elfscan.decode import TABLE_BYTES, Streamed
+from tfforge.elfscan.decode import Streamed
+from tfforge.elfscan.library import Library
 from tfforge.elfscan.names import Matcher, demangle
+from tfforge.elfscan.pointers import Graph, Tables
 from tfforge.elfscan.results import FeatureEvidence
 from tfforge.elfscan.rules import code_table
-from tfforge.elfscan.tables import Library
 from tfforge.host import isa
 
 RULES = (
@@ -21,11 +23,12 @@ RULES = (
     "allow-list (verify_allow.toml) are dispatched kernels",
     "R2 guard: functions that are not exported (a Python extension module exports only "
     "PyInit_*: it is loaded RTLD_LOCAL), whose address is not stored in data, and whose "
-    "every reference (call, tail jump, LEA) comes from CPU-check code (cpuid/xgetbv, reads of "
+    "every reference (call, jump, LEA) comes from CPU-check code (cpuid/xgetbv, reads of "
     "__cpu_model & co. or flags a cpuid function stores, or a direct caller of those) or "
     "from dispatched code, are dispatched; a pointer in a data table counts as a reference "
     "from the code that takes the table's address, and helpers without features pass "
-    "dispatched-ness on to their callees",
+    "dispatched-ness on to their callees when only dispatched code calls them, or a CPU check "
+    "jumps to them or takes their address (a function pointer picked after cpuid)",
     "R3 load: features in code reachable by direct calls from .init/.init_array/PyInit_* "
     "(not through dispatched code) are baseline: it runs when the library loads",
     "R4 rest: every other function is ordinary; a feature in any ordinary function is baseline "
@@ -33,6 +36,9 @@ RULES = (
     "R5 unlabelled: code with neither a symbol nor an unwind (FDE) entry - hand-written "
     "assembly or data in .text - is dispatched unless ordinary code calls, jumps to or takes "
     "the address of it (tables of pointers count as in R2)",
+    "R6 unreferenced: code that no call, jump or LEA reaches, no pointer in data points to, "
+    "not exported and not run at load never runs (the linker kept it after dropping its "
+    "callers): its features are never needed",
     "ignored: instructions in verify.toml [ignore] (tzcnt, endbr64, multi-byte nop, prefetchw, "
     "xgetbv ...) never make a requirement; x86-64 level-1 features (SSE, SSE2) are implicit",
 )
@@ -48,6 +54,8 @@ class Classes:
     roots: int
     hits: dict[str, int]
     unlabelled: np.ndarray  # bool mask: dispatched by R5
+    checking: np.ndarray  # bool mask: CPU-check functions (they may guard their own code)
+    unreached: np.ndarray  # bool mask: nothing refers to them (R6)
 
 
 def cpu_checks(
@@ -61,8 +69,9 @@ def cpu_checks(
     n = len(lib)
     table = code_table()
     direct = [s.pair_fn[np.isin(s.pair_code, list(table.checks))]]
-    if len(s.variable_reads):
-        for fn in arrays.unique(lib.of(s.variable_reads)).tolist():
+    reads = s.reads(ranges)
+    if len(reads):
+        for fn in arrays.unique(lib.of(reads)).tolist():
             if fn < 0:
                 continue
             start, data = lib.code_bytes(fn)
@@ -72,8 +81,6 @@ def cpu_checks(
                 ):
                     direct.append(np.array([fn]))
                     break
-    helpers = lib.special["functions"]
-    direct.append(lib.exact(helpers["value"]))
     direct_mask = arrays.mask(np.concatenate(direct).astype(np.int64), n)
     checks = direct_mask.copy()
     checks[call_src[direct_mask[call_dst]]] = True  # their direct callers check too
@@ -87,8 +94,10 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     feature_fns = arrays.unique(s.pair_fn[has_feat[s.pair_code]])
     feat_mask = arrays.mask(feature_fns, n)
     call_src, call_dst = s.calls // n, s.calls % n
-    ref_src = np.concatenate([call_src, s.leas // n])
-    ref_dst = np.concatenate([call_dst, s.leas % n])
+    flow = np.concatenate([s.calls, s.jumps])  # control reaches the callee: calls, jumps
+    flow_src, flow_dst = flow // n, flow % n
+    ref_src = np.concatenate([flow_src, s.leas // n])
+    ref_dst = np.concatenate([flow_dst, s.leas % n])
     checks = cpu_checks(lib, s, ranges, call_src, call_dst)
 
     # Unknown callers: exported functions and functions whose address is stored in data.
@@ -97,11 +106,13 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     exported = dyn[((dyn["info"] >> 4) != 0) & ((dyn["other"] & 3) == 0) & (dyn["shndx"] != 0)]
     # A Python extension module (it defines PyInit_*) is loaded with RTLD_LOCAL: no other
     # library binds to its exports, so only PyInit_* itself is called from outside.
+    dynamic_mask = arrays.mask(lib.exact(exported["value"]), n)  # anyone may dlsym these
     if len(lib.special["pyinit"]):
         exported = lib.special["pyinit"]
     exported_mask = arrays.mask(lib.exact(exported["value"]), n)
-    tables = _Tables(lib, s, rel_where, rel_target)
-    outside = exported_mask | tables.outside(np.zeros(n, bool))
+    tables = Tables(lib, s, rel_where, rel_target)
+    open_to_all, guarded_slots = tables.split(tables.open_objects(np.zeros(n, bool)))
+    outside = exported_mask | open_to_all
     referenced = arrays.mask(ref_dst, n)
 
     # R1: names of feature functions, and of the referrers of those R2 may class.
@@ -110,7 +121,7 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     hits: dict[str, int] = {}
 
     def match(fns: np.ndarray) -> None:
-        for fn, name in lib.names(fns):
+        for fn, name in lib.names(fns, matcher.maybe):
             if not named[fn]:
                 p = matcher.match(name)
                 if p is not None:
@@ -123,30 +134,14 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     referrers = arrays.unique(ref_src[cand[ref_dst]])
     match(referrers[~feat_mask[referrers] & ~checks[referrers]])
 
-    # R2 + R5 to a fixed point. R2: referenced only from CPU checks or dispatched code.
-    # Functions without features count too when only dispatched code refers to them (a
-    # static helper or thread body between a dispatched entry point and its kernels); CPU-check
-    # code alone does not pass that on. A pointer stored in a table whose address only
-    # CPU-check or dispatched code takes (a dispatch table filled in after cpuid) is such a
-    # reference too. R5: unlabelled code (no symbol, no unwind entry) unless ordinary labelled
-    # code calls, jumps to or takes the address of it, or an unguarded table points to it.
+    # R2 + R5: what stays dispatched (see _greatest_fixed_point).
     gap = lib.unlabelled
-    dispatched = named.copy()
-    while True:
-        guarded = checks | dispatched
-        outside = exported_mask | tables.outside(guarded)
-        cand = ~named & ~outside & (referenced | tables.guarded_targets(guarded))
-        bad = np.zeros(n, bool)
-        bad[ref_dst[~guarded[ref_src]]] = True
-        plain_bad = bad.copy()
-        plain_bad[ref_dst[checks[ref_src] & ~dispatched[ref_src]]] = True
-        gap_bad = np.zeros(n, bool)
-        gap_bad[ref_dst[~(guarded | gap)[ref_src]]] = True
-        gap_ok = gap & ~gap_bad & ~(outside & ~exported_mask)
-        new = ~dispatched & ((cand & np.where(feat_mask, ~bad, ~plain_bad)) | gap_ok)
-        if not new.any():
-            break
-        dispatched |= new
+    dispatched = _greatest_fixed_point(
+        _Facts(n, exported_mask, named, checks, gap, feat_mask, referenced),
+        tables,
+        Graph(ref_src, ref_dst, n),
+        Graph(call_src, call_dst, n),
+    )
     unlabelled = gap & dispatched & ~named
 
     # R3: reachable at load, never entering dispatched code.
@@ -154,72 +149,93 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     pyinit = lib.special["pyinit"]
     roots = arrays.unique(np.concatenate([roots, lib.exact(pyinit["value"])]))
     roots = roots[roots >= 0]
-    load = reachable(roots, call_src, call_dst, dispatched, n)
+    # R6: code nothing reaches (no call, jump or LEA, no pointer in data, not exported, not a
+    # load-time entry) never runs: left in by the linker after its callers were dropped.
+    in_tables = open_to_all | (guarded_slots > 0)
+    unreached = ~referenced & ~in_tables & ~dynamic_mask & ~arrays.mask(roots, n)
+    dispatched = dispatched | (unreached & feat_mask)
+    load = reachable(roots, flow_src, flow_dst, dispatched, n)
     return Classes(
-        feature_fns, named, dispatched, load, int(checks.sum()), len(roots), hits, unlabelled
+        feature_fns,
+        named,
+        dispatched,
+        load,
+        int(checks.sum()),
+        len(roots),
+        hits,
+        unlabelled,
+        checks,
+        unreached & ~named,
     )
 
 
-class _Tables:
-    """Relocated pointers and the data objects holding them.
+@dataclass
+class _Facts:
+    """What the R2/R5 fixed point starts from (bool masks over all functions)."""
 
-    Objects start at addresses that code refers to (RIP-relative, near a table slot) or that
-    a relocated pointer in data points to; a slot belongs to the nearest object start at or below it (within
-    TABLE_BYTES). An object is guarded when every reference to it comes from guarded code
-    (CPU checks, dispatched code) or from a slot of a guarded object, and it has at least one
-    reference; a function pointer in a guarded object is not an unknown caller."""
+    n: int
+    exported: np.ndarray
+    named: np.ndarray
+    checks: np.ndarray
+    gap: np.ndarray  # unlabelled code (R5)
+    feat: np.ndarray
+    referenced: np.ndarray
 
-    TABLE_BYTES = TABLE_BYTES
 
-    def __init__(self, lib: Library, s: Streamed, rel_where: np.ndarray, rel_target: np.ndarray):
-        self.n = len(lib)
-        fn = lib.exact(rel_target)
-        to_data = lib.in_data(rel_target) & lib.in_data(rel_where)
-        self.ref_fn = (s.data_refs >> 40).astype(np.int64)
-        ref_addr = (s.data_refs & ((1 << 40) - 1)).astype(np.uint64)
-        self.objects = arrays.unique(np.concatenate([ref_addr, rel_target[to_data]]))
-        self.ref_obj = np.searchsorted(self.objects, ref_addr)
+def _greatest_fixed_point(f: _Facts, tables: Tables, refs: Graph, calls: Graph) -> np.ndarray:
+    """R2 + R5 as the greatest fixed point: start from every function that could be
+    dispatched and take away each one an ordinary function refers to, until nothing changes
+    (so a group of kernels that call each other, entered only after a CPU check, stays
+    dispatched). R2: referenced only from CPU checks or dispatched code. Functions without
+    features count too when only dispatched code calls them (a static helper or thread body
+    between a dispatched entry point and its kernels), or a CPU check jumps to them or takes
+    their address; a check merely calling one does not pass that on. A pointer stored in a
+    table whose address only CPU-check or dispatched code takes (a dispatch table filled in
+    after cpuid) is such a reference too. R5: unlabelled code (no symbol, no unwind entry)
+    unless ordinary labelled code calls, jumps to or takes the address of it, or an open
+    table points to it.
 
-        def owner(where: np.ndarray) -> np.ndarray:
-            """Object holding each slot, -1 when none is near."""
-            o = np.searchsorted(self.objects, where, side="right").astype(np.int64) - 1
-            oc = np.clip(o, 0, None)
-            near = (
-                (o >= 0) & (where - self.objects[oc] < self.TABLE_BYTES)
-                if len(self.objects)
-                else np.zeros(len(where), bool)
-            )
-            return np.where(near, o, -1)
+    Every condition only grows as functions are taken away, so after one full pass only the
+    targets of the functions just taken away (and the slots of tables they opened) are
+    looked at again: a worklist, not a recomputation per round."""
+    n = f.n
+    dispatched = ~f.exported | f.named
+    guarded = f.checks | dispatched
+    is_open = tables.open_objects(guarded)
+    in_open, guarded_slots = tables.split(is_open)
+    ref_src, ref_dst = np.repeat(np.arange(n), np.diff(refs.indptr)), refs.dst
+    call_src = np.repeat(np.arange(n), np.diff(calls.indptr))
+    bad = arrays.mask(ref_dst[~guarded[ref_src]], n)  # an ordinary function refers to it
+    gap_bad = arrays.mask(ref_dst[~(guarded | f.gap)[ref_src]], n)
+    from_check = arrays.mask(calls.dst[(f.checks & ~dispatched)[call_src]], n)
 
-        self.slot_fn = fn[fn >= 0]
-        self.slot_obj = owner(rel_where[fn >= 0])
-        # data -> data pointers: (holding object, pointed-to object)
-        self.link_from = owner(rel_where[to_data])
-        self.link_to = np.searchsorted(self.objects, rel_target[to_data])
-        self.referenced = np.zeros(len(self.objects), bool)
-        self.referenced[self.ref_obj] = True
-        self.referenced[self.link_to] = True
+    def keep(fn: np.ndarray) -> np.ndarray:
+        open_ = in_open[fn]
+        cand = ~f.named[fn] & ~f.exported[fn] & ~open_
+        cand &= f.referenced[fn] | (guarded_slots[fn] > 0)
+        cand &= ~bad[fn] & (f.feat[fn] | ~from_check[fn])
+        gap_ok = f.gap[fn] & ~gap_bad[fn] & ~(open_ & ~f.exported[fn])
+        kept: np.ndarray = f.named[fn] | cand | gap_ok
+        return kept
 
-    def _guarded_slots(self, guarded: np.ndarray) -> np.ndarray:
-        if not len(self.objects):
-            return np.zeros(len(self.slot_fn), bool)
-        bad = ~self.referenced
-        bad[self.ref_obj[~guarded[self.ref_fn]]] = True
-        bad[self.link_to[self.link_from < 0]] = True
-        while True:  # badness flows along data -> data pointers
-            spread = self.link_to[(self.link_from >= 0) & bad[np.clip(self.link_from, 0, None)]]
-            new = spread[~bad[spread]]
-            if not len(new):
-                break
-            bad[new] = True
-        return (self.slot_obj >= 0) & ~bad[np.clip(self.slot_obj, 0, None)]
-
-    def outside(self, guarded: np.ndarray) -> np.ndarray:
-        """Functions stored in a slot of a table that ordinary code may read."""
-        return arrays.mask(self.slot_fn[~self._guarded_slots(guarded)], self.n)
-
-    def guarded_targets(self, guarded: np.ndarray) -> np.ndarray:
-        return arrays.mask(self.slot_fn[self._guarded_slots(guarded)], self.n)
+    every = np.arange(n)
+    removed = every[dispatched & ~keep(every)]
+    while len(removed):
+        dispatched[removed] = False
+        loose = removed[~f.checks[removed]]  # no longer guards what it refers to
+        hit = refs.out(loose)
+        bad[hit] = True
+        gap_bad[refs.out(loose[~f.gap[loose]])] = True
+        checking = calls.out(removed[f.checks[removed]])
+        from_check[checking] = True
+        slots = tables.open_more(is_open, loose)
+        in_open[slots] = True
+        np.subtract.at(guarded_slots, slots, 1)
+        touched = arrays.unique(np.concatenate([hit, checking, slots]))
+        touched = touched[dispatched[touched]]
+        removed = touched[~keep(touched)]
+    out: np.ndarray = dispatched
+    return out
 
 
 def reachable(
@@ -253,7 +269,7 @@ def evidence(
             by_feature.setdefault(feat, []).append(code)
     code_totals = np.bincount(s.pair_code, weights=s.pair_count).astype(np.int64)
     chosen: dict[str, np.ndarray] = {}
-    rows = []
+    rows: list[FeatureEvidence] = []
     for feat in sorted(by_feature, key=isa.sort_key):
         sel = np.isin(s.pair_code, by_feature[feat])
         fns, inv = np.unique(s.pair_fn[sel], return_inverse=True)
@@ -263,43 +279,53 @@ def evidence(
             mn = table.mnemonic[code]
             per_code[mn] = per_code.get(mn, 0) + int(code_totals[code])
         o, lt = ordinary[fns], c.load[fns]
-        nm, ul = c.named[fns], c.unlabelled[fns]
-        gd = c.dispatched[fns] & ~nm & ~ul
+        nm, ul, ur = c.named[fns], c.unlabelled[fns], c.unreached[fns]
+        gd = c.dispatched[fns] & ~nm & ~ul & ~ur
+        ck = o & c.checking[fns]
+        # Load-time code that tests the CPU itself may guard its own use: not proof it runs.
+        at_load = o & lt & ~ck
         pool = np.flatnonzero(o) if o.any() else np.arange(len(fns))
-        order = np.lexsort((-per_fn[pool], -lt[pool].astype(np.int64)))
+        order = np.lexsort((-per_fn[pool], -at_load[pool].astype(np.int64)))
         chosen[feat] = fns[pool[order[:examples]]]
-        if o.any() and lt.any():
+        if at_load.any():
+            cls = "required"
             reason = (
-                f"runs at load (R3): in {int(lt.sum())} function(s) reachable from "
+                f"runs at load (R3): in {int(at_load.sum())} function(s) reachable from "
                 f".init_array/PyInit_*; {int(o.sum())} ordinary function(s) in all"
             )
         elif o.any():
+            cls = "unguarded"
             reason = (
-                f"in {int(o.sum())} ordinary function(s) (R4): not dispatch-named, "
-                "not reached only from CPU checks"
+                f"in {int(o.sum())} ordinary function(s) (R4): not dispatch-named, not reached "
+                "only from CPU checks, not run at load"
+                + (f"; {int(ck.sum())} of them test the CPU themselves" if ck.any() else "")
             )
         else:
+            cls = "dispatched"
             parts = (
                 ([f"{int(nm.sum())} dispatch-named/allow-listed (R1)"] if nm.any() else [])
                 + ([f"{int(gd.sum())} reached only from CPU-check code (R2)"] if gd.any() else [])
                 + ([f"{int(ul.sum())} unlabelled code block(s) (R5)"] if ul.any() else [])
+                + ([f"{int(ur.sum())} that nothing refers to (R6)"] if ur.any() else [])
             )
             reason = "only in dispatched functions: " + ", ".join(parts)
         top = sorted(per_code.items(), key=lambda kv: -kv[1])[:3]
         rows.append(
-            dict(
+            FeatureEvidence(
                 name=feat,
-                cls="baseline" if o.any() else "dispatched",
+                cls=cls,
                 instructions=int(per_fn.sum()),
                 ordinary_instructions=int(per_fn[o].sum()),
                 functions=len(fns),
                 ordinary=int(o.sum()),
-                load_time=int(lt.sum()),
+                load_time=int((o & lt).sum()),
                 named=int(nm.sum()),
                 guarded=int(gd.sum()),
                 unlabelled=int(ul.sum()),
+                checking=int(ck.sum()),
                 mnemonics=tuple(top),
                 reason=reason,
+                examples=(),
             )
         )
     # Names for the examples only: a few reads, one c++filt run.
@@ -314,7 +340,7 @@ def evidence(
             shown.get(first[fn], first[fn])
             if fn in first
             else f"<function at {int(lib.starts[fn]):#x}>"
-            for fn in chosen[row["name"]].tolist()
+            for fn in chosen[row.name].tolist()
         )
-        out.append(FeatureEvidence(examples=ex, **row))
+        out.append(dataclasses.replace(row, examples=ex))
     return out

@@ -1,10 +1,12 @@
-"""Streamed iced-x86 decoding of a library's executable sections.
+"""Streamed iced-x86 decoding of a library's functions.
 
-iced-x86 decodes only SHF_EXECINSTR sections, read with pread in bounded chunks. The decode
-loop looks each instruction's iced Code up in one flat table and keeps only the few it needs
-later (extension instructions, direct calls and jumps, RIP-relative LEAs) as packed integers;
-after each chunk numpy attributes those to functions and the chunk is dropped. No list of
-decoded instructions ever exists.
+Each function body (tables.Library: symbols, unwind entries, unlabelled blocks) is decoded on
+its own from a bounded pread chunk, so every kept fact is already attributed to its function:
+the loop looks each instruction's iced Code up in one flat table and keeps only extension
+instructions (function << 13 | Code, no getter at all), and the targets of direct calls, jumps
+(unconditional and long conditional) and LEAs. After each chunk numpy turns those into
+per-(function, code) counts and reference edges and the chunk is dropped: no list of decoded
+instructions ever exists. Bytes outside every function (alignment padding) are not decoded.
 """
 
 from __future__ import annotations
@@ -20,64 +22,79 @@ import iced_x86
 import numpy as np
 
 from tfforge.elfscan import arrays
-from tfforge.elfscan.rules import CALL, FEATURE, JMP, code_table
-from tfforge.elfscan.tables import CHUNK, Library, eh_frame_hdr_starts, exec_sections, open_elf
+from tfforge.elfscan.arrays import Ints, UInts
+from tfforge.elfscan.library import Library
+from tfforge.elfscan.rules import CALL, FEATURE, code_table
+from tfforge.elfscan.tables import (
+    ADDRESS_LIMIT,
+    CHUNK,
+    eh_frame_hdr_starts,
+    exec_sections,
+    open_elf,
+)
 
 TABLE_BYTES = 1024  # a table slot belongs to a data object starting this near below
-_SHIFT = 13  # a kept instruction is packed as address << 13 | iced Code (< 8192)
+_SHIFT = 13  # a kept instruction is packed as function << 13 | iced Code (< 8192)
+_JUMP_BIT = 1 << 62  # a kept reference's kind, in a bit an address (< 2**47) never uses
+_TARGET = (1 << 62) - 1
 
 
-def variable_ranges(lib: Library) -> list[tuple[int, int]]:
-    """Address ranges of CPU-feature variables: the named ones (verify.toml) found in the
-    symbol tables, the GOT slots of such variables imported from another library, and what
-    cpuid-executing code stores to or takes the address of in writable data (how stripped
-    libraries keep their feature flags)."""
-    found = lib.special["variables"]
-    named = {(int(v), int(v) + max(int(sz), 1)) for v, sz in zip(found["value"], found["size"])}
-    return sorted(named | set(cpuid_variables(lib)) | set(lib.imported_variable_slots()))
+@dataclass
+class Streamed:
+    decoded_bytes: int  # function bodies decoded
+    pair_fn: Ints  # per (function, code) with kept instructions:
+    pair_code: Ints  #   the function, the iced Code
+    pair_count: Ints  #   and how many
+    calls: Ints  # caller * n + callee: direct calls
+    jumps: Ints  # from * n + to: jumps into another function (tail calls, asm dispatch)
+    leas: Ints  # referrer * n + function: RIP-relative LEAs of a function's start (bytes)
+    wref_at: UInts  # possible RIP-relative operands (their displacement's address) ...
+    wref_to: UInts  # ... that reach writable data, and the address they reach
+    data_refs: Ints  # referrer << 40 | address: references near table slots
+    seconds: float = 0.0
 
+    def reads(self, ranges: list[tuple[int, int]]) -> UInts:
+        """Addresses that may read a CPU-feature variable (one of the ranges); the few
+        candidates are confirmed by decoding their function."""
+        hit = np.zeros(len(self.wref_to), bool)
+        for lo, hi in ranges:
+            hit |= (self.wref_to >= np.uint64(max(lo - 4, 0))) & (self.wref_to < np.uint64(hi))
+        return self.wref_at[hit]
 
-_CPUID = b"\x0f\xa2"
-_VARIABLE_BYTES = 16  # a stored-to address stands for this many bytes (e.g. __cpu_model)
+    def save(self, path: Path) -> Path:
+        """Write to an .npz file: parts travel between processes as files, not pickles."""
+        np.savez(
+            path,
+            decoded_bytes=self.decoded_bytes,
+            pair_fn=self.pair_fn,
+            pair_code=self.pair_code,
+            pair_count=self.pair_count,
+            calls=self.calls,
+            jumps=self.jumps,
+            leas=self.leas,
+            wref_at=self.wref_at,
+            wref_to=self.wref_to,
+            data_refs=self.data_refs,
+            seconds=self.seconds,
+        )
+        return Path(path)
 
-
-def cpuid_variables(lib: Library) -> list[tuple[int, int]]:
-    """Writable data that functions executing cpuid store to or take the address of."""
-    writable = [
-        (s.addr, s.addr + s.size) for s in lib.sections if s.flags & 0x3 == 0x3 and s.addr
-    ]  # SHF_WRITE | SHF_ALLOC
-    hits = []
-    for sec in lib.exec_secs:
-        pos = 0
-        while pos < sec.size:
-            want = min(CHUNK, sec.size - pos)
-            data = os.pread(lib.fd, min(want + 1, sec.size - pos), sec.offset + pos)
-            at = data.find(_CPUID)
-            while 0 <= at < want:
-                hits.append(sec.addr + pos + at)
-                at = data.find(_CPUID, at + 1)
-            pos += want
-    if not hits or not writable:
-        return []
-    fns = arrays.unique(lib.of(np.array(hits, np.uint64)))
-    out = set()
-    cpuid = iced_x86.Code.CPUID
-    for fn in fns[fns >= 0].tolist():
-        start, data = lib.code_bytes(fn)
-        targets, seen_cpuid = [], False
-        for ins in iced_x86.Decoder(64, data, ip=start):
-            seen_cpuid |= ins.code == cpuid
-            if ins.is_ip_rel_memory_operand and (
-                ins.code == iced_x86.Code.LEA_R64_M or ins.op0_kind == iced_x86.OpKind.MEMORY
-            ):
-                targets.append(ins.ip_rel_memory_address)
-        if seen_cpuid:
-            out.update(
-                (a, a + _VARIABLE_BYTES)
-                for a in targets
-                if any(lo <= a < hi for lo, hi in writable)
+    @classmethod
+    def load(cls, path: Path) -> Streamed:
+        with np.load(path) as z:
+            return cls(
+                int(z["decoded_bytes"]),
+                z["pair_fn"],
+                z["pair_code"],
+                z["pair_count"],
+                z["calls"],
+                z["jumps"],
+                z["leas"],
+                z["wref_at"],
+                z["wref_to"],
+                z["data_refs"],
+                float(z["seconds"]),
             )
-    return sorted(out)
 
 
 def merge(parts: list[Streamed]) -> Streamed:
@@ -90,13 +107,15 @@ def merge(parts: list[Streamed]) -> Streamed:
         inv, weights=np.concatenate([p.pair_count for p in parts]), minlength=len(keys)
     ).astype(np.int64)
     return Streamed(
-        sum(p.instructions for p in parts),
+        sum(p.decoded_bytes for p in parts),
         keys // 8192,
         keys % 8192,
         counts,
         arrays.unique(np.concatenate([p.calls for p in parts])),
+        arrays.unique(np.concatenate([p.jumps for p in parts])),
         arrays.unique(np.concatenate([p.leas for p in parts])),
-        np.concatenate([p.variable_reads for p in parts]),
+        np.concatenate([p.wref_at for p in parts]),
+        np.concatenate([p.wref_to for p in parts]),
         arrays.unique(np.concatenate([p.data_refs for p in parts])),
         max(p.seconds for p in parts),
     )
@@ -104,9 +123,8 @@ def merge(parts: list[Streamed]) -> Streamed:
 
 def split_points(path: Path | str, parts: int, *, min_bytes: int = 0) -> list[tuple[int, int]]:
     """Address ranges that split a library's code into `parts` pieces of similar size, cut
-    at function starts (from .eh_frame_hdr), so each piece decodes from an instruction
-    boundary. One range covering everything when the library cannot be split, or has no
-    more than `min_bytes` of code (code_bytes)."""
+    at function starts (from .eh_frame_hdr). One range covering everything when the library
+    cannot be split, or has no more than `min_bytes` of code (code_bytes)."""
     path = Path(path)
     with open(path, "rb") as f:
         sections = open_elf(path, f)[1]
@@ -115,7 +133,6 @@ def split_points(path: Path | str, parts: int, *, min_bytes: int = 0) -> list[tu
         if parts < 2 or not execs or total <= min_bytes:
             return [(0, 1 << 64)]
         starts = np.sort(eh_frame_hdr_starts(f.fileno(), sections))
-    # Cumulative code bytes at each address, over the executable sections in address order.
     execs.sort(key=lambda s: s.addr)
     cuts = []
     for i in range(1, parts):
@@ -129,84 +146,95 @@ def split_points(path: Path | str, parts: int, *, min_bytes: int = 0) -> list[tu
                 break
             acc += sec.size
     bounds = [0, *sorted(set(cuts)), 1 << 64]
-    return list(zip(bounds[:-1], bounds[1:]))
-
-
-@dataclass
-class Streamed:
-    instructions: int
-    pair_fn: np.ndarray  # per (function, code) with kept instructions:
-    pair_code: np.ndarray  #   the function, the iced Code
-    pair_count: np.ndarray  #   and how many
-    calls: np.ndarray  # (caller, callee) edges, direct calls and tail jumps
-    leas: np.ndarray  # (referrer, function) edges from RIP-relative LEAs
-    variable_reads: np.ndarray  # addresses that may read a CPU-feature variable
-    data_refs: np.ndarray  # referrer << 40 | address: references near table slots
-    seconds: float = 0.0
-
-    def save(self, path: Path) -> Path:
-        """Write to an .npz file: parts travel between processes as files, not pickles
-        held by the coordinating process."""
-        np.savez(
-            path,
-            instructions=self.instructions,
-            pair_fn=self.pair_fn,
-            pair_code=self.pair_code,
-            pair_count=self.pair_count,
-            calls=self.calls,
-            leas=self.leas,
-            variable_reads=self.variable_reads,
-            data_refs=self.data_refs,
-            seconds=self.seconds,
-        )
-        return Path(path)
-
-    @classmethod
-    def load(cls, path: Path) -> Streamed:
-        with np.load(path) as z:
-            return cls(
-                int(z["instructions"]),
-                z["pair_fn"],
-                z["pair_code"],
-                z["pair_count"],
-                z["calls"],
-                z["leas"],
-                z["variable_reads"],
-                z["data_refs"],
-                float(z["seconds"]),
-            )
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 class Collector:
     """Per-chunk records -> per-(function, code) counts and reference edges, chunk by chunk."""
 
-    def __init__(self, lib: Library, ranges: list[tuple[int, int]]):
+    def __init__(self, lib: Library):
         self.lib = lib
-        self.ranges = ranges
-        self.keys: list[np.ndarray] = []
-        self.counts: list[np.ndarray] = []
-        self.calls: list[np.ndarray] = []
-        self.leas: list[np.ndarray] = []
-        self.reads: list[np.ndarray] = []
-        self.data_refs: list[np.ndarray] = []
+        self.n = len(lib)
+        self.keys: list[Ints] = []
+        self.counts: list[Ints] = []
+        self.calls: list[Ints] = []
+        self.jumps: list[Ints] = []
+        self.leas: list[Ints] = []
+        self.wref_at: list[UInts] = []
+        self.wref_to: list[UInts] = []
+        self.data_refs: list[Ints] = []
+        writable = sorted(
+            (s.addr, s.addr + s.size) for s in lib.sections if s.flags & 0x3 == 0x3 and s.addr
+        )  # SHF_WRITE | SHF_ALLOC, .bss too: where CPU-feature flags can live
+        self.w_lo = np.array([w[0] for w in writable], np.int64)
+        self.w_hi = np.array([w[1] for w in writable], np.int64)
 
-    def _edges(self, ips: array, targets: array, exact: bool) -> np.ndarray:
-        ip = np.frombuffer(ips, np.uint64)
-        tgt = self.lib.through_plt(np.frombuffer(targets, np.uint64))
-        keep = self.lib.in_code(tgt)
-        src = self.lib.of(ip[keep])
-        dst = self.lib.exact(tgt[keep]) if exact else self.lib.of(tgt[keep])
-        ok = (src >= 0) & (dst >= 0) & (src != dst)
-        return arrays.unique(src[ok] * len(self.lib) + dst[ok])
+    def chunk(self, data: bytes, base: int, kept: array[int], refs: array[int], src: Ints) -> None:
+        """One chunk's records: kept (function << 13 | code), refs (jump bit | target) and
+        the function each ref came from."""
+        lib = self.lib
+        if len(kept):
+            key, cnt = arrays.unique_counts(np.frombuffer(kept, np.int64))  # fn << 13 | code
+            self.keys.append(key)
+            self.counts.append(cnt)
+        if len(refs):
+            raw = np.frombuffer(refs, np.uint64)
+            target = raw & np.uint64(_TARGET)
+            # Most jumps stay inside their function: drop those with two comparisons first.
+            out = (target < lib.starts[src]) | (target >= lib.ends[src])
+            out &= (target >= lib.code_lo) & (target < lib.code_hi)
+            raw, target, src = raw[out], lib.through_plt(target[out]), src[out]
+            dst = lib.of(target)  # calls and jumps reach the function holding the target
+            ok = lib.in_code(target) & (dst >= 0) & (dst != src)
+            jump = (raw & np.uint64(_JUMP_BIT)) != 0
+            edge = src * self.n + dst
+            self.calls.append(arrays.unique(edge[ok & ~jump]))
+            self.jumps.append(arrays.unique(edge[ok & jump]))
+        self._rip_relative(data, base)
 
-    def _table_refs(self, at: np.ndarray, target: np.ndarray, base: int) -> None:
+    def _rip_relative(self, data: bytes, base: int) -> None:
+        """RIP-relative operands in the chunk: LEAs of a function's address, references to
+        writable data (where CPU-feature variables are, known after the decode) and to
+        tables of function pointers.
+
+        Their instructions are ordinary mov/test/cmp/lea, far too common to inspect in the
+        decode loop. Instead numpy looks at every ModRM-shaped byte (mod=00, rm=101: the
+        RIP-relative form) and the 4-byte displacement after it (target = displacement end +
+        disp, up to 4 immediate bytes later). A LEA is REX.W 8D before it; one found in the
+        middle of another instruction would also have to reach exactly a function start to
+        count, which a random displacement does about once in ten thousand tries.
+        """
+        if len(data) < 8:
+            return
+        b = np.frombuffer(data, np.uint8)
+        words = np.ndarray((len(data) - 3,), "<i4", data, 0, (1,))  # every 4-byte word
+        at = np.flatnonzero((b[2:-4] & 0xC7) == 0x05) + 3  # displacement offsets
+        target = words[at].astype(np.int64) + at + (base + 4)
+        lea = (b[at - 2] == 0x8D) & ((b[at - 3] & 0xFB) == 0x48)
+        if lea.any():
+            la, lt = at[lea], target[lea].astype(np.uint64)
+            src = self.lib.of((la + base).astype(np.uint64))
+            dst = self.lib.exact(lt)
+            ok = (src >= 0) & (dst >= 0) & (src != dst)
+            self.leas.append(arrays.unique(src[ok] * self.n + dst[ok]))
+        if len(self.w_lo):
+            i = np.searchsorted(self.w_lo, target, side="right") - 1
+            w = (i >= 0) & (target < self.w_hi[np.clip(i, 0, None)])
+            self.wref_at.append((at[w] + base).astype(np.uint64))
+            self.wref_to.append(target[w].astype(np.uint64))
+        self._table_refs(at, target, base)
+
+    def _table_refs(self, at: Ints, target: Ints, base: int) -> None:
         """Which function refers (any RIP-relative operand: LEA, MOV, CMP ...) to data at or
         below a table slot (within TABLE_BYTES): who may read or hand out a table of
-        function pointers. From the ModRM byte pattern, like _variable_reads; a stray match
-        only adds a reader, which keeps the table's pointers ordinary."""
+        function pointers. A stray match only adds a reader, which keeps the table's
+        pointers ordinary."""
         slots = self.lib.table_slots
         if not len(slots) or not len(at):
             return
+        near = (target >= 0) & (target <= int(slots[-1]))
+        near &= target > int(slots[0]) - TABLE_BYTES
+        at, target = at[near], target[near]
         i = np.searchsorted(slots, target.astype(np.uint64))
         near = i < len(slots)
         near[near] = (slots[i[near]].astype(np.int64) - target[near]) < TABLE_BYTES
@@ -215,143 +243,97 @@ class Collector:
         ok = src >= 0
         self.data_refs.append(arrays.unique(src[ok] << 40 | target[near][ok]))
 
-    def chunk(
-        self,
-        data: bytes,
-        base: int,
-        kept: array,
-        call_ip: array,
-        call_to: array,
-        jump_ip: array,
-        jump_to: array,
-        lea_ip: array,
-        lea_to: array,
-    ) -> None:
-        if len(kept):
-            packed = np.frombuffer(kept, np.int64)
-            fn = self.lib.of((packed >> _SHIFT).astype(np.uint64))
-            ok = fn >= 0
-            key, cnt = np.unique(fn[ok] * 8192 + (packed[ok] & 8191), return_counts=True)
-            self.keys.append(key)
-            self.counts.append(cnt)
-        self.calls.append(self._edges(call_ip, call_to, exact=False))
-        self.calls.append(self._edges(jump_ip, jump_to, exact=True))
-        self.leas.append(self._edges(lea_ip, lea_to, exact=True))
-        self._rip_relative(data, base)
+    def result(self, decoded_bytes: int) -> Streamed:
+        def cat(parts: list[Ints]) -> Ints:
+            return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
-    def _rip_relative(self, data: bytes, base: int) -> None:
-        """Possible RIP-relative operands in the chunk, for the CPU-feature variables and
-        the dispatch tables.
+        def ucat(parts: list[UInts]) -> UInts:
+            return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
 
-        Their users are ordinary mov/test/cmp/lea instructions, far too common to inspect in
-        the decode loop. Instead numpy looks at every ModRM-shaped byte (mod=00, rm=101: the
-        RIP-relative form) and the 4-byte displacement after it (target = displacement end +
-        disp, up to 4 immediate bytes later).
-        """
-        b = np.frombuffer(data, np.uint8)
-        if len(b) < 6:
-            return
-        at = np.flatnonzero((b[:-4] & 0xC7) == 0x05) + 1
-        disp = (
-            b[at].astype(np.int64)
-            | b[at + 1].astype(np.int64) << 8
-            | b[at + 2].astype(np.int64) << 16
-            | b[at + 3].astype(np.int64) << 24
-        )
-        target = (disp ^ 0x80000000) - 0x80000000 + at + (base + 4)
-        self._variable_reads(at, target, base)
-        self._table_refs(at, target, base)
-
-    def _variable_reads(self, at: np.ndarray, target: np.ndarray, base: int) -> None:
-        """Addresses that may read a CPU-feature variable; the few candidates are confirmed
-        by decoding their function afterwards."""
-        for lo, hi in self.ranges:
-            hit = at[(target >= lo - 4) & (target < hi)]
-            if len(hit):
-                self.reads.append((hit + base).astype(np.uint64))
-
-    def result(self, instructions: int) -> Streamed:
-        def cat(parts: list[np.ndarray], dtype) -> np.ndarray:
-            return np.concatenate(parts) if parts else np.zeros(0, dtype)
-
-        keys = cat(self.keys, np.int64)
+        keys = cat(self.keys)
         ukeys, inv = np.unique(keys, return_inverse=True)
-        counts = np.bincount(inv, weights=cat(self.counts, np.int64), minlength=len(ukeys)).astype(
-            np.int64
-        )
+        counts = np.bincount(inv, weights=cat(self.counts), minlength=len(ukeys)).astype(np.int64)
         return Streamed(
-            instructions,
+            decoded_bytes,
             ukeys // 8192,
             ukeys % 8192,
             counts,
-            arrays.unique(cat(self.calls, np.int64)),
-            arrays.unique(cat(self.leas, np.int64)),
-            cat(self.reads, np.uint64),
-            arrays.unique(cat(self.data_refs, np.int64)),
+            arrays.unique(cat(self.calls)),
+            arrays.unique(cat(self.jumps)),
+            arrays.unique(cat(self.leas)),
+            ucat(self.wref_at),
+            ucat(self.wref_to),
+            arrays.unique(cat(self.data_refs)),
         )
+
+
+def _chunks(lib: Library, lo: int, hi: int) -> list[tuple[int, int, int, int]]:
+    """(first function, last + 1, read from, read to) per chunk: consecutive functions of one
+    executable section starting in [lo, hi), about CHUNK bytes, never a function cut in two."""
+    out = []
+    starts = lib.starts
+    first = int(np.searchsorted(starts, np.uint64(min(lo, ADDRESS_LIMIT))))
+    last = int(np.searchsorted(starts, np.uint64(min(hi, ADDRESS_LIMIT))))
+    sec_hi = lib.hi  # exec sections in address order, not overlapping; starts lie inside
+    i = first
+    while i < last:
+        start = int(starts[i])
+        end_sec = int(sec_hi[int(np.searchsorted(sec_hi, np.uint64(start), side="right"))])
+        j = int(np.searchsorted(starts, np.uint64(min(start + CHUNK, end_sec))))
+        j = min(max(j, i + 1), last)
+        read_to = max(min(int(lib.ends[j - 1]), end_sec), start)
+        out.append((i, j, start, read_to))
+        i = j
+    return out
 
 
 def stream(
     lib: Library,
-    ranges: list[tuple[int, int]],
-    progress: Callable[[int], None] | None,
+    progress: Callable[[int], None] | None = None,
     lo: int = 0,
     hi: int = 1 << 64,
 ) -> Streamed:
-    """Decode the executable sections (the part in [lo, hi)) in bounded chunks; redo
-    instructions cut at chunk edges."""
+    """Decode every function starting in [lo, hi), chunk by chunk."""
     hot = code_table().hot
-    no_more = iced_x86.DecoderError.NO_MORE_BYTES
-    feature, call, jump, shift = FEATURE, CALL, JMP, _SHIFT  # locals: faster in the loop
-    col = Collector(lib, ranges)
+    feature, call = FEATURE, CALL  # locals: faster in the loop
+    jump_bit = _JUMP_BIT
+    decoder = iced_x86.Decoder
+    col = Collector(lib)
     total = 0
-    for sec in lib.exec_secs:
-        pos = max(lo - sec.addr, 0)
-        end = min(hi - sec.addr, sec.size)
-        while pos < end:
-            want = min(CHUNK, end - pos)
-            data = os.pread(lib.fd, want, sec.offset + pos)
-            base = sec.addr + pos
-            kept = array("q")
-            call_ip, call_to, jump_ip, jump_to, lea_ip, lea_to = (array("Q") for _ in range(6))
-            keep, c_ip, c_to, j_ip, j_to, l_ip, l_to = (
-                kept.append,
-                call_ip.append,
-                call_to.append,
-                jump_ip.append,
-                jump_to.append,
-                lea_ip.append,
-                lea_to.append,
-            )
-            decoder = iced_x86.Decoder(64, data, ip=base)
-            n, ins = -1, None
+    starts = lib.starts
+    ends = lib.ends
+    secs = sorted(lib.exec_secs, key=lambda x: x.addr)
+    sec_lo = np.array([x.addr for x in secs], np.uint64)
+    for first, last, read_lo, read_hi in _chunks(lib, lo, hi):
+        sec = secs[int(np.searchsorted(sec_lo, np.uint64(read_lo), "right")) - 1]
+        data = os.pread(lib.fd, read_hi - read_lo, sec.offset + read_lo - sec.addr)
+        kept: array[int] = array("q")
+        refs: array[int] = array("Q")
+        marks: array[int] = array("q")
+        keep, ref, mark = kept.append, refs.append, marks.append
+        fn_starts = starts[first:last].tolist()
+        fn_ends = np.minimum(ends[first:last], np.uint64(read_hi)).tolist()
+        fb = first << _SHIFT
+        for s, e in zip(fn_starts, fn_ends, strict=True):
             # The hot loop: one table lookup per instruction; only the rare kept ones do more.
-            for n, ins in enumerate(decoder):
-                code = ins.code
-                kind = hot[code]
+            for ins in decoder(64, data[s - read_lo : e - read_lo], ip=s):
+                kind = hot[ins.code]
                 if kind:
                     if kind == feature:
-                        keep(ins.ip << shift | code)
+                        keep(fb | ins.code)
                     elif kind == call:
-                        c_ip(ins.ip)
-                        c_to(ins.near_branch64)
-                    elif kind == jump:
-                        j_ip(ins.ip)
-                        j_to(ins.near_branch64)
-                    elif ins.is_ip_rel_memory_operand:
-                        l_ip(ins.ip)
-                        l_to(ins.ip_rel_memory_address)
-            consumed = want
-            if ins is not None and decoder.last_error == no_more and pos + want < end:
-                n -= 1  # cut by the chunk edge: decode it again next time
-                consumed = ins.ip - base  # (it was not kept: an invalid Code is never hot)
-            total += n + 1
-            col.chunk(
-                data[:consumed], base, kept, call_ip, call_to, jump_ip, jump_to, lea_ip, lea_to
-            )
-            pos += consumed
-            if progress is not None:
-                progress(consumed)
+                        ref(ins.near_branch64)
+                    else:  # a jump
+                        ref(ins.near_branch64 | jump_bit)
+            mark(len(refs))
+            fb += 1 << _SHIFT
+        total += sum(fn_ends) - sum(fn_starts)
+        ends_at: Ints = np.frombuffer(marks, np.int64)
+        counts: Ints = np.diff(ends_at, prepend=np.zeros(1, np.int64))
+        src = np.repeat(np.arange(first, last, dtype=np.int64), counts)
+        col.chunk(data, read_lo, kept, refs, src)
+        if progress is not None:
+            progress(read_hi - read_lo)
     return col.result(total)
 
 

@@ -10,16 +10,18 @@ classify (R1-R4 and evidence), results (dataclasses).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from tfforge.elfscan.classify import classify, evidence
-from tfforge.elfscan.decode import Streamed, merge, stream, variable_ranges
+from tfforge.elfscan.decode import Streamed, merge, stream
+from tfforge.elfscan.library import Library
 from tfforge.elfscan.results import LibraryScan
 from tfforge.elfscan.rules import code_table
-from tfforge.elfscan.tables import Library, open_file
+from tfforge.elfscan.tables import open_file
+from tfforge.elfscan.variables import variable_ranges
 
 EXAMPLES = 3
 
@@ -37,14 +39,14 @@ def stream_part(
     path = Path(path)
     with open_file(path) as f:
         lib = Library(path, f)
-        part = stream(lib, variable_ranges(lib), progress, lo, hi)
+        part = stream(lib, progress, lo, hi)
     part.seconds = time.perf_counter() - t0
     return part.save(Path(out)) if out is not None else part
 
 
 def finish(
     path: Path | str,
-    parts: list[Streamed | Path | str],
+    parts: Sequence[Streamed | Path | str],
     *,
     display_name: str | None = None,
     examples: int = EXAMPLES,
@@ -52,15 +54,15 @@ def finish(
 ) -> LibraryScan:
     """Classify decoded parts of one library (from stream_part, maybe in other processes)."""
     path = Path(path)
-    parts = [p if isinstance(p, Streamed) else Streamed.load(Path(p)) for p in parts]
+    loaded = [p if isinstance(p, Streamed) else Streamed.load(Path(p)) for p in parts]
     with open_file(path) as f:
         return _finish(
             Library(path, f),
-            merge(parts),
+            merge(loaded),
             display_name,
             examples,
             readable,
-            time.perf_counter() - max(p.seconds for p in parts),
+            time.perf_counter() - max(p.seconds for p in loaded),
         )
 
 
@@ -73,12 +75,16 @@ def _finish(
     started: float,
 ) -> LibraryScan:
     t0 = time.perf_counter()
+    table = code_table()
+    cpuid_fns = streamed.pair_fn[np.isin(streamed.pair_code, sorted(table.cpuid))]
     classes = classify(
-        lib, streamed, variable_ranges(lib), (display_name or str(lib.path)).rsplit("/", 1)[-1]
+        lib,
+        streamed,
+        variable_ranges(lib, cpuid_fns, streamed.calls),
+        (display_name or str(lib.path)).rsplit("/", 1)[-1],
     )
     t1 = time.perf_counter()
     found = evidence(lib, streamed, classes, examples, readable)
-    table = code_table()
     totals = np.bincount(streamed.pair_code, weights=streamed.pair_count, minlength=len(table.hot))
     ignored: dict[str, int] = {}
     for code in table.ignored:
@@ -90,10 +96,11 @@ def _finish(
         path=display_name or str(lib.path),
         size=lib.path.stat().st_size,
         code_bytes=sum(s.size for s in lib.exec_secs),
-        instructions=streamed.instructions,
+        decoded_bytes=streamed.decoded_bytes,
         functions=len(lib),
         symbols=lib.symbol_source,
-        baseline=frozenset(e.name for e in found if e.cls == "baseline"),
+        baseline=frozenset(e.name for e in found if e.cls != "dispatched"),
+        required=frozenset(e.name for e in found if e.cls == "required"),
         dispatched=frozenset(e.name for e in found if e.cls == "dispatched"),
         features=tuple(found),
         ignored=tuple(sorted(ignored.items())),
@@ -132,6 +139,6 @@ def scan_library(
     path = Path(path)
     with open_file(path) as f:
         lib = Library(path, f)
-        streamed = stream(lib, variable_ranges(lib), progress)
+        streamed = stream(lib, progress)
         streamed.seconds = time.perf_counter() - t0
         return _finish(lib, streamed, display_name, examples, readable, t0)

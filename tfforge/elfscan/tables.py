@@ -7,17 +7,18 @@ from __future__ import annotations
 import os
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
+import numpy.typing as npt
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
 from tfforge.elfscan import arrays
-from tfforge.elfscan.rules import rules
+from tfforge.elfscan.arrays import Ints
 from tfforge.errors import ConfigError
 from tfforge.host import isa
 
@@ -34,11 +35,14 @@ SYM_DT = np.dtype(
         ("size", "<u8"),
     ]
 )
-_RELA_DT = np.dtype([("offset", "<u8"), ("info", "<u8"), ("addend", "<i8")])
-_NT_GNU_PROPERTY_TYPE_0 = 5
+RELA_DT = np.dtype([("offset", "<u8"), ("info", "<u8"), ("addend", "<i8")])
+NT_GNU_PROPERTY_TYPE_0 = 5
 # GNU_PROPERTY_X86_ISA_1_NEEDED as binutils >= 2.35 writes it and glibc >= 2.33 checks it.
-_ISA_1_NEEDED = 0xC0008002
-_R_X86_64_64, _R_GLOB_DAT, _R_JUMP_SLOT, _R_RELATIVE, _R_IRELATIVE = 1, 6, 7, 8, 37
+ISA_1_NEEDED = 0xC0008002
+R_X86_64_64, R_GLOB_DAT, R_JUMP_SLOT, R_RELATIVE, R_IRELATIVE = 1, 6, 7, 8, 37
+# Said of ELF files no x86-64 process maps as code (other machines, 32-bit, object files): a
+# wheel may carry them (test data, cross-built tools); verify lists them and scans nothing.
+NOT_LOADED = "not code an x86-64 process loads"
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ class Section:
     index: int = 0
 
 
-_SHDR_DT = np.dtype(
+SHDR_DT = np.dtype(
     [
         ("name", "<u4"),
         ("type", "<u4"),
@@ -68,14 +72,20 @@ _SHDR_DT = np.dtype(
         ("entsize", "<u8"),
     ]
 )
-_SHT_PROGBITS, _SHT_RELA, _SHT_NOBITS, _SHT_VERNEED = 1, 4, 8, 0x6FFFFFFE
-_SHF_ALLOC, _SHF_EXECINSTR = 0x2, 0x4
+SHT_PROGBITS, SHT_RELA, SHT_NOBITS, SHT_VERNEED = 1, 4, 8, 0x6FFFFFFE
+SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
 
 
-def strings_at(fd: int, strtab: Section, offsets: Iterable[int]) -> dict[int, str]:
-    """Names at string-table offsets, reading the table in bounded chunks, in order."""
-    want = arrays.unique(np.fromiter((int(o) for o in offsets), np.int64))
-    out: dict[int, str] = {}
+def _spans(
+    fd: int, strtab: Section, offsets: Iterable[int] | np.ndarray
+) -> Iterator[tuple[int, bytes, Ints, Ints]]:
+    """The string table in bounded chunks, in order: (chunk offset, chunk, starts and NUL
+    ends within it of the wanted strings it holds whole). A string that is unterminated or
+    longer than a chunk comes as an empty one."""
+    if isinstance(offsets, np.ndarray):
+        want = arrays.unique(offsets.astype(np.int64))
+    else:
+        want = arrays.unique(np.fromiter((int(o) for o in offsets), np.int64))
     i = 0
     while i < len(want):
         lo = int(want[i])
@@ -85,51 +95,71 @@ def strings_at(fd: int, strtab: Section, offsets: Iterable[int]) -> dict[int, st
         starts = want[i:j] - lo
         k = np.searchsorted(nul, starts)
         whole = int(np.searchsorted(k, len(nul)))  # names whose NUL is in this buffer
-        for st, end in zip(starts[:whole].tolist(), nul[k[:whole]].tolist()):
-            out[lo + st] = buf[st:end].decode("utf-8", "replace")
-        if whole == 0:  # unterminated or longer than a chunk: skip it
-            out[lo] = ""
+        if whole == 0:  # unterminated or longer than a chunk: an empty name
+            yield lo, b"", np.zeros(1, np.int64), np.zeros(1, np.int64)
             whole = 1
+        else:
+            yield lo, buf, starts[:whole], nul[k[:whole]].astype(np.int64)
         i += whole
+
+
+def strings_at(
+    fd: int,
+    strtab: Section,
+    offsets: Iterable[int] | np.ndarray,
+    keep: Callable[[bytes, Ints, Ints], npt.NDArray[np.bool_]] | None = None,
+) -> dict[int, str]:
+    """Names at string-table offsets, reading the table in bounded chunks, in order; with
+    `keep` (chunk, starts, ends -> mask), only the strings it keeps are decoded."""
+    out: dict[int, str] = {}
+    for lo, buf, starts, ends in _spans(fd, strtab, offsets):
+        if keep is not None and len(buf):
+            kept = keep(buf, starts, ends)
+            starts, ends = starts[kept], ends[kept]
+        for st, end in zip(starts.tolist(), ends.tolist(), strict=True):
+            out[lo + st] = buf[st:end].decode("utf-8", "replace")
     return out
 
 
-def _offsets_of(fd: int, strtab: Section, needles: Iterable[bytes]) -> dict[bytes, list[int]]:
-    """String-table offsets where each needle starts, in one pass over the table.
+def offsets_matching(
+    fd: int,
+    strtab: Section,
+    offsets: np.ndarray,
+    ends: Iterable[str] = (),
+    holds: Iterable[str] = (),
+    begins: Iterable[str] = (),
+) -> Ints:
+    """Of the strings at these offsets, those that end with one of `ends`, hold one of
+    `holds` or begin with one of `begins` (bytes compared, no string is decoded): numpy
+    compares the few bytes before each string's end, bytes.find looks for the others."""
+    suffixes = [np.frombuffer(e.encode(), np.uint8) for e in ends if e]
+    prefixes = [np.frombuffer(e.encode(), np.uint8) for e in begins if e]
+    inner = [h.encode() for h in holds if h]
+    found: list[Ints] = []
+    for lo, buf, starts, nul in _spans(fd, strtab, offsets):
+        b = np.frombuffer(buf, np.uint8)
+        hit = np.zeros(len(starts), bool)
+        for needles, at in ((suffixes, False), (prefixes, True)):
+            for needle in needles:
+                fits = np.flatnonzero(nul - starts >= len(needle))
+                first = starts[fits] if at else nul[fits] - len(needle)
+                window = b[first[:, None] + np.arange(len(needle))]
+                hit[fits[(window == needle).all(axis=1)]] = True
+        for word in inner:
+            pos = buf.find(word)
+            while pos >= 0:
+                # Wanted strings holding it end at the first NUL after it (several may:
+                # a string table shares a tail between names).
+                k = int(np.searchsorted(nul, pos))
+                if k < len(nul) and pos + len(word) <= nul[k]:
+                    same = np.arange(k, int(np.searchsorted(nul, nul[k], side="right")))
+                    hit[same[starts[same] <= pos]] = True
+                pos = buf.find(word, pos + 1)
+        found.append(starts[hit] + lo)
+    return np.concatenate(found) if found else np.zeros(0, np.int64)
 
-    Needles sharing b"cpu" are found through that one anchor (a fast bytes.find) and compared
-    in place, instead of one search of a ~175 MB table per needle."""
-    needles = [n for n in dict.fromkeys(needles) if n]
-    found: dict[bytes, list[int]] = {n: [] for n in needles}
-    if not needles:
-        return found
-    anchors: dict[bytes, list[tuple[bytes, int]]] = {}
-    for n in needles:
-        anchor = b"cpu" if b"cpu" in n else n
-        anchors.setdefault(anchor, []).append((n, n.find(anchor)))
-    margin = max(len(n) for n in needles)
-    pos = 0
-    while pos < strtab.size:
-        lo = max(pos - margin, 0)
-        buf = os.pread(fd, min(CHUNK + 2 * margin, strtab.size - lo), strtab.offset + lo)
-        for anchor, group in anchors.items():
-            at = buf.find(anchor)
-            while at >= 0:
-                for needle, k in group:
-                    start = at - k
-                    # count each start once: in the chunk [pos, pos + CHUNK) it falls in
-                    if (
-                        start >= 0
-                        and pos <= lo + start < pos + CHUNK
-                        and buf.startswith(needle, start)
-                    ):
-                        found[needle].append(lo + start)
-                at = buf.find(anchor, at + 1)
-        pos += CHUNK
-    return found
 
-
-def open_elf(path: Path, f) -> tuple[ELFFile, list[Section]]:
+def open_elf(path: Path, f: BinaryIO) -> tuple[ELFFile, list[Section]]:
     """The ELF header (pyelftools) and the section headers, read straight from the table:
     pyelftools' iter_sections would build every section object, and parsing a 1.6 MB
     .gnu.hash costs ~0.3 s per pass."""
@@ -138,20 +168,24 @@ def open_elf(path: Path, f) -> tuple[ELFFile, list[Section]]:
         count = elf.num_sections()
         shstrndx = elf.get_shstrndx()
     except (ELFError, ValueError) as exc:
-        raise ConfigError(f"{path}: not an ELF file ({exc})")
+        raise ConfigError(f"{path}: not an ELF file ({exc})") from None
     if elf["e_machine"] != "EM_X86_64" or elf.elfclass != 64:
-        raise ConfigError(f"{path}: machine {elf['e_machine']}; only x86-64 libraries are scanned")
-    if not count or elf.header["e_shentsize"] != _SHDR_DT.itemsize:
+        raise ConfigError(
+            f"{path}: ELF for machine {elf['e_machine']}, {elf.elfclass}-bit: {NOT_LOADED}"
+        )
+    if elf["e_type"] not in ("ET_DYN", "ET_EXEC"):
+        raise ConfigError(f"{path}: ELF of type {elf['e_type']}: {NOT_LOADED}")
+    if not count or elf.header["e_shentsize"] != SHDR_DT.itemsize:
         return elf, []
     fd = f.fileno()
     file_size = os.fstat(fd).st_size
     shoff = int(elf.header["e_shoff"])
-    if shoff + count * _SHDR_DT.itemsize > file_size:
+    if shoff + count * SHDR_DT.itemsize > file_size:
         raise ConfigError(
             f"{path}: truncated or damaged ELF file (section headers at {shoff} "
             f"run past its {file_size} bytes)"
         )
-    raw = np.frombuffer(os.pread(fd, count * _SHDR_DT.itemsize, shoff), _SHDR_DT)
+    raw = np.frombuffer(os.pread(fd, count * SHDR_DT.itemsize, shoff), SHDR_DT)
     if len(raw) != count:
         raise ConfigError(f"{path}: truncated ELF file (section headers missing)")
     # The one bounds rule: every offset and size read from the file is checked against the
@@ -160,12 +194,23 @@ def open_elf(path: Path, f) -> tuple[ELFFile, list[Section]]:
     # every address is one a process can have (the decoder packs addresses into int64 keys).
     for i, h in enumerate(raw):
         off, size, addr = int(h["offset"]), int(h["size"]), int(h["addr"])
-        in_file = int(h["type"]) == _SHT_NOBITS or off + size <= file_size
+        in_file = int(h["type"]) == SHT_NOBITS or off + size <= file_size
         if not in_file or addr + size > ADDRESS_LIMIT:
             raise ConfigError(
                 f"{path}: damaged ELF file (section {i} at offset {off}, "
                 f"{size} bytes, address {addr:#x} lies outside its "
                 f"{file_size} bytes or the address space)"
+            )
+    execs = sorted(
+        (int(h["addr"]), int(h["addr"]) + int(h["size"]))
+        for h in raw
+        if int(h["flags"]) & SHF_EXECINSTR and int(h["type"]) == SHT_PROGBITS and int(h["size"])
+    )
+    for (_, hi), (lo, _) in zip(execs, execs[1:], strict=False):
+        if lo < hi:
+            raise ConfigError(
+                f"{path}: damaged ELF file (executable sections overlap at {lo:#x}); "
+                "no linker writes that"
             )
     names: dict[int, str] = {}
     if shstrndx < count:
@@ -188,7 +233,12 @@ def open_elf(path: Path, f) -> tuple[ELFFile, list[Section]]:
 
 
 def exec_sections(sections: list[Section]) -> list[Section]:
-    return [s for s in sections if s.flags & _SHF_EXECINSTR and s.type == _SHT_PROGBITS and s.size]
+    """The executable sections with bytes in the file, in address order (open_elf checked
+    that they do not overlap)."""
+    return sorted(
+        (s for s in sections if s.flags & SHF_EXECINSTR and s.type == SHT_PROGBITS and s.size),
+        key=lambda s: s.addr,
+    )
 
 
 def eh_frame_table(fd: int, sections: list[Section]) -> tuple[np.ndarray, np.ndarray]:
@@ -197,7 +247,7 @@ def eh_frame_table(fd: int, sections: list[Section]) -> tuple[np.ndarray, np.nda
     write."""
     none = (np.zeros(0, np.int64), np.zeros(0, np.int64))
     sec = next((s for s in sections if s.name == ".eh_frame_hdr"), None)
-    if sec is None or sec.size < 12 or sec.type == _SHT_NOBITS:
+    if sec is None or sec.size < 12 or sec.type == SHT_NOBITS:
         return none
     raw = os.pread(fd, sec.size, sec.offset)
     if len(raw) < 12:
@@ -224,7 +274,7 @@ def fde_ends(fd: int, sections: list[Section], starts: np.ndarray, fdes: np.ndar
     another encoding and is left unknown. .eh_frame is read in bounded chunks."""
     ends = np.full(len(starts), -1, np.int64)
     sec = next((s for s in sections if s.name == ".eh_frame"), None)
-    if sec is None or sec.type == _SHT_NOBITS or not len(fdes):
+    if sec is None or sec.type == SHT_NOBITS or not len(fdes):
         return ends
     off = fdes - sec.addr
     order = np.argsort(off, kind="stable")
@@ -237,21 +287,24 @@ def fde_ends(fd: int, sections: list[Section], starts: np.ndarray, fdes: np.ndar
         rel = off_sorted[lo:hi] - pos
         rel = rel[rel + 16 <= len(buf)]
         idx = order[lo : lo + len(rel)]
-
-        def word(at: np.ndarray) -> np.ndarray:
-            return (
-                buf[at].astype(np.int64)
-                | buf[at + 1].astype(np.int64) << 8
-                | buf[at + 2].astype(np.int64) << 16
-                | buf[at + 3].astype(np.int64) << 24
-            )
-
-        length, begin, span = word(rel), word(rel + 8), word(rel + 12)
-        begin = (begin ^ 0x80000000) - 0x80000000 + fdes[idx] + 8
+        length = le32(buf, rel, signed=False)
+        span = le32(buf, rel + 12, signed=False)
+        begin = le32(buf, rel + 8) + fdes[idx] + 8
         ok = (length != 0xFFFFFFFF) & (length >= 12) & (begin == starts[idx])
         ends[idx[ok]] = starts[idx[ok]] + span[ok]
         pos += want
     return ends
+
+
+def le32(buf: npt.NDArray[np.uint8], at: Ints, *, signed: bool = True) -> Ints:
+    """The little-endian 32-bit words of buf at offsets `at`, as int64."""
+    v = (
+        buf[at].astype(np.int64)
+        | buf[at + 1].astype(np.int64) << 8
+        | buf[at + 2].astype(np.int64) << 16
+        | buf[at + 3].astype(np.int64) << 24
+    )
+    return (v ^ 0x80000000) - 0x80000000 if signed else v
 
 
 def code_bytes(path: Path | str) -> int:
@@ -262,7 +315,7 @@ def code_bytes(path: Path | str) -> int:
         return sum(s.size for s in exec_sections(open_elf(path, f)[1]))
 
 
-def _inside(lo: np.ndarray, hi: np.ndarray, addrs: np.ndarray) -> np.ndarray:
+def inside(lo: np.ndarray, hi: np.ndarray, addrs: np.ndarray) -> np.ndarray:
     """Whether each address lies in one of the sorted ranges [lo, hi) (none when empty)."""
     if not len(lo):
         return np.zeros(len(addrs), bool)
@@ -270,389 +323,53 @@ def _inside(lo: np.ndarray, hi: np.ndarray, addrs: np.ndarray) -> np.ndarray:
     return (i >= 0) & (addrs < hi[np.clip(i, 0, None)])
 
 
-class Library:
-    """One open ELF library: sections, symbol tables and the function table."""
+def glibc_needed(elf: ELFFile, sections: list[Section]) -> str | None:
+    """The highest GLIBC_x.y symbol version the library needs (.gnu.version_r), or None."""
+    best: tuple[int, int] | None = None
+    for hdr in sections:
+        if hdr.type != SHT_VERNEED:
+            continue
+        versions: Any = elf.get_section(hdr.index)  # a GNUVerNeedSection
+        for _verneed, auxes in versions.iter_versions():
+            for aux in auxes:
+                m = re.fullmatch(r"GLIBC_(\d+)\.(\d+)(?:\.\d+)?", aux.name)
+                if m:
+                    v = (int(m[1]), int(m[2]))
+                    best = max(best or v, v)
+    return f"{best[0]}.{best[1]}" if best else None
 
-    def __init__(self, path: Path, f):
-        self.path = path
-        self.fd = f.fileno()
-        self.elf, self.sections = open_elf(path, f)
-        self.exec_secs = exec_sections(self.sections)
-        self.tables = [self._symbols(".symtab"), self._symbols(".dynsym")]
-        self.dynsym = self.tables[1][0]
-        fsyms = [self._function_symbols(syms) for syms, _ in self.tables]
-        self.symbol_source = (
-            ".symtab" if len(fsyms[0]) else ".dynsym" if len(fsyms[1]) else ".eh_frame_hdr"
-        )
-        eh_starts, eh_fdes = eh_frame_table(self.fd, self.sections)
-        starts = arrays.unique(
-            np.concatenate(
-                [
-                    fsyms[0]["value"],
-                    fsyms[1]["value"],
-                    eh_starts.astype(np.uint64),
-                    np.array([s.addr for s in self.exec_secs], np.uint64),
-                ]
-            ).astype(np.uint64)
-        )
-        self.fsyms = fsyms
-        self.lo = np.array([s.addr for s in self.exec_secs], np.uint64)
-        self.hi = np.array([s.addr + s.size for s in self.exec_secs], np.uint64)
-        data = [
-            s
-            for s in self.sections
-            if s.flags & 0x3 == 0x3
-            and s.type == _SHT_PROGBITS
-            and s.addr
-            and not s.flags & _SHF_EXECINSTR
-        ]  # SHF_WRITE | SHF_ALLOC
-        data.sort(key=lambda s: s.addr)
-        self.data_lo = np.array([s.addr for s in data], np.uint64)
-        self.data_hi = np.array([s.addr + s.size for s in data], np.uint64)
-        top = self.hi.max() if len(self.hi) else 0
-        # A function ends at the next start, or earlier where a symbol gives its size: bytes
-        # after it (constant tables that hand-written assembly keeps in .text) are not code.
-        ends = np.append(starts[1:], top).astype(np.uint64)
-        sized_mask = np.zeros(len(starts), bool)
-        for syms in fsyms:
-            sized = syms[syms["size"] > 0]
-            if len(sized):
-                first = np.unique(sized["value"], return_index=True)[1]
-                span = np.maximum.reduceat(sized["size"], first)
-                idx = np.searchsorted(starts, sized["value"][first])
-                ends[idx] = np.minimum(ends[idx], sized["value"][first] + span)
-                sized_mask[idx] = True
-        # Without a symbol size (stripped libraries), the unwind entry (FDE) gives the end.
-        # Code after it up to the next start has neither a symbol nor an unwind entry:
-        # hand-written assembly or data in .text. Such a gap becomes an *unlabelled* function
-        # (rule R5) instead of silently extending its neighbour.
-        fe = fde_ends(self.fd, self.sections, eh_starts, eh_fdes)
-        known = fe > 0
-        idx = np.searchsorted(starts, eh_starts[known].astype(np.uint64))
-        fe_known = fe[known].astype(np.uint64)
-        shorter = (~sized_mask[idx]) & (fe_known < ends[idx]) & (fe_known > starts[idx])
-        idx, fe_known = idx[shorter], fe_known[shorter]
-        nxt = ends[idx]
-        ends[idx] = fe_known
-        gap = nxt >= fe_known + GAP_BYTES
-        gaps = fe_known[gap]
-        self.unlabelled = np.zeros(len(starts), bool)
-        if len(gaps):
-            # Entry points inside the gaps (targets of direct calls, jumps and LEAs) start
-            # blocks of their own, so one routine's use does not decide its neighbours'.
-            gaps = arrays.unique(np.concatenate([gaps, self._entries_in(gaps, nxt[gap])]))
-            merged = arrays.unique(np.concatenate([starts, gaps]))
-            new_ends = np.append(merged[1:], top).astype(np.uint64)
-            at = np.searchsorted(merged, starts)
-            new_ends[at] = np.minimum(new_ends[at], ends)
-            self.unlabelled = np.isin(merged, gaps) & ~np.isin(merged, starts)
-            starts, ends = merged, new_ends
-        self.starts = starts
-        self.ends = ends
 
-    def _entries_in(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """Addresses in [lo[i], hi[i]) that a call/jmp rel32 or a RIP-relative LEA anywhere
-        in the code targets, found by a byte-pattern pass (no decoding): E8/E9 + rel32, and
-        REX.W 8D ModRM(mod=00, rm=101) + disp32. A stray match only splits a block."""
-        found = []
-        for sec in self.exec_secs:
-            pos = 0
-            while pos < sec.size:
-                want = min(CHUNK, sec.size - pos)
-                b = np.frombuffer(
-                    os.pread(self.fd, min(want + 8, sec.size - pos), sec.offset + pos), np.uint8
-                )
-                base = sec.addr + pos
-                n = min(want, len(b) - 7)
-                if n <= 0:
-                    break
-
-                def rel32(at: np.ndarray) -> np.ndarray:
-                    v = (
-                        b[at].astype(np.int64)
-                        | b[at + 1].astype(np.int64) << 8
-                        | b[at + 2].astype(np.int64) << 16
-                        | b[at + 3].astype(np.int64) << 24
-                    )
-                    return (v ^ 0x80000000) - 0x80000000
-
-                br = np.flatnonzero((b[:n] == 0xE8) | (b[:n] == 0xE9))
-                lea = np.flatnonzero(
-                    ((b[:n] & 0xFB) == 0x48)
-                    & (b[1 : n + 1] == 0x8D)
-                    & ((b[2 : n + 2] & 0xC7) == 0x05)
-                )
-                targets = np.concatenate(
-                    [base + br + 5 + rel32(br + 1), base + lea + 7 + rel32(lea + 3)]
-                )
-                targets = targets[targets >= 0].astype(np.uint64)
-                i = np.searchsorted(lo, targets, side="right").astype(np.int64) - 1
-                inside = (i >= 0) & (targets < hi[np.clip(i, 0, None)])
-                found.append(targets[inside])
-                pos += want
-        return np.concatenate(found) if found else np.zeros(0, np.uint64)
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def section(self, name: str) -> Section | None:
-        return next((s for s in self.sections if s.name == name), None)
-
-    # -- symbols
-    def _symbols(self, name: str) -> tuple[np.ndarray, Section | None]:
-        sec = self.section(name)
-        if sec is None or sec.entsize != SYM_DT.itemsize or sec.link >= len(self.sections):
-            return np.zeros(0, SYM_DT), None
-        raw = os.pread(self.fd, sec.size - sec.size % SYM_DT.itemsize, sec.offset)
-        return np.frombuffer(raw, SYM_DT), self.sections[sec.link]
-
-    def _function_symbols(self, syms: np.ndarray) -> np.ndarray:
-        kind = syms["info"] & 0xF  # STT_FUNC = 2, STT_GNU_IFUNC = 10
-        syms = syms[((kind == 2) | (kind == 10)) & (syms["shndx"] != 0)]
-        value = syms["value"]
-        inside = np.zeros(len(syms), bool)
-        for s in self.exec_secs:
-            inside |= (value >= s.addr) & (value < s.addr + s.size)
-        syms = syms[inside]
-        return syms[np.argsort(syms["value"], kind="stable")]
-
-    @cached_property
-    def special(self) -> dict[str, np.ndarray]:
-        """Defined symbols the rules look for, found in one pass over each string table:
-        'variables' (CPU-feature variables), 'functions' (CPU-check helpers), 'pyinit'."""
-        r = rules()
-        groups = {
-            "variables": [n.encode() + b"\0" for n in r.check_variables],
-            "functions": [n.encode() + b"\0" for n in r.check_functions],
-            "pyinit": [b"PyInit_"],
-        }
-        out = {k: [] for k in groups}
-        has_symtab = len(self.tables[0][0]) > 0
-        for table, (syms, strtab) in zip((".symtab", ".dynsym"), self.tables):
-            if strtab is None or not len(syms):
-                continue
-            # Hidden CPU-check symbols live in .symtab; PyInit_* is exported (.dynsym).
-            keys = (
-                ("variables", "functions")
-                if table == ".symtab"
-                else (("pyinit",) if has_symtab else tuple(groups))
-            )
-            found = _offsets_of(self.fd, strtab, [n for k in keys for n in groups[k]])
-            found = {n: found.get(n, []) for ns in groups.values() for n in ns}
-            for key, needles in groups.items():
-                offs = [o for n in needles for o in found[n]]
-                if offs:
-                    out[key].append(syms[np.isin(syms["name"], offs) & (syms["shndx"] != 0)])
-        return {k: np.concatenate(v) if v else np.zeros(0, SYM_DT) for k, v in out.items()}
-
-    def imported_variable_slots(self) -> list[tuple[int, int]]:
-        """GOT slots (address ranges) holding the address of a CPU-feature variable defined in
-        another library (libgfortran reads libgcc_s's __cpu_model through its GOT)."""
-        syms, strtab = self.tables[1]
-        if strtab is None or not len(syms):
-            return []
-        needles = [n.encode() + b"\0" for n in rules().check_variables]
-        offs = [o for v in _offsets_of(self.fd, strtab, needles).values() for o in v]
-        wanted = np.flatnonzero(np.isin(syms["name"], offs) & (syms["shndx"] == 0))
-        if not len(wanted):
-            return []
-        out = []
-        for sec in self.sections:
-            if sec.type != _SHT_RELA or not sec.flags & _SHF_ALLOC:
-                continue
-            rel = np.frombuffer(
-                os.pread(self.fd, sec.size - sec.size % _RELA_DT.itemsize, sec.offset), _RELA_DT
-            )
-            hit = ((rel["info"] & 0xFFFFFFFF) == _R_GLOB_DAT) & np.isin(
-                (rel["info"] >> 32).astype(np.int64), wanted
-            )
-            out += [(int(w), int(w) + 8) for w in rel["offset"][hit]]
-        return out
-
-    def names(self, fns: np.ndarray) -> Iterable[tuple[int, str]]:
-        """(function, name) for every symbol at each function's start (aliases included)."""
-        addrs = self.starts[fns]
-        for syms, strtab in zip(self.fsyms, (t[1] for t in self.tables)):
-            if strtab is None or not len(syms):
-                continue
-            lo = np.searchsorted(syms["value"], addrs, side="left")
-            cnt = np.searchsorted(syms["value"], addrs, side="right") - lo
-            if not cnt.sum():
-                continue
-            owner = np.repeat(fns, cnt)
-            name_off = syms["name"][arrays.spans(lo, cnt)]
-            got = strings_at(self.fd, strtab, name_off)
-            for fn, off in zip(owner.tolist(), name_off.tolist()):
-                if got.get(off):
-                    yield fn, got[off]
-
-    # -- addresses
-    def of(self, addrs: np.ndarray) -> np.ndarray:
-        """Function containing each address; -1 outside function bodies."""
-        if not len(self.starts):
-            return np.full(len(addrs), -1, np.int64)
-        i = np.searchsorted(self.starts, addrs, side="right").astype(np.int64) - 1
-        return np.where((i >= 0) & (addrs < self.ends[np.clip(i, 0, None)]), i, -1)
-
-    def exact(self, addrs: np.ndarray) -> np.ndarray:
-        """Function starting exactly at each address, else -1."""
-        if not len(self.starts):
-            return np.full(len(addrs), -1, np.int64)
-        i = np.searchsorted(self.starts, addrs).astype(np.int64)
-        ic = np.clip(i, 0, max(len(self.starts) - 1, 0))
-        return np.where((i < len(self.starts)) & (self.starts[ic] == addrs), ic, -1)
-
-    def in_code(self, addrs: np.ndarray) -> np.ndarray:
-        return _inside(self.lo, self.hi, addrs)
-
-    def in_data(self, addrs: np.ndarray) -> np.ndarray:
-        """Whether each address is in initialized writable data (.data, .data.rel.ro ...)."""
-        return _inside(self.data_lo, self.data_hi, addrs)
-
-    def code_bytes(self, fn: int) -> tuple[int, bytes]:
-        start, end = int(self.starts[fn]), int(self.ends[fn])
-        sec = next(s for s in self.exec_secs if s.addr <= start < s.addr + s.size)
-        end = min(end, sec.addr + sec.size)
-        return start, os.pread(self.fd, end - start, sec.offset + start - sec.addr)
-
-    # -- other ELF facts
-    @cached_property
-    def plt(self) -> tuple[np.ndarray, np.ndarray]:
-        """(PLT entry address, function it reaches) for functions defined in this library:
-        with -fPIC, calls to the library's own exported functions go through its PLT."""
-        rela = self.section(".rela.plt")
-        sec = self.section(".plt.sec") or self.section(".plt")
-        if rela is None or sec is None or not len(self.dynsym):
-            return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
-        rel = np.frombuffer(
-            os.pread(self.fd, rela.size - rela.size % _RELA_DT.itemsize, rela.offset), _RELA_DT
-        )
-        first = 0 if sec.name == ".plt.sec" else 1  # .plt starts with a 16-byte header
-        entries = sec.addr + 16 * (first + np.arange(len(rel), dtype=np.uint64))
-        idx = np.clip((rel["info"] >> 32).astype(np.int64), 0, len(self.dynsym) - 1)
-        sym = self.dynsym[idx]
-        ok = (
-            ((rel["info"] & 0xFFFFFFFF) == _R_JUMP_SLOT)
-            & (sym["shndx"] != 0)
-            & (entries < sec.addr + sec.size)
-        )
-        return entries[ok], sym["value"][ok]
-
-    def through_plt(self, targets: np.ndarray) -> np.ndarray:
-        """Targets with PLT entries replaced by the local function they reach."""
-        entries, reach = self.plt
-        if not len(entries):
-            return targets
-        i = np.clip(np.searchsorted(entries, targets), 0, len(entries) - 1)
-        return np.where(entries[i] == targets, reach[i], targets)
-
-    @cached_property
-    def table_slots(self) -> np.ndarray:
-        """Sorted addresses in initialized data that hold a pointer into code (function
-        tables, vtables): where rule R2's dispatch tables can be."""
-        where, target = self.relocations()
-        keep = self.in_code(target) & self.in_data(where)
-        return arrays.unique(where[keep])
-
-    def relocations(self) -> tuple[np.ndarray, np.ndarray]:
-        """(where, target) of every dynamic relocation that stores an address in data."""
-        return self._relocations
-
-    @cached_property
-    def _relocations(self) -> tuple[np.ndarray, np.ndarray]:
-        wheres, targets = [], []
-        for sec in self.sections:
-            if sec.type != _SHT_RELA or not sec.flags & _SHF_ALLOC:
-                continue
-            raw = os.pread(self.fd, sec.size - sec.size % _RELA_DT.itemsize, sec.offset)
-            rel = np.frombuffer(raw, _RELA_DT)
-            kind = rel["info"] & 0xFFFFFFFF
-            local = (kind == _R_RELATIVE) | (kind == _R_IRELATIVE)
-            wheres.append(rel["offset"][local])
-            targets.append(rel["addend"][local].astype(np.uint64))
-            absolute = kind == _R_X86_64_64
-            if absolute.any() and len(self.dynsym):
-                idx = np.clip(
-                    (rel["info"][absolute] >> 32).astype(np.int64), 0, len(self.dynsym) - 1
-                )
-                wheres.append(rel["offset"][absolute])
-                targets.append(
-                    self.dynsym["value"][idx] + rel["addend"][absolute].astype(np.uint64)
-                )
-        if not wheres:
-            return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
-        return np.concatenate(wheres), np.concatenate(targets)
-
-    def init_targets(self, rel_where: np.ndarray, rel_target: np.ndarray) -> np.ndarray:
-        """Constructor addresses in .init_array/.preinit_array (relocated or in place)."""
-        out = [np.zeros(0, np.uint64)]
-        for name in (".init_array", ".preinit_array"):
-            sec = self.section(name)
-            if sec is None or not sec.size or sec.type == _SHT_NOBITS:
-                continue
-            out.append(rel_target[(rel_where >= sec.addr) & (rel_where < sec.addr + sec.size)])
-            raw = np.frombuffer(os.pread(self.fd, sec.size - sec.size % 8, sec.offset), "<u8")
-            out.append(raw[(raw != 0) & (raw != np.uint64(2**64 - 1))])
-        init = self.section(".init")
-        if init is not None:
-            out.append(np.array([init.addr], np.uint64))
-        return np.concatenate(out).astype(np.uint64)
-
-    def glibc_needed(self) -> str | None:
-        best = None
-        for hdr in self.sections:
-            if hdr.type != _SHT_VERNEED:
-                continue
-            for _verneed, auxes in self.elf.get_section(hdr.index).iter_versions():
-                for aux in auxes:
-                    m = re.fullmatch(r"GLIBC_(\d+)\.(\d+)(?:\.\d+)?", aux.name)
-                    if m:
-                        v = (int(m[1]), int(m[2]))
-                        best = max(best or v, v)
-        return f"{best[0]}.{best[1]}" if best else None
-
-    def isa_needed(self) -> str | None:
-        """The x86 ISA level GNU ld records with -mneeded / -z x86-64-vN (glibc enforces it):
-        GNU_PROPERTY_X86_ISA_1_NEEDED in the NT_GNU_PROPERTY_TYPE_0 note."""
-        hdr = self.section(".note.gnu.property")
-        if hdr is None or hdr.type == _SHT_NOBITS:
-            return None
-        raw = os.pread(self.fd, min(hdr.size, 4096), hdr.offset)
-        pos = 0
-        while pos + 12 <= len(raw):
-            namesz, descsz, kind = struct.unpack_from("<III", raw, pos)
-            name = raw[pos + 12 : pos + 12 + namesz]
-            start = pos + 12 + (namesz + 3) // 4 * 4  # name 4-aligned, desc 8-aligned
-            desc = raw[start : start + descsz]
-            pos = start + (descsz + 7) // 8 * 8
-            if kind != _NT_GNU_PROPERTY_TYPE_0 or name != b"GNU\0":
-                continue
-            at = 0
-            while at + 8 <= len(desc):
-                pr_type, size = struct.unpack_from("<II", desc, at)
-                data = desc[at + 8 : at + 8 + size]
-                at += 8 + (size + 7) // 8 * 8
-                if pr_type == _ISA_1_NEEDED and len(data) >= 4:
-                    bits = int.from_bytes(data[:4], "little")
-                    levels = [i + 1 for i in range(4) if bits >> i & 1]
-                    return isa.level_name(max(levels)) if levels else None
+def isa_level_note(fd: int, sections: list[Section]) -> str | None:
+    """The x86 ISA level GNU ld records with -mneeded / -z x86-64-vN (glibc enforces it):
+    GNU_PROPERTY_X86_ISA_1_NEEDED in the NT_GNU_PROPERTY_TYPE_0 note, read from the first
+    4 KiB of .note.gnu.property with bounds on every length."""
+    hdr = next((s for s in sections if s.name == ".note.gnu.property"), None)
+    if hdr is None or hdr.type == SHT_NOBITS:
         return None
-        for note in self.elf.get_section(hdr.index).iter_notes():
-            for prop in note.get("n_desc") or ():
-                if (
-                    not isinstance(prop, dict)
-                    or prop.get("pr_type") != "GNU_PROPERTY_X86_ISA_1_NEEDED"
-                ):
-                    continue
-                data = prop.get("pr_data")
-                bits = int.from_bytes(data, "little") if isinstance(data, bytes) else int(data)
+    raw = os.pread(fd, min(hdr.size, 4096), hdr.offset)
+    pos = 0
+    while pos + 12 <= len(raw):
+        namesz, descsz, kind = struct.unpack_from("<III", raw, pos)
+        name = raw[pos + 12 : pos + 12 + namesz]
+        start = pos + 12 + (namesz + 3) // 4 * 4  # name 4-aligned, desc 8-aligned
+        desc = raw[start : start + descsz]
+        pos = start + (descsz + 7) // 8 * 8
+        if kind != NT_GNU_PROPERTY_TYPE_0 or name != b"GNU\0":
+            continue
+        at = 0
+        while at + 8 <= len(desc):
+            pr_type, size = struct.unpack_from("<II", desc, at)
+            data = desc[at + 8 : at + 8 + size]
+            at += 8 + (size + 7) // 8 * 8
+            if pr_type == ISA_1_NEEDED and len(data) >= 4:
+                bits = int.from_bytes(data[:4], "little")
                 levels = [i + 1 for i in range(4) if bits >> i & 1]
                 return isa.level_name(max(levels)) if levels else None
-        return None
+    return None
 
 
-def open_file(path: Path):
+def open_file(path: Path) -> BinaryIO:
     try:
         return open(path, "rb")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})")
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None

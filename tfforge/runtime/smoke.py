@@ -21,7 +21,7 @@ from tfforge.runtime import g2p, probe, venvs
 from tfforge.runtime.probe import TfPython
 
 if TYPE_CHECKING:  # verify is loaded only when a wheel is given
-    from tfforge.verify.verdict import HostVerdict
+    from tfforge.verify.answers import HostVerdict
 
 CURRENT = "current"  # the wheel spec meaning: this interpreter's TensorFlow
 
@@ -87,7 +87,7 @@ def smoke(
                 "missing CPU feature, or verify missed one)"
             ) from exc
         raise
-    if static is not None and not static.ok:
+    if static is not None and static.answer == "cannot run":
         raise VerifyError(
             f"smoke and verify disagree: {tf_python.name} imports and runs on "
             f"this host, but verify's static verdict says it lacks "
@@ -153,7 +153,13 @@ def smoke(
         "words_per_s": len(pairs) / median,
         "verify": None
         if static is None
-        else {"host": static.name, "runs": static.ok, "missing": list(static.missing)},
+        else {
+            "host": static.name,
+            "runs": static.ok,
+            "answer": static.answer,
+            "missing": list(static.missing),
+            "unsettled": list(static.unsettled),
+        },
     }
 
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tfforge import resources
+from tfforge.elfscan.tables import NOT_LOADED
 from tfforge.errors import ConfigError
 from tfforge.host import cpu, isa
-from tfforge.verify import emulate
-from tfforge.verify.verdict import emulated_verdict, host_verdicts, union
+from tfforge.verify import emulate, modules
+from tfforge.verify.answers import host_has, host_verdict, judge_run, needs
 from tfforge.verify.wheelscan import scan_wheel
 
 
@@ -21,11 +22,12 @@ class Run:
     """One ground-truth run of a wheel's probe and what the static verdict predicted."""
 
     where: str  # "this host" or "qemu Haswell"
-    predicted: bool  # the static verdict: it runs here
+    predicted: str  # the static answer: runs | cannot run | undecided
     status: str  # pass | signal | failed | timeout
     detail: str  # signal, stage reached, or what qemu cannot execute
-    agrees: bool | None  # None: not confirmable under qemu
+    agrees: bool | None  # None: undecided, or not confirmable under qemu
     seconds: float
+    settled: str = ""  # what the run settled an undecided answer to
 
     @property
     def ran(self) -> bool:
@@ -40,6 +42,7 @@ class CorpusRow:
     dispatched: tuple[str, ...]
     runs: tuple[Run, ...]
     seconds: float
+    required: tuple[str, ...] = ()
 
     @property
     def disagreements(self) -> list[Run]:
@@ -52,7 +55,9 @@ def corpus() -> tuple[list[str], list[str], str]:
     try:
         return [w["pin"] for w in doc["wheel"]], list(doc["ladder"]), str(doc["beyond"])
     except (KeyError, TypeError) as exc:
-        raise ConfigError(f"tfforge/data/corpus.toml: missing {exc}; each [[wheel]] needs pin")
+        raise ConfigError(
+            f"tfforge/data/corpus.toml: missing {exc}; each [[wheel]] needs pin"
+        ) from None
 
 
 def pick_models(
@@ -78,59 +83,68 @@ def check(
 ) -> CorpusRow:
     """Scan (cached), then run the probe here and under the picked qemu models."""
     from tfforge.runtime import venvs
+    from tfforge.wheel import read as wheel_read
 
     t0 = time.perf_counter()
     _, scans, errors, _, _ = scan_wheel(wheel, jobs=jobs, status=status)
+    errors = [e for e in errors if NOT_LOADED not in e]
     if errors:
         raise ConfigError(
             f"{wheel.name}: {len(errors)} librar(ies) could not be scanned: {errors[0]}"
         )
-    baseline, dispatched = union(scans)
-    project = pin.split("==")[0]
+    n = needs(scans)
     python = venvs.venv_python(wheel)
+    script, _what = modules.probe_for(wheel, wheel_read.check(wheel).facts)
     runs = []
-    here = host_verdicts([host], baseline, dispatched)[0]
+    here = host_verdict(host, n)
     status(f"{pin}: probe on this host ({host.model_name})")
-    res = emulate.run_probe([], python, "this host", project=project, timeout=timeout)
+    res = emulate.run_probe([], python, "this host", script=script, timeout=timeout)
+    ran = res.status == "pass"
     runs.append(
         Run(
             "this host",
-            here.ok,
+            here.answer,
             res.status,
-            _detail(res, here.missing),
-            res.status == "pass" if here.ok else res.status == "signal",
+            _detail(res, here.missing or here.unsettled),
+            None if here.undecided else ran == here.ok,
             res.seconds,
         )
     )
     if models is None:
         ladder, beyond = corpus()[1:]
-        offered = {m: emulate.model_host(m).features for m in ladder}
-        models = pick_models(baseline, offered, ladder, beyond)
+        offered = {m: host_has(emulate.model_host(m)) for m in ladder}
+        models = pick_models(n.baseline, offered, ladder, beyond)
     for model in models:
         status(f"{pin}: probe under qemu-x86_64 -cpu {model}")
-        v = emulated_verdict(python, model, project, baseline, timeout=timeout)
+        offered_m = host_has(emulate.model_host(model))
+        static = host_verdict(emulate.model_host(model), n)
+        lost = emulate.unexecutable(model, n.baseline, offered_m)
+        got = emulate.run(python, model, script=script, timeout=timeout)
+        v = judge_run(got, static, offered_m, lost, ran)
         detail = (
             f"qemu cannot execute {', '.join(v.unexecutable)}"
             if v.unexecutable
-            else _detail(v.result, v.predicted_missing)
+            else _detail(v.result, static.missing or static.unsettled)
         )
         runs.append(
             Run(
                 f"qemu {model}",
-                not v.predicted_missing,
+                static.answer,
                 v.result.status,
                 detail,
                 v.agrees,
                 v.result.seconds,
+                v.answer if v.settled else "",
             )
         )
     return CorpusRow(
         pin,
         wheel.name,
-        tuple(sorted(baseline, key=isa.sort_key)),
-        tuple(sorted(dispatched, key=isa.sort_key)),
+        tuple(sorted(n.baseline, key=isa.sort_key)),
+        tuple(sorted(n.dispatched, key=isa.sort_key)),
         tuple(runs),
         round(time.perf_counter() - t0, 1),
+        tuple(sorted(n.required, key=isa.sort_key)),
     )
 
 

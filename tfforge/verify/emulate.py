@@ -2,9 +2,10 @@
 
 The wheel is installed into its isolated venv (tfforge.venvs, cached by sha256); then
 `qemu-x86_64 -cpu MODEL <venv python>` runs the project's probe (tfforge.verify.probes: for
-TensorFlow an import and a few ops, including a float16 cast). qemu-user refuses AVX, F16C, AVX2, FMA, BMI1 and BMI2 instructions a model lacks
-(it has no AVX-512 at all), so a missing baseline feature shows as SIGILL. What the model offers
-is read the same way: py-cpuinfo's CPUID decoder run under that model.
+TensorFlow an import and a few ops, including a float16 cast; for other wheels their top-level
+modules' import, or the corpus workload). qemu-user refuses AVX, F16C, AVX2, FMA, BMI1 and BMI2
+instructions a model lacks (it has no AVX-512 at all), so a missing feature shows as SIGILL.
+What the model offers is read the same way: py-cpuinfo's CPUID decoder run under that model.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from tfforge.errors import ConfigError, TfforgeError
 from tfforge.files import write_json_atomic
 from tfforge.host import adapters, cpu, isa
 from tfforge.paths import cache_dir
-from tfforge.verify import probes
 
 # What a model offers, read by py-cpuinfo's own CPUID decoder under qemu (the kernel's
 # /proc/cpuinfo would describe the real host, not the model).
@@ -83,9 +83,10 @@ def check_model(model: str) -> str:
     )
 
 
-def _model_facts(model: str) -> dict:
+def _model_facts(model: str) -> dict[str, str]:
     base = re.sub(r"(-v\d+|-noTSX|-IBRS)+$", "", model)
-    return resources.toml("qemu_models.toml")["models"].get(base, {})
+    facts = resources.toml("qemu_models.toml")["models"].get(base, {})
+    return {str(k): str(v) for k, v in facts.items()} if isinstance(facts, dict) else {}
 
 
 def stands_for(model: str) -> str | None:
@@ -161,20 +162,25 @@ def _tail(text: str, lines: int = 3) -> str:
     return " | ".join(keep[-lines:]) or "no output"
 
 
-def run(
-    python: Path, model: str, *, project: str = "tensorflow", timeout: float
-) -> EmulationResult:
-    """Run the project's probe (tfforge.verify.probes) with `python` (a venv's) under
+def run(python: Path, model: str, *, script: str, timeout: float) -> EmulationResult:
+    """Run a probe script (tfforge.verify.probes) with `python` (a venv's) under
     qemu-x86_64 -cpu MODEL."""
     model = check_model(model)
     return run_probe(
-        [qemu(), "-cpu", model],
-        python,
-        model,
-        project=project,
-        timeout=timeout,
-        env=model_env(model),
+        [qemu(), "-cpu", model], python, model, script=script, timeout=timeout, env=model_env(model)
     )
+
+
+# One thread per pool: the runs are compared, not timed, and qemu-user emulates every thread.
+QUIET_ENV = {
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "RAYON_NUM_THREADS": "1",
+    "POLARS_MAX_THREADS": "1",
+}
 
 
 def run_probe(
@@ -182,23 +188,33 @@ def run_probe(
     python: Path,
     label: str,
     *,
-    project: str,
+    script: str,
     timeout: float,
     env: dict[str, str] | None = None,
 ) -> EmulationResult:
-    """The project's probe run as `prefix + [python, ...]` (no prefix: on this CPU)."""
+    """A probe script run as `prefix + [python, ...]` (no prefix: on this CPU)."""
     model = label
-    cmd = [*prefix, str(python), "-X", "faulthandler", "-c", probes.for_project(project)]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1", **(env or {})}
+    cmd = [*prefix, str(python), "-X", "faulthandler", "-c", script]
+    env = {**os.environ, **QUIET_ENV, **(env or {})}
     t0 = time.monotonic()
     # cwd: an empty folder, so a ./tensorflow directory cannot shadow the installed package.
     with tempfile.TemporaryDirectory(prefix="tfforge-emulate-") as cwd:
         try:
             proc = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env
+                cmd,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                cwd=cwd,
+                env=env,
+                errors="replace",
             )
         except subprocess.TimeoutExpired as exc:
-            out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            out = (
+                exc.stdout.decode("utf-8", "replace")
+                if isinstance(exc.stdout, bytes)
+                else (exc.stdout or "")
+            )
             return EmulationResult(
                 model,
                 "timeout",
@@ -221,7 +237,10 @@ def run_probe(
     if proc.returncode == 0:
         return EmulationResult(model, "pass", None, stage, None, seconds, result or "")
     if proc.returncode < 0:
-        sig = signal.Signals(-proc.returncode).name
+        try:
+            sig = signal.Signals(-proc.returncode).name
+        except ValueError:
+            sig = f"signal {-proc.returncode}"
         return EmulationResult(
             model, "signal", sig, stage, _where(proc.stderr), seconds, _tail(proc.stderr)
         )

@@ -6,7 +6,10 @@ every result is right. Used under qemu (verify --emulate) and natively (the corp
 
 from __future__ import annotations
 
+import json
 import re
+import textwrap
+from collections.abc import Iterable
 
 _HEAD = r"""
 import json, sys
@@ -80,7 +83,9 @@ def field(num, wire, payload):
             if not payload:
                 return key + out
     n = len(payload)
-    return key + bytes([n]) + payload if n < 128 else key + bytes([n & 0x7F | 0x80, n >> 7]) + payload
+    if n < 128:
+        return key + bytes([n]) + payload
+    return key + bytes([n & 0x7F | 0x80, n >> 7]) + payload
 def vinfo(name):
     dims = field(1, 2, field(1, 0, 2)) + field(1, 2, field(1, 0, 2))
     tensor = field(1, 0, 1) + field(2, 2, dims)          # elem_type FLOAT, shape [2, 2]
@@ -100,15 +105,50 @@ sys.exit(0 if ok else 3)
 """
 )
 
-_BY_PROJECT = {"numpy": NUMPY, "onnxruntime": ONNXRUNTIME}
+_BY_PROJECT = {
+    "numpy": (NUMPY, "import numpy + matmul, sort, ufuncs, float16"),
+    "onnxruntime": (ONNXRUNTIME, "import onnxruntime + a one-node MatMul session"),
+}
 
 
-def for_project(project: str) -> str:
-    """The probe for a wheel's project: TensorFlow's for any TensorFlow distribution."""
+def valid_module(name: str) -> bool:
+    """A dotted Python module name (what a probe may `import`): never code."""
+    return bool(name) and all(part.isidentifier() for part in name.split("."))
+
+
+def _imports(modules: Iterable[str]) -> str:
+    lines = []
+    for m in modules:
+        if not valid_module(m):
+            raise ValueError(f"not a module name: {m!r}")
+        lines.append(f"stage({json.dumps('import ' + m)})\nimport {m}\n")
+    return "".join(lines)
+
+
+def import_probe(modules: Iterable[str]) -> str:
+    """A probe that imports each module (a wheel's top-level packages) and nothing more."""
+    return (
+        _HEAD
+        + _imports(modules)
+        + 'stage("done")\nprint("TFFORGE-RESULT", json.dumps({"ok": True}), flush=True)\n'
+    )
+
+
+def workload_probe(module: str, workload: str) -> str:
+    """A probe that imports `module`, then runs `workload` (Python; an exception fails it)."""
+    return (
+        _HEAD
+        + _imports([module])
+        + 'stage("workload")\n'
+        + textwrap.dedent(workload).strip()
+        + '\nstage("done")\nprint("TFFORGE-RESULT", json.dumps({"ok": True}), flush=True)\n'
+    )
+
+
+def for_project(project: str) -> tuple[str, str] | None:
+    """(probe, what it runs) for a project with a probe of its own: TensorFlow's for any
+    TensorFlow distribution, numpy's, onnxruntime's; None for others."""
     name = re.sub(r"[-_.]+", "-", project).lower()
     if "tensorflow" in name:
-        return TENSORFLOW
-    if name in _BY_PROJECT:
-        return _BY_PROJECT[name]
-    module = name.replace("-", "_")
-    return _HEAD + f"stage('import {module}')\nimport {module}\nstage('done')\n"
+        return TENSORFLOW, "import tensorflow + matmul, relu, conv2d, float16 cast"
+    return _BY_PROJECT.get(name)

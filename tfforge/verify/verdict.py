@@ -1,11 +1,14 @@
 """The whole verdict on one wheel: the wheel checks, the ISA scan, host and fleet verdicts, the
 label claim and optional emulated runs, as one VerifyReport (no printing, no settings).
 
-Exit: 0 all pass, 1 a check failed (VerifyError), 2 unusable input (ConfigError).
+Exit: 0 every host asked runs it, 1 a check failed (some host cannot run it), 3 undecided
+(some host lacks a feature ordinary code uses and no CPU check is shown to guard it), 2 unusable
+input, 4 internal error (tfforge/commands/runner.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -17,15 +20,32 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from tfforge.elfscan import scan as elfscan
 from tfforge.elfscan.classify import RULES
 from tfforge.elfscan.results import FeatureEvidence, LibraryScan
-from tfforge.errors import ConfigError
+from tfforge.elfscan.tables import NOT_LOADED
+from tfforge.errors import ConfigError, InternalError, TfforgeError
 from tfforge.host import cpu, isa
-from tfforge.verify import builtwith, emulate
+from tfforge.verify import builtwith, emulate, modules
 from tfforge.verify import runtime as runtime_verdicts
+from tfforge.verify.answers import (
+    CANNOT,
+    RUNS,
+    UNDECIDED,
+    EmulationVerdict,
+    HostVerdict,
+    WheelNeeds,
+    host_has,
+    host_verdict,
+    host_verdicts,
+    judge_run,
+    needs,
+    same_answer_as,
+    with_variants,
+)
 from tfforge.verify.wheelcheck import (
     FAIL,
     PASS,
     SKIP,
     Check,
+    built_for,
     claim_check,
     claimed_features,
     glibc_check,
@@ -36,28 +56,7 @@ from tfforge.verify.wheelcheck import (
     structure_check,
 )
 from tfforge.verify.wheelscan import scan_wheel
-
-
-@dataclass(frozen=True)
-class HostVerdict:
-    name: str
-    model: str
-    source: str
-    ok: bool
-    missing: tuple[str, ...]  # baseline features the host lacks: why it fails
-    missing_dispatched: tuple[str, ...]  # dispatched ones it lacks: never a failure
-
-
-@dataclass(frozen=True)
-class EmulationVerdict:
-    result: emulate.EmulationResult
-    predicted_missing: tuple[str, ...]  # baseline features the model lacks under qemu
-    unexecutable: tuple[str, ...]  # of them, ones the real CPU has but qemu cannot run
-    agrees: bool | None  # the run went as predicted; None: not confirmable
-
-    @property
-    def confirmable(self) -> bool:
-        return not self.unexecutable
+from tfforge.wheel import read as wheel
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ class VerifyReport:
     members: int
     checks: tuple[Check, ...]
     libraries: tuple[LibraryScan, ...]
-    baseline: tuple[str, ...]  # union over libraries: what the wheel requires
+    baseline: tuple[str, ...]  # what ordinary code uses: required + unguarded
     dispatched: tuple[str, ...]  # used only behind run-time checks everywhere
     hosts: tuple[HostVerdict, ...]
     emulation: tuple[EmulationVerdict, ...]
@@ -79,62 +78,95 @@ class VerifyReport:
     seconds: float
     timings: tuple[tuple[str, float], ...] = ()
     rules: tuple[str, ...] = field(default=RULES)
+    required: tuple[str, ...] = ()  # needed unconditionally: at load, or by an ISA-level note
+    unguarded: tuple[str, ...] = ()  # in ordinary code not shown to be guarded
+    skipped: tuple[str, ...] = ()  # ELF members not scanned (another machine, object files)
+    probe: str = ""  # what the emulated runs ran
     runtime: tuple[runtime_verdicts.RuntimeVerdict, ...] = ()  # per host: glibc, libstdc++, Python
 
     @property
     def ok(self) -> bool:
-        return all(c.status != FAIL for c in self.checks)
+        return all(c.status in (PASS, SKIP) for c in self.checks)
 
     @property
     def failed(self) -> list[Check]:
         return [c for c in self.checks if c.status == FAIL]
+
+    @property
+    def undecided(self) -> list[Check]:
+        return [c for c in self.checks if c.status == UNDECIDED]
+
+    @property
+    def exit_code(self) -> int:
+        """0 every host asked runs it, 1 a check failed (some host cannot run it), 3 no check
+        failed but some host is undecided."""
+        return 1 if self.failed else 3 if self.undecided else 0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["libraries"] = [lib.to_dict() for lib in self.libraries]
         for e, doc in zip(self.emulation, d["emulation"], strict=True):
             doc["confirmable"] = e.confirmable
+            doc["settled"] = e.settled
+        for h, doc in zip(self.hosts, d["hosts"], strict=True):
+            doc["ok"] = h.ok
         d["ok"] = self.ok
-        d["exit_code"] = 0 if self.ok else 1
+        d["exit_code"] = self.exit_code
         return d
 
 
-def host_verdicts(
-    hosts: list[cpu.HostProfile], baseline: frozenset[str], dispatched: frozenset[str]
-) -> list[HostVerdict]:
-    out = []
-    for h in hosts:
-        if not h.is_x86:
-            out.append(HostVerdict(h.name, h.model_name, h.source, False, ("x86_64",), ()))
-            continue
-        have = h.features
-        miss = tuple(sorted(baseline - have, key=isa.sort_key))
-        extra = tuple(sorted(dispatched - have, key=isa.sort_key))
-        out.append(HostVerdict(h.name, h.model_name, h.source, not miss, miss, extra))
-    return out
+def compatibility_check(verdicts: list[HostVerdict], n: WheelNeeds) -> Check:
+    cannot = [v for v in verdicts if v.answer == CANNOT]
+    open_ = [v for v in verdicts if v.answer == UNDECIDED]
+    settled = [v for v in verdicts if v.settled_by]
 
+    def why(v: HostVerdict) -> str:
+        if v.answer == CANNOT:
+            declared = [f for f in v.missing if f in n.declared]
+            return (
+                f"{v.name} cannot run it: lacks {', '.join(v.missing)}"
+                + (
+                    " (declared: an ISA-level note or the build record demands "
+                    + ", ".join(declared)
+                    + ")"
+                    if declared
+                    else " (used by code that runs at load)"
+                )
+                + (f", settled by emulation under {v.settled_by}" if v.settled_by else "")
+            )
+        if v.answer == UNDECIDED:
+            return (
+                f"{v.name} is undecided: lacks {', '.join(v.unsettled)}, used in ordinary code "
+                "no CPU check is shown to guard (settle it with --emulate MODEL)"
+            )
+        by = f" (settled by emulation under {v.settled_by})" if v.settled_by else ""
+        return f"{v.name} runs it{by}"
 
-def compatibility_check(verdicts: list[HostVerdict]) -> Check:
-    bad = [v for v in verdicts if not v.ok]
-    details = tuple(f"{v.name}: missing {', '.join(v.missing)}" for v in bad)
-    if bad:
+    details = tuple(why(v) for v in (*cannot, *open_, *settled))
+    if cannot:
         return Check(
             "compatibility",
             FAIL,
-            f"{len(bad)} of {len(verdicts)} host(s) lack baseline features: {details[0]}",
+            f"{len(cannot)} of {len(verdicts)} host(s) cannot run it: {why(cannot[0])}",
+            details,
+        )
+    if open_:
+        return Check(
+            "compatibility",
+            UNDECIDED,
+            f"{len(open_)} of {len(verdicts)} host(s) undecided: {why(open_[0])}",
             details,
         )
     names = ", ".join(v.name for v in verdicts)
-    return Check("compatibility", PASS, f"every host has every baseline feature ({names})")
+    return Check(
+        "compatibility",
+        PASS,
+        f"every host runs it: each lacks only features used behind CPU checks ({names})",
+        details,
+    )
 
 
 # ---- the whole verdict ---------------------------------------------------------------------
-def union(scans: list[LibraryScan]) -> tuple[frozenset[str], frozenset[str]]:
-    baseline = frozenset().union(*(s.baseline for s in scans))
-    dispatched = frozenset().union(*(s.dispatched for s in scans)) - baseline
-    return baseline, dispatched
-
-
 def verify(
     wheel_path: Path,
     *,
@@ -150,12 +182,12 @@ def verify(
     builds_dir: Path | None = None,
 ) -> VerifyReport:
     """Everything verify measures about one wheel (no printing). builds_dir: where a rebuild
-    of a tfforge wheel's id would be recorded (issue 11)."""
+    of a tfforge wheel's id would be recorded."""
     t0 = time.perf_counter()
     models = [emulate.check_model(m) for m in emulate_models]  # bad input fails early
     _check_platform(wheel_path)
     timings = []
-    checked, scans, errors, sha, cached = scan_wheel(
+    scanned = scan_wheel(
         wheel_path,
         jobs=jobs,
         examples=examples,
@@ -163,34 +195,55 @@ def verify(
         status=status,
         progress=progress,
     )
+    checked, scans, errors, sha, cached = scanned
+    scans = with_variants(scans)
     timings.append(("read + scan", time.perf_counter() - t0))
     facts = checked.facts
-    baseline, dispatched = union(scans)
     claim = claimed_features(facts.local_label) if facts.local_label else (frozenset(), [])
+    prov = provenance_check(facts, claim[0])
+    n = needs(scans, built_for(facts) if prov.status == PASS else frozenset())
     members = [s.path for s in scans]
 
+    def listed(names: frozenset[str]) -> str:
+        return ", ".join(sorted(names, key=isa.sort_key)) or "none"
+
+    skipped = scan_skipped(errors)
+    errors = [e for e in errors if e not in skipped]
     isa_summary = (
-        f"{len(scans)} ELF libraries; requires "
-        f"{', '.join(sorted(baseline, key=isa.sort_key)) or 'nothing beyond x86-64'}"
-        f"; dispatched only: "
-        f"{', '.join(sorted(dispatched, key=isa.sort_key)) or 'none'}"
+        f"{len(scans)} ELF libraries; required (runs at load or named by an ISA note): "
+        f"{listed(n.required)}; in ordinary code not shown to be guarded: "
+        f"{listed(n.unguarded)}; dispatched only: {listed(n.dispatched)}"
+        + (
+            f"; {len(skipped)} ELF member(s) not for x86-64 processes, not scanned"
+            if skipped
+            else ""
+        )
     )
     isa_check = Check(
         "isa",
         FAIL if errors else PASS,
         (f"{len(errors)} librar(ies) could not be scanned: {errors[0]}" if errors else isa_summary),
-        tuple(errors),
+        tuple(errors or skipped),
     )
-    verdicts = host_verdicts(hosts, baseline, dispatched)
+    verdicts = host_verdicts(hosts, n)
+    emulations: list[EmulationVerdict] = []
+    probe_text = ""
+    if models:
+        t1 = time.perf_counter()
+        emulations, probe_text = _emulate(
+            wheel_path, facts, models, n, timeout=emulate_timeout, status=status
+        )
+        verdicts = settle(hosts, verdicts, emulations, n)
+        timings.append(("emulation", time.perf_counter() - t1))
     checks = [
         structure_check(checked),
         python_check(facts, python, members),
         glibc_check(facts, scans),
-        provenance_check(facts, claim[0]),
+        prov,
         isa_check,
         isa_note_check(scans),
-        compatibility_check(verdicts),
-        claim_check(facts, baseline, scans, claim),
+        compatibility_check(verdicts, n),
+        claim_check(facts, frozenset().union(*(s.baseline for s in scans)), scans, claim),
     ]
     if facts.provenance:
         checks.append(reproducible_check(facts, sha, builds_dir))
@@ -198,26 +251,8 @@ def verify(
     checks.append(builtwith.check(facts, builtwith.read(wheel_path, sha, use_cache=use_cache)))
     runtime_check, runtime_hosts = runtime_verdicts.runtime_check(wheel_path, facts.tags, hosts)
     checks.append(runtime_check)
-
-    emulations = []
-    if models:
-        from tfforge.runtime import venvs
-
-        t1 = time.perf_counter()
-        status(f"installing {facts.filename} into its venv for emulation (cached by sha256)")
-        py = venvs.venv_python(wheel_path)
-        for model in models:
-            status(f"running {facts.name} under qemu-x86_64 -cpu {model} ...")
-            emulations.append(
-                emulated_verdict(py, model, facts.name, baseline, timeout=emulate_timeout)
-            )
-            res = emulations[-1].result
-            status(
-                f"qemu {model}: {res.status}{' ' + res.signal if res.signal else ''} "
-                f"after {res.seconds:.0f} s"
-            )
-        checks.append(_emulation_check(emulations))
-        timings.append(("emulation", time.perf_counter() - t1))
+    if emulations:
+        checks.append(emulation_check(emulations, probe_text))
 
     return VerifyReport(
         wheel=str(wheel_path),
@@ -229,15 +264,48 @@ def verify(
         members=facts.members,
         checks=tuple(checks),
         libraries=tuple(scans),
-        baseline=tuple(sorted(baseline, key=isa.sort_key)),
-        dispatched=tuple(sorted(dispatched, key=isa.sort_key)),
+        baseline=tuple(sorted(n.baseline, key=isa.sort_key)),
+        dispatched=tuple(sorted(n.dispatched, key=isa.sort_key)),
         hosts=tuple(verdicts),
         emulation=tuple(emulations),
         scan_cached=cached,
         seconds=round(time.perf_counter() - t0, 2),
         timings=tuple((k, round(v, 2)) for k, v in timings),
+        required=tuple(sorted(n.required, key=isa.sort_key)),
+        unguarded=tuple(sorted(n.unguarded, key=isa.sort_key)),
+        skipped=tuple(skipped),
+        probe=probe_text,
         runtime=tuple(runtime_hosts),
     )
+
+
+def scan_skipped(errors: list[str]) -> list[str]:
+    """Scan errors that are not failures: ELF members no x86-64 process loads."""
+    return [e for e in errors if NOT_LOADED in e]
+
+
+def settle(
+    hosts: list[cpu.HostProfile],
+    verdicts: list[HostVerdict],
+    ems: list[EmulationVerdict],
+    n: WheelNeeds,
+) -> list[HostVerdict]:
+    """Undecided hosts settled by an emulated run under a model that has and lacks the same
+    features among those ordinary code uses."""
+    out = []
+    for host, v in zip(hosts, verdicts, strict=True):
+        run = next(
+            (
+                e
+                for e in ems
+                if v.answer == UNDECIDED and e.confirmable and same_answer_as(n, host, e.offered)
+            ),
+            None,
+        )
+        out.append(
+            dataclasses.replace(v, answer=run.answer, settled_by=run.result.model) if run else v
+        )
+    return out
 
 
 def static_host_verdict(
@@ -247,32 +315,57 @@ def static_host_verdict(
     jobs: int = 1,
     status: Callable[[str], None] = lambda _m: None,
 ) -> HostVerdict:
-    """verify's static verdict for one host, from the wheel's (cached) ISA scan: what smoke
+    """verify's static answer for one host, from the wheel's (cached) ISA scan: what smoke
     compares with what really happens."""
     _, scans, errors, _, _ = scan_wheel(wheel_path, jobs=jobs, status=status)
+    errors = [e for e in errors if NOT_LOADED not in e]
     if errors:
         raise ConfigError(
             f"{wheel_path.name}: {len(errors)} librar(ies) could not be scanned: {errors[0]}"
         )
-    baseline, dispatched = union(scans)
-    return host_verdicts([host], baseline, dispatched)[0]
+    return host_verdict(host, needs(scans))
 
 
-def emulated_verdict(
-    python: Path, model: str, project: str, baseline: frozenset[str], *, timeout: float
-) -> EmulationVerdict:
-    """Run the project's probe under qemu as `model` and compare with the static verdict:
-    it must run when the model has every baseline feature and trap (a signal) when not.
-    When the real CPU behind the model has a baseline feature qemu cannot execute (AVX-512,
-    AMX ...), the run is not confirmable either way (agrees is None)."""
-    res = emulate.run(python, model, project=project, timeout=timeout)
-    offered = emulate.model_host(model).features
-    missing = tuple(sorted(baseline - offered, key=isa.sort_key))
-    lost = emulate.unexecutable(model, baseline, offered)
-    if lost:
-        return EmulationVerdict(res, missing, lost, None)
-    ran, trapped = res.status == "pass", res.status == "signal"
-    return EmulationVerdict(res, missing, (), (ran and not missing) or (trapped and bool(missing)))
+def _emulate(
+    wheel_path: Path,
+    facts: wheel.WheelFacts,
+    models: list[str],
+    n: WheelNeeds,
+    *,
+    timeout: float,
+    status: Callable[[str], None],
+) -> tuple[list[EmulationVerdict], str]:
+    """The wheel's probe on this host (the witness), then under each qemu model."""
+    from tfforge.runtime import venvs
+
+    script, what = modules.probe_for(wheel_path, facts)
+    status(f"installing {facts.filename} into its venv for emulation (cached by sha256)")
+    try:
+        py = venvs.venv_python(wheel_path)
+    except ConfigError:
+        raise
+    except TfforgeError as exc:
+        raise InternalError(
+            f"--emulate could not install the wheel, so nothing ran: {exc}"
+        ) from exc
+    status(f"running {what} on this host first (the witness)")
+    native = emulate.run_probe([], py, "this host", script=script, timeout=timeout)
+    witness = native.status == "pass"
+    if not witness:
+        status(f"{what} fails on this host too ({native.status}): runs under qemu show nothing")
+    out = []
+    for model in models:
+        offered = host_has(emulate.model_host(model))
+        static = host_verdict(emulate.model_host(model), n)
+        lost = emulate.unexecutable(model, n.baseline, offered)
+        status(f"running {what} under qemu-x86_64 -cpu {model} ...")
+        res = emulate.run(py, model, script=script, timeout=timeout)
+        out.append(judge_run(res, static, offered, lost, witness))
+        status(
+            f"qemu {model}: {res.status}{' ' + res.signal if res.signal else ''} "
+            f"after {res.seconds:.0f} s"
+        )
+    return out, what
 
 
 def _check_platform(wheel_path: Path) -> None:
@@ -288,35 +381,41 @@ def _check_platform(wheel_path: Path) -> None:
         )
 
 
-def _emulation_check(ems: list[EmulationVerdict]) -> Check:
+def emulation_check(ems: list[EmulationVerdict], probe: str) -> Check:
+    """The emulated runs: each compared with the model's static answer, or settling it."""
     details = []
     for e in ems:
         r = e.result
-        pred = (
-            f"static verdict predicts a trap (lacks {', '.join(e.predicted_missing)})"
-            if e.predicted_missing
-            else "static verdict predicts it runs"
-        )
         what = {
-            "pass": "import + ops passed",
+            "pass": "passed",
             "signal": f"killed by {r.signal}",
-            "failed": "probe failed",
+            "failed": "failed",
             "timeout": "timed out",
         }[r.status]
         at = f" at stage '{r.stage}'" if r.stage and r.status != "pass" else ""
         where = f" ({r.where})" if r.where else ""
-        if not e.confirmable:
-            pred = (
-                f"not confirmable under qemu: the real CPU has "
-                f"{', '.join(e.unexecutable)}, which qemu-user cannot execute"
-            )
-        details.append(
-            f"{r.model}: {what}{at}{where} in {r.seconds:.0f} s; {pred}"
-            + (" - DISAGREES" if e.agrees is False else "")
+        static = e.static.answer + (
+            f" (lacks {', '.join(e.static.missing or e.static.unsettled)})"
+            if e.static.answer != RUNS
+            else ""
         )
+        if e.unexecutable:
+            said = (
+                f"not confirmable under qemu: the real CPU has {', '.join(e.unexecutable)}, "
+                "which qemu-user cannot execute"
+            )
+        elif not e.witness:
+            said = "shows nothing: the probe fails on this host too"
+        elif not e.confirmable:
+            said = "shows nothing: timed out"
+        elif e.settled:
+            said = f"settles the static answer '{static}': {e.answer}"
+        else:
+            said = f"static answer '{static}'" + (" agrees" if e.agrees else " - DISAGREES")
+        details.append(f"{r.model}: {probe} {what}{at}{where} in {r.seconds:.0f} s; {said}")
     judged = [e for e in ems if e.confirmable]
-    disagree = [e for e in judged if not e.agrees]
-    failed = [e for e in judged if e.result.status != "pass"]
+    disagree = [e for e in judged if e.agrees is False]
+    cannot = [e for e in judged if e.answer == CANNOT]
 
     def first(e: EmulationVerdict) -> tuple[str, ...]:  # the summary's run first
         i = ems.index(e)
@@ -326,30 +425,62 @@ def _emulation_check(ems: list[EmulationVerdict]) -> Check:
         return Check(
             "emulate",
             FAIL,
-            "emulated run and static verdict disagree: " + details[ems.index(disagree[0])],
+            "an emulated run and the static answer disagree: " + details[ems.index(disagree[0])],
             first(disagree[0]),
         )
-    if failed:
-        return Check("emulate", FAIL, details[ems.index(failed[0])], first(failed[0]))
+    if cannot:
+        return Check("emulate", FAIL, details[ems.index(cannot[0])], first(cannot[0]))
     if not judged:
         return Check("emulate", SKIP, "; ".join(details), tuple(details))
     return Check("emulate", PASS, "; ".join(details), tuple(details))
 
 
 def feature_rows(r: VerifyReport) -> list[dict[str, Any]]:
-    """One row per feature over all libraries, with the strongest evidence for its class."""
+    """One row per feature over all libraries, with the strongest evidence for its class:
+    required, then unguarded, then dispatched."""
+    rank = {"required": 0, "unguarded": 1, "dispatched": 2}
     rows = []
-    for feat in (*r.baseline, *r.dispatched):
+    for feat in (*r.required, *r.unguarded, *r.dispatched):
         per = [(s, e) for s in r.libraries if (e := s.feature(feat))]
-        base = [(s, e) for s, e in per if e.cls == "baseline"]
-        pick_s, pick_e = max(base or per, key=lambda se: (se[1].ordinary, se[1].functions))
+        cls = (
+            "required"
+            if feat in r.required
+            else "unguarded"
+            if feat in r.unguarded
+            else ("dispatched")
+        )
+        title = isa.title(feat) if feat in isa.features() else feat
+        if not per:  # demanded by a declaration only (ISA-level note, build record)
+            noted = [s.path for s in r.libraries if s.isa_needed]
+            rows.append(
+                {
+                    "feature": feat,
+                    "title": title,
+                    "class": cls,
+                    "libraries": 0,
+                    "baseline_in": 0,
+                    "instructions": 0,
+                    "ordinary": 0,
+                    "dispatched_fns": 0,
+                    "why": "declared",
+                    "library": noted[0] if noted else "",
+                    "evidence": "declared: the x86 ISA level a library's .note.gnu.property "
+                    "names (glibc refuses to load it without), or the features the tfforge "
+                    "build record says every file was compiled for",
+                    "example": "",
+                }
+            )
+            continue
+        pick_s, pick_e = min(
+            per, key=lambda se: (rank.get(se[1].cls, 3), -se[1].ordinary, -se[1].functions)
+        )
         rows.append(
             {
                 "feature": feat,
-                "title": isa.title(feat) if feat in isa.features() else feat,
-                "class": "baseline" if base else "dispatched",
+                "title": title,
+                "class": cls,
                 "libraries": len(per),
-                "baseline_in": len(base),
+                "baseline_in": sum(e.cls != "dispatched" for _, e in per),
                 "instructions": sum(e.instructions for _, e in per),
                 "ordinary": sum(e.ordinary for _, e in per),
                 "dispatched_fns": sum(e.named + e.guarded + e.unlabelled for _, e in per),
@@ -363,8 +494,10 @@ def feature_rows(r: VerifyReport) -> list[dict[str, Any]]:
 
 
 def _why(e: FeatureEvidence) -> str:
-    if e.cls == "baseline":
-        return "runs at load (R3)" if e.load_time else "ordinary code (R4)"
+    if e.cls == "required":
+        return "runs at load (R3)"
+    if e.cls == "unguarded":
+        return "ordinary code (R4)"
     parts = (
         (["named (R1)"] if e.named else [])
         + (["CPU-checked (R2)"] if e.guarded else [])

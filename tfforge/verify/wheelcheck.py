@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import archspec.cpu
 from packaging.tags import Tag, compatible_tags, cpython_tags
@@ -18,7 +19,8 @@ from tfforge.host import isa
 from tfforge.text import clip
 from tfforge.wheel import read as wheel
 
-PASS, FAIL, SKIP = "pass", "fail", "skip"
+# A check passes, fails (exit 1), is skipped, or is undecided (exit 3 when nothing failed).
+PASS, FAIL, SKIP, UNDECIDED = "pass", "fail", "skip", "undecided"
 # Legacy manylinux names and the glibc each promises (PEP 600 aliases).
 LEGACY_MANYLINUX = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 EXT_SUFFIX = re.compile(r"\.cpython-(\d)(\d+)[a-z]*-x86_64-linux-gnu\.so$")
@@ -204,8 +206,9 @@ def provenance_check(facts: wheel.WheelFacts, claimed: frozenset[str]) -> Check:
     if doc is None:
         return Check("provenance", SKIP, f"no .dist-info/{wheel.PROVENANCE}: not built by tfforge")
     problems = []
-    derived = doc.get("derived") if isinstance(doc.get("derived"), dict) else {}
-    spec = doc.get("spec") if isinstance(doc.get("spec"), dict) else {}
+    raw_derived, raw_spec = doc.get("derived"), doc.get("spec")
+    derived: dict[str, Any] = raw_derived if isinstance(raw_derived, dict) else {}
+    spec: dict[str, Any] = raw_spec if isinstance(raw_spec, dict) else {}
     if not derived or not spec:
         problems.append(f"{wheel.PROVENANCE} lacks the 'spec'/'derived' build record")
     label = facts.local_label or ""
@@ -248,6 +251,18 @@ def provenance_check(facts: wheel.WheelFacts, claimed: frozenset[str]) -> Check:
     )
 
 
+def built_for(facts: wheel.WheelFacts) -> frozenset[str]:
+    """The features a tfforge wheel's build record says every file was compiled for (its
+    target's features: the compiler may use them anywhere). Call it only when the provenance
+    check passed."""
+    doc = facts.provenance or {}
+    derived = doc.get("derived") if isinstance(doc.get("derived"), dict) else {}
+    names = derived.get("features", []) if isinstance(derived, dict) else []
+    if not isinstance(names, list):
+        return frozenset()
+    return frozenset(f for n in names if isinstance(n, str) and (f := isa.lookup(n)))
+
+
 def isa_note_check(scans: list[LibraryScan]) -> Check:
     """The x86 ISA-level note (GNU_PROPERTY_X86_ISA_1_NEEDED) each library carries, against
     its scanned baseline. glibc refuses to load a library whose note names a level the CPU
@@ -262,7 +277,7 @@ def isa_note_check(scans: list[LibraryScan]) -> Check:
         )
     problems, shown = [], []
     for s in noted:
-        level = isa.parse_level(s.isa_needed) or 1
+        level = isa.parse_level(s.isa_needed or "") or 1
         levels = {f: isa.features()[f].level or 1 for f in s.baseline if f in isa.features()}
         beyond = sorted((f for f, lv in levels.items() if lv > level), key=isa.sort_key)
         needed = max(levels.values(), default=1)

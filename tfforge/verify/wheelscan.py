@@ -14,14 +14,16 @@ import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tfforge import resources
 from tfforge.elfscan import scan as elfscan
 from tfforge.elfscan.decode import split_points
 from tfforge.elfscan.names import demangle
 from tfforge.elfscan.results import LibraryScan
-from tfforge.errors import ConfigError, TfforgeError
+from tfforge.errors import ConfigError, InternalError
 from tfforge.files import sha256_file, write_json_atomic
 from tfforge.host import isa
 from tfforge.paths import cache_dir
@@ -69,37 +71,40 @@ def readable(scans: list[LibraryScan]) -> list[LibraryScan]:
     ]
 
 
-def _worker_died(member: str) -> TfforgeError:
-    return TfforgeError(
+def _worker_died(member: str) -> InternalError:
+    return InternalError(
         f"a scan worker died while scanning {member} (killed for memory?); "
-        "nothing was cached: run verify again with --jobs 1"
+        "nothing was cached: run verify again with --jobs 1 (one library in memory at a time)"
     )
 
 
+@dataclass(frozen=True)
+class _Job:
+    kind: str  # whole | part | finish
+    member: str
+    path: Path
+    t0: float
+    part: int = 0
+
+
 class _Scanner:
-    """Scans libraries as the wheel reader hands them over: in this process (jobs=1) or in a
-    pool of worker processes, a big library split into parts decoded in parallel and then
-    classified by one more job."""
+    """Scans libraries as the wheel reader hands them over, in `jobs` worker processes (the
+    reading, decompressing and hashing go on in this process meanwhile, with no GIL shared
+    with the scan); with jobs > 1 a big library is split into parts decoded in parallel and
+    then classified by one more job."""
 
     def __init__(self, jobs: int, examples: int, status: Callable[[str], None]):
         self.jobs, self.examples, self.status = jobs, examples, status
         self.scans: list[LibraryScan] = []
         self.errors: list[str] = []
-        self.pool = (
-            futures.ProcessPoolExecutor(
-                max_workers=jobs, mp_context=multiprocessing.get_context("spawn")
-            )
-            if jobs > 1
-            else None
+        self.pool = futures.ProcessPoolExecutor(
+            max_workers=max(jobs, 1), mp_context=multiprocessing.get_context("spawn")
         )
-        self.pending: dict[futures.Future, tuple] = {}
-        self.parts: dict[str, list] = {}
+        self.pending: dict[futures.Future[Any], _Job] = {}
+        self.parts: dict[str, list[str | None]] = {}
 
     def add(self, member: str, path: Path) -> None:
-        if self.pool is None:
-            t0 = time.perf_counter()
-            self._done(member, path, lambda: _scan_worker(str(path), member, self.examples), t0)
-            return
+        pool = self.pool
         t0 = time.perf_counter()
         try:
             bounds = split_points(path, self.jobs, min_bytes=SPLIT_BYTES)
@@ -107,15 +112,15 @@ class _Scanner:
             self._failed(member, path, exc)
             return
         if len(bounds) == 1:
-            fut = self.pool.submit(_scan_worker, str(path), member, self.examples)
-            self.pending[fut] = ("whole", member, path, t0)
+            fut = pool.submit(_scan_worker, str(path), member, self.examples)
+            self.pending[fut] = _Job("whole", member, path, t0)
         else:
             self.parts[member] = [None] * len(bounds)
             for i, (lo, hi) in enumerate(bounds):
-                fut = self.pool.submit(
+                part = pool.submit(
                     elfscan.stream_part, str(path), lo, hi, out=f"{path}.part{i}.npz"
                 )
-                self.pending[fut] = ("part", member, path, t0, i)
+                self.pending[part] = _Job("part", member, path, t0, i)
         self.poll(block=False)
 
     def poll(self, block: bool) -> None:
@@ -128,29 +133,33 @@ class _Scanner:
             if not done:
                 return
             for fut in done:
-                kind, member, path, t0, *rest = self.pending.pop(fut)
+                job = self.pending.pop(fut)
+                member, path = job.member, job.path
                 if isinstance(fut.exception(), BrokenProcessPool):
                     raise _worker_died(member)
-                if kind != "part":
-                    self._done(member, path, fut.result, t0)
+                if job.kind != "part":
+                    self._done(member, path, fut.result, job.t0)
                     continue
                 try:
-                    self.parts[member][rest[0]] = fut.result()
+                    self.parts[member][job.part] = str(fut.result())
                 except ConfigError as exc:
                     self.parts.pop(member, None)
                     self._failed(member, path, exc)
                     continue
-                if member in self.parts and all(p is not None for p in self.parts[member]):
-                    parts = [str(p) for p in self.parts.pop(member)]
+                if member in self.parts:
+                    done_parts = [p for p in self.parts[member] if p is not None]
+                    if len(done_parts) < len(self.parts[member]):
+                        continue
+                    del self.parts[member]
                     nxt = self.pool.submit(
                         elfscan.finish,
                         str(path),
-                        parts,
+                        done_parts,
                         display_name=member,
                         examples=self.examples,
                         readable=False,
                     )
-                    self.pending[nxt] = ("finish", member, path, t0)
+                    self.pending[nxt] = _Job("finish", member, path, job.t0)
 
     def _done(self, member: str, path: Path, result: Callable[[], LibraryScan], t0: float) -> None:
         try:
@@ -164,8 +173,7 @@ class _Scanner:
         self._remove(path)
         if scan.code_bytes >= 1 << 20:  # small libraries: only in the summary line
             self.status(
-                f"scanned {member}: {scan.code_bytes / 1e6:.1f} MB code, "
-                f"{scan.instructions / 1e6:.2f} M instructions in "
+                f"scanned {member}: {scan.code_bytes / 1e6:.1f} MB code in "
                 f"{time.perf_counter() - t0:.1f} s; baseline "
                 f"{', '.join(sorted(scan.baseline, key=isa.sort_key)) or 'none'}"
             )
@@ -182,8 +190,7 @@ class _Scanner:
             part.unlink(missing_ok=True)
 
     def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _read_and_scan(
@@ -200,7 +207,11 @@ def _read_and_scan(
         scanner = _Scanner(jobs, examples, status)
         try:
             checked = wheel.check(
-                wheel_path, extract_dir=Path(tmp), on_library=scanner.add, progress=progress
+                wheel_path,
+                extract_dir=Path(tmp),
+                on_library=scanner.add,
+                progress=progress,
+                smallest_first=jobs <= 1,
             )
             scanner.poll(block=True)
         finally:
@@ -246,8 +257,7 @@ def scan_wheel(
     )
     status(
         f"read {checked.facts.members} members and scanned {len(scans)} ELF libraries "
-        f"({sum(s.code_bytes for s in scans) / 1e6:.1f} MB code, "
-        f"{sum(s.instructions for s in scans) / 1e6:.1f} M instructions) in "
+        f"({sum(s.code_bytes for s in scans) / 1e6:.1f} MB code) in "
         f"{time.perf_counter() - t0:.1f} s"
     )
     scans.sort(key=lambda s: s.path)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from tfforge.errors import ConfigError, TfforgeError
@@ -27,6 +28,20 @@ def _pinned(requirement: str) -> Requirement:
     return req
 
 
+def _installs_on(tags: frozenset[Tag], python_version: str) -> bool:
+    """Whether a CPython of this version installs one of the tags (cpXY, abi3 back to cp32,
+    py3 ...), whatever their platform: fetch asks pip for the manylinux x86_64 ones only."""
+    major, minor = (int(p) for p in python_version.split(".")[:2])
+    ok = {
+        (t.interpreter, t.abi)
+        for t in (
+            *cpython_tags((major, minor), platforms=["x"]),
+            *compatible_tags((major, minor), platforms=["x"]),
+        )
+    }
+    return any((t.interpreter, t.abi) in ok for t in tags)
+
+
 def cached_wheel(requirement: str, *, python_version: str | None = None) -> Path | None:
     """The cached wheel for an exact pin, if already downloaded."""
     req = _pinned(requirement)
@@ -36,10 +51,7 @@ def cached_wheel(requirement: str, *, python_version: str | None = None) -> Path
         if (
             canonicalize_name(name) == canonicalize_name(req.name)
             and str(ver) == version
-            and (
-                python_version is None
-                or any(t.interpreter == "cp" + python_version.replace(".", "") for t in tags)
-            )
+            and (python_version is None or _installs_on(tags, python_version))
         ):
             return path
     return None

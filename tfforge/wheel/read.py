@@ -271,10 +271,12 @@ def check(
     extract_dir: Path | None = None,
     on_library: Callable[[str, Path], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    smallest_first: bool = False,
 ) -> WheelCheck:
     """Read the whole wheel once: structure problems, facts, and (with extract_dir) every member
     whose content is ELF, written there (members named like libraries first, largest first),
-    each handed to on_library(member name, path) when complete."""
+    each handed to on_library(member name, path) when complete (smallest first when asked: a
+    single scanner starts sooner)."""
     path = Path(path)
     archive, name, version, tags = open_wheel(path)
     problems: list[str] = []
@@ -342,7 +344,10 @@ def check(
         def hinted(info: zipfile.ZipInfo) -> bool:
             return extract_dir is not None and LIBRARY_NAME.search(info.filename) is not None
 
-        order = sorted(readable, key=lambda i: (not hinted(i), -i.file_size if hinted(i) else 0))
+        sign = 1 if smallest_first else -1
+        order = sorted(
+            readable, key=lambda i: (not hinted(i), sign * i.file_size if hinted(i) else 0)
+        )
         total = sum(i.file_size for i in files)
         if total > MAX_TOTAL:
             problems.append(

@@ -12,7 +12,10 @@ from tfforge.options.base import Options
 
 @dataclass(frozen=True, kw_only=True)
 class VerifyOptions(Options):
-    """Prove what a wheel is and which CPUs can run it: structure, provenance, ISA, hosts."""
+    """Prove what a wheel is and which CPUs can run it: structure, provenance, ISA, hosts. Exit 0:
+    every host runs it; 1: a check failed (a host cannot run it); 2: bad input; 3: undecided for
+    some host (--emulate settles it); 4: internal error, never a verdict.
+    """
 
     # the wheel: a .whl path, a file name in wheels/, or a PyPI pin such as tensorflow-cpu==2.21.0
     verify_wheel: str
@@ -21,8 +24,10 @@ class VerifyOptions(Options):
     verify_hosts: tuple[str, ...] = ()
     # Python version the wheel must install on, e.g. 3.12
     verify_python: str | None = None
-    # also run TensorFlow from the wheel under qemu-x86_64 -cpu MODEL (e.g. SandyBridge, IvyBridge,
-    # Haswell); repeatable
+    # also run the wheel's own import (its top-level modules; TensorFlow, numpy, onnxruntime and
+    # corpus wheels with a small workload) under qemu-x86_64 -cpu MODEL (e.g. Nehalem, SandyBridge,
+    # IvyBridge, Haswell): confirms the static answer for that model, or settles an undecided one;
+    # repeatable
     emulate: tuple[str, ...] = ()
     # print one JSON document (for machines) instead of the report
     json: bool = False
