@@ -6,7 +6,7 @@
 #
 # SUITE: bookworm (gcc-11/12, clang-14..16) or trixie (gcc-12/13/14, clang-17..19; the recipes
 # of TensorFlow 2.18+ default to gcc-13), or bullseye (glibc 2.31, gcc-10, Python 3.9: the
-# runtime floor of older fleet hosts, used as a sysroot and as a test host; see docs/runtime.md).
+# runtime floor of older fleet hosts, used as a sysroot and as a test host; see docs/how-to/build-for-host-runtimes.md).
 # Without SUITE it is read from IMAGE (local/trixie:base -> trixie). IMAGE is a plain
 # name[:tag]: `docker import` cannot create a digest reference.
 #

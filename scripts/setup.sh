@@ -48,7 +48,7 @@ fi
 # which builds start from; trixie, which ships the clang majors of TensorFlow 2.15-2.21's own
 # builds (tests/integration/test_clang_route.py); bullseye (glibc 2.31, Python 3.9), the runtime
 # floor older fleet hosts have: the sysroot of floor builds and the test host of the runtime
-# tests (docs/runtime.md).
+# tests (docs/how-to/build-for-host-runtimes.md).
 if [ -f scripts/make-base-image.sh ]; then
     bash scripts/make-base-image.sh local/bookworm:base bookworm
     bash scripts/make-base-image.sh local/trixie:base trixie
