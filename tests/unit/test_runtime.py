@@ -114,6 +114,28 @@ def test_capture_reader_agrees_with_pyelftools():
         assert set(capture.version_definitions(path)) == names, soname
 
 
+def test_capture_lists_only_pythons_that_run(tmp_path, monkeypatch):
+    """A python3.N name is a hint: a pyenv shim or a broken link for a version that is not
+    installed is not a Python the host has; one that runs and says its version is."""
+    import sys
+
+    shim = tmp_path / "python3.9"  # what pyenv leaves for a version it does not have
+    shim.write_text("#!/bin/sh\necho 'pyenv: python3.9: command not found' >&2\nexit 127\n")
+    liar = tmp_path / "python3.7"  # runs, but is another version
+    liar.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    (tmp_path / "python3.8").symlink_to(tmp_path / "missing")
+    for f in (shim, liar):
+        f.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setattr(capture, "PY_DIRS", ())
+    here = "{}.{}".format(*sys.version_info[:2])
+    assert capture.pythons() == [here]
+    other = tmp_path / "python3.99"  # runs and reports its own version: listed
+    other.write_text("#!/bin/sh\necho 3.99\n")
+    other.chmod(0o755)
+    assert capture.pythons() == [here, "3.99"]
+
+
 def test_detect_here_and_raw_cpuinfo_unknown(tmp_path):
     here = cpu.detect_host()
     assert here.runtime is not None and here.runtime.libc == "glibc"

@@ -21,6 +21,7 @@ import os
 import re
 import socket
 import struct
+import subprocess
 import sys
 from typing import Any, Dict, List, Optional, Set, Tuple
 
@@ -33,6 +34,7 @@ VER_FLG_BASE = 1
 RTLD_DI_LINKMAP = 2
 CPUINFO_CAP = 8 << 20
 PY_NAME = re.compile(r"^python(3\.[0-9]{1,2})$")
+PY_VERSION = re.compile(r"^3\.[0-9]{1,2}$")
 PY_DIRS = ("/usr/bin", "/usr/local/bin", "/bin", "/opt/rh")
 
 
@@ -121,7 +123,9 @@ def libc() -> Tuple[str, Optional[str]]:
 
 
 def pythons() -> List[str]:
-    """Versions of python3.N found on PATH and in the usual folders, and this one."""
+    """Versions of python3.N found on PATH and in the usual folders that really run, and this
+    one. A name is only a hint (pyenv shims and broken links exist for versions that are not
+    installed): each candidate version counts once one of its files prints that version."""
     found = {"%d.%d" % sys.version_info[:2]}
     dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d] + list(PY_DIRS)
     for d in dirs:
@@ -131,9 +135,33 @@ def pythons() -> List[str]:
             continue
         for name in entries:
             m = PY_NAME.match(name)
-            if m and os.access(os.path.join(d, name), os.X_OK):
+            path = os.path.join(d, name)
+            if (
+                m
+                and m.group(1) not in found
+                and os.access(path, os.X_OK)
+                and _runs_as(path) == m.group(1)
+            ):
                 found.add(m.group(1))
     return sorted(found, key=lambda v: tuple(int(p) for p in v.split(".")))
+
+
+def _runs_as(path: str) -> str:
+    """The X.Y version the interpreter at path reports, or "" when it does not run."""
+    code = "import sys; print('%d.%d' % sys.version_info[:2])"
+    try:
+        out = subprocess.run(
+            [path, "-I", "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    text = out.stdout.decode("ascii", "replace").strip()
+    return text if out.returncode == 0 and PY_VERSION.match(text) else ""
 
 
 def distribution() -> Dict[str, str]:
