@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import zipfile
+from base64 import urlsafe_b64encode
+from hashlib import sha256
 from pathlib import Path
 
 import conftest
@@ -360,6 +362,36 @@ def test_auditwheel_decides_and_finalize_tags_truthfully(fixture_wheel, tmp_path
     final.rename(lying)
     with pytest.raises(Exception, match="auditwheel says"):
         manylinux.check_agrees(lying, decision)
+
+
+def test_a_wheel_without_libraries_keeps_its_tag(tmp_path):
+    """auditwheel refuses a wheel with no ELF member; the build keeps the wheel's own tag and
+    says why, and the check after finalize agrees."""
+    raw = tmp_path / "demo-1.0-cp311-cp311-linux_x86_64.whl"
+    files = {
+        "demo/__init__.py": b"",
+        "demo/kernels.txt": b"not a library",
+        "demo-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: demo\nVersion: 1.0\n",
+        "demo-1.0.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp311-cp311-linux_x86_64\n"
+        ),
+    }
+    rows = [
+        f"{name},sha256={urlsafe_b64encode(sha256(data).digest()).rstrip(b'=').decode()},{len(data)}"
+        for name, data in files.items()
+    ]
+    with zipfile.ZipFile(raw, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+        z.writestr("demo-1.0.dist-info/RECORD", "\n".join([*rows, "demo-1.0.dist-info/RECORD,,"]))
+    decision = manylinux.decide(raw)
+    assert decision.tags == ("linux_x86_64",) and "no ELF library" in decision.why
+    out = tmp_path / "out"
+    out.mkdir()
+    final = edit.finalize(
+        raw, out, local_version="x86.64.v3", provenance={}, platforms=decision.tags
+    )
+    assert manylinux.check_agrees(final, decision).tag == "linux_x86_64"
 
 
 def test_external_library_gets_linux_tag_said_why():

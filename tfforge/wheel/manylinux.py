@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tfforge.errors import BuildError
+from tfforge.wheel import read
 
 LINUX = "linux_x86_64"
 # PEP 600: the legacy names of three manylinux_x_y tags.
@@ -147,6 +148,18 @@ def _vkey(name: str) -> tuple[int, ...]:
 
 
 def decide(wheel: Path, timeout: float = 3600.0) -> TagDecision:
+    """The tag a wheel's libraries allow. A wheel with no ELF member gives auditwheel nothing to
+    measure (it refuses such a wheel): its own platform tag stays, and the decision says so."""
+    if not read.elf_members(wheel):
+        own = platform_of(wheel.name)
+        return TagDecision(
+            own[0],
+            own,
+            own[0],
+            {},
+            {},
+            "no ELF library in the wheel: nothing for auditwheel to measure; its tag stays",
+        )
     return from_show(auditwheel_show(wheel, timeout))
 
 
