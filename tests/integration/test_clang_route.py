@@ -42,6 +42,9 @@ def built(tmp_path_factory) -> dict:
         str(source),
         "--tf-version",
         "2.21.0",
+        # trixie's own Python: the fixture cannot download a hermetic one as TensorFlow does
+        "--python-version",
+        "3.13",
         "--compiler",
         "clang",
         "--base-image",
