@@ -14,6 +14,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -498,3 +499,20 @@ def test_cli_refuses_what_a_kit_build_cannot_take(tmp_path):
         assert proc.returncode == 2 and lines[-1].startswith(start), (args, proc.stderr)
         assert "Traceback" not in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_the_deps_overlay_keeps_every_target_of_the_files_it_replaces():
+    """tfws_deps is copied over tfws: a BUILD file it replaces must still declare every target
+    the base fixture's one declares, or the composed workspace stops building."""
+    import re
+
+    name = re.compile(r'^\s*name\s*=\s*"([^"]+)"', re.M)
+    overlay = FIXTURES / "tfws_deps"
+    replaced = [
+        p for p in overlay.rglob("BUILD") if (FIXTURES / "tfws" / p.relative_to(overlay)).is_file()
+    ]
+    assert replaced, "the overlay replaces no BUILD file: the check would prove nothing"
+    for p in replaced:
+        base = FIXTURES / "tfws" / p.relative_to(overlay)
+        lost = set(name.findall(base.read_text())) - set(name.findall(p.read_text()))
+        assert not lost, f"{p.relative_to(FIXTURES)} drops {sorted(lost)} of {base.name}"
