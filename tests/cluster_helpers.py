@@ -21,20 +21,20 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from conftest import FIXTURE_RULES
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 DOCKER = "/usr/bin/docker"
 BASE = "local/bookworm:base"
 PREFIX = "tfforge-matrix"
-SRC = "/home/builder/src"  # where the template copies a local source inside the image
 # bookworm's gcc-12 (in every recipe's range): the prepared image's tag names no Debian suite
 FIXTURE_ARGS = (
     "--bazel-provider",
     "debian",
     "--gcc-version",
     "12.2.0",
-    f"--bazel-arg=--override_repository=rules_cc={SRC}/third_party/rules_cc",
-    f"--bazel-arg=--override_repository=rules_java={SRC}/third_party/rules_java",
+    *FIXTURE_RULES,
 )
 
 

@@ -20,6 +20,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SRC = "/home/builder/src"  # where the template copies a local source inside the image
+# The fixture workspaces build with their own rules_cc and rules_java (no Bazel registry here).
+FIXTURE_RULES = (
+    f"--bazel-arg=--override_repository=rules_cc={SRC}/third_party/rules_cc",
+    f"--bazel-arg=--override_repository=rules_java={SRC}/third_party/rules_java",
+)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

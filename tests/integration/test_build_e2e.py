@@ -27,7 +27,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, invoke, need, need_engine
+from conftest import FIXTURE_RULES, FIXTURES, invoke, need, need_engine
 from conftest import tree_bytes as snapshot
 
 from tfforge.elfscan.scan import scan_library
@@ -35,7 +35,6 @@ from tfforge.wheel.read import check as check_wheel
 
 pytestmark = pytest.mark.integration
 BASE = "local/bookworm:base"
-SRC = "/home/builder/src"  # where the template copies a local source inside the image
 # bookworm ships gcc-12: inside TensorFlow 2.21's recipe range (12 to 13; its default 13 needs
 # a trixie image)
 COMMON = (
@@ -45,8 +44,7 @@ COMMON = (
     "debian",
     "--gcc-version",
     "12.2.0",
-    f"--bazel-arg=--override_repository=rules_cc={SRC}/third_party/rules_cc",
-    f"--bazel-arg=--override_repository=rules_java={SRC}/third_party/rules_java",
+    *FIXTURE_RULES,
 )
 SO = "tensorflow/python/_pywrap_tfws.so"
 AVX_FAMILY = {"avx", "avx2", "fma", "f16c", "avx512f"}

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, invoke, need_engine
+from conftest import FIXTURE_RULES, FIXTURES, invoke, need_engine
 
 from tfforge.build import toolchains
 from tfforge.verify import builtwith as check
@@ -26,7 +26,6 @@ from tfforge.wheel.read import check as read_wheel
 pytestmark = pytest.mark.integration
 # setup.sh makes it; TFFORGE_TEST_TRIXIE names another trixie image made the same way
 TRIXIE = os.environ.get("TFFORGE_TEST_TRIXIE", "local/trixie:base")
-SRC = "/home/builder/src"
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +50,7 @@ def built(tmp_path_factory) -> dict:
         TRIXIE,
         "--bazel-provider",
         "debian",
-        f"--bazel-arg=--override_repository=rules_cc={SRC}/third_party/rules_cc",
-        f"--bazel-arg=--override_repository=rules_java={SRC}/third_party/rules_java",
+        *FIXTURE_RULES,
         "--target",
         "haswell",
         "--json",

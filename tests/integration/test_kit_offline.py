@@ -23,11 +23,10 @@ from pathlib import Path
 
 import kit_helpers as kh
 import pytest
-from conftest import invoke, need, need_engine
+from conftest import FIXTURE_RULES, invoke, need, need_engine
 
 pytestmark = pytest.mark.integration
 BASE = "local/bookworm:base"
-SRC = "/home/builder/src"
 FLAGS = (
     "--avx2",
     "--fma",
@@ -37,8 +36,7 @@ FLAGS = (
     "debian",
     "--gcc-version",
     "12.2.0",
-    f"--bazel-arg=--override_repository=rules_cc={SRC}/third_party/rules_cc",
-    f"--bazel-arg=--override_repository=rules_java={SRC}/third_party/rules_java",
+    *FIXTURE_RULES,
 )
 TIMEOUT = 2400
 

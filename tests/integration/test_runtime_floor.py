@@ -27,11 +27,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, invoke, need_engine
+from conftest import FIXTURE_RULES, FIXTURES, invoke, need_engine
 
 pytestmark = pytest.mark.integration
 DOCKER = "/usr/bin/docker"
-SRC = "/home/builder/src"
 COMMON = (
     "--base-image",
     "local/bookworm:base",
@@ -45,8 +44,7 @@ COMMON = (
     "x86-64-v2",
     # tfws mirrors 2.21's hermetic C++ toolchain, which the 2.20 recipe does not switch off
     "--bazel-arg=--config=clang_local",
-    f"--bazel-arg=--override_repository=rules_cc={SRC}/third_party/rules_cc",
-    f"--bazel-arg=--override_repository=rules_java={SRC}/third_party/rules_java",
+    *FIXTURE_RULES,
 )
 SO = "tensorflow/python/_pywrap_tfws.so"
 PROBE = (
