@@ -8,13 +8,14 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import tarfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tfforge.errors import ConfigError
@@ -351,6 +352,52 @@ def test_unpack_never_writes_outside_the_source(tmp_path_factory, name, kind, li
     for p in dest.rglob("*"):
         if p.is_symlink():
             assert p.resolve().is_relative_to(dest.resolve())
+
+
+_PARTS = st.sampled_from(["a", "b", "y", ".", ".."])
+_MEMBER = st.tuples(
+    st.lists(st.sampled_from(["a", "b", "y"]), min_size=1, max_size=3).map("/".join),
+    st.sampled_from([tarfile.REGTYPE, tarfile.SYMTYPE, tarfile.DIRTYPE]),
+    st.lists(_PARTS, min_size=1, max_size=6).map("/".join),
+)
+
+
+@settings(FAST, max_examples=300)
+@given(st.lists(_MEMBER, min_size=1, max_size=6))
+@example(
+    [("a", tarfile.SYMTYPE, "y/y/../.."), ("y", tarfile.SYMTYPE, "."), ("a/b", tarfile.REGTYPE, "")]
+)
+def test_no_chain_of_members_reaches_outside_the_source(tmp_path_factory, members):
+    """Several members, each harmless alone (a link into a folder not there yet, a link to
+    '.', a file under a link), must not combine into a write outside the source or a link
+    that resolves outside it once the tree is complete."""
+    tmp = tmp_path_factory.mktemp("chain")
+    dest = tmp / "a" / "b" / "c" / "src"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, kind, link in members:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            info.linkname = link if kind == tarfile.SYMTYPE else ""
+            info.size = 1 if kind == tarfile.REGTYPE else 0
+            tar.addfile(info, io.BytesIO(b"x") if kind == tarfile.REGTYPE else None)
+    archive = tmp / "s.tar"
+    archive.write_bytes(buf.getvalue())
+    with contextlib.suppress(ConfigError, OSError):
+        sources.unpack(archive, dest)
+    outside = [p for p in tmp.rglob("*") if p != archive and not p.is_relative_to(dest)]
+    assert sorted(outside) == sorted([tmp / "a", tmp / "a/b", tmp / "a/b/c"])
+    for p in dest.rglob("*"):
+        if p.is_symlink():  # realpath: a loop of links resolves nowhere, not outside
+            assert Path(os.path.realpath(p)).is_relative_to(dest.resolve()), (p, p.readlink())
+
+
+def test_links_that_climb_after_a_name_are_refused_and_plain_ones_kept(tmp_path):
+    """x -> y/y/../.. is inside while y is missing, outside once y -> '.' lands."""
+    assert sources.link_problem("x", "y/y/../..") == "has '..' after a name"
+    assert sources.link_problem("x", "../up") == "climbs above the source"
+    assert sources.link_problem("a/b/x", "../../c/d.h") is None
+    assert sources.link_problem("a/x", "/etc/passwd") == "is empty or absolute"
 
 
 def test_git_source_is_the_pinned_commit_with_its_history(tmp_path):
