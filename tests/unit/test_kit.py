@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tfforge.errors import ConfigError
-from tfforge.kit import debs, external, manifest, mirror, sources
+from tfforge.kit import debs, external, layout, manifest, mirror, sources
 from tfforge.kit.manifest import Entry, Manifest
 from tfforge.kit.store import Store
 
@@ -111,8 +111,17 @@ ENTRY = st.fixed_dictionaries(
 )
 
 
+def _no_file_is_a_folder(entries: list[dict]) -> bool:
+    paths = {e["path"] for e in entries}
+    return not any(p.startswith(q + "/") for p in paths for q in paths)
+
+
 @FAST
-@given(st.lists(ENTRY, min_size=1, max_size=8, unique_by=lambda e: e["path"]))
+@given(
+    st.lists(ENTRY, min_size=1, max_size=8, unique_by=lambda e: e["path"]).filter(
+        _no_file_is_a_folder
+    )
+)
 def test_manifest_round_trips(entries):
     doc = {"schema": manifest.SCHEMA, "build_id": "2.21.0-x-abc", "files": entries}
     parsed = manifest.parse(json.loads(json.dumps(doc)), "kit.json")
@@ -398,6 +407,48 @@ def test_links_that_climb_after_a_name_are_refused_and_plain_ones_kept(tmp_path)
     assert sources.link_problem("x", "../up") == "climbs above the source"
     assert sources.link_problem("a/b/x", "../../c/d.h") is None
     assert sources.link_problem("a/x", "/etc/passwd") == "is empty or absolute"
+
+
+_KIT_PATH = st.sampled_from(
+    ["kit/a", "kit/a/b", "kit/debs/Packages", "kit/debs/apt.conf", "kit/debs/sources.list",
+     "kit/debs/sources.list.d/x", "kit/debs/x.deb", "kit/c"]
+)  # fmt: skip
+
+
+@settings(FAST, max_examples=80)
+@given(st.lists(st.tuples(_KIT_PATH, st.booleans(), st.binary(max_size=4)), max_size=5))
+def test_laying_out_a_kit_never_writes_outside_it_or_into_its_store(tmp_path_factory, extra):
+    """Manifest paths that are files lay_out writes itself, a file that is also a folder, store
+    entries that are symlinks to a file of the machine: checking and laying out a kit is one
+    ConfigError or a build folder, and neither the outside file nor a stored file changes."""
+    tmp = tmp_path_factory.mktemp("lay")
+    victim = tmp / "victim.txt"
+    victim.write_bytes(b"precious")
+    store = Store(tmp / "kits")
+    files = []
+    for path, via_link, data in [(n, False, n.encode()) for n in manifest.BUILD_FILES] + extra:
+        sha = hashlib.sha256(victim.read_bytes() if via_link else data).hexdigest()
+        target = store.root / sha
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            if via_link:
+                target.symlink_to(victim)
+            else:
+                target.write_bytes(data)
+        size = len(victim.read_bytes() if via_link else data)
+        files.append({"path": path, "sha256": sha, "size": size, "kind": "bazel"})
+    (tmp / "kits/k1").mkdir(parents=True)
+    (tmp / "kits/k1/kit.json").write_text(
+        json.dumps({"schema": manifest.SCHEMA, "build_id": "k1", "files": files})
+    )
+    with contextlib.suppress(ConfigError):
+        checked = manifest.check(tmp / "kits/k1")
+        if checked.can_build:
+            layout.lay_out(checked.manifest, store, tmp / "work")
+    assert victim.read_bytes() == b"precious"
+    for stored in store.root.iterdir():
+        if not stored.is_symlink():
+            assert hashlib.sha256(stored.read_bytes()).hexdigest() == stored.name
 
 
 def test_git_source_is_the_pinned_commit_with_its_history(tmp_path):
