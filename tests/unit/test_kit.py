@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import io
 import json
+import os
 import shutil
 import subprocess
 import tarfile
@@ -15,11 +16,11 @@ from pathlib import Path
 
 import pytest
 from conftest import FIXTURES
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tfforge.errors import ConfigError
-from tfforge.kit import debs, external, manifest, mirror, sources
+from tfforge.kit import debs, external, layout, manifest, mirror, sources
 from tfforge.kit.manifest import Entry, Manifest
 from tfforge.kit.store import Store
 
@@ -111,8 +112,17 @@ ENTRY = st.fixed_dictionaries(
 )
 
 
+def _no_file_is_a_folder(entries: list[dict]) -> bool:
+    paths = {e["path"] for e in entries}
+    return not any(p.startswith(q + "/") for p in paths for q in paths)
+
+
 @FAST
-@given(st.lists(ENTRY, min_size=1, max_size=8, unique_by=lambda e: e["path"]))
+@given(
+    st.lists(ENTRY, min_size=1, max_size=8, unique_by=lambda e: e["path"]).filter(
+        _no_file_is_a_folder
+    )
+)
 def test_manifest_round_trips(entries):
     doc = {"schema": manifest.SCHEMA, "build_id": "2.21.0-x-abc", "files": entries}
     parsed = manifest.parse(json.loads(json.dumps(doc)), "kit.json")
@@ -352,6 +362,94 @@ def test_unpack_never_writes_outside_the_source(tmp_path_factory, name, kind, li
     for p in dest.rglob("*"):
         if p.is_symlink():
             assert p.resolve().is_relative_to(dest.resolve())
+
+
+_PARTS = st.sampled_from(["a", "b", "y", ".", ".."])
+_MEMBER = st.tuples(
+    st.lists(st.sampled_from(["a", "b", "y"]), min_size=1, max_size=3).map("/".join),
+    st.sampled_from([tarfile.REGTYPE, tarfile.SYMTYPE, tarfile.DIRTYPE]),
+    st.lists(_PARTS, min_size=1, max_size=6).map("/".join),
+)
+
+
+@settings(FAST, max_examples=300)
+@given(st.lists(_MEMBER, min_size=1, max_size=6))
+@example(
+    [("a", tarfile.SYMTYPE, "y/y/../.."), ("y", tarfile.SYMTYPE, "."), ("a/b", tarfile.REGTYPE, "")]
+)
+def test_no_chain_of_members_reaches_outside_the_source(tmp_path_factory, members):
+    """Several members, each harmless alone (a link into a folder not there yet, a link to
+    '.', a file under a link), must not combine into a write outside the source or a link
+    that resolves outside it once the tree is complete."""
+    tmp = tmp_path_factory.mktemp("chain")
+    dest = tmp / "a" / "b" / "c" / "src"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, kind, link in members:
+            info = tarfile.TarInfo(name)
+            info.type = kind
+            info.linkname = link if kind == tarfile.SYMTYPE else ""
+            info.size = 1 if kind == tarfile.REGTYPE else 0
+            tar.addfile(info, io.BytesIO(b"x") if kind == tarfile.REGTYPE else None)
+    archive = tmp / "s.tar"
+    archive.write_bytes(buf.getvalue())
+    with contextlib.suppress(ConfigError, OSError):
+        sources.unpack(archive, dest)
+    outside = [p for p in tmp.rglob("*") if p != archive and not p.is_relative_to(dest)]
+    assert sorted(outside) == sorted([tmp / "a", tmp / "a/b", tmp / "a/b/c"])
+    for p in dest.rglob("*"):
+        if p.is_symlink():  # realpath: a loop of links resolves nowhere, not outside
+            assert Path(os.path.realpath(p)).is_relative_to(dest.resolve()), (p, p.readlink())
+
+
+def test_links_that_climb_after_a_name_are_refused_and_plain_ones_kept(tmp_path):
+    """x -> y/y/../.. is inside while y is missing, outside once y -> '.' lands."""
+    assert sources.link_problem("x", "y/y/../..") == "has '..' after a name"
+    assert sources.link_problem("x", "../up") == "climbs above the source"
+    assert sources.link_problem("a/b/x", "../../c/d.h") is None
+    assert sources.link_problem("a/x", "/etc/passwd") == "is empty or absolute"
+
+
+_KIT_PATH = st.sampled_from(
+    ["kit/a", "kit/a/b", "kit/debs/Packages", "kit/debs/apt.conf", "kit/debs/sources.list",
+     "kit/debs/sources.list.d/x", "kit/debs/x.deb", "kit/c"]
+)  # fmt: skip
+
+
+@settings(FAST, max_examples=80)
+@given(st.lists(st.tuples(_KIT_PATH, st.booleans(), st.binary(max_size=4)), max_size=5))
+def test_laying_out_a_kit_never_writes_outside_it_or_into_its_store(tmp_path_factory, extra):
+    """Manifest paths that are files lay_out writes itself, a file that is also a folder, store
+    entries that are symlinks to a file of the machine: checking and laying out a kit is one
+    ConfigError or a build folder, and neither the outside file nor a stored file changes."""
+    tmp = tmp_path_factory.mktemp("lay")
+    victim = tmp / "victim.txt"
+    victim.write_bytes(b"precious")
+    store = Store(tmp / "kits")
+    files = []
+    for path, via_link, data in [(n, False, n.encode()) for n in manifest.BUILD_FILES] + extra:
+        sha = hashlib.sha256(victim.read_bytes() if via_link else data).hexdigest()
+        target = store.root / sha
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            if via_link:
+                target.symlink_to(victim)
+            else:
+                target.write_bytes(data)
+        size = len(victim.read_bytes() if via_link else data)
+        files.append({"path": path, "sha256": sha, "size": size, "kind": "bazel"})
+    (tmp / "kits/k1").mkdir(parents=True)
+    (tmp / "kits/k1/kit.json").write_text(
+        json.dumps({"schema": manifest.SCHEMA, "build_id": "k1", "files": files})
+    )
+    with contextlib.suppress(ConfigError):
+        checked = manifest.check(tmp / "kits/k1")
+        if checked.can_build:
+            layout.lay_out(checked.manifest, store, tmp / "work")
+    assert victim.read_bytes() == b"precious"
+    for stored in store.root.iterdir():
+        if not stored.is_symlink():
+            assert hashlib.sha256(stored.read_bytes()).hexdigest() == stored.name
 
 
 def test_git_source_is_the_pinned_commit_with_its_history(tmp_path):

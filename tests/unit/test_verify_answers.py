@@ -6,17 +6,20 @@ imports."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import elf_samples as samples
 import pytest
 from conftest import FIXTURES, invoke, need_tool
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from invoke.exceptions import Exit
 
 from tfforge.commands import runner
 from tfforge.errors import ConfigError
-from tfforge.verify import answers, modules
+from tfforge.verify import answers, modules, probes
 
 HOSTS = FIXTURES / "hosts"
 PY = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -169,3 +172,51 @@ def test_top_level_txt_is_read_and_hostile_lines_are_not_code(tmp_path):
         },
     )
     assert modules.top_level_modules(whl) == ("demo",)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    st.lists(
+        st.sampled_from(["json", "os", "sys", "demo", "stub", "other", "demo.sub", "tests"])
+        | st.text(max_size=12),
+        max_size=6,
+    )
+)
+def test_emulate_imports_what_the_wheel_ships_whatever_top_level_txt_says(lines):
+    """top_level.txt is the wheel's word: naming the standard library (`json`) would make the
+    emulated run import something else, and leaving a package out would not run it. The probe
+    imports every top-level package and module the wheel ships, and nothing else."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        whl = samples.make_wheel(
+            Path(tmp),
+            name="demo",
+            files={
+                "demo/__init__.py": b"",
+                "stub.py": b"",
+                "demo-1.0.dist-info/top_level.txt": "\n".join(lines).encode("utf-8", "replace"),
+            },
+        )
+        got = modules.top_level_modules(whl)
+    assert {"demo", "stub"} <= set(got)
+    assert all(m.split(".")[0] in ("demo", "stub") for m in got), got
+
+
+def test_an_import_probe_refuses_a_module_from_outside_site_packages(tmp_path):
+    """The standard library's json is not the wheel's: the probe exits non-zero saying so;
+    a module from site-packages (packaging, installed in this venv) passes."""
+    stdlib = subprocess.run(
+        [sys.executable, "-c", probes.import_probe(["json"])],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert stdlib.returncode == 5 and '"not_installed_by_the_wheel"' in stdlib.stdout
+    installed = subprocess.run(
+        [sys.executable, "-c", probes.import_probe(["packaging"])],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert installed.returncode == 0, installed.stdout + installed.stderr

@@ -38,6 +38,10 @@ BUILD_FILES = ("Dockerfile", "build.json", "clone_check.py", ".dockerignore", "a
 SOURCE_TAR = "src.tar"  # a local source tree, unpacked into src/
 GIT_TAR = "kit/source.tar"  # a git clone at the pinned commit, .git included
 BASE_IMAGE = "base-image.tar"
+# What lay_out writes into a laid-out kit itself (the flat Debian repository's index and apt
+# files): never a manifest path, or writing it would write through a link into the store.
+GENERATED = ("kit/debs/Packages", "kit/debs/sources.list", "kit/debs/apt.conf")
+GENERATED_DIR = "kit/debs/sources.list.d"
 _PART = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+~%@=,:-]{0,254}$")
 _TEXT_MAX = 2000
 
@@ -104,6 +108,11 @@ def check_path(path: object, where: str) -> str:
             f"{where}: path {plain(repr(path))[:80]} must be relative, '/'-separated, without "
             "'..', using letters, digits and ._+~%@=,:- only"
         )
+    if path in GENERATED or path.startswith(GENERATED_DIR):
+        raise ConfigError(
+            f"{where}: path {plain(path)[:80]} is a file a kit build writes itself; "
+            "capture the kit again"
+        )
     top = parts[0]
     if not (path in BUILD_FILES or path in (SOURCE_TAR, BASE_IMAGE) or top == "kit"):
         raise ConfigError(
@@ -168,6 +177,9 @@ def parse(doc: object, where: str) -> Manifest:
                 tuple(_text(u, at, "urls[]") for u in urls),
             )
         )
+    folders = {"/".join(p.split("/")[:i]) for p in seen for i in range(1, p.count("/") + 1)}
+    if clash := sorted(seen & folders):
+        raise ConfigError(f"{where}: path {plain(clash[0])[:80]} is a file and a folder of others")
     dicts = {}
     for key in ("wheel", "base_image", "capture"):
         value = doc.get(key, {})
@@ -247,8 +259,10 @@ def check(kit: str | Path, *, progress: Callable[[int, int], None] | None = None
     unique = {e.sha256: e for e in manifest.files}
     for n, (sha, entry) in enumerate(sorted(unique.items())):
         path = store.path(sha)
-        if not path.is_file():
+        if not path.is_file() and not path.is_symlink():
             missing += [e for e in manifest.files if e.sha256 == sha]
+        elif not store.regular(sha):
+            corrupt += [(e, "not a regular file") for e in manifest.files if e.sha256 == sha]
         else:
             got, size = digest(path)
             if got != sha or size != entry.size:

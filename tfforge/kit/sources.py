@@ -9,7 +9,7 @@ import stat
 import subprocess
 import tarfile
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from tfforge.errors import BuildError, ConfigError
 
@@ -52,25 +52,56 @@ def tar_folder(root: Path, out: Path) -> None:
                     raise ConfigError(f"{path}: not a file, folder or symlink; remove it")
 
 
+def link_problem(name: str, linkname: str) -> str | None:
+    """Why a link member `name -> linkname` could reach outside the tree, or None. A target is
+    relative, its '..' parts all lead (never after a name, which may itself be a link) and climb
+    no higher than the link's own folder: with no member written through a link, every link then
+    resolves inside the tree however the links chain."""
+    if not linkname or linkname.startswith("/"):
+        return "is empty or absolute"
+    parts = [p for p in linkname.split("/") if p not in ("", ".")]
+    ups = next((i for i, p in enumerate(parts) if p != ".."), len(parts))
+    if ".." in parts[ups:]:
+        return "has '..' after a name"
+    if ups > len(PurePosixPath(name).parts) - 1:
+        return "climbs above the source"
+    return None
+
+
+def _through_link(dest: Path, name: str) -> bool:
+    """Whether writing member `name` under dest would pass through (or replace) a link."""
+    here = dest
+    for part in PurePosixPath(name).parts:
+        here = here / part
+        if here.is_symlink():
+            return True
+    return False
+
+
 def unpack(archive: Path, dest: Path) -> None:
     """Unpack a kit's source tar into dest, refusing any member that would land outside it
-    (absolute names, '..', links pointing out) or that is not a file, folder or symlink."""
+    (absolute names, '..', a path through a link, links that may point out: `link_problem`)
+    or that is not a file, folder or symlink."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    root = dest.resolve()
     with tarfile.open(archive, "r:") as tar:
         for m in tar:
             name = m.name
-            parts = Path(name).parts
-            if not name or Path(name).is_absolute() or ".." in parts:
+            parts = PurePosixPath(name).parts
+            if not name or PurePosixPath(name).is_absolute() or ".." in parts:
                 raise ConfigError(f"{archive}: member {name!r} would land outside the source")
+            if _through_link(dest, name):
+                raise ConfigError(f"{archive}: member {name!r} would be written through a link")
             target = dest / name
             if m.isdir():
                 target.mkdir(parents=True, exist_ok=True)
             elif m.issym():
-                link = (target.parent / m.linkname).resolve()
-                if Path(m.linkname).is_absolute() or not link.is_relative_to(root):
-                    raise ConfigError(f"{archive}: link {name!r} points outside the source")
+                why = link_problem(name, m.linkname)
+                if why:
+                    raise ConfigError(
+                        f"{archive}: link {name!r} -> {m.linkname!r} {why}: it may point "
+                        "outside the source"
+                    )
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.symlink(m.linkname, target)
             elif m.isfile():

@@ -10,6 +10,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,14 @@ class Store:
 
     def has(self, sha256: str) -> bool:
         return self.path(sha256).is_file()
+
+    def regular(self, sha256: str) -> bool:
+        """Whether the store holds this name as a regular file of its own: a symlink (which
+        could lead to any file of the machine) or anything else is not content."""
+        try:
+            return stat.S_ISREG(os.lstat(self.path(sha256)).st_mode)
+        except OSError:
+            return False
 
     def put(self, src: Path, *, expect: str | None = None) -> Stored:
         """Copy src in (hashing while copying); ConfigError when `expect` is given and differs."""
@@ -99,8 +108,10 @@ class Store:
 
     def link_or_copy(self, sha256: str, dest: Path) -> None:
         """Place a stored file at dest: a hard link where the filesystem allows, else a copy."""
+        if not self.regular(sha256):
+            raise ConfigError(f"{self.path(sha256)}: not a regular file; capture the kit again")
         dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            os.link(self.path(sha256), dest)
+            os.link(self.path(sha256), dest, follow_symlinks=False)
         except OSError:
             shutil.copyfile(self.path(sha256), dest)

@@ -51,12 +51,15 @@ def top_level_modules(path: Path) -> tuple[str, ...]:
                 and len(PurePosixPath(i.filename).parts) == 2
                 and i.filename.split("/")[0].endswith(".dist-info")
             ]
+            members = [i.filename for i in infos]
             names: set[str] = set()
             if listed and listed[0].file_size <= TOP_LEVEL_MAX:
                 text = z.read(listed[0]).decode("utf-8", "replace")
                 names = {ln.strip().replace("/", ".") for ln in text.splitlines() if ln.strip()}
-            if not {n for n in names if probes.valid_module(n)}:
-                names = _from_members([i.filename for i in infos])
+            # top_level.txt is the wheel's word: a name it does not ship (`json`, another
+            # project's) would import something else, and one it leaves out would not be run
+            shipped = _shipped_roots(members)
+            names = {n for n in names if n.split(".")[0] in shipped} | _from_members(members)
     except (OSError, zipfile.BadZipFile) as exc:
         raise ConfigError(f"{path.name}: cannot read the wheel's members ({exc})") from None
     good = sorted(n for n in names if probes.valid_module(n) and n not in NOT_MODULES)
@@ -69,13 +72,32 @@ def top_level_modules(path: Path) -> tuple[str, ...]:
     return tuple(public or good)
 
 
+def _install_parts(member: str) -> tuple[str, ...]:
+    """A member's path as installed (.data/purelib and .data/platlib install at the root)."""
+    parts = PurePosixPath(member).parts
+    if len(parts) > 2 and parts[0].endswith(".data") and parts[1] in ("purelib", "platlib"):
+        return parts[2:]
+    return parts
+
+
+def _shipped_roots(members: list[str]) -> set[str]:
+    """Top-level names the wheel installs: folders (namespace packages too) and root modules."""
+    roots = set()
+    for member in members:
+        parts = _install_parts(member)
+        if not parts or parts[0].endswith((".dist-info", ".data")):
+            continue
+        if len(parts) > 1:
+            roots.add(parts[0])
+        elif m := _EXT_MODULE.match(parts[0]):
+            roots.add(m[1] or m[2])
+    return roots
+
+
 def _from_members(members: list[str]) -> set[str]:
     names = set()
     for member in members:
-        parts = PurePosixPath(member).parts
-        # .data/purelib and .data/platlib install at the root
-        if len(parts) > 2 and parts[0].endswith(".data") and parts[1] in ("purelib", "platlib"):
-            parts = parts[2:]
+        parts = _install_parts(member)
         if not parts or parts[0].endswith((".dist-info", ".data", ".libs")):
             continue
         if len(parts) == 2 and parts[1] in ("__init__.py", "__init__.pyc"):

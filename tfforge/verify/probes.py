@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+import unicodedata
 from collections.abc import Iterable
 
 _HEAD = r"""
@@ -116,12 +117,28 @@ def valid_module(name: str) -> bool:
     return bool(name) and all(part.isidentifier() for part in name.split("."))
 
 
+# A module imported from anywhere but the venv's site-packages (the standard library, the
+# interpreter itself) is not the wheel's code: running it would prove nothing about the wheel.
+_FROM_SITE = r"""
+import os, sysconfig
+def from_site(name):
+    mod = sys.modules[name]
+    where = getattr(mod, "__file__", None) or next(iter(getattr(mod, "__path__", None) or []), None)
+    roots = {os.path.realpath(sysconfig.get_path(k)) for k in ("purelib", "platlib")}
+    if not where or not any(os.path.realpath(where).startswith(r + os.sep) for r in roots):
+        doc = {"ok": False, "module": name, "not_installed_by_the_wheel": str(where)}
+        print("TFFORGE-RESULT", json.dumps(doc), flush=True)
+        sys.exit(5)
+"""
+
+
 def _imports(modules: Iterable[str]) -> str:
-    lines = []
+    lines = [_FROM_SITE]
     for m in modules:
         if not valid_module(m):
             raise ValueError(f"not a module name: {m!r}")
-        lines.append(f"stage({json.dumps('import ' + m)})\nimport {m}\n")
+        key = unicodedata.normalize("NFKC", m)  # the name `import` binds (PEP 3131)
+        lines.append(f"stage({json.dumps('import ' + m)})\nimport {m}\nfrom_site({key!r})\n")
     return "".join(lines)
 
 
