@@ -55,7 +55,7 @@ from tfforge.verify.wheelcheck import (
     reproducible_check,
     structure_check,
 )
-from tfforge.verify.wheelscan import scan_wheel
+from tfforge.verify.wheelscan import ElfFacts, scan_wheel
 from tfforge.wheel import read as wheel
 
 
@@ -187,6 +187,7 @@ def verify(
     models = [emulate.check_model(m) for m in emulate_models]  # bad input fails early
     _check_platform(wheel_path)
     timings = []
+    elf = ElfFacts()
     scanned = scan_wheel(
         wheel_path,
         jobs=jobs,
@@ -194,6 +195,7 @@ def verify(
         use_cache=use_cache,
         status=status,
         progress=progress,
+        elf_facts=elf,
     )
     checked, scans, errors, sha, cached = scanned
     scans = with_variants(scans)
@@ -247,9 +249,15 @@ def verify(
     ]
     if facts.provenance:
         checks.append(reproducible_check(facts, sha, builds_dir))
-    status("reading which compiler and linker built it (.comment of every ELF member)")
-    checks.append(builtwith.check(facts, builtwith.read(wheel_path, sha, use_cache=use_cache)))
-    runtime_check, runtime_hosts = runtime_verdicts.runtime_check(wheel_path, facts.tags, hosts)
+    if not elf.complete:
+        status("reading which compiler and linker built it (.comment of every ELF member)")
+    built = builtwith.read(
+        wheel_path, sha, use_cache=use_cache, members=elf.builds if elf.complete else None
+    )
+    checks.append(builtwith.check(facts, built))
+    runtime_check, runtime_hosts = runtime_verdicts.runtime_check(
+        wheel_path, facts.tags, hosts, (elf.needs, elf.errors) if elf.complete else None
+    )
     checks.append(runtime_check)
     if emulations:
         checks.append(emulation_check(emulations, probe_text))
