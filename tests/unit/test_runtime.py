@@ -449,3 +449,25 @@ def test_capture_script_runs_under_the_oldest_python_here(tmp_path):
     assert proc.returncode == 0, proc.stderr
     host = cpu._from_json(json.loads(proc.stdout), "old.json", "old")
     assert host.runtime.glibc == cpu.detect_host().runtime.glibc
+
+
+def test_verify_reads_the_elf_facts_once_with_the_same_answer(fixture_wheel, tmp_path):
+    """The built-with facts and needs verify collects from the scan pass's extracted files are
+    exactly what a separate read of the wheel finds (members in the archive's order, an ELF
+    under a non-library name included), so verify need not read the wheel three times."""
+    from tfforge.verify.wheelscan import ElfFacts, scan_wheel
+    from tfforge.wheel import builtwith
+
+    zf = zipfile.ZipFile(fixture_wheel)
+    files = {n: zf.read(n) for n in zf.namelist() if ".dist-info/" not in n}
+    files["demo/kernels.bin"] = files["demo/libloader.so"]
+    files["demo/tiny.so"] = b"\x7fELF" + b"\0" * 20  # an ELF too short to read
+    files["demo/broken.so"] = b"\x7fELF\x02\x01" + b"\xff" * 200  # a damaged one
+    wheel = make_wheel(tmp_path, tag="cp311-cp311-linux_x86_64", files=files)
+    elf = ElfFacts()
+    scan_wheel(wheel, jobs=1, use_cache=False, elf_facts=elf)
+    assert elf.complete
+    assert builtwith.BuiltWith(tuple(elf.builds)) == builtwith.read_wheel(wheel)
+    assert (elf.needs, elf.errors) == symvers.wheel_needs(wheel)
+    assert {b.member for b in elf.builds} >= {"demo/kernels.bin", "demo/libfuture.so"}
+    assert any(b.member == "demo/broken.so" and b.error for b in elf.builds)

@@ -16,7 +16,7 @@ from conftest import checks_by_name as checks
 
 from tfforge.commands import verify as verify_cmd
 from tfforge.host import cpu, isa
-from tfforge.verify import answers, verdict, wheelcheck
+from tfforge.verify import answers, settling, wheelcheck
 from tfforge.wheel import edit as wheel_edit
 
 HOSTS = FIXTURES / "hosts"
@@ -373,15 +373,15 @@ def test_unconfirmable_emulation_is_never_a_confirmation():
         True,
     )
     assert not beyond.confirmable and beyond.agrees is None
-    check = verdict.emulation_check([beyond], "import x")
+    check = settling.emulation_check([beyond], "import x")
     assert check.status == "skip" and "not confirmable under qemu" in check.summary
     ok = answers.judge_run(_run("Haswell", "pass"), _static("runs"), none, (), True)
-    assert ok.agrees is True and verdict.emulation_check([beyond, ok], "import x").status == "pass"
+    assert ok.agrees is True and settling.emulation_check([beyond, ok], "import x").status == "pass"
     false_pass = answers.judge_run(
         _run("Haswell", "signal", "SIGILL"), _static("runs"), none, (), True
     )
     assert false_pass.agrees is False
-    assert verdict.emulation_check([false_pass], "import x").status == "fail"
+    assert settling.emulation_check([false_pass], "import x").status == "fail"
     # the probe fails on this host too: the run under qemu shows nothing about the CPU
     blind = answers.judge_run(_run("Haswell", "failed"), _static("runs"), none, (), False)
     assert not blind.confirmable
@@ -401,15 +401,15 @@ def test_emulation_settles_an_undecided_answer():
         _run("SandyBridge", "pass"), _static("undecided", unsettled=["f16c"]), none, (), True
     )
     assert ran.settled and ran.answer == "runs"
-    assert verdict.emulation_check([trap], "import x").status == "fail"
-    assert verdict.emulation_check([ran], "import x").status == "pass"
+    assert settling.emulation_check([trap], "import x").status == "fail"
+    assert settling.emulation_check([ran], "import x").status == "pass"
     # a host is settled by a model that has and lacks the same relevant features
     sandy = cpu.load_host(HOSTS / "qemu-sandybridge.json")
     haswell = cpu.load_host(HOSTS / "qemu-haswell.json")
     n = answers.WheelNeeds(frozenset({"avx"}), frozenset({"f16c"}), frozenset({"avx512f"}))
     hv = answers.host_verdicts([sandy, haswell], n)
     ran = dataclasses.replace(ran, offered=answers.host_has(sandy))
-    settled = verdict.settle([sandy, haswell], hv, [ran], n)
+    settled = settling.settle([sandy, haswell], hv, [ran], n)
     assert settled[0].answer == "runs" and settled[0].settled_by == "SandyBridge"
     assert settled[1] == hv[1]
 

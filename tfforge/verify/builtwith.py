@@ -31,8 +31,15 @@ def reader_key() -> str:
     return h.hexdigest()[:16]
 
 
-def read(path: Path, sha256: str, *, use_cache: bool = True) -> builtwith.BuiltWith:
-    """The wheel's build facts, from the cache when this reader already read these bytes."""
+def read(
+    path: Path,
+    sha256: str,
+    *,
+    use_cache: bool = True,
+    members: list[builtwith.ElfBuild] | None = None,
+) -> builtwith.BuiltWith:
+    """The wheel's build facts, from the cache when this reader already read these bytes.
+    members: every ELF member's facts when already read (else the wheel is read)."""
     cached = cache_dir("builtwith") / f"{sha256}-{reader_key()}.json"
     if use_cache and cached.is_file():
         try:
@@ -40,7 +47,10 @@ def read(path: Path, sha256: str, *, use_cache: bool = True) -> builtwith.BuiltW
             return builtwith.BuiltWith(tuple(_member(r) for r in rows))
         except (ValueError, TypeError, KeyError, OSError):
             pass  # a damaged cache entry is read again below
-    built = builtwith.read_wheel(path)
+    if members is not None:
+        built = builtwith.BuiltWith(tuple(members))
+    else:
+        built = builtwith.read_wheel(path)
     write_json_atomic(cached, [dataclasses.asdict(m) for m in built.members])
     return built
 

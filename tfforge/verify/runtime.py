@@ -124,10 +124,14 @@ def host_verdict(needs: list[ElfNeeds], tags: frozenset[Tag], host: HostProfile)
 
 
 def runtime_check(
-    wheel: Path, tags: frozenset[Tag], hosts: list[HostProfile]
+    wheel: Path,
+    tags: frozenset[Tag],
+    hosts: list[HostProfile],
+    read: tuple[list[ElfNeeds], list[str]] | None = None,
 ) -> tuple[Check, list[RuntimeVerdict]]:
-    """The per-host runtime verdicts and their check (skip when no host's runtime is known)."""
-    needs, errors = wheel_needs(wheel)
+    """The per-host runtime verdicts and their check (skip when no host's runtime is known).
+    read: the members' needs and read errors when already read (else the wheel is read)."""
+    needs, errors = read if read is not None else wheel_needs(wheel)
     verdicts = [host_verdict(needs, tags, h) for h in hosts]
     bad = [v for v in verdicts if v.status == CANNOT]
     known = [v for v in verdicts if v.status != UNKNOWN]

@@ -8,7 +8,6 @@ input, 4 internal error (tfforge/commands/runner.py).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -21,25 +20,22 @@ from tfforge.elfscan import scan as elfscan
 from tfforge.elfscan.classify import RULES
 from tfforge.elfscan.results import FeatureEvidence, LibraryScan
 from tfforge.elfscan.tables import NOT_LOADED
-from tfforge.errors import ConfigError, InternalError, TfforgeError
+from tfforge.errors import ConfigError
 from tfforge.host import cpu, isa
-from tfforge.verify import builtwith, emulate, modules
+from tfforge.verify import builtwith, emulate
 from tfforge.verify import runtime as runtime_verdicts
 from tfforge.verify.answers import (
     CANNOT,
-    RUNS,
     UNDECIDED,
     EmulationVerdict,
     HostVerdict,
     WheelNeeds,
-    host_has,
     host_verdict,
     host_verdicts,
-    judge_run,
     needs,
-    same_answer_as,
     with_variants,
 )
+from tfforge.verify.settling import emulation_check, run_emulations, settle
 from tfforge.verify.wheelcheck import (
     FAIL,
     PASS,
@@ -55,8 +51,7 @@ from tfforge.verify.wheelcheck import (
     reproducible_check,
     structure_check,
 )
-from tfforge.verify.wheelscan import scan_wheel
-from tfforge.wheel import read as wheel
+from tfforge.verify.wheelscan import ElfFacts, scan_wheel
 
 
 @dataclass(frozen=True)
@@ -187,6 +182,7 @@ def verify(
     models = [emulate.check_model(m) for m in emulate_models]  # bad input fails early
     _check_platform(wheel_path)
     timings = []
+    elf = ElfFacts()
     scanned = scan_wheel(
         wheel_path,
         jobs=jobs,
@@ -194,6 +190,7 @@ def verify(
         use_cache=use_cache,
         status=status,
         progress=progress,
+        elf_facts=elf,
     )
     checked, scans, errors, sha, cached = scanned
     scans = with_variants(scans)
@@ -230,7 +227,7 @@ def verify(
     probe_text = ""
     if models:
         t1 = time.perf_counter()
-        emulations, probe_text = _emulate(
+        emulations, probe_text = run_emulations(
             wheel_path, facts, models, n, timeout=emulate_timeout, status=status
         )
         verdicts = settle(hosts, verdicts, emulations, n)
@@ -247,9 +244,15 @@ def verify(
     ]
     if facts.provenance:
         checks.append(reproducible_check(facts, sha, builds_dir))
-    status("reading which compiler and linker built it (.comment of every ELF member)")
-    checks.append(builtwith.check(facts, builtwith.read(wheel_path, sha, use_cache=use_cache)))
-    runtime_check, runtime_hosts = runtime_verdicts.runtime_check(wheel_path, facts.tags, hosts)
+    if not elf.complete:
+        status("reading which compiler and linker built it (.comment of every ELF member)")
+    built = builtwith.read(
+        wheel_path, sha, use_cache=use_cache, members=elf.builds if elf.complete else None
+    )
+    checks.append(builtwith.check(facts, built))
+    runtime_check, runtime_hosts = runtime_verdicts.runtime_check(
+        wheel_path, facts.tags, hosts, (elf.needs, elf.errors) if elf.complete else None
+    )
     checks.append(runtime_check)
     if emulations:
         checks.append(emulation_check(emulations, probe_text))
@@ -284,30 +287,6 @@ def scan_skipped(errors: list[str]) -> list[str]:
     return [e for e in errors if NOT_LOADED in e]
 
 
-def settle(
-    hosts: list[cpu.HostProfile],
-    verdicts: list[HostVerdict],
-    ems: list[EmulationVerdict],
-    n: WheelNeeds,
-) -> list[HostVerdict]:
-    """Undecided hosts settled by an emulated run under a model that has and lacks the same
-    features among those ordinary code uses."""
-    out = []
-    for host, v in zip(hosts, verdicts, strict=True):
-        run = next(
-            (
-                e
-                for e in ems
-                if v.answer == UNDECIDED and e.confirmable and same_answer_as(n, host, e.offered)
-            ),
-            None,
-        )
-        out.append(
-            dataclasses.replace(v, answer=run.answer, settled_by=run.result.model) if run else v
-        )
-    return out
-
-
 def static_host_verdict(
     wheel_path: Path,
     host: cpu.HostProfile,
@@ -326,48 +305,6 @@ def static_host_verdict(
     return host_verdict(host, needs(scans))
 
 
-def _emulate(
-    wheel_path: Path,
-    facts: wheel.WheelFacts,
-    models: list[str],
-    n: WheelNeeds,
-    *,
-    timeout: float,
-    status: Callable[[str], None],
-) -> tuple[list[EmulationVerdict], str]:
-    """The wheel's probe on this host (the witness), then under each qemu model."""
-    from tfforge.runtime import venvs
-
-    script, what = modules.probe_for(wheel_path, facts)
-    status(f"installing {facts.filename} into its venv for emulation (cached by sha256)")
-    try:
-        py = venvs.venv_python(wheel_path)
-    except ConfigError:
-        raise
-    except TfforgeError as exc:
-        raise InternalError(
-            f"--emulate could not install the wheel, so nothing ran: {exc}"
-        ) from exc
-    status(f"running {what} on this host first (the witness)")
-    native = emulate.run_probe([], py, "this host", script=script, timeout=timeout)
-    witness = native.status == "pass"
-    if not witness:
-        status(f"{what} fails on this host too ({native.status}): runs under qemu show nothing")
-    out = []
-    for model in models:
-        offered = host_has(emulate.model_host(model))
-        static = host_verdict(emulate.model_host(model), n)
-        lost = emulate.unexecutable(model, n.baseline, offered)
-        status(f"running {what} under qemu-x86_64 -cpu {model} ...")
-        res = emulate.run(py, model, script=script, timeout=timeout)
-        out.append(judge_run(res, static, offered, lost, witness))
-        status(
-            f"qemu {model}: {res.status}{' ' + res.signal if res.signal else ''} "
-            f"after {res.seconds:.0f} s"
-        )
-    return out, what
-
-
 def _check_platform(wheel_path: Path) -> None:
     try:
         tags = parse_wheel_filename(wheel_path.name)[3]
@@ -379,60 +316,6 @@ def _check_platform(wheel_path: Path) -> None:
             f"{', '.join(sorted({t.platform for t in tags}))}; tfforge verifies "
             "x86_64 (and pure-Python) wheels only"
         )
-
-
-def emulation_check(ems: list[EmulationVerdict], probe: str) -> Check:
-    """The emulated runs: each compared with the model's static answer, or settling it."""
-    details = []
-    for e in ems:
-        r = e.result
-        what = {
-            "pass": "passed",
-            "signal": f"killed by {r.signal}",
-            "failed": "failed",
-            "timeout": "timed out",
-        }[r.status]
-        at = f" at stage '{r.stage}'" if r.stage and r.status != "pass" else ""
-        where = f" ({r.where})" if r.where else ""
-        static = e.static.answer + (
-            f" (lacks {', '.join(e.static.missing or e.static.unsettled)})"
-            if e.static.answer != RUNS
-            else ""
-        )
-        if e.unexecutable:
-            said = (
-                f"not confirmable under qemu: the real CPU has {', '.join(e.unexecutable)}, "
-                "which qemu-user cannot execute"
-            )
-        elif not e.witness:
-            said = "shows nothing: the probe fails on this host too"
-        elif not e.confirmable:
-            said = "shows nothing: timed out"
-        elif e.settled:
-            said = f"settles the static answer '{static}': {e.answer}"
-        else:
-            said = f"static answer '{static}'" + (" agrees" if e.agrees else " - DISAGREES")
-        details.append(f"{r.model}: {probe} {what}{at}{where} in {r.seconds:.0f} s; {said}")
-    judged = [e for e in ems if e.confirmable]
-    disagree = [e for e in judged if e.agrees is False]
-    cannot = [e for e in judged if e.answer == CANNOT]
-
-    def first(e: EmulationVerdict) -> tuple[str, ...]:  # the summary's run first
-        i = ems.index(e)
-        return (details[i], *details[:i], *details[i + 1 :])
-
-    if disagree:
-        return Check(
-            "emulate",
-            FAIL,
-            "an emulated run and the static answer disagree: " + details[ems.index(disagree[0])],
-            first(disagree[0]),
-        )
-    if cannot:
-        return Check("emulate", FAIL, details[ems.index(cannot[0])], first(cannot[0]))
-    if not judged:
-        return Check("emulate", SKIP, "; ".join(details), tuple(details))
-    return Check("emulate", PASS, "; ".join(details), tuple(details))
 
 
 def feature_rows(r: VerifyReport) -> list[dict[str, Any]]:

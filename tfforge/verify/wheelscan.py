@@ -12,9 +12,10 @@ import multiprocessing
 import os
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from tfforge.errors import ConfigError, InternalError
 from tfforge.files import sha256_file, write_json_atomic
 from tfforge.host import isa
 from tfforge.paths import cache_dir
+from tfforge.wheel import builtwith, symvers
 from tfforge.wheel import read as wheel
 
 
@@ -78,6 +80,35 @@ def _worker_died(member: str) -> InternalError:
     )
 
 
+@dataclass
+class ElfFacts:
+    """How each ELF member was built and which symbol versions it needs, read from the files
+    the scan pass extracts (so verify reads the wheel once). `complete` once every ELF member of
+    an undamaged wheel was read; otherwise the callers read the wheel again."""
+
+    builds: list[builtwith.ElfBuild] = field(default_factory=list)
+    needs: list[symvers.ElfNeeds] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    complete: bool = False
+
+    def take(self, member: str, path: Path) -> None:
+        if path.stat().st_size < 64:  # too short for an ELF header: builtwith skips it too
+            return
+        with open(path, "rb") as fh:
+            self.builds.append(builtwith.read_elf(fh, member))
+        try:
+            self.needs.append(symvers.read_needs(path, member))
+        except ValueError as exc:
+            self.errors.append(str(exc))
+
+    def in_archive_order(self, names: list[str]) -> None:
+        """Members in the archive's order, as a separate read lists them."""
+        at = {n: i for i, n in enumerate(names)}
+        self.builds.sort(key=lambda b: at.get(b.member, len(at)))
+        self.needs.sort(key=lambda n: at.get(n.member, len(at)))
+        self.complete = True
+
+
 @dataclass(frozen=True)
 class _Job:
     kind: str  # whole | part | finish
@@ -93,8 +124,15 @@ class _Scanner:
     with the scan); with jobs > 1 a big library is split into parts decoded in parallel and
     then classified by one more job."""
 
-    def __init__(self, jobs: int, examples: int, status: Callable[[str], None]):
+    def __init__(
+        self,
+        jobs: int,
+        examples: int,
+        status: Callable[[str], None],
+        elf_facts: ElfFacts | None = None,
+    ):
         self.jobs, self.examples, self.status = jobs, examples, status
+        self.elf_facts = elf_facts
         self.scans: list[LibraryScan] = []
         self.errors: list[str] = []
         self.pool = futures.ProcessPoolExecutor(
@@ -106,6 +144,8 @@ class _Scanner:
     def add(self, member: str, path: Path) -> None:
         pool = self.pool
         t0 = time.perf_counter()
+        if self.elf_facts is not None:  # here, while the workers scan
+            self.elf_facts.take(member, path)
         try:
             bounds = split_points(path, self.jobs, min_bytes=SPLIT_BYTES)
         except ConfigError as exc:
@@ -200,11 +240,12 @@ def _read_and_scan(
     examples: int,
     status: Callable[[str], None],
     progress: Callable[[int, int], None] | None,
+    elf_facts: ElfFacts | None = None,
 ) -> tuple[wheel.WheelCheck, list[LibraryScan], list[str]]:
     """One pass over the wheel: check every member, extract the ELF libraries (largest first)
     and scan each as soon as it is complete."""
     with tempfile.TemporaryDirectory(prefix="verify-", dir=cache_dir("tmp")) as tmp:
-        scanner = _Scanner(jobs, examples, status)
+        scanner = _Scanner(jobs, examples, status, elf_facts)
         try:
             checked = wheel.check(
                 wheel_path,
@@ -227,8 +268,12 @@ def scan_wheel(
     use_cache: bool = True,
     status: Callable[[str], None] = lambda _m: None,
     progress: Callable[[int, int], None] | None = None,
+    elf_facts: ElfFacts | None = None,
 ) -> tuple[wheel.WheelCheck, list[LibraryScan], list[str], str, bool]:
     """(structure check, library scans, scan errors, sha256, from cache?).
+
+    elf_facts: filled with every ELF member's build facts and needs when the wheel is scanned
+    (not from the cache) and undamaged.
 
     Scans are cached per wheel sha256 and scanner version in cache_dir('verify'); the
     structure check always runs (it is what proves the bytes are the ones hashed).
@@ -253,8 +298,16 @@ def scan_wheel(
             cached.unlink(missing_ok=True)  # unreadable cache: scan again
     t0 = time.perf_counter()
     checked, scans, errors = _read_and_scan(
-        wheel_path, jobs=jobs, examples=examples, status=status, progress=progress
+        wheel_path,
+        jobs=jobs,
+        examples=examples,
+        status=status,
+        progress=progress,
+        elf_facts=elf_facts,
     )
+    if elf_facts is not None and not checked.problems:
+        with zipfile.ZipFile(wheel_path) as z:
+            elf_facts.in_archive_order(z.namelist())
     status(
         f"read {checked.facts.members} members and scanned {len(scans)} ELF libraries "
         f"({sum(s.code_bytes for s in scans) / 1e6:.1f} MB code) in "
