@@ -414,6 +414,28 @@ def test_emulation_settles_an_undecided_answer():
     assert settled[1] == hv[1]
 
 
+def test_a_passing_import_alone_settles_no_undecided_answer():
+    """With no workload known, only the import runs: a pass cannot show that the unguarded
+    code found runs only after a check, so undecided stays undecided; a crash in the import
+    still settles it, and a pass still contradicts a static "cannot run" (load-time code)."""
+    none = frozenset()
+    undecided = _static("undecided", unsettled=["f16c"])
+    quiet = answers.judge_run(
+        _run("SandyBridge", "pass"), undecided, none, (), True, workload=False
+    )
+    assert not quiet.confirmable and not quiet.settled
+    check = settling.emulation_check([quiet], "import x")
+    assert check.status == "skip" and "only the import ran" in check.summary
+    trap = answers.judge_run(
+        _run("SandyBridge", "signal", "SIGILL"), undecided, none, (), True, workload=False
+    )
+    assert trap.settled and trap.answer == "cannot run"
+    loads = answers.judge_run(
+        _run("SandyBridge", "pass"), _static("cannot run", ["avx"]), none, (), True, workload=False
+    )
+    assert loads.agrees is False
+
+
 def test_corpus_runs_just_below_and_at_the_baseline():
     from tfforge.verify import corpus
 

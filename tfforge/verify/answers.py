@@ -198,11 +198,17 @@ def judge_run(
     offered: frozenset[str],
     unexecutable: tuple[str, ...],
     witness: bool,
+    *,
+    workload: bool = True,
 ) -> EmulationVerdict:
     """Compare an emulated run with the static answer, or settle an undecided one. A run shows
     nothing when qemu cannot execute what the real CPU has, when the probe fails on this host
-    as well (not a CPU question), or when it timed out."""
+    as well (not a CPU question), or when it timed out. A passing import with no workload
+    (workload=False) settles no undecided answer as runs: the unguarded code it found may run
+    only when the library is used."""
     if unexecutable or not witness or result.status == "timeout":
+        return EmulationVerdict(result, static, offered, unexecutable, witness, "", None)
+    if not workload and result.status == "pass" and static.answer == UNDECIDED:
         return EmulationVerdict(result, static, offered, unexecutable, witness, "", None)
     got = RUNS if result.status == "pass" else CANNOT
     agrees = None if static.answer == UNDECIDED else got == static.answer

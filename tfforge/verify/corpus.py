@@ -94,7 +94,7 @@ def check(
         )
     n = needs(scans)
     python = venvs.venv_python(wheel)
-    script, _what = modules.probe_for(wheel, wheel_read.check(wheel).facts)
+    script = modules.probe_for(wheel, wheel_read.check(wheel).facts).script
     runs = []
     here = host_verdict(host, n)
     status(f"{pin}: probe on this host ({host.model_name})")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from packaging.utils import canonicalize_name
@@ -107,17 +108,28 @@ def _from_members(members: list[str]) -> set[str]:
     return names
 
 
-def probe_for(path: Path, facts: wheel.WheelFacts) -> tuple[str, str]:
-    """(probe script, what it runs) for an emulated run of this wheel."""
+@dataclass(frozen=True)
+class Probe:
+    """What an emulated run executes: the script, what it runs, and whether it does more than
+    import (a workload exercises the code an import leaves for later)."""
+
+    script: str
+    what: str
+    workload: bool
+
+
+def probe_for(path: Path, facts: wheel.WheelFacts) -> Probe:
+    """The probe for an emulated run of this wheel: the project's own (TensorFlow, numpy,
+    onnxruntime), the wide corpus's recorded workload, else an import of what the wheel ships."""
     from tfforge.verify import truth
 
     name = canonicalize_name(facts.name)
     corpus = {canonicalize_name(w.pin.split("==")[0]): w for w in truth.wide_corpus().wheels}
     special = probes.for_project(name)
     if special is not None:
-        return special
+        return Probe(special[0], special[1], workload=True)
     w = corpus.get(name)
     if w is not None and w.pin.split("==")[1] == str(facts.version):
-        return w.probe, f"import {w.module} + the corpus workload"
+        return Probe(w.probe, f"import {w.module} + the corpus workload", workload=True)
     mods = top_level_modules(path)
-    return probes.import_probe(mods), f"import {', '.join(mods)}"
+    return Probe(probes.import_probe(mods), f"import {', '.join(mods)}", workload=False)

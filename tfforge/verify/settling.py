@@ -63,7 +63,8 @@ def run_emulations(
     """The wheel's probe on this host (the witness), then under each qemu model."""
     from tfforge.runtime import venvs
 
-    script, what = modules.probe_for(wheel_path, facts)
+    probe = modules.probe_for(wheel_path, facts)
+    script, what = probe.script, probe.what
     status(f"installing {facts.filename} into its venv for emulation (cached by sha256)")
     try:
         py = venvs.venv_python(wheel_path)
@@ -85,7 +86,7 @@ def run_emulations(
         lost = emulate.unexecutable(model, n.baseline, offered)
         status(f"running {what} under qemu-x86_64 -cpu {model} ...")
         res = emulate.run(py, model, script=script, timeout=timeout)
-        out.append(judge_run(res, static, offered, lost, witness))
+        out.append(judge_run(res, static, offered, lost, witness, workload=probe.workload))
         status(
             f"qemu {model}: {res.status}{' ' + res.signal if res.signal else ''} "
             f"after {res.seconds:.0f} s"
@@ -118,6 +119,11 @@ def emulation_check(ems: list[EmulationVerdict], probe: str) -> Check:
             )
         elif not e.witness:
             said = "shows nothing: the probe fails on this host too"
+        elif not e.confirmable and r.status == "pass":
+            said = (
+                "shows nothing: only the import ran (no workload is known for this wheel), and "
+                "code it runs later may need what the model lacks; the answer stays undecided"
+            )
         elif not e.confirmable:
             said = "shows nothing: timed out"
         elif e.settled:
