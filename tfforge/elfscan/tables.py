@@ -10,7 +10,7 @@ import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,7 @@ from tfforge.elfscan import arrays
 from tfforge.elfscan.arrays import Ints
 from tfforge.errors import ConfigError
 from tfforge.host import isa
+from tfforge.wheel import verneed
 
 ADDRESS_LIMIT = 1 << 47  # x86-64 user space: a library's sections all lie below it
 CHUNK = 8 << 20  # bytes per pread; bounds what one read holds
@@ -323,16 +324,24 @@ def inside(lo: np.ndarray, hi: np.ndarray, addrs: np.ndarray) -> np.ndarray:
     return (i >= 0) & (addrs < hi[np.clip(i, 0, None)])
 
 
-def glibc_needed(elf: ELFFile, sections: list[Section]) -> str | None:
-    """The highest GLIBC_x.y symbol version the library needs (.gnu.version_r), or None."""
+def glibc_needed(path: Path, fd: int, sections: list[Section]) -> str | None:
+    """The highest GLIBC_x.y symbol version the library needs (.gnu.version_r), or None;
+    ConfigError when the table is damaged (read by the bounded tfforge.wheel.verneed)."""
     best: tuple[int, int] | None = None
+    size = os.fstat(fd).st_size
     for hdr in sections:
         if hdr.type != SHT_VERNEED:
             continue
-        versions: Any = elf.get_section(hdr.index)  # a GNUVerNeedSection
-        for _verneed, auxes in versions.iter_versions():
-            for aux in auxes:
-                m = re.fullmatch(r"GLIBC_(\d+)\.(\d+)(?:\.\d+)?", aux.name)
+        if hdr.link >= len(sections):
+            raise ConfigError(f"{path}: damaged ELF file (version needs name no string table)")
+        strtab = sections[hdr.link]
+        try:
+            needs = verneed.read(fd, (hdr.offset, hdr.size), (strtab.offset, strtab.size), size)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: damaged ELF file ({exc})") from None
+        for _library, names in needs:
+            for name in names:
+                m = re.fullmatch(r"GLIBC_(\d+)\.(\d+)(?:\.\d+)?", name)
                 if m:
                     v = (int(m[1]), int(m[2]))
                     best = max(best or v, v)
