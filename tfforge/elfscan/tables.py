@@ -73,6 +73,19 @@ SHDR_DT = np.dtype(
         ("entsize", "<u8"),
     ]
 )
+PHDR_DT = np.dtype(
+    [
+        ("type", "<u4"),
+        ("flags", "<u4"),
+        ("offset", "<u8"),
+        ("vaddr", "<u8"),
+        ("paddr", "<u8"),
+        ("filesz", "<u8"),
+        ("memsz", "<u8"),
+        ("align", "<u8"),
+    ]
+)
+PT_LOAD, PF_X = 1, 0x1
 SHT_PROGBITS, SHT_RELA, SHT_NOBITS, SHT_VERNEED = 1, 4, 8, 0x6FFFFFFE
 SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
 
@@ -176,10 +189,16 @@ def open_elf(path: Path, f: BinaryIO) -> tuple[ELFFile, list[Section]]:
         )
     if elf["e_type"] not in ("ET_DYN", "ET_EXEC"):
         raise ConfigError(f"{path}: ELF of type {elf['e_type']}: {NOT_LOADED}")
-    if not count or elf.header["e_shentsize"] != SHDR_DT.itemsize:
-        return elf, []
     fd = f.fileno()
     file_size = os.fstat(fd).st_size
+    segments = exec_segments(path, fd, elf, file_size)
+    if not count or elf.header["e_shentsize"] != SHDR_DT.itemsize:
+        if segments:
+            raise ConfigError(
+                f"{path}: ELF file whose executable segments no section header describes: "
+                "the loader runs code the scan cannot find"
+            )
+        return elf, []
     shoff = int(elf.header["e_shoff"])
     if shoff + count * SHDR_DT.itemsize > file_size:
         raise ConfigError(
@@ -217,6 +236,16 @@ def open_elf(path: Path, f: BinaryIO) -> tuple[ELFFile, list[Section]]:
     if shstrndx < count:
         shstr = Section("", int(raw[shstrndx]["offset"]), int(raw[shstrndx]["size"]), 0)
         names = strings_at(fd, shstr, raw["name"])
+    for seg_off, seg_end, seg_addr in segments:
+        for h in raw:
+            off, size, addr = int(h["offset"]), int(h["size"]), int(h["addr"])
+            exe = int(h["flags"]) & SHF_EXECINSTR and int(h["type"]) == SHT_PROGBITS and size
+            mapped = seg_addr <= addr < seg_addr + seg_end - seg_off
+            if exe and mapped and off - seg_off != addr - seg_addr:
+                raise ConfigError(
+                    f"{path}: damaged ELF file (executable section at {addr:#x} is read "
+                    f"from offset {off}, the loader maps offset {addr - seg_addr + seg_off})"
+                )
     return elf, [
         Section(
             names.get(int(h["name"]), ""),
@@ -231,6 +260,26 @@ def open_elf(path: Path, f: BinaryIO) -> tuple[ELFFile, list[Section]]:
         )
         for i, h in enumerate(raw)
     ]
+
+
+def exec_segments(path: Path, fd: int, elf: ELFFile, file_size: int) -> list[tuple[int, int, int]]:
+    """(file offset, end, address) of each loadable segment the loader maps executable
+    (PT_LOAD with PF_X), from the program headers, which are what the loader reads."""
+    phoff, phnum = int(elf["e_phoff"]), int(elf["e_phnum"])
+    if not phnum:
+        return []
+    if int(elf["e_phentsize"]) != PHDR_DT.itemsize or phoff + phnum * 56 > file_size:
+        raise ConfigError(f"{path}: damaged ELF file (program headers outside the file)")
+    raw = np.frombuffer(os.pread(fd, phnum * PHDR_DT.itemsize, phoff), PHDR_DT)
+    out = []
+    for h in raw[(raw["type"] == PT_LOAD) & (raw["flags"] & PF_X != 0) & (raw["filesz"] > 0)]:
+        off, size = int(h["offset"]), int(h["filesz"])
+        if off + size > file_size:
+            raise ConfigError(
+                f"{path}: damaged ELF file (an executable segment runs past the file's end)"
+            )
+        out.append((off, off + size, int(h["vaddr"])))
+    return out
 
 
 def exec_sections(sections: list[Section]) -> list[Section]:

@@ -1,7 +1,8 @@
-"""Version needs (.gnu.version_r) are read by one bounded walk: whatever the counts and `next`
-fields say, the walk visits at most one entry per 16 bytes of the section. Oracles: pyelftools
-on well-formed tables (generated, and the real libraries of this machine), and the entry budget
-on hostile ones (pyelftools itself would walk 2**32 * 65535 entries)."""
+"""What the loader reads of an ELF member, the scanners read too: version needs (.gnu.version_r)
+by one bounded walk (at most one entry per 16 bytes of the section, whatever the counts and
+`next` fields say; oracles: pyelftools on well-formed tables, the entry budget on hostile ones),
+and the code the program headers map (a library without section headers, or an executable
+section read from other bytes than the loader maps, is refused, never scanned as empty)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tfforge.elfscan import scan as elfscan
+from tfforge.errors import ConfigError
 from tfforge.wheel import builtwith, symvers, verneed
 
 SETTINGS = settings(
@@ -135,3 +137,53 @@ def test_counts_that_lie_cost_no_more_than_the_table(tmp_path):
     assert builtwith.read_file(bad).glibc == honest.glibc
     assert symvers.read_needs(bad, "m").versions == symvers.read_needs(lib, "m").versions
     assert elfscan.scan_library(bad).glibc == elfscan.scan_library(lib).glibc
+
+
+# ---- code the loader maps that the scan would not read -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def at_load(tmp_path_factory) -> Path:
+    need_tool("gcc")
+    folder = tmp_path_factory.mktemp("load")
+    return samples.compile_so(folder, "c", AT_LOAD, ["-O2"])
+
+
+AT_LOAD = r"""
+__attribute__((constructor)) static void boom(void)
+{ __asm__ volatile("vpxord %%zmm0, %%zmm0, %%zmm0" ::: "xmm0"); }
+int PyInit_c(void) { return 0; }
+"""
+
+
+def test_a_library_without_section_headers_is_not_scanned_as_empty(tmp_path, at_load):
+    """The loader maps code from the program headers; with the section headers gone the scan
+    found no code and verify said every host runs it (a Haswell gets SIGILL at load)."""
+    assert "avx512f" in elfscan.scan_library(at_load).required
+    out = bytearray(at_load.read_bytes())
+    struct.pack_into("<Q", out, 0x28, 0)  # e_shoff
+    struct.pack_into("<HH", out, 0x3C, 0, 0)  # e_shnum, e_shstrndx
+    bare = tmp_path / "bare.so"
+    bare.write_bytes(bytes(out))
+    with pytest.raises(ConfigError, match="no section header describes"):
+        elfscan.scan_library(bare)
+
+
+@settings(max_examples=40, derandomize=True, deadline=None)
+@given(delta=st.integers(-(1 << 14), 1 << 14).filter(bool))
+def test_an_executable_section_is_read_where_the_loader_maps_it(tmp_path_factory, delta):
+    need_tool("gcc")
+    lib = samples.compile_so(tmp_path_factory.mktemp("m"), "c", AT_LOAD, ["-O2"])
+    data = bytearray(lib.read_bytes())
+    elf = ELFFile(io.BytesIO(bytes(data)))
+    index = next(i for i, s in enumerate(elf.iter_sections()) if s.name == ".text")
+    header = elf["e_shoff"] + index * elf["e_shentsize"]
+    offset = struct.unpack_from("<Q", data, header + 24)[0]
+    struct.pack_into("<Q", data, header + 24, max(offset + delta, 0))
+    lib.write_bytes(bytes(data))
+    try:
+        got = elfscan.scan_library(lib)
+    except ConfigError as exc:
+        assert "damaged ELF" in str(exc)
+        return
+    raise AssertionError(f".text read {delta} bytes away from its code and scanned: {got}")
