@@ -427,7 +427,7 @@ class Library:
         return np.concatenate(out).astype(np.uint64)
 
     def glibc_needed(self) -> str | None:
-        return glibc_needed(self.elf, self.sections)
+        return glibc_needed(self.path, self.fd, self.sections)
 
     def isa_needed(self) -> str | None:
         return isa_level_note(self.fd, self.sections)

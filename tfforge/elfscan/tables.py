@@ -10,7 +10,7 @@ import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,7 @@ from tfforge.elfscan import arrays
 from tfforge.elfscan.arrays import Ints
 from tfforge.errors import ConfigError
 from tfforge.host import isa
+from tfforge.wheel import verneed
 
 ADDRESS_LIMIT = 1 << 47  # x86-64 user space: a library's sections all lie below it
 CHUNK = 8 << 20  # bytes per pread; bounds what one read holds
@@ -72,6 +73,19 @@ SHDR_DT = np.dtype(
         ("entsize", "<u8"),
     ]
 )
+PHDR_DT = np.dtype(
+    [
+        ("type", "<u4"),
+        ("flags", "<u4"),
+        ("offset", "<u8"),
+        ("vaddr", "<u8"),
+        ("paddr", "<u8"),
+        ("filesz", "<u8"),
+        ("memsz", "<u8"),
+        ("align", "<u8"),
+    ]
+)
+PT_LOAD, PF_X = 1, 0x1
 SHT_PROGBITS, SHT_RELA, SHT_NOBITS, SHT_VERNEED = 1, 4, 8, 0x6FFFFFFE
 SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
 
@@ -175,10 +189,16 @@ def open_elf(path: Path, f: BinaryIO) -> tuple[ELFFile, list[Section]]:
         )
     if elf["e_type"] not in ("ET_DYN", "ET_EXEC"):
         raise ConfigError(f"{path}: ELF of type {elf['e_type']}: {NOT_LOADED}")
-    if not count or elf.header["e_shentsize"] != SHDR_DT.itemsize:
-        return elf, []
     fd = f.fileno()
     file_size = os.fstat(fd).st_size
+    segments = exec_segments(path, fd, elf, file_size)
+    if not count or elf.header["e_shentsize"] != SHDR_DT.itemsize:
+        if segments:
+            raise ConfigError(
+                f"{path}: ELF file whose executable segments no section header describes: "
+                "the loader runs code the scan cannot find"
+            )
+        return elf, []
     shoff = int(elf.header["e_shoff"])
     if shoff + count * SHDR_DT.itemsize > file_size:
         raise ConfigError(
@@ -216,6 +236,16 @@ def open_elf(path: Path, f: BinaryIO) -> tuple[ELFFile, list[Section]]:
     if shstrndx < count:
         shstr = Section("", int(raw[shstrndx]["offset"]), int(raw[shstrndx]["size"]), 0)
         names = strings_at(fd, shstr, raw["name"])
+    for seg_off, seg_end, seg_addr in segments:
+        for h in raw:
+            off, size, addr = int(h["offset"]), int(h["size"]), int(h["addr"])
+            exe = int(h["flags"]) & SHF_EXECINSTR and int(h["type"]) == SHT_PROGBITS and size
+            mapped = seg_addr <= addr < seg_addr + seg_end - seg_off
+            if exe and mapped and off - seg_off != addr - seg_addr:
+                raise ConfigError(
+                    f"{path}: damaged ELF file (executable section at {addr:#x} is read "
+                    f"from offset {off}, the loader maps offset {addr - seg_addr + seg_off})"
+                )
     return elf, [
         Section(
             names.get(int(h["name"]), ""),
@@ -230,6 +260,26 @@ def open_elf(path: Path, f: BinaryIO) -> tuple[ELFFile, list[Section]]:
         )
         for i, h in enumerate(raw)
     ]
+
+
+def exec_segments(path: Path, fd: int, elf: ELFFile, file_size: int) -> list[tuple[int, int, int]]:
+    """(file offset, end, address) of each loadable segment the loader maps executable
+    (PT_LOAD with PF_X), from the program headers, which are what the loader reads."""
+    phoff, phnum = int(elf["e_phoff"]), int(elf["e_phnum"])
+    if not phnum:
+        return []
+    if int(elf["e_phentsize"]) != PHDR_DT.itemsize or phoff + phnum * 56 > file_size:
+        raise ConfigError(f"{path}: damaged ELF file (program headers outside the file)")
+    raw = np.frombuffer(os.pread(fd, phnum * PHDR_DT.itemsize, phoff), PHDR_DT)
+    out = []
+    for h in raw[(raw["type"] == PT_LOAD) & (raw["flags"] & PF_X != 0) & (raw["filesz"] > 0)]:
+        off, size = int(h["offset"]), int(h["filesz"])
+        if off + size > file_size:
+            raise ConfigError(
+                f"{path}: damaged ELF file (an executable segment runs past the file's end)"
+            )
+        out.append((off, off + size, int(h["vaddr"])))
+    return out
 
 
 def exec_sections(sections: list[Section]) -> list[Section]:
@@ -323,16 +373,24 @@ def inside(lo: np.ndarray, hi: np.ndarray, addrs: np.ndarray) -> np.ndarray:
     return (i >= 0) & (addrs < hi[np.clip(i, 0, None)])
 
 
-def glibc_needed(elf: ELFFile, sections: list[Section]) -> str | None:
-    """The highest GLIBC_x.y symbol version the library needs (.gnu.version_r), or None."""
+def glibc_needed(path: Path, fd: int, sections: list[Section]) -> str | None:
+    """The highest GLIBC_x.y symbol version the library needs (.gnu.version_r), or None;
+    ConfigError when the table is damaged (read by the bounded tfforge.wheel.verneed)."""
     best: tuple[int, int] | None = None
+    size = os.fstat(fd).st_size
     for hdr in sections:
         if hdr.type != SHT_VERNEED:
             continue
-        versions: Any = elf.get_section(hdr.index)  # a GNUVerNeedSection
-        for _verneed, auxes in versions.iter_versions():
-            for aux in auxes:
-                m = re.fullmatch(r"GLIBC_(\d+)\.(\d+)(?:\.\d+)?", aux.name)
+        if hdr.link >= len(sections):
+            raise ConfigError(f"{path}: damaged ELF file (version needs name no string table)")
+        strtab = sections[hdr.link]
+        try:
+            needs = verneed.read(fd, (hdr.offset, hdr.size), (strtab.offset, strtab.size), size)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: damaged ELF file ({exc})") from None
+        for _library, names in needs:
+            for name in names:
+                m = re.fullmatch(r"GLIBC_(\d+)\.(\d+)(?:\.\d+)?", name)
                 if m:
                     v = (int(m[1]), int(m[2]))
                     best = max(best or v, v)

@@ -33,7 +33,7 @@ from elftools.elf.elffile import ELFFile
 from tfforge import resources
 from tfforge.errors import ConfigError
 from tfforge.files import io_error
-from tfforge.wheel import read
+from tfforge.wheel import read, verneed
 
 ELF_MAGIC = b"\x7fELF"
 COMMENT_MAX = 1 << 20  # a .comment holds a few lines; more is not a compiler's
@@ -252,6 +252,23 @@ def check_bounds(handle: BinaryIO, file_size: int) -> None:
             raise ValueError(f"section {i} ({size} bytes at {offset}) lies outside the file")
 
 
+def version_needs(
+    handle: BinaryIO, elf: ELFFile, section: Any, file_size: int
+) -> list[tuple[str, tuple[str, ...]]]:
+    """A pyelftools .gnu.version_r section's needs, read by the bounded tfforge.wheel.verneed
+    (pyelftools' own walk trusts the counts: a lying one is billions of steps)."""
+    link = int(section["sh_link"])
+    if link >= elf.num_sections():
+        raise ValueError("version needs name no string table")
+    strtab = elf.get_section(link)
+    return verneed.read(
+        handle.fileno(),
+        (int(section["sh_offset"]), int(section["sh_size"])),
+        (int(strtab["sh_offset"]), int(strtab["sh_size"])),
+        file_size,
+    )
+
+
 def read_elf(handle: BinaryIO, member: str) -> ElfBuild:
     """The build facts of one ELF file (open for binary reading); damage becomes `error`."""
     try:
@@ -275,9 +292,9 @@ def read_elf(handle: BinaryIO, member: str) -> ElfBuild:
         versions: dict[str, list[str]] = {"GLIBCXX": [], "GLIBC": []}
         verneed = _section(elf, ".gnu.version_r", DYNAMIC_MAX, file_size)
         if verneed is not None and verneed["sh_type"] == "SHT_GNU_verneed":
-            for _need, auxes in itertools.islice(verneed.iter_versions(), ENTRIES_MAX):
-                for aux in itertools.islice(auxes, ENTRIES_MAX):
-                    m = _VERSIONED.fullmatch(str(aux.name))
+            for _library, names in version_needs(handle, elf, verneed, file_size):
+                for name in names:
+                    m = _VERSIONED.fullmatch(name)
                     if m:
                         versions[m[1]].append(m[2])
     except OSError as exc:

@@ -6,6 +6,8 @@ whatever its name, under the reader's caps); each is read with pyelftools.
 
 from __future__ import annotations
 
+import itertools
+import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -39,21 +41,23 @@ def read_needs(path: Path, member: str) -> ElfNeeds:
     """DT_NEEDED, DT_SONAME and the version needs of one ELF file; ValueError when unreadable."""
     try:
         with open(path, "rb") as f:
+            builtwith.check_bounds(f, os.fstat(f.fileno()).st_size)
+            f.seek(0)
             elf = ELFFile(f)
             needed: list[str] = []
             soname = None
             versions: dict[str, set[str]] = {}
             for section in elf.iter_sections():
                 if isinstance(section, DynamicSection):
-                    for tag in section.iter_tags():
+                    for tag in itertools.islice(section.iter_tags(), builtwith.ENTRIES_MAX):
                         if tag.entry.d_tag == "DT_NEEDED":
                             needed.append(str(tag.needed))  # type: ignore[attr-defined]
                         elif tag.entry.d_tag == "DT_SONAME":
                             soname = str(tag.soname)  # type: ignore[attr-defined]
                 elif isinstance(section, GNUVerNeedSection):
-                    for verneed, auxes in section.iter_versions():
-                        names = versions.setdefault(str(verneed.name), set())
-                        names.update(str(aux.name) for aux in auxes)
+                    size = os.fstat(f.fileno()).st_size
+                    for lib, names in builtwith.version_needs(f, elf, section, size):
+                        versions.setdefault(lib, set()).update(names)
     except (ELFError, OSError, ValueError, KeyError, IndexError, UnicodeDecodeError) as exc:
         raise ValueError(f"{member}: unreadable ELF ({type(exc).__name__}: {exc})") from None
     except Exception as exc:  # noqa: BLE001 - pyelftools on damaged input raises anything
