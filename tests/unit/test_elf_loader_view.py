@@ -187,3 +187,42 @@ def test_an_executable_section_is_read_where_the_loader_maps_it(tmp_path_factory
         assert "damaged ELF" in str(exc)
         return
     raise AssertionError(f".text read {delta} bytes away from its code and scanned: {got}")
+
+
+LIES = ("not executable", "empty", "no file bytes")
+
+
+@settings(max_examples=30, derandomize=True, deadline=None)
+@given(data=st.data())
+def test_section_headers_that_hide_code_do_not_hide_it_from_the_scan(
+    at_load, tmp_path_factory, data
+):
+    """Section headers are the linker's description, the program headers are what the loader
+    maps: whichever executable sections a crafted header hides (flag cleared, size 0, no file
+    bytes), code entered there is still scanned, so the AVX-512 constructor stays required."""
+    raw = bytearray(at_load.read_bytes())
+    elf = ELFFile(io.BytesIO(bytes(raw)))
+    execs = [
+        i
+        for i, s in enumerate(elf.iter_sections())
+        if s["sh_flags"] & 0x4 and s["sh_type"] == "SHT_PROGBITS" and s["sh_size"]
+    ]
+    hidden = data.draw(st.lists(st.sampled_from(execs), min_size=1, unique=True))
+    for index in hidden:
+        header = elf["e_shoff"] + index * elf["e_shentsize"]
+        lie = data.draw(st.sampled_from(LIES))
+        if lie == "not executable":
+            flags = struct.unpack_from("<Q", raw, header + 8)[0]
+            struct.pack_into("<Q", raw, header + 8, flags & ~0x4)
+        elif lie == "empty":
+            struct.pack_into("<Q", raw, header + 32, 0)
+        else:
+            struct.pack_into("<I", raw, header + 4, 8)  # SHT_NOBITS
+    lib = tmp_path_factory.mktemp("hide") / "c.so"
+    lib.write_bytes(bytes(raw))
+    try:
+        got = elfscan.scan_library(lib)
+    except ConfigError as exc:
+        assert "damaged" in str(exc)
+        return
+    assert "avx512f" in got.required, (hidden, got.required, got.baseline)

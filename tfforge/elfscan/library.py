@@ -33,6 +33,7 @@ from tfforge.elfscan.tables import (
     Section,
     eh_frame_table,
     exec_sections,
+    exec_segments,
     fde_ends,
     glibc_needed,
     inside,
@@ -54,6 +55,8 @@ class Library:
         self.exec_secs = exec_sections(self.sections)
         self.tables = [self._symbols(".symtab"), self._symbols(".dynsym")]
         self.dynsym = self.tables[1][0]
+        self.undescribed = self._undescribed_code()
+        self.exec_secs = sorted(self.exec_secs + self.undescribed, key=lambda s: s.addr)
         fsyms = [self._function_symbols(syms) for syms, _ in self.tables]
         self.symbol_source = (
             ".symtab" if len(fsyms[0]) else ".dynsym" if len(fsyms[1]) else ".eh_frame_hdr"
@@ -128,6 +131,42 @@ class Library:
         self.starts = starts[held]
         self.ends = ends[held]
         self.unlabelled = self.unlabelled[held]
+
+    def _undescribed_code(self) -> list[Section]:
+        """Stretches of executable segments that no executable section describes but where
+        code is entered (a function symbol, a constructor, the entry point): the loader maps
+        them executable whatever the section headers say, so they are scanned like .text.
+        Stretches nothing enters (leftovers of patchelf, .rodata in older layouts) are not."""
+        segments = exec_segments(self.path, self.fd, self.elf, os.fstat(self.fd).st_size)
+        if not segments:
+            return []
+        entries = [np.array([int(self.elf["e_entry"])], np.uint64)]
+        for syms, _ in self.tables:
+            kind = syms["info"] & 0xF  # STT_FUNC = 2, STT_GNU_IFUNC = 10
+            entries.append(syms["value"][((kind == 2) | (kind == 10)) & (syms["shndx"] != 0)])
+        entries.append(self.init_targets(*self._relocations))
+        entered = arrays.unique(np.concatenate(entries).astype(np.uint64))
+        entered = entered[entered != 0]  # e_entry 0: a library without an entry point
+        described = sorted((s.addr, s.addr + s.size) for s in self.exec_secs)
+        out = []
+        for off, end, addr in segments:
+            at, top = addr, addr + (end - off)
+            for lo, hi in [*described, (top, top)]:
+                if hi <= at or lo > top:
+                    continue
+                if lo > at and ((entered >= at) & (entered < lo)).any():
+                    out.append(
+                        Section(
+                            "(code no section describes)",
+                            off + (at - addr),
+                            lo - at,
+                            at,
+                            SHT_PROGBITS,
+                            SHF_ALLOC | SHF_EXECINSTR,
+                        )
+                    )
+                at = max(at, hi)
+        return out
 
     def _entries_in(self, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
         """Addresses in [lo[i], hi[i]) that a call/jmp rel32 or a RIP-relative LEA anywhere
