@@ -115,24 +115,30 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     outside = exported_mask | open_to_all
     referenced = arrays.mask(ref_dst, n)
 
-    # R1: names of feature functions, and of the referrers of those R2 may class.
+    # R1: names of feature functions, and of the referrers of those R2 may class. One pass
+    # over the string table reads both: the referrers of every unnamed candidate are among
+    # those of all candidates, named or not.
     matcher = Matcher(lib_name)
+    cand = feat_mask & ~outside & referenced
+    referrers = arrays.unique(ref_src[cand[ref_dst]])
+    referrers = referrers[~feat_mask[referrers] & ~checks[referrers]]
+    label: dict[int, str] = {}  # function -> the pattern its first matching name matches
+    for fn, name in lib.names(
+        arrays.unique(np.concatenate([feature_fns, referrers])), matcher.maybe
+    ):
+        if fn not in label:
+            p = matcher.match(name)
+            if p is not None:
+                label[fn] = p.label
     named = np.zeros(n, bool)
     hits: dict[str, int] = {}
-
-    def match(fns: np.ndarray) -> None:
-        for fn, name in lib.names(fns, matcher.maybe):
-            if not named[fn]:
-                p = matcher.match(name)
-                if p is not None:
-                    named[fn] = True
-                    if feat_mask[fn]:
-                        hits[p.label] = hits.get(p.label, 0) + 1
-
-    match(feature_fns)
-    cand = feat_mask & ~named & ~outside & referenced
+    for fn in feature_fns[np.isin(feature_fns, list(label))].tolist():
+        named[fn] = True
+        hits[label[fn]] = hits.get(label[fn], 0) + 1
+    cand &= ~named
     referrers = arrays.unique(ref_src[cand[ref_dst]])
-    match(referrers[~feat_mask[referrers] & ~checks[referrers]])
+    referrers = referrers[~feat_mask[referrers] & ~checks[referrers]]
+    named[referrers[np.isin(referrers, list(label))]] = True
 
     # R2 + R5: what stays dispatched (see _greatest_fixed_point).
     gap = lib.unlabelled

@@ -384,8 +384,15 @@ class Library:
         entries, reach = self.plt
         if not len(entries):
             return targets
-        i = np.clip(np.searchsorted(entries, targets), 0, len(entries) - 1)
-        return np.where(entries[i] == targets, reach[i], targets)
+        # Entries are in address order: only targets within their span are looked up.
+        span = (targets >= entries[0]) & (targets <= entries[-1])
+        if not span.any():
+            return targets
+        near = targets[span]
+        i = np.clip(np.searchsorted(entries, near), 0, len(entries) - 1)
+        out = targets.copy()
+        out[span] = np.where(entries[i] == near, reach[i], near)
+        return out
 
     @cached_property
     def table_slots(self) -> np.ndarray:

@@ -53,6 +53,16 @@ def name_words(symbol: str) -> str:
 
 
 @lru_cache(maxsize=4)
+def _pairs(needles: tuple[bytes, ...]) -> tuple[Bools, Bools]:
+    """Two tables over all two-byte values read as little-endian 16-bit words: True where
+    one of the needles has them as its bytes 0-1, and as its bytes 1-2."""
+    first, second = np.zeros(1 << 16, bool), np.zeros(1 << 16, bool)
+    first[[w[0] | (w[1] << 8) for w in needles]] = True
+    second[[w[1] | (w[2] << 8) for w in needles]] = True
+    return first, second
+
+
+@lru_cache(maxsize=4)
 def _first_three(needles: tuple[bytes, ...]) -> Bools:
     """A table over all three-byte values: True where one of the needles starts so."""
     table = np.zeros(1 << 24, bool)
@@ -130,8 +140,8 @@ class Matcher:
     def maybe(self, buf: bytes, starts: Ints, ends: Ints) -> Bools:
         """Which strings buf[starts[i]:ends[i]] hold one of the needles in any case (a name
         no pattern can match does not), for all strings at once in numpy: their bytes are
-        taken out end to end, every three-byte window is looked up in a table of the
-        needles' first three bytes, and the few windows found are compared with the rest of
+        taken out end to end, every three-byte window is looked up in tables of the
+        needles' first bytes, and the few windows found are compared with the rest of
         their needle."""
         if self.needles is None or min(map(len, self.needles)) < 3:
             return np.ones(len(starts), bool)
@@ -149,14 +159,27 @@ class Matcher:
             np.tile(np.array([False, True]), len(seg_lo)),
             np.column_stack([seg_lo - np.append(0, seg_hi[:-1]), seg_hi - seg_lo]).ravel(),
         )
-        text = raw[: len(keep)][keep].astype(np.int32)
-        if len(text) < 3:
+        low = raw[: len(keep)][keep].tobytes().lower()  # bytes.lower: ASCII letters only
+        if len(low) < 3:
             return hit
-        text[(text >= 65) & (text <= 90)] += 32  # ASCII lower case
-        tri = (text[:-2] << 16) | (text[1:-1] << 8) | text[2:]
-        at = np.flatnonzero(_first_three(self.needles)[tri])
-        order = np.argsort(tri[at], kind="stable")  # windows grouped by their three bytes
-        at, first3 = at[order], tri[at][order]
+        text = np.frombuffer(low, np.uint8)
+        # Windows whose bytes 0-1 and 1-2 each start some needle so (two 64 KiB tables,
+        # looked up on the text read as 16-bit words at even and at odd offsets), then the
+        # exact first three bytes.
+        first, second = _pairs(self.needles)
+        n = len(low)
+        even = np.frombuffer(low, "<u2", n // 2, 0)  # the words at 0, 2, 4 ...
+        odd = np.frombuffer(low, "<u2", (n - 1) // 2, 1)  # ... and at 1, 3, 5 ...
+        ne, no = (n - 1) // 2, (n - 2) // 2  # windows at 0 .. n - 3: even ones, odd ones
+        cand = np.empty(n - 2, bool)
+        cand[0::2] = first[even[:ne]] & second[odd[:ne]]
+        cand[1::2] = first[odd[:no]] & second[even[1 : no + 1]]
+        at = np.flatnonzero(cand)
+        tri = text[at].astype(np.int32) << 16 | text[at + 1].astype(np.int32) << 8 | text[at + 2]
+        three = _first_three(self.needles)[tri]
+        at, tri = at[three], tri[three]
+        order = np.argsort(tri, kind="stable")  # windows grouped by their three bytes
+        at, first3 = at[order], tri[order]
         in_text = np.cumsum(seg_hi - seg_lo) - (seg_hi - seg_lo)  # each segment's start
         for word in self.needles:
             code = (word[0] << 16) | (word[1] << 8) | word[2]

@@ -24,6 +24,7 @@ from tfforge.elfscan import scan as elfscan
 from tfforge.elfscan.decode import split_points
 from tfforge.elfscan.names import demangle
 from tfforge.elfscan.results import LibraryScan
+from tfforge.elfscan.rules import code_table, rules
 from tfforge.errors import ConfigError, InternalError
 from tfforge.files import sha256_file, write_json_atomic
 from tfforge.host import isa
@@ -56,6 +57,13 @@ def _scan_worker(path: str, member: str, examples: int) -> LibraryScan:
     """Runs in a worker process (module level so it pickles). Examples stay mangled:
     readable() demangles every library's in one c++filt run."""
     return elfscan.scan_library(Path(path), display_name=member, examples=examples, readable=False)
+
+
+def _warm_up() -> None:
+    """The first job: the worker starts and loads the decoder tables while this process is
+    still opening the wheel (a spawned process takes about half a second to start)."""
+    code_table()
+    rules()
 
 
 def readable(scans: list[LibraryScan]) -> list[LibraryScan]:
@@ -140,6 +148,8 @@ class _Scanner:
         )
         self.pending: dict[futures.Future[Any], _Job] = {}
         self.parts: dict[str, list[str | None]] = {}
+        for _ in range(max(jobs, 1)):
+            self.pool.submit(_warm_up)
 
     def add(self, member: str, path: Path) -> None:
         pool = self.pool
