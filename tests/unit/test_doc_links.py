@@ -68,3 +68,14 @@ def test_the_documentation_links_its_parts():
     for part in ("docs/tutorial.md", "docs/how-to/", "docs/reference/", "docs/explanation/"):
         assert any(t.startswith(part) for t in targets), part
     assert "docs/ARCHITECTURE.md" in targets and "CHANGELOG.md" in targets
+
+
+def test_every_integration_test_file_says_what_it_proves():
+    """docs/reference/tests.md has a row for each file of the integration tier."""
+    from conftest import ROOT
+
+    table = (ROOT / "docs" / "reference" / "tests.md").read_text()
+    files = sorted(p.name for p in (ROOT / "tests" / "integration").glob("test_*.py"))
+    assert files, "no integration tests found: the check would prove nothing"
+    missing = [f for f in files if f"`{f}`" not in table]
+    assert not missing, f"docs/reference/tests.md lacks rows for {missing}"
