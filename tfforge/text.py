@@ -172,14 +172,17 @@ _TOKEN_KEYS = re.compile(
 )
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")  # RFC 3986 section 3.1
+
+
 def without_credentials(url: str) -> str:
     """url with anything between the scheme and the last '@' masked (user, password, token).
 
     Done on the raw text, before any parsing, so no scheme or malformed URL can leak a secret;
     an '@' later in the path masks more than needed, never less."""
     scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
+    if not sep or not _SCHEME.fullmatch(scheme):  # 'user:pw@http://h': all before '@' masked
+        scheme, sep, rest = "", "", url
     if "@" not in rest:
         return url
     return f"{scheme}{sep}***@{rest.rpartition('@')[2]}"

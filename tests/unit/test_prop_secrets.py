@@ -117,3 +117,41 @@ def test_token_parameters_in_urls_are_masked(key, value, shape):
 
 def test_credentials_in_the_authority_are_masked():
     assert text.mask_url("https://u:p4ss@h/x?token=abc") == "https://***@h/x?token=***"
+
+
+PLACES = [
+    "{s}://u:{v}@h/x",  # credentials in the authority
+    "http://u:{v}@h/x@y",  # and an '@' later
+    "u:{v}@{s}://h/x",  # credentials before the scheme: no scheme to keep
+    "{v}@http://h",
+    "http//u:{v}@h/",  # a mistyped scheme
+    "{s}://h/x?{k}={v}",  # a token-like parameter
+    "{s}://h/x#{k}={v}",
+    "{s}://h/x;{k}={v}",
+    "{s}://u:{v}@h:99999/x",  # and a URL that does not parse
+    "{s}://u:{v} x@h/",
+]
+
+
+@settings(max_examples=150, derandomize=True, deadline=None)
+@given(
+    st.sampled_from(PLACES),
+    st.sampled_from(["http", "https", "grpc", "ftp", "x+y", "1a", ""]),
+    st.sampled_from(TOKENS),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.~", min_size=6, max_size=20),
+)
+def test_a_refused_url_never_shows_its_credentials(place, scheme, key, value):
+    from tfforge.build import inputs
+    from tfforge.errors import ConfigError
+    from tfforge.kit import mirror
+
+    text.forget_secrets()
+    url = place.format(s=scheme, k=key, v=value)
+    for check in (mirror.check, inputs.check_cache_url, upload.repository_url):
+        try:
+            check(url)
+        except ConfigError as err:
+            assert value not in str(err), str(err)
+        else:  # only the index URL may carry a query; it is shown through mask_url
+            assert check is upload.repository_url and "@" not in url
+            assert value not in text.mask_url(url)

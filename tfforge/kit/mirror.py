@@ -12,7 +12,7 @@ import re
 from urllib.parse import urlsplit
 
 from tfforge.errors import ConfigError
-from tfforge.text import is_loopback, without_credentials
+from tfforge.text import is_loopback, mask_url
 
 _HOST = re.compile(r"^[A-Za-z0-9.-]+$|^\[[0-9A-Fa-f:.]+\]$")
 _PATH = re.compile(r"^[A-Za-z0-9._~/%-]*$")
@@ -21,7 +21,7 @@ MAX_PROBES = 16
 
 def check(url: str, option: str = "--mirror") -> str:
     """The mirror URL without a trailing '/', or ConfigError naming what is wrong."""
-    bad = f"{option} {without_credentials(url)[:100]!r}"
+    bad = f"{option} {mask_url(url)[:100]!r}"  # credentials and token-like parameters masked
     if len(url) > 1024 or any(c.isspace() for c in url):
         raise ConfigError(f"{bad}: must be one URL without spaces")
     try:
