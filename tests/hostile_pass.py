@@ -674,6 +674,11 @@ def body_echoes_html_escaped_password(tmp: Path):
 
 
 @attack("secret")
+def body_that_backtracking_rescans_from_every_tag(tmp: Path):
+    return _publish_echo(tmp, "Server Error", "<p>" * 400_000, 500)
+
+
+@attack("secret")
 def token_in_repository_url_query(tmp: Path):
     root = project(tmp)
     path = hw.build(root / "wheels", [("demo/__init__.py", "file", b"", 3)])

@@ -155,3 +155,38 @@ def test_a_refused_url_never_shows_its_credentials(place, scheme, key, value):
         else:  # only the index URL may carry a query; it is shown through mask_url
             assert check is upload.repository_url and "@" not in url
             assert value not in text.mask_url(url)
+
+
+FRAGMENTS = ["<", ">", "</", "<p", "<p>", "<title ", "<pre>", "<x", "x", " ", "\n", "&lt;"]
+
+
+@settings(max_examples=40, derandomize=True, deadline=None)
+@given(
+    st.lists(st.sampled_from(FRAGMENTS), min_size=1, max_size=4),
+    st.integers(min_value=1, max_value=1 << 18),
+    st.text(alphabet="abcdefghij ", min_size=1, max_size=30).filter(str.strip),
+)
+@example(["<p>"], 1 << 18, "401")
+def test_a_server_body_of_any_shape_and_size_is_one_short_line_without_a_hang(
+    pattern, repeat, title
+):
+    """An index's error body is outside input: a shape a backtracking pattern rescans from
+    every '<' (1 MiB of '<p>' took hours) must take a bounded look at each character."""
+    import signal
+
+    body = "".join(pattern) * (repeat // len(pattern))
+    page = f"<html><title>{title}</title>{body}"
+
+    def hang(*_a):
+        raise TimeoutError(f"{len(body)} characters of {pattern!r} still being read")
+
+    old = signal.signal(signal.SIGALRM, hang)
+    signal.setitimer(signal.ITIMER_REAL, 30)  # a hang detector, not a speed target
+    try:
+        shown = upload._body_text(body)
+        titled = upload._body_text(page)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert len(shown) <= 160 and "\n" not in shown
+    assert titled.startswith(" ".join(title.split()))

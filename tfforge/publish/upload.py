@@ -156,11 +156,18 @@ def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
+# A server's body is outside input of any size: every pattern stops at the next '<', so each
+# character is looked at a bounded number of times (`[^>]*` or `.*?` before a '</' that never
+# comes rescans the rest of the body from every '<': hours for a 1 MiB reply).
+_TEXT_TAG = re.compile(r"<(?:title|h1|p|pre)\b[^<>]*>([^<]*)<", re.I)
+_ANY_TAG = re.compile(r"<[^<>]*>")
+
+
 def _body_text(body: str, limit: int = 160) -> str:
     """A server's error body as one short line: HTML error pages lose their tags."""
     if body.lstrip().startswith("<"):
-        titles = re.findall(r"<(?:title|h1|p|pre)[^>]*>(.*?)</", body, re.S | re.I)
-        body = " ".join(t for t in titles if t.strip()) or re.sub(r"<[^>]+>", " ", body)
+        titles = _TEXT_TAG.findall(body)
+        body = " ".join(t for t in titles if t.strip()) or _ANY_TAG.sub(" ", body)
     return " ".join(body.split())[:limit]
 
 
