@@ -18,13 +18,18 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, need
+from conftest import ROOT, invoke, need
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _serve_args(tmp_path: Path) -> tuple[str, ...]:
+    """`cache serve` on a free loopback port with its folder under tmp_path."""
+    return ("cache", "serve", "--port", str(_free_port()), "--folder", str(tmp_path / "s"))
 
 
 def _alive(pid: int) -> bool:
@@ -86,8 +91,7 @@ def env(tmp_path):
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
 def test_nginx_ends_with_tfforge(tmp_path, env, how):
     _nginx()
-    args = ["cache", "serve", "--port", str(_free_port()), "--folder", str(tmp_path / "s")]
-    proc, doc = _start([*args, "--json"], env)
+    proc, doc = _start([*_serve_args(tmp_path), "--json"], env)
     try:
         assert _alive(doc["pid"])
         proc.send_signal(how)
@@ -124,26 +128,8 @@ def test_pypiserver_ends_with_tfforge(env, how):
 )
 def test_a_cache_is_not_exposed_by_accident(tmp_path, env, extra, needle):
     _nginx()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "invoke",
-            "-r",
-            str(ROOT),
-            "cache",
-            "serve",
-            "--port",
-            str(_free_port()),
-            "--folder",
-            str(tmp_path / "s"),
-            *extra,
-        ],  # fmt: skip
-        cwd=env["TFFORGE_ROOT"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    proc = invoke(
+        *_serve_args(tmp_path), *extra, cwd=Path(env["TFFORGE_ROOT"]), env=env, timeout=60
     )
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and needle in proc.stderr
@@ -152,24 +138,10 @@ def test_a_cache_is_not_exposed_by_accident(tmp_path, env, extra, needle):
 
 def test_the_environment_cannot_expose_it_either(tmp_path, env):
     _nginx()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "invoke",
-            "-r",
-            str(ROOT),
-            "cache",
-            "serve",
-            "--port",
-            str(_free_port()),
-            "--folder",
-            str(tmp_path / "s"),
-        ],  # fmt: skip
-        cwd=env["TFFORGE_ROOT"],
+    proc = invoke(
+        *_serve_args(tmp_path),
+        cwd=Path(env["TFFORGE_ROOT"]),
         env={**env, "TFFORGE_CACHE_BIND": "0.0.0.0"},
-        capture_output=True,
-        text=True,
         timeout=60,
     )
     assert proc.returncode == 2
