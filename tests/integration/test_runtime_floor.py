@@ -87,6 +87,17 @@ def in_container(image: str, folder: Path, script: str) -> subprocess.CompletedP
     )
 
 
+def install_and_probe(fleet: dict, suite: str, wheel: Path) -> subprocess.CompletedProcess:
+    """pip-install the wheel into a fresh venv in the suite's host image and run PROBE there."""
+    shutil.copy(wheel, fleet["work"] / wheel.name)
+    return in_container(
+        fleet["images"][suite],
+        fleet["work"],
+        f"python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --no-index /w/{wheel.name} "
+        f'&& /tmp/v/bin/python -c "{PROBE}"',
+    )
+
+
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory):
     need_engine("local/bookworm:base")
@@ -203,13 +214,7 @@ def test_floor_build_installs_and_imports_on_bullseye(builds, fleet):
         check=True,
     ).stdout
     assert f'consistent with the following platform tag: "{tag}"' in " ".join(shown.split())
-    shutil.copy(wheel, fleet["work"] / wheel.name)
-    run = in_container(
-        fleet["images"]["bullseye"],
-        fleet["work"],
-        f"python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --no-index /w/{wheel.name} "
-        f'&& /tmp/v/bin/python -c "{PROBE}"',
-    )
+    run = install_and_probe(fleet, "bullseye", wheel)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split()[:3] == ["2.20.0", "True", "111.0"]
 
@@ -218,13 +223,7 @@ def test_floor_build_for_bookworm_python(builds, fleet):
     wheel = Path(builds["floor311"]["wheel"])
     tag = provenance(str(wheel))["platform"]["tag"]
     assert "-cp311-cp311-" in wheel.name and glibc_of(tag) <= (2, 31)
-    shutil.copy(wheel, fleet["work"] / wheel.name)
-    run = in_container(
-        fleet["images"]["bookworm"],
-        fleet["work"],
-        f"python3 -m venv /tmp/v && /tmp/v/bin/pip install -q --no-index /w/{wheel.name} "
-        f'&& /tmp/v/bin/python -c "{PROBE}"',
-    )
+    run = install_and_probe(fleet, "bookworm", wheel)
     assert run.returncode == 0, run.stderr
 
 
