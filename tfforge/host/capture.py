@@ -23,6 +23,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 SCHEMA = "tfforge-capture/1"
@@ -35,6 +36,7 @@ RTLD_DI_LINKMAP = 2
 CPUINFO_CAP = 8 << 20
 PY_NAME = re.compile(r"^python(3\.[0-9]{1,2})$")
 PY_VERSION = re.compile(r"^3\.[0-9]{1,2}$")
+MAX_CANDIDATES = 64  # python3.N files run to ask their version
 PY_DIRS = ("/usr/bin", "/usr/local/bin", "/bin", "/opt/rh")
 
 
@@ -125,8 +127,10 @@ def libc() -> Tuple[str, Optional[str]]:
 def pythons() -> List[str]:
     """Versions of python3.N found on PATH and in the usual folders that really run, and this
     one. A name is only a hint (pyenv shims and broken links exist for versions that are not
-    installed): each candidate version counts once one of its files prints that version."""
-    found = {"%d.%d" % sys.version_info[:2]}
+    installed): a version counts once one of its files prints that version. The candidates run
+    side by side, so a shim that takes a fraction of a second costs that once, not per name."""
+    here = "%d.%d" % sys.version_info[:2]
+    candidates: Dict[str, str] = {}  # path -> the version its name claims
     dirs = [d for d in os.environ.get("PATH", "").split(os.pathsep) if d] + list(PY_DIRS)
     for d in dirs:
         try:
@@ -136,32 +140,42 @@ def pythons() -> List[str]:
         for name in entries:
             m = PY_NAME.match(name)
             path = os.path.join(d, name)
-            if (
-                m
-                and m.group(1) not in found
-                and os.access(path, os.X_OK)
-                and _runs_as(path) == m.group(1)
-            ):
-                found.add(m.group(1))
+            if m and m.group(1) != here and os.access(path, os.X_OK):
+                candidates.setdefault(path, m.group(1))
+    runs = _versions_reported(sorted(candidates)[:MAX_CANDIDATES])
+    found = {here} | {v for path, v in candidates.items() if runs.get(path) == v}
     return sorted(found, key=lambda v: tuple(int(p) for p in v.split(".")))
 
 
-def _runs_as(path: str) -> str:
-    """The X.Y version the interpreter at path reports, or "" when it does not run."""
+def _versions_reported(paths: List[str], timeout: float = 10.0) -> Dict[str, str]:
+    """The X.Y version each interpreter reports (all started at once, all done within `timeout`
+    seconds); one that does not run, fails, is too slow or says something else is left out."""
     code = "import sys; print('%d.%d' % sys.version_info[:2])"
-    try:
-        out = subprocess.run(
-            [path, "-I", "-c", code],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            stdin=subprocess.DEVNULL,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    text = out.stdout.decode("ascii", "replace").strip()
-    return text if out.returncode == 0 and PY_VERSION.match(text) else ""
+    started = []
+    for path in paths:
+        try:
+            proc = subprocess.Popen(
+                [path, "-I", "-c", code],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.SubprocessError):
+            continue
+        started.append((path, proc))
+    out = {}
+    deadline = time.monotonic() + timeout
+    for path, proc in started:
+        try:
+            text, _ = proc.communicate(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            continue
+        said = text.decode("ascii", "replace").strip()
+        if proc.returncode == 0 and PY_VERSION.match(said):
+            out[path] = said
+    return out
 
 
 def distribution() -> Dict[str, str]:
