@@ -149,18 +149,23 @@ def _vkey(name: str) -> tuple[int, ...]:
 
 def decide(wheel: Path, timeout: float = 3600.0) -> TagDecision:
     """The tag a wheel's libraries allow. A wheel with no ELF member gives auditwheel nothing to
-    measure (it refuses such a wheel): its own platform tag stays, and the decision says so."""
-    if not read.elf_members(wheel):
-        own = platform_of(wheel.name)
-        return TagDecision(
-            own[0],
-            own,
-            own[0],
-            {},
-            {},
-            "no ELF library in the wheel: nothing for auditwheel to measure; its tag stays",
-        )
-    return from_show(auditwheel_show(wheel, timeout))
+    measure (it refuses such a wheel): its own platform tag stays, and the decision says so.
+    The members are looked at only when auditwheel refuses, so a wheel with libraries is read
+    once, by auditwheel."""
+    try:
+        return from_show(auditwheel_show(wheel, timeout))
+    except BuildError:
+        if read.elf_members(wheel):
+            raise
+    own = platform_of(wheel.name)
+    return TagDecision(
+        own[0],
+        own,
+        own[0],
+        {},
+        {},
+        "no ELF library in the wheel: nothing for auditwheel to measure; its tag stays",
+    )
 
 
 def platform_of(wheel_name: str) -> tuple[str, ...]:
