@@ -93,11 +93,13 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     has_feat = np.array([bool(table.features[c]) for c in range(len(table.features))])
     feature_fns = arrays.unique(s.pair_fn[has_feat[s.pair_code]])
     feat_mask = arrays.mask(feature_fns, n)
-    call_src, call_dst = s.calls // n, s.calls % n
-    flow = np.concatenate([s.calls, s.jumps])  # control reaches the callee: calls, jumps
-    flow_src, flow_dst = flow // n, flow % n
-    ref_src = np.concatenate([flow_src, s.leas // n])
-    ref_dst = np.concatenate([flow_dst, s.leas % n])
+    call_src, call_dst = np.divmod(s.calls, n)
+    jump_src, jump_dst = np.divmod(s.jumps, n)
+    lea_src, lea_dst = np.divmod(s.leas, n)
+    # control reaches the callee: calls, jumps
+    flow_src, flow_dst = np.concatenate([call_src, jump_src]), np.concatenate([call_dst, jump_dst])
+    ref_src = np.concatenate([flow_src, lea_src])
+    ref_dst = np.concatenate([flow_dst, lea_dst])
     checks = cpu_checks(lib, s, ranges, call_src, call_dst)
 
     # Unknown callers: exported functions and functions whose address is stored in data.
@@ -107,9 +109,9 @@ def classify(lib: Library, s: Streamed, ranges: list[tuple[int, int]], lib_name:
     # A Python extension module (it defines PyInit_*) is loaded with RTLD_LOCAL: no other
     # library binds to its exports, so only PyInit_* itself is called from outside.
     dynamic_mask = arrays.mask(lib.exact(exported["value"]), n)  # anyone may dlsym these
+    exported_mask = dynamic_mask
     if len(lib.special["pyinit"]):
-        exported = lib.special["pyinit"]
-    exported_mask = arrays.mask(lib.exact(exported["value"]), n)
+        exported_mask = arrays.mask(lib.exact(lib.special["pyinit"]["value"]), n)
     tables = Tables(lib, s, rel_where, rel_target)
     open_to_all, guarded_slots = tables.split(tables.open_objects(np.zeros(n, bool)))
     outside = exported_mask | open_to_all

@@ -45,6 +45,18 @@ from tfforge.elfscan.tables import (
 )
 
 
+def inside_any(secs: list[Section], value: np.ndarray) -> np.ndarray:
+    """Whether each address lies in one of the sections (which may overlap)."""
+    ranges = sorted((s.addr, s.addr + s.size) for s in secs)
+    if all(a[1] <= b[0] for a, b in zip(ranges, ranges[1:], strict=False)):
+        lo = np.array([r[0] for r in ranges], np.uint64)
+        return inside(lo, np.array([r[1] for r in ranges], np.uint64), value)
+    held = np.zeros(len(value), bool)
+    for lo_, hi_ in ranges:
+        held |= (value >= lo_) & (value < hi_)
+    return held
+
+
 class Library:
     """One open ELF library: sections, symbol tables and the function table."""
 
@@ -185,12 +197,9 @@ class Library:
                 if n <= 0:
                     break
 
-                br = np.flatnonzero((b[:n] == 0xE8) | (b[:n] == 0xE9))
-                lea = np.flatnonzero(
-                    ((b[:n] & 0xFB) == 0x48)
-                    & (b[1 : n + 1] == 0x8D)
-                    & ((b[2 : n + 2] & 0xC7) == 0x05)
-                )
+                br = np.flatnonzero((b[:n] & 0xFE) == 0xE8)  # E8 or E9
+                lea = np.flatnonzero(b[1 : n + 1] == 0x8D)  # the rare opcode byte first
+                lea = lea[((b[lea] & 0xFB) == 0x48) & ((b[lea + 2] & 0xC7) == 0x05)]
                 targets = np.concatenate(
                     [base + br + 5 + le32(b, br + 1), base + lea + 7 + le32(b, lea + 3)]
                 )
@@ -218,12 +227,12 @@ class Library:
     def _function_symbols(self, syms: np.ndarray) -> np.ndarray:
         kind = syms["info"] & 0xF  # STT_FUNC = 2, STT_GNU_IFUNC = 10
         syms = syms[((kind == 2) | (kind == 10)) & (syms["shndx"] != 0)]
-        value = syms["value"]
-        inside = np.zeros(len(syms), bool)
-        for s in self.exec_secs:
-            inside |= (value >= s.addr) & (value < s.addr + s.size)
-        syms = syms[inside]
-        return syms[np.argsort(syms["value"], kind="stable")]
+        held: np.ndarray = syms[inside_any(self.exec_secs, syms["value"])]
+        value = held["value"]
+        if len(value) and (value[1:] >= value[:-1]).all():
+            return held  # already in address order (a stable sort would keep it)
+        ordered: np.ndarray = held[np.argsort(value, kind="stable")]
+        return ordered
 
     @cached_property
     def special(self) -> dict[str, np.ndarray]:
@@ -361,37 +370,46 @@ class Library:
     def plt(self) -> tuple[np.ndarray, np.ndarray]:
         """(PLT entry address, function it reaches) for functions defined in this library:
         with -fPIC, calls to the library's own exported functions go through its PLT."""
+        base, reach, local = self._plt_grid
+        at = np.flatnonzero(local)
+        return base + 16 * at.astype(np.uint64), reach[at]
+
+    @cached_property
+    def _plt_grid(self) -> tuple[np.uint64, np.ndarray, np.ndarray]:
+        """(address of the first entry, per 16-byte entry: the function it reaches, whether it
+        reaches one defined here): entries lie on a grid, so a target's entry is arithmetic."""
+        none = (np.uint64(0), np.zeros(0, np.uint64), np.zeros(0, bool))
         rela = self.section(".rela.plt")
         sec = self.section(".plt.sec") or self.section(".plt")
         if rela is None or sec is None or not len(self.dynsym):
-            return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+            return none
         rel = np.frombuffer(
             os.pread(self.fd, rela.size - rela.size % RELA_DT.itemsize, rela.offset), RELA_DT
         )
         first = 0 if sec.name == ".plt.sec" else 1  # .plt starts with a 16-byte header
-        entries = sec.addr + 16 * (first + np.arange(len(rel), dtype=np.uint64))
+        base = np.uint64(sec.addr + 16 * first)
+        entries = base + 16 * np.arange(len(rel), dtype=np.uint64)
         idx = np.clip((rel["info"] >> 32).astype(np.int64), 0, len(self.dynsym) - 1)
         sym = self.dynsym[idx]
-        ok = (
+        local = (
             ((rel["info"] & 0xFFFFFFFF) == R_JUMP_SLOT)
             & (sym["shndx"] != 0)
             & (entries < sec.addr + sec.size)
         )
-        return entries[ok], sym["value"][ok]
+        return base, sym["value"].astype(np.uint64), local
 
     def through_plt(self, targets: np.ndarray) -> np.ndarray:
         """Targets with PLT entries replaced by the local function they reach."""
-        entries, reach = self.plt
-        if not len(entries):
+        base, reach, local = self._plt_grid
+        if not local.any():
             return targets
-        # Entries are in address order: only targets within their span are looked up.
-        span = (targets >= entries[0]) & (targets <= entries[-1])
-        if not span.any():
-            return targets
-        near = targets[span]
-        i = np.clip(np.searchsorted(entries, near), 0, len(entries) - 1)
+        off = targets - base  # wraps around below the first entry: out of range
+        k = off >> np.uint64(4)
+        hit = ((off & np.uint64(15)) == 0) & (k < np.uint64(len(reach)))
+        at = k[hit].astype(np.int64)
+        hit[hit] = local[at]
         out = targets.copy()
-        out[span] = np.where(entries[i] == near, reach[i], near)
+        out[hit] = reach[k[hit].astype(np.int64)]
         return out
 
     @cached_property

@@ -53,20 +53,11 @@ def name_words(symbol: str) -> str:
 
 
 @lru_cache(maxsize=4)
-def _pairs(needles: tuple[bytes, ...]) -> tuple[Bools, Bools]:
-    """Two tables over all two-byte values read as little-endian 16-bit words: True where
-    one of the needles has them as its bytes 0-1, and as its bytes 1-2."""
-    first, second = np.zeros(1 << 16, bool), np.zeros(1 << 16, bool)
-    first[[w[0] | (w[1] << 8) for w in needles]] = True
-    second[[w[1] | (w[2] << 8) for w in needles]] = True
-    return first, second
-
-
-@lru_cache(maxsize=4)
 def _first_three(needles: tuple[bytes, ...]) -> Bools:
-    """A table over all three-byte values: True where one of the needles starts so."""
+    """A table over all three-byte values (little-endian): True where one of the needles
+    starts so."""
     table = np.zeros(1 << 24, bool)
-    table[[(w[0] << 16) | (w[1] << 8) | w[2] for w in needles]] = True
+    table[[w[0] | (w[1] << 8) | (w[2] << 16) for w in needles]] = True
     return table
 
 
@@ -163,27 +154,22 @@ class Matcher:
         if len(low) < 3:
             return hit
         text = np.frombuffer(low, np.uint8)
-        # Windows whose bytes 0-1 and 1-2 each start some needle so (two 64 KiB tables,
-        # looked up on the text read as 16-bit words at even and at odd offsets), then the
-        # exact first three bytes.
-        first, second = _pairs(self.needles)
+        # Every three-byte window, read as the low bytes of an unaligned little-endian 32-bit
+        # word (one padding byte for the last window), looked up in a table of the needles'
+        # first three bytes.
         n = len(low)
-        even = np.frombuffer(low, "<u2", n // 2, 0)  # the words at 0, 2, 4 ...
-        odd = np.frombuffer(low, "<u2", (n - 1) // 2, 1)  # ... and at 1, 3, 5 ...
-        ne, no = (n - 1) // 2, (n - 2) // 2  # windows at 0 .. n - 3: even ones, odd ones
-        cand = np.empty(n - 2, bool)
-        cand[0::2] = first[even[:ne]] & second[odd[:ne]]
-        cand[1::2] = first[odd[:no]] & second[even[1 : no + 1]]
-        at = np.flatnonzero(cand)
-        tri = text[at].astype(np.int32) << 16 | text[at + 1].astype(np.int32) << 8 | text[at + 2]
-        three = _first_three(self.needles)[tri]
-        at, tri = at[three], tri[three]
+        words = np.ndarray((n - 2,), "<u4", low + b"\0", 0, (1,))
+        at = np.flatnonzero(_first_three(self.needles)[words & 0xFFFFFF])
+        tri = words[at] & 0xFFFFFF
         order = np.argsort(tri, kind="stable")  # windows grouped by their three bytes
         at, first3 = at[order], tri[order]
         in_text = np.cumsum(seg_hi - seg_lo) - (seg_hi - seg_lo)  # each segment's start
         for word in self.needles:
-            code = (word[0] << 16) | (word[1] << 8) | word[2]
-            pos = at[np.searchsorted(first3, code) : np.searchsorted(first3, code, "right")]
+            code = word[0] | (word[1] << 8) | (word[2] << 16)
+            lo, hi = np.searchsorted(first3, [code, code + 1])
+            if lo == hi:
+                continue
+            pos = at[lo:hi]
             pos = pos[pos + len(word) <= len(text)]
             rest = np.frombuffer(word[3:], np.uint8)
             if len(rest):

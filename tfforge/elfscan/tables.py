@@ -347,14 +347,9 @@ def fde_ends(fd: int, sections: list[Section], starts: np.ndarray, fdes: np.ndar
 
 
 def le32(buf: npt.NDArray[np.uint8], at: Ints, *, signed: bool = True) -> Ints:
-    """The little-endian 32-bit words of buf at offsets `at`, as int64."""
-    v = (
-        buf[at].astype(np.int64)
-        | buf[at + 1].astype(np.int64) << 8
-        | buf[at + 2].astype(np.int64) << 16
-        | buf[at + 3].astype(np.int64) << 24
-    )
-    return (v ^ 0x80000000) - 0x80000000 if signed else v
+    """The little-endian 32-bit words of buf (contiguous) at offsets `at`, as int64."""
+    words = np.ndarray((max(len(buf) - 3, 0),), "<i4" if signed else "<u4", buf, 0, (1,))
+    return words[at].astype(np.int64)
 
 
 def code_bytes(path: Path | str) -> int:

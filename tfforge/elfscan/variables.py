@@ -67,7 +67,8 @@ def cpuid_variables(lib: Library, fns: Ints, callers: Ints | None = None) -> lis
     if callers is not None and len(callers):
         targets = {int(a) for a in lib.starts[fns]}
         entries, reach = lib.plt  # calls through this library's PLT
-        targets |= {int(e) for e, r in zip(entries, reach, strict=True) if int(r) in targets}
+        reached = np.isin(reach, np.fromiter(targets, np.uint64, len(targets)))
+        targets |= set(entries[reached].tolist())
         call_kind, ret_kind = iced_x86.FlowControl.CALL, iced_x86.FlowControl.RETURN
         for fn in callers.tolist():
             start, data = lib.code_bytes(fn)

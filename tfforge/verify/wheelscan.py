@@ -245,29 +245,29 @@ class _Scanner:
 
 def _read_and_scan(
     wheel_path: Path,
-    *,
-    jobs: int,
-    examples: int,
-    status: Callable[[str], None],
+    scanner: _Scanner,
     progress: Callable[[int, int], None] | None,
-    elf_facts: ElfFacts | None = None,
-) -> tuple[wheel.WheelCheck, list[LibraryScan], list[str]]:
-    """One pass over the wheel: check every member, extract the ELF libraries (largest first)
-    and scan each as soon as it is complete."""
+    sha: Callable[[], str],
+) -> tuple[wheel.WheelCheck, list[LibraryScan], list[str], str]:
+    """One pass over the wheel: check every member, extract the ELF libraries and scan each as
+    soon as it is complete (in `scanner`'s workers); `sha` is called once the reading is done,
+    while the workers still scan."""
     with tempfile.TemporaryDirectory(prefix="verify-", dir=cache_dir("tmp")) as tmp:
-        scanner = _Scanner(jobs, examples, status, elf_facts)
-        try:
-            checked = wheel.check(
-                wheel_path,
-                extract_dir=Path(tmp),
-                on_library=scanner.add,
-                progress=progress,
-                smallest_first=jobs <= 1,
-            )
-            scanner.poll(block=True)
-        finally:
-            scanner.close()
-    return checked, readable(scanner.scans), scanner.errors
+        checked = wheel.check(
+            wheel_path,
+            extract_dir=Path(tmp),
+            on_library=scanner.add,
+            progress=progress,
+            smallest_first=scanner.jobs <= 1,
+        )
+        digest = sha()
+        scanner.poll(block=True)
+    return checked, readable(scanner.scans), scanner.errors, digest
+
+
+# A wheel at least this big takes longer to hash (for the cache lookup) than a scan worker takes
+# to start, so the workers are started first; smaller ones start them only on a cache miss.
+PRESTART_BYTES = 64 << 20
 
 
 def scan_wheel(
@@ -286,35 +286,26 @@ def scan_wheel(
     (not from the cache) and undamaged.
 
     Scans are cached per wheel sha256 and scanner version in cache_dir('verify'); the
-    structure check always runs (it is what proves the bytes are the ones hashed).
+    structure check always runs (it is what proves the bytes are the ones hashed). Without the
+    cache the wheel is hashed after the reading, while the workers still scan.
     """
-    sha = sha256_file(wheel_path)
-    cached = cache_dir("verify") / f"{sha}-{scanner_key(examples)}.json"
-    if use_cache and cached.is_file():
-        try:
-            doc = json.loads(cached.read_text())
-            if doc.get("complete") is not True:
-                raise ValueError("not a complete scan")
-            scans = [LibraryScan.from_dict(d) for d in doc["libraries"]]
-            status(f"using the cached ISA scan of this wheel ({cached})")
-            return (
-                wheel.check(wheel_path, progress=progress),
-                scans,
-                list(doc.get("errors", [])),
-                sha,
-                True,
-            )
-        except (ValueError, KeyError, TypeError):
-            cached.unlink(missing_ok=True)  # unreadable cache: scan again
-    t0 = time.perf_counter()
-    checked, scans, errors = _read_and_scan(
-        wheel_path,
-        jobs=jobs,
-        examples=examples,
-        status=status,
-        progress=progress,
-        elf_facts=elf_facts,
-    )
+    scanner = None
+    if not use_cache or wheel_path.stat().st_size >= PRESTART_BYTES:
+        scanner = _Scanner(jobs, examples, status, elf_facts)  # starts while the hash runs
+    try:
+        if use_cache:
+            sha = sha256_file(wheel_path)
+            found = _cached(wheel_path, sha, examples, status, progress)
+            if found is not None:
+                return found
+        scanner = scanner or _Scanner(jobs, examples, status, elf_facts)
+        t0 = time.perf_counter()
+        checked, scans, errors, sha = _read_and_scan(
+            wheel_path, scanner, progress, lambda: sha if use_cache else sha256_file(wheel_path)
+        )
+    finally:
+        if scanner is not None:
+            scanner.close()
     if elf_facts is not None and not checked.problems:
         with zipfile.ZipFile(wheel_path) as z:
             elf_facts.in_archive_order(z.namelist())
@@ -328,7 +319,7 @@ def scan_wheel(
     # trust one that a fault (a full disk, a damaged member) left short.
     if not errors and not checked.problems:
         write_json_atomic(
-            cached,
+            _cache_path(sha, examples),
             {
                 "wheel": wheel_path.name,
                 "sha256": sha,
@@ -338,6 +329,39 @@ def scan_wheel(
             },
         )
     return checked, scans, errors, sha, False
+
+
+def _cache_path(sha: str, examples: int) -> Path:
+    return cache_dir("verify") / f"{sha}-{scanner_key(examples)}.json"
+
+
+def _cached(
+    wheel_path: Path,
+    sha: str,
+    examples: int,
+    status: Callable[[str], None],
+    progress: Callable[[int, int], None] | None,
+) -> tuple[wheel.WheelCheck, list[LibraryScan], list[str], str, bool] | None:
+    """scan_wheel's answer from the cache, or None (an unreadable entry is removed)."""
+    cached = _cache_path(sha, examples)
+    if not cached.is_file():
+        return None
+    try:
+        doc = json.loads(cached.read_text())
+        if doc.get("complete") is not True:
+            raise ValueError("not a complete scan")
+        scans = [LibraryScan.from_dict(d) for d in doc["libraries"]]
+    except (ValueError, KeyError, TypeError):
+        cached.unlink(missing_ok=True)  # unreadable cache: scan again
+        return None
+    status(f"using the cached ISA scan of this wheel ({cached})")
+    return (
+        wheel.check(wheel_path, progress=progress),
+        scans,
+        list(doc.get("errors", [])),
+        sha,
+        True,
+    )
 
 
 WORKER_BYTES = 450 << 20  # the most one scan worker was measured to hold (a TensorFlow wheel)
