@@ -250,7 +250,7 @@ def reachable(
     roots: np.ndarray, src: np.ndarray, dst: np.ndarray, blocked: np.ndarray, n: int
 ) -> np.ndarray:
     """Mask of functions reachable from roots over edges, never entering blocked ones."""
-    order = np.argsort(src, kind="stable")
+    order = arrays.stable_order(src)
     src, dst = src[order], dst[order]
     indptr = np.searchsorted(src, np.arange(n + 1))
     seen = np.zeros(n, bool)

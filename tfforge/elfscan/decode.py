@@ -250,9 +250,7 @@ class Collector:
         def ucat(parts: list[UInts]) -> UInts:
             return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
 
-        keys = cat(self.keys)
-        ukeys, inv = np.unique(keys, return_inverse=True)
-        counts = np.bincount(inv, weights=cat(self.counts), minlength=len(ukeys)).astype(np.int64)
+        ukeys, counts = arrays.unique_sums(cat(self.keys), cat(self.counts))
         return Streamed(
             decoded_bytes,
             ukeys // 8192,

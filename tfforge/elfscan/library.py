@@ -300,12 +300,7 @@ class Library:
         if not len(wanted):
             return []
         out = []
-        for sec in self.sections:
-            if sec.type != SHT_RELA or not sec.flags & SHF_ALLOC:
-                continue
-            rel = np.frombuffer(
-                os.pread(self.fd, sec.size - sec.size % RELA_DT.itemsize, sec.offset), RELA_DT
-            )
+        for rel in self._rela:
             hit_rel = ((rel["info"] & 0xFFFFFFFF) == R_GLOB_DAT) & np.isin(
                 (rel["info"] >> 32).astype(np.int64), wanted
             )
@@ -425,13 +420,20 @@ class Library:
         return self._relocations
 
     @cached_property
+    def _rela(self) -> list[np.ndarray]:
+        """The entries of each allocated RELA section (.rela.dyn, .rela.plt), read once."""
+        return [
+            np.frombuffer(
+                os.pread(self.fd, sec.size - sec.size % RELA_DT.itemsize, sec.offset), RELA_DT
+            )
+            for sec in self.sections
+            if sec.type == SHT_RELA and sec.flags & SHF_ALLOC
+        ]
+
+    @cached_property
     def _relocations(self) -> tuple[np.ndarray, np.ndarray]:
         wheres, targets = [], []
-        for sec in self.sections:
-            if sec.type != SHT_RELA or not sec.flags & SHF_ALLOC:
-                continue
-            raw = os.pread(self.fd, sec.size - sec.size % RELA_DT.itemsize, sec.offset)
-            rel = np.frombuffer(raw, RELA_DT)
+        for rel in self._rela:
             kind = rel["info"] & 0xFFFFFFFF
             local = (kind == R_RELATIVE) | (kind == R_IRELATIVE)
             wheres.append(rel["offset"][local])
@@ -458,12 +460,7 @@ class Library:
         if not ranges:
             return []
         wheres, targets = [self._relocations[0]], [self._relocations[1]]
-        for sec in self.sections:
-            if sec.type != SHT_RELA or not sec.flags & SHF_ALLOC or not len(self.dynsym):
-                continue
-            rel = np.frombuffer(
-                os.pread(self.fd, sec.size - sec.size % RELA_DT.itemsize, sec.offset), RELA_DT
-            )
+        for rel in self._rela if len(self.dynsym) else []:
             glob = (rel["info"] & 0xFFFFFFFF) == R_GLOB_DAT
             idx = np.clip((rel["info"][glob] >> 32).astype(np.int64), 0, len(self.dynsym) - 1)
             defined = self.dynsym["shndx"][idx] != 0

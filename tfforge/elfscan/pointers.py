@@ -14,7 +14,7 @@ class Graph:
     """Edges src -> dst grouped by source (compressed rows), for frontier walks."""
 
     def __init__(self, src: Ints, dst: Ints, n: int):
-        order = np.argsort(src, kind="stable")
+        order = arrays.stable_order(src)
         self.dst = dst[order]
         self.indptr = np.searchsorted(src[order], np.arange(n + 1))
 

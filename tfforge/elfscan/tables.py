@@ -25,6 +25,7 @@ from tfforge.wheel import verneed
 
 ADDRESS_LIMIT = 1 << 47  # x86-64 user space: a library's sections all lie below it
 CHUNK = 8 << 20  # bytes per pread; bounds what one read holds
+NAME_SLACK = 64 << 10  # read this far past the last wanted name's start first
 GAP_BYTES = 64  # code after an FDE's end shorter than this is alignment padding
 SYM_DT = np.dtype(
     [
@@ -103,8 +104,16 @@ def _spans(
     i = 0
     while i < len(want):
         lo = int(want[i])
-        buf = os.pread(fd, min(CHUNK, max(strtab.size - lo, 0)), strtab.offset + lo)
+        full = min(CHUNK, max(strtab.size - lo, 0))
+        # Read only as far as the wanted names that start within a chunk go (a few names
+        # far apart need not cost a chunk each), unless the last one is not over by then.
+        last = int(want[int(np.searchsorted(want, lo + full)) - 1]) - lo
+        size = min(full, last + NAME_SLACK)
+        buf = os.pread(fd, size, strtab.offset + lo)
         nul = np.flatnonzero(np.frombuffer(buf, np.uint8) == 0)
+        if size < full and (not len(nul) or nul[-1] < last):
+            buf = os.pread(fd, full, strtab.offset + lo)
+            nul = np.flatnonzero(np.frombuffer(buf, np.uint8) == 0)
         j = int(np.searchsorted(want, lo + len(buf)))
         starts = want[i:j] - lo
         k = np.searchsorted(nul, starts)

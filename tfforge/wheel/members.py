@@ -35,7 +35,14 @@ def name_problem(name: str) -> str | None:
     """Why a member name is not a safe relative path (None when it is)."""
     if not name:
         return "empty name"
-    bad = next((ch for ch in name if unicodedata.category(ch) in _BAD_CATEGORIES), None)
+    # Printable ASCII holds no character of those categories: the per-character look-up
+    # (20 us for a typical name, 13,000 names in a TensorFlow wheel) is for the rest.
+    plain = name.isascii() and name.isprintable()
+    bad = (
+        None
+        if plain
+        else next((ch for ch in name if unicodedata.category(ch) in _BAD_CATEGORIES), None)
+    )
     if bad is not None:
         return f"control or format character U+{ord(bad):04X} in the name"
     if "\\" in name:
