@@ -154,11 +154,14 @@ class _Scanner:
     def add(self, member: str, path: Path) -> None:
         pool = self.pool
         t0 = time.perf_counter()
-        if self.elf_facts is not None:  # here, while the workers scan
-            self.elf_facts.take(member, path)
         try:
-            bounds = split_points(path, self.jobs, min_bytes=SPLIT_BYTES)
+            bounds = (
+                split_points(path, self.jobs, min_bytes=SPLIT_BYTES)
+                if self.jobs > 1
+                else [(0, 1 << 64)]
+            )
         except ConfigError as exc:
+            self._take(member, path)
             self._failed(member, path, exc)
             return
         if len(bounds) == 1:
@@ -171,7 +174,12 @@ class _Scanner:
                     elfscan.stream_part, str(path), lo, hi, out=f"{path}.part{i}.npz"
                 )
                 self.pending[part] = _Job("part", member, path, t0, i)
+        self._take(member, path)  # after the submit: here, while the workers scan
         self.poll(block=False)
+
+    def _take(self, member: str, path: Path) -> None:
+        if self.elf_facts is not None:
+            self.elf_facts.take(member, path)
 
     def poll(self, block: bool) -> None:
         while self.pending:
@@ -247,10 +255,10 @@ def _read_and_scan(
     wheel_path: Path,
     scanner: _Scanner,
     progress: Callable[[int, int], None] | None,
-    sha: Callable[[], str],
-) -> tuple[wheel.WheelCheck, list[LibraryScan], list[str], str]:
+    meanwhile: Callable[[wheel.WheelCheck], None],
+) -> tuple[wheel.WheelCheck, list[LibraryScan], list[str]]:
     """One pass over the wheel: check every member, extract the ELF libraries and scan each as
-    soon as it is complete (in `scanner`'s workers); `sha` is called once the reading is done,
+    soon as it is complete (in `scanner`'s workers); `meanwhile` runs once the reading is done,
     while the workers still scan."""
     with tempfile.TemporaryDirectory(prefix="verify-", dir=cache_dir("tmp")) as tmp:
         checked = wheel.check(
@@ -260,9 +268,9 @@ def _read_and_scan(
             progress=progress,
             smallest_first=scanner.jobs <= 1,
         )
-        digest = sha()
+        meanwhile(checked)
         scanner.poll(block=True)
-    return checked, readable(scanner.scans), scanner.errors, digest
+    return checked, readable(scanner.scans), scanner.errors
 
 
 # A wheel at least this big takes longer to hash (for the cache lookup) than a scan worker takes
@@ -300,15 +308,21 @@ def scan_wheel(
                 return found
         scanner = scanner or _Scanner(jobs, examples, status, elf_facts)
         t0 = time.perf_counter()
-        checked, scans, errors, sha = _read_and_scan(
-            wheel_path, scanner, progress, lambda: sha if use_cache else sha256_file(wheel_path)
-        )
+        digest: list[str] = [sha] if use_cache else []
+
+        def meanwhile(checked: wheel.WheelCheck) -> None:
+            """What needs the whole wheel read but not its scans."""
+            if not digest:
+                digest.append(sha256_file(wheel_path))
+            if elf_facts is not None and not checked.problems:
+                with zipfile.ZipFile(wheel_path) as z:
+                    elf_facts.in_archive_order(z.namelist())
+
+        checked, scans, errors = _read_and_scan(wheel_path, scanner, progress, meanwhile)
+        sha = digest[0]
     finally:
         if scanner is not None:
             scanner.close()
-    if elf_facts is not None and not checked.problems:
-        with zipfile.ZipFile(wheel_path) as z:
-            elf_facts.in_archive_order(z.namelist())
     status(
         f"read {checked.facts.members} members and scanned {len(scans)} ELF libraries "
         f"({sum(s.code_bytes for s in scans) / 1e6:.1f} MB code) in "
