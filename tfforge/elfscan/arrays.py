@@ -22,6 +22,18 @@ def stable_order(a: npt.NDArray[Any]) -> npt.NDArray[np.intp]:
     return np.arange(len(a)) if is_sorted(a) else np.argsort(a, kind="stable")
 
 
+def search(a: npt.NDArray[Any], keys: npt.NDArray[Any], side: str = "left") -> npt.NDArray[Any]:
+    """np.searchsorted(a, keys, side), with many unsorted keys looked up in sorted order: keys
+    in order walk the array in order, while random ones miss the caches at every step (~6x
+    slower for 10^5 keys in 10^6 values)."""
+    if len(keys) < 4096 or len(a) < 4096 or is_sorted(keys):
+        return np.searchsorted(a, keys, side=side)  # type: ignore[call-overload,no-any-return]
+    order = np.argsort(keys)
+    out = np.empty(len(keys), np.intp)
+    out[order] = np.searchsorted(a, keys[order], side=side)  # type: ignore[call-overload]
+    return out
+
+
 def unique(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """Sorted distinct values. (numpy 2.x np.unique without return_* takes a hash path that
     is ~100x slower than sorting on millions of integers; parts concatenated in order, as the
