@@ -182,7 +182,8 @@ class Collector:
         if len(refs):
             raw = np.frombuffer(refs, np.uint64)
             target = raw & np.uint64(_TARGET)
-            # Most jumps stay inside their function: drop those with two comparisons first.
+            # Jumps inside their function are dropped in the loop; calls to the function
+            # itself (recursion) here, with the rest that stay inside it.
             out = (target < lib.starts[src]) | (target >= lib.ends[src])
             out &= (target >= lib.code_lo) & (target < lib.code_hi)
             raw, target, src = raw[out], lib.through_plt(target[out]), src[out]
@@ -325,8 +326,10 @@ def stream(
                         keep(fb | code)
                     elif kind == call:
                         ref(ins.near_branch64)
-                    else:  # a jump
-                        ref(ins.near_branch64 | jump_bit)
+                    else:  # a jump: kept only when it leaves the function (1 in 40 do)
+                        to = ins.near_branch64
+                        if to < s or to >= e:
+                            ref(to | jump_bit)
             mark(len(refs))
             fb += 1 << _SHIFT
         total += sum(fn_ends) - sum(fn_starts)
