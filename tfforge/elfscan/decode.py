@@ -2,11 +2,13 @@
 
 Each function body (tables.Library: symbols, unwind entries, unlabelled blocks) is decoded on
 its own from a bounded pread chunk, so every kept fact is already attributed to its function:
-the loop looks each instruction's iced Code up in one flat table and keeps only extension
-instructions (function << 13 | Code, no getter at all), and the targets of direct calls, jumps
-(unconditional and long conditional) and LEAs. After each chunk numpy turns those into
-per-(function, code) counts and reference edges and the chunk is dropped: no list of decoded
-instructions ever exists. Bytes outside every function (alignment padding) are not decoded.
+the loop looks each instruction's iced Code up in one flat table and keeps only the Codes of
+extension instructions (no getter at all), the targets of direct calls and of the jumps
+(unconditional and long conditional) that leave their function, and per function how many of
+each it kept. After each chunk numpy turns those into per-(function, code) counts and
+reference edges, finds RIP-relative operands (LEAs ...) in the chunk's bytes, and the chunk is
+dropped: no list of decoded instructions ever exists. Bytes outside every function (alignment
+padding) are not decoded.
 """
 
 from __future__ import annotations
@@ -171,12 +173,12 @@ class Collector:
         self.w_lo = np.array([w[0] for w in writable], np.int64)
         self.w_hi = np.array([w[1] for w in writable], np.int64)
 
-    def chunk(self, data: bytes, base: int, kept: array[int], refs: array[int], src: Ints) -> None:
+    def chunk(self, data: bytes, base: int, kept: Ints, refs: array[int], src: Ints) -> None:
         """One chunk's records: kept (function << 13 | code), refs (jump bit | target) and
         the function each ref came from."""
         lib = self.lib
         if len(kept):
-            key, cnt = arrays.unique_counts(np.frombuffer(kept, np.int64))  # fn << 13 | code
+            key, cnt = arrays.unique_counts(kept)
             self.keys.append(key)
             self.counts.append(cnt)
         if len(refs):
@@ -308,13 +310,12 @@ def stream(
     for first, last, read_lo, read_hi in _chunks(lib, lo, hi):
         sec = secs[int(np.searchsorted(sec_lo, np.uint64(read_lo), "right")) - 1]
         data = os.pread(lib.fd, read_hi - read_lo, sec.offset + read_lo - sec.addr)
-        kept: array[int] = array("q")
+        kept: array[int] = array("q")  # iced Codes
         refs: array[int] = array("Q")
-        marks: array[int] = array("q")
+        marks: array[int] = array("q")  # per function: how many refs, kept so far
         keep, ref, mark = kept.append, refs.append, marks.append
         fn_starts = starts[first:last].tolist()
         fn_ends = np.minimum(ends[first:last], np.uint64(read_hi)).tolist()
-        fb = first << _SHIFT
         for s, e in zip(fn_starts, fn_ends, strict=True):
             # The hot loop: one table lookup per instruction; only the rare kept ones do more.
             # (Decoder's options and ip are passed by position: keywords cost 0.2 us a call.)
@@ -323,7 +324,7 @@ def stream(
                 kind = hot[code]
                 if kind:
                     if kind == feature:
-                        keep(fb | code)
+                        keep(code)
                     elif kind == call:
                         ref(ins.near_branch64)
                     else:  # a jump: kept only when it leaves the function (1 in 40 do)
@@ -331,12 +332,13 @@ def stream(
                         if to < s or to >= e:
                             ref(to | jump_bit)
             mark(len(refs))
-            fb += 1 << _SHIFT
+            mark(len(kept))
         total += sum(fn_ends) - sum(fn_starts)
-        ends_at: Ints = np.frombuffer(marks, np.int64)
-        counts: Ints = np.diff(ends_at, prepend=np.zeros(1, np.int64))
-        src = np.repeat(np.arange(first, last, dtype=np.int64), counts)
-        col.chunk(data, read_lo, kept, refs, src)
+        ends_at: Ints = np.frombuffer(marks, np.int64).reshape(-1, 2)
+        fns = np.arange(first, last, dtype=np.int64)
+        src = np.repeat(fns, np.diff(ends_at[:, 0], prepend=0))
+        owner = np.repeat(fns, np.diff(ends_at[:, 1], prepend=0))
+        col.chunk(data, read_lo, owner << _SHIFT | np.frombuffer(kept, np.int64), refs, src)
         if progress is not None:
             progress(read_hi - read_lo)
     return col.result(total)
