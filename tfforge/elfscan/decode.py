@@ -240,7 +240,7 @@ class Collector:
         near = (target >= 0) & (target <= int(slots[-1]))
         near &= target > int(slots[0]) - TABLE_BYTES
         at, target = at[near], target[near]
-        i = arrays.search(slots, target.astype(np.uint64))
+        i = np.searchsorted(slots, target.astype(np.uint64))
         near = i < len(slots)
         near[near] = (slots[i[near]].astype(np.int64) - target[near]) < TABLE_BYTES
         near &= target >= 0

@@ -336,14 +336,14 @@ class Library:
         """Function containing each address; -1 outside function bodies."""
         if not len(self.starts):
             return np.full(len(addrs), -1, np.int64)
-        i = arrays.search(self.starts, addrs, side="right").astype(np.int64) - 1
+        i = np.searchsorted(self.starts, addrs, side="right").astype(np.int64) - 1
         return np.where((i >= 0) & (addrs < self.ends[np.clip(i, 0, None)]), i, -1)
 
     def exact(self, addrs: np.ndarray) -> np.ndarray:
         """Function starting exactly at each address, else -1."""
         if not len(self.starts):
             return np.full(len(addrs), -1, np.int64)
-        i = arrays.search(self.starts, addrs).astype(np.int64)
+        i = np.searchsorted(self.starts, addrs).astype(np.int64)
         ic = np.clip(i, 0, max(len(self.starts) - 1, 0))
         return np.where((i < len(self.starts)) & (self.starts[ic] == addrs), ic, -1)
 

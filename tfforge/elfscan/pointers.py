@@ -54,11 +54,11 @@ class Tables:
         ref_fn = (s.data_refs >> 40).astype(np.int64)
         ref_addr = (s.data_refs & ((1 << 40) - 1)).astype(np.uint64)
         self.objects = objects = arrays.unique(np.concatenate([ref_addr, rel_target[to_data]]))
-        ref_obj = arrays.search(objects, ref_addr).astype(np.int64)
+        ref_obj = np.searchsorted(objects, ref_addr).astype(np.int64)
 
         def owner(where: Ints) -> Ints:
             """Object holding each slot, -1 when none is near."""
-            o = arrays.search(objects, where, side="right").astype(np.int64) - 1
+            o = np.searchsorted(objects, where, side="right").astype(np.int64) - 1
             oc = np.clip(o, 0, None)
             near = (
                 (o >= 0) & (where - objects[oc] < TABLE_BYTES)
@@ -71,7 +71,7 @@ class Tables:
         self.slot_fn = fn[fn >= 0]
         self.slot_obj = owner(rel_where[fn >= 0])
         link_from = owner(rel_where[to_data])
-        link_to = arrays.search(objects, rel_target[to_data]).astype(np.int64)
+        link_to = np.searchsorted(objects, rel_target[to_data]).astype(np.int64)
         inner = link_from >= 0
         self.links = Graph(link_from[inner], link_to[inner], m)
         self.readers = Graph(ref_fn, ref_obj, n)  # function -> objects it refers to
