@@ -107,7 +107,7 @@ def _spans(
         full = min(CHUNK, max(strtab.size - lo, 0))
         # Read only as far as the wanted names that start within a chunk go (a few names
         # far apart need not cost a chunk each), unless the last one is not over by then.
-        last = int(want[int(np.searchsorted(want, lo + full)) - 1]) - lo
+        last = int(want[max(int(np.searchsorted(want, lo + full)) - 1, i)]) - lo  # >= 0
         size = min(full, last + NAME_SLACK)
         buf = os.pread(fd, size, strtab.offset + lo)
         nul = np.flatnonzero(np.frombuffer(buf, np.uint8) == 0)
@@ -136,7 +136,7 @@ def strings_at(
     `keep` (chunk, starts, ends -> mask), only the strings it keeps are decoded."""
     out: dict[int, str] = {}
     for lo, buf, starts, ends in _spans(fd, strtab, offsets):
-        if keep is not None and len(buf):
+        if keep is not None:
             kept = keep(buf, starts, ends)
             starts, ends = starts[kept], ends[kept]
         for st, end in zip(starts.tolist(), ends.tolist(), strict=True):
