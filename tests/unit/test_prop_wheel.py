@@ -179,3 +179,20 @@ def test_metadata_under_the_size_cap_with_too_many_header_lines_is_refused(tmp_p
     many = hw.metadata().replace(b"\n\n", b"\n") + b"X: y\n" * 200_000 + b"\n"
     path = hw.build(tmp_path, [("demo/__init__.py", "file", b"", 3)], meta=many)
     assert any("header lines" in p for p in read.structure_problems(path))
+
+
+@SETTINGS
+@given(st.one_of(st.text(), st.text(alphabet=st.characters(max_codepoint=0x7F))))
+@example("a\x7fb")  # DEL: ASCII, not printable
+@example("a\u200eb")  # a format character
+def test_a_name_is_refused_for_its_characters_exactly_when_one_is_of_a_bad_category(name):
+    """The printable-ASCII shortcut changes no answer: the character check flags a name iff
+    one of its characters is in a category no file name should hold."""
+    bad = next((c for c in name if unicodedata.category(c) in rules._BAD_CATEGORIES), None)
+    problem = rules.name_problem(name) or ""
+    if not name:
+        assert problem == "empty name"
+    elif bad is not None:
+        assert problem == f"control or format character U+{ord(bad):04X} in the name"
+    else:
+        assert not problem.startswith("control or format character")
