@@ -226,12 +226,12 @@ class Library:
 
     def _function_symbols(self, syms: np.ndarray) -> np.ndarray:
         kind = syms["info"] & 0xF  # STT_FUNC = 2, STT_GNU_IFUNC = 10
-        syms = syms[((kind == 2) | (kind == 10)) & (syms["shndx"] != 0)]
-        held: np.ndarray = syms[inside_any(self.exec_secs, syms["value"])]
-        value = held["value"]
-        if len(value) and (value[1:] >= value[:-1]).all():
-            return held  # already in address order (a stable sort would keep it)
-        ordered: np.ndarray = held[np.argsort(value, kind="stable")]
+        at = np.flatnonzero(((kind == 2) | (kind == 10)) & (syms["shndx"] != 0))
+        value = syms["value"][at]
+        held = inside_any(self.exec_secs, value)
+        at, value = at[held], value[held]
+        # One copy of the records, in address order (stable: equal addresses keep theirs).
+        ordered: np.ndarray = syms[at[arrays.stable_order(value)]]
         return ordered
 
     @cached_property
