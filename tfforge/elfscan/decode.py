@@ -104,12 +104,10 @@ class Streamed:
 def merge(parts: list[Streamed]) -> Streamed:
     if len(parts) == 1:
         return parts[0]
-    keys, inv = np.unique(
-        np.concatenate([p.pair_fn * 8192 + p.pair_code for p in parts]), return_inverse=True
+    keys, counts = arrays.unique_sums(
+        np.concatenate([p.pair_fn * 8192 + p.pair_code for p in parts]),
+        np.concatenate([p.pair_count for p in parts]),
     )
-    counts = np.bincount(
-        inv, weights=np.concatenate([p.pair_count for p in parts]), minlength=len(keys)
-    ).astype(np.int64)
     return Streamed(
         sum(p.decoded_bytes for p in parts),
         keys // 8192,

@@ -400,11 +400,11 @@ class Library:
             return targets
         off = targets - base  # wraps around below the first entry: out of range
         k = off >> np.uint64(4)
-        hit = ((off & np.uint64(15)) == 0) & (k < np.uint64(len(reach)))
-        at = k[hit].astype(np.int64)
-        hit[hit] = local[at]
+        on_grid = np.flatnonzero(((off & np.uint64(15)) == 0) & (k < np.uint64(len(reach))))
+        entry = k[on_grid].astype(np.int64)
+        hit = local[entry]
         out = targets.copy()
-        out[hit] = reach[k[hit].astype(np.int64)]
+        out[on_grid[hit]] = reach[entry[hit]]
         return out
 
     @cached_property
