@@ -297,7 +297,7 @@ def scan_wheel(
     structure check always runs (it is what proves the bytes are the ones hashed). Without the
     cache the wheel is hashed after the reading, while the workers still scan.
     """
-    scanner = None
+    scanner, sha = None, ""
     if not use_cache or wheel_path.stat().st_size >= PRESTART_BYTES:
         scanner = _Scanner(jobs, examples, status, elf_facts)  # starts while the hash runs
     try:
@@ -308,18 +308,17 @@ def scan_wheel(
                 return found
         scanner = scanner or _Scanner(jobs, examples, status, elf_facts)
         t0 = time.perf_counter()
-        digest: list[str] = [sha] if use_cache else []
 
         def meanwhile(checked: wheel.WheelCheck) -> None:
             """What needs the whole wheel read but not its scans."""
-            if not digest:
-                digest.append(sha256_file(wheel_path))
+            nonlocal sha
+            if not sha:
+                sha = sha256_file(wheel_path)
             if elf_facts is not None and not checked.problems:
                 with zipfile.ZipFile(wheel_path) as z:
                     elf_facts.in_archive_order(z.namelist())
 
         checked, scans, errors = _read_and_scan(wheel_path, scanner, progress, meanwhile)
-        sha = digest[0]
     finally:
         if scanner is not None:
             scanner.close()
